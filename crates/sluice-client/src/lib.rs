@@ -1,0 +1,250 @@
+//! The default executor: the gateway's own pooled HTTP client.
+//!
+//! One [`DefaultClient`] serves every backend (and every plugin's outgoing call), so keep-alive
+//! pooling, timeouts and TLS are shared. It behaves as KrakenD's Go transport does where backends
+//! can tell: it asks for gzip unless the client already chose an encoding (and then decodes it
+//! transparently), and it follows redirects (301/302/303 become GET, 307/308 keep the method
+//! and body), adding a `Referer`.
+
+use std::io::Read;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use sluice_config::TransportOptions;
+use sluice_plugin::{
+    BackendRequest, BackendResponse, BoxFuture, CallContext, ErrorKind, ExecError, Executor, full,
+};
+
+const MAX_REDIRECTS: usize = 10;
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// The gateway's pooled HTTP/1.1 and HTTP/2 client.
+#[derive(Debug, Clone)]
+pub struct DefaultClient {
+    client: Client<Connector, Full<Bytes>>,
+    ask_for_gzip: bool,
+    response_header_timeout: Option<Duration>,
+}
+
+impl DefaultClient {
+    /// A client configured from the service's transport options.
+    pub fn new(options: &TransportOptions) -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        if !options.dialer_timeout.is_zero() {
+            http.set_connect_timeout(Some(options.dialer_timeout));
+        }
+        if !options.dialer_keep_alive.is_zero() {
+            http.set_keepalive(Some(options.dialer_keep_alive));
+        }
+        http.set_happy_eyeballs_timeout(Some(options.dialer_fallback_delay));
+        let tls = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder.pool_timer(hyper_util::rt::TokioTimer::new());
+        if options.disable_keep_alives {
+            builder.pool_max_idle_per_host(0);
+        } else {
+            builder.pool_max_idle_per_host(options.max_idle_connections_per_host);
+            if !options.idle_connection_timeout.is_zero() {
+                builder.pool_idle_timeout(options.idle_connection_timeout);
+            }
+        }
+        Self {
+            client: builder.build(tls),
+            ask_for_gzip: !options.disable_compression,
+            response_header_timeout: (!options.response_header_timeout.is_zero())
+                .then_some(options.response_header_timeout),
+        }
+    }
+
+    async fn send_following_redirects(
+        &self,
+        mut request: BackendRequest,
+        ctx: &CallContext,
+    ) -> Result<BackendResponse, ExecError> {
+        let we_asked_for_gzip =
+            self.ask_for_gzip && !request.headers.contains_key(header::ACCEPT_ENCODING);
+        if we_asked_for_gzip {
+            request
+                .headers
+                .insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        for _ in 0..=MAX_REDIRECTS {
+            let response = self.send_once(&request).await?;
+            let status = response.status();
+            let Some(location) = redirect_target(status, &response, &request.url) else {
+                return if we_asked_for_gzip {
+                    decode_gzip(response, ctx.max_body_bytes).await
+                } else {
+                    Ok(response)
+                };
+            };
+            // Go's client switches to GET (and drops the body) for 301/302/303 unless the
+            // method was HEAD; 307/308 resend as they were.
+            if matches!(
+                status,
+                StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND | StatusCode::SEE_OTHER
+            ) && request.method != Method::HEAD
+            {
+                request.method = Method::GET;
+                request.body = Bytes::new();
+                request.headers.remove(header::CONTENT_TYPE);
+                request.headers.remove(header::CONTENT_LENGTH);
+            }
+            if let Ok(referer) = HeaderValue::from_str(&request.url.to_string()) {
+                request.headers.insert(header::REFERER, referer);
+            }
+            request.url = location;
+        }
+        Err(ExecError::upstream(
+            ErrorKind::Protocol,
+            format!("stopped after {MAX_REDIRECTS} redirects"),
+        ))
+    }
+
+    async fn send_once(&self, request: &BackendRequest) -> Result<BackendResponse, ExecError> {
+        let mut builder = http::Request::builder()
+            .method(request.method.clone())
+            .uri(request.url.clone());
+        if let Some(headers) = builder.headers_mut() {
+            headers.clone_from(&request.headers);
+            // The body is always known in full: let hyper compute the length.
+            headers.remove(header::CONTENT_LENGTH);
+            headers.remove(header::TRANSFER_ENCODING);
+        }
+        let outgoing = builder
+            .body(Full::new(request.body.clone()))
+            .map_err(|e| ExecError::upstream(ErrorKind::Other, format!("invalid request: {e}")))?;
+        let call = self.client.request(outgoing);
+        let response = match self.response_header_timeout {
+            Some(limit) => tokio::time::timeout(limit, call)
+                .await
+                .map_err(|_| ExecError::timeout())?,
+            None => call.await,
+        }
+        .map_err(|e| classify(&e, &request.url))?;
+        Ok(response.map(|body| {
+            body.map_err(|e| -> sluice_plugin::BoxError { Box::new(e) })
+                .boxed_unsync()
+        }))
+    }
+}
+
+impl Executor for DefaultClient {
+    fn execute<'a>(
+        &'a self,
+        request: BackendRequest,
+        ctx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
+        Box::pin(async move {
+            tokio::time::timeout_at(ctx.deadline, self.send_following_redirects(request, ctx))
+                .await
+                .unwrap_or_else(|_| Err(ExecError::timeout()))
+        })
+    }
+}
+
+fn redirect_target(status: StatusCode, response: &BackendResponse, base: &Uri) -> Option<Uri> {
+    if !matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    let location = response.headers().get(header::LOCATION)?.to_str().ok()?;
+    resolve(base, location)
+}
+
+/// Resolves a `Location` against the request URL (absolute, absolute-path or relative-path).
+fn resolve(base: &Uri, location: &str) -> Option<Uri> {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return location.parse().ok();
+    }
+    let scheme = base.scheme_str()?;
+    let authority = base.authority()?.as_str();
+    if let Some(rest) = location.strip_prefix("//") {
+        return format!("{scheme}://{rest}").parse().ok();
+    }
+    let path = if location.starts_with('/') {
+        location.to_owned()
+    } else {
+        let dir = base.path().rsplit_once('/').map_or("", |(dir, _)| dir);
+        format!("{dir}/{location}")
+    };
+    format!("{scheme}://{authority}{path}").parse().ok()
+}
+
+fn classify(error: &hyper_util::client::legacy::Error, url: &Uri) -> ExecError {
+    let kind = if error.is_connect() {
+        ErrorKind::Connect
+    } else {
+        ErrorKind::Protocol
+    };
+    let mut message = format!("{} {url}: {error}", "request to");
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    ExecError::upstream(kind, message)
+}
+
+async fn decode_gzip(
+    response: BackendResponse,
+    max_body_bytes: usize,
+) -> Result<BackendResponse, ExecError> {
+    let is_gzip = response
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    if !is_gzip {
+        return Ok(response);
+    }
+    let (mut parts, body) = response.into_parts();
+    let compressed = sluice_plugin::collect(body, max_body_bytes).await?;
+    let mut decoded = Vec::new();
+    flate2::read::GzDecoder::new(&compressed[..])
+        .take(max_body_bytes as u64 + 1)
+        .read_to_end(&mut decoded)
+        .map_err(|e| ExecError::upstream(ErrorKind::Protocol, format!("invalid gzip body: {e}")))?;
+    if decoded.len() > max_body_bytes {
+        return Err(too_large(max_body_bytes));
+    }
+    parts.headers.remove(header::CONTENT_ENCODING);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Ok(BackendResponse::from_parts(parts, full(decoded)))
+}
+
+fn too_large(limit: usize) -> ExecError {
+    ExecError::upstream(
+        ErrorKind::BodyTooLarge,
+        format!("backend body larger than {limit} bytes"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn resolves_locations() {
+        let base: Uri = "http://a:1/x/y?z=1".parse().unwrap();
+        assert_eq!(resolve(&base, "/p/").unwrap(), "http://a:1/p/");
+        assert_eq!(resolve(&base, "q").unwrap(), "http://a:1/x/q");
+        assert_eq!(resolve(&base, "http://b/c").unwrap(), "http://b/c");
+        assert_eq!(resolve(&base, "//c:2/d").unwrap(), "http://c:2/d");
+    }
+}

@@ -1,0 +1,75 @@
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+
+/// A boxed error, the error type of response bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A response body that may stream (hyper's `Incoming`) or be fully buffered.
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+/// A body holding the given bytes.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+}
+
+/// An empty body.
+pub fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// Why a body could not be read in full.
+#[derive(Debug)]
+pub enum CollectError {
+    /// It is longer than the limit.
+    TooLarge(usize),
+    /// The transport failed while reading it.
+    Transport(BoxError),
+}
+
+impl std::fmt::Display for CollectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CollectError::TooLarge(limit) => write!(f, "body larger than {limit} bytes"),
+            CollectError::Transport(e) => write!(f, "error reading the body: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for CollectError {}
+
+impl From<CollectError> for crate::ExecError {
+    fn from(error: CollectError) -> Self {
+        let kind = match error {
+            CollectError::TooLarge(_) => crate::ErrorKind::BodyTooLarge,
+            CollectError::Transport(_) => crate::ErrorKind::Protocol,
+        };
+        crate::ExecError::upstream(kind, format!("backend {error}"))
+    }
+}
+
+/// Reads a whole body, refusing to buffer more than `limit` bytes (checked per frame, so a
+/// huge body is abandoned as soon as it passes the limit).
+pub async fn collect(mut body: Body, limit: usize) -> Result<Bytes, CollectError> {
+    use http_body::Body as _;
+    let mut buffer = bytes::BytesMut::new();
+    let mut first: Option<Bytes> = None;
+    while let Some(frame) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await {
+        let frame = frame.map_err(CollectError::Transport)?;
+        let Ok(data) = frame.into_data() else { continue };
+        let total = first.as_ref().map_or(0, Bytes::len) + buffer.len() + data.len();
+        if total > limit {
+            return Err(CollectError::TooLarge(limit));
+        }
+        // Most bodies are one frame: keep it without copying.
+        match first.take() {
+            None if buffer.is_empty() => first = Some(data),
+            previous => {
+                if let Some(previous) = previous {
+                    buffer.extend_from_slice(&previous);
+                }
+                buffer.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| buffer.freeze()))
+}

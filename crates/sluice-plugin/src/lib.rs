@@ -1,0 +1,72 @@
+//! The executor: the one swap point between Sluice's proxy layer and the network.
+//!
+//! The proxy layer builds a [`BackendRequest`] exactly as KrakenD would send it (method, absolute
+//! URL, filtered headers, body) and hands it to the backend's [`Executor`]. The default executor
+//! is the gateway's pooled HTTP client (`sluice-client`); a client plugin is another executor,
+//! made once per backend at start-up by a [`ClientPlugin`] factory found by name in the
+//! [`Registry`]. Compiled-in Rust plugins and WebAssembly components register the same way.
+
+mod body;
+mod error;
+mod registry;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use body::{Body, BoxError, CollectError, collect, empty, full};
+pub use error::{ErrorKind, ErrorSource, ExecError};
+pub use registry::{ClientPlugin, PluginContext, Registry, RegistryError};
+
+pub use tokio::time::Instant;
+
+/// A boxed, sendable future, as returned by [`Executor::execute`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The request the gateway is about to send to one backend.
+#[derive(Debug, Clone)]
+pub struct BackendRequest {
+    /// Upper-cased method (the backend's `method`, defaulting to the endpoint's).
+    pub method: http::Method,
+    /// Absolute URL: chosen host + url_pattern with params + forwarded query.
+    pub url: http::Uri,
+    /// Headers after the `input_headers` filter, plus X-Forwarded-* and User-Agent.
+    pub headers: http::HeaderMap,
+    /// The client's body (each backend has its own cheap clone).
+    pub body: bytes::Bytes,
+}
+
+/// A backend's answer. The body may still be streaming (for `no-op` pass-through).
+pub type BackendResponse = http::Response<Body>;
+
+/// What an executor knows about the call beyond the request itself.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// The instant by which the backend answer must be complete.
+    pub deadline: Instant,
+    /// The largest response body the pipeline will buffer, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl CallContext {
+    /// Time left until the deadline (zero once it has passed).
+    pub fn remaining(&self) -> std::time::Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// Turns a built backend request into a backend response.
+///
+/// Implementations must respect `ctx.deadline` as far as they can; the pipeline also bounds
+/// every call with it, so an executor that overruns is cut off and its answer discarded.
+pub trait Executor: Send + Sync + std::fmt::Debug {
+    /// Performs (or answers) one backend call.
+    fn execute<'a>(
+        &'a self,
+        request: BackendRequest,
+        ctx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<BackendResponse, ExecError>>;
+}
+
+/// A shared executor, as held by each backend stage.
+pub type SharedExecutor = Arc<dyn Executor>;

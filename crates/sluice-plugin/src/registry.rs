@@ -1,0 +1,112 @@
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::SharedExecutor;
+
+/// What a plugin factory is given for one backend.
+#[derive(Debug, Clone)]
+pub struct PluginContext<'a> {
+    /// The whole `plugin/http-client` object (with `name` and any siblings), as KrakenD passes it.
+    pub extra: &'a serde_json::Map<String, serde_json::Value>,
+    /// The plugin's own settings: the object under its name, if present.
+    pub settings: Option<&'a serde_json::Value>,
+    /// The backend's hosts (after sanitising); outbound calls default to these only.
+    pub backend_hosts: &'a [String],
+    /// The gateway's pooled client, for plugins that call backends.
+    pub default_client: SharedExecutor,
+    /// Where the backend sits, for messages: `METHOD /endpoint -> url_pattern`.
+    pub backend_label: &'a str,
+}
+
+/// A client-plugin factory, registered by name. Called once per backend that names it.
+pub trait ClientPlugin: Send + Sync + fmt::Debug {
+    /// Where the plugin comes from, for listings: `compiled-in` or the file path.
+    fn origin(&self) -> String;
+    /// Validates the settings and builds the backend's executor. An `Err` stops start-up.
+    fn build(&self, ctx: PluginContext<'_>) -> Result<SharedExecutor, String>;
+}
+
+/// Registration problems.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryError {
+    /// Two plugins claim the same name.
+    Duplicate {
+        /// The contested name.
+        name: String,
+        /// Where the first came from.
+        first: String,
+        /// Where the second came from.
+        second: String,
+    },
+}
+
+impl fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegistryError::Duplicate { name, first, second } => {
+                write!(f, "two plugins are named {name:?}: {first} and {second}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RegistryError {}
+
+/// Client plugins by name.
+#[derive(Default, Clone)]
+pub struct Registry {
+    plugins: BTreeMap<String, Arc<dyn ClientPlugin>>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.plugins.keys()).finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a plugin; a second plugin with the same name is an error (KrakenD silently
+    /// lets the last one win, which hides mistakes).
+    pub fn register(
+        &mut self,
+        name: impl Into<String>,
+        plugin: Arc<dyn ClientPlugin>,
+    ) -> Result<(), RegistryError> {
+        let name = name.into();
+        if let Some(first) = self.plugins.get(&name) {
+            return Err(RegistryError::Duplicate {
+                name,
+                first: first.origin(),
+                second: plugin.origin(),
+            });
+        }
+        self.plugins.insert(name, plugin);
+        Ok(())
+    }
+
+    /// The plugin registered under `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn ClientPlugin>> {
+        self.plugins.get(name)
+    }
+
+    /// Registered names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.plugins.keys().map(String::as_str)
+    }
+
+    /// Number of registered plugins.
+    pub fn len(&self) -> usize {
+        self.plugins.len()
+    }
+
+    /// Whether nothing is registered.
+    pub fn is_empty(&self) -> bool {
+        self.plugins.is_empty()
+    }
+}

@@ -1,0 +1,171 @@
+//! The backend stage: build the request, run the executor within the deadline, check the
+//! status, decode by the backend's encoding and reshape (spec §2.3-2.5, §2.8).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use http::header::{self, HeaderValue};
+use http::StatusCode;
+use serde_json::{Map, Value};
+use sluice_config::Encoding;
+use sluice_plugin::{Body, CallContext, Instant, SharedExecutor};
+use sluice_transform::format::EntityFormatter;
+
+use crate::error::ProxyError;
+use crate::request::{ProxyRequest, RequestBuilder};
+
+/// A backend's contribution to the endpoint.
+#[derive(Debug)]
+pub enum Answer {
+    /// Decoded, reshaped data.
+    Data {
+        /// The data.
+        data: Map<String, Value>,
+        /// Whether it is the whole answer (false for `return_error_details` answers).
+        complete: bool,
+    },
+    /// A `no-op` backend's answer, passed on as it came.
+    Raw(http::Response<Body>),
+}
+
+/// One backend of an endpoint, compiled at start-up.
+#[derive(Debug)]
+pub(crate) struct BackendStage {
+    pub(crate) builder: RequestBuilder,
+    executor: SharedExecutor,
+    encoding: Encoding,
+    is_collection: bool,
+    formatter: EntityFormatter,
+    return_error_code: bool,
+    return_error_details: Option<String>,
+    /// Plugin answers carry no request, so status errors print an empty URL (as KrakenD's).
+    answers_from_plugin: bool,
+    concurrent_calls: u32,
+    max_body_bytes: usize,
+    pub(crate) label: Arc<str>,
+}
+
+impl BackendStage {
+    pub(crate) fn new(
+        endpoint: &sluice_config::Endpoint,
+        backend: &sluice_config::Backend,
+        executor: SharedExecutor,
+        user_agent: HeaderValue,
+        max_body_bytes: usize,
+    ) -> Self {
+        Self {
+            builder: RequestBuilder::new(endpoint, backend, user_agent),
+            executor,
+            encoding: backend.encoding,
+            is_collection: backend.is_collection,
+            formatter: EntityFormatter::new(
+                backend.target.as_deref(),
+                &backend.allow,
+                &backend.deny,
+                &backend.mapping,
+                backend.group.as_deref(),
+                &backend.flatmap_filter,
+            ),
+            return_error_code: backend.http.return_error_code,
+            return_error_details: backend.http.return_error_details.clone(),
+            answers_from_plugin: backend.plugin.is_some(),
+            concurrent_calls: endpoint.concurrent_calls.max(1),
+            max_body_bytes,
+            label: format!("{} -> {}", endpoint.label(), backend.url_pattern).into(),
+        }
+    }
+
+    /// Calls the backend (`concurrent_calls` times at once when configured).
+    pub(crate) async fn call(
+        &self,
+        request: &ProxyRequest,
+        responses: &[Option<Map<String, Value>>],
+        deadline: Instant,
+    ) -> Result<Answer, ProxyError> {
+        if self.concurrent_calls <= 1 {
+            return self.call_once(request, responses, deadline).await;
+        }
+        // The first complete answer wins; the others are dropped (cancelled).
+        let mut calls: FuturesUnordered<_> = (0..self.concurrent_calls)
+            .map(|_| self.call_once(request, responses, deadline))
+            .collect();
+        let mut last = Err(ProxyError::Timeout);
+        while let Some(result) = calls.next().await {
+            match result {
+                Ok(Answer::Data { complete: true, .. }) | Ok(Answer::Raw(_)) => return result,
+                other => last = other,
+            }
+        }
+        last
+    }
+
+    async fn call_once(
+        &self,
+        request: &ProxyRequest,
+        responses: &[Option<Map<String, Value>>],
+        deadline: Instant,
+    ) -> Result<Answer, ProxyError> {
+        let built = self.builder.build(request, responses).map_err(ProxyError::Request)?;
+        let url = built.url.to_string();
+        let ctx = CallContext { deadline, max_body_bytes: self.max_body_bytes };
+        let response = tokio::time::timeout_at(deadline, self.executor.execute(built, &ctx))
+            .await
+            .map_err(|_| ProxyError::Timeout)?
+            .inspect_err(|e| tracing::debug!(backend = %self.label, error = %e, "backend call failed"))?;
+
+        if self.encoding == Encoding::NoOp {
+            return Ok(Answer::Raw(response));
+        }
+        let (parts, body) = response.into_parts();
+        let status = parts.status;
+        let ok = status == StatusCode::OK || status == StatusCode::CREATED;
+        if !ok && self.return_error_details.is_none() && !self.return_error_code {
+            return Err(ProxyError::Status {
+                status,
+                what: format!("{} {}", self.builder.method, self.builder.template.display),
+                url: if self.answers_from_plugin { String::new() } else { url },
+            });
+        }
+        let body = read_body(body, self.max_body_bytes, deadline).await?;
+        if !ok {
+            let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
+            if let Some(alias) = &self.return_error_details {
+                return Ok(Answer::Data { data: error_details(alias, status, &body, content_type), complete: false });
+            }
+            return Err(ProxyError::StatusPassThrough { status, body, content_type });
+        }
+        let data = sluice_transform::decode::decode(self.encoding, self.is_collection, &body)
+            .map_err(|e| ProxyError::Decode(e.to_string()))?;
+        Ok(Answer::Data { data: self.formatter.format(data), complete: true })
+    }
+}
+
+async fn read_body(body: Body, limit: usize, deadline: Instant) -> Result<Bytes, ProxyError> {
+    match tokio::time::timeout_at(deadline, sluice_plugin::collect(body, limit)).await {
+        Err(_) => Err(ProxyError::Timeout),
+        Ok(result) => result.map_err(|e| ProxyError::Exec(e.into())),
+    }
+}
+
+/// `{"error_<alias>": {"http_status_code", "http_body", "http_body_encoding"}}`.
+fn error_details(
+    alias: &str,
+    status: StatusCode,
+    body: &[u8],
+    content_type: Option<HeaderValue>,
+) -> Map<String, Value> {
+    let mut details = Map::new();
+    details.insert("http_status_code".into(), status.as_u16().into());
+    details.insert("http_body".into(), String::from_utf8_lossy(body).into_owned().into());
+    details.insert(
+        "http_body_encoding".into(),
+        content_type
+            .and_then(|v| v.to_str().ok().map(str::to_owned))
+            .unwrap_or_default()
+            .into(),
+    );
+    let mut data = Map::new();
+    data.insert(format!("error_{alias}"), Value::Object(details));
+    data
+}

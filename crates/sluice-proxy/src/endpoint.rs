@@ -1,0 +1,258 @@
+//! The endpoint pipeline: fan out to the backends (in parallel or in sequence), merge their
+//! data, apply static data and the endpoint flatmap (spec §2.6-2.8, §2.10).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use http::HeaderValue;
+use serde_json::{Map, Value};
+use sluice_config::{Config, Endpoint, FlatmapOp, OutputEncoding, StaticResponse};
+use sluice_plugin::{Instant, PluginContext, Registry, SharedExecutor};
+
+use crate::backend::{Answer, BackendStage};
+use crate::error::ProxyError;
+use crate::request::ProxyRequest;
+
+/// The largest backend body the pipeline buffers for decoding.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
+
+/// What the pipeline produced: data and/or an error (both for partial answers).
+#[derive(Debug)]
+pub struct Outcome {
+    /// The merged answer, if any backend produced one.
+    pub answer: Option<Answer>,
+    /// The failure(s), if any.
+    pub error: Option<ProxyError>,
+}
+
+/// One endpoint, compiled at start-up; a request only walks it.
+#[derive(Debug)]
+pub struct EndpointPipeline {
+    /// The endpoint's config.
+    pub endpoint: Arc<Endpoint>,
+    stages: Vec<BackendStage>,
+    sequential: bool,
+    static_response: Option<StaticResponse>,
+    flatmap: Vec<FlatmapOp>,
+    /// Whether the data came from an XML backend (the XML render re-serialises it unwrapped).
+    pub xml_origin: bool,
+}
+
+impl EndpointPipeline {
+    /// Runs the pipeline for one request.
+    pub async fn call(&self, request: &ProxyRequest) -> Outcome {
+        let timeout = self.endpoint.timeout;
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let outcome = match self.stages.as_slice() {
+            [single] => {
+                let fraction = if self.endpoint.concurrent_calls > 1 { 0.75 } else { 1.0 };
+                let stage_deadline = started + timeout.mul_f64(fraction);
+                match single.call(request, &[], stage_deadline).await {
+                    Ok(answer) => Outcome { answer: Some(answer), error: None },
+                    Err(error) => Outcome { answer: None, error: Some(error) },
+                }
+            }
+            _ if self.sequential => self.sequential(request, started + share(timeout, 0.85)).await,
+            _ => self.parallel(request, started + share(timeout, 0.85)).await,
+        };
+        let mut outcome = self.finish(outcome);
+        if outcome.error.is_none() && Instant::now() > deadline {
+            outcome.error = Some(ProxyError::Timeout);
+        }
+        outcome
+    }
+
+    async fn parallel(&self, request: &ProxyRequest, deadline: Instant) -> Outcome {
+        let mut calls: FuturesUnordered<_> = self
+            .stages
+            .iter()
+            .map(|stage| stage.call(request, &[], deadline))
+            .collect();
+        let mut merged: Option<Map<String, Value>> = None;
+        let mut complete = true;
+        let mut errors = Vec::new();
+        while let Some(result) = calls.next().await {
+            match result {
+                Ok(Answer::Data { data, complete: c }) => {
+                    complete &= c;
+                    match merged.as_mut() {
+                        Some(base) => sluice_transform::merge::merge_into(base, data),
+                        None => merged = Some(data),
+                    }
+                }
+                // Config validation forbids no-op in multi-backend parallel endpoints.
+                Ok(Answer::Raw(_)) => complete = false,
+                Err(e) => {
+                    complete = false;
+                    errors.push(e);
+                }
+            }
+        }
+        Outcome {
+            answer: merged.map(|data| Answer::Data { data, complete }),
+            error: combine(errors),
+        }
+    }
+
+    async fn sequential(&self, request: &ProxyRequest, deadline: Instant) -> Outcome {
+        let mut responses: Vec<Option<Map<String, Value>>> = Vec::with_capacity(self.stages.len());
+        let mut merged: Option<Map<String, Value>> = None;
+        for (index, stage) in self.stages.iter().enumerate() {
+            match stage.call(request, &responses, deadline).await {
+                Ok(Answer::Data { data, complete }) => {
+                    responses.push(Some(data.clone()));
+                    match merged.as_mut() {
+                        Some(base) => sluice_transform::merge::merge_into(base, data),
+                        None => merged = Some(data),
+                    }
+                    if !complete {
+                        return Outcome {
+                            answer: merged.map(|data| Answer::Data { data, complete: false }),
+                            error: None,
+                        };
+                    }
+                }
+                Ok(Answer::Raw(_)) => responses.push(None),
+                Err(error) if index == 0 => return Outcome { answer: None, error: Some(error) },
+                Err(error) => {
+                    return Outcome {
+                        answer: merged.map(|data| Answer::Data { data, complete: false }),
+                        error: Some(error),
+                    };
+                }
+            }
+        }
+        Outcome { answer: merged.map(|data| Answer::Data { data, complete: true }), error: None }
+    }
+
+    /// Static data and the endpoint flatmap, on whatever the backends produced.
+    fn finish(&self, mut outcome: Outcome) -> Outcome {
+        if let Some(Answer::Data { data, .. }) = outcome.answer.as_mut() {
+            if !self.flatmap.is_empty() {
+                sluice_transform::flatmap::apply(&self.flatmap, data);
+            }
+        }
+        if let Some(stat) = &self.static_response {
+            let (has_response, complete) = match &outcome.answer {
+                Some(Answer::Data { complete, .. }) => (true, *complete),
+                Some(Answer::Raw(_)) => (true, true),
+                None => (false, false),
+            };
+            if sluice_transform::merge::static_applies(
+                stat.strategy,
+                outcome.error.is_some(),
+                has_response,
+                complete,
+            ) {
+                match outcome.answer.as_mut() {
+                    Some(Answer::Data { data, .. }) => {
+                        sluice_transform::merge::apply_static(data, &stat.data)
+                    }
+                    Some(Answer::Raw(_)) => {}
+                    None => {
+                        outcome.answer =
+                            Some(Answer::Data { data: stat.data.clone(), complete: false })
+                    }
+                }
+            }
+        }
+        outcome
+    }
+
+    /// The endpoint's output encoding.
+    pub fn output_encoding(&self) -> OutputEncoding {
+        self.endpoint.output_encoding
+    }
+}
+
+fn share(timeout: Duration, fraction: f64) -> Duration {
+    timeout.mul_f64(fraction)
+}
+
+fn combine(mut errors: Vec<ProxyError>) -> Option<ProxyError> {
+    match errors.len() {
+        0 => None,
+        1 => errors.pop(),
+        _ => Some(ProxyError::Multiple(errors)),
+    }
+}
+
+/// The `User-Agent` (or `X-Forwarded-Via`) Sluice sends to backends.
+pub fn user_agent() -> HeaderValue {
+    HeaderValue::from_static(concat!("Sluice Version ", env!("CARGO_PKG_VERSION")))
+}
+
+/// Builds every endpoint's pipeline, resolving each backend's executor: its client plugin
+/// from `registry`, or `default_client`. Every problem is reported, not just the first.
+pub fn build_pipelines(
+    config: &Config,
+    registry: &Registry,
+    default_client: &SharedExecutor,
+) -> Result<Vec<EndpointPipeline>, Vec<String>> {
+    let mut pipelines = Vec::with_capacity(config.endpoints.len());
+    let mut errors = Vec::new();
+    let file = config.source.display();
+    for endpoint in &config.endpoints {
+        let shared = Arc::new(endpoint.clone());
+        let mut stages = Vec::with_capacity(endpoint.backends.len());
+        for backend in &endpoint.backends {
+            let label = format!("{} -> {}", endpoint.label(), backend.url_pattern);
+            let executor = match &backend.plugin {
+                None => Arc::clone(default_client),
+                Some(plugin) => match registry.get(&plugin.name) {
+                    None => {
+                        let available: Vec<&str> = registry.names().collect();
+                        errors.push(format!(
+                            "{file}: {}.name: no client plugin is named {:?}; available: {}",
+                            plugin.json_path,
+                            plugin.name,
+                            if available.is_empty() { "none".to_owned() } else { available.join(", ") }
+                        ));
+                        continue;
+                    }
+                    Some(factory) => {
+                        let ctx = PluginContext {
+                            extra: &plugin.extra,
+                            settings: plugin.extra.get(&plugin.name),
+                            backend_hosts: &backend.host,
+                            default_client: Arc::clone(default_client),
+                            backend_label: &label,
+                        };
+                        match factory.build(ctx) {
+                            Ok(executor) => executor,
+                            Err(message) => {
+                                errors.push(format!(
+                                    "{file}: {}: plugin {:?} rejected its settings: {message}",
+                                    plugin.json_path, plugin.name
+                                ));
+                                continue;
+                            }
+                        }
+                    }
+                },
+            };
+            stages.push(BackendStage::new(
+                endpoint,
+                backend,
+                executor,
+                user_agent(),
+                DEFAULT_MAX_BODY_BYTES,
+            ));
+        }
+        let xml_origin = endpoint
+            .backends
+            .iter()
+            .all(|b| b.encoding == sluice_config::Encoding::Xml);
+        pipelines.push(EndpointPipeline {
+            endpoint: shared,
+            stages,
+            sequential: endpoint.proxy.sequential,
+            static_response: endpoint.proxy.static_response.clone(),
+            flatmap: endpoint.proxy.flatmap_filter.clone(),
+            xml_origin,
+        });
+    }
+    if errors.is_empty() { Ok(pipelines) } else { Err(errors) }
+}

@@ -1,0 +1,22 @@
+//! Sluice's proxy layer: everything between the router and the executor.
+//!
+//! ```text
+//! EndpointPipeline ──► merge (parallel | sequential) ──► BackendStage × N
+//!   static, flatmap                                       ├─ RequestBuilder (params, query, headers, host)
+//!                                                         ├─ Executor (default client | client plugin)
+//!                                                         ├─ status check (200/201, return_error_*)
+//!                                                         └─ decode → target → allow/deny → mapping → group
+//! ```
+//! Pipelines are compiled once from the config ([`build_pipelines`]); [`respond::render`] is the
+//! one place an outcome becomes an HTTP response.
+
+mod backend;
+mod endpoint;
+mod error;
+mod request;
+pub mod respond;
+
+pub use backend::Answer;
+pub use endpoint::{DEFAULT_MAX_BODY_BYTES, EndpointPipeline, Outcome, build_pipelines, user_agent};
+pub use error::ProxyError;
+pub use request::ProxyRequest;

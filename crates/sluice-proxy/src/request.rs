@@ -1,0 +1,364 @@
+//! Building the backend request (spec §2.3): url_pattern params, the query-string and header
+//! allow-lists, X-Forwarded-* and the User-Agent, the host chosen per request.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Uri};
+use serde_json::{Map, Value};
+
+/// The client request as the pipeline sees it, shared by every backend of the endpoint.
+#[derive(Debug, Clone)]
+pub struct ProxyRequest {
+    /// The client's method.
+    pub method: Method,
+    /// Route params by name (as written in the endpoint template), percent-decoded.
+    pub params: Vec<(String, String)>,
+    /// The raw query string, if any.
+    pub query: Option<String>,
+    /// The client's headers.
+    pub headers: HeaderMap,
+    /// The client's body, fully read.
+    pub body: Bytes,
+    /// The client's IP as the router computed it.
+    pub client_ip: IpAddr,
+}
+
+impl ProxyRequest {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// An allow-list of names: everything (`*`), or the listed ones.
+#[derive(Debug, Clone)]
+pub(crate) enum AllowList<T> {
+    All,
+    Only(Vec<T>),
+}
+
+impl AllowList<HeaderName> {
+    pub(crate) fn headers(names: &[String]) -> Self {
+        if names.iter().any(|n| n == "*") {
+            return AllowList::All;
+        }
+        AllowList::Only(
+            names
+                .iter()
+                .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+                .collect(),
+        )
+    }
+
+    fn allows(&self, name: &HeaderName) -> bool {
+        match self {
+            AllowList::All => true,
+            AllowList::Only(names) => names.contains(name),
+        }
+    }
+}
+
+impl AllowList<String> {
+    pub(crate) fn query(names: &[String]) -> Self {
+        if names.iter().any(|n| n == "*") {
+            AllowList::All
+        } else {
+            AllowList::Only(names.to_vec())
+        }
+    }
+
+    fn allows(&self, name: &str) -> bool {
+        match self {
+            AllowList::All => true,
+            AllowList::Only(names) => names.iter().any(|n| n == name),
+        }
+    }
+}
+
+/// One piece of a compiled url_pattern.
+#[derive(Debug, Clone, PartialEq)]
+enum Piece {
+    Text(String),
+    /// An endpoint param, by name.
+    Param(String),
+    /// A sequential placeholder: backend index and the dotted path into its data.
+    Response(usize, String),
+}
+
+/// A url_pattern compiled once: text and placeholders.
+#[derive(Debug, Clone)]
+pub(crate) struct UrlTemplate {
+    pieces: Vec<Piece>,
+    has_query: bool,
+    /// The pattern as KrakenD prints it in status errors: params as `{{.Name}}`.
+    pub(crate) display: String,
+}
+
+impl UrlTemplate {
+    pub(crate) fn compile(pattern: &str) -> Self {
+        let mut pieces = Vec::new();
+        let mut display = String::new();
+        let mut rest = pattern;
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}').map(|c| open + c) else {
+                break;
+            };
+            if open > 0 {
+                pieces.push(Piece::Text(rest[..open].to_owned()));
+            }
+            display.push_str(&rest[..open]);
+            let name = &rest[open + 1..close];
+            pieces.push(sequential_reference(name).unwrap_or_else(|| Piece::Param(name.to_owned())));
+            display.push_str("{{.");
+            display.push_str(&capitalise(name));
+            display.push_str("}}");
+            rest = &rest[close + 1..];
+        }
+        if !rest.is_empty() {
+            pieces.push(Piece::Text(rest.to_owned()));
+            display.push_str(rest);
+        }
+        Self { pieces, has_query: pattern.contains('?'), display }
+    }
+
+    /// Whether the pattern refers to earlier backends' answers.
+    pub(crate) fn uses_responses(&self) -> bool {
+        self.pieces.iter().any(|p| matches!(p, Piece::Response(..)))
+    }
+
+    /// The path (and any query of the pattern itself) with params filled in.
+    fn render(&self, request: &ProxyRequest, responses: &[Option<Map<String, Value>>]) -> String {
+        let mut out = String::with_capacity(64);
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(text) => out.push_str(text),
+                Piece::Param(name) => out.push_str(request.param(name).unwrap_or_default()),
+                Piece::Response(index, path) => {
+                    if let Some(value) = responses
+                        .get(*index)
+                        .and_then(Option::as_ref)
+                        .and_then(|data| sluice_transform::sequential::lookup_path(data, path))
+                    {
+                        out.push_str(&value);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `resp0_first.random` -> (0, "first.random").
+fn sequential_reference(name: &str) -> Option<Piece> {
+    let rest = name.strip_prefix("resp")?;
+    let (index, path) = rest.split_once('_')?;
+    let index = index.parse().ok()?;
+    Some(Piece::Response(index, path.to_owned()))
+}
+
+/// Lura keys params with the first letter upper-cased (`{foo}` is `Foo`).
+pub(crate) fn capitalise(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// Everything needed to build one backend's requests, compiled at start-up.
+#[derive(Debug)]
+pub(crate) struct RequestBuilder {
+    pub(crate) method: Method,
+    pub(crate) template: UrlTemplate,
+    hosts: Vec<String>,
+    endpoint_headers: AllowList<HeaderName>,
+    backend_headers: Option<AllowList<HeaderName>>,
+    endpoint_query: AllowList<String>,
+    backend_query: Option<AllowList<String>>,
+    user_agent: HeaderValue,
+}
+
+/// Headers a gateway never forwards as they are: they describe the client's connection.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+    header::HOST,
+];
+
+impl RequestBuilder {
+    pub(crate) fn new(
+        endpoint: &sluice_config::Endpoint,
+        backend: &sluice_config::Backend,
+        user_agent: HeaderValue,
+    ) -> Self {
+        Self {
+            method: backend.method.clone(),
+            template: UrlTemplate::compile(&backend.url_pattern),
+            hosts: backend.host.clone(),
+            endpoint_headers: AllowList::headers(&endpoint.input_headers),
+            backend_headers: backend.input_headers.as_deref().map(AllowList::headers),
+            endpoint_query: AllowList::query(&endpoint.input_query_strings),
+            backend_query: backend.input_query_strings.as_deref().map(AllowList::query),
+            user_agent,
+        }
+    }
+
+    /// The hosts this backend may be sent to.
+    pub(crate) fn hosts(&self) -> &[String] {
+        &self.hosts
+    }
+
+    /// Builds the request for one call; `responses` are the earlier backends' data
+    /// (sequential endpoints only).
+    pub(crate) fn build(
+        &self,
+        request: &ProxyRequest,
+        responses: &[Option<Map<String, Value>>],
+    ) -> Result<sluice_plugin::BackendRequest, String> {
+        let host = self.pick_host()?;
+        let mut url = String::with_capacity(host.len() + 64);
+        url.push_str(host);
+        url.push_str(&self.template.render(request, responses));
+        self.append_query(&mut url, request.query.as_deref());
+        let url: Uri = url
+            .parse()
+            .map_err(|e| format!("invalid backend URL {url:?}: {e}"))?;
+        Ok(sluice_plugin::BackendRequest {
+            method: self.method.clone(),
+            url,
+            headers: self.headers(request),
+            body: request.body.clone(),
+        })
+    }
+
+    fn pick_host(&self) -> Result<&str, String> {
+        match self.hosts.as_slice() {
+            [] => Err("no hosts available".to_owned()),
+            [only] => Ok(only),
+            many => Ok(&many[rand::random_range(0..many.len())]),
+        }
+    }
+
+    fn append_query(&self, url: &mut String, query: Option<&str>) {
+        let Some(query) = query.filter(|q| !q.is_empty()) else {
+            return;
+        };
+        let mut separator = if self.template.has_query { '&' } else { '?' };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let raw_name = pair.split_once('=').map_or(pair, |(name, _)| name);
+            let name = percent_encoding::percent_decode_str(raw_name).decode_utf8_lossy();
+            let allowed = self.endpoint_query.allows(&name)
+                && self.backend_query.as_ref().is_none_or(|list| list.allows(&name));
+            if allowed {
+                url.push(separator);
+                url.push_str(pair);
+                separator = '&';
+            }
+        }
+    }
+
+    fn headers(&self, request: &ProxyRequest) -> HeaderMap {
+        let mut headers = HeaderMap::with_capacity(8);
+        for (name, value) in &request.headers {
+            if self.endpoint_headers.allows(name)
+                && self.backend_headers.as_ref().is_none_or(|list| list.allows(name))
+                && !HOP_BY_HOP.contains(name)
+            {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        if let Ok(ip) = HeaderValue::from_str(&request.client_ip.to_string()) {
+            headers.insert(X_FORWARDED_FOR, ip);
+        }
+        if let Some(host) = request.headers.get(header::HOST) {
+            headers.insert(X_FORWARDED_HOST, host.clone());
+        }
+        if headers.contains_key(header::USER_AGENT) {
+            headers.insert(X_FORWARDED_VIA, self.user_agent.clone());
+        } else {
+            headers.insert(header::USER_AGENT, self.user_agent.clone());
+        }
+        headers
+    }
+}
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_VIA: HeaderName = HeaderName::from_static("x-forwarded-via");
+
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn request(query: Option<&str>) -> ProxyRequest {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", HeaderValue::from_static("bearer 1"));
+        headers.insert("x-y-z", HeaderValue::from_static("true"));
+        headers.insert("host", HeaderValue::from_static("gw:8080"));
+        ProxyRequest {
+            method: Method::GET,
+            params: vec![("foo".into(), "F".into()), ("bar".into(), "B".into())],
+            query: query.map(str::to_owned),
+            headers,
+            body: Bytes::new(),
+            client_ip: "127.0.0.1".parse().unwrap(),
+        }
+    }
+
+    fn builder(pattern: &str, input_headers: &[&str], query: &[&str]) -> RequestBuilder {
+        RequestBuilder {
+            method: Method::GET,
+            template: UrlTemplate::compile(pattern),
+            hosts: vec!["http://h:1".into()],
+            endpoint_headers: AllowList::headers(
+                &input_headers.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            ),
+            backend_headers: None,
+            endpoint_query: AllowList::query(&query.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+            backend_query: None,
+            user_agent: HeaderValue::from_static("Sluice Version test"),
+        }
+    }
+
+    #[test]
+    fn fills_params_and_filters_query() {
+        let b = builder("/x/{bar}?foo={foo}", &[], &["a"]);
+        let built = b.build(&request(Some("a=1&b=2&a=3")), &[]).unwrap();
+        assert_eq!(built.url, "http://h:1/x/B?foo=F&a=1&a=3");
+    }
+
+    #[test]
+    fn no_query_by_default() {
+        let b = builder("/x", &[], &[]);
+        let built = b.build(&request(Some("a=1")), &[]).unwrap();
+        assert_eq!(built.url, "http://h:1/x");
+    }
+
+    #[test]
+    fn headers_allow_list_and_forwarded() {
+        let b = builder("/x", &["Authorization"], &[]);
+        let built = b.build(&request(None), &[]).unwrap();
+        let names: Vec<_> = built.headers.keys().map(|k| k.as_str()).collect();
+        assert!(names.contains(&"authorization"));
+        assert!(!names.contains(&"x-y-z"));
+        assert_eq!(built.headers["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(built.headers["x-forwarded-host"], "gw:8080");
+        assert_eq!(built.headers["user-agent"], "Sluice Version test");
+    }
+
+    #[test]
+    fn template_display_uses_go_template_form() {
+        let t = UrlTemplate::compile("/a/{id}/b");
+        assert_eq!(t.display, "/a/{{.Id}}/b");
+    }
+}

@@ -1,0 +1,148 @@
+//! The one place where a pipeline's outcome becomes the client's response (spec §2.9):
+//! status rules, `X-KrakenD-Completed`, `Cache-Control` and the output encodings.
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Response, StatusCode};
+use serde_json::{Map, Value};
+use sluice_config::OutputEncoding;
+use sluice_plugin::{Body, empty, full};
+use sluice_transform::render::{self, Negotiated};
+
+use crate::backend::Answer;
+use crate::endpoint::{EndpointPipeline, Outcome};
+
+/// `X-KrakenD-Completed`: kept under KrakenD's name because clients read it.
+pub static COMPLETED: HeaderName = HeaderName::from_static("x-krakend-completed");
+/// `X-Sluice`: the gateway's version (KrakenD's `X-KrakenD`).
+pub static VERSION_HEADER: HeaderName = HeaderName::from_static("x-sluice");
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json; charset=utf-8");
+const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+const XML: HeaderValue = HeaderValue::from_static("application/xml; charset=utf-8");
+const YAML: HeaderValue = HeaderValue::from_static("application/yaml; charset=utf-8");
+const TRUE: HeaderValue = HeaderValue::from_static("true");
+const FALSE: HeaderValue = HeaderValue::from_static("false");
+
+/// Service-wide rendering settings.
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    /// `router.return_error_msg`.
+    pub return_error_msg: bool,
+    /// The `X-Sluice` value.
+    pub version: HeaderValue,
+}
+
+/// Turns the outcome into the response.
+pub fn render(
+    pipeline: &EndpointPipeline,
+    outcome: Outcome,
+    accept: Option<&HeaderValue>,
+    options: &RenderOptions,
+) -> Response<Body> {
+    let Outcome { answer, error } = outcome;
+    match answer {
+        Some(Answer::Raw(backend)) => no_op(backend, options),
+        Some(Answer::Data { data, complete }) => {
+            let completed = complete && error.is_none() && !data.is_empty();
+            let mut response = encode(pipeline, data, accept);
+            let headers = response.headers_mut();
+            headers.insert(COMPLETED.clone(), if completed { TRUE } else { FALSE });
+            let ttl = pipeline.endpoint.cache_ttl.as_secs();
+            if completed && ttl > 0 {
+                if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={ttl}")) {
+                    headers.insert(header::CACHE_CONTROL, v);
+                }
+            }
+            headers.insert(VERSION_HEADER.clone(), options.version.clone());
+            response
+        }
+        None => {
+            let error = error.unwrap_or(crate::error::ProxyError::Timeout);
+            error_response(error.status(), &error, options)
+        }
+    }
+}
+
+/// A response for a pipeline error: the status, and the message only with `return_error_msg`.
+pub fn error_response(
+    status: StatusCode,
+    error: &crate::error::ProxyError,
+    options: &RenderOptions,
+) -> Response<Body> {
+    let mut response = if options.return_error_msg {
+        let (body, content_type) = error.body();
+        let mut r = Response::new(full(body));
+        r.headers_mut().insert(header::CONTENT_TYPE, content_type.unwrap_or(TEXT));
+        r
+    } else {
+        Response::new(empty())
+    };
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(COMPLETED.clone(), FALSE);
+    headers.insert(VERSION_HEADER.clone(), options.version.clone());
+    response
+}
+
+/// A plain-text response (router 404/405, client errors).
+pub fn text(status: StatusCode, message: &'static str) -> Response<Body> {
+    let mut response = Response::new(full(Bytes::from_static(message.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, TEXT);
+    response
+}
+
+fn no_op(backend: Response<Body>, options: &RenderOptions) -> Response<Body> {
+    let (mut parts, body) = backend.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    parts.headers.insert(COMPLETED.clone(), FALSE);
+    parts.headers.insert(VERSION_HEADER.clone(), options.version.clone());
+    Response::from_parts(parts, body)
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for name in [
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::TE,
+        header::TRAILER,
+        header::UPGRADE,
+        header::PROXY_AUTHENTICATE,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+}
+
+fn encode(pipeline: &EndpointPipeline, data: Map<String, Value>, accept: Option<&HeaderValue>) -> Response<Body> {
+    let (body, content_type) = match pipeline.output_encoding() {
+        OutputEncoding::Json | OutputEncoding::NoOp => (render::to_json(&data), JSON),
+        OutputEncoding::JsonCollection => {
+            let collection = data.get("collection").filter(|v| v.is_array()).cloned();
+            let body = serde_json::to_vec(&collection.unwrap_or_else(|| Value::Array(Vec::new())))
+                .unwrap_or_else(|_| b"[]".to_vec());
+            (body, JSON)
+        }
+        OutputEncoding::String => {
+            let content = match data.get("content") {
+                Some(Value::String(s)) => s.clone().into_bytes(),
+                _ => Vec::new(),
+            };
+            (content, TEXT)
+        }
+        OutputEncoding::Xml => (render::to_xml(&data, pipeline.xml_origin), XML),
+        OutputEncoding::Yaml => (render::to_yaml(&data), YAML),
+        OutputEncoding::Negotiate => {
+            let accept = accept.and_then(|v| v.to_str().ok());
+            match render::negotiate(accept) {
+                Negotiated::Json => (render::to_json(&data), JSON),
+                Negotiated::Xml => (render::to_xml(&data, pipeline.xml_origin), XML),
+                Negotiated::Yaml => (render::to_yaml(&data), YAML),
+            }
+        }
+    };
+    let mut response = Response::new(full(body));
+    response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+    response
+}

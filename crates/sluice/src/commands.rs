@@ -1,0 +1,140 @@
+//! `run` and `check`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use sluice_config::Config;
+use sluice_plugin::Registry;
+
+pub(crate) fn init_logging(filter: Option<&str>) {
+    let filter = filter
+        .map(tracing_subscriber::EnvFilter::new)
+        .or_else(|| tracing_subscriber::EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+/// The config, or every problem printed to stderr.
+fn load(path: &Path) -> Result<Config, ExitCode> {
+    sluice_config::load(path).map_err(|diagnostics| {
+        eprintln!("{diagnostics}");
+        ExitCode::FAILURE
+    })
+}
+
+/// Every plugin the config can name: compiled-in ones and the components in `plugin.folder`.
+fn registry(_config: &Config) -> Result<Registry, Vec<String>> {
+    Ok(Registry::new())
+}
+
+fn warn_unknown_namespaces(config: &Config) {
+    for unknown in &config.unknown_namespaces {
+        tracing::warn!(
+            "{}: {}: namespace {:?} is not supported by Sluice and is ignored",
+            config.source.display(),
+            unknown.path,
+            unknown.namespace
+        );
+    }
+}
+
+pub(crate) fn run(path: &Path, port: Option<u16>) -> ExitCode {
+    let mut config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    if let Some(port) = port {
+        config.port = port;
+    }
+    warn_unknown_namespaces(&config);
+    let registry = match registry(&config) {
+        Ok(registry) => registry,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let gateway = match sluice_server::start(Arc::new(config), registry, None).await {
+            Ok(gateway) => gateway,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        gateway.serve_until(shutdown_signal()).await;
+        tracing::info!("stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}
+
+pub(crate) fn check(path: &Path) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let mut problems = Vec::new();
+    let registry = registry(&config).unwrap_or_else(|errors| {
+        problems.extend(errors);
+        Registry::new()
+    });
+    if let Err(errors) = sluice_server::validate(&config, &registry) {
+        problems.extend(errors);
+    }
+    for unknown in &config.unknown_namespaces {
+        println!(
+            "warning: {}: {}: namespace {:?} is ignored",
+            config.source.display(),
+            unknown.path,
+            unknown.namespace
+        );
+    }
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("{p}");
+        }
+        eprintln!("{} problem(s) found", problems.len());
+        return ExitCode::FAILURE;
+    }
+    let backends: usize = config.endpoints.iter().map(|e| e.backends.len()).sum();
+    println!(
+        "Syntax OK! {}: {} endpoint(s), {} backend(s), {} plugin(s) available",
+        config.source.display(),
+        config.endpoints.len(),
+        backends,
+        registry.len()
+    );
+    ExitCode::SUCCESS
+}
