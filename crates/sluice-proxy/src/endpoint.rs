@@ -7,7 +7,8 @@ use std::time::Duration;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use http::HeaderValue;
 use serde_json::{Map, Value};
-use sluice_config::{Config, Endpoint, FlatmapOp, OutputEncoding, StaticResponse};
+use sluice_config::{Config, Endpoint, OutputEncoding, StaticResponse};
+use sluice_transform::flatmap::FlatmapFilter;
 use sluice_plugin::{Instant, PluginContext, Registry, SharedExecutor};
 
 use crate::backend::{Answer, BackendStage};
@@ -34,9 +35,7 @@ pub struct EndpointPipeline {
     stages: Vec<BackendStage>,
     sequential: bool,
     static_response: Option<StaticResponse>,
-    flatmap: Vec<FlatmapOp>,
-    /// Whether the data came from an XML backend (the XML render re-serialises it unwrapped).
-    pub xml_origin: bool,
+    flatmap: FlatmapFilter,
 }
 
 impl EndpointPipeline {
@@ -130,9 +129,7 @@ impl EndpointPipeline {
     /// Static data and the endpoint flatmap, on whatever the backends produced.
     fn finish(&self, mut outcome: Outcome) -> Outcome {
         if let Some(Answer::Data { data, .. }) = outcome.answer.as_mut() {
-            if !self.flatmap.is_empty() {
-                sluice_transform::flatmap::apply(&self.flatmap, data);
-            }
+            self.flatmap.apply(data);
         }
         if let Some(stat) = &self.static_response {
             let (has_response, complete) = match &outcome.answer {
@@ -241,17 +238,12 @@ pub fn build_pipelines(
                 DEFAULT_MAX_BODY_BYTES,
             ));
         }
-        let xml_origin = endpoint
-            .backends
-            .iter()
-            .all(|b| b.encoding == sluice_config::Encoding::Xml);
         pipelines.push(EndpointPipeline {
             endpoint: shared,
             stages,
             sequential: endpoint.proxy.sequential,
             static_response: endpoint.proxy.static_response.clone(),
-            flatmap: endpoint.proxy.flatmap_filter.clone(),
-            xml_origin,
+            flatmap: FlatmapFilter::new(&endpoint.proxy.flatmap_filter),
         });
     }
     if errors.is_empty() { Ok(pipelines) } else { Err(errors) }

@@ -125,11 +125,6 @@ impl UrlTemplate {
         Self { pieces, has_query: pattern.contains('?'), display }
     }
 
-    /// Whether the pattern refers to earlier backends' answers.
-    pub(crate) fn uses_responses(&self) -> bool {
-        self.pieces.iter().any(|p| matches!(p, Piece::Response(..)))
-    }
-
     /// The path (and any query of the pattern itself) with params filled in.
     fn render(&self, request: &ProxyRequest, responses: &[Option<Map<String, Value>>]) -> String {
         let mut out = String::with_capacity(64);
@@ -211,11 +206,6 @@ impl RequestBuilder {
         }
     }
 
-    /// The hosts this backend may be sent to.
-    pub(crate) fn hosts(&self) -> &[String] {
-        &self.hosts
-    }
-
     /// Builds the request for one call; `responses` are the earlier backends' data
     /// (sequential endpoints only).
     pub(crate) fn build(
@@ -290,9 +280,9 @@ impl RequestBuilder {
     }
 }
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-static X_FORWARDED_VIA: HeaderName = HeaderName::from_static("x-forwarded-via");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_VIA: HeaderName = HeaderName::from_static("x-forwarded-via");
 
 
 #[cfg(test)]

@@ -131,13 +131,13 @@ fn encode(pipeline: &EndpointPipeline, data: Map<String, Value>, accept: Option<
             };
             (content, TEXT)
         }
-        OutputEncoding::Xml => (render::to_xml(&data, pipeline.xml_origin), XML),
+        OutputEncoding::Xml => (render::to_xml(&data), XML),
         OutputEncoding::Yaml => (render::to_yaml(&data), YAML),
         OutputEncoding::Negotiate => {
             let accept = accept.and_then(|v| v.to_str().ok());
             match render::negotiate(accept) {
                 Negotiated::Json => (render::to_json(&data), JSON),
-                Negotiated::Xml => (render::to_xml(&data, pipeline.xml_origin), XML),
+                Negotiated::Xml => (render::to_xml(&data), XML),
                 Negotiated::Yaml => (render::to_yaml(&data), YAML),
             }
         }

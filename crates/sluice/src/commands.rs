@@ -25,7 +25,9 @@ fn load(path: &Path) -> Result<Config, ExitCode> {
 
 /// Every plugin the config can name: compiled-in ones and the components in `plugin.folder`.
 fn registry(_config: &Config) -> Result<Registry, Vec<String>> {
-    Ok(Registry::new())
+    let mut registry = Registry::new();
+    sluice_builtin_plugins::register_all(&mut registry).map_err(|e| vec![e.to_string()])?;
+    Ok(registry)
 }
 
 fn warn_unknown_namespaces(config: &Config) {

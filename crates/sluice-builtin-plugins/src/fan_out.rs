@@ -1,0 +1,93 @@
+//! Calls two URLs through the gateway and combines their JSON objects as `{"a": .., "b": ..}`.
+//! Settings: `{"urls": ["http://one/x", "http://two/y"]}`. Each URL's host must be allowed:
+//! the backend's own hosts, or those listed in `allowed_hosts` beside `name`.
+
+use http::{Method, Uri};
+use serde_json::{Map, Value};
+use sluice_plugin::{
+    BackendRequest, BackendResponse, BoxFuture, CallContext, ClientPlugin, ErrorKind, ExecError,
+    Executor, PluginContext, SharedExecutor, full,
+};
+
+#[derive(Debug)]
+pub(crate) struct Factory;
+
+impl ClientPlugin for Factory {
+    fn origin(&self) -> String {
+        "compiled-in".to_owned()
+    }
+
+    fn build(&self, ctx: PluginContext<'_>) -> Result<SharedExecutor, String> {
+        let settings = crate::settings_object(ctx.settings)?;
+        let urls = settings
+            .get("urls")
+            .and_then(Value::as_array)
+            .filter(|urls| urls.len() == 2)
+            .ok_or("settings.urls: expected two absolute URLs")?;
+        let mut parsed = Vec::with_capacity(2);
+        for (i, url) in urls.iter().enumerate() {
+            let uri: Uri = url
+                .as_str()
+                .and_then(|u| u.parse().ok())
+                .filter(|u: &Uri| u.scheme().is_some() && u.authority().is_some())
+                .ok_or_else(|| format!("settings.urls[{i}]: expected an absolute URL, found {url}"))?;
+            parsed.push(uri);
+        }
+        let mut allowed: Vec<String> = ctx.backend_hosts.to_vec();
+        if let Some(extra) = ctx.extra.get("allowed_hosts").and_then(Value::as_array) {
+            allowed.extend(extra.iter().filter_map(Value::as_str).map(|h| h.trim_end_matches('/').to_owned()));
+        }
+        Ok(std::sync::Arc::new(FanOut { urls: parsed, allowed, next: ctx.default_client }))
+    }
+}
+
+#[derive(Debug)]
+struct FanOut {
+    urls: Vec<Uri>,
+    allowed: Vec<String>,
+    next: SharedExecutor,
+}
+
+impl FanOut {
+    async fn fetch(&self, url: &Uri, ctx: &CallContext) -> Result<Value, ExecError> {
+        let origin = format!(
+            "{}://{}",
+            url.scheme_str().unwrap_or("http"),
+            url.authority().map_or("", |a| a.as_str())
+        );
+        if !self.allowed.iter().any(|h| *h == origin) {
+            return Err(ExecError::plugin(ErrorKind::HostNotAllowed, format!("host {origin} is not allowed")));
+        }
+        let request = BackendRequest {
+            method: Method::GET,
+            url: url.clone(),
+            headers: http::HeaderMap::new(),
+            body: bytes::Bytes::new(),
+        };
+        let response = self.next.execute(request, ctx).await?;
+        let body = sluice_plugin::collect(response.into_body(), ctx.max_body_bytes).await?;
+        serde_json::from_slice(&body)
+            .map_err(|e| ExecError::plugin(ErrorKind::Other, format!("{url} answered invalid JSON: {e}")))
+    }
+}
+
+impl Executor for FanOut {
+    fn execute<'a>(
+        &'a self,
+        _request: BackendRequest,
+        ctx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
+        Box::pin(async move {
+            let (a, b) = futures_util::future::join(self.fetch(&self.urls[0], ctx), self.fetch(&self.urls[1], ctx)).await;
+            let mut combined = Map::new();
+            combined.insert("a".into(), a?);
+            combined.insert("b".into(), b?);
+            let mut response = BackendResponse::new(full(Value::Object(combined).to_string()));
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            Ok(response)
+        })
+    }
+}

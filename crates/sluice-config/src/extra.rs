@@ -1,0 +1,334 @@
+//! `extra_config`: namespace aliases, the namespaces the gateway reads, and their typed options.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::model::{
+    BackendHttpOptions, EndpointProxyOptions, FlatmapOp, PluginRef, RouterOptions, StaticResponse,
+    StaticStrategy,
+};
+use crate::read::{Obj, Reader, index_path, kind, quote};
+
+/// The short names of the `extra_config` namespaces the gateway reads. Each also accepts its
+/// legacy spelling(s), and is stored under the short name.
+pub mod namespace {
+    /// Endpoint and backend proxy options (`sequential`, `static`, `flatmap_filter`, ...).
+    /// Alias: `github.com/devopsfaith/krakend/proxy`.
+    pub const PROXY: &str = "proxy";
+    /// Backend status handling (`return_error_code`, `return_error_details`).
+    /// Alias: `github.com/devopsfaith/krakend/http`.
+    pub const BACKEND_HTTP: &str = "backend/http";
+    /// Router options of the service. Aliases: `github_com/luraproject/lura/router/gin`,
+    /// `github.com/luraproject/lura/router/gin`, `github_com/devopsfaith/krakend/router/gin`.
+    pub const ROUTER: &str = "router";
+    /// The backend's HTTP client plugin.
+    /// Alias: `github.com/devopsfaith/krakend/transport/http/client/executor`.
+    pub const PLUGIN_HTTP_CLIENT: &str = "plugin/http-client";
+    /// Backend client options (`send_body_on_redirect`).
+    /// Alias: `github.com/devopsfaith/krakend/transport/http/client`.
+    pub const BACKEND_HTTP_CLIENT: &str = "backend/http/client";
+}
+
+/// A namespace the gateway reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Namespace {
+    Proxy,
+    BackendHttp,
+    Router,
+    PluginHttpClient,
+    BackendHttpClient,
+}
+
+/// Where an `extra_config` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Level {
+    Service,
+    Endpoint,
+    Backend,
+}
+
+impl Namespace {
+    const ALL: [Namespace; 5] = [
+        Namespace::Proxy,
+        Namespace::BackendHttp,
+        Namespace::Router,
+        Namespace::PluginHttpClient,
+        Namespace::BackendHttpClient,
+    ];
+
+    /// The short name, under which the namespace is stored.
+    fn name(self) -> &'static str {
+        match self {
+            Namespace::Proxy => namespace::PROXY,
+            Namespace::BackendHttp => namespace::BACKEND_HTTP,
+            Namespace::Router => namespace::ROUTER,
+            Namespace::PluginHttpClient => namespace::PLUGIN_HTTP_CLIENT,
+            Namespace::BackendHttpClient => namespace::BACKEND_HTTP_CLIENT,
+        }
+    }
+
+    /// The other spellings KrakenD accepts.
+    fn aliases(self) -> &'static [&'static str] {
+        match self {
+            Namespace::Proxy => &["github.com/devopsfaith/krakend/proxy"],
+            Namespace::BackendHttp => &["github.com/devopsfaith/krakend/http"],
+            Namespace::Router => &[
+                "github_com/luraproject/lura/router/gin",
+                "github.com/luraproject/lura/router/gin",
+                "github_com/devopsfaith/krakend/router/gin",
+            ],
+            Namespace::PluginHttpClient => {
+                &["github.com/devopsfaith/krakend/transport/http/client/executor"]
+            }
+            Namespace::BackendHttpClient => {
+                &["github.com/devopsfaith/krakend/transport/http/client"]
+            }
+        }
+    }
+
+    fn from_key(key: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|ns| ns.name() == key || ns.aliases().contains(&key))
+    }
+
+    /// Whether the gateway reads the namespace at that level (elsewhere it is ignored, and reported
+    /// like an unknown one).
+    fn read_at(self, level: Level) -> bool {
+        match self {
+            Namespace::Router => level == Level::Service,
+            Namespace::Proxy => matches!(level, Level::Endpoint | Level::Backend),
+            Namespace::BackendHttp | Namespace::BackendHttpClient | Namespace::PluginHttpClient => {
+                level == Level::Backend
+            }
+        }
+    }
+}
+
+/// One known namespace block as written: its value and JSON path.
+#[derive(Debug, Clone)]
+pub(crate) struct Block<'v> {
+    pub(crate) value: &'v Value,
+    pub(crate) path: String,
+}
+
+/// An `extra_config`, aliases normalised, with the blocks the gateway reads at its level.
+#[derive(Debug, Default)]
+pub(crate) struct Extra<'v> {
+    pub(crate) map: Map<String, Value>,
+    blocks: Vec<(Namespace, Block<'v>)>,
+}
+
+impl<'v> Extra<'v> {
+    /// The block of `ns`, if present and not `null`.
+    pub(crate) fn block(&self, ns: Namespace) -> Option<&Block<'v>> {
+        self.blocks
+            .iter()
+            .find(|(n, b)| *n == ns && !b.value.is_null())
+            .map(|(_, b)| b)
+    }
+}
+
+/// Reads `parent.extra_config`: renames aliases to the short names, reports namespaces the
+/// gateway does not read at this level, and rejects two spellings of one namespace.
+pub(crate) fn read_extra<'v>(r: &mut Reader<'_>, parent: &Obj<'v>, level: Level) -> Extra<'v> {
+    let Some(obj) = r.object(parent, "extra_config") else {
+        return Extra::default();
+    };
+    let mut extra = Extra::default();
+    let mut seen: Vec<(Namespace, &str)> = Vec::new();
+    for (key, value) in obj.map {
+        let path = obj.path_of(key);
+        let Some(ns) = Namespace::from_key(key) else {
+            r.unknown_namespace(path, key);
+            extra.map.insert(key.clone(), value.clone());
+            continue;
+        };
+        if let Some((_, first)) = seen.iter().find(|(n, _)| *n == ns) {
+            r.error(
+                obj.path.clone(),
+                format!(
+                    "{} and {} are two spellings of the same namespace; keep one",
+                    quote(first),
+                    quote(key)
+                ),
+            );
+            continue;
+        }
+        seen.push((ns, key));
+        extra.map.insert(ns.name().to_owned(), value.clone());
+        if ns.read_at(level) {
+            extra.blocks.push((ns, Block { value, path }));
+        } else {
+            r.unknown_namespace(path, key);
+        }
+    }
+    extra
+}
+
+/// `router` options of the service.
+pub(crate) fn router_options(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> RouterOptions {
+    let mut options = RouterOptions::default();
+    let Some(o) = block.and_then(|b| r.as_object(b.value, b.path.clone())) else {
+        return options;
+    };
+    options.return_error_msg = r.bool(&o, "return_error_msg");
+    options.auto_options = r.bool(&o, "auto_options");
+    options.disable_health = r.bool(&o, "disable_health");
+    if let Some(path) = r.string(&o, "health_path").filter(|p| !p.is_empty()) {
+        options.health_path = crate::parse::with_leading_slash(&path);
+    }
+    options.hide_version_header = r.bool(&o, "hide_version_header");
+    options.disable_redirect_trailing_slash = r.bool(&o, "disable_redirect_trailing_slash");
+    options.disable_redirect_fixed_path = r.bool(&o, "disable_redirect_fixed_path");
+    options.disable_handle_method_not_allowed = r.bool(&o, "disable_handle_method_not_allowed");
+    options.forwarded_by_client_ip = r.bool(&o, "forwarded_by_client_ip");
+    options.remote_ip_headers = r.strings(&o, "remote_ip_headers").unwrap_or_default();
+    options.trusted_proxies = r.strings(&o, "trusted_proxies").unwrap_or_default();
+    options.disable_access_log = r.bool(&o, "disable_access_log");
+    options.disable_path_decoding = r.bool(&o, "disable_path_decoding");
+    if let Some(bodies) = r.object(&o, "error_body") {
+        options.error_body = bodies
+            .map
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<BTreeMap<_, _>>();
+    }
+    options
+}
+
+const STATIC_STRATEGIES: &[(&str, StaticStrategy)] = &[
+    ("always", StaticStrategy::Always),
+    ("success", StaticStrategy::Success),
+    ("errored", StaticStrategy::Errored),
+    ("complete", StaticStrategy::Complete),
+    ("incomplete", StaticStrategy::Incomplete),
+];
+
+/// `proxy` options of an endpoint.
+pub(crate) fn endpoint_proxy(
+    r: &mut Reader<'_>,
+    block: Option<&Block<'_>>,
+) -> EndpointProxyOptions {
+    let mut options = EndpointProxyOptions::default();
+    let Some(o) = block.and_then(|b| r.as_object(b.value, b.path.clone())) else {
+        return options;
+    };
+    options.sequential = r.bool(&o, "sequential");
+    options.sequential_propagated_params = r
+        .strings(&o, "sequential_propagated_params")
+        .unwrap_or_default();
+    if let Some(s) = r.object(&o, "static") {
+        let strategy = r
+            .choice(&s, "strategy", STATIC_STRATEGIES)
+            .unwrap_or(StaticStrategy::Always);
+        let data = r
+            .object(&s, "data")
+            .map(|d| d.map.clone())
+            .unwrap_or_default();
+        options.static_response = Some(StaticResponse { strategy, data });
+    }
+    options.flatmap_filter = flatmap_filter(r, &o);
+    options
+}
+
+/// `proxy.flatmap_filter` of a backend.
+pub(crate) fn backend_flatmap(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> Vec<FlatmapOp> {
+    match block.and_then(|b| r.as_object(b.value, b.path.clone())) {
+        Some(o) => flatmap_filter(r, &o),
+        None => Vec::new(),
+    }
+}
+
+/// `flatmap_filter`: `[{"type": "move" | "del" | "append", "args": [...]}]`.
+fn flatmap_filter(r: &mut Reader<'_>, proxy: &Obj<'_>) -> Vec<FlatmapOp> {
+    const TYPES: &[(&str, &str)] = &[("move", "move"), ("del", "del"), ("append", "append")];
+
+    let Some(items) = r.array(proxy, "flatmap_filter") else {
+        return Vec::new();
+    };
+    let list_path = proxy.path_of("flatmap_filter");
+    let mut ops = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Some(o) = r.as_object(item, index_path(&list_path, i)) else {
+            continue;
+        };
+        if o.get("type").is_none() {
+            r.error(
+                o.path_of("type"),
+                "missing: expected \"move\", \"del\" or \"append\"",
+            );
+        }
+        if o.get("args").is_none() {
+            r.error(o.path_of("args"), "missing: expected an array of paths");
+        }
+        let (Some(op_type), Some(args)) = (r.choice(&o, "type", TYPES), r.strings(&o, "args"))
+        else {
+            continue;
+        };
+        match (op_type, args.as_slice()) {
+            ("move", [from, to]) => ops.push(FlatmapOp::Move(from.clone(), to.clone())),
+            ("append", [from, to]) => ops.push(FlatmapOp::Append(from.clone(), to.clone())),
+            ("del", [path]) => ops.push(FlatmapOp::Del(path.clone())),
+            (op_type, _) => {
+                let wanted = if op_type == "del" {
+                    "1 argument"
+                } else {
+                    "2 arguments"
+                };
+                r.error(
+                    o.path_of("args"),
+                    format!("{} takes {wanted}, found {}", quote(op_type), args.len()),
+                );
+            }
+        }
+    }
+    ops
+}
+
+/// `backend/http` options.
+pub(crate) fn backend_http(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> BackendHttpOptions {
+    let Some(o) = block.and_then(|b| r.as_object(b.value, b.path.clone())) else {
+        return BackendHttpOptions::default();
+    };
+    BackendHttpOptions {
+        return_error_code: r.bool(&o, "return_error_code"),
+        return_error_details: r
+            .string(&o, "return_error_details")
+            .filter(|alias| !alias.is_empty()),
+    }
+}
+
+/// `backend/http/client.send_body_on_redirect`.
+pub(crate) fn send_body_on_redirect(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> bool {
+    match block.and_then(|b| r.as_object(b.value, b.path.clone())) {
+        Some(o) => r.bool(&o, "send_body_on_redirect"),
+        None => false,
+    }
+}
+
+/// `plugin/http-client`: an object whose `name` is exactly one non-empty string.
+pub(crate) fn plugin_ref(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> Option<PluginRef> {
+    let block = block?;
+    let o = r.as_object(block.value, block.path.clone())?;
+    const EXPECTED: &str = "expected one plugin name as a string";
+    match o.map.get("name") {
+        Some(Value::String(name)) if !name.is_empty() => Some(PluginRef {
+            name: name.clone(),
+            extra: o.map.clone(),
+            json_path: block.path.clone(),
+        }),
+        Some(other) => {
+            r.error(
+                o.path_of("name"),
+                format!("{EXPECTED}, found {}", kind(other)),
+            );
+            None
+        }
+        None => {
+            r.error(o.path_of("name"), format!("missing: {EXPECTED}"));
+            None
+        }
+    }
+}

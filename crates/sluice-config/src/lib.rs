@@ -1,0 +1,31 @@
+//! KrakenD v3 configuration: the model Sluice builds its pipelines from, the parser, and the
+//! validation that lists every problem with the file, the JSON path and what was expected.
+//!
+//! ```no_run
+//! # use std::path::Path;
+//! match sluice_config::load(Path::new("krakend.json")) {
+//!     Ok(config) => {
+//!         for warning in &config.unknown_namespaces {
+//!             eprintln!("{}: ignoring the namespace {}", warning.path, warning.namespace);
+//!         }
+//!     }
+//!     Err(diagnostics) => eprintln!("{diagnostics}"),
+//! }
+//! ```
+
+mod diagnostics;
+mod duration;
+mod extra;
+mod host;
+mod model;
+mod params;
+mod parse;
+mod read;
+
+pub use diagnostics::{Diagnostic, Diagnostics, Position};
+pub use duration::parse_duration;
+pub use extra::namespace;
+pub use host::sanitize_host;
+pub use model::*;
+pub use params::{endpoint_params, is_implicit_placeholder, url_placeholders};
+pub use parse::{from_value, load, parse_str};

@@ -1,0 +1,413 @@
+//! The configuration model, every default already applied. Built once at start-up.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+/// The whole service (KrakenD's `ServiceConfig`).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from (for messages).
+    pub source: PathBuf,
+    /// `name`.
+    pub name: String,
+    /// `port`, default 8080.
+    pub port: u16,
+    /// `listen_ip`, default all interfaces.
+    pub listen_ip: Option<IpAddr>,
+    /// `timeout`, default 2s.
+    pub timeout: Duration,
+    /// `cache_ttl`, default none.
+    pub cache_ttl: Duration,
+    /// `host`: default backend hosts (sanitised).
+    pub host: Vec<String>,
+    /// `output_encoding`, default json.
+    pub output_encoding: OutputEncoding,
+    /// `plugin`: where component plugins are loaded from.
+    pub plugin: Option<PluginFolder>,
+    /// `debug_endpoint`: serve `/__debug/*`.
+    pub debug_endpoint: bool,
+    /// `echo_endpoint`: serve `/__echo/*`.
+    pub echo_endpoint: bool,
+    /// `disable_rest`: relaxed `{param}` syntax.
+    pub disable_rest: bool,
+    /// HTTP server options.
+    pub server: ServerOptions,
+    /// Outgoing transport options for the default client.
+    pub transport: TransportOptions,
+    /// `extra_config.router`.
+    pub router: RouterOptions,
+    /// The service `extra_config`, aliases normalised to their short names.
+    pub extra_config: Map<String, Value>,
+    /// Endpoints, in file order.
+    pub endpoints: Vec<Endpoint>,
+    /// Namespaces in any `extra_config` the gateway does not know, with the JSON path of each.
+    pub unknown_namespaces: Vec<UnknownNamespace>,
+}
+
+/// An `extra_config` key the gateway ignores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownNamespace {
+    /// JSON path of the key, e.g. `endpoints[0].extra_config["qos/ratelimit/router"]`.
+    pub path: String,
+    /// The namespace.
+    pub namespace: String,
+}
+
+/// `plugin.folder` and `plugin.pattern`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginFolder {
+    /// Folder scanned (not recursively), relative paths resolved against the config file's folder.
+    pub folder: PathBuf,
+    /// A file is a candidate when its name contains this substring.
+    pub pattern: String,
+}
+
+/// HTTP server options of the service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerOptions {
+    /// `read_timeout` (0 = none).
+    pub read_timeout: Duration,
+    /// `write_timeout` (0 = none).
+    pub write_timeout: Duration,
+    /// `idle_timeout` (0 = none).
+    pub idle_timeout: Duration,
+    /// `read_header_timeout` (0 = none; Sluice then applies 10s against slow-loris).
+    pub read_header_timeout: Duration,
+    /// `max_header_bytes`, default 1 MiB as Go's.
+    pub max_header_bytes: usize,
+    /// `use_h2c`.
+    pub use_h2c: bool,
+    /// `max_shutdown_wait_time`, default 1s.
+    pub max_shutdown_wait_time: Duration,
+}
+
+/// Outgoing transport options (the default client).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransportOptions {
+    /// `disable_keep_alives`.
+    pub disable_keep_alives: bool,
+    /// `disable_compression`: do not ask for gzip.
+    pub disable_compression: bool,
+    /// `max_idle_connections` (0 = unlimited).
+    pub max_idle_connections: usize,
+    /// `max_idle_connections_per_host`, default 250.
+    pub max_idle_connections_per_host: usize,
+    /// `idle_connection_timeout`, default 90s.
+    pub idle_connection_timeout: Duration,
+    /// `response_header_timeout` (0 = bounded by the deadline only).
+    pub response_header_timeout: Duration,
+    /// `expect_continue_timeout`.
+    pub expect_continue_timeout: Duration,
+    /// `dialer_timeout`, default 30s.
+    pub dialer_timeout: Duration,
+    /// `dialer_fallback_delay`, default 300ms.
+    pub dialer_fallback_delay: Duration,
+    /// `dialer_keep_alive`, default 30s.
+    pub dialer_keep_alive: Duration,
+    /// `allow_insecure_connections`.
+    pub allow_insecure_connections: bool,
+}
+
+/// `extra_config.router` (alias `github_com/luraproject/lura/router/gin`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouterOptions {
+    /// `return_error_msg`: error text in 5xx bodies.
+    pub return_error_msg: bool,
+    /// `auto_options`: answer OPTIONS with `Allow`.
+    pub auto_options: bool,
+    /// `disable_health`.
+    pub disable_health: bool,
+    /// `health_path`, default `/__health`.
+    pub health_path: String,
+    /// `hide_version_header`.
+    pub hide_version_header: bool,
+    /// `disable_redirect_trailing_slash`.
+    pub disable_redirect_trailing_slash: bool,
+    /// `disable_redirect_fixed_path`.
+    pub disable_redirect_fixed_path: bool,
+    /// `disable_handle_method_not_allowed`.
+    pub disable_handle_method_not_allowed: bool,
+    /// `forwarded_by_client_ip`.
+    pub forwarded_by_client_ip: bool,
+    /// `remote_ip_headers`.
+    pub remote_ip_headers: Vec<String>,
+    /// `trusted_proxies` (IPs or CIDRs, as written).
+    pub trusted_proxies: Vec<String>,
+    /// `disable_access_log`.
+    pub disable_access_log: bool,
+    /// `disable_path_decoding`.
+    pub disable_path_decoding: bool,
+    /// `error_body`: JSON bodies for "404" and "405".
+    pub error_body: BTreeMap<String, Value>,
+}
+
+/// Output encodings of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputEncoding {
+    /// `json` (default).
+    Json,
+    /// `json-collection`: the `collection` array.
+    JsonCollection,
+    /// `string`: the `content` string.
+    String,
+    /// `no-op`: the backend's answer verbatim.
+    NoOp,
+    /// `negotiate`: by the `Accept` header.
+    Negotiate,
+    /// `xml`.
+    Xml,
+    /// `yaml`.
+    Yaml,
+}
+
+/// Backend (input) encodings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `json` (default; an unknown name is a config error, where KrakenD falls back to json).
+    Json,
+    /// `safejson`.
+    SafeJson,
+    /// `string`.
+    String,
+    /// `no-op`.
+    NoOp,
+    /// `xml`.
+    Xml,
+}
+
+/// One endpoint.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// JSON path of the endpoint, e.g. `endpoints[3]`.
+    pub json_path: String,
+    /// `endpoint`: the path template, leading `/` enforced.
+    pub endpoint: String,
+    /// `method`, upper-cased, default GET.
+    pub method: http::Method,
+    /// `backend`.
+    pub backends: Vec<Backend>,
+    /// `concurrent_calls`, default 1.
+    pub concurrent_calls: u32,
+    /// `timeout`, default the service's.
+    pub timeout: Duration,
+    /// `cache_ttl`, default the service's.
+    pub cache_ttl: Duration,
+    /// `input_query_strings`, default none (`*` = all).
+    pub input_query_strings: Vec<String>,
+    /// `input_headers`, default `[Content-Type]` (`*` = all).
+    pub input_headers: Vec<String>,
+    /// `output_encoding`, default the service's.
+    pub output_encoding: OutputEncoding,
+    /// `extra_config.proxy` options that act on the endpoint.
+    pub proxy: EndpointProxyOptions,
+    /// The endpoint `extra_config`, aliases normalised.
+    pub extra_config: Map<String, Value>,
+}
+
+/// `extra_config.proxy` of an endpoint.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EndpointProxyOptions {
+    /// `sequential`.
+    pub sequential: bool,
+    /// `sequential_propagated_params`.
+    pub sequential_propagated_params: Vec<String>,
+    /// `static`.
+    pub static_response: Option<StaticResponse>,
+    /// `flatmap_filter` on the merged answer.
+    pub flatmap_filter: Vec<FlatmapOp>,
+}
+
+/// `proxy.static`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaticResponse {
+    /// When to apply it.
+    pub strategy: StaticStrategy,
+    /// The data merged on top.
+    pub data: Map<String, Value>,
+}
+
+/// `proxy.static.strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaticStrategy {
+    /// `always` (default).
+    Always,
+    /// `success`: no error.
+    Success,
+    /// `errored`: an error.
+    Errored,
+    /// `complete`: no error and complete.
+    Complete,
+    /// `incomplete`: no response or incomplete.
+    Incomplete,
+}
+
+/// One `flatmap_filter` operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlatmapOp {
+    /// `move` from the first path to the second.
+    Move(String, String),
+    /// `del` the path.
+    Del(String),
+    /// `append` the array at the first path to the array at the second.
+    Append(String, String),
+}
+
+/// One backend of an endpoint.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    /// JSON path of the backend, e.g. `endpoints[3].backend[0]`.
+    pub json_path: String,
+    /// `host`, sanitised (default the service's).
+    pub host: Vec<String>,
+    /// `url_pattern`.
+    pub url_pattern: String,
+    /// `method`, upper-cased, default the endpoint's.
+    pub method: http::Method,
+    /// `encoding`.
+    pub encoding: Encoding,
+    /// `is_collection`.
+    pub is_collection: bool,
+    /// `allow`.
+    pub allow: Vec<String>,
+    /// `deny`.
+    pub deny: Vec<String>,
+    /// `mapping`: top-level renames.
+    pub mapping: BTreeMap<String, String>,
+    /// `group`.
+    pub group: Option<String>,
+    /// `target`.
+    pub target: Option<String>,
+    /// `sd`.
+    pub sd: String,
+    /// `sd_scheme`, default http.
+    pub sd_scheme: String,
+    /// `disable_host_sanitize`.
+    pub disable_host_sanitize: bool,
+    /// Backend-level `input_headers` (a further subset), if set.
+    pub input_headers: Option<Vec<String>>,
+    /// Backend-level `input_query_strings` (a further subset), if set.
+    pub input_query_strings: Option<Vec<String>>,
+    /// `extra_config.proxy.flatmap_filter`.
+    pub flatmap_filter: Vec<FlatmapOp>,
+    /// `extra_config."backend/http"`.
+    pub http: BackendHttpOptions,
+    /// `extra_config."backend/http/client".send_body_on_redirect`.
+    pub send_body_on_redirect: bool,
+    /// `extra_config."plugin/http-client"`.
+    pub plugin: Option<PluginRef>,
+    /// The backend `extra_config`, aliases normalised.
+    pub extra_config: Map<String, Value>,
+}
+
+/// `extra_config."backend/http"`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BackendHttpOptions {
+    /// `return_error_code`.
+    pub return_error_code: bool,
+    /// `return_error_details`: the alias, if set.
+    pub return_error_details: Option<String>,
+}
+
+/// A backend's `plugin/http-client` block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginRef {
+    /// `name`: exactly one string.
+    pub name: String,
+    /// The whole object (with `name`), as given to the plugin factory.
+    pub extra: Map<String, Value>,
+    /// JSON path of the block, for messages.
+    pub json_path: String,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            read_timeout: Duration::ZERO,
+            write_timeout: Duration::ZERO,
+            idle_timeout: Duration::ZERO,
+            read_header_timeout: Duration::ZERO,
+            max_header_bytes: 1 << 20,
+            use_h2c: false,
+            max_shutdown_wait_time: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Default for RouterOptions {
+    /// Everything off, and the health check at `/__health`.
+    fn default() -> Self {
+        Self {
+            return_error_msg: false,
+            auto_options: false,
+            disable_health: false,
+            health_path: "/__health".to_owned(),
+            hide_version_header: false,
+            disable_redirect_trailing_slash: false,
+            disable_redirect_fixed_path: false,
+            disable_handle_method_not_allowed: false,
+            forwarded_by_client_ip: false,
+            remote_ip_headers: Vec::new(),
+            trusted_proxies: Vec::new(),
+            disable_access_log: false,
+            disable_path_decoding: false,
+            error_body: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        Self {
+            disable_keep_alives: false,
+            disable_compression: false,
+            max_idle_connections: 0,
+            max_idle_connections_per_host: 250,
+            idle_connection_timeout: Duration::from_secs(90),
+            response_header_timeout: Duration::ZERO,
+            expect_continue_timeout: Duration::ZERO,
+            dialer_timeout: Duration::from_secs(30),
+            dialer_fallback_delay: Duration::from_millis(300),
+            dialer_keep_alive: Duration::from_secs(30),
+            allow_insecure_connections: false,
+        }
+    }
+}
+
+impl Endpoint {
+    /// `METHOD /path`, for messages and logs.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.method, self.endpoint)
+    }
+}
+
+impl Encoding {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Json => "json",
+            Encoding::SafeJson => "safejson",
+            Encoding::String => "string",
+            Encoding::NoOp => "no-op",
+            Encoding::Xml => "xml",
+        }
+    }
+}
+
+impl OutputEncoding {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputEncoding::Json => "json",
+            OutputEncoding::JsonCollection => "json-collection",
+            OutputEncoding::String => "string",
+            OutputEncoding::NoOp => "no-op",
+            OutputEncoding::Negotiate => "negotiate",
+            OutputEncoding::Xml => "xml",
+            OutputEncoding::Yaml => "yaml",
+        }
+    }
+}

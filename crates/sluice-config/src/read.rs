@@ -1,0 +1,266 @@
+//! Reading typed values out of the JSON tree while collecting every problem, each at its JSON path.
+//!
+//! Every reader reports a value of the wrong type (or out of range) and returns `None` (or the
+//! zero value), so the walk goes on and one run lists all the problems. A `null` reads as absent,
+//! as Go's decoder leaves the default in place.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::diagnostics::Diagnostic;
+use crate::duration::parse_duration;
+use crate::model::UnknownNamespace;
+
+/// The problems and warnings found so far.
+#[derive(Debug)]
+pub(crate) struct Reader<'f> {
+    file: &'f Path,
+    pub(crate) errors: Vec<Diagnostic>,
+    pub(crate) unknown_namespaces: Vec<UnknownNamespace>,
+}
+
+/// An object of the tree and its JSON path.
+#[derive(Debug, Clone)]
+pub(crate) struct Obj<'v> {
+    pub(crate) map: &'v Map<String, Value>,
+    pub(crate) path: String,
+}
+
+impl<'v> Obj<'v> {
+    /// The value of `key`, `None` when absent or `null`.
+    pub(crate) fn get(&self, key: &str) -> Option<&'v Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    /// The JSON path of `key` in this object.
+    pub(crate) fn path_of(&self, key: &str) -> String {
+        key_path(&self.path, key)
+    }
+}
+
+impl<'f> Reader<'f> {
+    pub(crate) fn new(file: &'f Path) -> Self {
+        Self {
+            file,
+            errors: Vec::new(),
+            unknown_namespaces: Vec::new(),
+        }
+    }
+
+    /// Records a problem at `path`.
+    pub(crate) fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(Diagnostic::new(self.file, path, message));
+    }
+
+    /// Records `expected <expected>, found <the kind of found>` at `path`.
+    pub(crate) fn type_error(&mut self, path: impl Into<String>, expected: &str, found: &Value) {
+        self.error(path, format!("expected {expected}, found {}", kind(found)));
+    }
+
+    /// Records an `extra_config` namespace the gateway ignores.
+    pub(crate) fn unknown_namespace(&mut self, path: String, namespace: &str) {
+        self.unknown_namespaces.push(UnknownNamespace {
+            path,
+            namespace: namespace.to_owned(),
+        });
+    }
+
+    /// `value` as an object, at `path`.
+    pub(crate) fn as_object<'v>(&mut self, value: &'v Value, path: String) -> Option<Obj<'v>> {
+        match value {
+            Value::Object(map) => Some(Obj { map, path }),
+            other => {
+                self.type_error(path, "an object", other);
+                None
+            }
+        }
+    }
+
+    /// The object at `key`.
+    pub(crate) fn object<'v>(&mut self, parent: &Obj<'v>, key: &str) -> Option<Obj<'v>> {
+        let value = parent.get(key)?;
+        self.as_object(value, parent.path_of(key))
+    }
+
+    /// The array at `key`.
+    pub(crate) fn array<'v>(&mut self, parent: &Obj<'v>, key: &str) -> Option<&'v [Value]> {
+        match parent.get(key)? {
+            Value::Array(items) => Some(items),
+            other => {
+                self.type_error(parent.path_of(key), "an array", other);
+                None
+            }
+        }
+    }
+
+    /// The string at `key`.
+    pub(crate) fn string(&mut self, parent: &Obj<'_>, key: &str) -> Option<String> {
+        match parent.get(key)? {
+            Value::String(s) => Some(s.clone()),
+            other => {
+                self.type_error(parent.path_of(key), "a string", other);
+                None
+            }
+        }
+    }
+
+    /// The boolean at `key`, `false` when absent.
+    pub(crate) fn bool(&mut self, parent: &Obj<'_>, key: &str) -> bool {
+        match parent.get(key) {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                self.type_error(parent.path_of(key), "true or false", other);
+                false
+            }
+        }
+    }
+
+    /// The whole, non-negative number at `key` that fits in `T`; `what` describes the number for the
+    /// message (`"a port number from 0 to 65535"`).
+    pub(crate) fn uint<T: TryFrom<u64>>(
+        &mut self,
+        parent: &Obj<'_>,
+        key: &str,
+        what: &str,
+    ) -> Option<T> {
+        let value = parent.get(key)?;
+        if let Some(n) = value.as_u64().and_then(|n| T::try_from(n).ok()) {
+            return Some(n);
+        }
+        let found = match value {
+            Value::Number(n) => n.to_string(),
+            other => kind(other).to_owned(),
+        };
+        self.error(
+            parent.path_of(key),
+            format!("expected {what}, found {found}"),
+        );
+        None
+    }
+
+    /// The Go duration string at `key`, zero when absent (or wrong).
+    pub(crate) fn duration(&mut self, parent: &Obj<'_>, key: &str) -> Duration {
+        match parent.get(key) {
+            None => Duration::ZERO,
+            Some(Value::String(s)) => parse_duration(s).unwrap_or_else(|message| {
+                self.error(parent.path_of(key), message);
+                Duration::ZERO
+            }),
+            Some(other) => {
+                self.type_error(
+                    parent.path_of(key),
+                    "a duration string like \"2s\" or \"150ms\"",
+                    other,
+                );
+                Duration::ZERO
+            }
+        }
+    }
+
+    /// The array of strings at `key`; each element that is not a string is reported at its index.
+    pub(crate) fn strings(&mut self, parent: &Obj<'_>, key: &str) -> Option<Vec<String>> {
+        let items = self.array(parent, key)?;
+        let path = parent.path_of(key);
+        let mut strings = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                Value::String(s) => strings.push(s.clone()),
+                other => self.type_error(index_path(&path, i), "a string", other),
+            }
+        }
+        Some(strings)
+    }
+
+    /// The string at `key` that must be one of `choices` (compared ignoring ASCII case).
+    pub(crate) fn choice<T: Clone>(
+        &mut self,
+        parent: &Obj<'_>,
+        key: &str,
+        choices: &[(&str, T)],
+    ) -> Option<T> {
+        let value = parent.get(key)?;
+        if let Some(s) = value.as_str()
+            && let Some((_, found)) = choices
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(s))
+        {
+            return Some(found.clone());
+        }
+        let expected = choices
+            .iter()
+            .map(|(name, _)| quote(name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let found = match value {
+            Value::String(s) => quote(s),
+            other => kind(other).to_owned(),
+        };
+        self.error(
+            parent.path_of(key),
+            format!("expected one of {expected}, found {found}"),
+        );
+        None
+    }
+}
+
+/// What a JSON value is, with its article, for messages.
+pub(crate) fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(s) if s.is_empty() => "an empty string",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// `s` in double quotes, escaped as in JSON.
+pub(crate) fn quote(s: &str) -> String {
+    Value::from(s).to_string()
+}
+
+/// The JSON path of `key` under `parent`: `parent.key` for identifier-like keys, `parent["key"]`
+/// otherwise.
+pub(crate) fn key_path(parent: &str, key: &str) -> String {
+    let plain = key
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    match (plain, parent.is_empty()) {
+        (true, true) => key.to_owned(),
+        (true, false) => format!("{parent}.{key}"),
+        (false, _) => format!("{parent}[{}]", quote(key)),
+    }
+}
+
+/// The JSON path of element `i` of the array at `parent`.
+pub(crate) fn index_path(parent: &str, i: usize) -> String {
+    format!("{parent}[{i}]")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(key_path("", "version"), "version");
+        assert_eq!(
+            key_path("endpoints[0]", "extra_config"),
+            "endpoints[0].extra_config"
+        );
+        assert_eq!(
+            key_path("endpoints[0].extra_config", "plugin/http-client"),
+            r#"endpoints[0].extra_config["plugin/http-client"]"#
+        );
+        assert_eq!(key_path("", "a\"b"), r#"["a\"b"]"#);
+        assert_eq!(key_path("x", "404"), r#"x["404"]"#);
+        assert_eq!(index_path("endpoints", 3), "endpoints[3]");
+    }
+}

@@ -1,0 +1,617 @@
+//! Valid configs: every value parsed, every default applied, every alias normalised.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::Method;
+use serde_json::{Value, json};
+use sluice_config::{
+    BackendHttpOptions, Config, Diagnostics, Encoding, FlatmapOp, OutputEncoding, PluginFolder,
+    Position, RouterOptions, ServerOptions, StaticStrategy, TransportOptions, UnknownNamespace,
+    from_value, load, namespace, parse_str,
+};
+
+const FULL: &str = "tests/fixtures/full.json";
+
+fn parse(value: Value) -> Config {
+    match from_value(&value, Path::new("test.json")) {
+        Ok(config) => config,
+        Err(diagnostics) => panic!("{diagnostics}"),
+    }
+}
+
+fn minimal() -> Value {
+    json!({
+        "version": 3,
+        "host": ["localhost:8080"],
+        "endpoints": [{"endpoint": "/a", "backend": [{"url_pattern": "/a"}]}]
+    })
+}
+
+#[test]
+fn full_config_service() {
+    let config = load(Path::new(FULL)).unwrap();
+    assert_eq!(config.source, Path::new(FULL));
+    assert_eq!(config.name, "Sluice full");
+    assert_eq!(config.port, 9090);
+    assert_eq!(config.listen_ip, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    assert_eq!(config.timeout, Duration::from_secs(3));
+    assert_eq!(config.cache_ttl, Duration::from_secs(3600));
+    assert_eq!(
+        config.host,
+        ["http://localhost:8081", "https://api.example.com"]
+    );
+    assert_eq!(config.output_encoding, OutputEncoding::Negotiate);
+    assert_eq!(
+        config.plugin,
+        Some(PluginFolder {
+            folder: PathBuf::from("tests/fixtures/./plugins"),
+            pattern: ".wasm".to_owned(),
+        })
+    );
+    assert!(config.debug_endpoint && config.echo_endpoint && !config.disable_rest);
+    assert_eq!(
+        config.server,
+        ServerOptions {
+            read_timeout: Duration::from_secs(1),
+            write_timeout: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(3),
+            read_header_timeout: Duration::from_millis(150),
+            max_header_bytes: 4096,
+            use_h2c: true,
+            max_shutdown_wait_time: Duration::from_secs(5),
+        }
+    );
+    assert_eq!(
+        config.transport,
+        TransportOptions {
+            disable_keep_alives: true,
+            disable_compression: true,
+            max_idle_connections: 100,
+            max_idle_connections_per_host: 10,
+            idle_connection_timeout: Duration::from_secs(90),
+            response_header_timeout: Duration::from_millis(500),
+            expect_continue_timeout: Duration::from_secs(1),
+            dialer_timeout: Duration::from_secs(5),
+            dialer_fallback_delay: Duration::from_millis(100),
+            dialer_keep_alive: Duration::from_secs(15),
+            allow_insecure_connections: true,
+        }
+    );
+    let router = &config.router;
+    assert!(router.return_error_msg && router.auto_options && !router.disable_health);
+    assert_eq!(router.health_path, "/healthz");
+    assert!(router.hide_version_header);
+    assert!(router.disable_redirect_trailing_slash && router.disable_redirect_fixed_path);
+    assert!(router.disable_handle_method_not_allowed && router.forwarded_by_client_ip);
+    assert_eq!(router.remote_ip_headers, ["X-Real-Ip"]);
+    assert_eq!(router.trusted_proxies, ["10.0.0.0/8", "::1"]);
+    assert!(router.disable_access_log && router.disable_path_decoding);
+    assert_eq!(router.error_body["404"], json!({"error": "not found"}));
+    assert_eq!(
+        router.error_body["405"],
+        json!({"error": "method not allowed"})
+    );
+
+    // The legacy router key is stored under its short name; unknown namespaces are kept.
+    assert!(config.extra_config.contains_key(namespace::ROUTER));
+    assert!(
+        !config
+            .extra_config
+            .contains_key("github_com/luraproject/lura/router/gin")
+    );
+    assert_eq!(
+        config.extra_config["telemetry/logging"],
+        json!({"level": "DEBUG"})
+    );
+    assert_eq!(
+        config.unknown_namespaces,
+        [
+            UnknownNamespace {
+                path: r#"extra_config["plugin/http-client"]"#.to_owned(),
+                namespace: "plugin/http-client".to_owned(),
+            },
+            UnknownNamespace {
+                path: r#"extra_config["telemetry/logging"]"#.to_owned(),
+                namespace: "telemetry/logging".to_owned(),
+            },
+            UnknownNamespace {
+                path: r#"endpoints[0].extra_config["qos/ratelimit/router"]"#.to_owned(),
+                namespace: "qos/ratelimit/router".to_owned(),
+            },
+        ]
+    );
+    assert_eq!(config.endpoints.len(), 3);
+}
+
+#[test]
+fn full_config_endpoints_and_backends() {
+    let config = load(Path::new(FULL)).unwrap();
+
+    let users = &config.endpoints[0];
+    assert_eq!(users.json_path, "endpoints[0]");
+    assert_eq!(users.label(), "GET /users/{id}");
+    assert_eq!(users.concurrent_calls, 1);
+    assert_eq!(users.timeout, Duration::from_secs(3));
+    assert_eq!(users.cache_ttl, Duration::from_secs(3600));
+    assert_eq!(users.input_headers, ["Authorization", "X-Y-Z"]);
+    assert_eq!(users.input_query_strings, ["a", "c[]"]);
+    assert_eq!(users.output_encoding, OutputEncoding::Negotiate);
+    assert!(users.proxy.sequential);
+    assert_eq!(
+        users.proxy.sequential_propagated_params,
+        ["resp0_first.foo"]
+    );
+    let static_response = users.proxy.static_response.as_ref().unwrap();
+    assert_eq!(static_response.strategy, StaticStrategy::Incomplete);
+    assert_eq!(
+        Value::Object(static_response.data.clone()),
+        json!({"foo": 42, "bar": "foobar"})
+    );
+    assert_eq!(
+        users.proxy.flatmap_filter,
+        [
+            FlatmapOp::Move("a".into(), "b".into()),
+            FlatmapOp::Del("c.*.d".into()),
+            FlatmapOp::Append("x".into(), "y".into()),
+        ]
+    );
+    assert!(users.extra_config.contains_key(namespace::PROXY));
+    assert!(users.extra_config.contains_key("qos/ratelimit/router"));
+
+    let b0 = &users.backends[0];
+    assert_eq!(b0.json_path, "endpoints[0].backend[0]");
+    assert_eq!(b0.host, config.host);
+    assert_eq!(b0.url_pattern, "/users/{id}");
+    assert_eq!(b0.method, Method::GET);
+    assert_eq!(b0.encoding, Encoding::SafeJson);
+    assert!(b0.is_collection);
+    assert_eq!(b0.allow, ["name", "email"]);
+    assert_eq!(b0.deny, ["password"]);
+    assert_eq!(b0.mapping["collection"], "users");
+    assert_eq!(b0.group.as_deref(), Some("first"));
+    assert_eq!(b0.target.as_deref(), Some("data"));
+    assert_eq!(b0.sd, "static");
+    assert_eq!(b0.sd_scheme, "https");
+    assert!(!b0.disable_host_sanitize);
+    assert_eq!(b0.input_headers, None);
+    assert_eq!(b0.input_query_strings, None);
+    assert_eq!(b0.flatmap_filter, [FlatmapOp::Del("secret".into())]);
+    assert_eq!(
+        b0.http,
+        BackendHttpOptions {
+            return_error_code: true,
+            return_error_details: Some("backend_a".to_owned()),
+        }
+    );
+    assert!(b0.send_body_on_redirect);
+    let plugin = b0.plugin.as_ref().unwrap();
+    assert_eq!(plugin.name, "hmac-signer");
+    assert_eq!(
+        Value::Object(plugin.extra.clone()),
+        json!({"name": "hmac-signer", "hmac-signer": {"key_env": "HMAC_KEY"}})
+    );
+    assert_eq!(
+        plugin.json_path,
+        r#"endpoints[0].backend[0].extra_config["github.com/devopsfaith/krakend/transport/http/client/executor"]"#
+    );
+    let mut keys: Vec<&str> = b0.extra_config.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            namespace::BACKEND_HTTP,
+            namespace::BACKEND_HTTP_CLIENT,
+            namespace::PLUGIN_HTTP_CLIENT,
+            namespace::PROXY,
+        ]
+    );
+
+    let b1 = &users.backends[1];
+    assert_eq!(b1.host, ["http://b:81"]);
+    assert_eq!(b1.method, Method::POST);
+    assert_eq!(b1.url_pattern, "/x/{resp0_first.id}/{JWT.sub}?id={id}");
+    assert_eq!(b1.encoding, Encoding::Json);
+    assert_eq!(b1.sd_scheme, "http");
+    assert_eq!(b1.input_headers.as_deref(), Some(&["*".to_owned()][..]));
+    assert_eq!(
+        b1.input_query_strings.as_deref(),
+        Some(&["a".to_owned()][..])
+    );
+    assert_eq!(b1.plugin, None);
+    assert_eq!(b1.http, BackendHttpOptions::default());
+
+    let proxy = &config.endpoints[1];
+    assert_eq!(proxy.endpoint, "/proxy/{path}");
+    assert_eq!(proxy.method, Method::POST);
+    assert_eq!(proxy.output_encoding, OutputEncoding::NoOp);
+    assert_eq!(proxy.timeout, Duration::from_millis(100));
+    assert_eq!(proxy.cache_ttl, Duration::from_secs(3600));
+    assert_eq!(proxy.input_headers, ["Content-Type"]);
+    let raw = &proxy.backends[0];
+    assert_eq!(raw.host, ["unix:///var/run/api.sock"]);
+    assert!(raw.disable_host_sanitize);
+    assert_eq!(raw.method, Method::POST);
+    assert_eq!(
+        raw.encoding,
+        Encoding::NoOp,
+        "no-op endpoints force no-op backends"
+    );
+
+    let defaults = &config.endpoints[2];
+    assert_eq!(defaults.method, Method::GET);
+    assert_eq!(defaults.output_encoding, OutputEncoding::Negotiate);
+    assert_eq!(defaults.backends[0].host, config.host);
+}
+
+#[test]
+fn defaults() {
+    let config = parse(minimal());
+    assert_eq!(config.name, "");
+    assert_eq!(config.port, 8080);
+    assert_eq!(config.listen_ip, None);
+    assert_eq!(config.timeout, Duration::from_secs(2));
+    assert_eq!(config.cache_ttl, Duration::ZERO);
+    assert_eq!(config.host, ["http://localhost:8080"]);
+    assert_eq!(config.output_encoding, OutputEncoding::Json);
+    assert_eq!(config.plugin, None);
+    assert!(!config.debug_endpoint && !config.echo_endpoint && !config.disable_rest);
+    assert_eq!(config.server, ServerOptions::default());
+    assert_eq!(config.server.max_header_bytes, 1 << 20);
+    assert_eq!(config.transport, TransportOptions::default());
+    assert_eq!(config.transport.max_idle_connections_per_host, 250);
+    assert_eq!(config.router, RouterOptions::default());
+    assert_eq!(config.router.health_path, "/__health");
+    assert!(config.extra_config.is_empty());
+    assert!(config.unknown_namespaces.is_empty());
+
+    let endpoint = &config.endpoints[0];
+    assert_eq!(endpoint.method, Method::GET);
+    assert_eq!(endpoint.concurrent_calls, 1);
+    assert_eq!(endpoint.timeout, Duration::from_secs(2));
+    assert_eq!(endpoint.cache_ttl, Duration::ZERO);
+    assert!(endpoint.input_query_strings.is_empty());
+    assert_eq!(endpoint.input_headers, ["Content-Type"]);
+    assert_eq!(endpoint.output_encoding, OutputEncoding::Json);
+    assert_eq!(endpoint.proxy, Default::default());
+
+    let backend = &endpoint.backends[0];
+    assert_eq!(backend.host, ["http://localhost:8080"]);
+    assert_eq!(backend.method, Method::GET);
+    assert_eq!(backend.encoding, Encoding::Json);
+    assert_eq!(backend.sd, "");
+    assert_eq!(backend.sd_scheme, "http");
+    assert_eq!(backend.group, None);
+    assert_eq!(backend.target, None);
+    assert!(backend.mapping.is_empty() && backend.allow.is_empty() && backend.deny.is_empty());
+    assert_eq!(backend.plugin, None);
+    assert!(!backend.send_body_on_redirect);
+}
+
+#[test]
+fn zeros_mean_defaults() {
+    let mut value = minimal();
+    value["port"] = json!(0);
+    value["timeout"] = json!("0");
+    value["max_idle_connections_per_host"] = json!(0);
+    value["endpoints"][0]["concurrent_calls"] = json!(0);
+    value["endpoints"][0]["timeout"] = json!("0s");
+    let config = parse(value);
+    assert_eq!(config.port, 8080);
+    assert_eq!(config.timeout, Duration::from_secs(2));
+    assert_eq!(config.transport.max_idle_connections_per_host, 250);
+    assert_eq!(config.endpoints[0].concurrent_calls, 1);
+    assert_eq!(config.endpoints[0].timeout, Duration::from_secs(2));
+}
+
+#[test]
+fn inherited_values() {
+    let config = parse(json!({
+        "version": 3,
+        "timeout": "5s",
+        "cache_ttl": "30s",
+        "output_encoding": "string",
+        "host": ["https://a.example.com/"],
+        "endpoints": [{
+            "endpoint": "/a",
+            "method": "put",
+            "backend": [
+                {"url_pattern": "/a"},
+                {"url_pattern": "/b", "host": []},
+                {"url_pattern": "/c", "host": ["c:81"], "method": "PATCH"}
+            ]
+        }]
+    }));
+    let endpoint = &config.endpoints[0];
+    assert_eq!(endpoint.method, Method::PUT);
+    assert_eq!(endpoint.timeout, Duration::from_secs(5));
+    assert_eq!(endpoint.cache_ttl, Duration::from_secs(30));
+    assert_eq!(endpoint.output_encoding, OutputEncoding::String);
+    assert_eq!(endpoint.backends[0].host, ["https://a.example.com"]);
+    assert_eq!(endpoint.backends[0].method, Method::PUT);
+    assert_eq!(endpoint.backends[1].host, ["https://a.example.com"]);
+    assert_eq!(endpoint.backends[2].host, ["http://c:81"]);
+    assert_eq!(endpoint.backends[2].method, Method::PATCH);
+}
+
+#[test]
+fn namespace_aliases_both_spellings() {
+    let spellings = [
+        (namespace::ROUTER, "router", "service"),
+        (
+            namespace::ROUTER,
+            "github_com/luraproject/lura/router/gin",
+            "service",
+        ),
+        (
+            namespace::ROUTER,
+            "github.com/luraproject/lura/router/gin",
+            "service",
+        ),
+        (
+            namespace::ROUTER,
+            "github_com/devopsfaith/krakend/router/gin",
+            "service",
+        ),
+        (namespace::PROXY, "proxy", "endpoint"),
+        (
+            namespace::PROXY,
+            "github.com/devopsfaith/krakend/proxy",
+            "endpoint",
+        ),
+        (
+            namespace::PROXY,
+            "github.com/devopsfaith/krakend/proxy",
+            "backend",
+        ),
+        (namespace::BACKEND_HTTP, "backend/http", "backend"),
+        (
+            namespace::BACKEND_HTTP,
+            "github.com/devopsfaith/krakend/http",
+            "backend",
+        ),
+        (
+            namespace::BACKEND_HTTP_CLIENT,
+            "backend/http/client",
+            "backend",
+        ),
+        (
+            namespace::BACKEND_HTTP_CLIENT,
+            "github.com/devopsfaith/krakend/transport/http/client",
+            "backend",
+        ),
+        (
+            namespace::PLUGIN_HTTP_CLIENT,
+            "plugin/http-client",
+            "backend",
+        ),
+        (
+            namespace::PLUGIN_HTTP_CLIENT,
+            "github.com/devopsfaith/krakend/transport/http/client/executor",
+            "backend",
+        ),
+    ];
+    for (short, key, level) in spellings {
+        let block = match short {
+            s if s == namespace::ROUTER => json!({"return_error_msg": true}),
+            s if s == namespace::PROXY => {
+                json!({"sequential": true, "flatmap_filter": [{"type": "del", "args": ["x"]}]})
+            }
+            s if s == namespace::BACKEND_HTTP => json!({"return_error_code": true}),
+            s if s == namespace::BACKEND_HTTP_CLIENT => json!({"send_body_on_redirect": true}),
+            _ => json!({"name": "p"}),
+        };
+        let mut value = minimal();
+        let holder = match level {
+            "service" => &mut value,
+            "endpoint" => &mut value["endpoints"][0],
+            _ => &mut value["endpoints"][0]["backend"][0],
+        };
+        holder["extra_config"] = json!({ key: block });
+        let config = parse(value);
+        assert!(
+            config.unknown_namespaces.is_empty(),
+            "{key}: {:?}",
+            config.unknown_namespaces
+        );
+        let endpoint = &config.endpoints[0];
+        let backend = &endpoint.backends[0];
+        let stored = match level {
+            "service" => &config.extra_config,
+            "endpoint" => &endpoint.extra_config,
+            _ => &backend.extra_config,
+        };
+        assert_eq!(stored.keys().collect::<Vec<_>>(), [short], "{key}");
+        match (short, level) {
+            (namespace::ROUTER, _) => assert!(config.router.return_error_msg, "{key}"),
+            (namespace::PROXY, "endpoint") => {
+                assert!(endpoint.proxy.sequential, "{key}");
+                assert_eq!(endpoint.proxy.flatmap_filter.len(), 1, "{key}");
+            }
+            (namespace::PROXY, _) => assert_eq!(backend.flatmap_filter.len(), 1, "{key}"),
+            (namespace::BACKEND_HTTP, _) => assert!(backend.http.return_error_code, "{key}"),
+            (namespace::BACKEND_HTTP_CLIENT, _) => assert!(backend.send_body_on_redirect, "{key}"),
+            _ => assert_eq!(backend.plugin.as_ref().unwrap().name, "p", "{key}"),
+        }
+    }
+}
+
+#[test]
+fn known_namespace_at_the_wrong_level_is_reported_not_read() {
+    let mut value = minimal();
+    value["endpoints"][0]["extra_config"] =
+        json!({"plugin/http-client": {"name": ["not", "read"]}});
+    value["endpoints"][0]["backend"][0]["extra_config"] = json!({"router": {"auto_options": 1}});
+    let config = parse(value);
+    assert_eq!(
+        config.unknown_namespaces,
+        [
+            UnknownNamespace {
+                path: r#"endpoints[0].extra_config["plugin/http-client"]"#.to_owned(),
+                namespace: "plugin/http-client".to_owned(),
+            },
+            UnknownNamespace {
+                path: "endpoints[0].backend[0].extra_config.router".to_owned(),
+                namespace: "router".to_owned(),
+            },
+        ]
+    );
+    assert!(!config.router.auto_options);
+}
+
+#[test]
+fn relaxed_params_with_disable_rest() {
+    let mut value = minimal();
+    value["disable_rest"] = json!(true);
+    value["endpoints"][0] = json!({
+        "endpoint": "/files/{name}.{ext}",
+        "backend": [{"url_pattern": "/f/{name}/{ext}"}]
+    });
+    let config = parse(value);
+    assert!(config.disable_rest);
+    assert_eq!(
+        sluice_config::endpoint_params(&config.endpoints[0].endpoint, true),
+        ["name", "ext"]
+    );
+}
+
+#[test]
+fn plugin_folder_is_relative_to_the_config_file() {
+    let text = r#"{"version": 3, "plugin": {"folder": "plugins", "pattern": ".wasm"}}"#;
+    let config = parse_str(text, Path::new("/etc/sluice/krakend.json")).unwrap();
+    assert_eq!(
+        config.plugin.unwrap().folder,
+        Path::new("/etc/sluice/plugins")
+    );
+
+    let text = r#"{"version": 3, "plugin": {"folder": "/opt/plugins"}}"#;
+    let config = parse_str(text, Path::new("/etc/sluice/krakend.json")).unwrap();
+    let plugin = config.plugin.unwrap();
+    assert_eq!(plugin.folder, Path::new("/opt/plugins"));
+    assert_eq!(plugin.pattern, "");
+
+    let text = r#"{"version": 3, "plugin": {"folder": "plugins"}}"#;
+    let config = parse_str(text, Path::new("krakend.json")).unwrap();
+    assert_eq!(config.plugin.unwrap().folder, Path::new("plugins"));
+}
+
+#[test]
+fn no_endpoints_is_valid() {
+    let config = parse_str(r#"{"version": 3}"#, Path::new("k.json")).unwrap();
+    assert!(config.endpoints.is_empty());
+}
+
+#[test]
+fn byte_order_mark_is_skipped() {
+    assert!(parse_str("\u{feff}{\"version\": 3}", Path::new("k.json")).is_ok());
+}
+
+#[test]
+fn unreadable_file_is_a_diagnostic() {
+    let missing = Path::new("tests/fixtures/does-not-exist.json");
+    let diagnostics = load(missing).unwrap_err();
+    assert_eq!(diagnostics.len(), 1);
+    let error = &diagnostics.errors[0];
+    assert_eq!(error.file, missing);
+    assert_eq!(error.path, "");
+    assert!(
+        error
+            .to_string()
+            .starts_with("tests/fixtures/does-not-exist.json: cannot read the file: "),
+        "{error}"
+    );
+}
+
+#[test]
+fn non_utf8_file_is_a_diagnostic() {
+    let path =
+        std::env::temp_dir().join(format!("sluice-config-latin1-{}.json", std::process::id()));
+    std::fs::write(&path, b"{\"version\": 3,\n \"name\": \"caf\xe9\"}").unwrap();
+    let result = load(&path);
+    std::fs::remove_file(&path).unwrap();
+    let diagnostics = result.unwrap_err();
+    assert_eq!(diagnostics.len(), 1);
+    let error = &diagnostics.errors[0];
+    assert_eq!(error.message, "the file is not UTF-8 text");
+    assert_eq!(
+        error.position,
+        Some(Position {
+            line: 2,
+            column: 14
+        })
+    );
+}
+
+#[test]
+fn diagnostics_are_errors() {
+    fn is_error<E: std::error::Error + Send + Sync + 'static>() {}
+    is_error::<Diagnostics>();
+    is_error::<sluice_config::Diagnostic>();
+}
+
+/// Every node of the full config replaced by values of every JSON type: the parser reports, and
+/// never panics.
+#[test]
+fn never_panics_whatever_the_types() {
+    let full: Value = serde_json::from_str(&std::fs::read_to_string(FULL).unwrap()).unwrap();
+    let replacements = [
+        json!(null),
+        json!(true),
+        json!(0),
+        json!(-1),
+        json!(1.5),
+        json!(18446744073709551615u64),
+        json!(""),
+        json!("x"),
+        json!("/__debug/{x}*y"),
+        json!([]),
+        json!([1, "a", null]),
+        json!({}),
+        json!({"name": 1, "type": "move", "args": ["a"]}),
+    ];
+    let mut pointers = Vec::new();
+    collect_pointers(&full, String::new(), &mut pointers);
+    assert!(pointers.len() > 150, "{}", pointers.len());
+    for pointer in &pointers {
+        for replacement in &replacements {
+            let mut value = full.clone();
+            *value.pointer_mut(pointer).unwrap() = replacement.clone();
+            let _ = from_value(&value, Path::new("fuzz.json"));
+        }
+    }
+}
+
+fn collect_pointers(value: &Value, at: String, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                let escaped = key.replace('~', "~0").replace('/', "~1");
+                collect_pointers(child, format!("{at}/{escaped}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                collect_pointers(child, format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+    out.push(at);
+}
+
+/// Truncated or corrupted text is one malformed-JSON diagnostic with a position, never a panic.
+#[test]
+fn never_panics_on_broken_text() {
+    let text = std::fs::read_to_string(FULL).unwrap();
+    for (at, c) in text.char_indices().step_by(7) {
+        let _ = parse_str(&text[..at], Path::new("cut.json"));
+        let mut corrupted = text.clone();
+        corrupted.replace_range(at..at + c.len_utf8(), "\u{0}");
+        if let Err(diagnostics) = parse_str(&corrupted, Path::new("bad.json")) {
+            assert!(!diagnostics.is_empty());
+        }
+    }
+}
