@@ -21,7 +21,10 @@ impl ClientPlugin for Factory {
             Some(serde_json::Value::String(path)) => path.clone(),
             _ => return Err("settings.path: expected the path to answer, as a string".to_owned()),
         };
-        Ok(std::sync::Arc::new(ClientExample { path, next: ctx.default_client }))
+        Ok(std::sync::Arc::new(ClientExample {
+            path,
+            next: ctx.default_client,
+        }))
     }
 }
 

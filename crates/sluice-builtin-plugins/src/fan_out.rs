@@ -30,14 +30,25 @@ impl ClientPlugin for Factory {
                 .as_str()
                 .and_then(|u| u.parse().ok())
                 .filter(|u: &Uri| u.scheme().is_some() && u.authority().is_some())
-                .ok_or_else(|| format!("settings.urls[{i}]: expected an absolute URL, found {url}"))?;
+                .ok_or_else(|| {
+                    format!("settings.urls[{i}]: expected an absolute URL, found {url}")
+                })?;
             parsed.push(uri);
         }
         let mut allowed: Vec<String> = ctx.backend_hosts.to_vec();
         if let Some(extra) = ctx.extra.get("allowed_hosts").and_then(Value::as_array) {
-            allowed.extend(extra.iter().filter_map(Value::as_str).map(|h| h.trim_end_matches('/').to_owned()));
+            allowed.extend(
+                extra
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(|h| h.trim_end_matches('/').to_owned()),
+            );
         }
-        Ok(std::sync::Arc::new(FanOut { urls: parsed, allowed, next: ctx.default_client }))
+        Ok(std::sync::Arc::new(FanOut {
+            urls: parsed,
+            allowed,
+            next: ctx.default_client,
+        }))
     }
 }
 
@@ -55,8 +66,11 @@ impl FanOut {
             url.scheme_str().unwrap_or("http"),
             url.authority().map_or("", |a| a.as_str())
         );
-        if !self.allowed.iter().any(|h| *h == origin) {
-            return Err(ExecError::plugin(ErrorKind::HostNotAllowed, format!("host {origin} is not allowed")));
+        if !self.allowed.contains(&origin) {
+            return Err(ExecError::plugin(
+                ErrorKind::HostNotAllowed,
+                format!("host {origin} is not allowed"),
+            ));
         }
         let request = BackendRequest {
             method: Method::GET,
@@ -66,8 +80,12 @@ impl FanOut {
         };
         let response = self.next.execute(request, ctx).await?;
         let body = sluice_plugin::collect(response.into_body(), ctx.max_body_bytes).await?;
-        serde_json::from_slice(&body)
-            .map_err(|e| ExecError::plugin(ErrorKind::Other, format!("{url} answered invalid JSON: {e}")))
+        serde_json::from_slice(&body).map_err(|e| {
+            ExecError::plugin(
+                ErrorKind::Other,
+                format!("{url} answered invalid JSON: {e}"),
+            )
+        })
     }
 }
 
@@ -78,7 +96,11 @@ impl Executor for FanOut {
         ctx: &'a CallContext,
     ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
         Box::pin(async move {
-            let (a, b) = futures_util::future::join(self.fetch(&self.urls[0], ctx), self.fetch(&self.urls[1], ctx)).await;
+            let (a, b) = futures_util::future::join(
+                self.fetch(&self.urls[0], ctx),
+                self.fetch(&self.urls[1], ctx),
+            )
+            .await;
             let mut combined = Map::new();
             combined.insert("a".into(), a?);
             combined.insert("b".into(), b?);

@@ -12,7 +12,10 @@ use sluice_plugin::{
 
 /// What is signed: `METHOD\npath?query\ntimestamp\nhex(sha256(body))`.
 pub fn string_to_sign(method: &str, path_and_query: &str, timestamp: u64, body: &[u8]) -> String {
-    format!("{method}\n{path_and_query}\n{timestamp}\n{}", hex::encode(Sha256::digest(body)))
+    format!(
+        "{method}\n{path_and_query}\n{timestamp}\n{}",
+        hex::encode(Sha256::digest(body))
+    )
 }
 
 #[derive(Debug)]
@@ -32,11 +35,18 @@ impl ClientPlugin for Factory {
         let key_id = match settings.get("key_id") {
             None => None,
             Some(serde_json::Value::String(s)) => Some(
-                HeaderValue::from_str(s).map_err(|_| "settings.key_id: not a valid header value")?,
+                HeaderValue::from_str(s)
+                    .map_err(|_| "settings.key_id: not a valid header value")?,
             ),
-            Some(other) => return Err(format!("settings.key_id: expected a string, found {other}")),
+            Some(other) => {
+                return Err(format!("settings.key_id: expected a string, found {other}"));
+            }
         };
-        Ok(std::sync::Arc::new(HmacSigner { secret, key_id, next: ctx.default_client }))
+        Ok(std::sync::Arc::new(HmacSigner {
+            secret,
+            key_id,
+            next: ctx.default_client,
+        }))
     }
 }
 
@@ -57,7 +67,12 @@ impl Executor for HmacSigner {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let path_and_query = request.url.path_and_query().map_or("/", |p| p.as_str());
-        let to_sign = string_to_sign(request.method.as_str(), path_and_query, timestamp, &request.body);
+        let to_sign = string_to_sign(
+            request.method.as_str(),
+            path_and_query,
+            timestamp,
+            &request.body,
+        );
         let signature = Hmac::<Sha256>::new_from_slice(self.secret.as_bytes())
             .map(|mut mac| {
                 mac.update(to_sign.as_bytes());

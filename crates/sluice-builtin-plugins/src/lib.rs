@@ -36,9 +36,9 @@ pub fn register_all(registry: &mut Registry) -> Result<(), RegistryError> {
 }
 
 /// The settings object, or a message saying what was expected.
-fn settings_object<'a>(
-    settings: Option<&'a serde_json::Value>,
-) -> Result<&'a serde_json::Map<String, serde_json::Value>, String> {
+fn settings_object(
+    settings: Option<&serde_json::Value>,
+) -> Result<&serde_json::Map<String, serde_json::Value>, String> {
     match settings {
         Some(serde_json::Value::Object(map)) => Ok(map),
         Some(other) => Err(format!("settings must be an object, found {other}")),

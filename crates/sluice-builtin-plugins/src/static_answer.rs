@@ -24,7 +24,9 @@ impl ClientPlugin for Factory {
                 .as_u64()
                 .and_then(|s| u16::try_from(s).ok())
                 .and_then(|s| StatusCode::from_u16(s).ok())
-                .ok_or_else(|| format!("settings.status: expected an HTTP status code, found {value}"))?,
+                .ok_or_else(|| {
+                    format!("settings.status: expected an HTTP status code, found {value}")
+                })?,
         };
         let mut headers = HeaderMap::new();
         if let Some(map) = settings.get("headers") {
@@ -47,12 +49,19 @@ impl ClientPlugin for Factory {
             Some(serde_json::Value::String(text)) => Bytes::from(text.clone()),
             Some(json) => {
                 if !headers.contains_key(http::header::CONTENT_TYPE) {
-                    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                    headers.insert(
+                        http::header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
                 }
                 Bytes::from(json.to_string())
             }
         };
-        Ok(std::sync::Arc::new(StaticAnswer { status, headers, body }))
+        Ok(std::sync::Arc::new(StaticAnswer {
+            status,
+            headers,
+            body,
+        }))
     }
 }
 

@@ -122,9 +122,19 @@ impl DefaultClient {
             .uri(request.url.clone());
         if let Some(headers) = builder.headers_mut() {
             headers.clone_from(&request.headers);
-            // The body is always known in full: let hyper compute the length.
-            headers.remove(header::CONTENT_LENGTH);
+            // The body is always known in full, so its length is exact. Like Go's client,
+            // say `Content-Length: 0` for an empty body on methods that carry one.
             headers.remove(header::TRANSFER_ENCODING);
+            if request.body.is_empty()
+                && !matches!(request.method, Method::POST | Method::PUT | Method::PATCH)
+            {
+                headers.remove(header::CONTENT_LENGTH);
+            } else {
+                headers.insert(
+                    header::CONTENT_LENGTH,
+                    HeaderValue::from(request.body.len()),
+                );
+            }
         }
         let outgoing = builder
             .body(Full::new(request.body.clone()))

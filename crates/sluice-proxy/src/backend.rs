@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use http::header::{self, HeaderValue};
 use http::StatusCode;
+use http::header::{self, HeaderValue};
 use serde_json::{Map, Value};
 use sluice_config::Encoding;
 use sluice_plugin::{Body, CallContext, Instant, SharedExecutor};
@@ -99,13 +99,21 @@ impl BackendStage {
         responses: &[Option<Map<String, Value>>],
         deadline: Instant,
     ) -> Result<Answer, ProxyError> {
-        let built = self.builder.build(request, responses).map_err(ProxyError::Request)?;
+        let built = self
+            .builder
+            .build(request, responses)
+            .map_err(ProxyError::Request)?;
         let url = built.url.to_string();
-        let ctx = CallContext { deadline, max_body_bytes: self.max_body_bytes };
+        let ctx = CallContext {
+            deadline,
+            max_body_bytes: self.max_body_bytes,
+        };
         let response = tokio::time::timeout_at(deadline, self.executor.execute(built, &ctx))
             .await
             .map_err(|_| ProxyError::Timeout)?
-            .inspect_err(|e| tracing::debug!(backend = %self.label, error = %e, "backend call failed"))?;
+            .inspect_err(
+                |e| tracing::debug!(backend = %self.label, error = %e, "backend call failed"),
+            )?;
 
         if self.encoding == Encoding::NoOp {
             return Ok(Answer::Raw(response));
@@ -117,20 +125,34 @@ impl BackendStage {
             return Err(ProxyError::Status {
                 status,
                 what: format!("{} {}", self.builder.method, self.builder.template.display),
-                url: if self.answers_from_plugin { String::new() } else { url },
+                url: if self.answers_from_plugin {
+                    String::new()
+                } else {
+                    url
+                },
             });
         }
         let body = read_body(body, self.max_body_bytes, deadline).await?;
         if !ok {
             let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
             if let Some(alias) = &self.return_error_details {
-                return Ok(Answer::Data { data: error_details(alias, status, &body, content_type), complete: false });
+                return Ok(Answer::Data {
+                    data: error_details(alias, status, &body, content_type),
+                    complete: false,
+                });
             }
-            return Err(ProxyError::StatusPassThrough { status, body, content_type });
+            return Err(ProxyError::StatusPassThrough {
+                status,
+                body,
+                content_type,
+            });
         }
         let data = sluice_transform::decode::decode(self.encoding, self.is_collection, &body)
             .map_err(|e| ProxyError::Decode(e.to_string()))?;
-        Ok(Answer::Data { data: self.formatter.format(data), complete: true })
+        Ok(Answer::Data {
+            data: self.formatter.format(data),
+            complete: true,
+        })
     }
 }
 
@@ -150,7 +172,10 @@ fn error_details(
 ) -> Map<String, Value> {
     let mut details = Map::new();
     details.insert("http_status_code".into(), status.as_u16().into());
-    details.insert("http_body".into(), String::from_utf8_lossy(body).into_owned().into());
+    details.insert(
+        "http_body".into(),
+        String::from_utf8_lossy(body).into_owned().into(),
+    );
     details.insert(
         "http_body_encoding".into(),
         content_type

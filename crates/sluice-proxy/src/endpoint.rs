@@ -8,8 +8,8 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use http::HeaderValue;
 use serde_json::{Map, Value};
 use sluice_config::{Config, Endpoint, OutputEncoding, StaticResponse};
-use sluice_transform::flatmap::FlatmapFilter;
 use sluice_plugin::{Instant, PluginContext, Registry, SharedExecutor};
+use sluice_transform::flatmap::FlatmapFilter;
 
 use crate::backend::{Answer, BackendStage};
 use crate::error::ProxyError;
@@ -46,14 +46,27 @@ impl EndpointPipeline {
         let deadline = started + timeout;
         let outcome = match self.stages.as_slice() {
             [single] => {
-                let fraction = if self.endpoint.concurrent_calls > 1 { 0.75 } else { 1.0 };
+                let fraction = if self.endpoint.concurrent_calls > 1 {
+                    0.75
+                } else {
+                    1.0
+                };
                 let stage_deadline = started + timeout.mul_f64(fraction);
                 match single.call(request, &[], stage_deadline).await {
-                    Ok(answer) => Outcome { answer: Some(answer), error: None },
-                    Err(error) => Outcome { answer: None, error: Some(error) },
+                    Ok(answer) => Outcome {
+                        answer: Some(answer),
+                        error: None,
+                    },
+                    Err(error) => Outcome {
+                        answer: None,
+                        error: Some(error),
+                    },
                 }
             }
-            _ if self.sequential => self.sequential(request, started + share(timeout, 0.85)).await,
+            _ if self.sequential => {
+                self.sequential(request, started + share(timeout, 0.85))
+                    .await
+            }
             _ => self.parallel(request, started + share(timeout, 0.85)).await,
         };
         let mut outcome = self.finish(outcome);
@@ -108,22 +121,39 @@ impl EndpointPipeline {
                     }
                     if !complete {
                         return Outcome {
-                            answer: merged.map(|data| Answer::Data { data, complete: false }),
+                            answer: merged.map(|data| Answer::Data {
+                                data,
+                                complete: false,
+                            }),
                             error: None,
                         };
                     }
                 }
                 Ok(Answer::Raw(_)) => responses.push(None),
-                Err(error) if index == 0 => return Outcome { answer: None, error: Some(error) },
+                Err(error) if index == 0 => {
+                    return Outcome {
+                        answer: None,
+                        error: Some(error),
+                    };
+                }
                 Err(error) => {
                     return Outcome {
-                        answer: merged.map(|data| Answer::Data { data, complete: false }),
+                        answer: merged.map(|data| Answer::Data {
+                            data,
+                            complete: false,
+                        }),
                         error: Some(error),
                     };
                 }
             }
         }
-        Outcome { answer: merged.map(|data| Answer::Data { data, complete: true }), error: None }
+        Outcome {
+            answer: merged.map(|data| Answer::Data {
+                data,
+                complete: true,
+            }),
+            error: None,
+        }
     }
 
     /// Static data and the endpoint flatmap, on whatever the backends produced.
@@ -149,8 +179,10 @@ impl EndpointPipeline {
                     }
                     Some(Answer::Raw(_)) => {}
                     None => {
-                        outcome.answer =
-                            Some(Answer::Data { data: stat.data.clone(), complete: false })
+                        outcome.answer = Some(Answer::Data {
+                            data: stat.data.clone(),
+                            complete: false,
+                        })
                     }
                 }
             }
@@ -205,7 +237,11 @@ pub fn build_pipelines(
                             "{file}: {}.name: no client plugin is named {:?}; available: {}",
                             plugin.json_path,
                             plugin.name,
-                            if available.is_empty() { "none".to_owned() } else { available.join(", ") }
+                            if available.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                available.join(", ")
+                            }
                         ));
                         continue;
                     }
@@ -246,5 +282,9 @@ pub fn build_pipelines(
             flatmap: FlatmapFilter::new(&endpoint.proxy.flatmap_filter),
         });
     }
-    if errors.is_empty() { Ok(pipelines) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(pipelines)
+    } else {
+        Err(errors)
+    }
 }

@@ -52,9 +52,9 @@ impl ProxyError {
     /// The body shown with `router.return_error_msg`, and its content type if it has one.
     pub fn body(&self) -> (Bytes, Option<http::HeaderValue>) {
         match self {
-            ProxyError::StatusPassThrough { body, content_type, .. } => {
-                (body.clone(), content_type.clone())
-            }
+            ProxyError::StatusPassThrough {
+                body, content_type, ..
+            } => (body.clone(), content_type.clone()),
             other => (Bytes::from(other.to_string()), None),
         }
     }

@@ -17,6 +17,8 @@ mod request;
 pub mod respond;
 
 pub use backend::Answer;
-pub use endpoint::{DEFAULT_MAX_BODY_BYTES, EndpointPipeline, Outcome, build_pipelines, user_agent};
+pub use endpoint::{
+    DEFAULT_MAX_BODY_BYTES, EndpointPipeline, Outcome, build_pipelines, user_agent,
+};
 pub use error::ProxyError;
 pub use request::ProxyRequest;

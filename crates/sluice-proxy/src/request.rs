@@ -112,7 +112,8 @@ impl UrlTemplate {
             }
             display.push_str(&rest[..open]);
             let name = &rest[open + 1..close];
-            pieces.push(sequential_reference(name).unwrap_or_else(|| Piece::Param(name.to_owned())));
+            pieces
+                .push(sequential_reference(name).unwrap_or_else(|| Piece::Param(name.to_owned())));
             display.push_str("{{.");
             display.push_str(&capitalise(name));
             display.push_str("}}");
@@ -122,7 +123,11 @@ impl UrlTemplate {
             pieces.push(Piece::Text(rest.to_owned()));
             display.push_str(rest);
         }
-        Self { pieces, has_query: pattern.contains('?'), display }
+        Self {
+            pieces,
+            has_query: pattern.contains('?'),
+            display,
+        }
     }
 
     /// The path (and any query of the pattern itself) with params filled in.
@@ -246,7 +251,10 @@ impl RequestBuilder {
             let raw_name = pair.split_once('=').map_or(pair, |(name, _)| name);
             let name = percent_encoding::percent_decode_str(raw_name).decode_utf8_lossy();
             let allowed = self.endpoint_query.allows(&name)
-                && self.backend_query.as_ref().is_none_or(|list| list.allows(&name));
+                && self
+                    .backend_query
+                    .as_ref()
+                    .is_none_or(|list| list.allows(&name));
             if allowed {
                 url.push(separator);
                 url.push_str(pair);
@@ -259,7 +267,10 @@ impl RequestBuilder {
         let mut headers = HeaderMap::with_capacity(8);
         for (name, value) in &request.headers {
             if self.endpoint_headers.allows(name)
-                && self.backend_headers.as_ref().is_none_or(|list| list.allows(name))
+                && self
+                    .backend_headers
+                    .as_ref()
+                    .is_none_or(|list| list.allows(name))
                 && !HOP_BY_HOP.contains(name)
             {
                 headers.append(name.clone(), value.clone());
@@ -283,7 +294,6 @@ impl RequestBuilder {
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_VIA: HeaderName = HeaderName::from_static("x-forwarded-via");
-
 
 #[cfg(test)]
 mod tests {
@@ -311,10 +321,15 @@ mod tests {
             template: UrlTemplate::compile(pattern),
             hosts: vec!["http://h:1".into()],
             endpoint_headers: AllowList::headers(
-                &input_headers.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                &input_headers
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>(),
             ),
             backend_headers: None,
-            endpoint_query: AllowList::query(&query.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+            endpoint_query: AllowList::query(
+                &query.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            ),
             backend_query: None,
             user_agent: HeaderValue::from_static("Sluice Version test"),
         }

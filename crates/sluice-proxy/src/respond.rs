@@ -49,10 +49,11 @@ pub fn render(
             let headers = response.headers_mut();
             headers.insert(COMPLETED.clone(), if completed { TRUE } else { FALSE });
             let ttl = pipeline.endpoint.cache_ttl.as_secs();
-            if completed && ttl > 0 {
-                if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={ttl}")) {
-                    headers.insert(header::CACHE_CONTROL, v);
-                }
+            if completed
+                && ttl > 0
+                && let Ok(v) = HeaderValue::from_str(&format!("public, max-age={ttl}"))
+            {
+                headers.insert(header::CACHE_CONTROL, v);
             }
             headers.insert(VERSION_HEADER.clone(), options.version.clone());
             response
@@ -73,7 +74,8 @@ pub fn error_response(
     let mut response = if options.return_error_msg {
         let (body, content_type) = error.body();
         let mut r = Response::new(full(body));
-        r.headers_mut().insert(header::CONTENT_TYPE, content_type.unwrap_or(TEXT));
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, content_type.unwrap_or(TEXT));
         r
     } else {
         Response::new(empty())
@@ -97,7 +99,9 @@ fn no_op(backend: Response<Body>, options: &RenderOptions) -> Response<Body> {
     let (mut parts, body) = backend.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.insert(COMPLETED.clone(), FALSE);
-    parts.headers.insert(VERSION_HEADER.clone(), options.version.clone());
+    parts
+        .headers
+        .insert(VERSION_HEADER.clone(), options.version.clone());
     Response::from_parts(parts, body)
 }
 
@@ -115,7 +119,11 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove("keep-alive");
 }
 
-fn encode(pipeline: &EndpointPipeline, data: Map<String, Value>, accept: Option<&HeaderValue>) -> Response<Body> {
+fn encode(
+    pipeline: &EndpointPipeline,
+    data: Map<String, Value>,
+    accept: Option<&HeaderValue>,
+) -> Response<Body> {
     let (body, content_type) = match pipeline.output_encoding() {
         OutputEncoding::Json | OutputEncoding::NoOp => (render::to_json(&data), JSON),
         OutputEncoding::JsonCollection => {
@@ -143,6 +151,8 @@ fn encode(pipeline: &EndpointPipeline, data: Map<String, Value>, accept: Option<
         }
     };
     let mut response = Response::new(full(body));
-    response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
     response
 }

@@ -3,8 +3,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
 use http::Response;
+use http::header::{self, HeaderValue};
 use serde_json::{Map, Value, json};
 use sluice_plugin::{Body, full};
 
@@ -41,7 +41,13 @@ pub(crate) fn echo(parts: &http::request::Parts, body: &Bytes) -> Response<Body>
         headers.insert(canonical(name.as_str()), Value::Array(values));
     }
     let mut query = Map::new();
-    for pair in parts.uri.query().unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+    for pair in parts
+        .uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let k = decode(k);
         let entry = query.entry(k).or_insert_with(|| Value::Array(Vec::new()));
@@ -78,7 +84,9 @@ pub(crate) fn canonical(name: &str) -> String {
 
 /// Now as RFC 3339 in UTC, without a date library.
 pub(crate) fn now_rfc3339() -> String {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
@@ -115,7 +123,6 @@ pub(crate) fn is_echo(path: &str) -> bool {
     path == "/__echo" || path.starts_with("/__echo/")
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,7 +130,7 @@ mod tests {
     #[test]
     fn civil_dates() {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_780), (2026, 11, 24));
+        assert_eq!(civil_from_days(20_781), (2026, 11, 24));
         assert_eq!(canonical("x-forwarded-for"), "X-Forwarded-For");
     }
 }

@@ -21,19 +21,30 @@ impl Cidr {
                 (ip, if ip.is_ipv4() { 32 } else { 128 })
             }
         };
-        Some(Self { network: ip, prefix })
+        Some(Self {
+            network: ip,
+            prefix,
+        })
     }
 
     fn contains(&self, ip: IpAddr) -> bool {
         match (self.network, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 let bits = u32::from(self.prefix.min(32));
-                let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+                let mask = if bits == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - bits)
+                };
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
                 let bits = u32::from(self.prefix.min(128));
-                let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+                let mask = if bits == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - bits)
+                };
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -54,7 +65,14 @@ impl ClientIp {
         } else {
             Vec::new()
         };
-        Self { headers, trusted: options.trusted_proxies.iter().filter_map(|t| Cidr::parse(t)).collect() }
+        Self {
+            headers,
+            trusted: options
+                .trusted_proxies
+                .iter()
+                .filter_map(|t| Cidr::parse(t))
+                .collect(),
+        }
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
@@ -70,8 +88,16 @@ impl ClientIp {
                 continue;
             };
             // Walk from the nearest hop back: the first address not a trusted proxy is the client.
-            let hops: Vec<IpAddr> = value.split(',').filter_map(|h| h.trim().parse().ok()).collect();
-            if let Some(client) = hops.iter().rev().find(|ip| !self.is_trusted(**ip)).or(hops.first()) {
+            let hops: Vec<IpAddr> = value
+                .split(',')
+                .filter_map(|h| h.trim().parse().ok())
+                .collect();
+            if let Some(client) = hops
+                .iter()
+                .rev()
+                .find(|ip| !self.is_trusted(**ip))
+                .or(hops.first())
+            {
                 return *client;
             }
         }
@@ -95,7 +121,13 @@ mod tests {
         let ip = ClientIp::new(&options);
         let mut headers = HeaderMap::new();
         headers.insert("x-forwarded-for", "123.45.67.89".parse().unwrap());
-        assert_eq!(ip.resolve(&headers, "127.0.0.1".parse().unwrap()), "123.45.67.89".parse::<IpAddr>().unwrap());
-        assert_eq!(ip.resolve(&headers, "10.0.0.1".parse().unwrap()), "10.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            ip.resolve(&headers, "127.0.0.1".parse().unwrap()),
+            "123.45.67.89".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            ip.resolve(&headers, "10.0.0.1".parse().unwrap()),
+            "10.0.0.1".parse::<IpAddr>().unwrap()
+        );
     }
 }

@@ -4,6 +4,7 @@
 mod builtin;
 mod client_ip;
 mod router;
+mod smuggling;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -119,19 +120,29 @@ pub async fn start(
     let (shutdown, watch) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, gateway, config, watch));
     tracing::info!(address = %local_addr, "listening");
-    Ok(RunningGateway { local_addr, shutdown, task })
+    Ok(RunningGateway {
+        local_addr,
+        shutdown,
+        task,
+    })
 }
 
 /// Builds the routing table and pipelines; `check` uses this without binding anything.
 pub fn validate(config: &Config, registry: &Registry) -> Result<(), Vec<String>> {
     let client = default_client(config);
-    build(config, registry, &client).map(|_| ()).map_err(|e| match e {
-        StartError::Pipeline(errors) => errors,
-        StartError::Bind(e) => vec![e.to_string()],
-    })
+    build(config, registry, &client)
+        .map(|_| ())
+        .map_err(|e| match e {
+            StartError::Pipeline(errors) => errors,
+            StartError::Bind(e) => vec![e.to_string()],
+        })
 }
 
-fn build(config: &Config, registry: &Registry, client: &SharedExecutor) -> Result<Gateway, StartError> {
+fn build(
+    config: &Config,
+    registry: &Registry,
+    client: &SharedExecutor,
+) -> Result<Gateway, StartError> {
     let pipelines = build_pipelines(config, registry, client).map_err(StartError::Pipeline)?;
     let router_options = &config.router;
     let router = Router::new(
@@ -150,7 +161,10 @@ fn build(config: &Config, registry: &Registry, client: &SharedExecutor) -> Resul
     };
     Ok(Gateway {
         router,
-        render: RenderOptions { return_error_msg: router_options.return_error_msg, version },
+        render: RenderOptions {
+            return_error_msg: router_options.return_error_msg,
+            version,
+        },
         health_path: (!router_options.disable_health).then(|| {
             if router_options.health_path.is_empty() {
                 "/__health".to_owned()
@@ -183,7 +197,11 @@ async fn accept_loop(
             http1.header_read_timeout(config.server.read_header_timeout);
         }
     }
-    let builder = if config.server.use_h2c { builder } else { builder.http1_only() };
+    let builder = if config.server.use_h2c {
+        builder
+    } else {
+        builder.http1_only()
+    };
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -204,7 +222,9 @@ async fn accept_loop(
             let gateway = Arc::clone(&gateway);
             async move { Ok::<_, Infallible>(handle(&gateway, request, peer).await) }
         });
-        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let connection = builder
+            .serve_connection(TokioIo::new(smuggling::Guarded::new(stream)), service)
+            .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -214,24 +234,26 @@ async fn accept_loop(
     }
     drop(listener);
     let wait = config.server.max_shutdown_wait_time;
-    if tokio::time::timeout(wait, graceful.shutdown()).await.is_err() {
-        tracing::warn!(?wait, "shutdown: in-flight requests still running, stopping anyway");
+    if tokio::time::timeout(wait, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?wait,
+            "shutdown: in-flight requests still running, stopping anyway"
+        );
     }
 }
 
 async fn handle(gateway: &Gateway, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let (parts, body) = request.into_parts();
-    // A request with both framings is a smuggling attempt whichever one a peer would trust.
-    if parts.headers.contains_key(header::TRANSFER_ENCODING)
-        && parts.headers.contains_key(header::CONTENT_LENGTH)
-    {
-        return respond::text(StatusCode::BAD_REQUEST, "400 bad request");
-    }
     let path = parts.uri.path();
     if gateway.health_path.as_deref() == Some(path) && parts.method == Method::GET {
         return builtin::health();
     }
-    if (gateway.debug_endpoint && builtin::is_debug(path)) || (gateway.echo_endpoint && builtin::is_echo(path)) {
+    if (gateway.debug_endpoint && builtin::is_debug(path))
+        || (gateway.echo_endpoint && builtin::is_echo(path))
+    {
         let body = match read_body(body).await {
             Ok(body) => body,
             Err(response) => return response,
@@ -259,7 +281,10 @@ async fn handle(gateway: &Gateway, request: Request<Incoming>, peer: SocketAddr)
             return not_found();
         }
         let mut response = respond::text(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed");
-        response.headers_mut().insert(respond::COMPLETED.clone(), HeaderValue::from_static("false"));
+        response.headers_mut().insert(
+            respond::COMPLETED.clone(),
+            HeaderValue::from_static("false"),
+        );
         return response;
     };
     let mut params = Vec::with_capacity(raw_params.len());
@@ -299,7 +324,9 @@ fn decode_param(raw: &str, guard: bool) -> Option<String> {
             return None;
         }
     }
-    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()?;
     if guard && (decoded != raw || decoded.contains(['?', '#'])) {
         return None;
     }
@@ -309,16 +336,20 @@ fn decode_param(raw: &str, guard: bool) -> Option<String> {
 async fn read_body(body: Incoming) -> Result<Bytes, Response<Body>> {
     match Limited::new(body, MAX_REQUEST_BODY_BYTES).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(respond::text(StatusCode::PAYLOAD_TOO_LARGE, "413 request entity too large"))
-        }
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(respond::text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "413 request entity too large",
+        )),
         Err(_) => Err(respond::text(StatusCode::BAD_REQUEST, "400 bad request")),
     }
 }
 
 fn not_found() -> Response<Body> {
     let mut response = respond::text(StatusCode::NOT_FOUND, "404 page not found");
-    response.headers_mut().insert(respond::COMPLETED.clone(), HeaderValue::from_static("false"));
+    response.headers_mut().insert(
+        respond::COMPLETED.clone(),
+        HeaderValue::from_static("false"),
+    );
     response
 }
 

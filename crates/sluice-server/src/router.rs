@@ -16,7 +16,10 @@ pub(crate) struct PathRoutes {
 
 impl PathRoutes {
     pub(crate) fn get(&self, method: &Method) -> Option<&Arc<EndpointPipeline>> {
-        self.methods.iter().find(|(m, _)| m == method).map(|(_, p)| p)
+        self.methods
+            .iter()
+            .find(|(m, _)| m == method)
+            .map(|(_, p)| p)
     }
 
     /// The `Allow` header value.
@@ -59,7 +62,10 @@ impl Router {
             let template = pipeline.endpoint.endpoint.clone();
             let method = pipeline.endpoint.method.clone();
             let index = *by_path.entry(template.clone()).or_insert_with(|| {
-                routes.push(PathRoutes { template, methods: Vec::new() });
+                routes.push(PathRoutes {
+                    template,
+                    methods: Vec::new(),
+                });
                 routes.len() - 1
             });
             routes[index].methods.push((method, Arc::new(pipeline)));
@@ -69,7 +75,10 @@ impl Router {
         let mut errors = Vec::new();
         for (index, route) in routes.iter().enumerate() {
             if let Err(e) = exact.insert(route.template.as_str(), index) {
-                errors.push(format!("endpoint {:?} cannot be routed: {e}", route.template));
+                errors.push(format!(
+                    "endpoint {:?} cannot be routed: {e}",
+                    route.template
+                ));
             }
             // A letter-case twin may collide with another route; the exact match wins anyway.
             let _ = lowercase.insert(lowercase_literals(&route.template), index);
@@ -77,7 +86,13 @@ impl Router {
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(Self { exact, lowercase, routes, redirect_trailing_slash, redirect_fixed_path })
+        Ok(Self {
+            exact,
+            lowercase,
+            routes,
+            redirect_trailing_slash,
+            redirect_fixed_path,
+        })
     }
 
     pub(crate) fn lookup(&self, path: &str) -> Lookup<'_> {
@@ -103,10 +118,11 @@ impl Router {
             let lowered = path.to_ascii_lowercase();
             if let Ok(matched) = self.lowercase.at(&lowered) {
                 let route = &self.routes[*matched.value];
-                if let Some(fixed) = restore_case(&route.template, path) {
-                    if fixed != path && self.exact.at(&fixed).is_ok() {
-                        return Lookup::Redirect(fixed);
-                    }
+                if let Some(fixed) = restore_case(&route.template, path)
+                    && fixed != path
+                    && self.exact.at(&fixed).is_ok()
+                {
+                    return Lookup::Redirect(fixed);
                 }
             }
         }
@@ -119,7 +135,11 @@ fn lowercase_literals(template: &str) -> String {
     template
         .split('/')
         .map(|segment| {
-            if segment.contains('{') { segment.to_owned() } else { segment.to_ascii_lowercase() }
+            if segment.contains('{') {
+                segment.to_owned()
+            } else {
+                segment.to_ascii_lowercase()
+            }
         })
         .collect::<Vec<_>>()
         .join("/")
@@ -147,7 +167,10 @@ mod tests {
 
     #[test]
     fn restores_literal_case_and_keeps_params() {
-        assert_eq!(restore_case("/static/{id}", "/StAtic/AbC").as_deref(), Some("/static/AbC"));
+        assert_eq!(
+            restore_case("/static/{id}", "/StAtic/AbC").as_deref(),
+            Some("/static/AbC")
+        );
         assert_eq!(lowercase_literals("/StAtic/{Id}"), "/static/{Id}");
     }
 }

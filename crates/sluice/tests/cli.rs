@@ -1,0 +1,222 @@
+//! The `sluice` command as a user runs it: `--version`, `check`, and `run` with a graceful
+//! drain on SIGTERM.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+
+fn write_config(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sluice-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("krakend.json");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn version_names_the_crate_version() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.trim(), format!("sluice {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn check_accepts_the_bundled_example() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/krakend.json");
+    let out = Command::new(BIN)
+        .args(["check", "-c", example])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Syntax OK!"), "{stdout}");
+    assert!(stdout.contains("6 endpoint(s)"), "{stdout}");
+}
+
+#[test]
+fn check_lists_every_problem_and_exits_1() {
+    let path = write_config(
+        "bad",
+        r#"{"version": 3, "endpoints": [
+            {"endpoint": "/a", "backend": [{"host": ["http://x:8080"], "url_pattern": "/a", "encoding": "jsn"}]},
+            {"endpoint": "/b", "backend": []},
+            {"endpoint": "/c", "backend": [{"host": ["http://x:8080"], "url_pattern": "/c",
+              "extra_config": {"plugin/http-client": {"name": "typo"}}}]}
+        ]}"#,
+    );
+    let out = Command::new(BIN)
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("endpoints[0].backend[0].encoding"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("endpoints[1]"), "{stderr}");
+    // A valid config with an unknown plugin: reported by the pipeline build.
+    let path = write_config(
+        "typo",
+        r#"{"version": 3, "endpoints": [
+            {"endpoint": "/c", "backend": [{"host": ["http://x:8080"], "url_pattern": "/c",
+              "extra_config": {"plugin/http-client": {"name": "typo"}}}]}
+        ]}"#,
+    );
+    let out = Command::new(BIN)
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(r#"endpoints[0].backend[0].extra_config["plugin/http-client"].name"#),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no client plugin is named \"typo\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("native/static-answer"),
+        "lists what is available: {stderr}"
+    );
+}
+
+#[test]
+fn run_refuses_a_config_with_errors() {
+    let path = write_config("refuse", r#"{"version": 2, "endpoints": []}"#);
+    let out = Command::new(BIN)
+        .args(["run", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported version: 2 (want: 3)"));
+}
+
+/// A backend that answers `{"slow":true}` after 300 ms, on its own thread.
+fn slow_backend() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                std::thread::sleep(Duration::from_millis(300));
+                let body = r#"{"slow":true}"#;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    addr
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+fn wait_ready(child: &mut Child, port: u16) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("sluice exited early: {status}");
+        }
+        if http_get(port, "/__health").is_ok_and(|r| r.starts_with("HTTP/1.1 200")) {
+            return;
+        }
+        std::thread::yield_now();
+    }
+    panic!("sluice did not become ready on port {port}");
+}
+
+#[test]
+fn sigterm_drains_in_flight_requests() {
+    let backend = slow_backend();
+    let port = free_port();
+    let path = write_config(
+        "drain",
+        &format!(
+            r#"{{"version": 3, "port": {port}, "listen_ip": "127.0.0.1", "timeout": "5s",
+                "endpoints": [{{"endpoint": "/slow", "backend": [{{"host": ["http://{backend}"], "url_pattern": "/"}}]}}]}}"#
+        ),
+    );
+    let mut child = Command::new(BIN)
+        .args(["run", "--log", "warn", "-c"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(&mut child, port);
+
+    // Open the request, make sure it reached the gateway, then ask the gateway to stop.
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /slow HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    stream.flush().unwrap();
+    let sent = Instant::now();
+    // The backend holds the answer for 300 ms; signal well inside that window.
+    while sent.elapsed() < Duration::from_millis(100) {
+        std::thread::yield_now();
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "in-flight request answered: {response}"
+    );
+    assert!(response.ends_with(r#"{"slow":true}"#), "{response}");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "clean exit after draining: {status}");
+    assert!(http_get(port, "/__health").is_err(), "no longer listening");
+}

@@ -1,0 +1,110 @@
+//! Starting a real gateway from a JSON config.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use sluice_plugin::Registry;
+use sluice_server::RunningGateway;
+
+/// A gateway serving on a loopback port.
+#[derive(Debug)]
+pub struct Gateway {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    running: RunningGateway,
+}
+
+impl Gateway {
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// `127.0.0.1:<port>`: what clients send as `Host`, so what backends get as
+    /// `X-Forwarded-Host`.
+    pub fn authority(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Stops it (draining in-flight requests).
+    pub async fn shutdown(self) {
+        self.running.shutdown().await;
+    }
+}
+
+/// Why a gateway did not start.
+#[derive(Debug)]
+pub enum StartFailure {
+    /// The config was rejected; the diagnostics as text.
+    Config(String),
+    /// The server refused to start.
+    Start(sluice_server::StartError),
+}
+
+impl fmt::Display for StartFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartFailure::Config(d) => write!(f, "config rejected: {d}"),
+            StartFailure::Start(e) => write!(f, "gateway did not start: {e}"),
+        }
+    }
+}
+
+/// Parses `config` as the file `test.json`.
+///
+/// # Errors
+/// The parser's diagnostics.
+///
+/// # Panics
+/// If the value cannot be serialised (it always can).
+pub fn parse_config(
+    config: &serde_json::Value,
+) -> Result<sluice_config::Config, sluice_config::Diagnostics> {
+    let text = serde_json::to_string_pretty(config).expect("JSON serialises");
+    sluice_config::parse_str(&text, Path::new("test.json"))
+}
+
+/// Parses `config` and starts a gateway on `127.0.0.1:0` with an empty plugin registry.
+///
+/// # Panics
+/// If the config is rejected or the gateway does not start.
+pub async fn start_gateway(config: serde_json::Value) -> Gateway {
+    start_gateway_with_registry(config, Registry::new()).await
+}
+
+/// Like [`start_gateway`] with plugins.
+///
+/// # Panics
+/// If the config is rejected or the gateway does not start.
+pub async fn start_gateway_with_registry(config: serde_json::Value, registry: Registry) -> Gateway {
+    match try_start_gateway(config, registry).await {
+        Ok(g) => g,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Parses `config` and starts a gateway on `127.0.0.1:0`; listening when this returns.
+///
+/// # Errors
+/// When the config is rejected or the server refuses to start.
+///
+/// # Panics
+/// If no loopback port can be bound.
+pub async fn try_start_gateway(
+    config: serde_json::Value,
+    registry: Registry,
+) -> Result<Gateway, StartFailure> {
+    let config = parse_config(&config).map_err(|d| StartFailure::Config(format!("{d}")))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the gateway listener");
+    let running = sluice_server::start(Arc::new(config), registry, Some(listener))
+        .await
+        .map_err(StartFailure::Start)?;
+    Ok(Gateway {
+        addr: running.local_addr(),
+        running,
+    })
+}
