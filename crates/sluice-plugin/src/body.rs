@@ -9,7 +9,9 @@ pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
 /// A body holding the given bytes.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// An empty body.
@@ -53,9 +55,13 @@ pub async fn collect(mut body: Body, limit: usize) -> Result<Bytes, CollectError
     use http_body::Body as _;
     let mut buffer = bytes::BytesMut::new();
     let mut first: Option<Bytes> = None;
-    while let Some(frame) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await {
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {
         let frame = frame.map_err(CollectError::Transport)?;
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         let total = first.as_ref().map_or(0, Bytes::len) + buffer.len() + data.len();
         if total > limit {
             return Err(CollectError::TooLarge(limit));

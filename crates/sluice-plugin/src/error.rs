@@ -47,7 +47,11 @@ pub struct ExecError {
 impl ExecError {
     /// A new error.
     pub fn new(source: ErrorSource, kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { source, kind, message: message.into() }
+        Self {
+            source,
+            kind,
+            message: message.into(),
+        }
     }
     /// An upstream error.
     pub fn upstream(kind: ErrorKind, message: impl Into<String>) -> Self {
@@ -59,7 +63,11 @@ impl ExecError {
     }
     /// The deadline passed (KrakenD's `context deadline exceeded`).
     pub fn timeout() -> Self {
-        Self::new(ErrorSource::Upstream, ErrorKind::Timeout, "context deadline exceeded")
+        Self::new(
+            ErrorSource::Upstream,
+            ErrorKind::Timeout,
+            "context deadline exceeded",
+        )
     }
     /// Whether sending the same request again could succeed (connect failures only:
     /// the request never reached the backend).

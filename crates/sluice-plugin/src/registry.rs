@@ -44,7 +44,11 @@ pub enum RegistryError {
 impl fmt::Display for RegistryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RegistryError::Duplicate { name, first, second } => {
+            RegistryError::Duplicate {
+                name,
+                first,
+                second,
+            } => {
                 write!(f, "two plugins are named {name:?}: {first} and {second}")
             }
         }
