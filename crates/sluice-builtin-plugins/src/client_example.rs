@@ -17,8 +17,9 @@ impl ClientPlugin for Factory {
 
     fn build(&self, ctx: PluginContext<'_>) -> Result<SharedExecutor, String> {
         let settings = crate::settings_object(ctx.settings)?;
+        crate::reject_unknown(settings, &["path"])?;
         let path = match settings.get("path") {
-            Some(serde_json::Value::String(path)) => path.clone(),
+            Some(serde_json::Value::String(path)) if !path.is_empty() => path.clone(),
             _ => return Err("settings.path: expected the path to answer, as a string".to_owned()),
         };
         Ok(std::sync::Arc::new(ClientExample {

@@ -5,8 +5,8 @@
 use http::{Method, Uri};
 use serde_json::{Map, Value};
 use sluice_plugin::{
-    BackendRequest, BackendResponse, BoxFuture, CallContext, ClientPlugin, ErrorKind, ExecError,
-    Executor, PluginContext, SharedExecutor, full,
+    AllowedHosts, BackendRequest, BackendResponse, BoxFuture, CallContext, ClientPlugin, ErrorKind,
+    ExecError, Executor, PluginContext, SharedExecutor, full,
 };
 
 #[derive(Debug)]
@@ -19,6 +19,7 @@ impl ClientPlugin for Factory {
 
     fn build(&self, ctx: PluginContext<'_>) -> Result<SharedExecutor, String> {
         let settings = crate::settings_object(ctx.settings)?;
+        crate::reject_unknown(settings, &["urls"])?;
         let urls = settings
             .get("urls")
             .and_then(Value::as_array)
@@ -35,15 +36,7 @@ impl ClientPlugin for Factory {
                 })?;
             parsed.push(uri);
         }
-        let mut allowed: Vec<String> = ctx.backend_hosts.to_vec();
-        if let Some(extra) = ctx.extra.get("allowed_hosts").and_then(Value::as_array) {
-            allowed.extend(
-                extra
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(|h| h.trim_end_matches('/').to_owned()),
-            );
-        }
+        let allowed = AllowedHosts::from_extra(ctx.extra, ctx.backend_hosts)?;
         Ok(std::sync::Arc::new(FanOut {
             urls: parsed,
             allowed,
@@ -55,21 +48,16 @@ impl ClientPlugin for Factory {
 #[derive(Debug)]
 struct FanOut {
     urls: Vec<Uri>,
-    allowed: Vec<String>,
+    allowed: AllowedHosts,
     next: SharedExecutor,
 }
 
 impl FanOut {
     async fn fetch(&self, url: &Uri, ctx: &CallContext) -> Result<Value, ExecError> {
-        let origin = format!(
-            "{}://{}",
-            url.scheme_str().unwrap_or("http"),
-            url.authority().map_or("", |a| a.as_str())
-        );
-        if !self.allowed.contains(&origin) {
+        if !self.allowed.allows(url) {
             return Err(ExecError::plugin(
                 ErrorKind::HostNotAllowed,
-                format!("host {origin} is not allowed"),
+                format!("fan-out may not call {url} (not in allowed_hosts)"),
             ));
         }
         let request = BackendRequest {
@@ -79,6 +67,12 @@ impl FanOut {
             body: bytes::Bytes::new(),
         };
         let response = self.next.execute(request, ctx).await?;
+        if !response.status().is_success() {
+            return Err(ExecError::plugin(
+                ErrorKind::Other,
+                format!("{url} answered {}", response.status()),
+            ));
+        }
         let body = sluice_plugin::collect(response.into_body(), ctx.max_body_bytes).await?;
         serde_json::from_slice(&body).map_err(|e| {
             ExecError::plugin(

@@ -3,7 +3,7 @@
 //! beside it. Settings: `{"secret": "...", "key_id": "..."}`.
 
 use hmac::{Hmac, Mac};
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 use sluice_plugin::{
     BackendRequest, BackendResponse, BoxFuture, CallContext, ClientPlugin, ExecError, Executor,
@@ -28,6 +28,8 @@ impl ClientPlugin for Factory {
 
     fn build(&self, ctx: PluginContext<'_>) -> Result<SharedExecutor, String> {
         let settings = crate::settings_object(ctx.settings)?;
+        crate::reject_unknown(settings, &["secret", "key_id", "headers"])?;
+        let names = HeaderNames::from_settings(settings.get("headers"))?;
         let secret = match settings.get("secret") {
             Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
             _ => return Err("settings.secret: expected a non-empty string".to_owned()),
@@ -45,6 +47,7 @@ impl ClientPlugin for Factory {
         Ok(std::sync::Arc::new(HmacSigner {
             secret,
             key_id,
+            names,
             next: ctx.default_client,
         }))
     }
@@ -54,7 +57,58 @@ impl ClientPlugin for Factory {
 struct HmacSigner {
     secret: String,
     key_id: Option<HeaderValue>,
+    names: HeaderNames,
     next: SharedExecutor,
+}
+
+/// The three header names; `headers: {"timestamp", "signature", "key_id"}` renames them.
+#[derive(Debug)]
+struct HeaderNames {
+    timestamp: HeaderName,
+    signature: HeaderName,
+    key_id: HeaderName,
+}
+
+impl HeaderNames {
+    fn from_settings(value: Option<&serde_json::Value>) -> Result<Self, String> {
+        let map = match value {
+            None => return Ok(Self::default()),
+            Some(serde_json::Value::Object(map)) => map,
+            Some(other) => {
+                return Err(format!(
+                    "settings.headers: expected an object, found {other}"
+                ));
+            }
+        };
+        crate::reject_unknown(map, &["timestamp", "signature", "key_id"])
+            .map_err(|e| e.replacen("settings.", "settings.headers.", 1))?;
+        let name = |key: &str, default: HeaderName| -> Result<HeaderName, String> {
+            match map.get(key) {
+                None => Ok(default),
+                Some(serde_json::Value::String(s)) => HeaderName::from_bytes(s.as_bytes())
+                    .map_err(|_| format!("settings.headers.{key}: {s:?} is not a header name")),
+                Some(other) => Err(format!(
+                    "settings.headers.{key}: expected a string, found {other}"
+                )),
+            }
+        };
+        let defaults = Self::default();
+        Ok(Self {
+            timestamp: name("timestamp", defaults.timestamp)?,
+            signature: name("signature", defaults.signature)?,
+            key_id: name("key_id", defaults.key_id)?,
+        })
+    }
+}
+
+impl Default for HeaderNames {
+    fn default() -> Self {
+        Self {
+            timestamp: HeaderName::from_static("x-signature-timestamp"),
+            signature: HeaderName::from_static("x-signature"),
+            key_id: HeaderName::from_static("x-key-id"),
+        }
+    }
 }
 
 impl Executor for HmacSigner {
@@ -80,12 +134,12 @@ impl Executor for HmacSigner {
             })
             .unwrap_or_default();
         let headers = &mut request.headers;
-        headers.insert("x-signature-timestamp", HeaderValue::from(timestamp));
+        headers.insert(self.names.timestamp.clone(), HeaderValue::from(timestamp));
         if let Ok(value) = HeaderValue::from_str(&signature) {
-            headers.insert("x-signature", value);
+            headers.insert(self.names.signature.clone(), value);
         }
         if let Some(key_id) = &self.key_id {
-            headers.insert("x-key-id", key_id.clone());
+            headers.insert(self.names.key_id.clone(), key_id.clone());
         }
         self.next.execute(request, ctx)
     }

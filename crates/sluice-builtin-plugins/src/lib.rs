@@ -45,3 +45,18 @@ fn settings_object(
         None => Err("settings missing: add an object under the plugin's name".to_owned()),
     }
 }
+
+/// Refuses settings keys the plugin does not know (a typo would otherwise be ignored), as the
+/// WebAssembly twins do.
+fn reject_unknown(
+    settings: &serde_json::Map<String, serde_json::Value>,
+    known: &[&str],
+) -> Result<(), String> {
+    match settings.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(key) => Err(format!(
+            "settings.{key}: unknown setting; expected one of {}",
+            known.join(", ")
+        )),
+        None => Ok(()),
+    }
+}

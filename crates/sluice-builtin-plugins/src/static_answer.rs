@@ -18,6 +18,7 @@ impl ClientPlugin for Factory {
 
     fn build(&self, ctx: PluginContext<'_>) -> Result<SharedExecutor, String> {
         let settings = crate::settings_object(ctx.settings)?;
+        crate::reject_unknown(settings, &["status", "headers", "body"])?;
         let status = match settings.get("status") {
             None => StatusCode::OK,
             Some(value) => value

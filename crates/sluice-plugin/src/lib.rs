@@ -8,6 +8,7 @@
 
 mod body;
 mod error;
+mod outbound;
 mod registry;
 
 use std::future::Future;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 pub use body::{Body, BoxError, CollectError, collect, empty, full};
 pub use error::{ErrorKind, ErrorSource, ExecError};
+pub use outbound::{AllowedHosts, Origin};
 pub use registry::{ClientPlugin, PluginContext, Registry, RegistryError};
 
 pub use tokio::time::Instant;

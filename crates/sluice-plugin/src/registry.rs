@@ -23,6 +23,10 @@ pub struct PluginContext<'a> {
 pub trait ClientPlugin: Send + Sync + fmt::Debug {
     /// Where the plugin comes from, for listings: `compiled-in` or the file path.
     fn origin(&self) -> String;
+    /// What kind of plugin it is, for listings (e.g. the WebAssembly world it targets).
+    fn kind(&self) -> String {
+        "compiled-in Rust".to_owned()
+    }
     /// Validates the settings and builds the backend's executor. An `Err` stops start-up.
     fn build(&self, ctx: PluginContext<'_>) -> Result<SharedExecutor, String>;
 }

@@ -103,7 +103,8 @@ impl BackendStage {
             .builder
             .build(request, responses)
             .map_err(ProxyError::Request)?;
-        let url = built.url.to_string();
+        // Kept for status errors only; formatting it on every call costs an allocation.
+        let url = built.url.clone();
         let ctx = CallContext {
             deadline,
             max_body_bytes: self.max_body_bytes,
@@ -128,7 +129,7 @@ impl BackendStage {
                 url: if self.answers_from_plugin {
                     String::new()
                 } else {
-                    url
+                    url.to_string()
                 },
             });
         }

@@ -257,7 +257,7 @@ pub fn build_pipelines(
                             Ok(executor) => executor,
                             Err(message) => {
                                 errors.push(format!(
-                                    "{file}: {}: plugin {:?} rejected its settings: {message}",
+                                    "{file}: {}: plugin {:?}: {message}",
                                     plugin.json_path, plugin.name
                                 ));
                                 continue;

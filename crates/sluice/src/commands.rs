@@ -27,10 +27,41 @@ fn load(path: &Path) -> Result<Config, ExitCode> {
 }
 
 /// Every plugin the config can name: compiled-in ones and the components in `plugin.folder`.
-fn registry(_config: &Config) -> Result<Registry, Vec<String>> {
+fn registry(config: &Config) -> Result<Registry, Vec<String>> {
     let mut registry = Registry::new();
-    sluice_builtin_plugins::register_all(&mut registry).map_err(|e| vec![e.to_string()])?;
-    Ok(registry)
+    let mut errors = Vec::new();
+    if let Err(e) = sluice_builtin_plugins::register_all(&mut registry) {
+        errors.push(e.to_string());
+    }
+    if let Some(folder) = &config.plugin {
+        let started = std::time::Instant::now();
+        let host = sluice_wasm::WasmHost::new(sluice_wasm::WasmHostOptions::default())
+            .map_err(|e| vec![format!("cannot start the WebAssembly host: {e}")])?;
+        let (plugins, load_errors) = host.load_folder(folder);
+        let file = config.source.display();
+        errors.extend(
+            load_errors
+                .iter()
+                .map(|e| format!("{file}: plugin.folder: {e}")),
+        );
+        let loaded = plugins.len();
+        for (name, plugin) in plugins {
+            if let Err(e) = registry.register(name, plugin) {
+                errors.push(format!("{file}: plugin.folder: {e}"));
+            }
+        }
+        tracing::info!(
+            folder = %folder.folder.display(),
+            loaded,
+            elapsed = ?started.elapsed(),
+            "component plugins loaded"
+        );
+    }
+    if errors.is_empty() {
+        Ok(registry)
+    } else {
+        Err(errors)
+    }
 }
 
 fn warn_unknown_namespaces(config: &Config) {

@@ -14,6 +14,7 @@ pub mod client;
 pub mod config;
 pub mod gateway;
 pub mod mocks;
+pub mod plugins;
 pub mod query;
 pub mod raw;
 

@@ -1,0 +1,553 @@
+#!/usr/bin/env bash
+# Load benchmark: Sluice against nginx, on one machine, in one run.
+#
+#   bench/run.sh            every case for BENCH_DURATION seconds (default 10) after a warm-up
+#   bench/run.sh --quick    2 s per case, a smoke check
+#
+# Layout (2 cores): the load generator (wrk, 1 thread, 50 connections) runs on core 0 together
+# with the backend nginx; the thing under test (an nginx, or Sluice) runs alone on core 1.
+# Everything listens on 127.0.0.1 only, on fixed ports (BENCH_PORT_BASE .. +3, default 18081).
+#
+# Environment:
+#   BENCH_DURATION    seconds measured per case (default 10; --quick: 2)
+#   BENCH_WARMUP      seconds of warm-up per case (default 2; --quick: 1)
+#   BENCH_CONNECTIONS wrk connections (default 50)
+#   BENCH_ONLY        extended regex: run only the cases whose name matches (the ratio
+#                     columns need the (a) and (b) cases to be among them)
+#   BENCH_CASES_DIR   extra case files to source (default bench/cases.d), see "Cases" below
+#   BENCH_KEEP=1      keep the temporary directory (configs, logs, raw wrk output)
+#   CARGO_TARGET_DIR  honoured for the build and to find the binary
+#
+# Cases: `declare_cases` below is the one place they are listed. Two functions add more, from
+# there or from a file in BENCH_CASES_DIR (sourced in name order, after the built-in cases):
+#   sluice_endpoint JSON      adds an endpoint object to the Sluice config (hosts default to
+#                             the backend, whose file is /data.json)
+#   sluice_root KEY JSON      sets a service-level key of the Sluice config (e.g. "plugin")
+#   sluice_env NAME=VALUE...  environment for the Sluice process
+#   bench_case NAME URL       measures URL, in the order declared, with the same warm-up,
+#                             duration and pinning as every other case
+#   start_process NAME CPU CMD...  (and wait_ready NAME URL "$LAST_PID") for a case that needs
+#                             a process of its own; it is stopped on exit like the others
+# A case file runs with $WORK (the temporary directory, already holding www/data.json) set, so
+# it can build or copy what its endpoints need (a .wasm component, ...) there.
+# Variables for URLs: $BACKEND_URL (core 0), $DIRECT_URL, $PROXY_URL, $SLUICE_URL (core 1).
+set -euo pipefail
+
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+RESULTS_DIR="$ROOT/bench/results"
+
+DURATION=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-2}
+CONNECTIONS=${BENCH_CONNECTIONS:-50}
+CASES_DIR=${BENCH_CASES_DIR:-$ROOT/bench/cases.d}
+PORT_BASE=${BENCH_PORT_BASE:-18081}
+
+for arg in "$@"; do
+    case "$arg" in
+        --quick)
+            DURATION=2
+            WARMUP=${BENCH_WARMUP:-1}
+            ;;
+        -h | --help)
+            sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
+            exit 0
+            ;;
+        *)
+            echo "run.sh: unknown argument: $arg (try --help)" >&2
+            exit 2
+            ;;
+    esac
+done
+
+BACKEND_PORT=$PORT_BASE
+DIRECT_PORT=$((PORT_BASE + 1))
+PROXY_PORT=$((PORT_BASE + 2))
+SLUICE_PORT=$((PORT_BASE + 3))
+BACKEND_URL="http://127.0.0.1:$BACKEND_PORT"
+DIRECT_URL="http://127.0.0.1:$DIRECT_PORT"
+PROXY_URL="http://127.0.0.1:$PROXY_PORT"
+SLUICE_URL="http://127.0.0.1:$SLUICE_PORT"
+export BACKEND_URL DIRECT_URL PROXY_URL SLUICE_URL
+
+LOAD_CPU=0
+TARGET_CPU=1
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() {
+    printf 'run.sh: error: %s\n' "$*" >&2
+    exit 1
+}
+
+# --- tools --------------------------------------------------------------------------------------
+
+APT_UPDATED=0
+apt_install() {
+    local sudo=()
+    if [[ $(id -u) -ne 0 ]]; then
+        command -v sudo >/dev/null || die "need to install $* but am not root and have no sudo"
+        sudo=(sudo)
+    fi
+    command -v apt-get >/dev/null || die "need $* and apt-get is not available: install it by hand"
+    if [[ $APT_UPDATED -eq 0 ]]; then
+        log "apt-get update"
+        "${sudo[@]}" apt-get update -q
+        APT_UPDATED=1
+    fi
+    log "apt-get install -y $*"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
+}
+
+find_nginx() {
+    command -v nginx 2>/dev/null && return 0
+    local candidate
+    for candidate in /usr/sbin/nginx /usr/local/sbin/nginx /usr/local/nginx/sbin/nginx; do
+        if [[ -x $candidate ]]; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+ensure_tools() {
+    command -v cargo >/dev/null || die "cargo is not installed (see rust-toolchain.toml)"
+    if ! find_nginx >/dev/null; then
+        apt_install nginx-light || apt_install nginx
+    fi
+    command -v wrk >/dev/null || apt_install wrk
+    command -v curl >/dev/null || apt_install curl
+    command -v taskset >/dev/null || apt_install util-linux
+    NGINX=$(find_nginx) || die "nginx is still missing after installing it"
+    local cpus
+    cpus=$(nproc --all)
+    [[ $cpus -ge 2 ]] || die "needs 2 CPU cores (found $cpus): load generator and target are pinned apart"
+}
+
+# --- processes ----------------------------------------------------------------------------------
+
+PIDS=()
+WORK=""
+cleanup() {
+    local status=$? pid deadline
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    # Bounded wait for them to exit, then force.
+    deadline=$((SECONDS + 5))
+    for pid in "${PIDS[@]}"; do
+        while kill -0 "$pid" 2>/dev/null && [[ $SECONDS -lt $deadline ]]; do
+            sleep 0.05
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ -n $WORK && -d $WORK ]]; then
+        if [[ ${BENCH_KEEP:-0} == 1 ]]; then
+            log "kept $WORK"
+        else
+            rm -rf -- "$WORK"
+        fi
+    fi
+    exit "$status"
+}
+
+port_in_use() {
+    # A successful connect means something already listens there.
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# wait_ready NAME URL PID: polls URL (at most 10 s) until it answers 2xx; fails if PID died.
+wait_ready() {
+    local name=$1 url=$2 pid=$3 deadline=$((SECONDS + 10))
+    until curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 20 "$WORK/$name.log" >&2 2>/dev/null || true
+            die "$name exited during start-up (log above)"
+        fi
+        if [[ $SECONDS -ge $deadline ]]; then
+            tail -n 20 "$WORK/$name.log" >&2 2>/dev/null || true
+            die "$name did not answer $url within 10 s"
+        fi
+        sleep 0.05
+    done
+}
+
+# start_process NAME CPU COMMAND...: runs COMMAND pinned to CPU in the background, output in
+# $WORK/NAME.log; stopped on exit. Its PID is left in LAST_PID (for wait_ready).
+start_process() {
+    local name=$1 cpu=$2
+    shift 2
+    taskset -c "$cpu" "$@" >"$WORK/$name.log" 2>&1 &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+
+# start_nginx NAME CPU CONF: nginx in the foreground (daemon off) of a background job.
+start_nginx() {
+    start_process "$1" "$2" "$NGINX" -p "$WORK/$1/" -c "$3" -e "$WORK/$1/error.log"
+}
+
+# nginx_conf NAME PORT SERVER_BODY [HTTP_EXTRA]: a self-contained config under $WORK/NAME.
+nginx_conf() {
+    local name=$1 port=$2 body=$3 extra=${4:-} dir="$WORK/$1" user_line=""
+    mkdir -p "$dir"
+    if [[ $(id -u) -eq 0 ]]; then
+        # nginx started as root drops its workers to this user, which must read $WORK.
+        user_line="user nobody $(id -gn nobody 2>/dev/null || echo nogroup);"
+    fi
+    cat >"$dir/nginx.conf" <<EOF
+$user_line
+worker_processes 1;
+daemon off;
+master_process on;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events {
+    worker_connections 4096;
+}
+http {
+    access_log off;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    default_type application/json;
+    keepalive_requests 1000000;
+    keepalive_timeout 65s;
+    $extra
+    server {
+        listen 127.0.0.1:$port;
+        $body
+    }
+}
+EOF
+    echo "$dir/nginx.conf"
+}
+
+# --- cases --------------------------------------------------------------------------------------
+
+CASE_NAMES=()
+CASE_URLS=()
+SLUICE_ENDPOINTS=()
+declare -A SLUICE_ROOT=()
+
+bench_case() {
+    [[ $# -eq 2 ]] || die "usage: bench_case NAME URL"
+    local existing
+    for existing in "${CASE_NAMES[@]}"; do
+        [[ $existing != "$1" ]] || die "two cases are named \"$1\""
+    done
+    CASE_NAMES+=("$1")
+    CASE_URLS+=("$2")
+}
+
+sluice_endpoint() {
+    [[ $# -eq 1 ]] || die "usage: sluice_endpoint JSON"
+    SLUICE_ENDPOINTS+=("$1")
+}
+
+sluice_root() {
+    [[ $# -eq 2 ]] || die "usage: sluice_root KEY JSON"
+    SLUICE_ROOT[$1]=$2
+}
+
+SLUICE_ENV=()
+sluice_env() {
+    [[ $# -ge 1 ]] || die "usage: sluice_env NAME=VALUE..."
+    SLUICE_ENV+=("$@")
+}
+
+# The reference cases the ratio columns divide by.
+REF_DIRECT="(a) nginx direct"
+REF_PROXY="(b) nginx proxy"
+
+declare_cases() {
+    bench_case "$REF_DIRECT" "$DIRECT_URL/data.json"
+    bench_case "$REF_PROXY" "$PROXY_URL/data.json"
+
+    sluice_endpoint '{"endpoint": "/noop", "output_encoding": "no-op",
+        "backend": [{"url_pattern": "/data.json", "encoding": "no-op"}]}'
+    bench_case "(c) sluice no-op" "$SLUICE_URL/noop"
+
+    sluice_endpoint '{"endpoint": "/json",
+        "backend": [{"url_pattern": "/data.json"}]}'
+    bench_case "(d) sluice json" "$SLUICE_URL/json"
+
+    sluice_endpoint '{"endpoint": "/merge", "backend": [
+        {"url_pattern": "/data.json", "group": "a"},
+        {"url_pattern": "/data.json", "group": "b"},
+        {"url_pattern": "/data.json", "group": "c"}]}'
+    bench_case "(e) sluice merge x3" "$SLUICE_URL/merge"
+
+    # Later cases (plugin endpoints, ...) live in their own files.
+    if [[ -d $CASES_DIR ]]; then
+        local file
+        for file in "$CASES_DIR"/*.sh; do
+            [[ -e $file ]] || continue
+            # shellcheck source=/dev/null
+            source "$file"
+        done
+    fi
+}
+
+write_sluice_config() {
+    local file=$1 key first=1 endpoint
+    {
+        printf '{\n  "version": 3,\n  "name": "sluice load benchmark",\n'
+        printf '  "port": %d,\n  "listen_ip": "127.0.0.1",\n' "$SLUICE_PORT"
+        printf '  "timeout": "3s",\n  "host": ["%s"],\n' "$BACKEND_URL"
+        for key in "${!SLUICE_ROOT[@]}"; do
+            printf '  "%s": %s,\n' "$key" "${SLUICE_ROOT[$key]}"
+        done
+        printf '  "endpoints": [\n'
+        for endpoint in "${SLUICE_ENDPOINTS[@]}"; do
+            [[ $first -eq 1 ]] || printf ',\n'
+            first=0
+            printf '    %s' "$endpoint"
+        done
+        printf '\n  ]\n}\n'
+    } >"$file"
+}
+
+# --- measuring ----------------------------------------------------------------------------------
+
+# Busy and total jiffies of one CPU from /proc/stat.
+cpu_jiffies() {
+    awk -v cpu="cpu$1" '$1 == cpu {
+        busy = $2 + $3 + $4 + $7 + $8; total = busy + $5 + $6; print busy, total }' /proc/stat
+}
+
+# Busy percentage of the load and target cores over one second.
+background_load() {
+    local b0 t0 c0 ct0 b1 t1 c1 ct1
+    read -r b0 t0 < <(cpu_jiffies "$LOAD_CPU")
+    read -r c0 ct0 < <(cpu_jiffies "$TARGET_CPU")
+    sleep 1
+    read -r b1 t1 < <(cpu_jiffies "$LOAD_CPU")
+    read -r c1 ct1 < <(cpu_jiffies "$TARGET_CPU")
+    awk -v a="$((b1 - b0))" -v at="$((t1 - t0))" -v c="$((c1 - c0))" -v ct="$((ct1 - ct0))" \
+        'BEGIN { printf "%.0f %.0f\n", at ? 100 * a / at : 0, ct ? 100 * c / ct : 0 }'
+}
+
+# A wrk latency figure (e.g. 812.00us, 1.20ms, 2.01s) in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") n /= 1000; else if (u == "s") n *= 1000;
+        else if (u == "m") n *= 60000; else if (u == "h") n *= 3600000;
+        printf "%.3f", n }'
+}
+
+declare -A RPS=() P50=() P99=() CPU_TARGET=() CPU_LOAD=() ERRORS=() BYTES=()
+
+run_case() {
+    local name=$1 url=$2 out size b0 t0 b1 t1 l0 lt0 l1 lt1 rps p50 p99 non2xx sockerr
+    out="$WORK/wrk-$(printf '%s' "$name" | tr -c 'A-Za-z0-9' '_').txt"
+    # A case must answer 200 before it is measured.
+    size=$(curl -sS -o /dev/null -w '%{http_code} %{size_download}' --max-time 5 "$url") ||
+        die "$name: $url does not answer"
+    [[ ${size%% *} == 200 ]] || die "$name: $url answered HTTP ${size%% *}, not 200"
+    BYTES[$name]=${size#* }
+    log "$name: $url (${BYTES[$name]} B): warm-up ${WARMUP}s, then ${DURATION}s"
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "$url" >/dev/null
+    read -r b0 t0 < <(cpu_jiffies "$TARGET_CPU")
+    read -r l0 lt0 < <(cpu_jiffies "$LOAD_CPU")
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$url" >"$out"
+    read -r b1 t1 < <(cpu_jiffies "$TARGET_CPU")
+    read -r l1 lt1 < <(cpu_jiffies "$LOAD_CPU")
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+    p50=$(awk '$1 == "50%" { print $2 }' "$out")
+    p99=$(awk '$1 == "99%" { print $2 }' "$out")
+    [[ -n $rps && -n $p50 && -n $p99 ]] || {
+        cat "$out" >&2
+        die "$name: cannot read wrk's output (above)"
+    }
+    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
+    sockerr=$(awk '/Socket errors:/ { sub(/.*Socket errors: /, ""); print }' "$out")
+    RPS[$name]=$rps
+    P50[$name]=$(to_ms "$p50")
+    P99[$name]=$(to_ms "$p99")
+    CPU_TARGET[$name]=$(awk -v b="$((b1 - b0))" -v t="$((t1 - t0))" 'BEGIN { printf "%.0f", t ? 100 * b / t : 0 }')
+    CPU_LOAD[$name]=$(awk -v b="$((l1 - l0))" -v t="$((lt1 - lt0))" 'BEGIN { printf "%.0f", t ? 100 * b / t : 0 }')
+    ERRORS[$name]=""
+    [[ -z $non2xx ]] || ERRORS[$name]="non-2xx: $non2xx"
+    [[ -z $sockerr ]] || ERRORS[$name]="${ERRORS[$name]:+${ERRORS[$name]}; }socket errors: $sockerr"
+    log "$name: $rps req/s, p50 ${P50[$name]} ms, p99 ${P99[$name]} ms${ERRORS[$name]:+ (${ERRORS[$name]})}"
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+# holds A OP B: a numeric comparison (>= or <) that fails when either side is unknown.
+holds() {
+    awk -v a="$1" -v op="$2" -v b="$3" 'BEGIN {
+        if (a == "" || a == "-" || b == "" || b == "-") exit 1
+        exit !(op == ">=" ? a + 0 >= b + 0 : a + 0 < b + 0) }'
+}
+mib() { awk -v kb="$1" 'BEGIN { if (kb == "") print "-"; else printf "%.1f", kb / 1024 }'; }
+proc_kb() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
+
+verdict() {
+    if "$@"; then echo "met"; else echo "MISSED"; fi
+}
+
+report() {
+    local name rps_b p99_b rps_a
+    rps_a=${RPS[$REF_DIRECT]:-}
+    rps_b=${RPS[$REF_PROXY]:-}
+    p99_b=${P99[$REF_PROXY]:-}
+    echo "| case | req/s | p50 ms | p99 ms | req/s vs (a) | req/s vs (b) | p99 vs (b) | core 1 busy | core 0 busy | body B | errors |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    for name in "${CASE_NAMES[@]}"; do
+        [[ -n ${RPS[$name]:-} ]] || continue
+        printf '| %s | %.0f | %s | %s | %s | %s | %s | %s%% | %s%% | %s | %s |\n' \
+            "$name" "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}" \
+            "$(ratio "${RPS[$name]}" "$rps_a")" "$(ratio "${RPS[$name]}" "$rps_b")" \
+            "$(ratio "${P99[$name]}" "$p99_b")" "${CPU_TARGET[$name]}" "${CPU_LOAD[$name]}" \
+            "${BYTES[$name]}" "${ERRORS[$name]:-}"
+    done
+    echo
+    echo "Background load: $BACKGROUND."
+    echo
+    echo "Sluice RSS: idle $(mib "$IDLE_RSS_KB") MiB (VmRSS after start), peak $(mib "$PEAK_RSS_KB") MiB (VmHWM after the runs)."
+    echo
+    echo "Targets:"
+    local c="(c) sluice no-op" d="(d) sluice json" rc pc rd
+    if [[ -n ${RPS[$c]:-} && -n $rps_b ]]; then
+        rc=$(ratio "${RPS[$c]}" "$rps_b")
+        pc=$(ratio "${P99[$c]}" "$p99_b")
+        echo "- (c) no-op req/s >= 1.0x nginx (b): $rc -> $(verdict holds "$rc" ">=" 1.0)"
+        echo "- (c) no-op p99 <= 1.2x nginx (b) p99: $pc -> $(verdict holds 1.2 ">=" "$pc")"
+    fi
+    if [[ -n ${RPS[$d]:-} && -n $rps_b ]]; then
+        rd=$(ratio "${RPS[$d]}" "$rps_b")
+        echo "- (d) json req/s >= 0.8x nginx (b): $rd -> $(verdict holds "$rd" ">=" 0.8)"
+    fi
+    echo "- idle RSS < 20 MiB: $(mib "$IDLE_RSS_KB") MiB -> $(verdict holds "$IDLE_RSS_KB" "<" 20480)"
+}
+
+# --- main ---------------------------------------------------------------------------------------
+
+main() {
+    ensure_tools
+
+    log "building sluice (release)"
+    (cd "$ROOT" && cargo build --release -p sluice)
+    local target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
+    [[ $target_dir == /* ]] || target_dir="$ROOT/$target_dir"
+    local sluice="$target_dir/release/sluice"
+    [[ -x $sluice ]] || die "no binary at $sluice"
+
+    local port
+    for port in "$BACKEND_PORT" "$DIRECT_PORT" "$PROXY_PORT" "$SLUICE_PORT"; do
+        ! port_in_use "$port" || die "port $port on 127.0.0.1 is taken (set BENCH_PORT_BASE)"
+    done
+
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")
+    trap cleanup EXIT INT TERM
+    # Workers of an nginx started as root run as nobody and must read the file.
+    chmod 755 "$WORK"
+    mkdir -p "$WORK/www"
+    # About 200 bytes of JSON, the size of a small API answer.
+    printf '%s' '{"id":123456,"name":"Elliot Alderson","email":"elliot@example.com","active":true,"role":"admin","address":{"city":"New York","zip":"10001","street":"5th Avenue"},"tags":["a","b","c"],"score":98.5}' \
+        >"$WORK/www/data.json"
+    chmod -R a+rX "$WORK/www"
+
+    declare_cases
+    if [[ -n ${BENCH_ONLY:-} ]]; then
+        local i names=() urls=()
+        for i in "${!CASE_NAMES[@]}"; do
+            if [[ ${CASE_NAMES[$i]} =~ $BENCH_ONLY ]]; then
+                names+=("${CASE_NAMES[$i]}")
+                urls+=("${CASE_URLS[$i]}")
+            fi
+        done
+        CASE_NAMES=("${names[@]}")
+        CASE_URLS=("${urls[@]}")
+    fi
+    [[ ${#CASE_NAMES[@]} -gt 0 ]] || die "no case to run"
+
+    local file_server="location / { root $WORK/www; }"
+    local conf
+    conf=$(nginx_conf backend "$BACKEND_PORT" "$file_server")
+    start_nginx backend "$LOAD_CPU" "$conf"
+    wait_ready backend "$BACKEND_URL/data.json" "$LAST_PID"
+
+    conf=$(nginx_conf direct "$DIRECT_PORT" "$file_server")
+    start_nginx direct "$TARGET_CPU" "$conf"
+    wait_ready direct "$DIRECT_URL/data.json" "$LAST_PID"
+
+    conf=$(nginx_conf proxy "$PROXY_PORT" \
+        'location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }' \
+        "upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 64; keepalive_requests 1000000; }")
+    start_nginx proxy "$TARGET_CPU" "$conf"
+    wait_ready proxy "$PROXY_URL/data.json" "$LAST_PID"
+
+    write_sluice_config "$WORK/sluice.json"
+    (cd "$WORK" && "$sluice" check -c "$WORK/sluice.json" >/dev/null) ||
+        die "the generated Sluice config is invalid: $WORK/sluice.json"
+    start_process sluice "$TARGET_CPU" env -u RUST_LOG "${SLUICE_ENV[@]}" \
+        "$sluice" run -c "$WORK/sluice.json" --log warn
+    local sluice_pid=$LAST_PID
+    wait_ready sluice "$SLUICE_URL/__health" "$sluice_pid"
+    IDLE_RSS_KB=$(proc_kb "$sluice_pid" VmRSS)
+
+    # Other work on the machine skews every figure: sample it (1 s) with our servers idle.
+    local busy0 busy1
+    read -r busy0 busy1 < <(background_load)
+    BACKGROUND="core 0 ${busy0}% busy, core 1 ${busy1}% busy before the runs"
+    if [[ $busy0 -gt 10 || $busy1 -gt 10 ]]; then
+        log "WARNING: the machine is busy ($BACKGROUND): figures will be low and noisy"
+        BACKGROUND="$BACKGROUND (WARNING: busy machine, figures unreliable)"
+    fi
+
+    local i
+    for i in "${!CASE_NAMES[@]}"; do
+        run_case "${CASE_NAMES[$i]}" "${CASE_URLS[$i]}"
+    done
+    PEAK_RSS_KB=$(proc_kb "$sluice_pid" VmHWM)
+    kill -0 "$sluice_pid" 2>/dev/null || die "sluice died during the run (see $WORK/sluice.log)"
+    if [[ -s $WORK/sluice.log ]]; then
+        log "sluice logged (warn and above):"
+        head -n 20 "$WORK/sluice.log" >&2
+    fi
+
+    local table
+    table=$(report)
+    echo
+    echo "$table"
+    mkdir -p "$RESULTS_DIR"
+    {
+        echo "# Sluice load benchmark"
+        echo
+        echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)," \
+            "$(nproc --all) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(uname -r)."
+        echo "wrk 1 thread, $CONNECTIONS connections, ${WARMUP}s warm-up then ${DURATION}s per case;" \
+            "wrk and the backend nginx on core $LOAD_CPU, the thing under test on core $TARGET_CPU;" \
+            "$("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), body $(wc -c <"$WORK/www/data.json") B."
+        echo
+        echo "$table"
+        echo
+        echo "## Raw wrk output"
+        for i in "${!CASE_NAMES[@]}"; do
+            echo
+            echo "### ${CASE_NAMES[$i]}"
+            echo
+            echo '```'
+            cat "$WORK/wrk-$(printf '%s' "${CASE_NAMES[$i]}" | tr -c 'A-Za-z0-9' '_').txt"
+            echo '```'
+        done
+    } >"$RESULTS_DIR/latest.md"
+    log "wrote $RESULTS_DIR/latest.md"
+}
+
+IDLE_RSS_KB=""
+PEAK_RSS_KB=""
+BACKGROUND=""
+LAST_PID=""
+NGINX=""
+main

@@ -1,0 +1,182 @@
+//! Outbound rules for client plugins: which hosts a plugin may call.
+//!
+//! Shared by every kind of plugin (compiled-in and WebAssembly) so that one config means the
+//! same thing whichever twin a backend names: `allowed_hosts` beside `name` in the backend's
+//! `plugin/http-client` object lists the origins a plugin may reach (`"*"` = any); without it,
+//! only the backend's own hosts.
+
+use serde_json::{Map, Value};
+
+/// `scheme://host:port`, normalised (lower case, explicit port).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Host name or address, lower case (IPv6 in brackets).
+    pub host: String,
+    /// Port (80/443 when not given).
+    pub port: u16,
+}
+
+impl Origin {
+    /// Parses `scheme://host[:port][/...]`; a missing scheme means `http` (as KrakenD's hosts).
+    pub fn parse(s: &str) -> Option<Origin> {
+        let (scheme, rest) = match s.split_once("://") {
+            Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
+            None => ("http".to_owned(), s),
+        };
+        let default_port = match scheme.as_str() {
+            "http" => 80,
+            "https" => 443,
+            _ => return None,
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+        if authority.is_empty() {
+            return None;
+        }
+        let (host, port) = if let Some(end) = authority.strip_prefix('[').and_then(|a| a.find(']'))
+        {
+            // [v6]:port
+            let host = &authority[..end + 2];
+            let port = &authority[end + 2..];
+            (host, port.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        let port = match port {
+            Some(p) => p.parse().ok()?,
+            None => default_port,
+        };
+        if host.is_empty() {
+            return None;
+        }
+        Some(Origin {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+
+    /// The origin of a request URI (`None` if it is not absolute http(s)).
+    pub fn of_uri(uri: &http::Uri) -> Option<Origin> {
+        let scheme = uri.scheme_str()?.to_ascii_lowercase();
+        let host = uri.host()?.to_ascii_lowercase();
+        let port = uri.port_u16().or(match scheme.as_str() {
+            "http" => Some(80),
+            "https" => Some(443),
+            _ => None,
+        })?;
+        Some(Origin { scheme, host, port })
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+    }
+}
+
+/// The origins a plugin may call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedHosts {
+    /// Any host (`"*"`).
+    Any,
+    /// Only these origins.
+    Only(Vec<Origin>),
+}
+
+impl AllowedHosts {
+    /// Reads `allowed_hosts` from the `plugin/http-client` object; absent means the backend's
+    /// own hosts. Errors name the key.
+    pub fn from_extra(
+        extra: &Map<String, Value>,
+        backend_hosts: &[String],
+    ) -> Result<Self, String> {
+        match extra.get("allowed_hosts") {
+            None | Some(Value::Null) => backend_hosts
+                .iter()
+                .map(|h| {
+                    Origin::parse(h)
+                        .ok_or_else(|| format!("backend host {h:?} is not an http(s) origin"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(AllowedHosts::Only),
+            Some(Value::Array(items)) => {
+                let mut origins = Vec::with_capacity(items.len());
+                for item in items {
+                    let Some(s) = item.as_str() else {
+                        return Err(format!("allowed_hosts: expected strings, found {item}"));
+                    };
+                    if s == "*" {
+                        return Ok(AllowedHosts::Any);
+                    }
+                    origins.push(Origin::parse(s).ok_or_else(|| {
+                        format!("allowed_hosts: {s:?} is not of the form scheme://host[:port]")
+                    })?);
+                }
+                Ok(AllowedHosts::Only(origins))
+            }
+            Some(other) => Err(format!(
+                "allowed_hosts: expected a list of origins, found {other}"
+            )),
+        }
+    }
+
+    /// Whether a call to `uri` is allowed.
+    pub fn allows(&self, uri: &http::Uri) -> bool {
+        match self {
+            AllowedHosts::Any => true,
+            AllowedHosts::Only(list) => Origin::of_uri(uri).is_some_and(|o| list.contains(&o)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn origins() {
+        let o = Origin::parse("HTTP://Example.com").expect("origin");
+        assert_eq!(o.to_string(), "http://example.com:80");
+        assert_eq!(Origin::parse("localhost:8080").map(|o| o.port), Some(8080));
+        assert_eq!(
+            Origin::parse("https://[::1]:9/x").map(|o| o.host),
+            Some("[::1]".to_owned())
+        );
+        assert!(Origin::parse("ftp://x").is_none());
+    }
+
+    #[test]
+    fn allowed_hosts_default_to_the_backend_and_normalise_ports() {
+        let hosts = vec!["http://b".to_owned()];
+        let none = json!({});
+        let allowed = AllowedHosts::from_extra(none.as_object().unwrap(), &hosts).unwrap();
+        assert!(allowed.allows(&"http://b:80/x".parse().unwrap()));
+        assert!(!allowed.allows(&"http://c/x".parse().unwrap()));
+        let listed = json!({"allowed_hosts": ["http://c"]});
+        let allowed = AllowedHosts::from_extra(listed.as_object().unwrap(), &hosts).unwrap();
+        assert!(
+            !allowed.allows(&"http://b/x".parse().unwrap()),
+            "the list replaces the backend's hosts"
+        );
+        assert!(allowed.allows(&"http://c/x".parse().unwrap()));
+        let any = json!({"allowed_hosts": ["*"]});
+        assert_eq!(
+            AllowedHosts::from_extra(any.as_object().unwrap(), &hosts).unwrap(),
+            AllowedHosts::Any
+        );
+        let bad = json!({"allowed_hosts": [1]});
+        assert!(
+            AllowedHosts::from_extra(bad.as_object().unwrap(), &hosts)
+                .unwrap_err()
+                .starts_with("allowed_hosts")
+        );
+    }
+}

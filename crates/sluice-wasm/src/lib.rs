@@ -1,0 +1,74 @@
+//! The wasmtime host for Sluice's WebAssembly client plugins.
+//!
+//! Two kinds of component are accepted, each registered under its file stem:
+//! - the Sluice world `sluice:plugin/http-client@0.1.0` (see `wit/plugin.wit`), the fast path:
+//!   plain records cross the boundary, instances are long-lived and pooled per backend;
+//! - standard `wasi:http/proxy` components (exporting `wasi:http/incoming-handler`), the
+//!   any-toolchain path: the backend request is presented as an incoming request, outgoing
+//!   requests go through the gateway's client. Settings reach them through `wasi:config/store`.
+//!
+//! One [`WasmHost`] per process owns the wasmtime `Engine` (pooling allocator, epoch
+//! interruption driven by a ticker thread). [`WasmHost::load_folder`] compiles each candidate
+//! file once (compiled artefacts are cached on disk by content hash) and returns a
+//! [`ClientPlugin`](sluice_plugin::ClientPlugin) per file.
+//!
+//! # Limits, per backend
+//! Sibling keys of `name` in the backend's `plugin/http-client` object:
+//!
+//! | key | meaning | default |
+//! | --- | --- | --- |
+//! | `allowed_hosts` | list of `scheme://host[:port]` the plugin may call (`"*"` = any) | the backend's own `host` list |
+//! | `max_instances` | instances (= concurrent requests in the plugin) for this backend | 2 x cores, at least 4, at most 64 |
+//! | `memory_limit` | linear memory per instance: bytes, or `"64MiB"`, `"512KiB"`, `"1GB"`... | `64MiB` |
+//! | `timeout` | Go duration capping each request's time in the plugin (`"500ms"`) | the request's deadline |
+//!
+//! A value of the wrong shape fails the backend's build with a message naming the key.
+
+mod cache;
+mod engine;
+mod limits;
+mod outbound;
+mod pool;
+mod proxy_world;
+mod sluice_world;
+mod stats;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sluice_plugin::ClientPlugin;
+
+pub use cache::CacheStats;
+pub use engine::{WasmHost, WasmHostOptions};
+pub use limits::Limits;
+pub use stats::{PluginStats, StatsSnapshot};
+
+/// A file of the plugin folder that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    /// The file.
+    pub file: PathBuf,
+    /// Why it was rejected.
+    pub reason: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "plugin {}: {}", self.file.display(), self.reason)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+impl LoadError {
+    fn new(file: &Path, reason: impl Into<String>) -> Self {
+        LoadError {
+            file: file.to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What [`WasmHost::load_folder`] returns: `(name, plugin)` pairs in file-name order.
+pub type LoadedPlugins = Vec<(String, Arc<dyn ClientPlugin>)>;

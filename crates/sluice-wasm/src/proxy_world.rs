@@ -1,0 +1,452 @@
+//! Standard `wasi:http/proxy` components: the any-toolchain path.
+//!
+//! The backend request is presented to the guest's `wasi:http/incoming-handler` as an
+//! incoming request whose URL (scheme, authority, path and query) is the backend URL. The
+//! guest's outgoing requests (`wasi:http/outgoing-handler`) are routed through
+//! [`WasiHttpHooks::send_request`] into the gateway's default client, with the same
+//! allow-list and deadline as the Sluice world. Settings are offered through
+//! `wasi:config/store`: one key per top-level field of the settings object, each value the
+//! field's JSON text (so a string setting `"a"` reads as `"\"a\""`).
+
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full};
+use sluice_plugin::{
+    BackendRequest, BackendResponse, BoxFuture, CallContext, ErrorKind, ExecError, Executor,
+    Instant, SharedExecutor,
+};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_config::{WasiConfig, WasiConfigVariables};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::{
+    RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+};
+
+use crate::engine::{Backend, block_on};
+use crate::outbound;
+use crate::pool::Pool;
+use crate::sluice_world::{DeadlineExceeded, MemoryLimiter};
+use crate::stats::Counter;
+
+const STDERR_CAPACITY: usize = 4096;
+
+/// Per-instance host state.
+pub(crate) struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    http: WasiHttpCtx,
+    hooks: Hooks,
+    config: Arc<WasiConfigVariables>,
+    limiter: MemoryLimiter,
+    stderr: MemoryOutputPipe,
+}
+
+/// Routes the guest's outgoing requests into the gateway's client.
+struct Hooks {
+    backend: Arc<Backend>,
+    deadline: Instant,
+    max_body_bytes: usize,
+    /// Set when the guest tried a host outside the allow-list during the current call.
+    refused: bool,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+type ResponseFuture = Box<
+    dyn Future<
+            Output = wasmtime_wasi_http::Result<(
+                http::Response<WasiBody>,
+                Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+            )>,
+        > + Send,
+>;
+
+impl WasiHttpHooks for Hooks {
+    fn set_host_header(&mut self) -> bool {
+        false
+    }
+
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        _options: Option<RequestOptions>,
+        _fut: Box<
+            dyn Future<Output = wasmtime_wasi_http::Result<(), wasmtime_wasi_http::Error>> + Send,
+        >,
+    ) -> ResponseFuture {
+        let backend = Arc::clone(&self.backend);
+        let deadline = self.deadline;
+        let max_body_bytes = self.max_body_bytes;
+        if outbound::check_allowed(&backend, request.uri()).is_err() {
+            self.refused = true;
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        Box::new(async move {
+            let (parts, body) = request.into_parts();
+            let body = outbound::collect_body(body, deadline, max_body_bytes)
+                .await
+                .map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.message)))?;
+            let request = BackendRequest {
+                method: parts.method,
+                url: parts.uri,
+                headers: parts.headers,
+                body,
+            };
+            let response = outbound::execute(&backend, request, deadline, max_body_bytes)
+                .await
+                .map_err(|e| match e.kind {
+                    ErrorKind::Connect => wasmtime_wasi_http::Error::ConnectionRefused,
+                    ErrorKind::Timeout => wasmtime_wasi_http::Error::ConnectionReadTimeout,
+                    ErrorKind::HostNotAllowed => wasmtime_wasi_http::Error::HttpRequestDenied,
+                    _ => wasmtime_wasi_http::Error::InternalError(Some(e.message)),
+                })?;
+            let response = response.map(|body| {
+                body.map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string())))
+                    .boxed_unsync()
+            });
+            let io: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send> =
+                Box::new(async { Ok(()) });
+            Ok((response, io))
+        })
+    }
+}
+
+/// The linker of the proxy world: WASI p2, wasi:http (outgoing calls through our hooks) and
+/// wasi:config/store.
+pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<State>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    wasmtime_wasi_config::add_to_linker(&mut linker, |s: &mut State| WasiConfig::new(&s.config))?;
+    Ok(linker)
+}
+
+/// A compiled proxy component, pre-instantiated.
+pub(crate) struct Loaded {
+    pre: ProxyPre<State>,
+}
+
+impl Loaded {
+    pub(crate) fn new(linker: &Linker<State>, component: &Component) -> Result<Self, String> {
+        let pre = linker
+            .instantiate_pre(component)
+            .map_err(|e| format!("the component needs imports the host does not provide: {e:#}"))?;
+        let pre =
+            ProxyPre::new(pre).map_err(|e| format!("not a wasi:http/proxy component: {e:#}"))?;
+        Ok(Loaded { pre })
+    }
+}
+
+struct Instance {
+    store: Store<State>,
+    proxy: wasmtime_wasi_http::p2::bindings::Proxy,
+}
+
+struct Shared {
+    backend: Arc<Backend>,
+    pre: ProxyPre<State>,
+    config: Arc<WasiConfigVariables>,
+    pool: Pool<Instance>,
+}
+
+/// The executor of one backend whose plugin is a wasi:http/proxy component.
+pub(crate) struct ProxyExecutor {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ProxyExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyExecutor")
+            .field("plugin", &self.shared.backend.plugin)
+            .field("backend", &self.shared.backend.label)
+            .field("pool", &self.shared.pool)
+            .finish()
+    }
+}
+
+/// Builds the executor; instantiates one instance up front to surface start-up failures.
+pub(crate) fn build(loaded: &Loaded, backend: Arc<Backend>) -> Result<SharedExecutor, String> {
+    let mut vars = WasiConfigVariables::new();
+    match &backend.settings_value {
+        serde_json::Value::Object(fields) => {
+            for (key, value) in fields {
+                vars.insert(key.clone(), value.to_string());
+            }
+        }
+        other => {
+            return Err(format!(
+                "settings must be a JSON object for a wasi:http component, found {other}"
+            ));
+        }
+    }
+    let config = Arc::new(vars);
+    let deadline = Instant::now() + backend.engine.options.init_timeout;
+    let instance =
+        block_on(new_instance(&loaded.pre, &backend, &config, deadline))?.map_err(|e| e.message)?;
+    let shared = Shared {
+        pool: Pool::new(backend.limits.max_instances),
+        backend,
+        pre: loaded.pre.clone(),
+        config,
+    };
+    shared.pool.put_idle(instance);
+    Ok(Arc::new(ProxyExecutor {
+        shared: Arc::new(shared),
+    }))
+}
+
+async fn new_instance(
+    pre: &ProxyPre<State>,
+    backend: &Arc<Backend>,
+    config: &Arc<WasiConfigVariables>,
+    deadline: Instant,
+) -> Result<Instance, ExecError> {
+    let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+    let state = State {
+        wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
+        table: ResourceTable::new(),
+        http: WasiHttpCtx::new(),
+        hooks: Hooks {
+            backend: Arc::clone(backend),
+            deadline,
+            max_body_bytes: 0,
+            refused: false,
+        },
+        config: Arc::clone(config),
+        limiter: MemoryLimiter {
+            limit: backend.limits.memory_limit,
+            hit: false,
+        },
+        stderr,
+    };
+    let mut store = Store::new(pre.engine(), state);
+    store.limiter(|s| &mut s.limiter);
+    store.epoch_deadline_callback(|ctx| {
+        if Instant::now() >= ctx.data().hooks.deadline {
+            Err(wasmtime::Error::new(DeadlineExceeded))
+        } else {
+            Ok(wasmtime::UpdateDeadline::Yield(1))
+        }
+    });
+    store.set_epoch_deadline(1);
+    match tokio::time::timeout_at(deadline, pre.instantiate_async(&mut store)).await {
+        Ok(Ok(proxy)) => {
+            backend.stats.bump(Counter::InstancesCreated);
+            Ok(Instance { store, proxy })
+        }
+        Ok(Err(e)) => Err(classify(backend, &store, &e)),
+        Err(_) => Err(ExecError::plugin(
+            ErrorKind::Timeout,
+            "instantiation ran past its deadline",
+        )),
+    }
+}
+
+fn classify(backend: &Backend, store: &Store<State>, error: &wasmtime::Error) -> ExecError {
+    let state = store.data();
+    let (kind, counter, message) = if error.downcast_ref::<DeadlineExceeded>().is_some() {
+        (
+            ErrorKind::Timeout,
+            Some(Counter::Timeouts),
+            "was cut at the deadline".to_owned(),
+        )
+    } else if state.limiter.hit {
+        (
+            ErrorKind::PluginFault,
+            Some(Counter::OutOfMemory),
+            format!(
+                "ran out of memory (memory_limit {} bytes)",
+                state.limiter.limit
+            ),
+        )
+    } else if state.hooks.refused {
+        (
+            ErrorKind::HostNotAllowed,
+            None,
+            "called a host not in allowed_hosts".to_owned(),
+        )
+    } else {
+        let stderr = String::from_utf8_lossy(&state.stderr.contents())
+            .trim()
+            .to_owned();
+        let detail = if stderr.is_empty() {
+            String::new()
+        } else {
+            format!(": {stderr}")
+        };
+        (
+            ErrorKind::PluginFault,
+            Some(Counter::Traps),
+            format!("failed ({error}){detail}"),
+        )
+    };
+    if let Some(counter) = counter {
+        backend.stats.bump(counter);
+    }
+    tracing::warn!(plugin = %backend.plugin, backend = %backend.label, kind = ?kind, "plugin {message}");
+    ExecError::plugin(kind, format!("plugin {} {message}", backend.plugin))
+}
+
+impl Shared {
+    async fn run(
+        &self,
+        request: BackendRequest,
+        ctx: &CallContext,
+    ) -> Result<BackendResponse, ExecError> {
+        let backend = &self.backend;
+        let deadline = match backend.limits.timeout {
+            Some(cap) => ctx.deadline.min(Instant::now() + cap),
+            None => ctx.deadline,
+        };
+        let mut lease = self.pool.checkout(deadline, &backend.stats).await?;
+        let mut instance = match lease.instance.take() {
+            Some(instance) => instance,
+            None => new_instance(&self.pre, backend, &self.config, deadline).await?,
+        };
+        {
+            let hooks = &mut instance.store.data_mut().hooks;
+            hooks.deadline = deadline;
+            hooks.max_body_bytes = ctx.max_body_bytes;
+            hooks.refused = false;
+        }
+        instance.store.set_epoch_deadline(1);
+
+        let scheme = match request.url.scheme_str() {
+            Some("https") => Scheme::Https,
+            _ => Scheme::Http,
+        };
+        let mut incoming = http::Request::new(Full::new(request.body));
+        *incoming.method_mut() = request.method;
+        *incoming.uri_mut() = request.url;
+        *incoming.headers_mut() = request.headers;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let prepared = (|| {
+            let mut http = instance.store.data_mut().http();
+            let incoming = http.new_incoming_request(scheme, incoming)?;
+            let out = http.new_response_outparam(tx)?;
+            Ok::<_, wasmtime::Error>((incoming, out))
+        })();
+        let (incoming, out) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                self.pool.checkin(lease, instance);
+                return Err(ExecError::plugin(
+                    ErrorKind::Other,
+                    format!("cannot present the request: {e}"),
+                ));
+            }
+        };
+
+        let max_body = ctx.max_body_bytes;
+        let call = instance.proxy.wasi_http_incoming_handler().call_handle(
+            &mut instance.store,
+            incoming,
+            out,
+        );
+        let answer = async move {
+            match rx.await {
+                Ok(Ok(response)) => {
+                    let (parts, body) = response.into_parts();
+                    let body = outbound::collect_body(body, deadline, max_body).await?;
+                    Ok((parts, body))
+                }
+                Ok(Err(code)) => Err(error_code_to_exec(&code)),
+                Err(_) => Err(ExecError::plugin(
+                    ErrorKind::Other,
+                    "the plugin did not answer",
+                )),
+            }
+        };
+        let joined = tokio::time::timeout_at(deadline, async { tokio::join!(call, answer) }).await;
+        match joined {
+            Ok((Ok(()), Ok((parts, body)))) => {
+                self.pool.checkin(lease, instance);
+                Ok(BackendResponse::from_parts(
+                    parts,
+                    sluice_plugin::full(body),
+                ))
+            }
+            Ok((Ok(()), Err(mut e))) => {
+                // The guest returned normally but answered with an error (or not at all).
+                if instance.store.data().hooks.refused {
+                    e = ExecError::plugin(
+                        ErrorKind::HostNotAllowed,
+                        format!(
+                            "plugin {} called a host not in allowed_hosts",
+                            backend.plugin
+                        ),
+                    );
+                }
+                self.pool.checkin(lease, instance);
+                Err(e)
+            }
+            Ok((Err(trap), _)) => {
+                let err = classify(backend, &instance.store, &trap);
+                backend.stats.bump(Counter::InstancesDiscarded);
+                Err(err)
+            }
+            Err(_elapsed) => {
+                backend.stats.bump(Counter::Timeouts);
+                backend.stats.bump(Counter::InstancesDiscarded);
+                tracing::warn!(plugin = %backend.plugin, backend = %backend.label, "plugin call cut at the deadline");
+                Err(ExecError::plugin(
+                    ErrorKind::Timeout,
+                    format!("plugin {} was cut at the deadline", backend.plugin),
+                ))
+            }
+        }
+    }
+}
+
+fn error_code_to_exec(code: &ErrorCode) -> ExecError {
+    let kind = match code {
+        ErrorCode::ConnectionRefused
+        | ErrorCode::DestinationNotFound
+        | ErrorCode::DestinationUnavailable => ErrorKind::Connect,
+        ErrorCode::ConnectionReadTimeout
+        | ErrorCode::ConnectionTimeout
+        | ErrorCode::HttpResponseTimeout => ErrorKind::Timeout,
+        ErrorCode::HttpRequestDenied => ErrorKind::HostNotAllowed,
+        _ => ErrorKind::Other,
+    };
+    ExecError::plugin(kind, format!("the plugin answered an error: {code:?}"))
+}
+
+impl Executor for ProxyExecutor {
+    fn execute<'a>(
+        &'a self,
+        request: BackendRequest,
+        ctx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
+        Box::pin(async move {
+            let stats = &self.shared.backend.stats;
+            stats.bump(Counter::Requests);
+            let result = self.shared.run(request, ctx).await;
+            if result.is_err() {
+                stats.bump(Counter::Errors);
+            }
+            result
+        })
+    }
+}

@@ -1,0 +1,587 @@
+//! Components of the Sluice world (`sluice:plugin/http-client@0.1.0`): the fast path.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sluice_plugin::{
+    BackendRequest, BackendResponse, BoxFuture, CallContext, ErrorKind, ErrorSource, ExecError,
+    Executor, Instant, SharedExecutor,
+};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::engine::{Backend, block_on};
+use crate::outbound;
+use crate::pool::{Lease, Pool};
+use crate::stats::Counter;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "sluice:plugin/http-client",
+        imports: { "sluice:plugin/host.send": async },
+        exports: { default: async },
+    });
+}
+
+use bindings::HttpClient;
+use bindings::sluice::plugin::types::{
+    Error as WitError, ErrorKind as WitErrorKind, HookSet, Level, Request as WitRequest,
+    RequestOrResponse, Response as WitResponse,
+};
+
+/// Bytes of guest stderr kept per instance (panic messages end up there).
+const STDERR_CAPACITY: usize = 4096;
+
+/// Per-instance host state.
+pub(crate) struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    stderr: MemoryOutputPipe,
+    limiter: MemoryLimiter,
+    backend: Arc<Backend>,
+    /// The current call's deadline (the init deadline during `init`).
+    deadline: Instant,
+    /// Set during request calls; `None` during `init` (no `send` then).
+    max_body_bytes: Option<usize>,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Caps linear memory and remembers whether the cap was hit.
+pub(crate) struct MemoryLimiter {
+    pub(crate) limit: u64,
+    pub(crate) hit: bool,
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.limit {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// The epoch callback's verdict when a call runs past its deadline.
+#[derive(Debug)]
+pub(crate) struct DeadlineExceeded;
+
+impl std::fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the plugin ran past the deadline")
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
+
+impl bindings::sluice::plugin::types::Host for State {}
+
+impl bindings::sluice::plugin::host::Host for State {
+    async fn send(&mut self, request: WitRequest) -> Result<WitResponse, WitError> {
+        let Some(max_body_bytes) = self.max_body_bytes else {
+            return Err(WitError {
+                kind: WitErrorKind::Other,
+                message: "send is not available during init".into(),
+            });
+        };
+        let request = from_wit_request(request).map_err(exec_to_wit)?;
+        let (parts, body) =
+            outbound::send_buffered(&self.backend, request, self.deadline, max_body_bytes)
+                .await
+                .map_err(exec_to_wit)?;
+        Ok(WitResponse {
+            status: parts.status.as_u16(),
+            headers: headers_to_wit(&parts.headers),
+            body: body.into(),
+        })
+    }
+
+    fn log(&mut self, level: Level, message: String) {
+        let plugin = self.backend.plugin.as_str();
+        match level {
+            Level::Trace => tracing::trace!(target: "sluice::plugin", plugin, "{message}"),
+            Level::Debug => tracing::debug!(target: "sluice::plugin", plugin, "{message}"),
+            Level::Info => tracing::info!(target: "sluice::plugin", plugin, "{message}"),
+            Level::Warn => tracing::warn!(target: "sluice::plugin", plugin, "{message}"),
+            Level::Error => tracing::error!(target: "sluice::plugin", plugin, "{message}"),
+        }
+    }
+}
+
+/// The linker of the Sluice world: our `host` interface plus WASI p2 (what Rust's std
+/// imports), with no filesystem, network, environment or inherited stdio.
+pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<State>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    HttpClient::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
+    Ok(linker)
+}
+
+/// A compiled component of this world, pre-instantiated.
+pub(crate) struct Loaded {
+    pre: bindings::HttpClientPre<State>,
+}
+
+impl Loaded {
+    pub(crate) fn new(linker: &Linker<State>, component: &Component) -> Result<Self, String> {
+        let pre = linker
+            .instantiate_pre(component)
+            .map_err(|e| format!("the component needs imports the host does not provide: {e:#}"))?;
+        let pre = bindings::HttpClientPre::new(pre)
+            .map_err(|e| format!("not a sluice:plugin/http-client component: {e:#}"))?;
+        Ok(Loaded { pre })
+    }
+}
+
+struct Instance {
+    store: Store<State>,
+    plugin: HttpClient,
+}
+
+struct Shared {
+    backend: Arc<Backend>,
+    pre: bindings::HttpClientPre<State>,
+    hooks: HookSet,
+    pool: Pool<Instance>,
+}
+
+/// The executor of one backend whose plugin is a Sluice-world component.
+pub(crate) struct SluiceExecutor {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SluiceExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SluiceExecutor")
+            .field("plugin", &self.shared.backend.plugin)
+            .field("backend", &self.shared.backend.label)
+            .field("hooks", &self.shared.hooks)
+            .field("pool", &self.shared.pool)
+            .finish()
+    }
+}
+
+/// Validates the settings with `init` on a first instance and builds the executor.
+pub(crate) fn build(loaded: &Loaded, backend: Arc<Backend>) -> Result<SharedExecutor, String> {
+    let deadline = Instant::now() + backend.engine.options.init_timeout;
+    let (instance, hooks) = block_on(async {
+        let mut instance = new_instance(&loaded.pre, &backend, deadline)
+            .await
+            .map_err(|e| e.message)?;
+        let hooks = instance
+            .plugin
+            .sluice_plugin_handler()
+            .call_hooks(&mut instance.store)
+            .await;
+        let hooks = hooks.map_err(|e| classify(&backend, &instance.store, &e).message)?;
+        Ok::<_, String>((instance, hooks))
+    })??;
+    let shared = Shared {
+        pool: Pool::new(backend.limits.max_instances),
+        backend,
+        pre: loaded.pre.clone(),
+        hooks,
+    };
+    shared.pool.put_idle(instance);
+    Ok(Arc::new(SluiceExecutor {
+        shared: Arc::new(shared),
+    }))
+}
+
+/// Instantiates and initialises a fresh instance.
+async fn new_instance(
+    pre: &bindings::HttpClientPre<State>,
+    backend: &Arc<Backend>,
+    deadline: Instant,
+) -> Result<Instance, ExecError> {
+    let engine = pre.engine();
+    let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+    let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
+    let state = State {
+        wasi,
+        table: ResourceTable::new(),
+        stderr,
+        limiter: MemoryLimiter {
+            limit: backend.limits.memory_limit,
+            hit: false,
+        },
+        backend: Arc::clone(backend),
+        deadline,
+        max_body_bytes: None,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store.epoch_deadline_callback(|ctx| {
+        if Instant::now() >= ctx.data().deadline {
+            Err(wasmtime::Error::new(DeadlineExceeded))
+        } else {
+            Ok(wasmtime::UpdateDeadline::Yield(1))
+        }
+    });
+    store.set_epoch_deadline(1);
+    let run = async {
+        let plugin = pre.instantiate_async(&mut store).await?;
+        let init = plugin
+            .sluice_plugin_handler()
+            .call_init(&mut store, &backend.settings)
+            .await?;
+        Ok::<_, wasmtime::Error>((plugin, init))
+    };
+    let result = tokio::time::timeout_at(deadline, run).await;
+    match result {
+        Ok(Ok((plugin, Ok(())))) => {
+            backend.stats.bump(Counter::InstancesCreated);
+            Ok(Instance { store, plugin })
+        }
+        Ok(Ok((_, Err(rejection)))) => Err(ExecError::plugin(
+            ErrorKind::Other,
+            format!("rejected its settings: {rejection}"),
+        )),
+        Ok(Err(e)) => Err(classify(backend, &store, &e)),
+        Err(_elapsed) => Err(ExecError::plugin(
+            ErrorKind::Timeout,
+            "init ran past its deadline",
+        )),
+    }
+}
+
+/// Turns a wasmtime error (trap, interruption) into the gateway's error, logged and counted.
+fn classify(backend: &Backend, store: &Store<State>, error: &wasmtime::Error) -> ExecError {
+    let state = store.data();
+    let (kind, counter, message) = if error.downcast_ref::<DeadlineExceeded>().is_some() {
+        (
+            ErrorKind::Timeout,
+            Counter::Timeouts,
+            "was cut at the deadline".to_owned(),
+        )
+    } else if state.limiter.hit {
+        (
+            ErrorKind::PluginFault,
+            Counter::OutOfMemory,
+            format!(
+                "ran out of memory (memory_limit {} bytes)",
+                state.limiter.limit
+            ),
+        )
+    } else if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
+        let stderr = String::from_utf8_lossy(&state.stderr.contents())
+            .trim()
+            .to_owned();
+        let detail = if stderr.is_empty() {
+            String::new()
+        } else {
+            format!(": {stderr}")
+        };
+        (
+            ErrorKind::PluginFault,
+            Counter::Traps,
+            format!("trapped ({trap}){detail}"),
+        )
+    } else {
+        (
+            ErrorKind::PluginFault,
+            Counter::Traps,
+            format!("failed: {error:#}"),
+        )
+    };
+    backend.stats.bump(counter);
+    tracing::warn!(plugin = %backend.plugin, backend = %backend.label, kind = ?kind, "plugin {message}");
+    ExecError::plugin(kind, format!("plugin {} {message}", backend.plugin))
+}
+
+enum Call {
+    Handle(WitRequest),
+    OnRequest(WitRequest),
+    OnResponse(WitResponse),
+}
+
+enum Answer {
+    Response(Result<WitResponse, WitError>),
+    Flow(Result<RequestOrResponse, WitError>),
+}
+
+async fn invoke(instance: &mut Instance, call: Call) -> wasmtime::Result<Answer> {
+    let handler = instance.plugin.sluice_plugin_handler();
+    let store = &mut instance.store;
+    Ok(match call {
+        Call::Handle(r) => Answer::Response(handler.call_handle(store, &r).await?),
+        Call::OnRequest(r) => Answer::Flow(handler.call_on_request(store, &r).await?),
+        Call::OnResponse(r) => Answer::Response(handler.call_on_response(store, &r).await?),
+    })
+}
+
+impl Shared {
+    /// Runs one export on a pooled instance, within the deadline. An instance that faults or
+    /// whose call is cut is dropped (a new one is made on demand).
+    async fn call(
+        &self,
+        call: Call,
+        deadline: Instant,
+        max_body_bytes: usize,
+    ) -> Result<Answer, ExecError> {
+        let backend = &self.backend;
+        let lease: Lease<Instance> = self.pool.checkout(deadline, &backend.stats).await?;
+        let mut lease = lease;
+        let mut instance = match lease.instance.take() {
+            Some(instance) => instance,
+            None => new_instance(&self.pre, backend, deadline).await?,
+        };
+        {
+            let state = instance.store.data_mut();
+            state.deadline = deadline;
+            state.max_body_bytes = Some(max_body_bytes);
+        }
+        instance.store.set_epoch_deadline(1);
+        match tokio::time::timeout_at(deadline, invoke(&mut instance, call)).await {
+            Ok(Ok(answer)) => {
+                instance.store.data_mut().max_body_bytes = None;
+                self.pool.checkin(lease, instance);
+                Ok(answer)
+            }
+            Ok(Err(e)) => {
+                let err = classify(backend, &instance.store, &e);
+                backend.stats.bump(Counter::InstancesDiscarded);
+                Err(err)
+            }
+            Err(_elapsed) => {
+                // Cancelled mid-call (typically while the host awaited `send`): the instance
+                // may be in any state, so it goes.
+                backend.stats.bump(Counter::Timeouts);
+                backend.stats.bump(Counter::InstancesDiscarded);
+                tracing::warn!(plugin = %backend.plugin, backend = %backend.label, "plugin call cut at the deadline");
+                Err(ExecError::plugin(
+                    ErrorKind::Timeout,
+                    format!("plugin {} was cut at the deadline", backend.plugin),
+                ))
+            }
+        }
+    }
+
+    async fn run(
+        &self,
+        request: BackendRequest,
+        ctx: &CallContext,
+    ) -> Result<BackendResponse, ExecError> {
+        let deadline = match self.backend.limits.timeout {
+            Some(cap) => ctx.deadline.min(Instant::now() + cap),
+            None => ctx.deadline,
+        };
+        let max_body = ctx.max_body_bytes;
+        if self.hooks == HookSet::empty() {
+            let Answer::Response(answer) = self
+                .call(Call::Handle(to_wit_request(request)), deadline, max_body)
+                .await?
+            else {
+                return Err(ExecError::new(
+                    ErrorSource::Internal,
+                    ErrorKind::Other,
+                    "unexpected answer",
+                ));
+            };
+            return to_backend_response(&self.backend, answer);
+        }
+        let request = if self.hooks.contains(HookSet::ON_REQUEST) {
+            match self
+                .call(Call::OnRequest(to_wit_request(request)), deadline, max_body)
+                .await?
+            {
+                Answer::Flow(Ok(RequestOrResponse::Request(r))) => from_wit_request(r)?,
+                Answer::Flow(Ok(RequestOrResponse::Response(r))) => {
+                    return to_backend_response(&self.backend, Ok(r));
+                }
+                Answer::Flow(Err(e)) => return Err(wit_to_exec(&self.backend, e)),
+                Answer::Response(_) => {
+                    return Err(ExecError::new(
+                        ErrorSource::Internal,
+                        ErrorKind::Other,
+                        "unexpected answer",
+                    ));
+                }
+            }
+        } else {
+            request
+        };
+        if !self.hooks.contains(HookSet::ON_RESPONSE) {
+            return outbound::execute(&self.backend, request, deadline, max_body).await;
+        }
+        let (parts, body) =
+            outbound::send_buffered(&self.backend, request, deadline, max_body).await?;
+        let response = WitResponse {
+            status: parts.status.as_u16(),
+            headers: headers_to_wit(&parts.headers),
+            body: body.into(),
+        };
+        let Answer::Response(answer) = self
+            .call(Call::OnResponse(response), deadline, max_body)
+            .await?
+        else {
+            return Err(ExecError::new(
+                ErrorSource::Internal,
+                ErrorKind::Other,
+                "unexpected answer",
+            ));
+        };
+        to_backend_response(&self.backend, answer)
+    }
+}
+
+impl Executor for SluiceExecutor {
+    fn execute<'a>(
+        &'a self,
+        request: BackendRequest,
+        ctx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
+        Box::pin(async move {
+            let stats = &self.shared.backend.stats;
+            stats.bump(Counter::Requests);
+            let result = self.shared.run(request, ctx).await;
+            if result.is_err() {
+                stats.bump(Counter::Errors);
+            }
+            result
+        })
+    }
+}
+
+fn to_wit_request(request: BackendRequest) -> WitRequest {
+    WitRequest {
+        method: request.method.as_str().to_owned(),
+        url: request.url.to_string(),
+        headers: headers_to_wit(&request.headers),
+        body: request.body.into(),
+    }
+}
+
+pub(crate) fn headers_to_wit(headers: &http::HeaderMap) -> Vec<(String, Vec<u8>)> {
+    headers
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+        .collect()
+}
+
+fn plugin_error(message: String) -> ExecError {
+    ExecError::plugin(ErrorKind::Other, message)
+}
+
+fn headers_from_wit(headers: Vec<(String, Vec<u8>)>) -> Result<http::HeaderMap, ExecError> {
+    let mut map = http::HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let name = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| plugin_error(format!("invalid header name {name:?}")))?;
+        let value = http::HeaderValue::from_bytes(&value)
+            .map_err(|_| plugin_error(format!("invalid value for header {name}")))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+fn from_wit_request(request: WitRequest) -> Result<BackendRequest, ExecError> {
+    let method = http::Method::from_bytes(request.method.as_bytes())
+        .map_err(|_| plugin_error(format!("invalid method {:?}", request.method)))?;
+    let url: http::Uri = request
+        .url
+        .parse()
+        .map_err(|_| plugin_error(format!("invalid URL {:?}", request.url)))?;
+    if url.scheme().is_none() || url.authority().is_none() {
+        return Err(plugin_error(format!(
+            "the URL must be absolute: {:?}",
+            request.url
+        )));
+    }
+    let mut headers = headers_from_wit(request.headers)?;
+    fix_framing(&mut headers, request.body.len());
+    Ok(BackendRequest {
+        method,
+        url,
+        headers,
+        body: Bytes::from(request.body),
+    })
+}
+
+fn to_backend_response(
+    backend: &Backend,
+    answer: Result<WitResponse, WitError>,
+) -> Result<BackendResponse, ExecError> {
+    let response = answer.map_err(|e| wit_to_exec(backend, e))?;
+    let status = http::StatusCode::from_u16(response.status).map_err(|_| {
+        plugin_error(format!(
+            "plugin {} answered an invalid status {}",
+            backend.plugin, response.status
+        ))
+    })?;
+    let mut headers = headers_from_wit(response.headers)?;
+    fix_framing(&mut headers, response.body.len());
+    let mut out = http::Response::new(sluice_plugin::full(Bytes::from(response.body)));
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    Ok(out)
+}
+
+/// Plugins hand over whole bodies: drop `transfer-encoding` and keep a `content-length` only if
+/// it is the body's real length (a plugin that changed the body but copied the headers would
+/// otherwise corrupt the framing).
+fn fix_framing(headers: &mut http::HeaderMap, body_len: usize) {
+    headers.remove(http::header::TRANSFER_ENCODING);
+    if let Some(declared) = headers.get(http::header::CONTENT_LENGTH)
+        && declared.to_str().ok().and_then(|v| v.parse::<usize>().ok()) != Some(body_len)
+    {
+        headers.insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from(body_len),
+        );
+    }
+}
+
+fn exec_to_wit(error: ExecError) -> WitError {
+    let kind = match error.kind {
+        ErrorKind::Connect => WitErrorKind::Connect,
+        ErrorKind::Timeout => WitErrorKind::Timeout,
+        ErrorKind::Protocol => WitErrorKind::Protocol,
+        ErrorKind::BodyTooLarge => WitErrorKind::BodyTooLarge,
+        ErrorKind::HostNotAllowed => WitErrorKind::HostNotAllowed,
+        ErrorKind::PluginFault | ErrorKind::Overloaded | ErrorKind::Other => WitErrorKind::Other,
+    };
+    WitError {
+        kind,
+        message: error.message,
+    }
+}
+
+/// An error the plugin returned: upstream kinds (as passed on from `send`) keep their source.
+fn wit_to_exec(backend: &Backend, error: WitError) -> ExecError {
+    let (source, kind) = match error.kind {
+        WitErrorKind::Connect => (ErrorSource::Upstream, ErrorKind::Connect),
+        WitErrorKind::Timeout => (ErrorSource::Upstream, ErrorKind::Timeout),
+        WitErrorKind::Protocol => (ErrorSource::Upstream, ErrorKind::Protocol),
+        WitErrorKind::BodyTooLarge => (ErrorSource::Upstream, ErrorKind::BodyTooLarge),
+        WitErrorKind::HostNotAllowed => (ErrorSource::Plugin, ErrorKind::HostNotAllowed),
+        WitErrorKind::Plugin | WitErrorKind::Other => (ErrorSource::Plugin, ErrorKind::Other),
+    };
+    tracing::debug!(plugin = %backend.plugin, backend = %backend.label, kind = ?kind, "plugin answered an error: {}", error.message);
+    ExecError::new(source, kind, error.message)
+}

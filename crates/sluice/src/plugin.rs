@@ -1,0 +1,353 @@
+//! `sluice plugin new | build | test`: tooling for plugin authors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::time::Instant;
+
+use sluice_plugin::{BackendRequest, CallContext, ClientPlugin, PluginContext, SharedExecutor};
+
+const TEMPLATE_CARGO: &str = include_str!("../templates/Cargo.toml.tmpl");
+const TEMPLATE_LIB: &str = include_str!("../templates/lib.rs.tmpl");
+const TEMPLATE_README: &str = include_str!("../templates/README.md.tmpl");
+const TEMPLATE_GITIGNORE: &str = include_str!("../templates/gitignore.tmpl");
+const SDK_CARGO: &str = include_str!("../templates/sdk.Cargo.toml.tmpl");
+const SDK_LIB: &str = include_str!("../../../plugins/sdk/src/lib.rs");
+const SDK_HTTP: &str = include_str!("../../../plugins/sdk/src/http.rs");
+const SDK_LOG: &str = include_str!("../../../plugins/sdk/src/log.rs");
+const WIT: &str = include_str!("../../../wit/plugin.wit");
+
+/// Whether `name` can be a plugin (and crate) name.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// `sluice plugin new NAME [--dir DIR]`.
+pub(crate) fn new(name: &str, dir: Option<&Path>) -> ExitCode {
+    if !valid_name(name) {
+        eprintln!(
+            "plugin names are lower-case letters, digits and '-', starting with a letter: {name:?}"
+        );
+        return ExitCode::FAILURE;
+    }
+    let root = dir.map_or_else(|| PathBuf::from(name), Path::to_path_buf);
+    if root.exists() {
+        eprintln!(
+            "{} already exists: choose another name or --dir",
+            root.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let fill = |t: &str| {
+        t.replace("{{name}}", name)
+            .replace("{{sdk_version}}", env!("CARGO_PKG_VERSION"))
+    };
+    let files: [(&str, String); 9] = [
+        ("Cargo.toml", fill(TEMPLATE_CARGO)),
+        ("src/lib.rs", fill(TEMPLATE_LIB)),
+        ("README.md", fill(TEMPLATE_README)),
+        (".gitignore", TEMPLATE_GITIGNORE.to_owned()),
+        ("sdk/Cargo.toml", fill(SDK_CARGO)),
+        ("sdk/src/lib.rs", SDK_LIB.to_owned()),
+        ("sdk/src/http.rs", SDK_HTTP.to_owned()),
+        ("sdk/src/log.rs", SDK_LOG.to_owned()),
+        ("sdk/wit/plugin.wit", WIT.to_owned()),
+    ];
+    for (relative, content) in files {
+        let path = root.join(relative);
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&path, content));
+        if let Err(e) = written {
+            eprintln!("cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    println!("Created plugin {name:?} in {}", root.display());
+    println!(
+        "  cd {} && cargo test && sluice plugin build",
+        root.display()
+    );
+    ExitCode::SUCCESS
+}
+
+/// `sluice plugin build [DIR]`: builds the component and copies it to `DIR/<name>.wasm`.
+pub(crate) fn build(dir: &Path, release: bool) -> ExitCode {
+    let manifest = dir.join("Cargo.toml");
+    let Some(name) = package_name(&manifest) else {
+        eprintln!(
+            "{}: no [package] name found (is this a plugin crate?)",
+            manifest.display()
+        );
+        return ExitCode::FAILURE;
+    };
+    let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cargo
+        .arg("build")
+        .arg("--target")
+        .arg("wasm32-wasip2")
+        .arg("--manifest-path")
+        .arg(&manifest);
+    if release {
+        cargo.arg("--release");
+    }
+    match cargo.status() {
+        Ok(status) if status.success() => {}
+        Ok(status) => {
+            eprintln!(
+                "cargo build failed ({status}); is the target installed? rustup target add wasm32-wasip2"
+            );
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("cannot run cargo: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let target_dir =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| dir.join("target"), PathBuf::from);
+    let profile = if release { "release" } else { "debug" };
+    let built = target_dir
+        .join("wasm32-wasip2")
+        .join(profile)
+        .join(format!("{}.wasm", name.replace('-', "_")));
+    let out = dir.join(format!("{name}.wasm"));
+    if let Err(e) = std::fs::copy(&built, &out) {
+        eprintln!("cannot copy {} to {}: {e}", built.display(), out.display());
+        return ExitCode::FAILURE;
+    }
+    println!(
+        "Built {} (plugin name {name:?}): copy it into plugin.folder",
+        out.display()
+    );
+    ExitCode::SUCCESS
+}
+
+fn package_name(manifest: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(manifest).ok()?;
+    let mut in_package = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if in_package && let Some(value) = line.strip_prefix("name") {
+            let value = value
+                .trim_start()
+                .strip_prefix('=')?
+                .trim()
+                .trim_matches('"');
+            return Some(value.to_owned());
+        }
+    }
+    None
+}
+
+/// `sluice plugin test FILE... [-c CONFIG] [--url URL]`.
+pub(crate) fn test(files: &[PathBuf], config: Option<&Path>, url: Option<&str>) -> ExitCode {
+    if files.is_empty() {
+        println!("At least one plugin is required.");
+        return ExitCode::FAILURE;
+    }
+    let started = Instant::now();
+    let config = match config.map(sluice_config::load).transpose() {
+        Ok(config) => config,
+        Err(diagnostics) => {
+            eprintln!("{diagnostics}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let host = match sluice_wasm::WasmHost::new(sluice_wasm::WasmHostOptions::default()) {
+        Ok(host) => host,
+        Err(e) => {
+            eprintln!("cannot start the WebAssembly host: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let client: SharedExecutor = Arc::new(sluice_client::DefaultClient::new(
+        &config
+            .as_ref()
+            .map(|c| c.transport.clone())
+            .unwrap_or_default(),
+    ));
+    let mut failed = 0;
+    for file in files {
+        let _guard = runtime.enter();
+        match test_one(&host, file, config.as_ref(), url, &client, &runtime) {
+            Ok(lines) => {
+                for line in lines {
+                    println!("{line}");
+                }
+            }
+            Err(TestFailure::Missing) => {
+                failed += 1;
+                println!("[KO] Unable to open the plugin {}.", file.display());
+            }
+            Err(TestFailure::Other(message)) => {
+                failed += 1;
+                println!("[KO] {}: {message}", file.display());
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    if failed == 0 {
+        println!("[OK] {} tested plugin(s) in {elapsed:.2?}", files.len());
+        ExitCode::SUCCESS
+    } else {
+        println!("[KO] {} tested plugin(s) in {elapsed:.2?}.", files.len());
+        println!("{failed} plugin(s) failed.");
+        ExitCode::FAILURE
+    }
+}
+
+/// Why one plugin failed its test.
+enum TestFailure {
+    /// The file does not exist (KrakenD's `Unable to open the plugin` line).
+    Missing,
+    /// Anything else, with the reason.
+    Other(String),
+}
+
+impl From<String> for TestFailure {
+    fn from(message: String) -> Self {
+        TestFailure::Other(message)
+    }
+}
+
+fn test_one(
+    host: &sluice_wasm::WasmHost,
+    file: &Path,
+    config: Option<&sluice_config::Config>,
+    url: Option<&str>,
+    client: &SharedExecutor,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Vec<String>, TestFailure> {
+    if !file.is_file() {
+        return Err(TestFailure::Missing);
+    }
+    let (name, plugin) = host.load_file(file).map_err(|e| e.reason)?;
+    let mut lines = vec![format!(
+        "[OK] {}\t{name}\t{}",
+        file.display(),
+        plugin.kind()
+    )];
+    let mut backends = Vec::new();
+    if let Some(config) = config {
+        for endpoint in &config.endpoints {
+            for backend in &endpoint.backends {
+                if let Some(plugin_ref) = backend.plugin.as_ref().filter(|p| p.name == name) {
+                    backends.push((endpoint.label(), backend, plugin_ref));
+                }
+            }
+        }
+        if backends.is_empty() {
+            lines.push(format!(
+                "     no backend of {} names {name:?}",
+                config.source.display()
+            ));
+        }
+    }
+    let mut executors = Vec::new();
+    for (label, backend, plugin_ref) in &backends {
+        let ctx = PluginContext {
+            extra: &plugin_ref.extra,
+            settings: plugin_ref.extra.get(&plugin_ref.name),
+            backend_hosts: &backend.host,
+            default_client: Arc::clone(client),
+            backend_label: label,
+        };
+        let executor = plugin
+            .build(ctx)
+            .map_err(|e| format!("{}: init rejected its settings: {e}", plugin_ref.json_path))?;
+        lines.push(format!(
+            "     init OK for {label} -> {}",
+            backend.url_pattern
+        ));
+        executors.push(executor);
+    }
+    if let Some(url) = url {
+        let uri: http::Uri = url.parse().map_err(|e| format!("--url {url:?}: {e}"))?;
+        let executor = match executors.first() {
+            Some(executor) => Arc::clone(executor),
+            None => build_for_url(plugin.as_ref(), &name, &uri, client)?,
+        };
+        let request = BackendRequest {
+            method: http::Method::GET,
+            url: uri,
+            headers: http::HeaderMap::new(),
+            body: bytes::Bytes::new(),
+        };
+        let ctx = CallContext {
+            deadline: sluice_plugin::Instant::now() + std::time::Duration::from_secs(5),
+            max_body_bytes: sluice_proxy::DEFAULT_MAX_BODY_BYTES,
+        };
+        let answer = runtime.block_on(async {
+            let response = executor.execute(request, &ctx).await?;
+            let status = response.status();
+            let body = sluice_plugin::collect(response.into_body(), ctx.max_body_bytes).await?;
+            Ok::<_, sluice_plugin::ExecError>((status, body))
+        });
+        let (status, body) = answer.map_err(|e| format!("sample request to {url}: {e}"))?;
+        let preview: String = String::from_utf8_lossy(&body).chars().take(200).collect();
+        lines.push(format!("     GET {url} -> {} {preview}", status.as_u16()));
+    }
+    Ok(lines)
+}
+
+fn build_for_url(
+    plugin: &dyn ClientPlugin,
+    name: &str,
+    uri: &http::Uri,
+    client: &SharedExecutor,
+) -> Result<SharedExecutor, String> {
+    let origin = format!(
+        "{}://{}",
+        uri.scheme_str().unwrap_or("http"),
+        uri.authority().map_or("", |a| a.as_str())
+    );
+    let extra = serde_json::Map::from_iter([(
+        "name".to_owned(),
+        serde_json::Value::String(name.to_owned()),
+    )]);
+    let hosts = [origin];
+    plugin
+        .build(PluginContext {
+            extra: &extra,
+            settings: None,
+            backend_hosts: &hosts,
+            default_client: Arc::clone(client),
+            backend_label: "sluice plugin test",
+        })
+        .map_err(|e| {
+            format!("init rejected empty settings (pass -c with a config that names it): {e}")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_names() {
+        assert!(valid_name("hmac-signer2"));
+        assert!(!valid_name("Hmac"));
+        assert!(!valid_name("1abc"));
+        assert!(!valid_name("a_b"));
+        assert!(!valid_name(""));
+    }
+}

@@ -1,0 +1,525 @@
+//! `sluice plugin test | new | build` as a plugin author runs them (spec §1.9, cases 15-17:
+//! KrakenD's `test-plugin`, which Sluice turns into `sluice plugin test`).
+//!
+//! The example components are built once for this binary with `plugins/build.sh` (or taken
+//! from `SLUICE_PLUGINS_DIST`). Compiled components are cached in a temp folder
+//! (`SLUICE_CACHE_DIR`), never in the user's cache.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex, OnceLock};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Builds the example plugins once (`plugins/build.sh`) and returns the folder holding them.
+fn dist() -> &'static Path {
+    static DIST: OnceLock<PathBuf> = OnceLock::new();
+    DIST.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("SLUICE_PLUGINS_DIST").filter(|d| !d.is_empty()) {
+            return PathBuf::from(dir);
+        }
+        let plugins = repo().join("plugins");
+        let mut cmd = Command::new("bash");
+        cmd.arg(plugins.join("build.sh")).current_dir(&plugins);
+        // The host's target dir is not meant for the guest build (build.sh defaults to the
+        // repository's target/).
+        cmd.env_remove("CARGO_TARGET_DIR");
+        if let Some(target) = std::env::var_os("SLUICE_GUEST_TARGET_DIR") {
+            cmd.env("CARGO_TARGET_DIR", target);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "plugins/build.sh failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        plugins.join("dist")
+    })
+}
+
+/// A fresh folder for one test.
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sluice-plugin-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `sluice <args>` with the component cache in a temp folder.
+fn sluice(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env(
+            "SLUICE_CACHE_DIR",
+            std::env::temp_dir().join("sluice-plugin-cli-cache"),
+        )
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+    fn last_line(&self) -> &str {
+        self.stdout.lines().last().unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+fn run(cmd: &mut Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().unwrap();
+    Run {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// A minimal HTTP/1.1 backend on 127.0.0.1 (one thread, `Connection: close`): `/__debug/*`
+/// answers `{"message":"pong"}`, anything else 404. Records the paths it was asked for.
+struct DebugBackend {
+    url: String,
+    paths: Arc<Mutex<Vec<String>>>,
+}
+
+fn debug_backend() -> DebugBackend {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let paths = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&paths);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut buf = [0_u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&head);
+            let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+            let (status, body) = if path.starts_with("/__debug/") {
+                ("200 OK", r#"{"message":"pong"}"#)
+            } else {
+                ("404 Not Found", "404 page not found\n")
+            };
+            seen.lock().unwrap().push(path);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    DebugBackend { url, paths }
+}
+
+/// Case 15: a good component -> `[OK]` per file, then `[OK] 1 tested plugin(s) in <d>`, exit 0.
+#[test]
+fn case_15_plugin_test_accepts_a_component() {
+    dist();
+    let out =
+        run(sluice(&["plugin", "test", "plugins/dist/client-example.wasm"]).current_dir(repo()));
+
+    assert_eq!(out.code, Some(0), "{out}");
+    let lines = out.lines();
+    assert!(lines[0].starts_with("[OK]"), "{out}");
+    assert!(
+        lines[0].contains("client-example.wasm") && lines[0].contains("client-example"),
+        "{out}"
+    );
+    assert!(
+        out.last_line().starts_with("[OK] 1 tested plugin(s) in"),
+        "{out}"
+    );
+    assert!(!out.stdout.contains("[KO]"), "{out}");
+}
+
+/// Every example component in one call.
+#[test]
+fn plugin_test_accepts_every_example() {
+    let files: Vec<PathBuf> = [
+        "client-example",
+        "fan-out",
+        "fault",
+        "hmac-signer",
+        "static-answer",
+        "wasi-passthrough",
+    ]
+    .iter()
+    .map(|name| dist().join(format!("{name}.wasm")))
+    .collect();
+    let mut cmd = sluice(&["plugin", "test"]);
+    cmd.args(&files);
+
+    let out = run(&mut cmd);
+
+    assert_eq!(out.code, Some(0), "{out}");
+    let ok_lines = out
+        .lines()
+        .iter()
+        .filter(|l| l.starts_with("[OK] /"))
+        .count();
+    assert_eq!(ok_lines, 6, "{out}");
+    assert!(
+        out.last_line().starts_with("[OK] 6 tested plugin(s) in"),
+        "{out}"
+    );
+}
+
+/// Case 16: files that are not components -> `[KO]` with the reason, `[KO] <n> tested
+/// plugin(s) in <d>.` and `<m> plugin(s) failed.`, exit 1.
+#[test]
+fn case_16_plugin_test_rejects_what_is_not_a_component() {
+    let dir = tempdir("not-components");
+    let garbage = dir.join("garbage.wasm");
+    std::fs::write(&garbage, "this is not wasm").unwrap();
+    let core = dir.join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+
+    for (file, reason) in [
+        (&garbage, "not a WebAssembly file"),
+        (&core, "core WebAssembly module, not a component"),
+    ] {
+        let out = run(sluice(&["plugin", "test"]).arg(file));
+
+        assert_eq!(out.code, Some(1), "{out}");
+        let ko = format!("[KO] {}", file.display());
+        assert!(
+            out.lines()
+                .iter()
+                .any(|l| l.starts_with(&ko) && l.contains(reason)),
+            "{out}"
+        );
+        let lines = out.lines();
+        let n = lines.len();
+        assert!(n >= 2, "{out}");
+        assert!(
+            lines[n - 2].starts_with("[KO] 1 tested plugin(s) in") && lines[n - 2].ends_with('.'),
+            "{out}"
+        );
+        assert_eq!(lines[n - 1], "1 plugin(s) failed.", "{out}");
+    }
+
+    // One good and one bad: both reported, one failure counted.
+    let out = run(sluice(&["plugin", "test"])
+        .arg(dist().join("static-answer.wasm"))
+        .arg(&core));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.lines()[0].starts_with("[OK]"), "{out}");
+    assert!(out.stdout.contains("[KO] 2 tested plugin(s) in"), "{out}");
+    assert_eq!(out.last_line(), "1 plugin(s) failed.", "{out}");
+}
+
+/// Case 17: no file -> `At least one plugin is required.`, exit 1; a missing file ->
+/// `[KO] Unable to open the plugin <path>.`, counted as failed.
+#[test]
+fn case_17_plugin_test_argument_errors() {
+    let out = run(&mut sluice(&["plugin", "test"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(
+        out.stdout.trim(),
+        "At least one plugin is required.",
+        "{out}"
+    );
+
+    let missing = tempdir("missing").join("nope.wasm");
+    let out = run(sluice(&["plugin", "test"]).arg(&missing));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.lines()
+            .iter()
+            .any(|l| *l == format!("[KO] Unable to open the plugin {}.", missing.display())),
+        "spec §1.9: the line is exactly `[KO] Unable to open the plugin <path>.`\n{out}"
+    );
+    assert_eq!(out.last_line(), "1 plugin(s) failed.", "{out}");
+}
+
+/// The config the `-c` tests use: client-example behind `/test/{id}` -> `/__debug/{id}`.
+fn client_example_config(dir: &Path, backend_url: &str, settings: &str) -> PathBuf {
+    let path = dir.join("krakend.json");
+    std::fs::write(
+        &path,
+        format!(
+            r#"{{"version": 3, "endpoints": [{{"endpoint": "/test/{{id}}", "backend": [{{
+                "host": ["{backend_url}"], "url_pattern": "/__debug/{{id}}",
+                "extra_config": {{"plugin/http-client": {{"name": "client-example", "client-example": {settings}}}}}
+            }}]}}]}}"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// `-c CONFIG --url URL`: init runs with the config's settings, then one GET goes through the
+/// plugin to a real backend (or is answered by it).
+#[test]
+fn plugin_test_with_a_config_sends_a_sample_request() {
+    let backend = debug_backend();
+    let dir = tempdir("sample");
+    let config = client_example_config(&dir, &backend.url, r#"{"path": "/__debug/hijack-me"}"#);
+    let file = dist().join("client-example.wasm");
+
+    let url = format!("{}/__debug/normal", backend.url);
+    let out = run(sluice(&["plugin", "test"])
+        .arg(&file)
+        .arg("-c")
+        .arg(&config)
+        .args(["--url", &url]));
+
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.lines()[0].starts_with("[OK]"), "{out}");
+    assert!(
+        out.lines()
+            .iter()
+            .any(|l| l.contains("init OK for GET /test/{id} -> /__debug/{id}")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .iter()
+            .any(|l| l.trim() == format!(r#"GET {url} -> 200 {{"message":"pong"}}"#)),
+        "{out}"
+    );
+    assert!(
+        out.last_line().starts_with("[OK] 1 tested plugin(s) in"),
+        "{out}"
+    );
+    assert_eq!(*backend.paths.lock().unwrap(), ["/__debug/normal"]);
+
+    // The hijacked path is answered by the plugin: the backend sees nothing more.
+    let url = format!("{}/__debug/hijack-me", backend.url);
+    let out = run(sluice(&["plugin", "test"])
+        .arg(&file)
+        .arg("-c")
+        .arg(&config)
+        .args(["--url", &url]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.lines()
+            .iter()
+            .any(|l| l.trim() == format!(r#"GET {url} -> 200 {{"message":"/__debug/hijack-me"}}"#)),
+        "{out}"
+    );
+    assert_eq!(backend.paths.lock().unwrap().len(), 1);
+}
+
+/// `-c CONFIG` whose settings the plugin rejects: `[KO]` with the JSON path and the plugin's
+/// message, exit 1.
+#[test]
+fn plugin_test_reports_rejected_settings() {
+    let dir = tempdir("rejected");
+    let config = client_example_config(&dir, "http://127.0.0.1:19", r#"{"path": 3}"#);
+
+    let out = run(sluice(&["plugin", "test"])
+        .arg(dist().join("client-example.wasm"))
+        .arg("-c")
+        .arg(&config));
+
+    assert_eq!(out.code, Some(1), "{out}");
+    let ko = out
+        .lines()
+        .into_iter()
+        .find(|l| l.starts_with("[KO] /"))
+        .unwrap_or_else(|| panic!("no [KO] line\n{out}"))
+        .to_owned();
+    assert!(ko.contains("endpoints[0].backend[0]"), "{out}");
+    assert!(ko.contains("non-empty string"), "{out}");
+    assert_eq!(out.last_line(), "1 plugin(s) failed.", "{out}");
+}
+
+/// `sluice plugin new` scaffolds a crate whose own tests pass; `sluice plugin build` turns it
+/// into `<name>.wasm`, which `sluice plugin test` accepts.
+#[test]
+fn plugin_new_build_and_test_round_trip() {
+    let root = tempdir("scaffold");
+    let crate_dir = root.join("demo");
+    // Shared between runs so the scaffold's dependencies are compiled once.
+    let target = repo().join("target/scaffold-test");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+
+    let out = run(sluice(&["plugin", "new", "demo", "--dir"]).arg(&crate_dir));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(crate_dir.join("Cargo.toml").is_file(), "{out}");
+    assert!(crate_dir.join("src/lib.rs").is_file(), "{out}");
+
+    // A second `new` into the same place refuses to overwrite it.
+    let again = run(sluice(&["plugin", "new", "demo", "--dir"]).arg(&crate_dir));
+    assert_eq!(again.code, Some(1), "{again}");
+
+    let out = run(Command::new(&cargo)
+        .arg("test")
+        .arg("--manifest-path")
+        .arg(crate_dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target));
+    assert_eq!(out.code, Some(0), "cargo test of the scaffold\n{out}");
+    assert!(out.stdout.contains("test result: ok. 2 passed"), "{out}");
+
+    let out = run(sluice(&["plugin", "build"])
+        .arg(&crate_dir)
+        .env("CARGO_TARGET_DIR", &target));
+    assert_eq!(out.code, Some(0), "sluice plugin build\n{out}");
+    let wasm = crate_dir.join("demo.wasm");
+    assert!(wasm.is_file(), "{out}");
+
+    let out = run(sluice(&["plugin", "test"]).arg(&wasm));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.lines()[0].starts_with("[OK]"), "{out}");
+    assert!(out.lines()[0].contains("demo"), "{out}");
+    assert!(
+        out.last_line().starts_with("[OK] 1 tested plugin(s) in"),
+        "{out}"
+    );
+
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A config serving client-example from `plugin.folder` = the built examples.
+fn folder_config(dir: &Path, port: u16, backend_url: &str, settings: &str) -> PathBuf {
+    let path = dir.join("krakend.json");
+    std::fs::write(
+        &path,
+        format!(
+            r#"{{"version": 3, "port": {port}, "listen_ip": "127.0.0.1",
+                "plugin": {{"folder": "{folder}", "pattern": ".wasm"}},
+                "extra_config": {{"router": {{"return_error_msg": true}}}},
+                "endpoints": [{{"endpoint": "/test/{{id}}", "backend": [{{
+                    "host": ["{backend_url}"], "url_pattern": "/__debug/{{id}}",
+                    "extra_config": {{"plugin/http-client": {{"name": "client-example", "client-example": {settings}}}}}
+                }}]}}]}}"#,
+            folder = dist().display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// `sluice check` loads `plugin.folder` and builds every plugin backend: good settings pass,
+/// rejected ones are reported with the backend's JSON path (spec departure: plugins fail loudly).
+#[test]
+fn check_loads_the_plugin_folder_and_checks_settings() {
+    let dir = tempdir("check");
+    let config = folder_config(&dir, 8080, "http://127.0.0.1:19", r#"{"path": "/x"}"#);
+
+    let out = run(sluice(&["check", "-c"]).arg(&config));
+
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.contains("Syntax OK!"), "{out}");
+    // 6 example components (at least) + 4 compiled-in twins.
+    let available: usize = out
+        .stdout
+        .split(" plugin(s) available")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no plugin count\n{out}"));
+    assert!(available >= 10, "{out}");
+
+    let config = folder_config(&dir, 8080, "http://127.0.0.1:19", r#"{"path": ""}"#);
+    let out = run(sluice(&["check", "-c"]).arg(&config));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr
+            .contains(r#"endpoints[0].backend[0].extra_config["plugin/http-client"]"#),
+        "{out}"
+    );
+    assert!(out.stderr.contains("non-empty string"), "{out}");
+}
+
+/// `sluice run` with `plugin.folder`: the component answers through the real server.
+#[test]
+fn run_serves_a_component_from_the_plugin_folder() {
+    let backend = debug_backend();
+    let dir = tempdir("run");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = folder_config(
+        &dir,
+        port,
+        &backend.url,
+        r#"{"path": "/__debug/hijack-me"}"#,
+    );
+    let mut child = sluice(&["run", "--log", "warn", "-c"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    // Bounded readiness poll (the components may need compiling on a cold cache).
+    let started = std::time::Instant::now();
+    let ready = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("sluice exited early: {status}");
+        }
+        if http_get(port, "/__health").is_ok_and(|r| r.starts_with("HTTP/1.1 200")) {
+            break true;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let hijacked = ready.then(|| http_get(port, "/test/hijack-me"));
+    let normal = ready.then(|| http_get(port, "/test/normal"));
+    let _ = child.kill();
+    let _ = child.wait();
+
+    assert!(ready, "sluice did not become ready on port {port}");
+    let hijacked = hijacked.unwrap().unwrap();
+    assert!(hijacked.starts_with("HTTP/1.1 200"), "{hijacked}");
+    assert!(
+        hijacked.ends_with(r#"{"message":"/__debug/hijack-me"}"#),
+        "{hijacked}"
+    );
+    let normal = normal.unwrap().unwrap();
+    assert!(normal.starts_with("HTTP/1.1 200"), "{normal}");
+    assert!(normal.ends_with(r#"{"message":"pong"}"#), "{normal}");
+    assert_eq!(*backend.paths.lock().unwrap(), ["/__debug/normal"]);
+}
+
+/// `GET path` on the gateway with `Connection: close`; the whole raw response.
+fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}

@@ -1,0 +1,220 @@
+//! Write Sluice HTTP client plugins in Rust.
+//!
+//! A plugin is a WebAssembly component targeting the `sluice:plugin/http-client@0.1.0` world
+//! (see `wit/plugin.wit` at the root of the Sluice repository). It replaces the executor of the
+//! backends that name it in `extra_config."plugin/http-client".name`: the gateway hands it the
+//! request it is about to send and the plugin answers it, itself or by calling hosts through
+//! the gateway ([`send`]).
+//!
+//! ```ignore
+//! use sluice_plugin_sdk::{Error, Plugin, Request, Response, export_plugin, send};
+//!
+//! struct Hello { greeting: String }
+//!
+//! impl Plugin for Hello {
+//!     fn init(settings: &str) -> Result<Self, String> {
+//!         let s: serde_json::Value = sluice_plugin_sdk::parse_settings(settings)?;
+//!         Ok(Hello { greeting: s["greeting"].as_str().unwrap_or("hello").to_owned() })
+//!     }
+//!     fn handle(&self, request: Request) -> Result<Response, Error> {
+//!         if request.path() == "/hello" {
+//!             return Ok(Response::new(200).with_body(self.greeting.as_bytes()));
+//!         }
+//!         send(request)
+//!     }
+//! }
+//!
+//! export_plugin!(Hello);
+//! ```
+//!
+//! Two ways to serve a request:
+//! - **handle** (the default): [`Plugin::handle`] runs for the whole request and makes any
+//!   calls itself with [`send`]; the gateway holds one instance per request in flight.
+//! - **hooks**: set [`Plugin::HOOKS`] and implement [`Plugin::on_request`] and/or
+//!   [`Plugin::on_response`]; the gateway makes the backend call itself between the two, with no
+//!   instance held while it waits. Best for "change what goes and what comes back" plugins.
+//!
+//! Build with `cargo build --release --target wasm32-wasip2`; the `.wasm` file's stem is the
+//! name the gateway registers the plugin under.
+
+#![warn(missing_docs)]
+
+extern crate self as sluice_plugin_sdk;
+
+/// The bindings generated from the WIT world. Prefer the re-exports at the crate root.
+#[allow(missing_docs, unsafe_code, unreachable_pub, clippy::all)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "sluice:plugin/http-client@0.1.0",
+        pub_export_macro: true,
+        export_macro_name: "__sluice_export_world",
+        default_bindings_module: "::sluice_plugin_sdk::bindings",
+        runtime_path: "::sluice_plugin_sdk::__private::wit_bindgen::rt",
+        bitflags_path: "::sluice_plugin_sdk::__private::wit_bindgen::rt::bitflags",
+    });
+}
+
+mod http;
+pub mod log;
+
+pub use bindings::sluice::plugin::types::{
+    Error, ErrorKind, HookSet as Hooks, Request, RequestOrResponse as Flow, Response,
+};
+pub use http::Headers;
+
+/// A Sluice client plugin. One value lives in each instance, made by [`Plugin::init`].
+pub trait Plugin: Sized + 'static {
+    /// Which hooks the gateway calls instead of [`Plugin::handle`]. Empty (the default) means
+    /// `handle` serves every request.
+    const HOOKS: Hooks = Hooks::empty();
+
+    /// The hooks of this instance, asked once after `init` (so they may depend on the
+    /// settings). Defaults to [`Plugin::HOOKS`].
+    fn hooks(&self) -> Hooks {
+        Self::HOOKS
+    }
+
+    /// Validates the settings (JSON text: the object under the plugin's name in the backend's
+    /// `plugin/http-client` block, `{}` when there is none) and builds the plugin. An `Err`
+    /// stops the gateway's start-up with this message.
+    fn init(settings: &str) -> Result<Self, String>;
+
+    /// Answers one backend request. The default runs the hooks around [`send`], so a hooks
+    /// plugin behaves the same whichever way it is called.
+    fn handle(&self, request: Request) -> Result<Response, Error> {
+        match self.on_request(request)? {
+            Flow::Request(request) => self.on_response(send(request)?),
+            Flow::Response(response) => Ok(response),
+        }
+    }
+
+    /// Changes the request before the gateway sends it, or answers it directly
+    /// (`Flow::Response`). Called when [`Plugin::HOOKS`] has `ON_REQUEST`.
+    fn on_request(&self, request: Request) -> Result<Flow, Error> {
+        Ok(Flow::Request(request))
+    }
+
+    /// Changes the backend's answer. Called when [`Plugin::HOOKS`] has `ON_RESPONSE`.
+    fn on_response(&self, response: Response) -> Result<Response, Error> {
+        Ok(response)
+    }
+}
+
+/// Makes an HTTP call through the gateway's pooled client. Only hosts in the plugin's
+/// `allowed_hosts` (by default the backend's own hosts) are reachable; the call is bounded by
+/// the request's remaining deadline. Fails with [`ErrorKind::HostNotAllowed`] for other hosts.
+pub fn send(request: Request) -> Result<Response, Error> {
+    bindings::sluice::plugin::host::send(&request)
+}
+
+/// Parses the settings JSON text into `T`, with a message fit for a start-up error.
+pub fn parse_settings<T: serde::de::DeserializeOwned>(settings: &str) -> Result<T, String> {
+    serde_json::from_str(settings).map_err(|e| format!("invalid settings: {e}"))
+}
+
+impl Error {
+    /// A new error of the given kind.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+        }
+    }
+    /// The plugin's own failure (answered as a 500 unless status rules say otherwise).
+    pub fn plugin(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Plugin, message)
+    }
+}
+
+/// Exports a [`Plugin`] implementation as the component's `handler` interface. Use once per
+/// plugin crate, at the crate root.
+#[macro_export]
+#[rustfmt::skip]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        const _: () = {
+            use $crate::__private::exports::Guest;
+            use $crate::__private::{Slot, String};
+            use $crate::{Error, Flow, Hooks, Plugin, Request, Response};
+
+            static PLUGIN: Slot<$plugin> = Slot::new();
+
+            #[allow(dead_code)]
+            struct SluiceExport;
+
+            impl Guest for SluiceExport {
+                fn init(settings: String) -> Result<(), String> {
+                    PLUGIN.init(&settings)
+                }
+                fn hooks() -> Hooks {
+                    PLUGIN.get().map_or(<$plugin as Plugin>::HOOKS, Plugin::hooks)
+                }
+                fn handle(request: Request) -> Result<Response, Error> {
+                    Plugin::handle(PLUGIN.get()?, request)
+                }
+                fn on_request(request: Request) -> Result<Flow, Error> {
+                    Plugin::on_request(PLUGIN.get()?, request)
+                }
+                fn on_response(response: Response) -> Result<Response, Error> {
+                    Plugin::on_response(PLUGIN.get()?, response)
+                }
+            }
+
+            // Only a wasm build exports anything: native builds (unit tests) link as usual.
+            #[cfg(target_arch = "wasm32")]
+            $crate::bindings::__sluice_export_world!(SluiceExport with_types_in $crate::bindings);
+        };
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use std::string::String;
+
+    pub use wit_bindgen;
+
+    /// The generated export trait.
+    pub mod exports {
+        pub use crate::bindings::exports::sluice::plugin::handler::Guest;
+    }
+
+    use std::sync::OnceLock;
+
+    use crate::{Error, Plugin};
+
+    /// Where `export_plugin!` keeps the instance's plugin value.
+    #[derive(Debug)]
+    pub struct Slot<P>(OnceLock<P>);
+
+    impl<P: Plugin> Slot<P> {
+        /// An empty slot.
+        pub const fn new() -> Self {
+            Slot(OnceLock::new())
+        }
+
+        /// Runs `P::init` once.
+        pub fn init(&self, settings: &str) -> Result<(), String> {
+            if self.0.get().is_some() {
+                return Err("init was called twice on the same instance".to_owned());
+            }
+            let plugin = P::init(settings)?;
+            // Instances are single-threaded: nothing can have filled the slot meanwhile.
+            let _ = self.0.set(plugin);
+            Ok(())
+        }
+
+        /// The plugin, or an error if `init` has not succeeded.
+        pub fn get(&self) -> Result<&P, Error> {
+            self.0
+                .get()
+                .ok_or_else(|| Error::plugin("the plugin was not initialised"))
+        }
+    }
+
+    impl<P: Plugin> Default for Slot<P> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+}
