@@ -22,10 +22,6 @@ pub fn string_to_sign(method: &str, path_and_query: &str, timestamp: u64, body: 
 pub(crate) struct Factory;
 
 impl ClientPlugin for Factory {
-    fn origin(&self) -> String {
-        "compiled-in".to_owned()
-    }
-
     fn build(&self, ctx: PluginContext<'_>) -> Result<SharedExecutor, String> {
         let settings = crate::settings_object(ctx.settings)?;
         crate::reject_unknown(settings, &["secret", "key_id", "headers"])?;

@@ -12,10 +12,6 @@ use sluice_plugin::{
 pub(crate) struct Factory;
 
 impl ClientPlugin for Factory {
-    fn origin(&self) -> String {
-        "compiled-in".to_owned()
-    }
-
     fn build(&self, ctx: PluginContext<'_>) -> Result<SharedExecutor, String> {
         let settings = crate::settings_object(ctx.settings)?;
         crate::reject_unknown(settings, &["status", "headers", "body"])?;

@@ -22,7 +22,9 @@ pub struct PluginContext<'a> {
 /// A client-plugin factory, registered by name. Called once per backend that names it.
 pub trait ClientPlugin: Send + Sync + fmt::Debug {
     /// Where the plugin comes from, for listings: `compiled-in` or the file path.
-    fn origin(&self) -> String;
+    fn origin(&self) -> String {
+        "compiled-in".to_owned()
+    }
     /// What kind of plugin it is, for listings (e.g. the WebAssembly world it targets).
     fn kind(&self) -> String {
         "compiled-in Rust".to_owned()

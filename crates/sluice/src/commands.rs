@@ -18,6 +18,17 @@ pub(crate) fn init_logging(filter: Option<&str>) {
         .init();
 }
 
+/// The multi-threaded runtime, or a message and a failing exit code.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
 /// The config, or every problem printed to stderr.
 fn load(path: &Path) -> Result<Config, ExitCode> {
     sluice_config::load(path).map_err(|diagnostics| {
@@ -93,15 +104,9 @@ pub(crate) fn run(path: &Path, port: Option<u16>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::commands::runtime() {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let gateway = match sluice_server::start(Arc::new(config), registry, None).await {
