@@ -17,8 +17,9 @@
 #   BENCH_CASES_DIR   extra case files to source (default bench/cases.d), see "Cases" below
 #   BENCH_KEEP=1      keep the temporary directory (configs, logs, raw wrk output)
 #   CARGO_TARGET_DIR  honoured for the build and to find the binary
+#   SLUICE_BIN        use this sluice binary instead of building (to compare two builds)
 #
-# Cases: `declare_cases` below is the one place they are listed. Two functions add more, from
+# Cases: `declare_cases` below is the one place they are listed. These functions add more, from
 # there or from a file in BENCH_CASES_DIR (sourced in name order, after the built-in cases):
 #   sluice_endpoint JSON      adds an endpoint object to the Sluice config (hosts default to
 #                             the backend, whose file is /data.json)
@@ -31,6 +32,8 @@
 # A case file runs with $WORK (the temporary directory, already holding www/data.json) set, so
 # it can build or copy what its endpoints need (a .wasm component, ...) there.
 # Variables for URLs: $BACKEND_URL (core 0), $DIRECT_URL, $PROXY_URL, $SLUICE_URL (core 1).
+# The idle-RSS target is checked on a Sluice running the built-in cases' config only; with
+# case files, the idle RSS of the full config is printed too.
 set -euo pipefail
 
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
@@ -126,6 +129,7 @@ ensure_tools() {
 # --- processes ----------------------------------------------------------------------------------
 
 PIDS=()
+TARGET_PIDS=()
 WORK=""
 cleanup() {
     local status=$? pid deadline
@@ -181,6 +185,20 @@ start_process() {
     taskset -c "$cpu" "$@" >"$WORK/$name.log" 2>&1 &
     LAST_PID=$!
     PIDS+=("$LAST_PID")
+    [[ $cpu != "$TARGET_CPU" ]] || TARGET_PIDS+=("$LAST_PID")
+}
+
+# CPU ticks (user + system) used so far by the processes started on the target core and their
+# children (nginx workers): divided by the requests, what one request costs the thing under
+# test, whatever else the machine was doing.
+target_ticks() {
+    local pid child total=0
+    for pid in "${TARGET_PIDS[@]}"; do
+        for child in $pid $(cat "/proc/$pid/task/"*/children 2>/dev/null); do
+            total=$((total + $(awk '{ print $14 + $15 }' "/proc/$child/stat" 2>/dev/null || echo 0)))
+        done
+    done
+    echo "$total"
 }
 
 # start_nginx NAME CPU CONF: nginx in the foreground (daemon off) of a background job.
@@ -281,6 +299,9 @@ declare_cases() {
         {"url_pattern": "/data.json", "group": "c"}]}'
     bench_case "(e) sluice merge x3" "$SLUICE_URL/merge"
 
+    # The idle-RSS target is about this config; case files may add plugins and more.
+    CORE_ENDPOINTS=${#SLUICE_ENDPOINTS[@]}
+
     # Later cases (plugin endpoints, ...) live in their own files.
     if [[ -d $CASES_DIR ]]; then
         local file
@@ -292,17 +313,22 @@ declare_cases() {
     fi
 }
 
+# write_sluice_config FILE [core]: every endpoint, or (core) only the built-in cases' ones
+# without the service-level keys case files added.
 write_sluice_config() {
-    local file=$1 key first=1 endpoint
+    local file=$1 key first=1 endpoint endpoints=("${SLUICE_ENDPOINTS[@]}")
+    [[ ${2:-} != core ]] || endpoints=("${SLUICE_ENDPOINTS[@]:0:CORE_ENDPOINTS}")
     {
         printf '{\n  "version": 3,\n  "name": "sluice load benchmark",\n'
         printf '  "port": %d,\n  "listen_ip": "127.0.0.1",\n' "$SLUICE_PORT"
         printf '  "timeout": "3s",\n  "host": ["%s"],\n' "$BACKEND_URL"
-        for key in "${!SLUICE_ROOT[@]}"; do
-            printf '  "%s": %s,\n' "$key" "${SLUICE_ROOT[$key]}"
-        done
+        if [[ ${2:-} != core ]]; then
+            for key in "${!SLUICE_ROOT[@]}"; do
+                printf '  "%s": %s,\n' "$key" "${SLUICE_ROOT[$key]}"
+            done
+        fi
         printf '  "endpoints": [\n'
-        for endpoint in "${SLUICE_ENDPOINTS[@]}"; do
+        for endpoint in "${endpoints[@]}"; do
             [[ $first -eq 1 ]] || printf ',\n'
             first=0
             printf '    %s' "$endpoint"
@@ -340,10 +366,10 @@ to_ms() {
         printf "%.3f", n }'
 }
 
-declare -A RPS=() P50=() P99=() CPU_TARGET=() CPU_LOAD=() ERRORS=() BYTES=()
+declare -A RPS=() P50=() P99=() CPU_TARGET=() CPU_LOAD=() ERRORS=() BYTES=() US_PER_REQ=() OTHER=()
 
 run_case() {
-    local name=$1 url=$2 out size b0 t0 b1 t1 l0 lt0 l1 lt1 rps p50 p99 non2xx sockerr
+    local name=$1 url=$2 out size b0 t0 b1 t1 l0 lt0 l1 lt1 own0 own1 requests rps p50 p99 non2xx sockerr
     out="$WORK/wrk-$(printf '%s' "$name" | tr -c 'A-Za-z0-9' '_').txt"
     # A case must answer 200 before it is measured.
     size=$(curl -sS -o /dev/null -w '%{http_code} %{size_download}' --max-time 5 "$url") ||
@@ -354,7 +380,9 @@ run_case() {
     taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "$url" >/dev/null
     read -r b0 t0 < <(cpu_jiffies "$TARGET_CPU")
     read -r l0 lt0 < <(cpu_jiffies "$LOAD_CPU")
+    own0=$(target_ticks)
     taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$url" >"$out"
+    own1=$(target_ticks)
     read -r b1 t1 < <(cpu_jiffies "$TARGET_CPU")
     read -r l1 lt1 < <(cpu_jiffies "$LOAD_CPU")
     rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
@@ -366,6 +394,12 @@ run_case() {
     }
     non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
     sockerr=$(awk '/Socket errors:/ { sub(/.*Socket errors: /, ""); print }' "$out")
+    requests=$(awk '/ requests in / { print $1 }' "$out")
+    US_PER_REQ[$name]=$(awk -v t="$((own1 - own0))" -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+        'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "-" }')
+    # Core 1 time not spent by our processes: other work (or interrupts) stealing the core.
+    OTHER[$name]=$(awk -v b="$((b1 - b0))" -v o="$((own1 - own0))" -v t="$((t1 - t0))" \
+        'BEGIN { v = t ? 100 * (b - o) / t : 0; printf "%.0f", v < 0 ? 0 : v }')
     RPS[$name]=$rps
     P50[$name]=$(to_ms "$p50")
     P99[$name]=$(to_ms "$p99")
@@ -396,20 +430,29 @@ report() {
     rps_a=${RPS[$REF_DIRECT]:-}
     rps_b=${RPS[$REF_PROXY]:-}
     p99_b=${P99[$REF_PROXY]:-}
-    echo "| case | req/s | p50 ms | p99 ms | req/s vs (a) | req/s vs (b) | p99 vs (b) | core 1 busy | core 0 busy | body B | errors |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    echo "| case | req/s | p50 ms | p99 ms | req/s vs (a) | req/s vs (b) | p99 vs (b) | CPU µs/req (core 1) | core 1 busy | of which not ours | core 0 busy | body B | errors |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
     for name in "${CASE_NAMES[@]}"; do
         [[ -n ${RPS[$name]:-} ]] || continue
-        printf '| %s | %.0f | %s | %s | %s | %s | %s | %s%% | %s%% | %s | %s |\n' \
+        printf '| %s | %.0f | %s | %s | %s | %s | %s | %s | %s%% | %s%% | %s%% | %s | %s |\n' \
             "$name" "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}" \
             "$(ratio "${RPS[$name]}" "$rps_a")" "$(ratio "${RPS[$name]}" "$rps_b")" \
-            "$(ratio "${P99[$name]}" "$p99_b")" "${CPU_TARGET[$name]}" "${CPU_LOAD[$name]}" \
-            "${BYTES[$name]}" "${ERRORS[$name]:-}"
+            "$(ratio "${P99[$name]}" "$p99_b")" "${US_PER_REQ[$name]}" "${CPU_TARGET[$name]}" \
+            "${OTHER[$name]}" "${CPU_LOAD[$name]}" "${BYTES[$name]}" "${ERRORS[$name]:-}"
     done
+    echo
+    echo "CPU µs/req: user + system time of the thing under test (core 1) per request: its"
+    echo "capacity, which other work on the machine disturbs less than req/s and latency."
+    echo "\"of which not ours\": core 1 time not spent by the processes under test (interrupts,"
+    echo "or other work on the machine); above ~10% the case was disturbed."
     echo
     echo "Background load: $BACKGROUND."
     echo
-    echo "Sluice RSS: idle $(mib "$IDLE_RSS_KB") MiB (VmRSS after start), peak $(mib "$PEAK_RSS_KB") MiB (VmHWM after the runs)."
+    echo "Sluice RSS: idle $(mib "$IDLE_RSS_KB") MiB (VmRSS after start, built-in cases' config);"
+    if [[ ${#SLUICE_ENDPOINTS[@]} -gt $CORE_ENDPOINTS ]]; then
+        echo "idle $(mib "$FULL_IDLE_RSS_KB") MiB with every case's endpoints and settings;"
+    fi
+    echo "peak $(mib "$PEAK_RSS_KB") MiB (VmHWM after the runs)."
     echo
     echo "Targets:"
     local c="(c) sluice no-op" d="(d) sluice json" rc pc rd
@@ -431,11 +474,17 @@ report() {
 main() {
     ensure_tools
 
-    log "building sluice (release)"
-    (cd "$ROOT" && cargo build --release -p sluice)
-    local target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
-    [[ $target_dir == /* ]] || target_dir="$ROOT/$target_dir"
-    local sluice="$target_dir/release/sluice"
+    local sluice
+    if [[ -n ${SLUICE_BIN:-} ]]; then
+        sluice=$SLUICE_BIN
+        log "using $sluice (SLUICE_BIN), not building"
+    else
+        log "building sluice (release)"
+        (cd "$ROOT" && cargo build --release -p sluice)
+        local target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
+        [[ $target_dir == /* ]] || target_dir="$ROOT/$target_dir"
+        sluice="$target_dir/release/sluice"
+    fi
     [[ -x $sluice ]] || die "no binary at $sluice"
 
     local port
@@ -487,6 +536,20 @@ main() {
     start_nginx proxy "$TARGET_CPU" "$conf"
     wait_ready proxy "$PROXY_URL/data.json" "$LAST_PID"
 
+    # Idle RSS of the built-in cases' config alone: a Sluice started, measured and stopped.
+    write_sluice_config "$WORK/sluice-core.json" core
+    start_process sluice-core "$TARGET_CPU" env -u RUST_LOG \
+        "$sluice" run -c "$WORK/sluice-core.json" --log warn
+    local core_pid=$LAST_PID deadline
+    wait_ready sluice-core "$SLUICE_URL/__health" "$core_pid"
+    IDLE_RSS_KB=$(proc_kb "$core_pid" VmRSS)
+    kill -TERM "$core_pid"
+    deadline=$((SECONDS + 10))
+    while kill -0 "$core_pid" 2>/dev/null; do
+        [[ $SECONDS -lt $deadline ]] || die "sluice (core config) did not stop within 10 s"
+        sleep 0.05
+    done
+
     write_sluice_config "$WORK/sluice.json"
     (cd "$WORK" && "$sluice" check -c "$WORK/sluice.json" >/dev/null) ||
         die "the generated Sluice config is invalid: $WORK/sluice.json"
@@ -494,7 +557,7 @@ main() {
         "$sluice" run -c "$WORK/sluice.json" --log warn
     local sluice_pid=$LAST_PID
     wait_ready sluice "$SLUICE_URL/__health" "$sluice_pid"
-    IDLE_RSS_KB=$(proc_kb "$sluice_pid" VmRSS)
+    FULL_IDLE_RSS_KB=$(proc_kb "$sluice_pid" VmRSS)
 
     # Other work on the machine skews every figure: sample it (1 s) with our servers idle.
     local busy0 busy1
@@ -546,6 +609,8 @@ main() {
 }
 
 IDLE_RSS_KB=""
+FULL_IDLE_RSS_KB=""
+CORE_ENDPOINTS=0
 PEAK_RSS_KB=""
 BACKGROUND=""
 LAST_PID=""
