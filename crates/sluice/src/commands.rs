@@ -20,13 +20,18 @@ pub(crate) fn init_logging(filter: Option<&str>) {
 
 /// The multi-threaded runtime, or a message and a failing exit code.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("cannot start the runtime: {e}");
-            ExitCode::FAILURE
-        })
+    // On a single core (a container limited to one CPU, or `taskset`), work stealing only adds
+    // cross-thread wake-ups: run everything on the one thread.
+    let one_core = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    let mut builder = if one_core {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("cannot start the runtime: {e}");
+        ExitCode::FAILURE
+    })
 }
 
 /// The config, or every problem printed to stderr.

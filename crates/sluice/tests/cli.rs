@@ -220,3 +220,38 @@ fn sigterm_drains_in_flight_requests() {
     assert!(status.success(), "clean exit after draining: {status}");
     assert!(http_get(port, "/__health").is_err(), "no longer listening");
 }
+
+#[test]
+fn serves_on_one_core_with_the_single_threaded_runtime() {
+    // On one CPU the gateway runs a current-thread runtime; pin it to exercise that path.
+    assert!(
+        Command::new("taskset").arg("--version").output().is_ok(),
+        "taskset (util-linux) is needed to pin the gateway to one core"
+    );
+    let backend = slow_backend();
+    let port = free_port();
+    let path = write_config(
+        "one-core",
+        &format!(
+            r#"{{"version": 3, "port": {port}, "listen_ip": "127.0.0.1", "timeout": "5s",
+                "endpoints": [{{"endpoint": "/slow", "backend": [{{"host": ["http://{backend}"], "url_pattern": "/"}}]}}]}}"#
+        ),
+    );
+    let mut child = Command::new("taskset")
+        .args(["-c", "0", BIN, "run", "--log", "warn", "-c"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(&mut child, port);
+    let response = http_get(port, "/slow").unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with(r#"{"slow":true}"#), "{response}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(child.wait().unwrap().success());
+}
