@@ -271,7 +271,30 @@ fn plugin_folder(r: &mut Reader<'_>, svc: &Obj<'_>, source: &Path) -> Option<Plu
     Some(PluginFolder { folder, pattern })
 }
 
+/// Options Sluice reads but cannot honour yet: refusing them beats silently serving plain HTTP
+/// when TLS was asked for, or calling the wrong hosts.
+fn unsupported_service_options(r: &mut Reader<'_>, svc: &Obj<'_>) {
+    if let Some(tls) = svc.get("tls")
+        && !tls
+            .get("disabled")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
+    {
+        r.error(
+            svc.path_of("tls"),
+            "TLS on the listener is not supported yet: terminate TLS in front of Sluice, or set \"disabled\": true",
+        );
+    }
+    if svc.get("client_tls").is_some() {
+        r.error(
+            svc.path_of("client_tls"),
+            "custom backend TLS settings are not supported yet (https backends are verified against the Web PKI roots)",
+        );
+    }
+}
+
 fn server_options(r: &mut Reader<'_>, svc: &Obj<'_>) -> ServerOptions {
+    unsupported_service_options(r, svc);
     let defaults = ServerOptions::default();
     ServerOptions {
         read_timeout: r.duration(svc, "read_timeout"),
@@ -568,6 +591,12 @@ fn backend(
     let group = r.string(&o, "group").filter(|g| !g.is_empty());
     let target = r.string(&o, "target").filter(|t| !t.is_empty());
     let sd = r.string(&o, "sd").unwrap_or_default();
+    if !sd.is_empty() && sd != "static" {
+        r.error(
+            o.path_of("sd"),
+            format!("service discovery {sd:?} is not supported yet: list the hosts in \"host\" (\"sd\": \"static\")"),
+        );
+    }
     let sd_scheme = r
         .string(&o, "sd_scheme")
         .filter(|s| !s.is_empty())
