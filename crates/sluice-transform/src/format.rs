@@ -24,27 +24,18 @@ pub struct EntityFormatter {
 #[derive(Debug, Clone)]
 enum Filter {
     None,
-    Allow(BTreeMap<String, AllowNode>),
-    Deny(BTreeMap<String, DenyNode>),
+    Allow(BTreeMap<String, PathNode>),
+    Deny(BTreeMap<String, PathNode>),
     Flatmap(FlatmapFilter),
 }
 
-/// A node of the allow-list tree.
+/// A node of a compiled list of dotted paths (`allow` or `deny`).
 #[derive(Debug, Clone)]
-enum AllowNode {
-    /// Keep the whole value.
-    Keep,
-    /// Keep only these keys of the object.
-    Only(BTreeMap<String, AllowNode>),
-}
-
-/// A node of the deny-list tree.
-#[derive(Debug, Clone)]
-enum DenyNode {
-    /// Remove the whole value.
-    Remove,
-    /// Remove these keys of the object.
-    Inside(BTreeMap<String, DenyNode>),
+enum PathNode {
+    /// The path ends here: the whole value (kept by allow, removed by deny).
+    Whole,
+    /// The path goes on into these keys of the object.
+    Inside(BTreeMap<String, PathNode>),
 }
 
 impl EntityFormatter {
@@ -71,9 +62,9 @@ impl EntityFormatter {
             };
         }
         let filter = if !allow.is_empty() {
-            Filter::Allow(build_allow(allow))
+            Filter::Allow(build_tree(allow))
         } else if !deny.is_empty() {
-            Filter::Deny(build_deny(deny))
+            Filter::Deny(build_tree(deny))
         } else {
             Filter::None
         };
@@ -148,24 +139,24 @@ fn extract_target(mut data: Map<String, Value>, path: &[String]) -> Map<String, 
     data
 }
 
-/// Builds the allow tree. A path that ends at a key keeps all of it, even when a longer path below
-/// that key is listed too (KrakenD lets the last listed one win).
-fn build_allow(paths: &[String]) -> BTreeMap<String, AllowNode> {
+/// Builds the tree of dotted paths. A path that ends at a key covers all of it, so longer paths
+/// below that key are redundant (for allow, KrakenD would let the last listed one win).
+fn build_tree(paths: &[String]) -> BTreeMap<String, PathNode> {
     let mut root = BTreeMap::new();
     for path in paths {
         let mut level = &mut root;
         let mut segments = path.split('.').peekable();
         while let Some(segment) = segments.next() {
             if segments.peek().is_none() {
-                level.insert(segment.to_owned(), AllowNode::Keep);
+                level.insert(segment.to_owned(), PathNode::Whole);
                 break;
             }
             let node = level
                 .entry(segment.to_owned())
-                .or_insert_with(|| AllowNode::Only(BTreeMap::new()));
+                .or_insert_with(|| PathNode::Inside(BTreeMap::new()));
             match node {
-                AllowNode::Keep => break,
-                AllowNode::Only(children) => level = children,
+                PathNode::Whole => break,
+                PathNode::Inside(children) => level = children,
             }
         }
     }
@@ -174,50 +165,27 @@ fn build_allow(paths: &[String]) -> BTreeMap<String, AllowNode> {
 
 /// Keeps only the allowed keys (in place); an object under a partial path survives only if something
 /// in it does.
-fn allow(tree: &BTreeMap<String, AllowNode>, data: &mut Map<String, Value>) {
+fn allow(tree: &BTreeMap<String, PathNode>, data: &mut Map<String, Value>) {
     data.retain(|key, value| match (tree.get(key), value) {
         (None, _) => false,
-        (Some(AllowNode::Keep), _) => true,
-        (Some(AllowNode::Only(children)), Value::Object(inner)) => {
+        (Some(PathNode::Whole), _) => true,
+        (Some(PathNode::Inside(children)), Value::Object(inner)) => {
             allow(children, inner);
             !inner.is_empty()
         }
         // Arrays and scalars are not traversed: a sub-path below them removes them.
-        (Some(AllowNode::Only(_)), _) => false,
+        (Some(PathNode::Inside(_)), _) => false,
     });
 }
 
-/// Builds the deny tree; removing a key makes longer paths below it redundant.
-fn build_deny(paths: &[String]) -> BTreeMap<String, DenyNode> {
-    let mut root = BTreeMap::new();
-    for path in paths {
-        let mut level = &mut root;
-        let mut segments = path.split('.').peekable();
-        while let Some(segment) = segments.next() {
-            if segments.peek().is_none() {
-                level.insert(segment.to_owned(), DenyNode::Remove);
-                break;
-            }
-            let node = level
-                .entry(segment.to_owned())
-                .or_insert_with(|| DenyNode::Inside(BTreeMap::new()));
-            match node {
-                DenyNode::Remove => break,
-                DenyNode::Inside(children) => level = children,
-            }
-        }
-    }
-    root
-}
-
 /// Removes the denied paths; arrays are not traversed, missing paths are ignored.
-fn deny(tree: &BTreeMap<String, DenyNode>, data: &mut Map<String, Value>) {
+fn deny(tree: &BTreeMap<String, PathNode>, data: &mut Map<String, Value>) {
     for (key, node) in tree {
         match node {
-            DenyNode::Remove => {
+            PathNode::Whole => {
                 data.remove(key);
             }
-            DenyNode::Inside(children) => {
+            PathNode::Inside(children) => {
                 if let Some(Value::Object(inner)) = data.get_mut(key) {
                     deny(children, inner);
                 }
