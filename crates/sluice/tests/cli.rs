@@ -167,18 +167,26 @@ fn wait_ready(child: &mut Child, port: u16) {
     panic!("sluice did not become ready on port {port}");
 }
 
-#[test]
-fn sigterm_drains_in_flight_requests() {
+/// `sluice run` (behind `wrapper`, e.g. taskset) serving `/slow` from a [`slow_backend`], ready.
+fn run_slow_gateway(name: &str, wrapper: &[&str]) -> (Child, u16) {
     let backend = slow_backend();
     let port = free_port();
     let path = write_config(
-        "drain",
+        name,
         &format!(
             r#"{{"version": 3, "port": {port}, "listen_ip": "127.0.0.1", "timeout": "5s",
                 "endpoints": [{{"endpoint": "/slow", "backend": [{{"host": ["http://{backend}"], "url_pattern": "/"}}]}}]}}"#
         ),
     );
-    let mut child = Command::new(BIN)
+    let (program, prefix) = match wrapper.split_first() {
+        Some((program, rest)) => (
+            *program,
+            rest.iter().copied().chain([BIN]).collect::<Vec<_>>(),
+        ),
+        None => (BIN, Vec::new()),
+    };
+    let mut child = Command::new(program)
+        .args(prefix)
         .args(["run", "--log", "warn", "-c"])
         .arg(&path)
         .stdout(Stdio::null())
@@ -186,6 +194,12 @@ fn sigterm_drains_in_flight_requests() {
         .spawn()
         .unwrap();
     wait_ready(&mut child, port);
+    (child, port)
+}
+
+#[test]
+fn sigterm_drains_in_flight_requests() {
+    let (mut child, port) = run_slow_gateway("drain", &[]);
 
     // Open the request, make sure it reached the gateway, then ask the gateway to stop.
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -228,23 +242,7 @@ fn serves_on_one_core_with_the_single_threaded_runtime() {
         Command::new("taskset").arg("--version").output().is_ok(),
         "taskset (util-linux) is needed to pin the gateway to one core"
     );
-    let backend = slow_backend();
-    let port = free_port();
-    let path = write_config(
-        "one-core",
-        &format!(
-            r#"{{"version": 3, "port": {port}, "listen_ip": "127.0.0.1", "timeout": "5s",
-                "endpoints": [{{"endpoint": "/slow", "backend": [{{"host": ["http://{backend}"], "url_pattern": "/"}}]}}]}}"#
-        ),
-    );
-    let mut child = Command::new("taskset")
-        .args(["-c", "0", BIN, "run", "--log", "warn", "-c"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_ready(&mut child, port);
+    let (mut child, port) = run_slow_gateway("one-core", &["taskset", "-c", "0"]);
     let response = http_get(port, "/slow").unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.ends_with(r#"{"slow":true}"#), "{response}");
