@@ -20,7 +20,7 @@ impl ClientPlugin for Factory {
         };
         Ok(std::sync::Arc::new(ClientExample {
             path,
-            next: ctx.default_client,
+            next: ctx.client,
         }))
     }
 }

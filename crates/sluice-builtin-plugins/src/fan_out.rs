@@ -1,12 +1,13 @@
 //! Calls two URLs through the gateway and combines their JSON objects as `{"a": .., "b": ..}`.
 //! Settings: `{"urls": ["http://one/x", "http://two/y"]}`. Each URL's host must be allowed:
-//! the backend's own hosts, or those listed in `allowed_hosts` beside `name`.
+//! the backend's own hosts, or those listed in `allowed_hosts` beside `name` (the gateway's
+//! outbound client checks it, redirects included).
 
 use http::{Method, Uri};
 use serde_json::{Map, Value};
 use sluice_plugin::{
-    AllowedHosts, BackendRequest, BackendResponse, BoxFuture, CallContext, ClientPlugin, ErrorKind,
-    ExecError, Executor, PluginContext, SharedExecutor, full,
+    BackendRequest, BackendResponse, BoxFuture, CallContext, ClientPlugin, ErrorKind, ExecError,
+    Executor, PluginContext, SharedExecutor, full,
 };
 
 #[derive(Debug)]
@@ -32,11 +33,9 @@ impl ClientPlugin for Factory {
                 })?;
             parsed.push(uri);
         }
-        let allowed = AllowedHosts::from_extra(ctx.extra, ctx.backend_hosts)?;
         Ok(std::sync::Arc::new(FanOut {
             urls: parsed,
-            allowed,
-            next: ctx.default_client,
+            next: ctx.client,
         }))
     }
 }
@@ -44,18 +43,11 @@ impl ClientPlugin for Factory {
 #[derive(Debug)]
 struct FanOut {
     urls: Vec<Uri>,
-    allowed: AllowedHosts,
     next: SharedExecutor,
 }
 
 impl FanOut {
     async fn fetch(&self, url: &Uri, ctx: &CallContext) -> Result<Value, ExecError> {
-        if !self.allowed.allows(url) {
-            return Err(ExecError::plugin(
-                ErrorKind::HostNotAllowed,
-                format!("fan-out may not call {url} (not in allowed_hosts)"),
-            ));
-        }
         let request = BackendRequest {
             method: Method::GET,
             url: url.clone(),

@@ -44,7 +44,7 @@ impl ClientPlugin for Factory {
             secret,
             key_id,
             names,
-            next: ctx.default_client,
+            next: ctx.client,
         }))
     }
 }

@@ -5,7 +5,8 @@
 //! {...}}`); switching between the native and the wasm twin is a change of `name`.
 //!
 //! Writing one: implement [`ClientPlugin::build`] to validate the settings and return an
-//! [`Executor`]; call `ctx.default_client` to reach the backend through the gateway's pool.
+//! [`Executor`]; call `ctx.client` to reach the backend (and only the hosts the config grants) through the
+//! gateway's pool.
 
 mod client_example;
 mod fan_out;

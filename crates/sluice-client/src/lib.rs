@@ -3,8 +3,10 @@
 //! One [`DefaultClient`] serves every backend (and every plugin's outgoing call), so keep-alive
 //! pooling, timeouts and TLS are shared. It behaves as KrakenD's Go transport does where backends
 //! can tell: it asks for gzip unless the client already chose an encoding (and then decodes it
-//! transparently), and it follows redirects (301/302/303 become GET, 307/308 keep the method
-//! and body), adding a `Referer`.
+//! transparently), and it follows redirects (301/302/303 become GET, 307/308 keep the method,
+//! and the body only with `send_body_on_redirect`), adding a `Referer` and dropping credentials
+//! when a redirect leaves the host. A call restricted to allowed hosts (a plugin's) is checked
+//! on every hop.
 
 use std::io::Read;
 use std::time::Duration;
@@ -22,6 +24,15 @@ use sluice_plugin::{
 };
 
 const MAX_REDIRECTS: usize = 10;
+
+/// Headers that carry credentials, dropped on a redirect that leaves the host.
+const CREDENTIAL_HEADERS: [header::HeaderName; 5] = [
+    header::AUTHORIZATION,
+    header::WWW_AUTHENTICATE,
+    header::COOKIE,
+    header::HeaderName::from_static("cookie2"),
+    header::PROXY_AUTHORIZATION,
+];
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
@@ -83,16 +94,33 @@ impl DefaultClient {
                 .headers
                 .insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
         }
+        ctx.check_host(&request.url)?;
         for _ in 0..=MAX_REDIRECTS {
             let response = self.send_once(&request).await?;
             let status = response.status();
-            let Some(location) = redirect_target(status, &response, &request.url) else {
+            let location = redirect_target(status, &response, &request.url)
+                // Go's client does not replay a body it cannot rewind: KrakenD hands a 307/308
+                // to a request with a body back as it came unless `send_body_on_redirect`.
+                .filter(|_| {
+                    ctx.send_body_on_redirect
+                        || request.body.is_empty()
+                        || !matches!(
+                            status,
+                            StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
+                        )
+                });
+            let Some(location) = location else {
                 return if we_asked_for_gzip {
                     decode_gzip(response, ctx.max_body_bytes).await
                 } else {
                     Ok(response)
                 };
             };
+            // Every hop of a plugin's call stays within its allowed hosts.
+            ctx.check_host(&location).map_err(|e| ExecError {
+                message: format!("redirect refused: {}", e.message),
+                ..e
+            })?;
             // Go's client switches to GET (and drops the body) for 301/302/303 unless the
             // method was HEAD; 307/308 resend as they were.
             if matches!(
@@ -104,6 +132,12 @@ impl DefaultClient {
                 request.body = Bytes::new();
                 request.headers.remove(header::CONTENT_TYPE);
                 request.headers.remove(header::CONTENT_LENGTH);
+            }
+            // Credentials go only to the same host or its subdomains (Go's rule, so KrakenD's).
+            if !same_or_subdomain(location.host(), request.url.host()) {
+                for name in CREDENTIAL_HEADERS {
+                    request.headers.remove(name);
+                }
             }
             if let Ok(referer) = HeaderValue::from_str(&request.url.to_string()) {
                 request.headers.insert(header::REFERER, referer);
@@ -122,6 +156,8 @@ impl DefaultClient {
             .uri(request.url.clone());
         if let Some(headers) = builder.headers_mut() {
             headers.clone_from(&request.headers);
+            // As Go's client: the URL's authority is the virtual host, never a header.
+            headers.remove(header::HOST);
             // The body is always known in full, so its length is exact. Like Go's client,
             // say `Content-Length: 0` for an empty body on methods that carry one.
             headers.remove(header::TRANSFER_ENCODING);
@@ -166,6 +202,20 @@ impl Executor for DefaultClient {
                 .unwrap_or_else(|_| Err(ExecError::timeout()))
         })
     }
+}
+
+/// Whether `to` is `from` or one of its subdomains (host names only, ports aside, as Go compares).
+fn same_or_subdomain(to: Option<&str>, from: Option<&str>) -> bool {
+    let (Some(to), Some(from)) = (to, from) else {
+        return false;
+    };
+    let (to, from) = (to.to_ascii_lowercase(), from.to_ascii_lowercase());
+    to == from
+        || (!from.starts_with('[')
+            && from.parse::<std::net::IpAddr>().is_err()
+            && to.len() > from.len() + 1
+            && to.ends_with(&from)
+            && to.as_bytes()[to.len() - from.len() - 1] == b'.')
 }
 
 fn redirect_target(status: StatusCode, response: &BackendResponse, base: &Uri) -> Option<Uri> {
@@ -248,6 +298,16 @@ fn too_large(limit: usize) -> ExecError {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn subdomains() {
+        assert!(same_or_subdomain(Some("a.example"), Some("a.example")));
+        assert!(same_or_subdomain(Some("x.a.example"), Some("a.example")));
+        assert!(!same_or_subdomain(Some("xa.example"), Some("a.example")));
+        assert!(!same_or_subdomain(Some("a.example"), Some("x.a.example")));
+        assert!(!same_or_subdomain(Some("1.127.0.0.1"), Some("127.0.0.1")));
+        assert!(!same_or_subdomain(None, Some("a")));
+    }
 
     #[test]
     fn resolves_locations() {

@@ -93,6 +93,17 @@ impl Namespace {
             .find(|ns| ns.name() == key || ns.aliases().contains(&key))
     }
 
+    /// Where the namespace is read, for messages.
+    fn levels(self) -> &'static str {
+        match self {
+            Namespace::Router => "service",
+            Namespace::Proxy => "endpoint and backend",
+            Namespace::BackendHttp | Namespace::BackendHttpClient | Namespace::PluginHttpClient => {
+                "backend"
+            }
+        }
+    }
+
     /// Whether the gateway reads the namespace at that level (elsewhere it is ignored, and reported
     /// like an unknown one).
     fn read_at(self, level: Level) -> bool {
@@ -141,7 +152,7 @@ pub(crate) fn read_extra<'v>(r: &mut Reader<'_>, parent: &Obj<'v>, level: Level)
     for (key, value) in obj.map {
         let path = obj.path_of(key);
         let Some(ns) = Namespace::from_key(key) else {
-            r.unknown_namespace(path, key);
+            r.unknown_namespace(path, key, None);
             extra.map.insert(key.clone(), value.clone());
             continue;
         };
@@ -161,7 +172,7 @@ pub(crate) fn read_extra<'v>(r: &mut Reader<'_>, parent: &Obj<'v>, level: Level)
         if ns.read_at(level) {
             extra.blocks.push((ns, Block { value, path }));
         } else {
-            r.unknown_namespace(path, key);
+            r.unknown_namespace(path, key, Some(ns.levels()));
         }
     }
     extra
@@ -173,6 +184,25 @@ pub(crate) fn router_options(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> R
     let Some(o) = block.and_then(|b| r.as_object(b.value, b.path.clone())) else {
         return options;
     };
+    r.known_keys(
+        &o,
+        &[
+            "return_error_msg",
+            "auto_options",
+            "disable_health",
+            "health_path",
+            "hide_version_header",
+            "disable_redirect_trailing_slash",
+            "disable_redirect_fixed_path",
+            "disable_handle_method_not_allowed",
+            "forwarded_by_client_ip",
+            "remote_ip_headers",
+            "trusted_proxies",
+            "disable_access_log",
+            "disable_path_decoding",
+            "error_body",
+        ],
+    );
     options.return_error_msg = r.bool(&o, "return_error_msg");
     options.auto_options = r.bool(&o, "auto_options");
     options.disable_health = r.bool(&o, "disable_health");
@@ -215,11 +245,34 @@ pub(crate) fn endpoint_proxy(
     let Some(o) = block.and_then(|b| r.as_object(b.value, b.path.clone())) else {
         return options;
     };
+    r.known_keys(
+        &o,
+        &[
+            "sequential",
+            "sequential_propagated_params",
+            "static",
+            "flatmap_filter",
+        ],
+    );
     options.sequential = r.bool(&o, "sequential");
     options.sequential_propagated_params = r
         .strings(&o, "sequential_propagated_params")
         .unwrap_or_default();
+    let list = o.path_of("sequential_propagated_params");
+    for (i, param) in options.sequential_propagated_params.iter().enumerate() {
+        // `resp0` alone (a no-op backend's raw body) feeds Lua only, which Sluice does not run.
+        if !crate::params::is_implicit_placeholder(param) || !param.starts_with("resp") {
+            r.error(
+                index_path(&list, i),
+                format!(
+                    "expected resp<N>_<path> (used as {{Resp<N>_<path>}} in a later url_pattern), found {}",
+                    quote(param)
+                ),
+            );
+        }
+    }
     if let Some(s) = r.object(&o, "static") {
+        r.known_keys(&s, &["strategy", "data"]);
         let strategy = r
             .choice(&s, "strategy", STATIC_STRATEGIES)
             .unwrap_or(StaticStrategy::Always);
@@ -236,7 +289,10 @@ pub(crate) fn endpoint_proxy(
 /// `proxy.flatmap_filter` of a backend.
 pub(crate) fn backend_flatmap(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> Vec<FlatmapOp> {
     match block.and_then(|b| r.as_object(b.value, b.path.clone())) {
-        Some(o) => flatmap_filter(r, &o),
+        Some(o) => {
+            r.known_keys(&o, &["flatmap_filter"]);
+            flatmap_filter(r, &o)
+        }
         None => Vec::new(),
     }
 }
@@ -254,6 +310,7 @@ fn flatmap_filter(r: &mut Reader<'_>, proxy: &Obj<'_>) -> Vec<FlatmapOp> {
         let Some(o) = r.as_object(item, index_path(&list_path, i)) else {
             continue;
         };
+        r.known_keys(&o, &["type", "args"]);
         if o.get("type").is_none() {
             r.error(
                 o.path_of("type"),
@@ -292,6 +349,7 @@ pub(crate) fn backend_http(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> Bac
     let Some(o) = block.and_then(|b| r.as_object(b.value, b.path.clone())) else {
         return BackendHttpOptions::default();
     };
+    r.known_keys(&o, &["return_error_code", "return_error_details"]);
     BackendHttpOptions {
         return_error_code: r.bool(&o, "return_error_code"),
         return_error_details: r
@@ -303,7 +361,10 @@ pub(crate) fn backend_http(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> Bac
 /// `backend/http/client.send_body_on_redirect`.
 pub(crate) fn send_body_on_redirect(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> bool {
     match block.and_then(|b| r.as_object(b.value, b.path.clone())) {
-        Some(o) => r.bool(&o, "send_body_on_redirect"),
+        Some(o) => {
+            r.known_keys(&o, &["send_body_on_redirect"]);
+            r.bool(&o, "send_body_on_redirect")
+        }
         None => false,
     }
 }

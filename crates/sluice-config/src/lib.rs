@@ -28,4 +28,4 @@ pub use extra::namespace;
 pub use host::sanitize_host;
 pub use model::*;
 pub use params::{endpoint_params, is_implicit_placeholder, url_placeholders};
-pub use parse::{from_value, load, parse_str};
+pub use parse::{from_value, from_value_with, load, load_with, parse_str, parse_str_with};

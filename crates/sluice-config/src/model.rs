@@ -48,13 +48,48 @@ pub struct Config {
     pub unknown_namespaces: Vec<UnknownNamespace>,
 }
 
-/// An `extra_config` key the gateway ignores.
+/// An `extra_config` key the gateway does not act on, and accepted anyway: one that only
+/// observes or describes traffic, or one the operator opted out of explicitly. Any other is a
+/// configuration error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownNamespace {
-    /// JSON path of the key, e.g. `endpoints[0].extra_config["qos/ratelimit/router"]`.
+    /// JSON path of the key, e.g. `endpoints[0].extra_config["telemetry/opentelemetry"]`.
     pub path: String,
     /// The namespace.
     pub namespace: String,
+    /// Why it was accepted.
+    pub class: NamespaceClass,
+}
+
+/// Why a namespace Sluice does not act on was accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamespaceClass {
+    /// It only observes or describes traffic (`telemetry/*`, `documentation/*`): a warning.
+    ObserveOnly,
+    /// It restricts or changes traffic, and the operator opted out of it by name
+    /// (`--allow-unenforced`): served without it, logged at start-up.
+    OptedOut,
+}
+
+/// How a config is loaded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Namespaces served without being enforced, by the operator's explicit choice
+    /// (`sluice run --allow-unenforced NAMESPACE`): exact names, or a prefix ending in `/*`
+    /// (`qos/*`). Every other namespace Sluice does not implement is an error.
+    pub allow_unenforced: Vec<String>,
+}
+
+impl LoadOptions {
+    /// Whether the operator opted out of enforcing `namespace`.
+    pub fn allows_unenforced(&self, namespace: &str) -> bool {
+        self.allow_unenforced.iter().any(|allowed| {
+            allowed == namespace
+                || allowed
+                    .strip_suffix('*')
+                    .is_some_and(|prefix| prefix.ends_with('/') && namespace.starts_with(prefix))
+        })
+    }
 }
 
 /// `plugin.folder` and `plugin.pattern`.
@@ -92,24 +127,18 @@ pub struct TransportOptions {
     pub disable_keep_alives: bool,
     /// `disable_compression`: do not ask for gzip.
     pub disable_compression: bool,
-    /// `max_idle_connections` (0 = unlimited).
-    pub max_idle_connections: usize,
     /// `max_idle_connections_per_host`, default 250.
     pub max_idle_connections_per_host: usize,
     /// `idle_connection_timeout`, default 90s.
     pub idle_connection_timeout: Duration,
     /// `response_header_timeout` (0 = bounded by the deadline only).
     pub response_header_timeout: Duration,
-    /// `expect_continue_timeout`.
-    pub expect_continue_timeout: Duration,
     /// `dialer_timeout`, default 30s.
     pub dialer_timeout: Duration,
     /// `dialer_fallback_delay`, default 300ms.
     pub dialer_fallback_delay: Duration,
     /// `dialer_keep_alive`, default 30s.
     pub dialer_keep_alive: Duration,
-    /// `allow_insecure_connections`.
-    pub allow_insecure_connections: bool,
 }
 
 /// `extra_config.router` (alias `github_com/luraproject/lura/router/gin`).
@@ -281,10 +310,6 @@ pub struct Backend {
     pub group: Option<String>,
     /// `target`.
     pub target: Option<String>,
-    /// `sd`.
-    pub sd: String,
-    /// `sd_scheme`, default http.
-    pub sd_scheme: String,
     /// `disable_host_sanitize`.
     pub disable_host_sanitize: bool,
     /// Backend-level `input_headers` (a further subset), if set.
@@ -364,15 +389,12 @@ impl Default for TransportOptions {
         Self {
             disable_keep_alives: false,
             disable_compression: false,
-            max_idle_connections: 0,
             max_idle_connections_per_host: 250,
             idle_connection_timeout: Duration::from_secs(90),
             response_header_timeout: Duration::ZERO,
-            expect_continue_timeout: Duration::ZERO,
             dialer_timeout: Duration::from_secs(30),
             dialer_fallback_delay: Duration::from_millis(300),
             dialer_keep_alive: Duration::from_secs(30),
-            allow_insecure_connections: false,
         }
     }
 }

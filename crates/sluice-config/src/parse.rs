@@ -13,7 +13,7 @@ use crate::diagnostics::{Diagnostic, Diagnostics, Position};
 use crate::extra::{self, Level, Namespace};
 use crate::host::sanitize_host;
 use crate::model::{
-    Backend, Config, Encoding, Endpoint, OutputEncoding, PluginFolder, ServerOptions,
+    Backend, Config, Encoding, Endpoint, LoadOptions, OutputEncoding, PluginFolder, ServerOptions,
     TransportOptions,
 };
 use crate::params::{endpoint_params, is_implicit_placeholder, route_shape, url_placeholders};
@@ -53,6 +53,11 @@ const ENCODINGS: &[(&str, Encoding)] = &[
 
 /// Reads and parses the config file at `path`. A file that cannot be read is a diagnostic too.
 pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+    load_with(path, &LoadOptions::default())
+}
+
+/// [`load`] with options (the namespaces the operator chose to serve unenforced).
+pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Config, Diagnostics> {
     let bytes = std::fs::read(path)
         .map_err(|e| Diagnostic::new(path, "", format!("cannot read the file: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|e| {
@@ -66,20 +71,38 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
         };
         Diagnostic::at_position(path, position, "the file is not UTF-8 text")
     })?;
-    parse_str(&text, path)
+    parse_str_with(&text, path, options)
 }
 
 /// Parses the JSON text of a config; `source` names the file in messages and is the folder
 /// relative plugin folders are resolved against.
 pub fn parse_str(text: &str, source: &Path) -> Result<Config, Diagnostics> {
+    parse_str_with(text, source, &LoadOptions::default())
+}
+
+/// [`parse_str`] with options.
+pub fn parse_str_with(
+    text: &str,
+    source: &Path,
+    options: &LoadOptions,
+) -> Result<Config, Diagnostics> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let root: Value = serde_json::from_str(text).map_err(|e| json_error(source, &e))?;
-    from_value(&root, source)
+    from_value_with(&root, source, options)
 }
 
 /// Builds the config from an already parsed JSON tree (what a YAML or TOML front end produces).
 pub fn from_value(root: &Value, source: &Path) -> Result<Config, Diagnostics> {
-    let mut r = Reader::new(source);
+    from_value_with(root, source, &LoadOptions::default())
+}
+
+/// [`from_value`] with options.
+pub fn from_value_with(
+    root: &Value,
+    source: &Path,
+    options: &LoadOptions,
+) -> Result<Config, Diagnostics> {
+    let mut r = Reader::new(source, options);
     let config = service(&mut r, root, source);
     match config {
         Some(config) if r.errors.is_empty() => Ok(Config {
@@ -285,6 +308,23 @@ fn unsupported_service_options(r: &mut Reader<'_>, svc: &Obj<'_>) {
             "TLS on the listener is not supported yet: terminate TLS in front of Sluice, or set \"disabled\": true",
         );
     }
+    if svc
+        .get("async_agent")
+        .is_some_and(|a| a.as_array().is_none_or(|a| !a.is_empty()))
+    {
+        r.error(
+            svc.path_of("async_agent"),
+            "async agents (consumers of message queues) are not supported: remove them, or run \
+             them in a KrakenD instance of their own",
+        );
+    }
+    if !r.duration(svc, "dns_cache_ttl").is_zero() {
+        r.error(
+            svc.path_of("dns_cache_ttl"),
+            "a DNS cache is not supported: Sluice resolves backend names for each new \
+             connection; remove it",
+        );
+    }
     if svc.get("client_tls").is_some() {
         r.error(
             svc.path_of("client_tls"),
@@ -317,10 +357,34 @@ fn server_options(r: &mut Reader<'_>, svc: &Obj<'_>) -> ServerOptions {
 fn transport_options(r: &mut Reader<'_>, svc: &Obj<'_>) -> TransportOptions {
     let d = TransportOptions::default();
     const COUNT: &str = "a whole number of connections";
+    // Read to refuse what the client cannot do: a value that changes nothing stays accepted.
+    if r.uint::<u64>(svc, "max_idle_connections", COUNT)
+        .unwrap_or(0)
+        != 0
+    {
+        r.error(
+            svc.path_of("max_idle_connections"),
+            "a process-wide cap on idle connections is not supported: the pool is bounded per \
+             host, set max_idle_connections_per_host instead",
+        );
+    }
+    if !r.duration(svc, "expect_continue_timeout").is_zero() {
+        r.error(
+            svc.path_of("expect_continue_timeout"),
+            "not supported: Sluice sends request bodies at once, without waiting for \
+             100 Continue; remove it",
+        );
+    }
+    if r.bool(svc, "allow_insecure_connections") {
+        r.error(
+            svc.path_of("allow_insecure_connections"),
+            "turning off backend certificate verification is not supported: https backends \
+             are verified against the Web PKI roots",
+        );
+    }
     TransportOptions {
         disable_keep_alives: r.bool(svc, "disable_keep_alives"),
         disable_compression: r.bool(svc, "disable_compression"),
-        max_idle_connections: r.uint(svc, "max_idle_connections", COUNT).unwrap_or(0),
         max_idle_connections_per_host: or_default(
             r.uint(svc, "max_idle_connections_per_host", COUNT)
                 .unwrap_or(0),
@@ -331,14 +395,12 @@ fn transport_options(r: &mut Reader<'_>, svc: &Obj<'_>) -> TransportOptions {
             d.idle_connection_timeout,
         ),
         response_header_timeout: r.duration(svc, "response_header_timeout"),
-        expect_continue_timeout: r.duration(svc, "expect_continue_timeout"),
         dialer_timeout: or_default(r.duration(svc, "dialer_timeout"), d.dialer_timeout),
         dialer_fallback_delay: or_default(
             r.duration(svc, "dialer_fallback_delay"),
             d.dialer_fallback_delay,
         ),
         dialer_keep_alive: or_default(r.duration(svc, "dialer_keep_alive"), d.dialer_keep_alive),
-        allow_insecure_connections: r.bool(svc, "allow_insecure_connections"),
     }
 }
 
@@ -384,6 +446,9 @@ struct EndpointContext<'a> {
     route: Option<(&'a str, &'a [String])>,
     output_encoding: OutputEncoding,
     service_host: &'a [String],
+    /// `proxy.sequential_propagated_params`: `resp<N>_<path>` values later backends may use
+    /// as `{Resp<N>_<path>}`.
+    propagated: &'a [String],
 }
 
 /// One endpoint (with an empty path when it has none).
@@ -452,6 +517,7 @@ fn endpoint(
         route: route.as_deref().map(|route| (route, params.as_slice())),
         output_encoding,
         service_host: d.host,
+        propagated: &proxy.sequential_propagated_params,
     };
     let list_path = o.path_of("backend");
     let backends = backend_items
@@ -573,7 +639,7 @@ fn backend(
     let host = backend_hosts(r, &o, disable_host_sanitize, cx.service_host);
     let url_pattern = with_leading_slash(&r.string(&o, "url_pattern").unwrap_or_default());
     if let Some((route, params)) = cx.route {
-        check_placeholders(r, &o, &url_pattern, route, params);
+        check_placeholders(r, &o, &url_pattern, route, params, cx.propagated);
     }
     let method = backend_method(r, &o).unwrap_or_else(|| cx.method.clone());
     let encoding = r
@@ -597,10 +663,9 @@ fn backend(
             format!("service discovery {sd:?} is not supported yet: list the hosts in \"host\" (\"sd\": \"static\")"),
         );
     }
-    let sd_scheme = r
-        .string(&o, "sd_scheme")
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "http".to_owned());
+    // Only DNS service discovery (refused above) reads `sd_scheme`; with static hosts KrakenD
+    // ignores it too, so it is checked for its type and has nothing to apply to.
+    let _ = r.string(&o, "sd_scheme");
     let input_headers = r.strings(&o, "input_headers").map(canonical_headers);
     let input_query_strings = r.strings(&o, "input_query_strings");
 
@@ -623,8 +688,6 @@ fn backend(
         mapping,
         group,
         target,
-        sd,
-        sd_scheme,
         disable_host_sanitize,
         input_headers,
         input_query_strings,
@@ -673,9 +736,25 @@ fn check_placeholders(
     url_pattern: &str,
     route: &str,
     params: &[String],
+    propagated: &[String],
 ) {
     let mut reported: Vec<String> = Vec::new();
     for placeholder in url_placeholders(url_pattern) {
+        // KrakenD exposes each propagated `resp0_a.b` as the request param `Resp0_a.b`.
+        if let Some(rest) = placeholder.strip_prefix("Resp") {
+            let listed = format!("resp{rest}");
+            if !propagated.contains(&listed) && !reported.contains(&placeholder) {
+                r.error(
+                    o.path_of("url_pattern"),
+                    format!(
+                        "{{{placeholder}}} is a propagated param: list {} in the endpoint's proxy.sequential_propagated_params",
+                        quote(&listed)
+                    ),
+                );
+                reported.push(placeholder);
+            }
+            continue;
+        }
         if params.contains(&placeholder)
             || is_implicit_placeholder(&placeholder)
             || reported.contains(&placeholder)

@@ -11,12 +11,52 @@ use serde_json::{Map, Value};
 
 use crate::diagnostics::Diagnostic;
 use crate::duration::parse_duration;
-use crate::model::UnknownNamespace;
+use crate::model::{LoadOptions, NamespaceClass, UnknownNamespace};
+
+/// Namespaces that only observe or describe traffic: ignoring them changes no answer, so they
+/// are a warning rather than an error.
+fn is_observe_only(namespace: &str) -> bool {
+    const PREFIXES: &[&str] = &["telemetry/", "documentation/"];
+    const LEGACY: &[&str] = &[
+        "github_com/devopsfaith/krakend-opencensus",
+        "github_com/devopsfaith/krakend-metrics",
+        "github_com/devopsfaith/krakend-gologging",
+        "github_com/devopsfaith/krakend-logstash",
+        "github_com/devopsfaith/krakend-gelf",
+        "github_com/letgoapp/krakend-influx",
+        "github_com/openrm/krakend-open-telemetry",
+    ];
+    PREFIXES.iter().any(|p| namespace.starts_with(p)) || LEGACY.contains(&namespace)
+}
+
+/// KrakenD namespaces known to restrict or change traffic (for the wording of the error; any
+/// namespace that is not observe-only is refused either way).
+fn is_traffic_namespace(namespace: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "auth/",
+        "security/",
+        "validation/",
+        "qos/",
+        "modifier/",
+        "plugin/",
+        "backend/",
+        "router/",
+        "server/",
+        "proxy/",
+        "grpc",
+        "websocket",
+        "redis",
+        "github_com/",
+        "github.com/",
+    ];
+    PREFIXES.iter().any(|p| namespace.starts_with(p))
+}
 
 /// The problems and warnings found so far.
 #[derive(Debug)]
 pub(crate) struct Reader<'f> {
     file: &'f Path,
+    options: &'f LoadOptions,
     pub(crate) errors: Vec<Diagnostic>,
     pub(crate) unknown_namespaces: Vec<UnknownNamespace>,
 }
@@ -41,9 +81,10 @@ impl<'v> Obj<'v> {
 }
 
 impl<'f> Reader<'f> {
-    pub(crate) fn new(file: &'f Path) -> Self {
+    pub(crate) fn new(file: &'f Path, options: &'f LoadOptions) -> Self {
         Self {
             file,
+            options,
             errors: Vec::new(),
             unknown_namespaces: Vec::new(),
         }
@@ -59,12 +100,66 @@ impl<'f> Reader<'f> {
         self.error(path, format!("expected {expected}, found {}", kind(found)));
     }
 
-    /// Records an `extra_config` namespace the gateway ignores.
-    pub(crate) fn unknown_namespace(&mut self, path: String, namespace: &str) {
+    /// Records an `extra_config` namespace the gateway does not read at this level: a warning
+    /// when it only observes or describes traffic, the operator's explicit opt-out when named in
+    /// [`LoadOptions::allow_unenforced`], and otherwise an error (fail closed: serving a config
+    /// whose `auth/validator` is ignored would be a silent bypass). `misplaced` names the level
+    /// a namespace Sluice does read belongs at.
+    pub(crate) fn unknown_namespace(
+        &mut self,
+        path: String,
+        namespace: &str,
+        misplaced: Option<&str>,
+    ) {
+        let class = if is_observe_only(namespace) {
+            NamespaceClass::ObserveOnly
+        } else if self.options.allows_unenforced(namespace) {
+            NamespaceClass::OptedOut
+        } else {
+            let why = match misplaced {
+                Some(level) => format!(
+                    "namespace {} is read at the {level} level only; here Sluice would ignore it",
+                    quote(namespace)
+                ),
+                None if is_traffic_namespace(namespace) => format!(
+                    "namespace {} is not implemented by Sluice: KrakenD would enforce it, and serving without it would bypass it",
+                    quote(namespace)
+                ),
+                None => format!(
+                    "namespace {} is not one Sluice knows, so it cannot tell whether it restricts or changes traffic",
+                    quote(namespace)
+                ),
+            };
+            self.error(
+                path,
+                format!(
+                    "{why}; remove it, or run with --allow-unenforced {namespace} to serve without it"
+                ),
+            );
+            return;
+        };
         self.unknown_namespaces.push(UnknownNamespace {
             path,
             namespace: namespace.to_owned(),
+            class,
         });
+    }
+
+    /// Refuses every key of `o` that is not in `known`: a field Sluice does not apply is an
+    /// error, never silently dropped.
+    pub(crate) fn known_keys(&mut self, o: &Obj<'_>, known: &[&str]) {
+        for key in o.map.keys() {
+            if !known.contains(&key.as_str()) {
+                self.error(
+                    o.path_of(key),
+                    format!(
+                        "field {} is not supported by Sluice (it would be ignored); expected one of {}",
+                        quote(key),
+                        known.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+        }
     }
 
     /// `value` as an object, at `path`.

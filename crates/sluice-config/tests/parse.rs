@@ -9,12 +9,21 @@ use std::time::Duration;
 use http::Method;
 use serde_json::{Value, json};
 use sluice_config::{
-    BackendHttpOptions, Config, Diagnostics, Encoding, FlatmapOp, OutputEncoding, PluginFolder,
-    Position, RouterOptions, ServerOptions, StaticStrategy, TransportOptions, UnknownNamespace,
-    from_value, load, namespace, parse_str,
+    BackendHttpOptions, Config, Diagnostics, Encoding, FlatmapOp, LoadOptions, NamespaceClass,
+    OutputEncoding, PluginFolder, Position, RouterOptions, ServerOptions, StaticStrategy,
+    TransportOptions, UnknownNamespace, from_value, from_value_with, load, load_with, namespace,
+    parse_str,
 };
 
 const FULL: &str = "tests/fixtures/full.json";
+
+/// The full fixture names two namespaces Sluice does not enforce; its tests opt out of them.
+fn load_full() -> Config {
+    let options = LoadOptions {
+        allow_unenforced: vec!["plugin/http-client".to_owned(), "qos/*".to_owned()],
+    };
+    load_with(Path::new(FULL), &options).unwrap()
+}
 
 fn parse(value: Value) -> Config {
     match from_value(&value, Path::new("test.json")) {
@@ -33,7 +42,7 @@ fn minimal() -> Value {
 
 #[test]
 fn full_config_service() {
-    let config = load(Path::new(FULL)).unwrap();
+    let config = load_full();
     assert_eq!(config.source, Path::new(FULL));
     assert_eq!(config.name, "Sluice full");
     assert_eq!(config.port, 9090);
@@ -70,15 +79,12 @@ fn full_config_service() {
         TransportOptions {
             disable_keep_alives: true,
             disable_compression: true,
-            max_idle_connections: 100,
             max_idle_connections_per_host: 10,
             idle_connection_timeout: Duration::from_secs(90),
             response_header_timeout: Duration::from_millis(500),
-            expect_continue_timeout: Duration::from_secs(1),
             dialer_timeout: Duration::from_secs(5),
             dialer_fallback_delay: Duration::from_millis(100),
             dialer_keep_alive: Duration::from_secs(15),
-            allow_insecure_connections: true,
         }
     );
     let router = &config.router;
@@ -113,14 +119,17 @@ fn full_config_service() {
             UnknownNamespace {
                 path: r#"extra_config["plugin/http-client"]"#.to_owned(),
                 namespace: "plugin/http-client".to_owned(),
+                class: NamespaceClass::OptedOut,
             },
             UnknownNamespace {
                 path: r#"extra_config["telemetry/logging"]"#.to_owned(),
                 namespace: "telemetry/logging".to_owned(),
+                class: NamespaceClass::ObserveOnly,
             },
             UnknownNamespace {
                 path: r#"endpoints[0].extra_config["qos/ratelimit/router"]"#.to_owned(),
                 namespace: "qos/ratelimit/router".to_owned(),
+                class: NamespaceClass::OptedOut,
             },
         ]
     );
@@ -129,7 +138,7 @@ fn full_config_service() {
 
 #[test]
 fn full_config_endpoints_and_backends() {
-    let config = load(Path::new(FULL)).unwrap();
+    let config = load_full();
 
     let users = &config.endpoints[0];
     assert_eq!(users.json_path, "endpoints[0]");
@@ -174,8 +183,6 @@ fn full_config_endpoints_and_backends() {
     assert_eq!(b0.mapping["collection"], "users");
     assert_eq!(b0.group.as_deref(), Some("first"));
     assert_eq!(b0.target.as_deref(), Some("data"));
-    assert_eq!(b0.sd, "static");
-    assert_eq!(b0.sd_scheme, "https");
     assert!(!b0.disable_host_sanitize);
     assert_eq!(b0.input_headers, None);
     assert_eq!(b0.input_query_strings, None);
@@ -215,7 +222,6 @@ fn full_config_endpoints_and_backends() {
     assert_eq!(b1.method, Method::POST);
     assert_eq!(b1.url_pattern, "/x/{resp0_first.id}/{JWT.sub}?id={id}");
     assert_eq!(b1.encoding, Encoding::Json);
-    assert_eq!(b1.sd_scheme, "http");
     assert_eq!(b1.input_headers.as_deref(), Some(&["*".to_owned()][..]));
     assert_eq!(
         b1.input_query_strings.as_deref(),
@@ -282,8 +288,6 @@ fn defaults() {
     assert_eq!(backend.host, ["http://localhost:8080"]);
     assert_eq!(backend.method, Method::GET);
     assert_eq!(backend.encoding, Encoding::Json);
-    assert_eq!(backend.sd, "");
-    assert_eq!(backend.sd_scheme, "http");
     assert_eq!(backend.group, None);
     assert_eq!(backend.target, None);
     assert!(backend.mapping.is_empty() && backend.allow.is_empty() && backend.deny.is_empty());
@@ -397,8 +401,11 @@ fn namespace_aliases_both_spellings() {
     for (short, key, level) in spellings {
         let block = match short {
             s if s == namespace::ROUTER => json!({"return_error_msg": true}),
-            s if s == namespace::PROXY => {
+            s if s == namespace::PROXY && level == "endpoint" => {
                 json!({"sequential": true, "flatmap_filter": [{"type": "del", "args": ["x"]}]})
+            }
+            s if s == namespace::PROXY => {
+                json!({"flatmap_filter": [{"type": "del", "args": ["x"]}]})
             }
             s if s == namespace::BACKEND_HTTP => json!({"return_error_code": true}),
             s if s == namespace::BACKEND_HTTP_CLIENT => json!({"send_body_on_redirect": true}),
@@ -445,21 +452,179 @@ fn known_namespace_at_the_wrong_level_is_reported_not_read() {
     value["endpoints"][0]["extra_config"] =
         json!({"plugin/http-client": {"name": ["not", "read"]}});
     value["endpoints"][0]["backend"][0]["extra_config"] = json!({"router": {"auto_options": 1}});
-    let config = parse(value);
+    let errors = from_value(&value, Path::new("test.json"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errors.contains(r#"endpoints[0].extra_config["plugin/http-client"]: namespace "plugin/http-client" is read at the backend level only"#),
+        "{errors}"
+    );
+    assert!(
+        errors.contains(r#"endpoints[0].backend[0].extra_config.router: namespace "router" is read at the service level only"#),
+        "{errors}"
+    );
+    // The operator's explicit opt-out serves it, and it is still not read.
+    let options = LoadOptions {
+        allow_unenforced: vec!["plugin/http-client".to_owned(), "router".to_owned()],
+    };
+    let config = from_value_with(&value, Path::new("test.json"), &options).unwrap();
     assert_eq!(
         config.unknown_namespaces,
         [
             UnknownNamespace {
                 path: r#"endpoints[0].extra_config["plugin/http-client"]"#.to_owned(),
                 namespace: "plugin/http-client".to_owned(),
+                class: NamespaceClass::OptedOut,
             },
             UnknownNamespace {
                 path: "endpoints[0].backend[0].extra_config.router".to_owned(),
                 namespace: "router".to_owned(),
+                class: NamespaceClass::OptedOut,
             },
         ]
     );
     assert!(!config.router.auto_options);
+}
+
+#[test]
+fn namespaces_that_restrict_traffic_fail_closed() {
+    let mut value = minimal();
+    value["endpoints"][0]["extra_config"] = json!({
+        "auth/validator": {"alg": "RS256", "jwk_url": "http://127.0.0.1:1/jwk"},
+        "telemetry/opentelemetry": {},
+        "documentation/openapi": {}
+    });
+    value["endpoints"][0]["backend"][0]["extra_config"] =
+        json!({"modifier/martian": {}, "my/own": {}});
+    value["extra_config"] = json!({"security/cors": {}, "plugin/http-server": {"name": ["x"]}});
+    let errors = from_value(&value, Path::new("k.json"))
+        .unwrap_err()
+        .to_string();
+    for path in [
+        r#"endpoints[0].extra_config["auth/validator"]"#,
+        r#"endpoints[0].backend[0].extra_config["modifier/martian"]"#,
+        r#"endpoints[0].backend[0].extra_config["my/own"]"#,
+        r#"extra_config["security/cors"]"#,
+        r#"extra_config["plugin/http-server"]"#,
+    ] {
+        assert!(
+            errors.contains(&format!("k.json: {path}: namespace ")),
+            "{path}: {errors}"
+        );
+    }
+    assert!(errors.contains("KrakenD would enforce it"), "{errors}");
+    assert!(
+        errors.contains("--allow-unenforced auth/validator"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains(r#"namespace "my/own" is not one Sluice knows"#),
+        "{errors}"
+    );
+    assert!(
+        !errors.contains("telemetry"),
+        "observe-only namespaces are warnings: {errors}"
+    );
+    assert!(!errors.contains("documentation"), "{errors}");
+    assert_eq!(errors.matches("namespace \"").count(), 5, "{errors}");
+
+    // Opting out by name or by family serves it, and says so.
+    let options = LoadOptions {
+        allow_unenforced: vec![
+            "auth/validator".to_owned(),
+            "modifier/*".to_owned(),
+            "my/own".to_owned(),
+            "security/cors".to_owned(),
+            "plugin/http-server".to_owned(),
+        ],
+    };
+    let config = from_value_with(&value, Path::new("k.json"), &options).unwrap();
+    let classes: Vec<_> = config
+        .unknown_namespaces
+        .iter()
+        .map(|u| (u.namespace.as_str(), u.class))
+        .collect();
+    assert!(classes.contains(&("auth/validator", NamespaceClass::OptedOut)));
+    assert!(classes.contains(&("modifier/martian", NamespaceClass::OptedOut)));
+    assert!(classes.contains(&("telemetry/opentelemetry", NamespaceClass::ObserveOnly)));
+    assert_eq!(classes.len(), 7);
+    // A family opt-out does not reach past its prefix.
+    let narrow = LoadOptions {
+        allow_unenforced: vec!["auth/*".to_owned()],
+    };
+    let mut only_auth = minimal();
+    only_auth["endpoints"][0]["extra_config"] = json!({"authx/validator": {}});
+    assert!(from_value_with(&only_auth, Path::new("k.json"), &narrow).is_err());
+}
+
+#[test]
+fn fields_sluice_does_not_apply_are_refused() {
+    let mut value = minimal();
+    value["extra_config"] = json!({"router": {"app_engine": true, "return_error_msg": true}});
+    value["endpoints"][0]["extra_config"] =
+        json!({"proxy": {"combiner": "x", "sequential": false}});
+    value["endpoints"][0]["backend"][0]["extra_config"] = json!({
+        "proxy": {"shadow": true},
+        "backend/http": {"return_error_code": true, "error_code": 1},
+        "backend/http/client": {"no_redirect": true}
+    });
+    value["max_idle_connections"] = json!(10);
+    value["expect_continue_timeout"] = json!("1s");
+    value["allow_insecure_connections"] = json!(true);
+    let errors = from_value(&value, Path::new("k.json"))
+        .unwrap_err()
+        .to_string();
+    for path in [
+        "extra_config.router.app_engine",
+        "endpoints[0].extra_config.proxy.combiner",
+        "endpoints[0].backend[0].extra_config.proxy.shadow",
+        r#"endpoints[0].backend[0].extra_config["backend/http"].error_code"#,
+        r#"endpoints[0].backend[0].extra_config["backend/http/client"].no_redirect"#,
+        "max_idle_connections",
+        "expect_continue_timeout",
+        "allow_insecure_connections",
+    ] {
+        assert!(
+            errors.contains(&format!("k.json: {path}: ")),
+            "{path}: {errors}"
+        );
+    }
+    // Values that ask for nothing are accepted.
+    let mut zero = minimal();
+    zero["max_idle_connections"] = json!(0);
+    zero["allow_insecure_connections"] = json!(false);
+    zero["expect_continue_timeout"] = json!("0s");
+    parse(zero);
+}
+
+#[test]
+fn propagated_params_are_placeholders_of_later_backends() {
+    let mut value = minimal();
+    value["endpoints"][0] = json!({
+        "endpoint": "/a",
+        "extra_config": {"proxy": {"sequential": true, "sequential_propagated_params": ["resp0_x.y"]}},
+        "backend": [{"url_pattern": "/a"}, {"url_pattern": "/b/{Resp0_x.y}"}, {"url_pattern": "/c/{Resp0_z}"}]
+    });
+    let errors = from_value(&value, Path::new("k.json"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(errors.matches("k.json: ").count(), 1, "{errors}");
+    assert!(
+        errors.contains(r#"endpoints[0].backend[2].url_pattern: {Resp0_z} is a propagated param: list "resp0_z""#),
+        "{errors}"
+    );
+    value["endpoints"][0]["extra_config"]["proxy"]["sequential_propagated_params"] =
+        json!(["resp0_x.y", "resp0_z"]);
+    parse(value.clone());
+    value["endpoints"][0]["extra_config"]["proxy"]["sequential_propagated_params"] =
+        json!(["resp0"]);
+    let errors = from_value(&value, Path::new("k.json"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errors.contains("sequential_propagated_params[0]: expected resp<N>_<path>"),
+        "{errors}"
+    );
 }
 
 #[test]

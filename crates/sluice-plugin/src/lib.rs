@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 pub use body::{Body, BoxError, CollectError, collect, empty, full};
 pub use error::{ErrorKind, ErrorSource, ExecError};
-pub use outbound::{AllowedHosts, Origin};
+pub use outbound::{AllowedHosts, Origin, OutboundClient};
 pub use registry::{ClientPlugin, PluginContext, Registry, RegistryError};
 
 pub use tokio::time::Instant;
@@ -48,9 +48,37 @@ pub struct CallContext {
     pub deadline: Instant,
     /// The largest response body the pipeline will buffer, in bytes.
     pub max_body_bytes: usize,
+    /// The origins every hop of the call (redirects included) must belong to. `None` for the
+    /// gateway's own backend calls, which follow redirects anywhere as KrakenD's do; the
+    /// [`OutboundClient`] handed to plugins sets it, so a redirect cannot take a plugin's call
+    /// to a host its config never granted.
+    pub allowed_hosts: Option<Arc<AllowedHosts>>,
+    /// Resend the body when following a 307 or 308 redirect
+    /// (`backend/http/client.send_body_on_redirect`). Without it a 307/308 answer to a request
+    /// with a body is returned as it came, as KrakenD's Go client does.
+    pub send_body_on_redirect: bool,
 }
 
 impl CallContext {
+    /// A context with the given deadline and body limit, no host restriction, and bodies not
+    /// resent on redirects.
+    pub fn new(deadline: Instant, max_body_bytes: usize) -> Self {
+        Self {
+            deadline,
+            max_body_bytes,
+            allowed_hosts: None,
+            send_body_on_redirect: false,
+        }
+    }
+
+    /// Whether a hop to `uri` is allowed (always, without a restriction).
+    pub fn check_host(&self, uri: &http::Uri) -> Result<(), ExecError> {
+        match &self.allowed_hosts {
+            None => Ok(()),
+            Some(allowed) => allowed.check(uri),
+        }
+    }
+
     /// Time left until the deadline (zero once it has passed).
     pub fn remaining(&self) -> std::time::Duration {
         self.deadline.saturating_duration_since(Instant::now())

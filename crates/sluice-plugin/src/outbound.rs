@@ -1,11 +1,20 @@
-//! Outbound rules for client plugins: which hosts a plugin may call.
+//! Outbound rules for client plugins: which hosts a plugin may call, and the one client that
+//! enforces them.
 //!
-//! Shared by every kind of plugin (compiled-in and WebAssembly) so that one config means the
-//! same thing whichever twin a backend names: `allowed_hosts` beside `name` in the backend's
-//! `plugin/http-client` object lists the origins a plugin may reach (`"*"` = any); without it,
-//! only the backend's own hosts.
+//! Every kind of plugin (compiled-in, both WebAssembly worlds) is handed the same
+//! [`OutboundClient`], so one config means the same thing whichever twin a backend names:
+//! `allowed_hosts` beside `name` in the backend's `plugin/http-client` object lists the origins
+//! a plugin may reach (`"*"` = any); without it, only the backend's own hosts. The check is made
+//! on every hop: the client's redirect loop checks each `Location` against the same list.
+
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
+
+use crate::{
+    BackendRequest, BackendResponse, BoxFuture, CallContext, ErrorKind, ExecError, Executor,
+    SharedExecutor,
+};
 
 /// `scheme://host:port`, normalised (lower case, explicit port).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +141,102 @@ impl AllowedHosts {
             AllowedHosts::Any => true,
             AllowedHosts::Only(list) => Origin::of_uri(uri).is_some_and(|o| list.contains(&o)),
         }
+    }
+
+    /// `Ok` when a call to `uri` is allowed, else the plugin error that refuses it.
+    pub fn check(&self, uri: &http::Uri) -> Result<(), ExecError> {
+        if self.allows(uri) {
+            return Ok(());
+        }
+        let origin = Origin::of_uri(uri).map_or_else(|| uri.to_string(), |o| o.to_string());
+        Err(ExecError::plugin(
+            ErrorKind::HostNotAllowed,
+            format!("{origin} is not in the plugin's allowed_hosts"),
+        ))
+    }
+}
+
+/// The one client every plugin is handed: the gateway's pooled client, restricted to the
+/// origins the config grants the plugin, on every hop.
+///
+/// It refuses a request to any other origin, makes the client check every redirect against
+/// the same list, and owns the `Host` header (a plugin cannot choose the virtual host: the
+/// header always follows the URL's authority).
+#[derive(Debug, Clone)]
+pub struct OutboundClient {
+    inner: SharedExecutor,
+    allowed: Arc<AllowedHosts>,
+    plugin: Arc<str>,
+}
+
+impl OutboundClient {
+    /// A client for `plugin` that reaches only `allowed` through `inner` (the default client).
+    pub fn new(inner: SharedExecutor, allowed: AllowedHosts, plugin: impl Into<Arc<str>>) -> Self {
+        Self {
+            inner,
+            allowed: Arc::new(allowed),
+            plugin: plugin.into(),
+        }
+    }
+
+    /// The client for the plugin a backend's `plugin/http-client` object names: `allowed_hosts`
+    /// from `extra`, defaulting to `backend_hosts`. Errors name the key.
+    pub fn for_backend(
+        inner: SharedExecutor,
+        plugin: &str,
+        extra: &Map<String, Value>,
+        backend_hosts: &[String],
+    ) -> Result<Self, String> {
+        let allowed = AllowedHosts::from_extra(extra, backend_hosts)?;
+        Ok(Self::new(inner, allowed, plugin))
+    }
+
+    /// The origins this client reaches.
+    pub fn allowed_hosts(&self) -> &AllowedHosts {
+        &self.allowed
+    }
+
+    /// The plugin it serves.
+    pub fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
+    /// `Ok` when the plugin may call `uri`; a refusal is logged with the plugin's name.
+    pub fn check(&self, uri: &http::Uri) -> Result<(), ExecError> {
+        self.allowed.check(uri).map_err(|e| self.refused(e))
+    }
+
+    fn refused(&self, error: ExecError) -> ExecError {
+        tracing::warn!(plugin = %self.plugin, error = %error.message, "plugin call refused");
+        ExecError {
+            message: format!("plugin {}: {}", self.plugin, error.message),
+            ..error
+        }
+    }
+}
+
+impl Executor for OutboundClient {
+    fn execute<'a>(
+        &'a self,
+        mut request: BackendRequest,
+        ctx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
+        Box::pin(async move {
+            self.check(&request.url)?;
+            // The URL's authority is the virtual host; a plugin's own `Host` never goes out.
+            request.headers.remove(http::header::HOST);
+            let ctx = CallContext {
+                allowed_hosts: Some(Arc::clone(&self.allowed)),
+                ..ctx.clone()
+            };
+            self.inner.execute(request, &ctx).await.map_err(|e| {
+                if e.kind == ErrorKind::HostNotAllowed {
+                    self.refused(e)
+                } else {
+                    e
+                }
+            })
+        })
     }
 }
 

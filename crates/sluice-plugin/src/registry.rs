@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::SharedExecutor;
+use crate::{OutboundClient, SharedExecutor};
 
 /// What a plugin factory is given for one backend.
 #[derive(Debug, Clone)]
@@ -13,8 +13,9 @@ pub struct PluginContext<'a> {
     pub settings: Option<&'a serde_json::Value>,
     /// The backend's hosts (after sanitising); outbound calls default to these only.
     pub backend_hosts: &'a [String],
-    /// The gateway's pooled client, for plugins that call backends.
-    pub default_client: SharedExecutor,
+    /// The plugin's only way out: the gateway's pooled client, restricted to the origins the
+    /// config grants (checked on every hop), owning the `Host` header.
+    pub client: Arc<OutboundClient>,
     /// Where the backend sits, for messages: `METHOD /endpoint -> url_pattern`.
     pub backend_label: &'a str,
 }

@@ -43,6 +43,7 @@ pub(crate) struct BackendStage {
     answers_from_plugin: bool,
     concurrent_calls: u32,
     max_body_bytes: usize,
+    send_body_on_redirect: bool,
     pub(crate) label: Arc<str>,
 }
 
@@ -65,6 +66,7 @@ impl BackendStage {
             answers_from_plugin: backend.plugin.is_some(),
             concurrent_calls: endpoint.concurrent_calls.max(1),
             max_body_bytes,
+            send_body_on_redirect: backend.send_body_on_redirect,
             label: format!("{} -> {}", endpoint.label(), backend.url_pattern).into(),
         }
     }
@@ -106,8 +108,8 @@ impl BackendStage {
         // Kept for status errors only; formatting it on every call costs an allocation.
         let url = built.url.clone();
         let ctx = CallContext {
-            deadline,
-            max_body_bytes: self.max_body_bytes,
+            send_body_on_redirect: self.send_body_on_redirect,
+            ..CallContext::new(deadline, self.max_body_bytes)
         };
         let response = tokio::time::timeout_at(deadline, self.executor.execute(built, &ctx))
             .await

@@ -8,7 +8,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use http::HeaderValue;
 use serde_json::{Map, Value};
 use sluice_config::{Config, Endpoint, OutputEncoding, StaticResponse};
-use sluice_plugin::{Instant, PluginContext, Registry, SharedExecutor};
+use sluice_plugin::{Instant, OutboundClient, PluginContext, Registry, SharedExecutor};
 use sluice_transform::flatmap::FlatmapFilter;
 
 use crate::backend::{Answer, BackendStage};
@@ -246,11 +246,23 @@ pub fn build_pipelines(
                         continue;
                     }
                     Some(factory) => {
+                        let client = match OutboundClient::for_backend(
+                            Arc::clone(default_client),
+                            &plugin.name,
+                            &plugin.extra,
+                            &backend.host,
+                        ) {
+                            Ok(client) => Arc::new(client),
+                            Err(message) => {
+                                errors.push(format!("{file}: {}: {message}", plugin.json_path));
+                                continue;
+                            }
+                        };
                         let ctx = PluginContext {
                             extra: &plugin.extra,
                             settings: plugin.extra.get(&plugin.name),
                             backend_hosts: &backend.host,
-                            default_client: Arc::clone(default_client),
+                            client,
                             backend_label: &label,
                         };
                         match factory.build(ctx) {

@@ -152,9 +152,12 @@ impl UrlTemplate {
     }
 }
 
-/// `resp0_first.random` -> (0, "first.random").
+/// `resp0_first.random` -> (0, "first.random"); `Resp0_first.random` is the same value as a
+/// propagated param (`sequential_propagated_params`, checked by the config).
 fn sequential_reference(name: &str) -> Option<Piece> {
-    let rest = name.strip_prefix("resp")?;
+    let rest = name
+        .strip_prefix("resp")
+        .or_else(|| name.strip_prefix("Resp"))?;
     let (index, path) = rest.split_once('_')?;
     let index = index.parse().ok()?;
     Some(Piece::Response(index, path.to_owned()))

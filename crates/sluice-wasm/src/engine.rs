@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use sluice_config::PluginFolder;
-use sluice_plugin::{ClientPlugin, PluginContext, SharedExecutor};
+use sluice_plugin::{ClientPlugin, OutboundClient, PluginContext, SharedExecutor};
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -365,7 +365,8 @@ pub(crate) struct Backend {
     pub(crate) limits: Limits,
     pub(crate) settings: String,
     pub(crate) settings_value: serde_json::Value,
-    pub(crate) default_client: SharedExecutor,
+    /// The plugin's only way out (allow-listed on every hop).
+    pub(crate) client: Arc<OutboundClient>,
     pub(crate) stats: Arc<PluginStats>,
     pub(crate) engine: Arc<EngineShared>,
 }
@@ -405,7 +406,7 @@ impl ClientPlugin for WasmPlugin {
             limits,
             settings: settings_value.to_string(),
             settings_value,
-            default_client: ctx.default_client,
+            client: ctx.client,
             stats: Arc::clone(&self.stats),
             engine: Arc::clone(&self.engine),
         });

@@ -1,47 +1,42 @@
-//! Calls a plugin makes (or the host makes for it): through the gateway's default client,
-//! only to allowed hosts, within the remaining deadline, bodies bounded.
+//! Calls a plugin makes (or the host makes for it): through the plugin's outbound client,
+//! only to allowed hosts (every hop), within the remaining deadline, bodies bounded.
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
-use sluice_plugin::{BackendRequest, BackendResponse, CallContext, ErrorKind, ExecError, Instant};
+use sluice_plugin::{
+    BackendRequest, BackendResponse, CallContext, ErrorKind, ExecError, Executor, Instant,
+};
 
 use crate::engine::Backend;
 use crate::stats::Counter;
 
-/// Refuses hosts outside the allow-list (logged and counted).
+/// Refuses hosts outside the allow-list (logged by the outbound client, counted here).
 pub(crate) fn check_allowed(backend: &Backend, uri: &http::Uri) -> Result<(), ExecError> {
-    if backend.limits.allows(uri) {
-        return Ok(());
-    }
-    backend.stats.bump(Counter::HostsRefused);
-    let origin =
-        sluice_plugin::Origin::of_uri(uri).map_or_else(|| uri.to_string(), |o| o.to_string());
-    tracing::warn!(plugin = %backend.plugin, backend = %backend.label, host = %origin, "plugin call to a host not allowed");
-    Err(ExecError::plugin(
-        ErrorKind::HostNotAllowed,
-        format!(
-            "plugin {} may not call {origin} (not in allowed_hosts)",
-            backend.plugin
-        ),
-    ))
+    backend.client.check(uri).inspect_err(|_| {
+        backend.stats.bump(Counter::HostsRefused);
+    })
 }
 
-/// Executes `request` through the default client; the response body may still stream.
+/// Executes `request` through the plugin's outbound client (the allow-list holds on every hop);
+/// the response body may still stream.
 pub(crate) async fn execute(
     backend: &Backend,
     request: BackendRequest,
     deadline: Instant,
     max_body_bytes: usize,
 ) -> Result<BackendResponse, ExecError> {
-    check_allowed(backend, &request.url)?;
-    let ctx = CallContext {
-        deadline,
-        max_body_bytes,
-    };
-    match tokio::time::timeout_at(deadline, backend.default_client.execute(request, &ctx)).await {
-        Ok(result) => result,
-        Err(_elapsed) => Err(ExecError::timeout()),
+    let ctx = CallContext::new(deadline, max_body_bytes);
+    let result =
+        match tokio::time::timeout_at(deadline, backend.client.execute(request, &ctx)).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(ExecError::timeout()),
+        };
+    if let Err(e) = &result
+        && e.kind == ErrorKind::HostNotAllowed
+    {
+        backend.stats.bump(Counter::HostsRefused);
     }
+    result
 }
 
 /// Executes `request` and reads the whole body (at most `max_body_bytes`) before the deadline.

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use sluice_config::Config;
+use sluice_config::{Config, LoadOptions, NamespaceClass};
 use sluice_plugin::Registry;
 
 pub(crate) fn init_logging(filter: Option<&str>) {
@@ -35,8 +35,8 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 }
 
 /// The config, or every problem printed to stderr.
-fn load(path: &Path) -> Result<Config, ExitCode> {
-    sluice_config::load(path).map_err(|diagnostics| {
+fn load(path: &Path, options: &LoadOptions) -> Result<Config, ExitCode> {
+    sluice_config::load_with(path, options).map_err(|diagnostics| {
         eprintln!("{diagnostics}");
         ExitCode::FAILURE
     })
@@ -80,19 +80,30 @@ fn registry(config: &Config) -> Result<Registry, Vec<String>> {
     }
 }
 
-fn warn_unknown_namespaces(config: &Config) {
-    for unknown in &config.unknown_namespaces {
-        tracing::warn!(
-            "{}: {}: namespace {:?} is not supported by Sluice and is ignored",
+/// One line per namespace accepted without being acted on: why, and where.
+fn namespace_lines(config: &Config) -> impl Iterator<Item = String> + '_ {
+    config.unknown_namespaces.iter().map(|unknown| {
+        let what = match unknown.class {
+            NamespaceClass::ObserveOnly => "only observes traffic and is ignored",
+            NamespaceClass::OptedOut => "is NOT enforced (--allow-unenforced)",
+        };
+        format!(
+            "{}: {}: namespace {:?} {what}",
             config.source.display(),
             unknown.path,
             unknown.namespace
-        );
+        )
+    })
+}
+
+fn warn_unknown_namespaces(config: &Config) {
+    for line in namespace_lines(config) {
+        tracing::warn!("{line}");
     }
 }
 
-pub(crate) fn run(path: &Path, port: Option<u16>) -> ExitCode {
-    let mut config = match load(path) {
+pub(crate) fn run(path: &Path, options: &LoadOptions, port: Option<u16>) -> ExitCode {
+    let mut config = match load(path, options) {
         Ok(config) => config,
         Err(code) => return code,
     };
@@ -149,8 +160,8 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: draining in-flight requests");
 }
 
-pub(crate) fn check(path: &Path) -> ExitCode {
-    let config = match load(path) {
+pub(crate) fn check(path: &Path, options: &LoadOptions) -> ExitCode {
+    let config = match load(path, options) {
         Ok(config) => config,
         Err(code) => return code,
     };
@@ -162,13 +173,8 @@ pub(crate) fn check(path: &Path) -> ExitCode {
     if let Err(errors) = sluice_server::validate(&config, &registry) {
         problems.extend(errors);
     }
-    for unknown in &config.unknown_namespaces {
-        println!(
-            "warning: {}: {}: namespace {:?} is ignored",
-            config.source.display(),
-            unknown.path,
-            unknown.namespace
-        );
+    for line in namespace_lines(&config) {
+        println!("warning: {line}");
     }
     if !problems.is_empty() {
         for p in &problems {

@@ -29,16 +29,38 @@ enum Command {
         /// Log level filter (e.g. `info`, `debug`, `sluice=debug`); overrides RUST_LOG.
         #[arg(short, long)]
         log: Option<String>,
+        #[command(flatten)]
+        load: LoadArgs,
     },
     /// Validate the configuration (plugins included) and print every problem.
     Check {
         /// The KrakenD v3 configuration file.
         #[arg(short, long, default_value = "krakend.json")]
         config: PathBuf,
+        #[command(flatten)]
+        load: LoadArgs,
     },
     /// Tooling for plugin authors.
     #[command(subcommand)]
     Plugin(PluginCommand),
+}
+
+/// How the config is read.
+#[derive(Debug, clap::Args)]
+struct LoadArgs {
+    /// Serve without enforcing this `extra_config` namespace (repeatable; `qos/*` names a
+    /// family). Sluice refuses a config with a namespace it does not implement, since ignoring
+    /// e.g. `auth/validator` would serve the endpoint unprotected; this is the explicit opt-out.
+    #[arg(long = "allow-unenforced", value_name = "NAMESPACE")]
+    allow_unenforced: Vec<String>,
+}
+
+impl LoadArgs {
+    fn options(self) -> sluice_config::LoadOptions {
+        sluice_config::LoadOptions {
+            allow_unenforced: self.allow_unenforced,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,13 +99,18 @@ enum PluginCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config, port, log } => {
+        Command::Run {
+            config,
+            port,
+            log,
+            load,
+        } => {
             commands::init_logging(log.as_deref());
-            commands::run(&config, port)
+            commands::run(&config, &load.options(), port)
         }
-        Command::Check { config } => {
+        Command::Check { config, load } => {
             commands::init_logging(Some("warn"));
-            commands::check(&config)
+            commands::check(&config, &load.options())
         }
         Command::Plugin(command) => {
             commands::init_logging(Some("warn"));

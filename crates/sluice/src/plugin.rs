@@ -5,7 +5,9 @@ use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::time::Instant;
 
-use sluice_plugin::{BackendRequest, CallContext, ClientPlugin, PluginContext, SharedExecutor};
+use sluice_plugin::{
+    BackendRequest, CallContext, ClientPlugin, OutboundClient, PluginContext, SharedExecutor,
+};
 
 const TEMPLATE_CARGO: &str = include_str!("../templates/Cargo.toml.tmpl");
 const TEMPLATE_LIB: &str = include_str!("../templates/lib.rs.tmpl");
@@ -258,11 +260,18 @@ fn test_one(
     }
     let mut executors = Vec::new();
     for (label, backend, plugin_ref) in &backends {
+        let outbound = OutboundClient::for_backend(
+            Arc::clone(client),
+            &plugin_ref.name,
+            &plugin_ref.extra,
+            &backend.host,
+        )
+        .map_err(|e| format!("{}: {e}", plugin_ref.json_path))?;
         let ctx = PluginContext {
             extra: &plugin_ref.extra,
             settings: plugin_ref.extra.get(&plugin_ref.name),
             backend_hosts: &backend.host,
-            default_client: Arc::clone(client),
+            client: Arc::new(outbound),
             backend_label: label,
         };
         let executor = plugin
@@ -286,10 +295,10 @@ fn test_one(
             headers: http::HeaderMap::new(),
             body: bytes::Bytes::new(),
         };
-        let ctx = CallContext {
-            deadline: sluice_plugin::Instant::now() + std::time::Duration::from_secs(5),
-            max_body_bytes: sluice_proxy::DEFAULT_MAX_BODY_BYTES,
-        };
+        let ctx = CallContext::new(
+            sluice_plugin::Instant::now() + std::time::Duration::from_secs(5),
+            sluice_proxy::DEFAULT_MAX_BODY_BYTES,
+        );
         let answer = runtime.block_on(async {
             let response = executor.execute(request, &ctx).await?;
             let status = response.status();
@@ -319,12 +328,13 @@ fn build_for_url(
         serde_json::Value::String(name.to_owned()),
     )]);
     let hosts = [origin];
+    let outbound = OutboundClient::for_backend(Arc::clone(client), name, &extra, &hosts)?;
     plugin
         .build(PluginContext {
             extra: &extra,
             settings: None,
             backend_hosts: &hosts,
-            default_client: Arc::clone(client),
+            client: Arc::new(outbound),
             backend_label: "sluice plugin test",
         })
         .map_err(|e| {

@@ -18,7 +18,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use sluice_plugin::{
     BackendRequest, BackendResponse, BoxFuture, CallContext, ClientPlugin, ErrorKind, ExecError,
-    Executor, Instant, PluginContext, SharedExecutor,
+    Executor, Instant, OutboundClient, PluginContext, SharedExecutor,
 };
 use sluice_wasm::{WasmHost, WasmHostOptions};
 
@@ -111,11 +111,12 @@ pub fn build(
         .to_owned();
     let settings = extra.get(&name).cloned();
     let hosts = vec![backend_url.to_owned()];
+    let client = OutboundClient::for_backend(default_client(), &name, &extra, &hosts)?;
     plugin.build(PluginContext {
         extra: &extra,
         settings: settings.as_ref(),
         backend_hosts: &hosts,
-        default_client: default_client(),
+        client: Arc::new(client),
         backend_label: "GET /test -> /backend",
     })
 }
@@ -141,10 +142,7 @@ pub fn request(method: &str, url: &str) -> BackendRequest {
 
 /// A call context with `timeout` left.
 pub fn ctx(timeout: Duration) -> CallContext {
-    CallContext {
-        deadline: Instant::now() + timeout,
-        max_body_bytes: 1 << 20,
-    }
+    CallContext::new(Instant::now() + timeout, 1 << 20)
 }
 
 /// Runs one request and reads the whole answer.
