@@ -310,8 +310,6 @@ pub struct Backend {
     pub group: Option<String>,
     /// `target`.
     pub target: Option<String>,
-    /// `disable_host_sanitize`.
-    pub disable_host_sanitize: bool,
     /// Backend-level `input_headers` (a further subset), if set.
     pub input_headers: Option<Vec<String>>,
     /// Backend-level `input_query_strings` (a further subset), if set.

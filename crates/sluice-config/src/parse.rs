@@ -688,7 +688,6 @@ fn backend(
         mapping,
         group,
         target,
-        disable_host_sanitize,
         input_headers,
         input_query_strings,
         flatmap_filter,

@@ -183,7 +183,6 @@ fn full_config_endpoints_and_backends() {
     assert_eq!(b0.mapping["collection"], "users");
     assert_eq!(b0.group.as_deref(), Some("first"));
     assert_eq!(b0.target.as_deref(), Some("data"));
-    assert!(!b0.disable_host_sanitize);
     assert_eq!(b0.input_headers, None);
     assert_eq!(b0.input_query_strings, None);
     assert_eq!(b0.flatmap_filter, [FlatmapOp::Del("secret".into())]);
@@ -239,7 +238,6 @@ fn full_config_endpoints_and_backends() {
     assert_eq!(proxy.input_headers, ["Content-Type"]);
     let raw = &proxy.backends[0];
     assert_eq!(raw.host, ["unix:///var/run/api.sock"]);
-    assert!(raw.disable_host_sanitize);
     assert_eq!(raw.method, Method::POST);
     assert_eq!(
         raw.encoding,

@@ -30,6 +30,12 @@ pub trait ClientPlugin: Send + Sync + fmt::Debug {
     fn kind(&self) -> String {
         "compiled-in Rust".to_owned()
     }
+    /// The keys this plugin reads beside `name`, its settings and `allowed_hosts` in a backend's
+    /// `plugin/http-client` object (a host's limits). Any other key is refused at start-up, so
+    /// a misspelt limit is an error rather than a limit silently not applied.
+    fn limit_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Validates the settings and builds the backend's executor. An `Err` stops start-up.
     fn build(&self, ctx: PluginContext<'_>) -> Result<SharedExecutor, String>;
 }

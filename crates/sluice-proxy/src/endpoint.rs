@@ -200,6 +200,17 @@ fn share(timeout: Duration, fraction: f64) -> Duration {
     timeout.mul_f64(fraction)
 }
 
+/// The first key of a `plugin/http-client` object that neither Sluice nor the plugin reads.
+fn unknown_sibling<'a>(
+    extra: &'a Map<String, Value>,
+    name: &str,
+    limit_keys: &[&str],
+) -> Option<&'a str> {
+    extra.keys().map(String::as_str).find(|key| {
+        !matches!(*key, "name" | "allowed_hosts") && *key != name && !limit_keys.contains(key)
+    })
+}
+
 fn combine(mut errors: Vec<ProxyError>) -> Option<ProxyError> {
     match errors.len() {
         0 => None,
@@ -246,6 +257,19 @@ pub fn build_pipelines(
                         continue;
                     }
                     Some(factory) => {
+                        if let Some(key) =
+                            unknown_sibling(&plugin.extra, &plugin.name, factory.limit_keys())
+                        {
+                            let mut known = vec!["name", plugin.name.as_str(), "allowed_hosts"];
+                            known.extend(factory.limit_keys());
+                            errors.push(format!(
+                                "{file}: {}.{key}: not a key plugin {:?} reads (it would be ignored); expected one of {}",
+                                plugin.json_path,
+                                plugin.name,
+                                known.join(", ")
+                            ));
+                            continue;
+                        }
                         let client = match OutboundClient::for_backend(
                             Arc::clone(default_client),
                             &plugin.name,

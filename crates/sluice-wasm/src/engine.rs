@@ -376,6 +376,10 @@ impl ClientPlugin for WasmPlugin {
         self.file.display().to_string()
     }
 
+    fn limit_keys(&self) -> &'static [&'static str] {
+        &["max_instances", "memory_limit", "timeout"]
+    }
+
     fn kind(&self) -> String {
         match &self.kind {
             Kind::Sluice(_) => "component of world sluice:plugin/http-client@0.1.0".to_owned(),

@@ -222,11 +222,6 @@ const FIELDS: &[(&str, &str)] = &[
     ("Backend.mapping", "crates/sluice-transform/src/format.rs"),
     ("Backend.group", "crates/sluice-transform/src/format.rs"),
     ("Backend.target", "crates/sluice-transform/src/format.rs"),
-    // Applied while parsing: the hosts are sanitised unless it is set.
-    (
-        "Backend.disable_host_sanitize",
-        "crates/sluice-config/src/parse.rs",
-    ),
     (
         "Backend.input_headers",
         "crates/sluice-proxy/src/request.rs",
