@@ -219,11 +219,13 @@ async fn accept_loop(
     let server = &config.server;
     // Go's server: an idle_timeout of 0 means read_timeout.
     let idle_timeout = non_zero(server.idle_timeout).or(non_zero(server.read_timeout));
+    // hyper's buffer cannot be smaller than 8 KiB.
+    let max_head = server.max_header_bytes.max(8192);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     {
         let mut http1 = builder.http1();
         http1.timer(TokioTimer::new());
-        http1.max_buf_size(server.max_header_bytes.max(8192));
+        http1.max_buf_size(max_head);
         if let Some(header) = non_zero(server.read_header_timeout) {
             // hyper starts this timer as soon as the connection waits for a head, idle or not;
             // the idle wait has its own limit (conn.rs), so it is added here, not counted twice.
@@ -274,7 +276,8 @@ async fn accept_loop(
                 Ok::<_, Infallible>(finish(&gateway, &state, response, in_flight))
             }
         });
-        let io = conn::Timed::new(smuggling::Guarded::new(stream), state, idle_timeout);
+        let guarded = smuggling::Guarded::new(stream, max_head);
+        let io = conn::Timed::new(guarded, state, idle_timeout);
         let connection = builder
             .serve_connection(TokioIo::new(io), service)
             .into_owned();

@@ -60,6 +60,9 @@ pub(crate) struct Framing {
     has_transfer_encoding: bool,
     /// The head has a framing header the guard cannot be sure of.
     doubtful: bool,
+    /// Bytes of the current head so far, and the most a head may have (`max_header_bytes`).
+    head_bytes: usize,
+    max_head: usize,
 }
 
 impl Framing {
@@ -75,7 +78,23 @@ impl Framing {
             has_content_length: false,
             has_transfer_encoding: false,
             doubtful: false,
+            head_bytes: 0,
+            max_head: usize::MAX,
         }
+    }
+
+    /// A tracker that also reports how much more of the current head may be read.
+    pub(crate) fn with_max_head(max_head: usize) -> Self {
+        Self {
+            max_head,
+            ..Self::new()
+        }
+    }
+
+    /// While a head is being read: how many more bytes of it fit in `max_head`.
+    fn head_room(&self) -> Option<usize> {
+        matches!(self.state, State::Head { .. })
+            .then(|| self.max_head.saturating_sub(self.head_bytes))
     }
 
     /// Follows `bytes`; returns the index of the last byte of a head that must be refused.
@@ -113,6 +132,7 @@ impl Framing {
                     line_len,
                     first_line,
                 } => {
+                    self.head_bytes += 1;
                     if b == b'\n' {
                         if line_len == 0 {
                             if self.doubtful
@@ -256,6 +276,7 @@ impl Framing {
         self.has_content_length = false;
         self.has_transfer_encoding = false;
         self.doubtful = false;
+        self.head_bytes = 0;
         State::Head {
             line_len: 0,
             first_line: true,
@@ -282,10 +303,11 @@ pin_project_lite::pin_project! {
 }
 
 impl<S> Guarded<S> {
-    pub(crate) fn new(inner: S) -> Self {
+    /// `max_head`: the most bytes of one head handed to hyper (see `poll_read`).
+    pub(crate) fn new(inner: S, max_head: usize) -> Self {
         Self {
             inner,
-            framing: Framing::new(),
+            framing: Framing::with_max_head(max_head),
             refused: false,
         }
     }
@@ -306,7 +328,19 @@ impl<S: AsyncRead> AsyncRead for Guarded<S> {
             )));
         }
         let before = buf.filled().len();
-        let poll = this.inner.poll_read(cx, buf);
+        // hyper checks its header limit only between reads, so one read can carry a head up to
+        // twice past it. Reads within a head stop at the limit instead: a longer head then
+        // fills hyper's buffer unfinished, which it answers with 431.
+        let poll = match this.framing.head_room() {
+            Some(room) if room < buf.remaining() => {
+                let mut limited = ReadBuf::new(buf.initialize_unfilled_to(room.max(1)));
+                let poll = this.inner.poll_read(cx, &mut limited);
+                let read = limited.filled().len();
+                buf.advance(read);
+                poll
+            }
+            _ => this.inner.poll_read(cx, buf),
+        };
         if let Poll::Ready(Ok(())) = &poll {
             let fresh = &mut buf.filled_mut()[before..];
             if let Some(at) = this.framing.feed(fresh) {
