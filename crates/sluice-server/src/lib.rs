@@ -41,6 +41,10 @@ pub const MAX_REQUEST_BODY_BYTES: usize = 16 << 20;
 /// nginx's `client_body_timeout`): one byte every few seconds must not hold a request forever.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a client may take to send a request head when `read_header_timeout` is not set
+/// (hyper's own default).
+const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Why the gateway could not start.
 #[derive(Debug)]
 pub enum StartError {
@@ -226,11 +230,10 @@ async fn accept_loop(
         let mut http1 = builder.http1();
         http1.timer(TokioTimer::new());
         http1.max_buf_size(max_head);
-        if let Some(header) = non_zero(server.read_header_timeout) {
-            // hyper starts this timer as soon as the connection waits for a head, idle or not;
-            // the idle wait has its own limit (conn.rs), so it is added here, not counted twice.
-            http1.header_read_timeout(header + idle_timeout.unwrap_or_default());
-        }
+        // hyper starts this timer as soon as the connection waits for a head, idle or not;
+        // the idle wait has its own limit (conn.rs), so it is added here, not counted twice.
+        let header = non_zero(server.read_header_timeout).unwrap_or(DEFAULT_HEADER_TIMEOUT);
+        http1.header_read_timeout(header + idle_timeout.unwrap_or_default());
     }
     let builder = if server.use_h2c {
         builder
@@ -485,21 +488,17 @@ async fn read_body(
             "503 service unavailable: too many request bodies in flight",
         )
     };
-    let reserve = |bytes: usize| -> Result<Option<OwnedSemaphorePermit>, Response<Body>> {
-        if bytes == 0 {
-            return Ok(None);
-        }
-        let n = u32::try_from(bytes).map_err(|_| too_large())?;
+    // Callers never ask for more than MAX_REQUEST_BODY_BYTES, well within u32.
+    let reserve = |bytes: u64| {
         Arc::clone(&gateway.body_budget)
-            .try_acquire_many_owned(n)
-            .map(Some)
-            .map_err(|_| over_budget())
+            .try_acquire_many_owned(u32::try_from(bytes).unwrap_or(u32::MAX))
+            .ok()
     };
     let declared = body.size_hint().exact();
     let mut reserved = match declared {
         Some(n) if n > MAX_REQUEST_BODY_BYTES as u64 => return Err(too_large()),
         Some(0) => return Ok((Bytes::new(), None)),
-        Some(n) => reserve(usize::try_from(n).map_err(|_| too_large())?)?,
+        Some(n) => Some(reserve(n).ok_or_else(over_budget)?),
         None => None,
     };
     let mut buffer = bytes::BytesMut::new();
@@ -521,11 +520,11 @@ async fn read_body(
         if buffer.len() + data.len() > MAX_REQUEST_BODY_BYTES {
             return Err(too_large());
         }
-        if declared.is_none() {
-            match (&mut reserved, reserve(data.len())?) {
-                (Some(held), Some(more)) => held.merge(more),
-                (slot @ None, more) => *slot = more,
-                (Some(_), None) => {}
+        if declared.is_none() && !data.is_empty() {
+            let more = reserve(data.len() as u64).ok_or_else(over_budget)?;
+            match &mut reserved {
+                Some(held) => held.merge(more),
+                None => reserved = Some(more),
             }
         }
         buffer.extend_from_slice(&data);

@@ -86,7 +86,7 @@ async fn send_and_watch(stream: &mut TcpStream, bytes: &[u8], limit: Duration) -
 /// meanwhile; the four are answered 408 and closed when `read_timeout` passes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_bodies_have_a_deadline_and_a_shared_budget() {
-    const READ_TIMEOUT: Duration = Duration::from_secs(2);
+    const READ_TIMEOUT: Duration = Duration::from_secs(3);
     let b = ok_backend().await;
     let gw = start_gateway(service_with(
         json!([
@@ -102,7 +102,7 @@ async fn client_bodies_have_a_deadline_and_a_shared_budget() {
             ),
         ]),
         json!({
-            "read_timeout": "2s",
+            "read_timeout": "3s",
             "extra_config": {"sluice/server": {"max_buffered_body_bytes": 4 << 20}}
         }),
     ))
