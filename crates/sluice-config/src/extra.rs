@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use crate::model::{
-    BackendHttpOptions, EndpointProxyOptions, FlatmapOp, PluginRef, RouterOptions, StaticResponse,
-    StaticStrategy,
+    BackendHttpOptions, EndpointProxyOptions, FlatmapOp, PluginRef, RouterOptions,
+    SluiceServerOptions, StaticResponse, StaticStrategy,
 };
 use crate::read::{Obj, Reader, index_path, kind, quote};
 
@@ -28,6 +28,8 @@ pub mod namespace {
     /// Backend client options (`send_body_on_redirect`).
     /// Alias: `github.com/devopsfaith/krakend/transport/http/client`.
     pub const BACKEND_HTTP_CLIENT: &str = "backend/http/client";
+    /// Sluice's own server limits (`max_connections`, `max_buffered_body_bytes`); no alias.
+    pub const SLUICE_SERVER: &str = "sluice/server";
 }
 
 /// A namespace the gateway reads.
@@ -38,6 +40,7 @@ pub(crate) enum Namespace {
     Router,
     PluginHttpClient,
     BackendHttpClient,
+    SluiceServer,
 }
 
 /// Where an `extra_config` is.
@@ -49,12 +52,13 @@ pub(crate) enum Level {
 }
 
 impl Namespace {
-    const ALL: [Namespace; 5] = [
+    const ALL: [Namespace; 6] = [
         Namespace::Proxy,
         Namespace::BackendHttp,
         Namespace::Router,
         Namespace::PluginHttpClient,
         Namespace::BackendHttpClient,
+        Namespace::SluiceServer,
     ];
 
     /// The short name, under which the namespace is stored.
@@ -65,6 +69,7 @@ impl Namespace {
             Namespace::Router => namespace::ROUTER,
             Namespace::PluginHttpClient => namespace::PLUGIN_HTTP_CLIENT,
             Namespace::BackendHttpClient => namespace::BACKEND_HTTP_CLIENT,
+            Namespace::SluiceServer => namespace::SLUICE_SERVER,
         }
     }
 
@@ -84,6 +89,7 @@ impl Namespace {
             Namespace::BackendHttpClient => {
                 &["github.com/devopsfaith/krakend/transport/http/client"]
             }
+            Namespace::SluiceServer => &[],
         }
     }
 
@@ -96,7 +102,7 @@ impl Namespace {
     /// Where the namespace is read, for messages.
     fn levels(self) -> &'static str {
         match self {
-            Namespace::Router => "service",
+            Namespace::Router | Namespace::SluiceServer => "service",
             Namespace::Proxy => "endpoint and backend",
             Namespace::BackendHttp | Namespace::BackendHttpClient | Namespace::PluginHttpClient => {
                 "backend"
@@ -108,7 +114,7 @@ impl Namespace {
     /// like an unknown one).
     fn read_at(self, level: Level) -> bool {
         match self {
-            Namespace::Router => level == Level::Service,
+            Namespace::Router | Namespace::SluiceServer => level == Level::Service,
             Namespace::Proxy => matches!(level, Level::Endpoint | Level::Backend),
             Namespace::BackendHttp | Namespace::BackendHttpClient | Namespace::PluginHttpClient => {
                 level == Level::Backend
@@ -392,4 +398,36 @@ pub(crate) fn plugin_ref(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> Optio
             None
         }
     }
+}
+
+/// `sluice/server` options of the service. Zero is refused rather than read as "the default":
+/// a cap of zero connections or bytes would serve nothing.
+pub(crate) fn sluice_server_options(
+    r: &mut Reader<'_>,
+    block: Option<&Block<'_>>,
+) -> SluiceServerOptions {
+    let mut options = SluiceServerOptions::default();
+    let Some(o) = block.and_then(|b| r.as_object(b.value, b.path.clone())) else {
+        return options;
+    };
+    let fields: [(&str, &str, &mut usize); 2] = [
+        (
+            "max_connections",
+            "a whole number of connections, at least 1",
+            &mut options.max_connections,
+        ),
+        (
+            "max_buffered_body_bytes",
+            "a whole number of bytes, at least 1",
+            &mut options.max_buffered_body_bytes,
+        ),
+    ];
+    for (key, expected, slot) in fields {
+        match r.uint::<usize>(&o, key, expected) {
+            Some(0) => r.error(o.path_of(key), format!("expected {expected}, found 0")),
+            Some(n) => *slot = n,
+            None => {}
+        }
+    }
+    options
 }

@@ -40,6 +40,8 @@ pub struct Config {
     pub transport: TransportOptions,
     /// `extra_config.router`.
     pub router: RouterOptions,
+    /// `extra_config."sluice/server"`: Sluice's own resource limits.
+    pub sluice_server: SluiceServerOptions,
     /// The service `extra_config`, aliases normalised to their short names.
     pub extra_config: Map<String, Value>,
     /// Endpoints, in file order.
@@ -104,20 +106,41 @@ pub struct PluginFolder {
 /// HTTP server options of the service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerOptions {
-    /// `read_timeout` (0 = none).
+    /// `read_timeout`: the deadline for reading a client body (0 = Sluice's 30s default).
     pub read_timeout: Duration,
-    /// `write_timeout` (0 = none).
+    /// `write_timeout`: the deadline for writing a response (0 = none).
     pub write_timeout: Duration,
-    /// `idle_timeout` (0 = none).
+    /// `idle_timeout`: how long a keep-alive connection may wait for its next request
+    /// (0 = `read_timeout`, as Go's server).
     pub idle_timeout: Duration,
     /// `read_header_timeout` (0 = none; Sluice then applies 10s against slow-loris).
     pub read_header_timeout: Duration,
-    /// `max_header_bytes`, default 1 MiB as Go's.
+    /// `max_header_bytes`, default 64 KiB (Go's is 1 MiB).
     pub max_header_bytes: usize,
     /// `use_h2c`.
     pub use_h2c: bool,
     /// `max_shutdown_wait_time`, default 1s.
     pub max_shutdown_wait_time: Duration,
+}
+
+/// `extra_config."sluice/server"` of the service: limits KrakenD has no field for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SluiceServerOptions {
+    /// `max_connections`: client connections served at once, default 4096. Connections past
+    /// the cap wait in the listen backlog until one closes.
+    pub max_connections: usize,
+    /// `max_buffered_body_bytes`: the process-wide budget for client bodies being buffered,
+    /// default 256 MiB. A body that does not fit gets 503 at once.
+    pub max_buffered_body_bytes: usize,
+}
+
+impl Default for SluiceServerOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 4096,
+            max_buffered_body_bytes: 256 << 20,
+        }
+    }
 }
 
 /// Outgoing transport options (the default client).
@@ -353,7 +376,7 @@ impl Default for ServerOptions {
             write_timeout: Duration::ZERO,
             idle_timeout: Duration::ZERO,
             read_header_timeout: Duration::ZERO,
-            max_header_bytes: 1 << 20,
+            max_header_bytes: 64 << 10,
             use_h2c: false,
             max_shutdown_wait_time: Duration::from_secs(1),
         }

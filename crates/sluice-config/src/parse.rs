@@ -188,6 +188,7 @@ fn service(r: &mut Reader<'_>, root: &Value, source: &Path) -> Option<Config> {
     let transport = transport_options(r, &svc);
     let extra = extra::read_extra(r, &svc, Level::Service);
     let router = extra::router_options(r, extra.block(Namespace::Router));
+    let sluice_server = extra::sluice_server_options(r, extra.block(Namespace::SluiceServer));
 
     let defaults = ServiceDefaults {
         timeout,
@@ -214,6 +215,7 @@ fn service(r: &mut Reader<'_>, root: &Value, source: &Path) -> Option<Config> {
         server,
         transport,
         router,
+        sluice_server,
         extra_config: extra.map,
         endpoints,
         unknown_namespaces: Vec::new(),

@@ -10,9 +10,9 @@ use http::Method;
 use serde_json::{Value, json};
 use sluice_config::{
     BackendHttpOptions, Config, Diagnostics, Encoding, FlatmapOp, LoadOptions, NamespaceClass,
-    OutputEncoding, PluginFolder, Position, RouterOptions, ServerOptions, StaticStrategy,
-    TransportOptions, UnknownNamespace, from_value, from_value_with, load, load_with, namespace,
-    parse_str,
+    OutputEncoding, PluginFolder, Position, RouterOptions, ServerOptions, SluiceServerOptions,
+    StaticStrategy, TransportOptions, UnknownNamespace, from_value, from_value_with, load,
+    load_with, namespace, parse_str,
 };
 
 const FULL: &str = "tests/fixtures/full.json";
@@ -264,7 +264,10 @@ fn defaults() {
     assert_eq!(config.plugin, None);
     assert!(!config.debug_endpoint && !config.echo_endpoint && !config.disable_rest);
     assert_eq!(config.server, ServerOptions::default());
-    assert_eq!(config.server.max_header_bytes, 1 << 20);
+    assert_eq!(config.server.max_header_bytes, 64 << 10);
+    assert_eq!(config.sluice_server, SluiceServerOptions::default());
+    assert_eq!(config.sluice_server.max_connections, 4096);
+    assert_eq!(config.sluice_server.max_buffered_body_bytes, 256 << 20);
     assert_eq!(config.transport, TransportOptions::default());
     assert_eq!(config.transport.max_idle_connections_per_host, 250);
     assert_eq!(config.router, RouterOptions::default());
@@ -777,4 +780,22 @@ fn never_panics_on_broken_text() {
             assert!(!diagnostics.is_empty());
         }
     }
+}
+
+#[test]
+fn sluice_server_namespace_is_read_at_the_service() {
+    let mut value = minimal();
+    value["extra_config"] = json!({"sluice/server": {
+        "max_connections": 10,
+        "max_buffered_body_bytes": 1048576
+    }});
+    let config = parse(value);
+    assert_eq!(
+        config.sluice_server,
+        SluiceServerOptions {
+            max_connections: 10,
+            max_buffered_body_bytes: 1 << 20,
+        }
+    );
+    assert!(config.unknown_namespaces.is_empty());
 }

@@ -1,3 +1,5 @@
+use std::future::Future as _;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 
@@ -17,6 +19,58 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 /// An empty body.
 pub fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// The error a [`with_deadline`] body ends with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadlinePassed;
+
+impl std::fmt::Display for DeadlinePassed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the body was not complete by its deadline")
+    }
+}
+
+impl std::error::Error for DeadlinePassed {}
+
+/// `body`, ending with [`DeadlinePassed`] once `deadline` passes. A streaming body that never
+/// ends (or ends too slowly) is cut: hyper then aborts the response instead of finishing it, so
+/// the client cannot take a truncated answer for a whole one.
+pub fn with_deadline(body: Body, deadline: tokio::time::Instant) -> Body {
+    Deadline {
+        inner: body,
+        sleep: Box::pin(tokio::time::sleep_until(deadline)),
+    }
+    .boxed_unsync()
+}
+
+struct Deadline {
+    inner: Body,
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl http_body::Body for Deadline {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        // The deadline first: a body that is always ready must not outrun it either.
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(Some(Err(Box::new(DeadlinePassed))));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Why a body could not be read in full.

@@ -15,7 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-pub use body::{Body, BoxError, CollectError, collect, empty, full};
+pub use body::{Body, BoxError, CollectError, DeadlinePassed, collect, empty, full, with_deadline};
 pub use error::{ErrorKind, ErrorSource, ExecError};
 pub use outbound::{AllowedHosts, Origin, OutboundClient};
 pub use registry::{ClientPlugin, PluginContext, Registry, RegistryError};

@@ -73,6 +73,14 @@ impl EndpointPipeline {
         if outcome.error.is_none() && Instant::now() > deadline {
             outcome.error = Some(ProxyError::Timeout);
         }
+        // A no-op answer still streams after the call returns: the endpoint deadline bounds it
+        // too, or a backend that never stops sending holds the client forever.
+        outcome.answer = outcome.answer.map(|answer| match answer {
+            Answer::Raw(response) => {
+                Answer::Raw(response.map(|body| sluice_plugin::with_deadline(body, deadline)))
+            }
+            data => data,
+        });
         outcome
     }
 

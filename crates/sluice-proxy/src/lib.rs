@@ -13,6 +13,7 @@
 mod backend;
 mod endpoint;
 mod error;
+mod hop;
 mod request;
 pub mod respond;
 
@@ -21,4 +22,5 @@ pub use endpoint::{
     DEFAULT_MAX_BODY_BYTES, EndpointPipeline, Outcome, build_pipelines, user_agent,
 };
 pub use error::ProxyError;
+pub use hop::strip_hop_by_hop;
 pub use request::ProxyRequest;

@@ -85,9 +85,28 @@ enum Piece {
     Text(String),
     /// An endpoint param, by name.
     Param(String),
-    /// A sequential placeholder: backend index and the dotted path into its data.
-    Response(usize, String),
+    /// A sequential placeholder: backend index, the dotted path into its data, and whether it
+    /// sits in the path (before any `?`).
+    Response(usize, String, bool),
 }
+
+/// What a value from a backend answer is escaped with: everything that could end or split a
+/// path segment (`/`, `?`, `#`, `%`) or is not allowed in a URL, so the value stays one segment.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
 
 /// A url_pattern compiled once: text and placeholders.
 #[derive(Debug, Clone)]
@@ -112,8 +131,11 @@ impl UrlTemplate {
             }
             display.push_str(&rest[..open]);
             let name = &rest[open + 1..close];
-            pieces
-                .push(sequential_reference(name).unwrap_or_else(|| Piece::Param(name.to_owned())));
+            let in_path = !display.contains('?') && !rest[..open].contains('?');
+            pieces.push(
+                sequential_reference(name, in_path)
+                    .unwrap_or_else(|| Piece::Param(name.to_owned())),
+            );
             display.push_str("{{.");
             display.push_str(&capitalise(name));
             display.push_str("}}");
@@ -130,37 +152,49 @@ impl UrlTemplate {
         }
     }
 
-    /// The path (and any query of the pattern itself) with params filled in.
-    fn render(&self, request: &ProxyRequest, responses: &[Option<Map<String, Value>>]) -> String {
+    /// The path (and any query of the pattern itself) with params filled in. Route params were
+    /// checked by the router (no dot segments, no encoded slashes); values from earlier backends
+    /// are escaped as one segment, and a bare `.` or `..` in the path is refused, as no escape
+    /// stops a server from normalising it.
+    fn render(
+        &self,
+        request: &ProxyRequest,
+        responses: &[Option<Map<String, Value>>],
+    ) -> Result<String, String> {
         let mut out = String::with_capacity(64);
         for piece in &self.pieces {
             match piece {
                 Piece::Text(text) => out.push_str(text),
                 Piece::Param(name) => out.push_str(request.param(name).unwrap_or_default()),
-                Piece::Response(index, path) => {
+                Piece::Response(index, path, in_path) => {
                     if let Some(value) = responses
                         .get(*index)
                         .and_then(Option::as_ref)
                         .and_then(|data| sluice_transform::sequential::lookup_path(data, path))
                     {
-                        out.push_str(&value);
+                        if *in_path && (value == "." || value == "..") {
+                            return Err(format!(
+                                "resp{index}_{path} is {value:?}, which would change the backend path"
+                            ));
+                        }
+                        out.extend(percent_encoding::utf8_percent_encode(&value, SEGMENT));
                     }
                 }
             }
         }
-        out
+        Ok(out)
     }
 }
 
 /// `resp0_first.random` -> (0, "first.random"); `Resp0_first.random` is the same value as a
 /// propagated param (`sequential_propagated_params`, checked by the config).
-fn sequential_reference(name: &str) -> Option<Piece> {
+fn sequential_reference(name: &str, in_path: bool) -> Option<Piece> {
     let rest = name
         .strip_prefix("resp")
         .or_else(|| name.strip_prefix("Resp"))?;
     let (index, path) = rest.split_once('_')?;
     let index = index.parse().ok()?;
-    Some(Piece::Response(index, path.to_owned()))
+    Some(Piece::Response(index, path.to_owned(), in_path))
 }
 
 /// Lura keys params with the first letter upper-cased (`{foo}` is `Foo`).
@@ -184,17 +218,6 @@ pub(crate) struct RequestBuilder {
     backend_query: Option<AllowList<String>>,
     user_agent: HeaderValue,
 }
-
-/// Headers a gateway never forwards as they are: they describe the client's connection.
-const HOP_BY_HOP: [HeaderName; 7] = [
-    header::CONNECTION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::PROXY_AUTHORIZATION,
-    header::HOST,
-];
 
 impl RequestBuilder {
     pub(crate) fn new(
@@ -224,7 +247,7 @@ impl RequestBuilder {
         let host = self.pick_host()?;
         let mut url = String::with_capacity(host.len() + 64);
         url.push_str(host);
-        url.push_str(&self.template.render(request, responses));
+        url.push_str(&self.template.render(request, responses)?);
         self.append_query(&mut url, request.query.as_deref());
         let url: Uri = url
             .parse()
@@ -269,16 +292,18 @@ impl RequestBuilder {
     fn headers(&self, request: &ProxyRequest) -> HeaderMap {
         let mut headers = HeaderMap::with_capacity(8);
         for (name, value) in &request.headers {
-            if self.endpoint_headers.allows(name)
+            // `Connection` is copied whatever the lists say, so the strip below sees the headers
+            // it names; the strip then removes it too. `Host` is the backend's, set by the client.
+            let allowed = self.endpoint_headers.allows(name)
                 && self
                     .backend_headers
                     .as_ref()
-                    .is_none_or(|list| list.allows(name))
-                && !HOP_BY_HOP.contains(name)
-            {
+                    .is_none_or(|list| list.allows(name));
+            if (allowed || name == header::CONNECTION) && name != header::HOST {
                 headers.append(name.clone(), value.clone());
             }
         }
+        crate::hop::strip_hop_by_hop(&mut headers);
         if let Some(ip) = ip_header_value(request.client_ip) {
             headers.insert(X_FORWARDED_FOR, ip);
         }
@@ -406,6 +431,27 @@ mod tests {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(ip_header_value(ip).unwrap(), ip.to_string().as_str());
         }
+    }
+
+    #[test]
+    fn sequential_values_stay_one_segment() {
+        let b = builder("/x/{resp0_a}?q={resp0_a}", &[], &[]);
+        let mut data = Map::new();
+        data.insert("a".into(), Value::String("../admin?x=1#f".into()));
+        let built = b.build(&request(None), &[Some(data.clone())]).unwrap();
+        assert_eq!(
+            built.url,
+            "http://h:1/x/..%2Fadmin%3Fx=1%23f?q=..%2Fadmin%3Fx=1%23f"
+        );
+        data.insert("a".into(), Value::String("..".into()));
+        assert!(b.build(&request(None), &[Some(data)]).is_err());
+        let in_query = builder("/x?q={resp0_a}", &[], &[]);
+        let mut dots = Map::new();
+        dots.insert("a".into(), Value::String("..".into()));
+        assert_eq!(
+            in_query.build(&request(None), &[Some(dots)]).unwrap().url,
+            "http://h:1/x?q=.."
+        );
     }
 
     #[test]

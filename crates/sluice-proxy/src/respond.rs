@@ -2,7 +2,7 @@
 //! status rules, `X-KrakenD-Completed`, `Cache-Control` and the output encodings.
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use serde_json::{Map, Value};
 use sluice_config::OutputEncoding;
@@ -97,39 +97,12 @@ pub fn text(status: StatusCode, message: &'static str) -> Response<Body> {
 
 fn no_op(backend: Response<Body>, options: &RenderOptions) -> Response<Body> {
     let (mut parts, body) = backend.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
+    crate::hop::strip_hop_by_hop(&mut parts.headers);
     parts.headers.insert(COMPLETED.clone(), FALSE);
     parts
         .headers
         .insert(VERSION_HEADER.clone(), options.version.clone());
     Response::from_parts(parts, body)
-}
-
-/// Headers that describe the backend's connection, not the answer.
-const HOP_BY_HOP: [HeaderName; 7] = [
-    header::CONNECTION,
-    header::TRANSFER_ENCODING,
-    header::TE,
-    header::TRAILER,
-    header::UPGRADE,
-    header::PROXY_AUTHENTICATE,
-    HeaderName::from_static("keep-alive"),
-];
-
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the (few) names present, then removes only for those found: a remove
-    // hashes its name, and seven of them cost more than the whole scan.
-    let mut present = 0u8;
-    for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|hop| hop == name) {
-            present |= 1 << i;
-        }
-    }
-    for (i, name) in HOP_BY_HOP.iter().enumerate() {
-        if present & (1 << i) != 0 {
-            headers.remove(name);
-        }
-    }
 }
 
 fn encode(
@@ -168,24 +141,4 @@ fn encode(
         .headers_mut()
         .insert(header::CONTENT_TYPE, content_type);
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn strips_only_hop_by_hop_headers() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
-        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        headers.insert(header::CONTENT_TYPE, TEXT);
-        headers.append(header::TRAILER, HeaderValue::from_static("a"));
-        headers.append(header::TRAILER, HeaderValue::from_static("b"));
-        headers.insert("x-other", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut headers);
-        let mut names: Vec<_> = headers.keys().map(HeaderName::as_str).collect();
-        names.sort_unstable();
-        assert_eq!(names, ["content-type", "x-other"]);
-    }
 }

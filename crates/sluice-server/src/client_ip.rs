@@ -87,21 +87,26 @@ impl ClientIp {
             let Some(value) = headers.get(name.as_str()).and_then(|v| v.to_str().ok()) else {
                 continue;
             };
-            // Walk from the nearest hop back: the first address not a trusted proxy is the client.
-            let hops: Vec<IpAddr> = value
-                .split(',')
-                .filter_map(|h| h.trim().parse().ok())
-                .collect();
-            if let Some(client) = hops
-                .iter()
-                .rev()
-                .find(|ip| !self.is_trusted(**ip))
-                .or(hops.first())
-            {
-                return *client;
+            if let Some(client) = self.walk(value) {
+                return client;
             }
         }
         peer
+    }
+
+    /// Walks a forwarding header from the nearest hop back (gin's `validateHeader`): the first
+    /// address that is not a trusted proxy is the client, or the farthest when all are trusted.
+    /// An entry that does not parse ends the walk and voids the header: skipping it would let a
+    /// client put any address behind a bit of junk.
+    fn walk(&self, value: &str) -> Option<IpAddr> {
+        let mut hops = value.split(',').rev().peekable();
+        while let Some(hop) = hops.next() {
+            let ip: IpAddr = hop.trim().parse().ok()?;
+            if hops.peek().is_none() || !self.is_trusted(ip) {
+                return Some(ip);
+            }
+        }
+        None
     }
 }
 
@@ -129,5 +134,32 @@ mod tests {
             ip.resolve(&headers, "10.0.0.1".parse().unwrap()),
             "10.0.0.1".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn an_entry_that_does_not_parse_ends_the_walk() {
+        let options = RouterOptions {
+            remote_ip_headers: vec!["x-forwarded-for".into()],
+            trusted_proxies: vec!["127.0.0.1/32".into(), "10.0.0.0/8".into()],
+            forwarded_by_client_ip: true,
+            ..RouterOptions::default()
+        };
+        let ip = ClientIp::new(&options);
+        let peer: IpAddr = "127.0.0.1".parse().unwrap();
+        for (value, want) in [
+            ("6.6.6.6, junk", "127.0.0.1"),
+            ("6.6.6.6, junk, 10.0.0.2", "127.0.0.1"),
+            ("6.6.6.6,", "127.0.0.1"),
+            ("1.2.3.4, 10.0.0.2", "1.2.3.4"),
+            ("10.0.0.3, 10.0.0.2", "10.0.0.3"),
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-forwarded-for", value.parse().unwrap());
+            assert_eq!(
+                ip.resolve(&headers, peer),
+                want.parse::<IpAddr>().unwrap(),
+                "{value}"
+            );
+        }
     }
 }

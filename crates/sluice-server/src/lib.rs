@@ -3,17 +3,21 @@
 
 mod builtin;
 mod client_ip;
+mod conn;
 mod router;
 mod smuggling;
+
+pub use smuggling::guard_refuses;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -21,6 +25,8 @@ use sluice_config::Config;
 use sluice_plugin::{Body, Registry, SharedExecutor};
 use sluice_proxy::respond::{self, RenderOptions};
 use sluice_proxy::{ProxyRequest, build_pipelines};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use crate::client_ip::ClientIp;
 use crate::router::{Lookup, Router};
@@ -30,6 +36,14 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The largest client body the gateway reads (larger ones get 413).
 pub const MAX_REQUEST_BODY_BYTES: usize = 16 << 20;
+
+/// How long a client may take to send its body when `read_timeout` is not set (the spirit of
+/// nginx's `client_body_timeout`): one byte every few seconds must not hold a request forever.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a client may take to send a request head when `read_header_timeout` is not set
+/// (hyper's own default).
+const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why the gateway could not start.
 #[derive(Debug)]
@@ -91,6 +105,12 @@ struct Gateway {
     handle_method_not_allowed: bool,
     path_decoding_guard: bool,
     client_ip: ClientIp,
+    /// The deadline for reading a client body, from the moment its head was read.
+    body_timeout: Duration,
+    /// `write_timeout`, when set.
+    write_timeout: Option<Duration>,
+    /// Bytes of client bodies being buffered, process-wide (`max_buffered_body_bytes`).
+    body_budget: Arc<Semaphore>,
 }
 
 /// Builds the pipelines with the default client made from the config's transport options.
@@ -178,7 +198,19 @@ fn build(
         handle_method_not_allowed: !router_options.disable_handle_method_not_allowed,
         path_decoding_guard: !router_options.disable_path_decoding,
         client_ip: ClientIp::new(router_options),
+        body_timeout: non_zero(config.server.read_timeout).unwrap_or(DEFAULT_READ_TIMEOUT),
+        write_timeout: non_zero(config.server.write_timeout),
+        body_budget: Arc::new(Semaphore::new(
+            config
+                .sluice_server
+                .max_buffered_body_bytes
+                .min(Semaphore::MAX_PERMITS),
+        )),
     })
+}
+
+fn non_zero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
 }
 
 async fn accept_loop(
@@ -188,21 +220,39 @@ async fn accept_loop(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let server = &config.server;
+    // Go's server: an idle_timeout of 0 means read_timeout.
+    let idle_timeout = non_zero(server.idle_timeout).or(non_zero(server.read_timeout));
+    // hyper's buffer cannot be smaller than 8 KiB.
+    let max_head = server.max_header_bytes.max(8192);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     {
         let mut http1 = builder.http1();
         http1.timer(TokioTimer::new());
-        http1.max_buf_size(config.server.max_header_bytes.max(8192));
-        if !config.server.read_header_timeout.is_zero() {
-            http1.header_read_timeout(config.server.read_header_timeout);
-        }
+        http1.max_buf_size(max_head);
+        // hyper starts this timer as soon as the connection waits for a head, idle or not;
+        // the idle wait has its own limit (conn.rs), so it is added here, not counted twice.
+        let header = non_zero(server.read_header_timeout).unwrap_or(DEFAULT_HEADER_TIMEOUT);
+        http1.header_read_timeout(header + idle_timeout.unwrap_or_default());
     }
-    let builder = if config.server.use_h2c {
+    let builder = if server.use_h2c {
         builder
     } else {
         builder.http1_only()
     };
+    // Connections past the cap wait in the listen backlog (not accepted) until one closes.
+    let slots = Arc::new(Semaphore::new(
+        config
+            .sluice_server
+            .max_connections
+            .min(Semaphore::MAX_PERMITS),
+    ));
     loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => slot,
+            _ = shutdown.changed() => break,
+        };
+        let Ok(slot) = slot else { break };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = shutdown.changed() => break,
@@ -217,19 +267,29 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let gateway = Arc::clone(&gateway);
+        let gateway_for_conn = Arc::clone(&gateway);
+        let state = Arc::new(conn::ConnState::default());
+        let service_state = Arc::clone(&state);
         let service = hyper::service::service_fn(move |request| {
-            let gateway = Arc::clone(&gateway);
-            async move { Ok::<_, Infallible>(handle(&gateway, request, peer).await) }
+            let gateway = Arc::clone(&gateway_for_conn);
+            let in_flight = service_state.start_request();
+            let state = Arc::clone(&service_state);
+            async move {
+                let response = handle(&gateway, request, peer).await;
+                Ok::<_, Infallible>(finish(&gateway, &state, response, in_flight))
+            }
         });
+        let guarded = smuggling::Guarded::new(stream, max_head);
+        let io = conn::Timed::new(guarded, state, idle_timeout);
         let connection = builder
-            .serve_connection(TokioIo::new(smuggling::Guarded::new(stream)), service)
+            .serve_connection(TokioIo::new(io), service)
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, peer = %peer, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
@@ -245,17 +305,73 @@ async fn accept_loop(
     }
 }
 
+/// The response as it leaves: hop-by-hop headers removed, the write deadline set, and the
+/// request counted in flight until its body has been written.
+fn finish(
+    gateway: &Gateway,
+    state: &conn::ConnState,
+    response: Response<Body>,
+    in_flight: conn::InFlight,
+) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    sluice_proxy::strip_hop_by_hop(&mut parts.headers);
+    let body = match gateway.write_timeout {
+        Some(timeout) => {
+            let deadline = Instant::now() + timeout;
+            state.set_write_deadline(deadline);
+            sluice_plugin::with_deadline(body, deadline)
+        }
+        None => body,
+    };
+    Response::from_parts(
+        parts,
+        InFlightBody {
+            body,
+            _in_flight: in_flight,
+        }
+        .boxed_unsync(),
+    )
+}
+
+/// A response body that keeps its request counted in flight until hyper drops it.
+struct InFlightBody {
+    body: Body,
+    _in_flight: conn::InFlight,
+}
+
+impl hyper::body::Body for InFlightBody {
+    type Data = Bytes;
+    type Error = sluice_plugin::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 async fn handle(gateway: &Gateway, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
     if gateway.health_path.as_deref() == Some(path) && parts.method == Method::GET {
         return builtin::health();
     }
+    // The body deadline runs from the end of the head, wherever the body is read.
+    let body_deadline = Instant::now() + gateway.body_timeout;
     if (gateway.debug_endpoint && builtin::is_debug(path))
         || (gateway.echo_endpoint && builtin::is_echo(path))
     {
-        let body = match read_body(body).await {
-            Ok(body) => body,
+        let (body, _reserved) = match read_body(gateway, body, body_deadline).await {
+            Ok(read) => read,
             Err(response) => return response,
         };
         return if builtin::is_debug(path) {
@@ -294,8 +410,9 @@ async fn handle(gateway: &Gateway, request: Request<Incoming>, peer: SocketAddr)
             None => return respond::text(StatusCode::BAD_REQUEST, "error: encoded url params"),
         }
     }
-    let body = match read_body(body).await {
-        Ok(body) => body,
+    // The reservation is held until the pipeline is done with the body.
+    let (body, _reserved) = match read_body(gateway, body, body_deadline).await {
+        Ok(read) => read,
         Err(response) => return response,
     };
     let client_ip = gateway.client_ip.resolve(&parts.headers, peer.ip());
@@ -313,7 +430,8 @@ async fn handle(gateway: &Gateway, request: Request<Incoming>, peer: SocketAddr)
 }
 
 /// Percent-decodes a path param. With the guard (KrakenD's default), a param that was encoded
-/// at all, or holds `?`/`#`, is refused; malformed escapes are always refused.
+/// at all, or holds `?`/`#`, is refused; malformed escapes are always refused, and so are `.` and
+/// `..` segments (decoded), which would change the backend path the param is put into.
 fn decode_param(raw: &str, guard: bool) -> Option<String> {
     let bytes = raw.as_bytes();
     for (i, b) in bytes.iter().enumerate() {
@@ -330,18 +448,88 @@ fn decode_param(raw: &str, guard: bool) -> Option<String> {
     if guard && (decoded != raw || decoded.contains(['?', '#'])) {
         return None;
     }
+    if decoded
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return None;
+    }
     Some(decoded.into_owned())
 }
 
-async fn read_body(body: Incoming) -> Result<Bytes, Response<Body>> {
-    match Limited::new(body, MAX_REQUEST_BODY_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(respond::text(
+/// A plain-text refusal that also closes the connection: the rest of the body is never read.
+fn refuse(status: StatusCode, message: &'static str) -> Response<Body> {
+    let mut response = respond::text(status, message);
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// Reads a client body by `deadline` (408 after it), at most [`MAX_REQUEST_BODY_BYTES`] (413),
+/// reserving its bytes in the process-wide budget as they arrive (503 at once when the budget is
+/// spent; the whole declared `Content-Length` is reserved up front). The reservation is returned
+/// with the body and released when dropped.
+async fn read_body(
+    gateway: &Gateway,
+    mut body: Incoming,
+    deadline: Instant,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), Response<Body>> {
+    use hyper::body::Body as _;
+    let too_large = || {
+        refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
             "413 request entity too large",
-        )),
-        Err(_) => Err(respond::text(StatusCode::BAD_REQUEST, "400 bad request")),
+        )
+    };
+    let over_budget = || {
+        refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "503 service unavailable: too many request bodies in flight",
+        )
+    };
+    // Callers never ask for more than MAX_REQUEST_BODY_BYTES, well within u32.
+    let reserve = |bytes: u64| {
+        Arc::clone(&gateway.body_budget)
+            .try_acquire_many_owned(u32::try_from(bytes).unwrap_or(u32::MAX))
+            .ok()
+    };
+    let declared = body.size_hint().exact();
+    let mut reserved = match declared {
+        Some(n) if n > MAX_REQUEST_BODY_BYTES as u64 => return Err(too_large()),
+        Some(0) => return Ok((Bytes::new(), None)),
+        Some(n) => Some(reserve(n).ok_or_else(over_budget)?),
+        None => None,
+    };
+    let mut buffer = bytes::BytesMut::new();
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => {
+                return Err(refuse(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "408 request timeout: the body was not sent in time",
+                ));
+            }
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(refuse(StatusCode::BAD_REQUEST, "400 bad request")),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if buffer.len() + data.len() > MAX_REQUEST_BODY_BYTES {
+            return Err(too_large());
+        }
+        if declared.is_none() && !data.is_empty() {
+            let more = reserve(data.len() as u64).ok_or_else(over_budget)?;
+            match &mut reserved {
+                Some(held) => held.merge(more),
+                None => reserved = Some(more),
+            }
+        }
+        buffer.extend_from_slice(&data);
     }
+    Ok((buffer.freeze(), reserved))
 }
 
 fn not_found() -> Response<Body> {
@@ -383,5 +571,10 @@ mod tests {
         assert_eq!(decode_param("a%20b", false).as_deref(), Some("a b"));
         assert_eq!(decode_param("a%zz", false), None);
         assert_eq!(decode_param("a%2", false), None);
+        for dots in ["..", ".", "%2e%2E", "a%2F..%2Fb", "a/../b", "./x"] {
+            assert_eq!(decode_param(dots, false), None, "{dots}");
+            assert_eq!(decode_param(dots, true), None, "{dots}");
+        }
+        assert_eq!(decode_param("..a", true).as_deref(), Some("..a"));
     }
 }

@@ -8,8 +8,11 @@
 //! `Content-Length` and chunked bodies) and, when a head carries both headers, breaks that head's
 //! terminator so hyper answers `400 Bad Request` and closes the connection.
 //!
-//! If the bytes stop looking like HTTP/1 (an h2c preface, an upgrade, a framing it cannot follow)
-//! the guard steps aside for the rest of the connection and hyper's own rules apply.
+//! It fails closed: a head it cannot be sure of (a `Content-Length` or `Transfer-Encoding` line
+//! too long to read whole, a length that is not a number, either header twice, a
+//! `Transfer-Encoding` not ending in `chunked`) is refused the same way, and a chunked body it
+//! cannot follow has the offending byte broken, so hyper fails the body (400) and the connection
+//! ends there. Only an h2c preface turns it off (HTTP/2 frames its own messages).
 
 use std::io;
 use std::pin::Pin;
@@ -17,7 +20,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Longest header line the guard inspects; longer lines are only checked by their start.
+/// Longest header line the guard keeps; a framing header line longer than this is refused.
 const NAME_PREFIX: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +45,7 @@ enum State {
     Trailers {
         line_len: usize,
     },
-    /// Not following any more.
+    /// Not following any more (after an h2c preface or a refusal).
     Inert,
 }
 
@@ -55,6 +58,11 @@ pub(crate) struct Framing {
     chunked: bool,
     has_content_length: bool,
     has_transfer_encoding: bool,
+    /// The head has a framing header the guard cannot be sure of.
+    doubtful: bool,
+    /// Bytes of the current head so far, and the most a head may have (`max_header_bytes`).
+    head_bytes: usize,
+    max_head: usize,
 }
 
 impl Framing {
@@ -69,7 +77,24 @@ impl Framing {
             chunked: false,
             has_content_length: false,
             has_transfer_encoding: false,
+            doubtful: false,
+            head_bytes: 0,
+            max_head: usize::MAX,
         }
+    }
+
+    /// A tracker that also reports how much more of the current head may be read.
+    pub(crate) fn with_max_head(max_head: usize) -> Self {
+        Self {
+            max_head,
+            ..Self::new()
+        }
+    }
+
+    /// While a head is being read: how many more bytes of it fit in `max_head`.
+    fn head_room(&self) -> Option<usize> {
+        matches!(self.state, State::Head { .. })
+            .then(|| self.max_head.saturating_sub(self.head_bytes))
     }
 
     /// Follows `bytes`; returns the index of the last byte of a head that must be refused.
@@ -107,9 +132,12 @@ impl Framing {
                     line_len,
                     first_line,
                 } => {
+                    self.head_bytes += 1;
                     if b == b'\n' {
                         if line_len == 0 {
-                            if self.has_content_length && self.has_transfer_encoding {
+                            if self.doubtful
+                                || (self.has_content_length && self.has_transfer_encoding)
+                            {
                                 refused = Some(i);
                                 self.state = State::Inert;
                                 return refused;
@@ -149,7 +177,8 @@ impl Framing {
                         };
                     }
                     b'\r' => {}
-                    b';' => {
+                    // Whitespace after the size (hyper accepts it) ends the digits like `;`.
+                    b';' | b' ' | b'\t' if digits > 0 => {
                         self.state = State::ChunkSize {
                             size,
                             digits,
@@ -165,7 +194,7 @@ impl Framing {
                                 in_ext,
                             };
                         }
-                        _ => self.state = State::Inert,
+                        _ => return self.refuse(i),
                     },
                 },
                 State::ChunkDataEnd => match b {
@@ -177,7 +206,7 @@ impl Framing {
                             in_ext: false,
                         }
                     }
-                    _ => self.state = State::Inert,
+                    _ => return self.refuse(i),
                 },
                 State::Trailers { line_len } => match b {
                     b'\n' if line_len == 0 => self.state = self.next_head(),
@@ -196,52 +225,48 @@ impl Framing {
         refused
     }
 
+    /// Refuses at byte `at` and stops following (the connection ends there).
+    fn refuse(&mut self, at: usize) -> Option<usize> {
+        self.state = State::Inert;
+        Some(at)
+    }
+
     fn end_header_line(&mut self, line_len: usize, first_line: bool) {
         if first_line {
             return;
         }
         let seen = &self.prefix[..line_len.min(NAME_PREFIX)];
         if let Some(rest) = seen.strip_prefix(b"content-length:") {
+            // Twice (even with one value), unreadable or too long to see whole: refused.
+            self.doubtful |= self.has_content_length || line_len > NAME_PREFIX;
             self.has_content_length = true;
-            let digits: Vec<u8> = rest
-                .iter()
-                .copied()
-                .filter(|c| !c.is_ascii_whitespace())
-                .collect();
-            self.content_length = std::str::from_utf8(&digits)
-                .ok()
-                .and_then(|d| d.parse().ok());
-            if self.content_length.is_none() || line_len > NAME_PREFIX {
-                // Too long to be sure of the length: leave framing to hyper.
-                self.content_length = None;
-            }
+            let digits = rest.trim_ascii();
+            self.content_length = (!digits.is_empty() && digits.iter().all(u8::is_ascii_digit))
+                .then(|| std::str::from_utf8(digits).ok()?.parse().ok())
+                .flatten();
+            self.doubtful |= self.content_length.is_none();
         } else if let Some(rest) = seen.strip_prefix(b"transfer-encoding:") {
+            self.doubtful |= self.has_transfer_encoding || line_len > NAME_PREFIX;
             self.has_transfer_encoding = true;
-            let value = String::from_utf8_lossy(rest);
-            // A value too long to see whole leaves the framing unknown: step aside (below).
-            self.chunked = line_len <= NAME_PREFIX && value.trim().ends_with("chunked");
+            let last = rest.rsplit(|b| *b == b',').next().unwrap_or_default();
+            self.chunked = last.trim_ascii() == b"chunked";
+            // A request body must end with chunked (RFC 9112 §6.3); anything else is unframed.
+            self.doubtful |= !self.chunked;
         }
     }
 
     fn body_state(&mut self) -> State {
         if self.has_transfer_encoding {
-            if self.chunked {
-                State::ChunkSize {
-                    size: 0,
-                    digits: 0,
-                    in_ext: false,
-                }
-            } else {
-                State::Inert
-            }
-        } else if self.has_content_length {
-            match self.content_length {
-                Some(0) => self.next_head(),
-                Some(n) => State::Fixed(n),
-                None => State::Inert,
+            State::ChunkSize {
+                size: 0,
+                digits: 0,
+                in_ext: false,
             }
         } else {
-            self.next_head()
+            match self.content_length {
+                Some(n) if n > 0 => State::Fixed(n),
+                _ => self.next_head(),
+            }
         }
     }
 
@@ -250,11 +275,20 @@ impl Framing {
         self.chunked = false;
         self.has_content_length = false;
         self.has_transfer_encoding = false;
+        self.doubtful = false;
+        self.head_bytes = 0;
         State::Head {
             line_len: 0,
             first_line: true,
         }
     }
+}
+
+/// Where the guard refuses the first message of `bytes` (the index of the byte it breaks), if it
+/// does: the guard's verdict on bytes as one connection would deliver them, for fuzzing and
+/// differential tests against an HTTP parser.
+pub fn guard_refuses(bytes: &[u8]) -> Option<usize> {
+    Framing::new().feed(bytes)
 }
 
 pin_project_lite::pin_project! {
@@ -264,14 +298,17 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: S,
         framing: Framing,
+        refused: bool,
     }
 }
 
 impl<S> Guarded<S> {
-    pub(crate) fn new(inner: S) -> Self {
+    /// `max_head`: the most bytes of one head handed to hyper (see `poll_read`).
+    pub(crate) fn new(inner: S, max_head: usize) -> Self {
         Self {
             inner,
-            framing: Framing::new(),
+            framing: Framing::with_max_head(max_head),
+            refused: false,
         }
     }
 }
@@ -283,13 +320,35 @@ impl<S: AsyncRead> AsyncRead for Guarded<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.project();
+        if *this.refused {
+            // Nothing after a refused byte reaches hyper.
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request refused by the smuggling guard",
+            )));
+        }
         let before = buf.filled().len();
-        let poll = this.inner.poll_read(cx, buf);
+        // hyper checks its header limit only between reads, so one read can carry a head up to
+        // twice past it. Reads within a head stop at the limit instead: a longer head then
+        // fills hyper's buffer unfinished, which it answers with 431.
+        let poll = match this.framing.head_room() {
+            Some(room) if room < buf.remaining() => {
+                let mut limited = ReadBuf::new(buf.initialize_unfilled_to(room.max(1)));
+                let poll = this.inner.poll_read(cx, &mut limited);
+                let read = limited.filled().len();
+                buf.advance(read);
+                poll
+            }
+            _ => this.inner.poll_read(cx, buf),
+        };
         if let Poll::Ready(Ok(())) = &poll {
             let fresh = &mut buf.filled_mut()[before..];
             if let Some(at) = this.framing.feed(fresh) {
-                // A NUL where the head's final LF was: hyper's parser rejects the head (400).
+                // A NUL where the head's final LF (or the bad chunk byte) was: hyper's parser
+                // rejects it (400), and the bytes after it are dropped.
                 fresh[at] = 0;
+                *this.refused = true;
+                buf.set_filled(before + at + 1);
             }
         }
         poll
@@ -369,6 +428,188 @@ mod tests {
             59
         );
         assert_eq!(refused_at(input, 20), None);
+    }
+
+    #[test]
+    fn doubtful_framing_headers_are_refused_not_skipped() {
+        let padding = " ".repeat(80);
+        for head in [
+            format!(
+                "POST / HTTP/1.1\r\nContent-Length:{padding}4\r\nTransfer-Encoding: chunked\r\n\r\n"
+            ),
+            format!(
+                "POST / HTTP/1.1\r\nTransfer-Encoding:{padding}chunked\r\nContent-Length: 4\r\n\r\n"
+            ),
+            format!("POST / HTTP/1.1\r\nContent-Length: 4{padding}x\r\n\r\n"),
+            "POST / HTTP/1.1\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\n".to_owned(),
+            "POST / HTTP/1.1\r\nContent-Length: +4\r\n\r\n".to_owned(),
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .to_owned(),
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n".to_owned(),
+        ] {
+            let bytes = head.as_bytes();
+            for split in 0..bytes.len() {
+                assert_eq!(
+                    refused_at(bytes, split),
+                    Some(bytes.len() - 1),
+                    "{head:?} split at {split}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_later_head_with_a_long_framing_line_is_still_refused() {
+        // The old guard stepped aside for the rest of the connection after one long line.
+        let long = format!("X{}", "a".repeat(100));
+        let input = format!(
+            "POST / HTTP/1.1\r\nContent-Length:  {}\r\n\r\nGET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            long
+        );
+        assert_eq!(
+            guard_refuses(input.as_bytes()),
+            input.find("\r\n\r\n").map(|i| i + 3)
+        );
+    }
+
+    #[test]
+    fn a_chunked_body_it_cannot_follow_is_refused() {
+        let input = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n";
+        assert_eq!(guard_refuses(input), input.iter().position(|b| *b == b'X'));
+        let input = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+        assert_eq!(guard_refuses(input), input.iter().position(|b| *b == b'z'));
+        let ok = b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5 ;a=b\r\nhello\r\n0\r\n\r\n";
+        assert_eq!(guard_refuses(ok), None);
+    }
+
+    /// A small deterministic generator (xorshift), so the differential test needs no crate.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len())]
+        }
+    }
+
+    /// A request head built from random header lines, some of them framing headers in odd
+    /// spellings, then mutated at the byte level.
+    fn random_head(rng: &mut Rng) -> Vec<u8> {
+        const NAMES: &[&str] = &[
+            "Content-Length",
+            "content-length",
+            "CONTENT-LENGTH",
+            "Transfer-Encoding",
+            "transfer-encoding",
+            "TrAnSfEr-EnCoDiNg",
+            "Host",
+            "X-A",
+            "Content-Lengthx",
+            "Transfer-Encodings",
+            "Content-Length ",
+            " Content-Length",
+        ];
+        const VALUES: &[&str] = &[
+            "0",
+            "5",
+            "  5  ",
+            "05",
+            "+5",
+            "-1",
+            "5, 5",
+            "18446744073709551616",
+            "chunked",
+            "gzip, chunked",
+            "chunked, gzip",
+            "identity",
+            " chunked ",
+            "x",
+            "",
+        ];
+        let mut head =
+            String::from(rng.pick(&["POST / HTTP/1.1", "GET /a HTTP/1.0", "\r\nPUT / HTTP/1.1"]));
+        for _ in 0..rng.below(5) {
+            let eol = rng.pick(&["\r\n", "\r\n", "\n"]);
+            let pad = if rng.below(6) == 0 {
+                40 + rng.below(80)
+            } else {
+                rng.below(2)
+            };
+            head.push_str(eol);
+            head.push_str(rng.pick(NAMES));
+            head.push(':');
+            head.push_str(&" ".repeat(pad));
+            head.push_str(rng.pick(VALUES));
+        }
+        head.push_str(rng.pick(&["\r\n\r\n", "\n\n", "\r\n\n"]));
+        let mut bytes = head.into_bytes();
+        const NOISE: &[u8] = b"\r\n :,\t\x00aZ9";
+        for _ in 0..rng.below(3) {
+            if bytes.is_empty() {
+                break;
+            }
+            let at = rng.below(bytes.len());
+            match rng.below(3) {
+                0 => bytes[at] = NOISE[rng.below(NOISE.len())],
+                1 => bytes.insert(at, NOISE[rng.below(6)]),
+                _ => {
+                    bytes.remove(at);
+                }
+            }
+        }
+        bytes
+    }
+
+    /// The fuzz target's property, bounded: whenever httparse reads a complete head with
+    /// conflicting or repeated framing headers, the guard refuses it within that head; and the
+    /// guard never panics, whatever the bytes and however they are split.
+    #[test]
+    fn differential_against_httparse() {
+        let mut rng = Rng(0x5eed_1234_abcd_ef01);
+        let mut conflicts = 0;
+        for case in 0..4000 {
+            let bytes = random_head(&mut rng);
+            let split = rng.below(bytes.len() + 1);
+            let verdict = guard_refuses(&bytes);
+            assert_eq!(
+                verdict,
+                refused_at(&bytes, split),
+                "case {case}: split changes the verdict"
+            );
+            let mut headers = [httparse::EMPTY_HEADER; 16];
+            let mut request = httparse::Request::new(&mut headers);
+            let Ok(httparse::Status::Complete(head_len)) = request.parse(&bytes) else {
+                continue;
+            };
+            let count = |name: &str| {
+                request
+                    .headers
+                    .iter()
+                    .filter(|h| h.name.eq_ignore_ascii_case(name))
+                    .count()
+            };
+            let (cl, te) = (count("content-length"), count("transfer-encoding"));
+            if (cl > 0 && te > 0) || cl > 1 || te > 1 {
+                conflicts += 1;
+                assert!(
+                    verdict.is_some_and(|at| at < head_len),
+                    "case {case}: {:?} has conflicting framing but the guard said {verdict:?}",
+                    String::from_utf8_lossy(&bytes)
+                );
+            }
+        }
+        assert!(
+            conflicts > 200,
+            "the generator produced only {conflicts} conflicting heads"
+        );
     }
 
     #[test]
