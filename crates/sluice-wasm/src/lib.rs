@@ -26,6 +26,7 @@
 
 mod cache;
 mod engine;
+mod headers;
 mod limits;
 mod outbound;
 mod pool;

@@ -8,6 +8,15 @@ use sluice_plugin::AllowedHosts;
 /// Default linear-memory limit per instance.
 pub(crate) const DEFAULT_MEMORY_LIMIT: u64 = 64 * 1024 * 1024;
 
+/// Default reuse cap: an instance serves this many requests, then is replaced. Linear memory
+/// never shrinks and a guest may keep garbage between requests; re-instantiating from the
+/// pre-instantiated component costs microseconds, so a few thousand requests amortise it.
+pub(crate) const DEFAULT_MAX_REQUESTS_PER_INSTANCE: u64 = 1000;
+
+/// Default idle expiry: an instance unused this long is dropped (its pool slot and memory
+/// go back), so a burst's instances do not stay resident for good.
+pub(crate) const DEFAULT_INSTANCE_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Limits of one backend's plugin executor (see the crate docs for the config keys).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -19,6 +28,10 @@ pub struct Limits {
     pub memory_limit: u64,
     /// Cap on each request's time in the plugin (`None` = the request deadline).
     pub timeout: Option<Duration>,
+    /// Requests one instance serves before it is replaced.
+    pub max_requests_per_instance: u64,
+    /// An idle instance older than this is dropped.
+    pub instance_idle_timeout: Duration,
 }
 
 impl Limits {
@@ -63,11 +76,38 @@ impl Limits {
                 ));
             }
         };
+        let max_requests_per_instance = match extra.get("max_requests_per_instance") {
+            None | Some(Value::Null) => DEFAULT_MAX_REQUESTS_PER_INSTANCE,
+            Some(v) => v
+                .as_u64()
+                .filter(|n| (1..=1_000_000_000).contains(n))
+                .ok_or_else(|| {
+                    format!(
+                        "max_requests_per_instance: expected an integer from 1 to 1000000000, found {v}"
+                    )
+                })?,
+        };
+        let instance_idle_timeout = match extra.get("instance_idle_timeout") {
+            None | Some(Value::Null) => DEFAULT_INSTANCE_IDLE_TIMEOUT,
+            Some(Value::String(s)) => sluice_config::parse_duration(s)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    format!("instance_idle_timeout: {s:?} is not a duration like \"30s\"")
+                })?,
+            Some(other) => {
+                return Err(format!(
+                    "instance_idle_timeout: expected a duration string, found {other}"
+                ));
+            }
+        };
         Ok(Limits {
             allowed_hosts,
             max_instances,
             memory_limit,
             timeout,
+            max_requests_per_instance,
+            instance_idle_timeout,
         })
     }
 
@@ -131,6 +171,19 @@ mod tests {
             (l.memory_limit, l.max_instances, l.timeout),
             (1 << 20, 3, Some(Duration::from_secs(2)))
         );
+        assert_eq!(
+            (l.max_requests_per_instance, l.instance_idle_timeout),
+            (
+                DEFAULT_MAX_REQUESTS_PER_INSTANCE,
+                DEFAULT_INSTANCE_IDLE_TIMEOUT
+            )
+        );
+        let extra = json!({"max_requests_per_instance": 5, "instance_idle_timeout": "250ms"});
+        let l = Limits::from_extra(extra.as_object().expect("object"), &hosts).expect("limits");
+        assert_eq!(
+            (l.max_requests_per_instance, l.instance_idle_timeout),
+            (5, Duration::from_millis(250))
+        );
 
         for (bad, key) in [
             (json!({"allowed_hosts": "x"}), "allowed_hosts"),
@@ -138,6 +191,22 @@ mod tests {
             (json!({"max_instances": 0}), "max_instances"),
             (json!({"memory_limit": "lots"}), "memory_limit"),
             (json!({"timeout": 5}), "timeout"),
+            (
+                json!({"max_requests_per_instance": 0}),
+                "max_requests_per_instance",
+            ),
+            (
+                json!({"max_requests_per_instance": "many"}),
+                "max_requests_per_instance",
+            ),
+            (
+                json!({"instance_idle_timeout": "0s"}),
+                "instance_idle_timeout",
+            ),
+            (
+                json!({"instance_idle_timeout": 30}),
+                "instance_idle_timeout",
+            ),
         ] {
             let err =
                 Limits::from_extra(bad.as_object().expect("object"), &hosts).expect_err("bad");
