@@ -71,7 +71,9 @@ fn send_many(request: &IncomingRequest, n: usize) -> Result<u16, ErrorCode> {
     let _ = outgoing.set_scheme(request.scheme().as_ref());
     let _ = outgoing.set_authority(request.authority().as_deref());
     let _ = outgoing.set_path_with_query(Some("/echo"));
-    let body = outgoing.body().map_err(|()| ErrorCode::InternalError(None))?;
+    let body = outgoing
+        .body()
+        .map_err(|()| ErrorCode::InternalError(None))?;
     let future = outgoing_handler::handle(outgoing, None)?;
     let _ = OutgoingBody::finish(body, None);
     future.subscribe().block();
