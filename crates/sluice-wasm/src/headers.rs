@@ -14,7 +14,7 @@ pub(crate) const MAX_HEADERS: usize = 1000;
 /// Most bytes of names and values in one request's or response's headers from a plugin.
 pub(crate) const MAX_HEADER_BYTES: usize = 128 * 1024;
 
-fn too_many(what: &str, count: usize) -> ExecError {
+fn too_many(what: String, count: usize) -> ExecError {
     ExecError::plugin(
         ErrorKind::Other,
         format!("{what} has {count} headers, more than the {MAX_HEADERS} allowed"),
@@ -22,19 +22,21 @@ fn too_many(what: &str, count: usize) -> ExecError {
 }
 
 /// Converts a guest's header list, refusing one over the bounds before allocating for it.
+/// `what` names the list in the error (built only then: this is on every request's path).
 pub(crate) fn from_guest(
-    what: &str,
+    what: impl FnOnce() -> String,
     headers: Vec<(String, Vec<u8>)>,
 ) -> Result<http::HeaderMap, ExecError> {
     if headers.len() > MAX_HEADERS {
-        return Err(too_many(what, headers.len()));
+        return Err(too_many(what(), headers.len()));
     }
     let bytes: usize = headers.iter().map(|(n, v)| n.len() + v.len()).sum();
     if bytes > MAX_HEADER_BYTES {
         return Err(ExecError::plugin(
             ErrorKind::Other,
             format!(
-                "{what} has {bytes} bytes of headers, more than the {MAX_HEADER_BYTES} allowed"
+                "{} has {bytes} bytes of headers, more than the {MAX_HEADER_BYTES} allowed",
+                what()
             ),
         ));
     }
@@ -52,9 +54,12 @@ pub(crate) fn from_guest(
 }
 
 /// Checks a header map a wasi:http guest built (its size is bounded as it is built).
-pub(crate) fn check(what: &str, headers: &http::HeaderMap) -> Result<(), ExecError> {
+pub(crate) fn check(
+    what: impl FnOnce() -> String,
+    headers: &http::HeaderMap,
+) -> Result<(), ExecError> {
     if headers.len() > MAX_HEADERS {
-        return Err(too_many(what, headers.len()));
+        return Err(too_many(what(), headers.len()));
     }
     Ok(())
 }
@@ -70,11 +75,14 @@ mod tests {
                 .map(|i| (format!("x-{i}"), vec![b'v'; len]))
                 .collect()
         };
-        assert_eq!(from_guest("t", list(3, 1)).expect("small").len(), 3);
+        assert_eq!(
+            from_guest(|| "t".into(), list(3, 1)).expect("small").len(),
+            3
+        );
         // 30,000 headers: refused before `HeaderMap::with_capacity`, which would panic.
-        let err = from_guest("the answer", list(30_000, 1)).expect_err("too many");
+        let err = from_guest(|| "the answer".into(), list(30_000, 1)).expect_err("too many");
         assert!(err.message.contains("30000 headers"), "{err}");
-        let err = from_guest("t", list(2, MAX_HEADER_BYTES)).expect_err("too big");
+        let err = from_guest(|| "t".into(), list(2, MAX_HEADER_BYTES)).expect_err("too big");
         assert!(err.message.contains("bytes of headers"), "{err}");
     }
 }

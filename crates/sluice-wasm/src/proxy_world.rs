@@ -106,7 +106,7 @@ impl WasiHttpHooks for Hooks {
             self.refused = true;
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
-        if let Err(e) = headers::check("the plugin's request", request.headers()) {
+        if let Err(e) = headers::check(|| "the plugin's request".into(), request.headers()) {
             tracing::warn!(plugin = %backend.plugin, backend = %backend.label, "plugin call refused: {}", e.message);
             let count = u32::try_from(request.headers().len()).ok();
             return Box::new(async move {
@@ -396,7 +396,7 @@ impl Shared {
             match rx.await {
                 Ok(Ok(response)) => {
                     let (parts, body) = response.into_parts();
-                    headers::check(&format!("the answer of plugin {plugin}"), &parts.headers)?;
+                    headers::check(|| format!("the answer of plugin {plugin}"), &parts.headers)?;
                     let body = outbound::collect_body(body, deadline, max_body).await?;
                     Ok((parts, body))
                 }

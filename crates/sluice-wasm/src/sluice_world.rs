@@ -514,7 +514,7 @@ fn from_wit_request(request: WitRequest) -> Result<BackendRequest, ExecError> {
             request.url
         )));
     }
-    let mut headers = headers::from_guest("the plugin's request", request.headers)?;
+    let mut headers = headers::from_guest(|| "the plugin's request".into(), request.headers)?;
     fix_framing(&mut headers, request.body.len());
     Ok(BackendRequest {
         method,
@@ -536,7 +536,7 @@ fn to_backend_response(
         ))
     })?;
     let mut headers = headers::from_guest(
-        &format!("the answer of plugin {}", backend.plugin),
+        || format!("the answer of plugin {}", backend.plugin),
         response.headers,
     )?;
     fix_framing(&mut headers, response.body.len());
