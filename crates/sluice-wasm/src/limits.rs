@@ -117,9 +117,11 @@ impl Limits {
     }
 }
 
+/// Every backend reserves its `max_instances` of the host's pool (1000 by default), so the
+/// default stays modest: 60 plugin backends fit even on a machine with many cores.
 fn default_max_instances() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    (cores * 2).clamp(4, 64)
+    (cores * 2).clamp(4, 16)
 }
 
 /// `1024`, `64MiB`, `64 MiB`, `512KiB`, `1GB`, `10kb`... (KB/MB/GB are decimal, KiB/MiB/GiB binary).

@@ -80,7 +80,8 @@ pub fn host() -> &'static WasmHost {
     static HOST: OnceLock<WasmHost> = OnceLock::new();
     HOST.get_or_init(|| {
         let options = WasmHostOptions {
-            pool_instances: 200,
+            // Every backend reserves its max_instances: room for the tests running at once.
+            pool_instances: 1000,
             cache_dir: Some(
                 Path::new(env!("CARGO_TARGET_TMPDIR")).join("sluice-wasm-cache-shared"),
             ),
