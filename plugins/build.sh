@@ -5,7 +5,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
-if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-wasip2; then
+# Not `rustup ... | grep -q`: with pipefail, grep exiting early can SIGPIPE rustup and fail.
+if command -v rustup >/dev/null && ! grep -qx wasm32-wasip2 <<<"$(rustup target list --installed)"; then
     echo "build.sh: the wasm32-wasip2 target is missing: run 'rustup target add wasm32-wasip2'" >&2
     exit 1
 fi
@@ -13,7 +14,7 @@ cargo build --release --target wasm32-wasip2 "$@"
 target_dir="${CARGO_TARGET_DIR:-$here/../target}"
 out="$target_dir/wasm32-wasip2/release"
 mkdir -p dist
-plugins=(client-example hmac-signer static-answer fan-out header-rewrite fault wasi-passthrough)
+plugins=(client-example hmac-signer static-answer fan-out header-rewrite fault wasi-passthrough wasi-fault)
 for name in "${plugins[@]}"; do
     cp -f "$out/${name//-/_}.wasm" "dist/$name.wasm"
 done

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use crate::cache::{Cache, CacheStats};
 use crate::limits::Limits;
+use crate::pool::Sweep;
 use crate::stats::PluginStats;
 use crate::{LoadError, LoadedPlugins, proxy_world, sluice_world};
 
@@ -22,7 +23,8 @@ use crate::{LoadError, LoadedPlugins, proxy_world, sluice_world};
 pub struct WasmHostOptions {
     /// Use wasmtime's pooling allocator (fast instantiation; reserves address space up front).
     pub pooling: bool,
-    /// Pool size: component instances alive at once across all plugins.
+    /// Pool size: component instances alive at once across all plugins. Every backend
+    /// reserves its `max_instances` of it when built; a backend that does not fit is refused.
     pub pool_instances: u32,
     /// Ceiling for any plugin's `memory_limit`, in bytes (also the pool's per-memory size).
     pub max_memory_size: u64,
@@ -67,11 +69,195 @@ impl Drop for Ticker {
     }
 }
 
+/// How often the reaper looks for idle instances past their `instance_idle_timeout`.
+const REAP_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Drops expired idle instances of every live pool, on its own thread (dropping a store
+/// unmaps memory: not something to do on a request's path or on the epoch ticker).
+struct Reaper {
+    pools: Arc<Mutex<Vec<Weak<dyn Sweep>>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Reaper {
+    fn start() -> Result<Reaper, String> {
+        let pools: Arc<Mutex<Vec<Weak<dyn Sweep>>>> = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let pools = Arc::clone(&pools);
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("sluice-wasm-reaper".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::park_timeout(REAP_INTERVAL);
+                        let live: Vec<Arc<dyn Sweep>> = {
+                            let mut pools = pools.lock().unwrap_or_else(|p| p.into_inner());
+                            pools.retain(|p| p.strong_count() > 0);
+                            pools.iter().filter_map(Weak::upgrade).collect()
+                        };
+                        let now = std::time::Instant::now();
+                        for pool in live {
+                            pool.sweep(now);
+                        }
+                    }
+                })
+                .map_err(|e| format!("cannot start the instance reaper: {e}"))?
+        };
+        Ok(Reaper {
+            pools,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Pool resources one instance of a component takes, or a sum of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Slots {
+    pub(crate) instances: u64,
+    pub(crate) memories: u64,
+    pub(crate) tables: u64,
+}
+
+impl Slots {
+    /// What one instance of `component` takes from the pool (the per-component maxima when
+    /// wasmtime cannot tell statically).
+    fn of(component: &Component) -> Slots {
+        match component.resources_required() {
+            Some(r) => Slots {
+                instances: 1,
+                memories: u64::from(r.num_memories),
+                tables: u64::from(r.num_tables),
+            },
+            None => Slots {
+                instances: 1,
+                memories: u64::from(MAX_MEMORIES_PER_COMPONENT),
+                tables: u64::from(MAX_TABLES_PER_COMPONENT),
+            },
+        }
+    }
+
+    fn times(self, n: u64) -> Slots {
+        Slots {
+            instances: self.instances.saturating_mul(n),
+            memories: self.memories.saturating_mul(n),
+            tables: self.tables.saturating_mul(n),
+        }
+    }
+
+    fn plus(self, o: Slots) -> Slots {
+        Slots {
+            instances: self.instances.saturating_add(o.instances),
+            memories: self.memories.saturating_add(o.memories),
+            tables: self.tables.saturating_add(o.tables),
+        }
+    }
+
+    fn fits(self, capacity: Slots) -> bool {
+        self.instances <= capacity.instances
+            && self.memories <= capacity.memories
+            && self.tables <= capacity.tables
+    }
+}
+
+impl std::fmt::Display for Slots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} instances ({} memories, {} tables)",
+            self.instances, self.memories, self.tables
+        )
+    }
+}
+
+/// The pooling allocator's capacity and what backends have reserved of it: each backend
+/// reserves room for its `max_instances` up front, so one backend can never take the slots
+/// another one counts on.
+#[derive(Debug)]
+pub(crate) struct Ledger {
+    capacity: Slots,
+    reserved: Mutex<Slots>,
+}
+
+/// A backend's share of the pool, given back when its last instance is gone.
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    ledger: Arc<Ledger>,
+    slots: Slots,
+}
+
+impl Ledger {
+    fn reserve(
+        self: &Arc<Self>,
+        plugin: &str,
+        max_instances: usize,
+        per_instance: Slots,
+    ) -> Result<Reservation, String> {
+        let wanted = per_instance.times(max_instances as u64);
+        let mut reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
+        if !reserved.plus(wanted).fits(self.capacity) {
+            return Err(format!(
+                "max_instances: {max_instances} instances of plugin {plugin:?} need {wanted}, \
+                 but the WebAssembly instance pool holds {} and other backends reserved {} \
+                 of it; the sum of max_instances over all backends must fit the pool: lower \
+                 max_instances here or elsewhere",
+                self.capacity, *reserved
+            ));
+        }
+        *reserved = reserved.plus(wanted);
+        Ok(Reservation {
+            ledger: Arc::clone(self),
+            slots: wanted,
+        })
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut reserved = self
+            .ledger
+            .reserved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        reserved.instances = reserved.instances.saturating_sub(self.slots.instances);
+        reserved.memories = reserved.memories.saturating_sub(self.slots.memories);
+        reserved.tables = reserved.tables.saturating_sub(self.slots.tables);
+    }
+}
+
+/// Per-component maxima of the pooling allocator.
+const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 32;
+const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
+const MAX_TABLES_PER_COMPONENT: u32 = 16;
+
 /// What every executor keeps alive: the engine and its ticker.
 pub(crate) struct EngineShared {
     pub(crate) engine: Engine,
     pub(crate) options: WasmHostOptions,
+    /// `None` without the pooling allocator (nothing to reserve then).
+    ledger: Option<Arc<Ledger>>,
+    reaper: Reaper,
     _ticker: Ticker,
+}
+
+impl EngineShared {
+    /// Registers a pool with the reaper (which holds it weakly).
+    pub(crate) fn register_pool(&self, pool: Weak<dyn Sweep>) {
+        let mut pools = self.reaper.pools.lock().unwrap_or_else(|p| p.into_inner());
+        pools.push(pool);
+    }
 }
 
 impl std::fmt::Debug for EngineShared {
@@ -111,13 +297,15 @@ impl WasmHost {
             let mut pool = PoolingAllocationConfig::new();
             let n = options.pool_instances.max(1);
             pool.total_component_instances(n);
-            pool.total_core_instances(n.saturating_mul(4));
+            // Core instances are only counted (no slot is set aside for them), so allow every
+            // component instance its maximum: the ledger then only tracks what has slots.
+            pool.total_core_instances(n.saturating_mul(MAX_CORE_INSTANCES_PER_COMPONENT));
             pool.total_memories(n.saturating_mul(2));
             pool.total_tables(n.saturating_mul(4));
             pool.total_stacks(n);
-            pool.max_core_instances_per_component(32);
-            pool.max_memories_per_component(4);
-            pool.max_tables_per_component(16);
+            pool.max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT);
+            pool.max_memories_per_component(MAX_MEMORIES_PER_COMPONENT);
+            pool.max_tables_per_component(MAX_TABLES_PER_COMPONENT);
             let max_memory = usize::try_from(options.max_memory_size)
                 .map_err(|_| "max_memory_size does not fit this platform".to_owned())?;
             pool.max_memory_size(max_memory);
@@ -144,6 +332,18 @@ impl WasmHost {
                 .map_err(|e| format!("cannot start the epoch ticker: {e}"))?
         };
 
+        let ledger = options.pooling.then(|| {
+            let n = u64::from(options.pool_instances.max(1));
+            Arc::new(Ledger {
+                capacity: Slots {
+                    instances: n,
+                    memories: n * 2,
+                    tables: n * 4,
+                },
+                reserved: Mutex::new(Slots::default()),
+            })
+        });
+        let reaper = Reaper::start()?;
         let cache = Cache::new(&engine, &options);
         let sluice_linker =
             Arc::new(sluice_world::linker(&engine).map_err(|e| format!("linker: {e}"))?);
@@ -153,6 +353,8 @@ impl WasmHost {
             shared: Arc::new(EngineShared {
                 engine,
                 options,
+                ledger,
+                reaper,
                 _ticker: Ticker {
                     stop,
                     thread: Some(thread),
@@ -265,6 +467,7 @@ impl WasmHost {
         let plugin = WasmPlugin {
             name: name.clone(),
             file: file.to_path_buf(),
+            slots: Slots::of(&component),
             kind,
             stats,
             engine: Arc::clone(&self.shared),
@@ -343,6 +546,8 @@ struct WasmPlugin {
     name: String,
     file: PathBuf,
     kind: Kind,
+    /// Pool resources one instance takes.
+    slots: Slots,
     stats: Arc<PluginStats>,
     engine: Arc<EngineShared>,
 }
@@ -369,6 +574,9 @@ pub(crate) struct Backend {
     pub(crate) client: Arc<OutboundClient>,
     pub(crate) stats: Arc<PluginStats>,
     pub(crate) engine: Arc<EngineShared>,
+    /// This backend's share of the instance pool; every instance holds the backend, so the
+    /// share goes back only when the last of them is gone.
+    pub(crate) _reservation: Option<Reservation>,
 }
 
 impl ClientPlugin for WasmPlugin {
@@ -377,7 +585,7 @@ impl ClientPlugin for WasmPlugin {
     }
 
     fn limit_keys(&self) -> &'static [&'static str] {
-        &["max_instances", "memory_limit", "timeout"]
+        crate::limits::KEYS
     }
 
     fn kind(&self) -> String {
@@ -388,13 +596,17 @@ impl ClientPlugin for WasmPlugin {
     }
 
     fn build(&self, ctx: PluginContext<'_>) -> Result<SharedExecutor, String> {
-        let limits = Limits::from_extra(ctx.extra, ctx.backend_hosts)?;
+        let limits = Limits::from_extra(ctx.extra)?;
         if limits.memory_limit > self.engine.options.max_memory_size {
             return Err(format!(
                 "memory_limit: {} bytes is above the host's maximum of {} bytes",
                 limits.memory_limit, self.engine.options.max_memory_size
             ));
         }
+        let reservation = match &self.engine.ledger {
+            Some(ledger) => Some(ledger.reserve(&self.name, limits.max_instances, self.slots)?),
+            None => None,
+        };
         let settings_value = ctx
             .settings
             .cloned()
@@ -413,6 +625,7 @@ impl ClientPlugin for WasmPlugin {
             client: ctx.client,
             stats: Arc::clone(&self.stats),
             engine: Arc::clone(&self.engine),
+            _reservation: reservation,
         });
         match &self.kind {
             Kind::Sluice(loaded) => sluice_world::build(loaded, backend),

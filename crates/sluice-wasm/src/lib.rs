@@ -18,14 +18,19 @@
 //! | key | meaning | default |
 //! | --- | --- | --- |
 //! | `allowed_hosts` | list of `scheme://host[:port]` the plugin may call (`"*"` = any) | the backend's own `host` list |
-//! | `max_instances` | instances (= concurrent requests in the plugin) for this backend | 2 x cores, at least 4, at most 64 |
+//! | `max_instances` | instances (= concurrent requests in the plugin) for this backend | 2 x cores, at least 4, at most 16 |
 //! | `memory_limit` | linear memory per instance: bytes, or `"64MiB"`, `"512KiB"`, `"1GB"`... | `64MiB` |
 //! | `timeout` | Go duration capping each request's time in the plugin (`"500ms"`) | the request's deadline |
+//! | `max_requests_per_instance` | requests an instance serves before it is replaced | `1000` |
+//! | `instance_idle_timeout` | Go duration after which an idle instance is dropped | `60s` |
 //!
-//! A value of the wrong shape fails the backend's build with a message naming the key.
+//! A value of the wrong shape fails the backend's build with a message naming the key. Each
+//! backend reserves its `max_instances` of the host's instance pool at build time; a backend
+//! that does not fit beside the others is refused.
 
 mod cache;
 mod engine;
+mod headers;
 mod limits;
 mod outbound;
 mod pool;

@@ -3,31 +3,47 @@
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use sluice_plugin::AllowedHosts;
+
+/// The keys [`Limits::from_extra`] reads beside `name` (`allowed_hosts` belongs to the plugin's
+/// outbound client).
+pub(crate) const KEYS: &[&str] = &[
+    "max_instances",
+    "memory_limit",
+    "timeout",
+    "max_requests_per_instance",
+    "instance_idle_timeout",
+];
 
 /// Default linear-memory limit per instance.
 pub(crate) const DEFAULT_MEMORY_LIMIT: u64 = 64 * 1024 * 1024;
 
+/// Default reuse cap: an instance serves this many requests, then is replaced. Linear memory
+/// never shrinks and a guest may keep garbage between requests; re-instantiating from the
+/// pre-instantiated component costs microseconds, so a few thousand requests amortise it.
+pub(crate) const DEFAULT_MAX_REQUESTS_PER_INSTANCE: u64 = 1000;
+
+/// Default idle expiry: an instance unused this long is dropped (its pool slot and memory
+/// go back), so a burst's instances do not stay resident for good.
+pub(crate) const DEFAULT_INSTANCE_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Limits of one backend's plugin executor (see the crate docs for the config keys).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Hosts the plugin may call.
-    pub allowed_hosts: AllowedHosts,
     /// Instances for this backend.
     pub max_instances: usize,
     /// Linear memory per instance, in bytes.
     pub memory_limit: u64,
     /// Cap on each request's time in the plugin (`None` = the request deadline).
     pub timeout: Option<Duration>,
+    /// Requests one instance serves before it is replaced.
+    pub max_requests_per_instance: u64,
+    /// An idle instance older than this is dropped.
+    pub instance_idle_timeout: Duration,
 }
 
 impl Limits {
     /// Reads the limits from the `plugin/http-client` object. Errors name the offending key.
-    pub fn from_extra(
-        extra: &Map<String, Value>,
-        backend_hosts: &[String],
-    ) -> Result<Limits, String> {
-        let allowed_hosts = AllowedHosts::from_extra(extra, backend_hosts)?;
+    pub fn from_extra(extra: &Map<String, Value>) -> Result<Limits, String> {
         let max_instances = match extra.get("max_instances") {
             None | Some(Value::Null) => default_max_instances(),
             Some(v) => match v.as_u64() {
@@ -63,23 +79,46 @@ impl Limits {
                 ));
             }
         };
+        let max_requests_per_instance = match extra.get("max_requests_per_instance") {
+            None | Some(Value::Null) => DEFAULT_MAX_REQUESTS_PER_INSTANCE,
+            Some(v) => v
+                .as_u64()
+                .filter(|n| (1..=1_000_000_000).contains(n))
+                .ok_or_else(|| {
+                    format!(
+                        "max_requests_per_instance: expected an integer from 1 to 1000000000, found {v}"
+                    )
+                })?,
+        };
+        let instance_idle_timeout = match extra.get("instance_idle_timeout") {
+            None | Some(Value::Null) => DEFAULT_INSTANCE_IDLE_TIMEOUT,
+            Some(Value::String(s)) => sluice_config::parse_duration(s)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    format!("instance_idle_timeout: {s:?} is not a duration like \"30s\"")
+                })?,
+            Some(other) => {
+                return Err(format!(
+                    "instance_idle_timeout: expected a duration string, found {other}"
+                ));
+            }
+        };
         Ok(Limits {
-            allowed_hosts,
             max_instances,
             memory_limit,
             timeout,
+            max_requests_per_instance,
+            instance_idle_timeout,
         })
-    }
-
-    /// Whether the plugin may call `uri`.
-    pub fn allows(&self, uri: &http::Uri) -> bool {
-        self.allowed_hosts.allows(uri)
     }
 }
 
+/// Every backend reserves its `max_instances` of the host's pool (1000 by default), so the
+/// default stays modest: 60 plugin backends fit even on a machine with many cores.
 fn default_max_instances() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    (cores * 2).clamp(4, 64)
+    (cores * 2).clamp(4, 16)
 }
 
 /// `1024`, `64MiB`, `64 MiB`, `512KiB`, `1GB`, `10kb`... (KB/MB/GB are decimal, KiB/MiB/GiB binary).
@@ -117,30 +156,52 @@ mod tests {
 
     #[test]
     fn limits_from_extra() {
-        let hosts = vec!["http://127.0.0.1:8080".to_owned()];
         let extra = json!({"name": "p"});
-        let l = Limits::from_extra(extra.as_object().expect("object"), &hosts).expect("limits");
-        assert!(l.allows(&"http://127.0.0.1:8080/a".parse().expect("uri")));
-        assert!(!l.allows(&"http://127.0.0.1:8081/a".parse().expect("uri")));
+        let l = Limits::from_extra(extra.as_object().expect("object")).expect("limits");
         assert_eq!(l.memory_limit, DEFAULT_MEMORY_LIMIT);
 
-        let extra = json!({"allowed_hosts": ["*"], "memory_limit": "1MiB", "timeout": "2s", "max_instances": 3});
-        let l = Limits::from_extra(extra.as_object().expect("object"), &hosts).expect("limits");
-        assert!(l.allows(&"https://anything.example/".parse().expect("uri")));
+        let extra = json!({"memory_limit": "1MiB", "timeout": "2s", "max_instances": 3});
+        let l = Limits::from_extra(extra.as_object().expect("object")).expect("limits");
         assert_eq!(
             (l.memory_limit, l.max_instances, l.timeout),
             (1 << 20, 3, Some(Duration::from_secs(2)))
         );
+        assert_eq!(
+            (l.max_requests_per_instance, l.instance_idle_timeout),
+            (
+                DEFAULT_MAX_REQUESTS_PER_INSTANCE,
+                DEFAULT_INSTANCE_IDLE_TIMEOUT
+            )
+        );
+        let extra = json!({"max_requests_per_instance": 5, "instance_idle_timeout": "250ms"});
+        let l = Limits::from_extra(extra.as_object().expect("object")).expect("limits");
+        assert_eq!(
+            (l.max_requests_per_instance, l.instance_idle_timeout),
+            (5, Duration::from_millis(250))
+        );
 
         for (bad, key) in [
-            (json!({"allowed_hosts": "x"}), "allowed_hosts"),
-            (json!({"allowed_hosts": ["ftp://x"]}), "allowed_hosts"),
             (json!({"max_instances": 0}), "max_instances"),
             (json!({"memory_limit": "lots"}), "memory_limit"),
             (json!({"timeout": 5}), "timeout"),
+            (
+                json!({"max_requests_per_instance": 0}),
+                "max_requests_per_instance",
+            ),
+            (
+                json!({"max_requests_per_instance": "many"}),
+                "max_requests_per_instance",
+            ),
+            (
+                json!({"instance_idle_timeout": "0s"}),
+                "instance_idle_timeout",
+            ),
+            (
+                json!({"instance_idle_timeout": 30}),
+                "instance_idle_timeout",
+            ),
         ] {
-            let err =
-                Limits::from_extra(bad.as_object().expect("object"), &hosts).expect_err("bad");
+            let err = Limits::from_extra(bad.as_object().expect("object")).expect_err("bad");
             assert!(err.starts_with(key), "{err}");
         }
     }

@@ -27,12 +27,16 @@ use wasmtime_wasi_http::{
 };
 
 use crate::engine::{Backend, block_on};
-use crate::outbound;
 use crate::pool::Pool;
 use crate::sluice_world::{DeadlineExceeded, MemoryLimiter};
-use crate::stats::Counter;
+use crate::stats::{Counter, LiveInstance};
+use crate::{headers, outbound};
 
 const STDERR_CAPACITY: usize = 4096;
+
+/// Resource-table entries an idle instance may hold (stdio streams and the like); more means
+/// requests leave things behind, and the instance is not reused.
+const MAX_RESIDENT_TABLE_ENTRIES: usize = 32;
 
 /// Per-instance host state.
 pub(crate) struct State {
@@ -102,6 +106,15 @@ impl WasiHttpHooks for Hooks {
             self.refused = true;
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
+        if let Err(e) = headers::check(|| "the plugin's request".into(), request.headers()) {
+            tracing::warn!(plugin = %backend.plugin, backend = %backend.label, "plugin call refused: {}", e.message);
+            let count = u32::try_from(request.headers().len()).ok();
+            return Box::new(async move {
+                Err(wasmtime_wasi_http::Error::HttpRequestHeaderSectionSize(
+                    count,
+                ))
+            });
+        }
         Box::new(async move {
             let (parts, body) = request.into_parts();
             let body = outbound::collect_body(body, deadline, max_body_bytes)
@@ -161,13 +174,14 @@ impl Loaded {
 struct Instance {
     store: Store<State>,
     proxy: wasmtime_wasi_http::p2::bindings::Proxy,
+    _live: LiveInstance,
 }
 
 struct Shared {
     backend: Arc<Backend>,
     pre: ProxyPre<State>,
     config: Arc<WasiConfigVariables>,
-    pool: Pool<Instance>,
+    pool: Arc<Pool<Instance>>,
 }
 
 /// The executor of one backend whose plugin is a wasi:http/proxy component.
@@ -204,13 +218,21 @@ pub(crate) fn build(loaded: &Loaded, backend: Arc<Backend>) -> Result<SharedExec
     let deadline = Instant::now() + backend.engine.options.init_timeout;
     let instance =
         block_on(new_instance(&loaded.pre, &backend, &config, deadline))?.map_err(|e| e.message)?;
+    let pool = Arc::new(Pool::new(
+        backend.limits.max_instances,
+        backend.limits.max_requests_per_instance,
+        backend.limits.instance_idle_timeout,
+        Arc::clone(&backend.stats),
+    ));
+    pool.put_idle(instance);
+    let weak = Arc::downgrade(&pool);
+    backend.engine.register_pool(weak);
     let shared = Shared {
-        pool: Pool::new(backend.limits.max_instances),
+        pool,
         backend,
         pre: loaded.pre.clone(),
         config,
     };
-    shared.pool.put_idle(instance);
     Ok(Arc::new(ProxyExecutor {
         shared: Arc::new(shared),
     }))
@@ -223,10 +245,13 @@ async fn new_instance(
     deadline: Instant,
 ) -> Result<Instance, ExecError> {
     let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+    let mut http = WasiHttpCtx::new();
+    // The guest's `fields` are `HeaderMap`s built by the host: bounded as they are built.
+    http.set_field_size_limit(headers::MAX_HEADER_BYTES);
     let state = State {
         wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
         table: ResourceTable::new(),
-        http: WasiHttpCtx::new(),
+        http,
         hooks: Hooks {
             backend: Arc::clone(backend),
             deadline,
@@ -253,7 +278,11 @@ async fn new_instance(
     match tokio::time::timeout_at(deadline, pre.instantiate_async(&mut store)).await {
         Ok(Ok(proxy)) => {
             backend.stats.bump(Counter::InstancesCreated);
-            Ok(Instance { store, proxy })
+            Ok(Instance {
+                store,
+                proxy,
+                _live: LiveInstance::new(&backend.stats),
+            })
         }
         Ok(Err(e)) => Err(classify(backend, &store, &e)),
         Err(_) => Err(ExecError::plugin(
@@ -298,7 +327,9 @@ fn classify(backend: &Backend, store: &Store<State>, error: &wasmtime::Error) ->
         (
             ErrorKind::PluginFault,
             Some(Counter::Traps),
-            format!("failed ({error}){detail}"),
+            // The root cause: the trap, or what the host refused (e.g. fields past their
+            // size bound); the outer error is only "error while executing" and a backtrace.
+            format!("failed ({}){detail}", error.root_cause()),
         )
     };
     if let Some(counter) = counter {
@@ -319,7 +350,7 @@ impl Shared {
             Some(cap) => ctx.deadline.min(Instant::now() + cap),
             None => ctx.deadline,
         };
-        let mut lease = self.pool.checkout(deadline, &backend.stats).await?;
+        let mut lease = self.pool.checkout(deadline).await?;
         let mut instance = match lease.instance.take() {
             Some(instance) => instance,
             None => new_instance(&self.pre, backend, &self.config, deadline).await?,
@@ -359,64 +390,133 @@ impl Shared {
         };
 
         let max_body = ctx.max_body_bytes;
-        let call = instance.proxy.wasi_http_incoming_handler().call_handle(
-            &mut instance.store,
-            incoming,
-            out,
-        );
-        let answer = async move {
+        let plugin = backend.plugin.clone();
+        // The answer owns only the receiving end: it stays valid when the instance goes.
+        let mut answer = Box::pin(async move {
             match rx.await {
                 Ok(Ok(response)) => {
                     let (parts, body) = response.into_parts();
+                    headers::check(|| format!("the answer of plugin {plugin}"), &parts.headers)?;
                     let body = outbound::collect_body(body, deadline, max_body).await?;
                     Ok((parts, body))
                 }
                 Ok(Err(code)) => Err(error_code_to_exec(&code)),
                 Err(_) => Err(ExecError::plugin(
                     ErrorKind::Other,
-                    "the plugin did not answer",
+                    format!("plugin {plugin} did not answer"),
                 )),
             }
-        };
-        let joined = tokio::time::timeout_at(deadline, async { tokio::join!(call, answer) }).await;
-        match joined {
-            Ok((Ok(()), Ok((parts, body)))) => {
-                self.pool.checkin(lease, instance);
-                Ok(BackendResponse::from_parts(
-                    parts,
-                    sluice_plugin::full(body),
-                ))
+        });
+        // The guest sets its answer and then streams the body from within `handle`, so both
+        // run together; but a trap ends the call at once. The answer's sender lives in the
+        // instance's table, so nothing resolves it after a trap: waiting for both (as
+        // `join!` would) holds the request until its deadline.
+        let ran = tokio::time::timeout_at(deadline, async {
+            let call = instance.proxy.wasi_http_incoming_handler().call_handle(
+                &mut instance.store,
+                incoming,
+                out,
+            );
+            tokio::pin!(call);
+            tokio::select! {
+                returned = &mut call => (returned, None),
+                answered = &mut answer => (call.await, Some(answered)),
             }
-            Ok((Ok(()), Err(mut e))) => {
-                // The guest returned normally but answered with an error (or not at all).
-                if instance.store.data().hooks.refused {
-                    e = ExecError::plugin(
-                        ErrorKind::HostNotAllowed,
-                        format!(
-                            "plugin {} called a host not in allowed_hosts",
-                            backend.plugin
-                        ),
-                    );
-                }
-                self.pool.checkin(lease, instance);
-                Err(e)
-            }
-            Ok((Err(trap), _)) => {
-                let err = classify(backend, &instance.store, &trap);
-                backend.stats.bump(Counter::InstancesDiscarded);
-                Err(err)
-            }
+        })
+        .await;
+        let (returned, answered) = match ran {
+            Ok(ran) => ran,
             Err(_elapsed) => {
                 backend.stats.bump(Counter::Timeouts);
                 backend.stats.bump(Counter::InstancesDiscarded);
                 tracing::warn!(plugin = %backend.plugin, backend = %backend.label, "plugin call cut at the deadline");
-                Err(ExecError::plugin(
+                return Err(ExecError::plugin(
                     ErrorKind::Timeout,
                     format!("plugin {} was cut at the deadline", backend.plugin),
-                ))
+                ));
             }
+        };
+        if let Err(trap) = returned {
+            let err = classify(backend, &instance.store, &trap);
+            backend.stats.bump(Counter::InstancesDiscarded);
+            return Err(err);
+        }
+        // The guest returned. Whatever it left in the table (a leaked request, body, answer)
+        // would live as long as the instance: such an instance is dropped, not reused, which
+        // also ends an answer it never set or finished.
+        let refused = instance.store.data().hooks.refused;
+        let instance = if holds_request_state(&mut instance.store.data_mut().table) {
+            tracing::debug!(plugin = %backend.plugin, backend = %backend.label, "plugin left resources behind; instance not reused");
+            backend.stats.bump(Counter::InstancesRecycled);
+            drop(instance);
+            None
+        } else {
+            Some(instance)
+        };
+        let answered = match answered {
+            Some(answered) => answered,
+            None => match tokio::time::timeout_at(deadline, answer).await {
+                Ok(answered) => answered,
+                Err(_elapsed) => {
+                    backend.stats.bump(Counter::Timeouts);
+                    Err(ExecError::plugin(
+                        ErrorKind::Timeout,
+                        format!("plugin {} was cut at the deadline", backend.plugin),
+                    ))
+                }
+            },
+        };
+        match instance {
+            Some(instance) => self.pool.checkin(lease, instance),
+            None => drop(lease),
+        }
+        match answered {
+            Ok((parts, body)) => Ok(BackendResponse::from_parts(
+                parts,
+                sluice_plugin::full(body),
+            )),
+            // The guest returned normally but answered with an error (or not at all).
+            Err(_) if refused => Err(ExecError::plugin(
+                ErrorKind::HostNotAllowed,
+                format!(
+                    "plugin {} called a host not in allowed_hosts",
+                    backend.plugin
+                ),
+            )),
+            Err(e) => Err(e),
         }
     }
+}
+
+/// Whether a finished request left wasi:http resources (or too many of any kind) in the
+/// table. wasi:http streams and pollables are children of these, so they count too: a child
+/// cannot outlive its parent in the table.
+fn holds_request_state(table: &mut ResourceTable) -> bool {
+    use wasmtime_wasi_http::FieldMap;
+    use wasmtime_wasi_http::p2::body::{HostFutureTrailers, HostIncomingBody, HostOutgoingBody};
+    use wasmtime_wasi_http::p2::types::{
+        HostFutureIncomingResponse, HostIncomingRequest, HostIncomingResponse, HostOutgoingRequest,
+        HostOutgoingResponse, HostResponseOutparam,
+    };
+    let mut entries = 0usize;
+    for entry in table.iter_mut() {
+        let entry: &dyn std::any::Any = entry;
+        if entry.is::<HostIncomingRequest>()
+            || entry.is::<HostIncomingBody>()
+            || entry.is::<HostFutureTrailers>()
+            || entry.is::<HostResponseOutparam>()
+            || entry.is::<HostOutgoingResponse>()
+            || entry.is::<HostOutgoingBody>()
+            || entry.is::<HostOutgoingRequest>()
+            || entry.is::<HostIncomingResponse>()
+            || entry.is::<HostFutureIncomingResponse>()
+            || entry.is::<FieldMap>()
+        {
+            return true;
+        }
+        entries += 1;
+    }
+    entries > MAX_RESIDENT_TABLE_ENTRIES
 }
 
 fn error_code_to_exec(code: &ErrorCode) -> ExecError {

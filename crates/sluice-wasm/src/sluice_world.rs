@@ -13,9 +13,9 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::engine::{Backend, block_on};
-use crate::outbound;
 use crate::pool::{Lease, Pool};
-use crate::stats::Counter;
+use crate::stats::{Counter, LiveInstance};
+use crate::{headers, outbound};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -161,13 +161,14 @@ impl Loaded {
 struct Instance {
     store: Store<State>,
     plugin: HttpClient,
+    _live: LiveInstance,
 }
 
 struct Shared {
     backend: Arc<Backend>,
     pre: bindings::HttpClientPre<State>,
     hooks: HookSet,
-    pool: Pool<Instance>,
+    pool: Arc<Pool<Instance>>,
 }
 
 /// The executor of one backend whose plugin is a Sluice-world component.
@@ -201,13 +202,21 @@ pub(crate) fn build(loaded: &Loaded, backend: Arc<Backend>) -> Result<SharedExec
         let hooks = hooks.map_err(|e| classify(&backend, &instance.store, &e).message)?;
         Ok::<_, String>((instance, hooks))
     })??;
+    let pool = Arc::new(Pool::new(
+        backend.limits.max_instances,
+        backend.limits.max_requests_per_instance,
+        backend.limits.instance_idle_timeout,
+        Arc::clone(&backend.stats),
+    ));
+    pool.put_idle(instance);
+    let weak = Arc::downgrade(&pool);
+    backend.engine.register_pool(weak);
     let shared = Shared {
-        pool: Pool::new(backend.limits.max_instances),
+        pool,
         backend,
         pre: loaded.pre.clone(),
         hooks,
     };
-    shared.pool.put_idle(instance);
     Ok(Arc::new(SluiceExecutor {
         shared: Arc::new(shared),
     }))
@@ -256,7 +265,11 @@ async fn new_instance(
     match result {
         Ok(Ok((plugin, Ok(())))) => {
             backend.stats.bump(Counter::InstancesCreated);
-            Ok(Instance { store, plugin })
+            Ok(Instance {
+                store,
+                plugin,
+                _live: LiveInstance::new(&backend.stats),
+            })
         }
         Ok(Ok((_, Err(rejection)))) => Err(ExecError::plugin(
             ErrorKind::Other,
@@ -345,7 +358,7 @@ impl Shared {
         max_body_bytes: usize,
     ) -> Result<Answer, ExecError> {
         let backend = &self.backend;
-        let lease: Lease<Instance> = self.pool.checkout(deadline, &backend.stats).await?;
+        let lease: Lease<Instance> = self.pool.checkout(deadline).await?;
         let mut lease = lease;
         let mut instance = match lease.instance.take() {
             Some(instance) => instance,
@@ -488,18 +501,6 @@ fn plugin_error(message: String) -> ExecError {
     ExecError::plugin(ErrorKind::Other, message)
 }
 
-fn headers_from_wit(headers: Vec<(String, Vec<u8>)>) -> Result<http::HeaderMap, ExecError> {
-    let mut map = http::HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        let name = http::HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| plugin_error(format!("invalid header name {name:?}")))?;
-        let value = http::HeaderValue::from_bytes(&value)
-            .map_err(|_| plugin_error(format!("invalid value for header {name}")))?;
-        map.append(name, value);
-    }
-    Ok(map)
-}
-
 fn from_wit_request(request: WitRequest) -> Result<BackendRequest, ExecError> {
     let method = http::Method::from_bytes(request.method.as_bytes())
         .map_err(|_| plugin_error(format!("invalid method {:?}", request.method)))?;
@@ -513,7 +514,7 @@ fn from_wit_request(request: WitRequest) -> Result<BackendRequest, ExecError> {
             request.url
         )));
     }
-    let mut headers = headers_from_wit(request.headers)?;
+    let mut headers = headers::from_guest(|| "the plugin's request".into(), request.headers)?;
     fix_framing(&mut headers, request.body.len());
     Ok(BackendRequest {
         method,
@@ -534,7 +535,10 @@ fn to_backend_response(
             backend.plugin, response.status
         ))
     })?;
-    let mut headers = headers_from_wit(response.headers)?;
+    let mut headers = headers::from_guest(
+        || format!("the answer of plugin {}", backend.plugin),
+        response.headers,
+    )?;
     fix_framing(&mut headers, response.body.len());
     let mut out = http::Response::new(sluice_plugin::full(Bytes::from(response.body)));
     *out.status_mut() = status;

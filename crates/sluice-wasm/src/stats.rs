@@ -1,5 +1,6 @@
 //! Counters per loaded plugin (shared by every backend that uses it).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Live counters of one plugin.
@@ -14,6 +15,9 @@ pub struct PluginStats {
     overloaded: AtomicU64,
     instances_created: AtomicU64,
     instances_discarded: AtomicU64,
+    instances_recycled: AtomicU64,
+    instances_expired: AtomicU64,
+    instances_live: AtomicU64,
 }
 
 /// A copy of [`PluginStats`] at one moment.
@@ -37,6 +41,13 @@ pub struct StatsSnapshot {
     pub instances_created: u64,
     /// Instances thrown away after a fault or a cancelled call.
     pub instances_discarded: u64,
+    /// Healthy instances not reused: they reached `max_requests_per_instance`, or a request
+    /// left resources behind in them.
+    pub instances_recycled: u64,
+    /// Idle instances dropped after `instance_idle_timeout`.
+    pub instances_expired: u64,
+    /// Instances alive now (idle or serving), across the plugin's backends.
+    pub instances_live: u64,
 }
 
 /// Which counter to bump.
@@ -51,6 +62,8 @@ pub(crate) enum Counter {
     Overloaded,
     InstancesCreated,
     InstancesDiscarded,
+    InstancesRecycled,
+    InstancesExpired,
 }
 
 impl PluginStats {
@@ -65,6 +78,8 @@ impl PluginStats {
             Counter::Overloaded => &self.overloaded,
             Counter::InstancesCreated => &self.instances_created,
             Counter::InstancesDiscarded => &self.instances_discarded,
+            Counter::InstancesRecycled => &self.instances_recycled,
+            Counter::InstancesExpired => &self.instances_expired,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -82,6 +97,27 @@ impl PluginStats {
             overloaded: g(&self.overloaded),
             instances_created: g(&self.instances_created),
             instances_discarded: g(&self.instances_discarded),
+            instances_recycled: g(&self.instances_recycled),
+            instances_expired: g(&self.instances_expired),
+            instances_live: g(&self.instances_live),
         }
+    }
+}
+
+/// Counts one live instance for as long as it exists (held by the instance itself, so every
+/// way an instance goes, fault, recycling, expiry or shutdown, is counted).
+#[derive(Debug)]
+pub(crate) struct LiveInstance(Arc<PluginStats>);
+
+impl LiveInstance {
+    pub(crate) fn new(stats: &Arc<PluginStats>) -> Self {
+        stats.instances_live.fetch_add(1, Ordering::Relaxed);
+        LiveInstance(Arc::clone(stats))
+    }
+}
+
+impl Drop for LiveInstance {
+    fn drop(&mut self) {
+        self.0.instances_live.fetch_sub(1, Ordering::Relaxed);
     }
 }

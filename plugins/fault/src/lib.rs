@@ -10,6 +10,8 @@
 //! - `.../oom`: allocates until memory runs out (the memory limit);
 //! - `.../hang`: calls `hang_url` through the gateway (a backend that never answers);
 //! - `.../refused`: calls `http://refused.invalid/`, a host not allowed;
+//! - `.../headers`: answers 200 with 30,000 headers;
+//! - `.../send-headers`: calls `<origin>/echo` with 30,000 headers, answering what `send` says;
 //! - anything else: `200 {"ok": true, "path": "...", "served": <requests this instance served>}`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,12 +75,29 @@ impl Plugin for Fault {
                 send(Request::new("GET", url))
             }
             "refused" => send(Request::new("GET", "http://refused.invalid/")),
+            "headers" => {
+                let mut response = Response::new(200);
+                response.headers = huge_headers();
+                Ok(response)
+            }
+            "send-headers" => {
+                let mut call = Request::new("GET", format!("{}/echo", request.origin()));
+                call.headers = huge_headers();
+                send(call)
+            }
             _ => Ok(Response::json(
                 200,
                 &serde_json::json!({ "ok": true, "path": path, "served": served }),
             )),
         }
     }
+}
+
+/// 30,000 distinct headers: far past any sane bound (and `http::HeaderMap`'s capacity).
+fn huge_headers() -> Vec<(String, Vec<u8>)> {
+    (0..30_000)
+        .map(|i| (format!("x-fault-{i}"), format!("value-{i}").into_bytes()))
+        .collect()
 }
 
 export_plugin!(Fault);

@@ -103,7 +103,12 @@ pub fn build(
     extra: serde_json::Value,
     backend_url: &str,
 ) -> Result<SharedExecutor, String> {
-    let extra = extra.as_object().cloned().expect("extra is an object");
+    let mut extra = extra.as_object().cloned().expect("extra is an object");
+    // Each backend reserves its max_instances of the shared pool; the default grows with the
+    // machine's cores, so pin it to keep the tests running at once within the pool anywhere.
+    extra
+        .entry("max_instances")
+        .or_insert_with(|| serde_json::json!(4));
     let name = extra
         .get("name")
         .and_then(|n| n.as_str())
