@@ -111,6 +111,54 @@ struct Gateway {
     write_timeout: Option<Duration>,
     /// Bytes of client bodies being buffered, process-wide (`max_buffered_body_bytes`).
     body_budget: Arc<Semaphore>,
+    /// `router.error_body`: JSON bodies of the 404 and 405 answers (KrakenD CE).
+    error_bodies: ErrorBodies,
+    /// An access log line per request (target `sluice::access`), unless
+    /// `router.disable_access_log`.
+    access_log: bool,
+}
+
+/// `router.error_body["404"]` and `["405"]`, serialised once.
+#[derive(Debug, Default)]
+struct ErrorBodies {
+    not_found: Option<Bytes>,
+    method_not_allowed: Option<Bytes>,
+}
+
+impl ErrorBodies {
+    fn new(bodies: &std::collections::BTreeMap<String, serde_json::Value>) -> Self {
+        let body = |status: &str| bodies.get(status).map(|v| Bytes::from(v.to_string()));
+        Self {
+            not_found: body("404"),
+            method_not_allowed: body("405"),
+        }
+    }
+
+    /// The router's own answer: KrakenD's text, or the configured JSON body.
+    fn answer(&self, status: StatusCode) -> Response<Body> {
+        let (configured, text) = if status == StatusCode::NOT_FOUND {
+            (&self.not_found, "404 page not found")
+        } else {
+            (&self.method_not_allowed, "405 method not allowed")
+        };
+        let mut response = match configured {
+            Some(json) => {
+                let mut response = Response::new(sluice_plugin::full(json.clone()));
+                *response.status_mut() = status;
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json; charset=utf-8"),
+                );
+                response
+            }
+            None => respond::text(status, text),
+        };
+        response.headers_mut().insert(
+            respond::COMPLETED.clone(),
+            HeaderValue::from_static("false"),
+        );
+        response
+    }
 }
 
 /// Builds the pipelines with the default client made from the config's transport options.
@@ -200,6 +248,8 @@ fn build(
         client_ip: ClientIp::new(router_options),
         body_timeout: non_zero(config.server.read_timeout).unwrap_or(DEFAULT_READ_TIMEOUT),
         write_timeout: non_zero(config.server.write_timeout),
+        error_bodies: ErrorBodies::new(&router_options.error_body),
+        access_log: !router_options.disable_access_log,
         body_budget: Arc::new(Semaphore::new(
             config
                 .sluice_server
@@ -275,7 +325,28 @@ async fn accept_loop(
             let in_flight = service_state.start_request();
             let state = Arc::clone(&service_state);
             async move {
+                // Only what the line needs, and only when someone reads it.
+                let access = (gateway.access_log
+                    && tracing::enabled!(target: "sluice::access", tracing::Level::INFO))
+                .then(|| {
+                    (
+                        Instant::now(),
+                        request.method().clone(),
+                        request.uri().clone(),
+                    )
+                });
                 let response = handle(&gateway, request, peer).await;
+                if let Some((started, method, uri)) = access {
+                    tracing::info!(
+                        target: "sluice::access",
+                        status = response.status().as_u16(),
+                        method = %method,
+                        path = %uri,
+                        peer = %peer,
+                        elapsed = ?started.elapsed(),
+                        "request"
+                    );
+                }
                 Ok::<_, Infallible>(finish(&gateway, &state, response, in_flight))
             }
         });
@@ -383,7 +454,7 @@ async fn handle(gateway: &Gateway, request: Request<Incoming>, peer: SocketAddr)
     let (routes, raw_params) = match gateway.router.lookup(path) {
         Lookup::Found(routes, params) => (routes, params),
         Lookup::Redirect(location) => return redirect(&parts, &location),
-        Lookup::NotFound => return not_found(),
+        Lookup::NotFound => return gateway.error_bodies.answer(StatusCode::NOT_FOUND),
     };
     let Some(pipeline) = routes.get(&parts.method) else {
         if parts.method == Method::OPTIONS && gateway.auto_options {
@@ -394,14 +465,9 @@ async fn handle(gateway: &Gateway, request: Request<Incoming>, peer: SocketAddr)
             return response;
         }
         if !gateway.handle_method_not_allowed {
-            return not_found();
+            return gateway.error_bodies.answer(StatusCode::NOT_FOUND);
         }
-        let mut response = respond::text(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed");
-        response.headers_mut().insert(
-            respond::COMPLETED.clone(),
-            HeaderValue::from_static("false"),
-        );
-        return response;
+        return gateway.error_bodies.answer(StatusCode::METHOD_NOT_ALLOWED);
     };
     let mut params = Vec::with_capacity(raw_params.len());
     for (name, raw) in raw_params {
@@ -530,15 +596,6 @@ async fn read_body(
         buffer.extend_from_slice(&data);
     }
     Ok((buffer.freeze(), reserved))
-}
-
-fn not_found() -> Response<Body> {
-    let mut response = respond::text(StatusCode::NOT_FOUND, "404 page not found");
-    response.headers_mut().insert(
-        respond::COMPLETED.clone(),
-        HeaderValue::from_static("false"),
-    );
-    response
 }
 
 /// gin's redirects: 301 for GET, 307 otherwise (so the method and body survive).

@@ -253,3 +253,89 @@ fn serves_on_one_core_with_the_single_threaded_runtime() {
     assert!(killed.success());
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn check_and_run_fail_closed_on_unenforced_namespaces_unless_opted_out() {
+    let path = write_config(
+        "unenforced",
+        r#"{"version": 3, "endpoints": [
+            {"endpoint": "/private", "extra_config": {"auth/validator": {"alg": "RS256"}},
+             "backend": [{"host": ["http://127.0.0.1:9000"], "url_pattern": "/p"}]}
+        ]}"#,
+    );
+    for command in ["check", "run"] {
+        let out = Command::new(BIN)
+            .args([command, "-c"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(r#"endpoints[0].extra_config["auth/validator"]: namespace "auth/validator" is not implemented by Sluice"#),
+            "{command}: {stderr}"
+        );
+        assert!(
+            stderr.contains("--allow-unenforced auth/validator"),
+            "{stderr}"
+        );
+    }
+    let out = Command::new(BIN)
+        .args(["check", "--allow-unenforced", "auth/validator", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(r#"namespace "auth/validator" is NOT enforced (--allow-unenforced)"#),
+        "{stdout}"
+    );
+}
+
+/// One access log line per request (KrakenD's default), none with `router.disable_access_log`.
+#[test]
+fn access_log_has_a_line_per_request_unless_disabled() {
+    for disabled in [false, true] {
+        let port = free_port();
+        let path = write_config(
+            &format!("access-{disabled}"),
+            &format!(
+                r#"{{"version": 3, "port": {port}, "listen_ip": "127.0.0.1",
+                    "extra_config": {{"router": {{"disable_access_log": {disabled}}}}},
+                    "endpoints": []}}"#
+            ),
+        );
+        let mut child = Command::new(BIN)
+            .args(["run", "--log", "info", "-c"])
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_ready(&mut child, port);
+        let response = http_get(port, "/no/such/route").unwrap();
+        assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let out = child.wait_with_output().unwrap();
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = log.lines().find(|l| l.contains("path=/no/such/route"));
+        if disabled {
+            assert!(line.is_none(), "disable_access_log: {log}");
+        } else {
+            let line = line.unwrap_or_else(|| panic!("no access log line: {log}"));
+            assert!(
+                line.contains("status=404") && line.contains("method=GET"),
+                "{line}"
+            );
+        }
+    }
+}

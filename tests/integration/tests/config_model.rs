@@ -37,6 +37,15 @@ const FIELDS: &[(&str, &str)] = &[
     ("Config.extra_config", BOOKKEEPING),
     ("Config.endpoints", "crates/sluice-proxy/src/endpoint.rs"),
     ("Config.unknown_namespaces", "crates/sluice/src/commands.rs"),
+    ("Config.sluice_server", "crates/sluice-server/src/lib.rs"),
+    (
+        "SluiceServerOptions.max_connections",
+        "crates/sluice-server/src/lib.rs",
+    ),
+    (
+        "SluiceServerOptions.max_buffered_body_bytes",
+        "crates/sluice-server/src/lib.rs",
+    ),
     ("UnknownNamespace.path", "crates/sluice/src/commands.rs"),
     (
         "UnknownNamespace.namespace",
@@ -272,10 +281,10 @@ fn model_fields() -> BTreeSet<String> {
                 .map(str::to_owned);
         } else if line == "}" {
             current = None;
-        } else if let (Some(name), Some(field)) = (&current, line.strip_prefix("    pub ")) {
-            if let Some((field, _)) = field.split_once(':') {
-                fields.insert(format!("{name}.{field}"));
-            }
+        } else if let (Some(name), Some(field)) = (&current, line.strip_prefix("    pub "))
+            && let Some((field, _)) = field.split_once(':')
+        {
+            fields.insert(format!("{name}.{field}"));
         }
     }
     fields
