@@ -130,7 +130,7 @@ pub struct SluiceServerOptions {
     /// the cap wait in the listen backlog until one closes.
     pub max_connections: usize,
     /// `max_buffered_body_bytes`: the process-wide budget for client bodies being buffered,
-    /// default 256 MiB. A body that does not fit gets 503 at once.
+    /// default 64 MiB (four bodies of the 16 MiB maximum). A body that does not fit gets 503 at once.
     pub max_buffered_body_bytes: usize,
 }
 
@@ -138,7 +138,7 @@ impl Default for SluiceServerOptions {
     fn default() -> Self {
         Self {
             max_connections: 4096,
-            max_buffered_body_bytes: 256 << 20,
+            max_buffered_body_bytes: 64 << 20,
         }
     }
 }

@@ -267,7 +267,7 @@ fn defaults() {
     assert_eq!(config.server.max_header_bytes, 64 << 10);
     assert_eq!(config.sluice_server, SluiceServerOptions::default());
     assert_eq!(config.sluice_server.max_connections, 4096);
-    assert_eq!(config.sluice_server.max_buffered_body_bytes, 256 << 20);
+    assert_eq!(config.sluice_server.max_buffered_body_bytes, 64 << 20);
     assert_eq!(config.transport, TransportOptions::default());
     assert_eq!(config.transport.max_idle_connections_per_host, 250);
     assert_eq!(config.router, RouterOptions::default());

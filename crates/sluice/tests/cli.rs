@@ -339,3 +339,101 @@ fn access_log_has_a_line_per_request_unless_disabled() {
         }
     }
 }
+
+/// The gateway's peak resident memory, from /proc.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// 40 clients that each send 15 of 16 MiB and stall: the body budget refuses most at once, the
+/// body deadline cuts the rest, other clients are served meanwhile, and the gateway's peak
+/// RSS stays under 150 MiB (it grew by 600 MB and kept it without the bounds).
+#[test]
+fn stalled_uploads_are_bounded_in_memory_and_time() {
+    const CLIENTS: usize = 40;
+    const DECLARED: usize = 16_000_000;
+    const SENT: usize = 15 << 20;
+    let port = free_port();
+    let path = write_config(
+        "stalled-uploads",
+        &format!(
+            r#"{{"version": 3, "port": {port}, "listen_ip": "127.0.0.1", "read_timeout": "2s",
+                "endpoints": [{{"endpoint": "/up", "method": "POST",
+                  "backend": [{{"host": ["http://127.0.0.1:19"], "url_pattern": "/"}}]}}]}}"#
+        ),
+    );
+    let mut child = Command::new(BIN)
+        .args(["run", "--log", "warn", "-c"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(&mut child, port);
+    let started = Instant::now();
+    let uploaders: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            std::thread::spawn(move || -> String {
+                let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(15)))
+                    .unwrap();
+                stream
+                    .set_write_timeout(Some(Duration::from_secs(15)))
+                    .unwrap();
+                let head =
+                    format!("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {DECLARED}\r\n\r\n");
+                if stream.write_all(head.as_bytes()).is_err() {
+                    return "closed".to_owned();
+                }
+                let chunk = vec![b'a'; 64 << 10];
+                for _ in 0..SENT / chunk.len() {
+                    if stream.write_all(&chunk).is_err() {
+                        break;
+                    }
+                }
+                // Then stall: read whatever the gateway answers, or its close.
+                let mut answer = Vec::new();
+                let _ = stream.read_to_end(&mut answer);
+                String::from_utf8_lossy(&answer)
+                    .lines()
+                    .next()
+                    .unwrap_or("closed")
+                    .to_owned()
+            })
+        })
+        .collect();
+    // Served meanwhile.
+    let health = http_get(port, "/__health").unwrap();
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let answers: Vec<String> = uploaders.into_iter().map(|t| t.join().unwrap()).collect();
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "every stalled upload ends within the 2 s body deadline (and the transfer): {elapsed:?}"
+    );
+    for answer in &answers {
+        assert!(
+            answer == "closed" || answer.contains(" 503 ") || answer.contains(" 408 "),
+            "{answers:?}"
+        );
+    }
+    assert!(
+        answers.iter().any(|a| a.contains(" 408 ")),
+        "some uploads fit the budget and were cut by the deadline: {answers:?}"
+    );
+    let peak = peak_rss_kib(child.id());
+    eprintln!("stalled uploads: answers {answers:?}, peak RSS {} MiB, {elapsed:?}", peak >> 10);
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(child.wait().unwrap().success());
+    assert!(peak < 150 << 10, "peak RSS {} MiB", peak >> 10);
+}
