@@ -579,6 +579,23 @@ pub(crate) struct Backend {
     pub(crate) _reservation: Option<Reservation>,
 }
 
+impl Backend {
+    /// This backend's instance pool, holding `first` (made at build time to run `init`), with
+    /// the backend's limits, and swept by the engine's reaper for idle expiry.
+    pub(crate) fn new_pool<I: Send + 'static>(&self, first: I) -> Arc<crate::pool::Pool<I>> {
+        let pool = Arc::new(crate::pool::Pool::new(
+            self.limits.max_instances,
+            self.limits.max_requests_per_instance,
+            self.limits.instance_idle_timeout,
+            Arc::clone(&self.stats),
+        ));
+        pool.put_idle(first);
+        let weak = Arc::downgrade(&pool);
+        self.engine.register_pool(weak);
+        pool
+    }
+}
+
 impl ClientPlugin for WasmPlugin {
     fn origin(&self) -> String {
         self.file.display().to_string()

@@ -202,15 +202,7 @@ pub(crate) fn build(loaded: &Loaded, backend: Arc<Backend>) -> Result<SharedExec
         let hooks = hooks.map_err(|e| classify(&backend, &instance.store, &e).message)?;
         Ok::<_, String>((instance, hooks))
     })??;
-    let pool = Arc::new(Pool::new(
-        backend.limits.max_instances,
-        backend.limits.max_requests_per_instance,
-        backend.limits.instance_idle_timeout,
-        Arc::clone(&backend.stats),
-    ));
-    pool.put_idle(instance);
-    let weak = Arc::downgrade(&pool);
-    backend.engine.register_pool(weak);
+    let pool = backend.new_pool(instance);
     let shared = Shared {
         pool,
         backend,

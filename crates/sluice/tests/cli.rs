@@ -428,7 +428,10 @@ fn stalled_uploads_are_bounded_in_memory_and_time() {
         "some uploads fit the budget and were cut by the deadline: {answers:?}"
     );
     let peak = peak_rss_kib(child.id());
-    eprintln!("stalled uploads: answers {answers:?}, peak RSS {} MiB, {elapsed:?}", peak >> 10);
+    eprintln!(
+        "stalled uploads: answers {answers:?}, peak RSS {} MiB, {elapsed:?}",
+        peak >> 10
+    );
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
