@@ -18,6 +18,10 @@
 #   BENCH_KEEP=1      keep the temporary directory (configs, logs, raw wrk output)
 #   CARGO_TARGET_DIR  honoured for the build and to find the binary
 #   SLUICE_BIN        use this sluice binary instead of building (to compare two builds)
+#   SLUICE_BASE_BIN   a second sluice binary (e.g. a build of main before a change): it serves
+#                     the same config on BENCH_PORT_BASE+4, also pinned to core 1,
+#                     and the case "(d0) base json" measures its json endpoint in the same run
+#                     as (d), so the two builds' CPU per request compare directly
 #
 # Cases: `declare_cases` below is the one place they are listed. These functions add more, from
 # there or from a file in BENCH_CASES_DIR (sourced in name order, after the built-in cases):
@@ -66,6 +70,7 @@ BACKEND_PORT=$PORT_BASE
 DIRECT_PORT=$((PORT_BASE + 1))
 PROXY_PORT=$((PORT_BASE + 2))
 SLUICE_PORT=$((PORT_BASE + 3))
+BASE_PORT=$((PORT_BASE + 4))
 BACKEND_URL="http://127.0.0.1:$BACKEND_PORT"
 DIRECT_URL="http://127.0.0.1:$DIRECT_PORT"
 PROXY_URL="http://127.0.0.1:$PROXY_PORT"
@@ -292,6 +297,7 @@ declare_cases() {
     sluice_endpoint '{"endpoint": "/json",
         "backend": [{"url_pattern": "/data.json"}]}'
     bench_case "(d) sluice json" "$SLUICE_URL/json"
+    [[ -z ${SLUICE_BASE_BIN:-} ]] || bench_case "(d0) base json" "http://127.0.0.1:$BASE_PORT/json"
 
     sluice_endpoint '{"endpoint": "/merge", "backend": [
         {"url_pattern": "/data.json", "group": "a"},
@@ -558,6 +564,17 @@ main() {
     local sluice_pid=$LAST_PID
     wait_ready sluice "$SLUICE_URL/__health" "$sluice_pid"
     FULL_IDLE_RSS_KB=$(proc_kb "$sluice_pid" VmRSS)
+
+    if [[ -n ${SLUICE_BASE_BIN:-} ]]; then
+        [[ -x $SLUICE_BASE_BIN ]] || die "no binary at $SLUICE_BASE_BIN (SLUICE_BASE_BIN)"
+        ! port_in_use "$BASE_PORT" || die "port $BASE_PORT on 127.0.0.1 is taken (set BENCH_PORT_BASE)"
+        # The same config as the Sluice under test (plugins included: their host's background
+        # threads share core 1), on its own port.
+        SLUICE_PORT=$BASE_PORT write_sluice_config "$WORK/sluice-base.json"
+        start_process sluice-base "$TARGET_CPU" env -u RUST_LOG "${SLUICE_ENV[@]}" \
+            "$SLUICE_BASE_BIN" run -c "$WORK/sluice-base.json" --log warn
+        wait_ready sluice-base "http://127.0.0.1:$BASE_PORT/__health" "$LAST_PID"
+    fi
 
     # Other work on the machine skews every figure: sample it (1 s) with our servers idle.
     local busy0 busy1

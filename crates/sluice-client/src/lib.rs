@@ -156,8 +156,6 @@ impl DefaultClient {
             .uri(request.url.clone());
         if let Some(headers) = builder.headers_mut() {
             headers.clone_from(&request.headers);
-            // As Go's client: the URL's authority is the virtual host, never a header.
-            headers.remove(header::HOST);
             // The body is always known in full, so its length is exact. Like Go's client,
             // say `Content-Length: 0` for an empty body on methods that carry one.
             headers.remove(header::TRANSFER_ENCODING);

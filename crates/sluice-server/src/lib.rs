@@ -317,13 +317,16 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
+        let tracks_requests = idle_timeout.is_some() || gateway.write_timeout.is_some();
         let gateway_for_conn = Arc::clone(&gateway);
         let state = Arc::new(conn::ConnState::default());
         let service_state = Arc::clone(&state);
         let service = hyper::service::service_fn(move |request| {
             let gateway = Arc::clone(&gateway_for_conn);
-            let in_flight = service_state.start_request();
-            let state = Arc::clone(&service_state);
+            // Requests in flight and write deadlines matter only to the idle and write limits:
+            // without them, a request pays for neither.
+            let tracked = tracks_requests
+                .then(|| (service_state.start_request(), Arc::clone(&service_state)));
             async move {
                 // Only what the line needs, and only when someone reads it.
                 let access = (gateway.access_log
@@ -347,7 +350,7 @@ async fn accept_loop(
                         "request"
                     );
                 }
-                Ok::<_, Infallible>(finish(&gateway, &state, response, in_flight))
+                Ok::<_, Infallible>(finish(&gateway, response, tracked))
             }
         });
         let guarded = smuggling::Guarded::new(stream, max_head);
@@ -376,16 +379,19 @@ async fn accept_loop(
     }
 }
 
-/// The response as it leaves: hop-by-hop headers removed, the write deadline set, and the
+/// The response as it leaves: with the idle or write limits on, the write deadline set and the
 /// request counted in flight until its body has been written.
 fn finish(
     gateway: &Gateway,
-    state: &conn::ConnState,
     response: Response<Body>,
-    in_flight: conn::InFlight,
+    tracked: Option<(conn::InFlight, Arc<conn::ConnState>)>,
 ) -> Response<Body> {
-    let (mut parts, body) = response.into_parts();
-    sluice_proxy::strip_hop_by_hop(&mut parts.headers);
+    // No hop-by-hop header to strip here: the gateway writes none, and the one answer that
+    // carries a backend's headers (`no-op`) is stripped where it is rendered.
+    let Some((in_flight, state)) = tracked else {
+        return response;
+    };
+    let (parts, body) = response.into_parts();
     let body = match gateway.write_timeout {
         Some(timeout) => {
             let deadline = Instant::now() + timeout;
