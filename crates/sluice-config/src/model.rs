@@ -113,7 +113,7 @@ pub struct ServerOptions {
     /// `idle_timeout`: how long a keep-alive connection may wait for its next request
     /// (0 = `read_timeout`, as Go's server).
     pub idle_timeout: Duration,
-    /// `read_header_timeout` (0 = none; Sluice then applies 10s against slow-loris).
+    /// `read_header_timeout` (0 = hyper's 30s, against slow-loris).
     pub read_header_timeout: Duration,
     /// `max_header_bytes`, default 64 KiB (Go's is 1 MiB).
     pub max_header_bytes: usize,
