@@ -153,6 +153,15 @@ fn http_get(port: u16, path: &str) -> std::io::Result<String> {
     Ok(response)
 }
 
+/// Sends SIGTERM, as an orchestrator stopping the gateway would.
+fn terminate(child: &Child) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+}
+
 fn wait_ready(child: &mut Child, port: u16) {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(20) {
@@ -217,11 +226,7 @@ fn sigterm_drains_in_flight_requests() {
     while sent.elapsed() < Duration::from_millis(100) {
         std::thread::yield_now();
     }
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    terminate(&child);
 
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
@@ -246,11 +251,7 @@ fn serves_on_one_core_with_the_single_threaded_runtime() {
     let response = http_get(port, "/slow").unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.ends_with(r#"{"slow":true}"#), "{response}");
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    terminate(&child);
     assert!(child.wait().unwrap().success());
 }
 
@@ -316,11 +317,7 @@ fn access_log_has_a_line_per_request_unless_disabled() {
         wait_ready(&mut child, port);
         let response = http_get(port, "/no/such/route").unwrap();
         assert!(response.starts_with("HTTP/1.1 404"), "{response}");
-        let killed = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
+        terminate(&child);
         let out = child.wait_with_output().unwrap();
         let log = format!(
             "{}{}",
@@ -432,11 +429,7 @@ fn stalled_uploads_are_bounded_in_memory_and_time() {
         "stalled uploads: answers {answers:?}, peak RSS {} MiB, {elapsed:?}",
         peak >> 10
     );
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    terminate(&child);
     assert!(child.wait().unwrap().success());
     assert!(peak < 150 << 10, "peak RSS {} MiB", peak >> 10);
 }
