@@ -44,7 +44,9 @@ pub(crate) struct BackendStage {
     concurrent_calls: u32,
     max_body_bytes: usize,
     send_body_on_redirect: bool,
-    pub(crate) label: Arc<str>,
+    /// `METHOD /path` of the endpoint and the backend's url_pattern, for the failure log.
+    endpoint: Arc<str>,
+    url_pattern: Arc<str>,
 }
 
 impl BackendStage {
@@ -67,12 +69,32 @@ impl BackendStage {
             concurrent_calls: endpoint.concurrent_calls.max(1),
             max_body_bytes,
             send_body_on_redirect: backend.send_body_on_redirect,
-            label: format!("{} -> {}", endpoint.label(), backend.url_pattern).into(),
+            endpoint: endpoint.label().into(),
+            url_pattern: backend.url_pattern.as_str().into(),
         }
     }
 
     /// Calls the backend (`concurrent_calls` times at once when configured).
     pub(crate) async fn call(
+        &self,
+        request: &ProxyRequest,
+        responses: &[Option<Map<String, Value>>],
+        deadline: Instant,
+    ) -> Result<Answer, ProxyError> {
+        let result = self.call_all(request, responses, deadline).await;
+        if let Err(error) = &result {
+            // One line per failed backend call: an operator sees which backend failed and why.
+            tracing::warn!(
+                endpoint = %self.endpoint,
+                url_pattern = %self.url_pattern,
+                error = %error,
+                "backend call failed"
+            );
+        }
+        result
+    }
+
+    async fn call_all(
         &self,
         request: &ProxyRequest,
         responses: &[Option<Map<String, Value>>],
@@ -113,10 +135,7 @@ impl BackendStage {
         };
         let response = tokio::time::timeout_at(deadline, self.executor.execute(built, &ctx))
             .await
-            .map_err(|_| ProxyError::Timeout)?
-            .inspect_err(
-                |e| tracing::debug!(backend = %self.label, error = %e, "backend call failed"),
-            )?;
+            .map_err(|_| ProxyError::Timeout)??;
 
         if self.encoding == Encoding::NoOp {
             return Ok(Answer::Raw(response));

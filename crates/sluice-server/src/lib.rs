@@ -50,15 +50,21 @@ const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum StartError {
     /// One or more endpoints could not be built (unknown plugin, rejected settings, routes).
     Pipeline(Vec<String>),
-    /// The listener could not be bound.
-    Bind(std::io::Error),
+    /// The listener could not be bound (the address it tried, and why).
+    Bind(SocketAddr, std::io::Error),
+    /// The given listener has no local address.
+    Listener(std::io::Error),
 }
 
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StartError::Pipeline(errors) => f.write_str(&errors.join("\n")),
-            StartError::Bind(e) => write!(f, "cannot listen: {e}"),
+            StartError::Bind(addr, e) => write!(
+                f,
+                "cannot listen on {addr}: {e} (set another \"port\" or \"listen_ip\", or run with --port)"
+            ),
+            StartError::Listener(e) => write!(f, "cannot listen: {e}"),
         }
     }
 }
@@ -179,12 +185,13 @@ pub async fn start(
         Some(listener) => listener,
         None => {
             let ip = config.listen_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
-            tokio::net::TcpListener::bind((ip, config.port))
+            let addr = SocketAddr::new(ip, config.port);
+            tokio::net::TcpListener::bind(addr)
                 .await
-                .map_err(StartError::Bind)?
+                .map_err(|e| StartError::Bind(addr, e))?
         }
     };
-    let local_addr = listener.local_addr().map_err(StartError::Bind)?;
+    let local_addr = listener.local_addr().map_err(StartError::Listener)?;
     let (shutdown, watch) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, gateway, config, watch));
     tracing::info!(address = %local_addr, "listening");
@@ -202,7 +209,7 @@ pub fn validate(config: &Config, registry: &Registry) -> Result<(), Vec<String>>
         .map(|_| ())
         .map_err(|e| match e {
             StartError::Pipeline(errors) => errors,
-            StartError::Bind(e) => vec![e.to_string()],
+            other @ (StartError::Bind(..) | StartError::Listener(_)) => vec![other.to_string()],
         })
 }
 
@@ -379,13 +386,18 @@ async fn accept_loop(
     }
 }
 
-/// The response as it leaves: with the idle or write limits on, the write deadline set and the
-/// request counted in flight until its body has been written.
+/// The response as it leaves: `X-Sluice` set, and with the idle or write limits on, the write
+/// deadline set and the request counted in flight until its body has been written.
 fn finish(
     gateway: &Gateway,
-    response: Response<Body>,
+    mut response: Response<Body>,
     tracked: Option<(conn::InFlight, Arc<conn::ConnState>)>,
 ) -> Response<Body> {
+    // Every answer names the gateway, the router's own (404, 405, redirects, health) too.
+    response
+        .headers_mut()
+        .entry(&respond::VERSION_HEADER)
+        .or_insert_with(|| gateway.render.version.clone());
     // No hop-by-hop header to strip here: the gateway writes none, and the one answer that
     // carries a backend's headers (`no-op`) is stripped where it is rendered.
     let Some((in_flight, state)) = tracked else {

@@ -124,6 +124,7 @@ pub(crate) fn run(path: &Path, options: &LoadOptions, port: Option<u16>) -> Exit
             return ExitCode::FAILURE;
         }
     };
+    log_start_up(&config, &registry);
     let runtime = match crate::commands::runtime() {
         Ok(runtime) => runtime,
         Err(code) => return code,
@@ -140,6 +141,35 @@ pub(crate) fn run(path: &Path, options: &LoadOptions, port: Option<u16>) -> Exit
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
+}
+
+/// What an operator wants to see first: which build serves which file, and what it serves.
+fn log_start_up(config: &Config, registry: &Registry) {
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config = %config.source.display(),
+        endpoints = config.endpoints.len(),
+        "starting sluice"
+    );
+    for endpoint in &config.endpoints {
+        let plugins: Vec<&str> = endpoint
+            .backends
+            .iter()
+            .filter_map(|b| b.plugin.as_ref().map(|p| p.name.as_str()))
+            .collect();
+        tracing::info!(
+            endpoint = %endpoint.label(),
+            backends = endpoint.backends.len(),
+            plugins = %plugins.join(","),
+            "serving"
+        );
+    }
+    // The components loaded from the plugin folder (the compiled-in ones are always there).
+    for name in registry.names() {
+        if let Some(plugin) = registry.get(name).filter(|p| p.origin() != "compiled-in") {
+            tracing::info!(plugin = name, kind = %plugin.kind(), file = %plugin.origin(), "plugin loaded");
+        }
+    }
 }
 
 async fn shutdown_signal() {

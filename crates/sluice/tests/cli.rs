@@ -433,3 +433,77 @@ fn stalled_uploads_are_bounded_in_memory_and_time() {
     assert!(child.wait().unwrap().success());
     assert!(peak < 150 << 10, "peak RSS {} MiB", peak >> 10);
 }
+
+/// What an operator sees: the start-up lines (version, config, endpoints), one warn line per
+/// failed backend call naming the endpoint, the url_pattern and the cause, and `X-Sluice` on
+/// the router's own answers.
+#[test]
+fn the_log_explains_start_up_and_failed_backend_calls() {
+    let port = free_port();
+    let path = write_config(
+        "signals",
+        &format!(
+            r#"{{"version": 3, "port": {port}, "listen_ip": "127.0.0.1",
+                "endpoints": [{{"endpoint": "/down", "backend": [{{"host": ["http://127.0.0.1:19"], "url_pattern": "/gone/away"}}]}}]}}"#
+        ),
+    );
+    let mut child = Command::new(BIN)
+        .args(["run", "--log", "info", "-c"])
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_ready(&mut child, port);
+    let response = http_get(port, "/down").unwrap();
+    assert!(response.starts_with("HTTP/1.1 500"), "{response}");
+    let not_found = http_get(port, "/nowhere").unwrap();
+    assert!(not_found.starts_with("HTTP/1.1 404"), "{not_found}");
+    assert!(
+        not_found
+            .to_ascii_lowercase()
+            .contains("x-sluice: version "),
+        "{not_found}"
+    );
+    terminate(&child);
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        log.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION")))
+            && log.contains(&format!("config={}", path.display())),
+        "{log}"
+    );
+    assert!(log.contains("endpoint=GET /down"), "{log}");
+    let failure = log
+        .lines()
+        .find(|l| l.contains("backend call failed"))
+        .unwrap_or_else(|| panic!("no failure line: {log}"));
+    assert!(
+        failure.contains("WARN")
+            && failure.contains("endpoint=GET /down")
+            && failure.contains("url_pattern=/gone/away")
+            && failure.contains("127.0.0.1:19"),
+        "{failure}"
+    );
+}
+
+#[test]
+fn run_names_the_address_it_cannot_listen_on() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let path = write_config(
+        "taken",
+        &format!(r#"{{"version": 3, "port": {port}, "listen_ip": "127.0.0.1", "endpoints": []}}"#),
+    );
+    let out = Command::new(BIN)
+        .args(["run", "--log", "warn", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}: ")),
+        "{stderr}"
+    );
+}
