@@ -155,6 +155,8 @@ struct ServiceDefaults<'a> {
     cache_ttl: Duration,
     output_encoding: OutputEncoding,
     host: &'a [String],
+    /// Whether the service wrote a `host` at all (an invalid one is reported on its own).
+    host_written: bool,
     disable_rest: bool,
 }
 
@@ -195,6 +197,7 @@ fn service(r: &mut Reader<'_>, root: &Value, source: &Path) -> Option<Config> {
         cache_ttl,
         output_encoding,
         host: &host,
+        host_written: svc.get("host").is_some(),
         disable_rest,
     };
     let endpoints = endpoints(r, &svc, &defaults);
@@ -448,6 +451,7 @@ struct EndpointContext<'a> {
     route: Option<(&'a str, &'a [String])>,
     output_encoding: OutputEncoding,
     service_host: &'a [String],
+    service_host_written: bool,
     /// `proxy.sequential_propagated_params`: `resp<N>_<path>` values later backends may use
     /// as `{Resp<N>_<path>}`.
     propagated: &'a [String],
@@ -519,6 +523,7 @@ fn endpoint(
         route: route.as_deref().map(|route| (route, params.as_slice())),
         output_encoding,
         service_host: d.host,
+        service_host_written: d.host_written,
         propagated: &proxy.sequential_propagated_params,
     };
     let list_path = o.path_of("backend");
@@ -638,7 +643,7 @@ fn backend(
     let o = r.as_object(item, path)?;
 
     let disable_host_sanitize = r.bool(&o, "disable_host_sanitize");
-    let host = backend_hosts(r, &o, disable_host_sanitize, cx.service_host);
+    let host = backend_hosts(r, &o, disable_host_sanitize, cx);
     let url_pattern = with_leading_slash(&r.string(&o, "url_pattern").unwrap_or_default());
     if let Some((route, params)) = cx.route {
         check_placeholders(r, &o, &url_pattern, route, params, cx.propagated);
@@ -705,11 +710,21 @@ fn backend_hosts(
     r: &mut Reader<'_>,
     o: &Obj<'_>,
     disable_host_sanitize: bool,
-    service_host: &[String],
+    cx: &EndpointContext<'_>,
 ) -> Vec<String> {
     let sanitize = (!disable_host_sanitize)
         .then_some(" (or set \"disable_host_sanitize\": true to use it as written)");
-    hosts(r, o, sanitize).unwrap_or_else(|| service_host.to_vec())
+    let written = hosts(r, o, sanitize);
+    let nothing_written = written.is_none() && !cx.service_host_written;
+    let hosts = written.unwrap_or_else(|| cx.service_host.to_vec());
+    if nothing_written {
+        // Found here rather than as a 500 on the first request.
+        r.error(
+            o.path_of("host"),
+            "missing: the backend has no host, and neither has the service (\"host\" at the top level)",
+        );
+    }
+    hosts
 }
 
 fn backend_method(r: &mut Reader<'_>, o: &Obj<'_>) -> Option<Method> {

@@ -112,7 +112,7 @@ pub(crate) fn run(path: &Path, options: &LoadOptions, port: Option<u16>) -> Exit
         Err(code) => return code,
     };
     if let Some(port) = port {
-        config.port = port;
+        follow_port(&mut config, port);
     }
     warn_unknown_namespaces(&config);
     let registry = match registry(&config) {
@@ -141,6 +141,30 @@ pub(crate) fn run(path: &Path, options: &LoadOptions, port: Option<u16>) -> Exit
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
+}
+
+/// `--port`: the gateway moves, and so do the backends that are the gateway itself (a loopback
+/// host on the config's own port, as the bundled example's `/__debug/` and `/__echo/` backends).
+fn follow_port(config: &mut Config, port: u16) {
+    let old = config.port;
+    let moved = |host: &mut String| {
+        let Some(origin) = sluice_plugin::Origin::parse(host) else {
+            return;
+        };
+        let loopback = matches!(origin.host.as_str(), "127.0.0.1" | "localhost" | "[::1]");
+        if loopback && origin.port == old {
+            let new = format!("{}://{}:{port}", origin.scheme, origin.host);
+            tracing::info!(from = %host, to = %new, "backend host follows --port (it is the gateway itself)");
+            *host = new;
+        }
+    };
+    config.host.iter_mut().for_each(moved);
+    for endpoint in &mut config.endpoints {
+        for backend in &mut endpoint.backends {
+            backend.host.iter_mut().for_each(moved);
+        }
+    }
+    config.port = port;
 }
 
 /// What an operator wants to see first: which build serves which file, and what it serves.

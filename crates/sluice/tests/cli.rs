@@ -507,3 +507,30 @@ fn run_names_the_address_it_cannot_listen_on() {
         "{stderr}"
     );
 }
+
+/// `--port` moves the bundled example whole: its backends are the gateway itself.
+#[test]
+fn the_bundled_example_follows_port() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/krakend.json");
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            "--log",
+            "warn",
+            "-c",
+            example,
+            "--port",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(&mut child, port);
+    let response = http_get(port, "/hello").unwrap();
+    terminate(&child);
+    assert!(child.wait().unwrap().success());
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with(r#"{"message":"pong"}"#), "{response}");
+}
