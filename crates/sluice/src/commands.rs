@@ -218,11 +218,14 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: draining in-flight requests");
 }
 
-pub(crate) fn check(path: &Path, options: &LoadOptions) -> ExitCode {
+pub(crate) fn check(path: &Path, options: &LoadOptions, print_config: bool) -> ExitCode {
     let config = match load(path, options) {
         Ok(config) => config,
         Err(code) => return code,
     };
+    if print_config {
+        println!("{config:#?}");
+    }
     let mut problems = Vec::new();
     let registry = registry(&config).unwrap_or_else(|errors| {
         problems.extend(errors);

@@ -29,6 +29,9 @@ enum Command {
         /// Log level filter (e.g. `info`, `debug`, `sluice=debug`); overrides RUST_LOG.
         #[arg(short, long)]
         log: Option<String>,
+        /// Debug logging (as `krakend run -d`; the same as `--log debug`).
+        #[arg(short, long, conflicts_with = "log")]
+        debug: bool,
         #[command(flatten)]
         load: LoadArgs,
     },
@@ -37,12 +40,34 @@ enum Command {
         /// The KrakenD v3 configuration file.
         #[arg(short, long, default_value = "krakend.json")]
         config: PathBuf,
+        /// Print the parsed configuration, every default applied (as `krakend check -d`).
+        #[arg(short, long)]
+        debug: bool,
+        /// Build every endpoint's pipeline and plugin without serving (as `krakend check -t`;
+        /// `sluice check` always does, so the flag is accepted for habit's sake).
+        #[arg(short = 't', long = "test-gateway")]
+        test_gateway: bool,
         #[command(flatten)]
         load: LoadArgs,
     },
     /// Tooling for plugin authors.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// The same as `sluice plugin test` (KrakenD's `krakend test-plugin`).
+    TestPlugin(TestArgs),
+}
+
+/// `plugin test`'s arguments.
+#[derive(Debug, clap::Args)]
+struct TestArgs {
+    /// The `.wasm` files.
+    files: Vec<PathBuf>,
+    /// A config whose backends name the plugins: their settings are used for init.
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+    /// Send a GET to this backend URL through the plugin.
+    #[arg(long)]
+    url: Option<String>,
 }
 
 /// How the config is read.
@@ -84,16 +109,7 @@ enum PluginCommand {
     },
     /// Load components, say which world each targets, run init with the config's settings,
     /// and optionally send a sample request.
-    Test {
-        /// The `.wasm` files.
-        files: Vec<PathBuf>,
-        /// A config whose backends name the plugins: their settings are used for init.
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-        /// Send a GET to this backend URL through the plugin.
-        #[arg(long)]
-        url: Option<String>,
-    },
+    Test(TestArgs),
 }
 
 fn main() -> ExitCode {
@@ -103,22 +119,32 @@ fn main() -> ExitCode {
             config,
             port,
             log,
+            debug,
             load,
         } => {
-            commands::init_logging(log.as_deref());
+            commands::init_logging(if debug { Some("debug") } else { log.as_deref() });
             commands::run(&config, &load.options(), port)
         }
-        Command::Check { config, load } => {
+        Command::Check {
+            config,
+            debug,
+            test_gateway: _,
+            load,
+        } => {
             commands::init_logging(Some("warn"));
-            commands::check(&config, &load.options())
+            commands::check(&config, &load.options(), debug)
+        }
+        Command::TestPlugin(args) => {
+            commands::init_logging(Some("warn"));
+            plugin::test(&args.files, args.config.as_deref(), args.url.as_deref())
         }
         Command::Plugin(command) => {
             commands::init_logging(Some("warn"));
             match command {
                 PluginCommand::New { name, dir } => plugin::new(&name, dir.as_deref()),
                 PluginCommand::Build { dir, debug } => plugin::build(&dir, !debug),
-                PluginCommand::Test { files, config, url } => {
-                    plugin::test(&files, config.as_deref(), url.as_deref())
+                PluginCommand::Test(args) => {
+                    plugin::test(&args.files, args.config.as_deref(), args.url.as_deref())
                 }
             }
         }
