@@ -656,3 +656,36 @@ fn plugin_build_shows_cargos_error_not_a_target_guess() {
     assert!(!out.stderr.contains("rustup target add"), "{out}");
     assert!(!out.stderr.contains("is the target installed"), "{out}");
 }
+
+/// When rustup says wasm32-wasip2 is not installed (a stand-in `rustup` on PATH), the failure
+/// says so and how to add it.
+#[cfg(unix)]
+#[test]
+fn plugin_build_suggests_the_target_only_when_rustup_lacks_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir("no-target");
+    let bin = dir.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let rustup = bin.join("rustup");
+    std::fs::write(&rustup, "#!/bin/sh\necho x86_64-unknown-linux-gnu\n").unwrap();
+    std::fs::set_permissions(&rustup, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A manifest cargo rejects, so the build fails without compiling anything.
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"broken\"\n[workspace]\n",
+    )
+    .unwrap();
+    let path = std::env::join_paths(
+        std::iter::once(bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+
+    let out = run(sluice(&["plugin", "build"]).arg(&dir).env("PATH", path));
+
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr
+            .contains("the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"),
+        "{out}"
+    );
+}
