@@ -82,9 +82,16 @@ pub(crate) fn new(name: &str, dir: Option<&Path>) -> ExitCode {
 /// `sluice plugin build [DIR]`: builds the component and copies it to `DIR/<name>.wasm`.
 pub(crate) fn build(dir: &Path, release: bool) -> ExitCode {
     let manifest = dir.join("Cargo.toml");
+    if !manifest.is_file() {
+        eprintln!(
+            "no Cargo.toml in {}: run it in a plugin crate made by `sluice plugin new`",
+            dir.display()
+        );
+        return ExitCode::FAILURE;
+    }
     let Some(name) = package_name(&manifest) else {
         eprintln!(
-            "{}: no [package] name found (is this a plugin crate?)",
+            "{}: no [package] name found (is this a plugin crate made by `sluice plugin new`?)",
             manifest.display()
         );
         return ExitCode::FAILURE;
@@ -93,18 +100,26 @@ pub(crate) fn build(dir: &Path, release: bool) -> ExitCode {
     cargo
         .arg("build")
         .arg("--target")
-        .arg("wasm32-wasip2")
+        .arg(WASM_TARGET)
         .arg("--manifest-path")
         .arg(&manifest);
     if release {
         cargo.arg("--release");
     }
+    // cargo's own output (its errors included) goes straight to the user's terminal.
     match cargo.status() {
         Ok(status) if status.success() => {}
         Ok(status) => {
-            eprintln!(
-                "cargo build failed ({status}); is the target installed? rustup target add wasm32-wasip2"
-            );
+            if target_missing() == Some(true) {
+                eprintln!(
+                    "cargo build failed ({status}): the {WASM_TARGET} target is not installed: rustup target add {WASM_TARGET}"
+                );
+            } else {
+                eprintln!(
+                    "cargo build failed ({status}): see cargo's errors above ({})",
+                    manifest.display()
+                );
+            }
             return ExitCode::FAILURE;
         }
         Err(e) => {
@@ -116,7 +131,7 @@ pub(crate) fn build(dir: &Path, release: bool) -> ExitCode {
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| dir.join("target"), PathBuf::from);
     let profile = if release { "release" } else { "debug" };
     let built = target_dir
-        .join("wasm32-wasip2")
+        .join(WASM_TARGET)
         .join(profile)
         .join(format!("{}.wasm", name.replace('-', "_")));
     let out = dir.join(format!("{name}.wasm"));
@@ -129,6 +144,23 @@ pub(crate) fn build(dir: &Path, release: bool) -> ExitCode {
         out.display()
     );
     ExitCode::SUCCESS
+}
+
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// Whether rustup says the wasm target is missing; `None` when rustup cannot tell (not
+/// installed, or failed).
+fn target_missing() -> Option<bool> {
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())?;
+    Some(
+        !String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|line| line.trim() == WASM_TARGET),
+    )
 }
 
 fn package_name(manifest: &Path) -> Option<String> {
@@ -185,14 +217,24 @@ pub(crate) fn test(files: &[PathBuf], config: Option<&Path>, url: Option<&str>) 
     for file in files {
         let _guard = runtime.enter();
         match test_one(&host, file, config.as_ref(), url, &client, &runtime) {
-            Ok(lines) => {
-                for line in lines {
+            Ok(report) => {
+                let header = format!("{}\t{}\t{}", file.display(), report.name, report.kind);
+                match &report.problem {
+                    None => println!("[OK] {header}{}", report.note),
+                    Some(problem) => {
+                        failed += 1;
+                        println!("[KO] {header}: {problem}");
+                    }
+                }
+                for line in report.details {
                     println!("{line}");
                 }
             }
-            Err(TestFailure::Missing) => {
+            Err(TestFailure::Unopenable(reason)) => {
                 failed += 1;
+                // KrakenD's exact line (spec §1.9), then why.
                 println!("[KO] Unable to open the plugin {}.", file.display());
+                println!("     {}: {reason}", file.display());
             }
             Err(TestFailure::Other(message)) => {
                 failed += 1;
@@ -211,10 +253,23 @@ pub(crate) fn test(files: &[PathBuf], config: Option<&Path>, url: Option<&str>) 
     }
 }
 
+/// What `sluice plugin test` found for one loaded plugin.
+struct Report {
+    name: String,
+    kind: String,
+    /// What was not tried, appended to the `[OK]` line (empty when everything was).
+    note: String,
+    /// Why the plugin did not do what was asked, for the `[KO]` line.
+    problem: Option<String>,
+    /// Indented lines: init per backend, the sample request.
+    details: Vec<String>,
+}
+
 /// Why one plugin failed its test.
 enum TestFailure {
-    /// The file does not exist (KrakenD's `Unable to open the plugin` line).
-    Missing,
+    /// The file cannot be opened (KrakenD's `Unable to open the plugin` line), with the OS's
+    /// reason.
+    Unopenable(String),
     /// Anything else, with the reason.
     Other(String),
 }
@@ -232,16 +287,26 @@ fn test_one(
     url: Option<&str>,
     client: &SharedExecutor,
     runtime: &tokio::runtime::Runtime,
-) -> Result<Vec<String>, TestFailure> {
-    if !file.is_file() {
-        return Err(TestFailure::Missing);
+) -> Result<Report, TestFailure> {
+    match std::fs::metadata(file) {
+        Err(e) => return Err(TestFailure::Unopenable(e.to_string())),
+        Ok(meta) if !meta.is_file() => {
+            return Err(TestFailure::Unopenable("not a regular file".to_owned()));
+        }
+        Ok(_) => {}
+    }
+    if let Err(e) = std::fs::File::open(file) {
+        return Err(TestFailure::Unopenable(e.to_string()));
     }
     let (name, plugin) = host.load_file(file).map_err(|e| e.reason)?;
-    let mut lines = vec![format!(
-        "[OK] {}\t{name}\t{}",
-        file.display(),
-        plugin.kind()
-    )];
+    let mut report = Report {
+        name: name.clone(),
+        kind: plugin.kind().to_string(),
+        note: String::new(),
+        problem: None,
+        details: Vec::new(),
+    };
+    let lines = &mut report.details;
     let mut backends = Vec::new();
     if let Some(config) = config {
         for endpoint in &config.endpoints {
@@ -251,12 +316,19 @@ fn test_one(
                 }
             }
         }
-        if backends.is_empty() {
+        if backends.is_empty() && url.is_none() {
+            report.note = format!(
+                "\tloaded; init not run: no backend of {} names {name:?}",
+                config.source.display()
+            );
+        } else if backends.is_empty() {
             lines.push(format!(
-                "     no backend of {} names {name:?}",
+                "     no backend of {} names {name:?}: init runs with empty settings",
                 config.source.display()
             ));
         }
+    } else if url.is_none() {
+        report.note = "\tloaded; init not run: pass -c CONFIG with a backend naming it".to_owned();
     }
     let mut executors = Vec::new();
     for (label, backend, plugin_ref) in &backends {
@@ -308,8 +380,11 @@ fn test_one(
         let (status, body) = answer.map_err(|e| format!("sample request to {url}: {e}"))?;
         let preview: String = String::from_utf8_lossy(&body).chars().take(200).collect();
         lines.push(format!("     GET {url} -> {} {preview}", status.as_u16()));
+        if !status.is_success() {
+            report.problem = Some(format!("the sample GET {url} answered {status}, not 2xx"));
+        }
     }
-    Ok(lines)
+    Ok(report)
 }
 
 fn build_for_url(

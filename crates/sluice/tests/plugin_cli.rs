@@ -523,3 +523,169 @@ fn http_get(port: u16, path: &str) -> std::io::Result<String> {
     stream.read_to_string(&mut response)?;
     Ok(response)
 }
+
+/// A sample request the backend answers 404 is not an `[OK]`: `[KO]` with the status, exit 1.
+#[test]
+fn plugin_test_reports_a_non_2xx_sample_answer_as_ko() {
+    let backend = debug_backend();
+    let dir = tempdir("sample-404");
+    let config = client_example_config(&dir, &backend.url, r#"{"path": "/__debug/hijack-me"}"#);
+    let url = format!("{}/nowhere", backend.url);
+
+    let out = run(sluice(&["plugin", "test"])
+        .arg(dist().join("client-example.wasm"))
+        .arg("-c")
+        .arg(&config)
+        .args(["--url", &url]));
+
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(!out.stdout.contains("[OK]"), "{out}");
+    let ko = out
+        .lines()
+        .into_iter()
+        .find(|l| l.starts_with("[KO] /"))
+        .unwrap_or_else(|| panic!("no [KO] line\n{out}"))
+        .to_owned();
+    assert!(ko.contains("404 Not Found") && ko.contains(&url), "{out}");
+    assert!(
+        out.lines()
+            .iter()
+            .any(|l| l.trim().starts_with(&format!("GET {url} -> 404"))),
+        "{out}"
+    );
+    assert_eq!(out.last_line(), "1 plugin(s) failed.", "{out}");
+    assert_eq!(*backend.paths.lock().unwrap(), ["/nowhere"]);
+}
+
+/// Without `-c` (and `--url`) nothing runs `init`: the `[OK]` line says so and how to run it.
+#[test]
+fn plugin_test_without_a_config_says_init_was_not_run() {
+    let out = run(sluice(&["plugin", "test"]).arg(dist().join("client-example.wasm")));
+
+    assert_eq!(out.code, Some(0), "{out}");
+    let first = out.lines()[0];
+    assert!(first.starts_with("[OK] /"), "{out}");
+    assert!(
+        first.contains("loaded; init not run: pass -c CONFIG with a backend naming it"),
+        "{out}"
+    );
+
+    // A config that does not name it: also not run, and the line says why.
+    let dir = tempdir("unnamed");
+    let config = dir.join("krakend.json");
+    std::fs::write(&config, r#"{"version": 3, "endpoints": []}"#).unwrap();
+    let out = run(sluice(&["plugin", "test"])
+        .arg(dist().join("client-example.wasm"))
+        .arg("-c")
+        .arg(&config));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.lines()[0].contains("init not run: no backend of")
+            && out.lines()[0].contains(r#"names "client-example""#),
+        "{out}"
+    );
+}
+
+/// A file that cannot be opened: KrakenD's line, then the path as given and the OS's reason.
+#[test]
+fn plugin_test_says_why_a_file_cannot_be_opened() {
+    let dir = tempdir("unopenable");
+    std::fs::create_dir(dir.join("folder.wasm")).unwrap();
+
+    let out = run(sluice(&["plugin", "test", "nope.wasm", "folder.wasm"]).current_dir(&dir));
+
+    assert_eq!(out.code, Some(1), "{out}");
+    let lines = out.lines();
+    assert!(
+        lines.contains(&"[KO] Unable to open the plugin nope.wasm."),
+        "{out}"
+    );
+    assert!(
+        lines.contains(&"     nope.wasm: No such file or directory (os error 2)"),
+        "{out}"
+    );
+    assert!(
+        lines.contains(&"     folder.wasm: not a regular file"),
+        "{out}"
+    );
+    assert_eq!(out.last_line(), "2 plugin(s) failed.", "{out}");
+}
+
+/// `plugin build` where there is no Cargo.toml says so, and where to run it.
+#[test]
+fn plugin_build_without_a_cargo_toml_says_so() {
+    let dir = tempdir("no-manifest");
+
+    let out = run(sluice(&["plugin", "build"]).arg(&dir));
+
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(
+        out.stderr.trim(),
+        format!(
+            "no Cargo.toml in {}: run it in a plugin crate made by `sluice plugin new`",
+            dir.display()
+        ),
+        "{out}"
+    );
+}
+
+/// A crate that does not compile: cargo's own error is shown, and no guess about the target
+/// (installed here).
+#[test]
+fn plugin_build_shows_cargos_error_not_a_target_guess() {
+    let dir = tempdir("broken");
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"broken\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::create_dir(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("src/lib.rs"),
+        "pub fn f() -> u32 { \"not a number\" }\n",
+    )
+    .unwrap();
+
+    let out = run(sluice(&["plugin", "build"])
+        .arg(&dir)
+        .env("CARGO_TARGET_DIR", dir.join("target")));
+
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("mismatched types"), "{out}");
+    assert!(out.stderr.contains("see cargo's errors above"), "{out}");
+    assert!(!out.stderr.contains("rustup target add"), "{out}");
+    assert!(!out.stderr.contains("is the target installed"), "{out}");
+}
+
+/// When rustup says wasm32-wasip2 is not installed (a stand-in `rustup` on PATH), the failure
+/// says so and how to add it.
+#[cfg(unix)]
+#[test]
+fn plugin_build_suggests_the_target_only_when_rustup_lacks_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir("no-target");
+    let bin = dir.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let rustup = bin.join("rustup");
+    std::fs::write(&rustup, "#!/bin/sh\necho x86_64-unknown-linux-gnu\n").unwrap();
+    std::fs::set_permissions(&rustup, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A manifest cargo rejects, so the build fails without compiling anything.
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"broken\"\n[workspace]\n",
+    )
+    .unwrap();
+    let path = std::env::join_paths(
+        std::iter::once(bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+
+    let out = run(sluice(&["plugin", "build"]).arg(&dir).env("PATH", path));
+
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr
+            .contains("the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"),
+        "{out}"
+    );
+}
