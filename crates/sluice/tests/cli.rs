@@ -534,3 +534,26 @@ fn the_bundled_example_follows_port() {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.ends_with(r#"{"message":"pong"}"#), "{response}");
 }
+
+/// The flags a KrakenD user types by habit: `check -d` prints the parsed config, `check -t` is
+/// accepted, `test-plugin` is `plugin test`.
+#[test]
+fn krakend_habits_work() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/krakend.json");
+    let out = Command::new(BIN)
+        .args(["check", "-d", "-t", "-c", example])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("endpoint: \"/hello\""), "{stdout}");
+    assert!(stdout.contains("Syntax OK!"), "{stdout}");
+
+    let out = Command::new(BIN)
+        .args(["test-plugin", "no-such-plugin.wasm"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("Unable to open"), "{stdout}");
+}
