@@ -418,6 +418,17 @@ impl WasmHost {
             .map(|e| e.path())
             .collect();
         files.sort();
+        for file in &files {
+            // KrakenD's rule is a substring match, so `greeter.wasm.bak` is loaded too: say so.
+            let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+            if let Some(name) = name.filter(|n| !n.ends_with(folder.pattern.as_str())) {
+                tracing::warn!(
+                    file = %file.display(),
+                    pattern = %folder.pattern,
+                    "{name} contains plugin.pattern without ending with it and is loaded as a plugin (KrakenD's rule); rename or move it if it is a backup"
+                );
+            }
+        }
         for file in files {
             match self.load_file(&file) {
                 Ok((name, plugin)) => plugins.push((name, plugin)),

@@ -48,8 +48,26 @@ fn load(path: &Path, options: &LoadOptions) -> Result<Config, ExitCode> {
 
 /// Every plugin the config can name: compiled-in ones and the components in `plugin.folder`.
 fn registry(config: &Config) -> Result<Registry, Vec<String>> {
+    let plugins = plugins(config)?;
+    if plugins.errors.is_empty() {
+        Ok(plugins.registry)
+    } else {
+        Err(plugins.errors)
+    }
+}
+
+/// The plugins that loaded, the problems, and the names of the plugin files that did not load.
+#[derive(Debug)]
+struct Plugins {
+    registry: Registry,
+    errors: Vec<String>,
+    failed: Vec<String>,
+}
+
+fn plugins(config: &Config) -> Result<Plugins, Vec<String>> {
     let mut registry = Registry::new();
     let mut errors = Vec::new();
+    let mut failed = Vec::new();
     if let Err(e) = sluice_builtin_plugins::register_all(&mut registry) {
         errors.push(e.to_string());
     }
@@ -59,11 +77,17 @@ fn registry(config: &Config) -> Result<Registry, Vec<String>> {
             .map_err(|e| vec![format!("cannot start the WebAssembly host: {e}")])?;
         let (plugins, load_errors) = host.load_folder(folder);
         let file = config.source.display();
-        errors.extend(
-            load_errors
-                .iter()
-                .map(|e| format!("{file}: plugin.folder: {e}")),
-        );
+        for e in &load_errors {
+            errors.push(format!(
+                "{file}: plugin.folder: {e} (every file in {} whose name contains {:?} is \
+                 loaded: move this one out, or narrow plugin.pattern)",
+                folder.folder.display(),
+                folder.pattern
+            ));
+            if let Some(stem) = e.file.file_stem().and_then(|s| s.to_str()) {
+                failed.push(stem.to_owned());
+            }
+        }
         let loaded = plugins.len();
         for (name, plugin) in plugins {
             if let Err(e) = registry.register(name, plugin) {
@@ -77,11 +101,11 @@ fn registry(config: &Config) -> Result<Registry, Vec<String>> {
             "component plugins loaded"
         );
     }
-    if errors.is_empty() {
-        Ok(registry)
-    } else {
-        Err(errors)
-    }
+    Ok(Plugins {
+        registry,
+        errors,
+        failed,
+    })
 }
 
 /// One line per namespace accepted without being acted on: why, and where.
@@ -227,12 +251,24 @@ pub(crate) fn check(path: &Path, options: &LoadOptions, print_config: bool) -> E
         println!("{config:#?}");
     }
     let mut problems = Vec::new();
-    let registry = registry(&config).unwrap_or_else(|errors| {
-        problems.extend(errors);
-        Registry::new()
-    });
+    let (registry, failed) = match plugins(&config) {
+        Ok(plugins) => {
+            problems.extend(plugins.errors);
+            (plugins.registry, plugins.failed)
+        }
+        Err(errors) => {
+            problems.extend(errors);
+            (Registry::new(), Vec::new())
+        }
+    };
     if let Err(errors) = sluice_server::validate(&config, &registry) {
-        problems.extend(errors);
+        // A backend naming a plugin whose file failed to load is that file's one error, not
+        // a second "no client plugin is named" one.
+        problems.extend(errors.into_iter().filter(|e| {
+            !failed
+                .iter()
+                .any(|name| e.contains(&format!("no client plugin is named {name:?}")))
+        }));
     }
     for line in namespace_lines(&config) {
         println!("warning: {line}");

@@ -557,3 +557,44 @@ fn krakend_habits_work() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("Unable to open"), "{stdout}");
 }
+
+/// A file in the plugin folder that is not a component is one error that says why it was
+/// loaded at all; a backend naming it gets no second, false "no client plugin" error; a
+/// `.wasm.bak` file (matched by substring, as KrakenD matches) is named in a warning.
+#[test]
+fn one_bad_plugin_file_is_one_error() {
+    let path = write_config(
+        "bad-plugin",
+        r#"{"version": 3, "plugin": {"folder": "./plugins", "pattern": ".wasm"},
+            "endpoints": [{"endpoint": "/a", "backend": [{"host": ["http://127.0.0.1:9000"], "url_pattern": "/a",
+              "extra_config": {"plugin/http-client": {"name": "greeter"}}}]}]}"#,
+    );
+    let folder = path.parent().unwrap().join("plugins");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("greeter.wasm"), "not a component").unwrap();
+    std::fs::write(folder.join("old.wasm.bak"), "a backup").unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "-c"])
+        .arg(&path)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stderr.contains("greeter.wasm: not a WebAssembly file"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("whose name contains \".wasm\" is loaded"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("no client plugin is named"), "{stderr}");
+    // Two problems: greeter.wasm and the backup, each once.
+    assert!(stderr.contains("2 problem(s) found"), "{stderr}");
+    assert!(
+        stdout.contains("old.wasm.bak contains plugin.pattern without ending with it"),
+        "{stdout}"
+    );
+}
