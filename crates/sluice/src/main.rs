@@ -97,6 +97,10 @@ enum PluginCommand {
         /// Where to create it (default: ./NAME).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Make a hooks-mode plugin (on_request + on_response; the gateway sends the request)
+        /// instead of a handle-mode one.
+        #[arg(long)]
+        hooks: bool,
     },
     /// Build a plugin crate into NAME.wasm (cargo build --target wasm32-wasip2).
     Build {
@@ -141,7 +145,9 @@ fn main() -> ExitCode {
         Command::Plugin(command) => {
             commands::init_logging(Some("warn"));
             match command {
-                PluginCommand::New { name, dir } => plugin::new(&name, dir.as_deref()),
+                PluginCommand::New { name, dir, hooks } => {
+                    plugin::new(&name, dir.as_deref(), hooks)
+                }
                 PluginCommand::Build { dir, debug } => plugin::build(&dir, !debug),
                 PluginCommand::Test(args) => {
                     plugin::test(&args.files, args.config.as_deref(), args.url.as_deref())

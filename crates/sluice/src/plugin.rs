@@ -11,6 +11,7 @@ use sluice_plugin::{
 
 const TEMPLATE_CARGO: &str = include_str!("../templates/Cargo.toml.tmpl");
 const TEMPLATE_LIB: &str = include_str!("../templates/lib.rs.tmpl");
+const TEMPLATE_LIB_HOOKS: &str = include_str!("../templates/lib_hooks.rs.tmpl");
 const TEMPLATE_README: &str = include_str!("../templates/README.md.tmpl");
 const TEMPLATE_GITIGNORE: &str = include_str!("../templates/gitignore.tmpl");
 const SDK_CARGO: &str = include_str!("../templates/sdk.Cargo.toml.tmpl");
@@ -29,8 +30,9 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
-/// `sluice plugin new NAME [--dir DIR]`.
-pub(crate) fn new(name: &str, dir: Option<&Path>) -> ExitCode {
+/// `sluice plugin new NAME [--dir DIR] [--hooks]`: a handle-mode plugin, or with `hooks` one
+/// with `on_request` and `on_response`.
+pub(crate) fn new(name: &str, dir: Option<&Path>, hooks: bool) -> ExitCode {
     if !valid_name(name) {
         eprintln!(
             "plugin names are lower-case letters, digits and '-', starting with a letter: {name:?}"
@@ -51,7 +53,14 @@ pub(crate) fn new(name: &str, dir: Option<&Path>) -> ExitCode {
     };
     let files: [(&str, String); 9] = [
         ("Cargo.toml", fill(TEMPLATE_CARGO)),
-        ("src/lib.rs", fill(TEMPLATE_LIB)),
+        (
+            "src/lib.rs",
+            fill(if hooks {
+                TEMPLATE_LIB_HOOKS
+            } else {
+                TEMPLATE_LIB
+            }),
+        ),
         ("README.md", fill(TEMPLATE_README)),
         (".gitignore", TEMPLATE_GITIGNORE.to_owned()),
         ("sdk/Cargo.toml", fill(SDK_CARGO)),
@@ -71,7 +80,8 @@ pub(crate) fn new(name: &str, dir: Option<&Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    println!("Created plugin {name:?} in {}", root.display());
+    let mode = if hooks { "hooks-mode" } else { "handle-mode" };
+    println!("Created {mode} plugin {name:?} in {}", root.display());
     println!(
         "  cd {} && cargo test && sluice plugin build",
         root.display()

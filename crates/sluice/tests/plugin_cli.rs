@@ -358,24 +358,25 @@ fn plugin_test_reports_rejected_settings() {
     assert_eq!(out.last_line(), "1 plugin(s) failed.", "{out}");
 }
 
-/// `sluice plugin new` scaffolds a crate whose own tests pass; `sluice plugin build` turns it
-/// into `<name>.wasm`, which `sluice plugin test` accepts.
-#[test]
-fn plugin_new_build_and_test_round_trip() {
-    let root = tempdir("scaffold");
-    let crate_dir = root.join("demo");
+/// `sluice plugin new NAME --dir ROOT/NAME [extra]`, then the scaffold's own `cargo test`
+/// (expecting `passed` tests) and `sluice plugin build`: the crate folder and its `.wasm`.
+fn scaffold_and_build(
+    root: &Path,
+    name: &str,
+    extra: &[&str],
+    passed: usize,
+) -> (PathBuf, PathBuf) {
+    let crate_dir = root.join(name);
     // Shared between runs so the scaffold's dependencies are compiled once.
     let target = repo().join("target/scaffold-test");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
 
-    let out = run(sluice(&["plugin", "new", "demo", "--dir"]).arg(&crate_dir));
+    let out = run(sluice(&["plugin", "new", name, "--dir"])
+        .arg(&crate_dir)
+        .args(extra));
     assert_eq!(out.code, Some(0), "{out}");
     assert!(crate_dir.join("Cargo.toml").is_file(), "{out}");
     assert!(crate_dir.join("src/lib.rs").is_file(), "{out}");
-
-    // A second `new` into the same place refuses to overwrite it.
-    let again = run(sluice(&["plugin", "new", "demo", "--dir"]).arg(&crate_dir));
-    assert_eq!(again.code, Some(1), "{again}");
 
     let out = run(Command::new(&cargo)
         .arg("test")
@@ -383,14 +384,31 @@ fn plugin_new_build_and_test_round_trip() {
         .arg(crate_dir.join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", &target));
     assert_eq!(out.code, Some(0), "cargo test of the scaffold\n{out}");
-    assert!(out.stdout.contains("test result: ok. 2 passed"), "{out}");
+    assert!(
+        out.stdout
+            .contains(&format!("test result: ok. {passed} passed")),
+        "{out}"
+    );
 
     let out = run(sluice(&["plugin", "build"])
         .arg(&crate_dir)
         .env("CARGO_TARGET_DIR", &target));
     assert_eq!(out.code, Some(0), "sluice plugin build\n{out}");
-    let wasm = crate_dir.join("demo.wasm");
+    let wasm = crate_dir.join(format!("{name}.wasm"));
     assert!(wasm.is_file(), "{out}");
+    (crate_dir, wasm)
+}
+
+/// `sluice plugin new` scaffolds a crate whose own tests pass; `sluice plugin build` turns it
+/// into `<name>.wasm`, which `sluice plugin test` accepts.
+#[test]
+fn plugin_new_build_and_test_round_trip() {
+    let root = tempdir("scaffold");
+    let (crate_dir, wasm) = scaffold_and_build(&root, "demo", &[], 2);
+
+    // A second `new` into the same place refuses to overwrite it.
+    let again = run(sluice(&["plugin", "new", "demo", "--dir"]).arg(&crate_dir));
+    assert_eq!(again.code, Some(1), "{again}");
 
     let out = run(sluice(&["plugin", "test"]).arg(&wasm));
     assert_eq!(out.code, Some(0), "{out}");
@@ -400,6 +418,60 @@ fn plugin_new_build_and_test_round_trip() {
         out.last_line().starts_with("[OK] 1 tested plugin(s) in"),
         "{out}"
     );
+
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// `sluice plugin new --hooks` scaffolds a hooks-mode plugin (on_request + on_response) whose
+/// own tests pass, that builds, and that `sluice plugin test` runs: init with the config's
+/// settings, then a sample GET through both hooks to a real backend.
+#[test]
+fn plugin_new_hooks_build_and_test_round_trip() {
+    let root = tempdir("scaffold-hooks");
+    let (crate_dir, wasm) = scaffold_and_build(&root, "hooks-demo", &["--hooks"], 3);
+    let lib = std::fs::read_to_string(crate_dir.join("src/lib.rs")).unwrap();
+    assert!(
+        lib.contains("const HOOKS: Hooks = Hooks::ON_REQUEST.union(Hooks::ON_RESPONSE);"),
+        "{lib}"
+    );
+
+    let backend = debug_backend();
+    let config = root.join("krakend.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"version": 3, "endpoints": [{{"endpoint": "/test/{{id}}", "backend": [{{
+                "host": ["{}"], "url_pattern": "/__debug/{{id}}",
+                "extra_config": {{"plugin/http-client": {{"name": "hooks-demo",
+                    "hooks-demo": {{"header": "X-Hello", "value": "world"}}}}}}
+            }}]}}]}}"#,
+            backend.url
+        ),
+    )
+    .unwrap();
+    let url = format!("{}/__debug/x", backend.url);
+    let out = run(sluice(&["plugin", "test"])
+        .arg(&wasm)
+        .arg("-c")
+        .arg(&config)
+        .args(["--url", &url]));
+
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.lines()[0].starts_with("[OK]"), "{out}");
+    assert!(out.lines()[0].contains("hooks-demo"), "{out}");
+    assert!(
+        out.lines()
+            .iter()
+            .any(|l| l.contains("init OK for GET /test/{id} -> /__debug/{id}")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .iter()
+            .any(|l| l.trim() == format!(r#"GET {url} -> 200 {{"message":"pong"}}"#)),
+        "{out}"
+    );
+    assert_eq!(*backend.paths.lock().unwrap(), ["/__debug/x"]);
 
     let _ = std::fs::remove_dir_all(&root);
 }

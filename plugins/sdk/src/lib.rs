@@ -33,6 +33,7 @@
 //! - **hooks**: set [`Plugin::HOOKS`] and implement [`Plugin::on_request`] and/or
 //!   [`Plugin::on_response`]; the gateway makes the backend call itself between the two, with no
 //!   instance held while it waits. Best for "change what goes and what comes back" plugins.
+//!   Both hooks in a `const`: `Hooks::ON_REQUEST.union(Hooks::ON_RESPONSE)` (`|` is not `const`).
 //!
 //! Build with `cargo build --release --target wasm32-wasip2`; the `.wasm` file's stem is the
 //! name the gateway registers the plugin under.
@@ -67,6 +68,31 @@ pub use http::Headers;
 pub trait Plugin: Sized + 'static {
     /// Which hooks the gateway calls instead of [`Plugin::handle`]. Empty (the default) means
     /// `handle` serves every request.
+    ///
+    /// `|` is not allowed in a `const`: combine flags with the `const fn` [`Hooks::union`]
+    /// (`|` works in [`Plugin::hooks`] and other non-const code):
+    ///
+    /// ```
+    /// use sluice_plugin_sdk::{Error, Flow, Hooks, Plugin, Request, Response};
+    ///
+    /// struct Both;
+    ///
+    /// impl Plugin for Both {
+    ///     const HOOKS: Hooks = Hooks::ON_REQUEST.union(Hooks::ON_RESPONSE);
+    ///
+    ///     fn init(_settings: &str) -> Result<Self, String> {
+    ///         Ok(Both)
+    ///     }
+    ///     fn on_request(&self, request: Request) -> Result<Flow, Error> {
+    ///         Ok(Flow::Request(request.with_header("x-seen", b"yes")))
+    ///     }
+    ///     fn on_response(&self, response: Response) -> Result<Response, Error> {
+    ///         Ok(response.with_header("x-answered", b"yes"))
+    ///     }
+    /// }
+    ///
+    /// assert_eq!(Both::HOOKS, Hooks::ON_REQUEST | Hooks::ON_RESPONSE);
+    /// ```
     const HOOKS: Hooks = Hooks::empty();
 
     /// The hooks of this instance, asked once after `init` (so they may depend on the
@@ -216,5 +242,33 @@ pub mod __private {
         fn default() -> Self {
             Self::new()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Both;
+
+    impl Plugin for Both {
+        // The form the docs show: `|` does not compile in a `const`, `union` does.
+        const HOOKS: Hooks = Hooks::ON_REQUEST.union(Hooks::ON_RESPONSE);
+
+        fn init(_settings: &str) -> Result<Self, String> {
+            Ok(Both)
+        }
+    }
+
+    #[test]
+    fn hooks_combine_in_a_const() {
+        const BOTH: Hooks = Hooks::ON_REQUEST.union(Hooks::ON_RESPONSE);
+        assert_eq!(BOTH, Hooks::ON_REQUEST | Hooks::ON_RESPONSE);
+        assert_eq!(Both::HOOKS, BOTH);
+        assert!(
+            Both::HOOKS.contains(Hooks::ON_REQUEST) && Both::HOOKS.contains(Hooks::ON_RESPONSE)
+        );
+        let plugin = Both::init("{}").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(plugin.hooks(), BOTH);
     }
 }
