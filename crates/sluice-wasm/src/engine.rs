@@ -402,7 +402,10 @@ impl WasmHost {
             Err(e) => {
                 errors.push(LoadError::new(
                     &folder.folder,
-                    format!("cannot read the plugin folder: {e}"),
+                    format!(
+                        "cannot read the plugin folder: {e} (a relative plugin.folder is \
+                         resolved against the config file's folder)"
+                    ),
                 ));
                 return (plugins, errors);
             }

@@ -367,7 +367,13 @@ fn scaffold_and_build(
     passed: usize,
 ) -> (PathBuf, PathBuf) {
     let crate_dir = root.join(name);
-    // Shared between runs so the scaffold's dependencies are compiled once.
+    // Shared between runs so the scaffold's dependencies are compiled once; one scaffold at a
+    // time, since each vendors its own `sluice-plugin-sdk` and two builds into one target
+    // folder replace each other's artefacts.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let target = repo().join("target/scaffold-test");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
 
