@@ -153,6 +153,19 @@ fn http_get(port: u16, path: &str) -> std::io::Result<String> {
     Ok(response)
 }
 
+/// `sluice run --log info` on `path`, its output kept for the test to read, ready on `port`.
+fn run_logged(path: &std::path::Path, port: u16) -> Child {
+    let mut child = Command::new(BIN)
+        .args(["run", "--log", "info", "-c"])
+        .arg(path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_ready(&mut child, port);
+    child
+}
+
 /// Sends SIGTERM, as an orchestrator stopping the gateway would.
 fn terminate(child: &Child) {
     let killed = Command::new("kill")
@@ -307,14 +320,7 @@ fn access_log_has_a_line_per_request_unless_disabled() {
                     "endpoints": []}}"#
             ),
         );
-        let mut child = Command::new(BIN)
-            .args(["run", "--log", "info", "-c"])
-            .arg(&path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        wait_ready(&mut child, port);
+        let child = run_logged(&path, port);
         let response = http_get(port, "/no/such/route").unwrap();
         assert!(response.starts_with("HTTP/1.1 404"), "{response}");
         terminate(&child);
@@ -447,14 +453,7 @@ fn the_log_explains_start_up_and_failed_backend_calls() {
                 "endpoints": [{{"endpoint": "/down", "backend": [{{"host": ["http://127.0.0.1:19"], "url_pattern": "/gone/away"}}]}}]}}"#
         ),
     );
-    let mut child = Command::new(BIN)
-        .args(["run", "--log", "info", "-c"])
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_ready(&mut child, port);
+    let child = run_logged(&path, port);
     let response = http_get(port, "/down").unwrap();
     assert!(response.starts_with("HTTP/1.1 500"), "{response}");
     let not_found = http_get(port, "/nowhere").unwrap();
