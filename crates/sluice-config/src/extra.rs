@@ -333,10 +333,13 @@ fn flatmap_filter(r: &mut Reader<'_>, proxy: &Obj<'_>) -> Vec<FlatmapOp> {
         match (op_type, args.as_slice()) {
             ("move", [from, to]) => ops.push(FlatmapOp::Move(from.clone(), to.clone())),
             ("append", [from, to]) => ops.push(FlatmapOp::Append(from.clone(), to.clone())),
-            ("del", [path]) => ops.push(FlatmapOp::Del(path.clone())),
+            // KrakenD deletes every path listed, one `del` of several paths or several `del`s.
+            ("del", paths) if !paths.is_empty() => {
+                ops.extend(paths.iter().cloned().map(FlatmapOp::Del));
+            }
             (op_type, _) => {
                 let wanted = if op_type == "del" {
-                    "1 argument"
+                    "at least 1 argument"
                 } else {
                     "2 arguments"
                 };

@@ -799,3 +799,21 @@ fn sluice_server_namespace_is_read_at_the_service() {
     );
     assert!(config.unknown_namespaces.is_empty());
 }
+
+#[test]
+fn flatmap_del_takes_several_paths() {
+    let mut value = minimal();
+    value["endpoints"][0]["backend"][0]["extra_config"] = json!({"proxy": {"flatmap_filter": [
+        {"type": "del", "args": ["a", "b.c"]},
+        {"type": "move", "args": ["x", "y"]}
+    ]}});
+    let config = parse(value);
+    assert_eq!(
+        config.endpoints[0].backends[0].flatmap_filter,
+        [
+            FlatmapOp::Del("a".to_owned()),
+            FlatmapOp::Del("b.c".to_owned()),
+            FlatmapOp::Move("x".to_owned(), "y".to_owned())
+        ]
+    );
+}

@@ -61,3 +61,28 @@ async fn propagated_params_fill_later_url_patterns() {
     assert_status(&resp, 200);
     assert_eq!(resp.json()["second"], json!({"path": "/second/42"}));
 }
+
+/// A `del` with several paths (as KrakenD accepts it) deletes each of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flatmap_del_deletes_every_path_it_lists() {
+    let origin = Backend::start_sync(|_: &Received| {
+        Reply::json(200, &json!({"a": 1, "b": {"c": 2, "d": 3}, "e": 4}))
+    })
+    .await;
+    let gw = start_gateway(service(json!([endpoint(
+        "/trimmed",
+        json!([backend(
+            &origin.url(),
+            "/",
+            json!({"extra_config": {"proxy": {"flatmap_filter": [
+                {"type": "del", "args": ["a", "b.c"]}
+            ]}}})
+        )]),
+        Value::Null
+    )])))
+    .await;
+
+    let resp = get(&gw.url("/trimmed")).await;
+    assert_status(&resp, 200);
+    assert_json(&resp, &json!({"b": {"d": 3}, "e": 4}));
+}
