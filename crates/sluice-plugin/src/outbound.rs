@@ -72,15 +72,34 @@ impl Origin {
 
     /// The origin of a request URI (`None` if it is not absolute http(s)).
     pub fn of_uri(uri: &http::Uri) -> Option<Origin> {
-        let scheme = uri.scheme_str()?.to_ascii_lowercase();
-        let host = uri.host()?.to_ascii_lowercase();
-        let port = uri.port_u16().or(match scheme.as_str() {
-            "http" => Some(80),
-            "https" => Some(443),
-            _ => None,
-        })?;
-        Some(Origin { scheme, host, port })
+        let (scheme, host, port) = uri_parts(uri)?;
+        Some(Origin {
+            scheme: scheme.to_ascii_lowercase(),
+            host: host.to_ascii_lowercase(),
+            port,
+        })
     }
+
+    /// Whether `uri` is on this origin, without allocating (checked on every plugin call).
+    fn matches(&self, scheme: &str, host: &str, port: u16) -> bool {
+        self.port == port
+            && self.scheme.eq_ignore_ascii_case(scheme)
+            && self.host.eq_ignore_ascii_case(host)
+    }
+}
+
+/// A URI's scheme, host and port (the scheme's default when not given); `None` unless it is
+/// absolute http(s).
+fn uri_parts(uri: &http::Uri) -> Option<(&str, &str, u16)> {
+    let scheme = uri.scheme_str()?;
+    let default_port = if scheme.eq_ignore_ascii_case("http") {
+        80
+    } else if scheme.eq_ignore_ascii_case("https") {
+        443
+    } else {
+        return None;
+    };
+    Some((scheme, uri.host()?, uri.port_u16().unwrap_or(default_port)))
 }
 
 impl std::fmt::Display for Origin {
@@ -139,7 +158,9 @@ impl AllowedHosts {
     pub fn allows(&self, uri: &http::Uri) -> bool {
         match self {
             AllowedHosts::Any => true,
-            AllowedHosts::Only(list) => Origin::of_uri(uri).is_some_and(|o| list.contains(&o)),
+            AllowedHosts::Only(list) => uri_parts(uri).is_some_and(|(scheme, host, port)| {
+                list.iter().any(|o| o.matches(scheme, host, port))
+            }),
         }
     }
 
