@@ -153,6 +153,17 @@ fn http_get(port: u16, path: &str) -> std::io::Result<String> {
     Ok(response)
 }
 
+/// Starts `command` with its output discarded, ready on `port`.
+fn start_quiet(command: &mut Command, port: u16) -> Child {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(&mut child, port);
+    child
+}
+
 /// `sluice run --log info` on `path`, its output kept for the test to read, ready on `port`.
 fn run_logged(path: &std::path::Path, port: u16) -> Child {
     let mut child = Command::new(BIN)
@@ -207,15 +218,13 @@ fn run_slow_gateway(name: &str, wrapper: &[&str]) -> (Child, u16) {
         ),
         None => (BIN, Vec::new()),
     };
-    let mut child = Command::new(program)
-        .args(prefix)
-        .args(["run", "--log", "warn", "-c"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_ready(&mut child, port);
+    let child = start_quiet(
+        Command::new(program)
+            .args(prefix)
+            .args(["run", "--log", "warn", "-c"])
+            .arg(&path),
+        port,
+    );
     (child, port)
 }
 
@@ -370,14 +379,12 @@ fn stalled_uploads_are_bounded_in_memory_and_time() {
                   "backend": [{{"host": ["http://127.0.0.1:19"], "url_pattern": "/"}}]}}]}}"#
         ),
     );
-    let mut child = Command::new(BIN)
-        .args(["run", "--log", "warn", "-c"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_ready(&mut child, port);
+    let mut child = start_quiet(
+        Command::new(BIN)
+            .args(["run", "--log", "warn", "-c"])
+            .arg(&path),
+        port,
+    );
     let started = Instant::now();
     let uploaders: Vec<_> = (0..CLIENTS)
         .map(|_| {
@@ -512,8 +519,8 @@ fn run_names_the_address_it_cannot_listen_on() {
 fn the_bundled_example_follows_port() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/krakend.json");
     let port = free_port();
-    let mut child = Command::new(BIN)
-        .args([
+    let mut child = start_quiet(
+        Command::new(BIN).args([
             "run",
             "--log",
             "warn",
@@ -521,12 +528,9 @@ fn the_bundled_example_follows_port() {
             example,
             "--port",
             &port.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_ready(&mut child, port);
+        ]),
+        port,
+    );
     let response = http_get(port, "/hello").unwrap();
     terminate(&child);
     assert!(child.wait().unwrap().success());
