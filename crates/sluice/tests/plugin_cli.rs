@@ -90,6 +90,26 @@ impl std::fmt::Display for Run {
     }
 }
 
+/// `plugin test -c CONFIG --url URL` passed: `[OK]`, init ran for the config's backend, and the
+/// sample GET answered the debug backend's pong.
+#[track_caller]
+fn assert_sample_answered(out: &Run, url: &str) {
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.lines()[0].starts_with("[OK]"), "{out}");
+    assert!(
+        out.lines()
+            .iter()
+            .any(|l| l.contains("init OK for GET /test/{id} -> /__debug/{id}")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .iter()
+            .any(|l| l.trim() == format!(r#"GET {url} -> 200 {{"message":"pong"}}"#)),
+        "{out}"
+    );
+}
+
 fn run(cmd: &mut Command) -> Run {
     let Output {
         status,
@@ -297,20 +317,7 @@ fn plugin_test_with_a_config_sends_a_sample_request() {
         .arg(&config)
         .args(["--url", &url]));
 
-    assert_eq!(out.code, Some(0), "{out}");
-    assert!(out.lines()[0].starts_with("[OK]"), "{out}");
-    assert!(
-        out.lines()
-            .iter()
-            .any(|l| l.contains("init OK for GET /test/{id} -> /__debug/{id}")),
-        "{out}"
-    );
-    assert!(
-        out.lines()
-            .iter()
-            .any(|l| l.trim() == format!(r#"GET {url} -> 200 {{"message":"pong"}}"#)),
-        "{out}"
-    );
+    assert_sample_answered(&out, &url);
     assert!(
         out.last_line().starts_with("[OK] 1 tested plugin(s) in"),
         "{out}"
@@ -462,21 +469,8 @@ fn plugin_new_hooks_build_and_test_round_trip() {
         .arg(&config)
         .args(["--url", &url]));
 
-    assert_eq!(out.code, Some(0), "{out}");
-    assert!(out.lines()[0].starts_with("[OK]"), "{out}");
+    assert_sample_answered(&out, &url);
     assert!(out.lines()[0].contains("hooks-demo"), "{out}");
-    assert!(
-        out.lines()
-            .iter()
-            .any(|l| l.contains("init OK for GET /test/{id} -> /__debug/{id}")),
-        "{out}"
-    );
-    assert!(
-        out.lines()
-            .iter()
-            .any(|l| l.trim() == format!(r#"GET {url} -> 200 {{"message":"pong"}}"#)),
-        "{out}"
-    );
     assert_eq!(*backend.paths.lock().unwrap(), ["/__debug/x"]);
 
     let _ = std::fs::remove_dir_all(&root);
