@@ -48,32 +48,28 @@ fn scalar_text(value: &Value) -> String {
     }
 }
 
-/// Integers as they are; floats in plain decimal notation, integral ones without `.0`.
+/// The number's text as the backend wrote it: KrakenD decodes with `UseNumber`, and a
+/// `json.Number` becomes a param by its text (`1.10` stays `1.10`, `1e3` stays `1e3`).
 fn number_text(n: &Number) -> String {
-    if n.is_f64()
-        && let Some(f) = n.as_f64()
-    {
-        return format!("{f}");
-    }
     n.to_string()
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
 
+    /// Parsed from text, as a backend's body is: numbers keep the digits written here.
     fn data() -> Map<String, Value> {
-        match json!({
+        serde_json::from_str(
+            r#"{
             "first": {"path": "/provider/foo", "random": 42, "nested": {"deep": "x"}},
-            "s": "text", "i": -7, "u": 18446744073709551615u64, "f": 1.5, "fi": 42.0, "tiny": 0.0000001,
+            "s": "text", "i": -7, "u": 18446744073709551615, "f": 1.5, "fi": 42.0, "tiny": 0.0000001,
+            "big": 123456789012345678901234567890, "price": 1.10, "e": 1E3,
             "t": true, "b": false, "n": null,
-            "arr": [1, "two", true, 3.5, null, {"k": 1}, [2, 3]], "empty": [], "o": {}
-        }) {
-            Value::Object(map) => map,
-            _ => Map::new(),
-        }
+            "arr": [1, "two", true, 3.50, null, {"k": 1}, [2, 3]], "empty": [], "o": {}
+        }"#,
+        )
+        .expect("valid JSON")
     }
 
     #[test]
@@ -99,8 +95,16 @@ mod tests {
             Some("18446744073709551615")
         );
         assert_eq!(lookup_path(&d, "f").as_deref(), Some("1.5"));
-        assert_eq!(lookup_path(&d, "fi").as_deref(), Some("42"));
+        // KrakenD passes a json.Number on by its text: nothing is reformatted.
+        assert_eq!(lookup_path(&d, "fi").as_deref(), Some("42.0"));
         assert_eq!(lookup_path(&d, "tiny").as_deref(), Some("0.0000001"));
+        assert_eq!(
+            lookup_path(&d, "big").as_deref(),
+            Some("123456789012345678901234567890")
+        );
+        assert_eq!(lookup_path(&d, "price").as_deref(), Some("1.10"));
+        // The one rewrite: serde_json spells an exponent `e` with its sign (Go keeps `1E3`).
+        assert_eq!(lookup_path(&d, "e").as_deref(), Some("1e+3"));
         assert_eq!(lookup_path(&d, "t").as_deref(), Some("true"));
         assert_eq!(lookup_path(&d, "b").as_deref(), Some("false"));
     }
@@ -110,7 +114,7 @@ mod tests {
         let d = data();
         assert_eq!(
             lookup_path(&d, "arr").as_deref(),
-            Some("1,two,true,3.5,,{\"k\":1},[2,3]")
+            Some("1,two,true,3.50,,{\"k\":1},[2,3]")
         );
         assert_eq!(lookup_path(&d, "empty").as_deref(), Some(""));
     }
