@@ -32,8 +32,8 @@ pub struct Outcome {
 pub struct EndpointPipeline {
     /// The endpoint's config.
     pub endpoint: Arc<Endpoint>,
-    stages: Vec<BackendStage>,
-    sequential: bool,
+    /// The backends.
+    backends: Fanout,
     static_response: Option<StaticResponse>,
     flatmap: FlatmapFilter,
 }
@@ -44,31 +44,10 @@ impl EndpointPipeline {
         let timeout = self.endpoint.timeout;
         let started = Instant::now();
         let deadline = started + timeout;
-        let outcome = match self.stages.as_slice() {
-            [single] => {
-                let fraction = if self.endpoint.concurrent_calls > 1 {
-                    0.75
-                } else {
-                    1.0
-                };
-                let stage_deadline = started + timeout.mul_f64(fraction);
-                match single.call(request, &[], stage_deadline).await {
-                    Ok(answer) => Outcome {
-                        answer: Some(answer),
-                        error: None,
-                    },
-                    Err(error) => Outcome {
-                        answer: None,
-                        error: Some(error),
-                    },
-                }
-            }
-            _ if self.sequential => {
-                self.sequential(request, started + share(timeout, 0.85))
-                    .await
-            }
-            _ => self.parallel(request, started + share(timeout, 0.85)).await,
-        };
+        let outcome = self
+            .backends
+            .call(request, started, &self.endpoint, None)
+            .await;
         let mut outcome = self.finish(outcome);
         if outcome.error.is_none() && Instant::now() > deadline {
             outcome.error = Some(ProxyError::Timeout);
@@ -82,6 +61,108 @@ impl EndpointPipeline {
             data => data,
         });
         outcome
+    }
+
+    /// Static data and the endpoint flatmap, on whatever the backends produced.
+    fn finish(&self, mut outcome: Outcome) -> Outcome {
+        if let Some(Answer::Data { data, .. }) = outcome.answer.as_mut() {
+            self.flatmap.apply(data);
+        }
+        if let Some(stat) = &self.static_response {
+            let (has_response, complete) = match &outcome.answer {
+                Some(Answer::Data { complete, .. }) => (true, *complete),
+                Some(Answer::Raw(_)) => (true, true),
+                None => (false, false),
+            };
+            if sluice_transform::merge::static_applies(
+                stat.strategy,
+                outcome.error.is_some(),
+                has_response,
+                complete,
+            ) {
+                match outcome.answer.as_mut() {
+                    Some(Answer::Data { data, .. }) => {
+                        sluice_transform::merge::apply_static(data, &stat.data)
+                    }
+                    Some(Answer::Raw(_)) => {}
+                    None => {
+                        outcome.answer = Some(Answer::Data {
+                            data: stat.data.clone(),
+                            complete: false,
+                        })
+                    }
+                }
+            }
+        }
+        outcome
+    }
+
+    /// The endpoint's output encoding.
+    pub fn output_encoding(&self) -> OutputEncoding {
+        self.endpoint.output_encoding
+    }
+}
+
+/// Backends called together for one request: one, several in parallel, or several in sequence
+/// (spec §2.6, §2.8), with their deadlines as shares of the endpoint's timeout.
+#[derive(Debug)]
+pub(crate) struct Fanout {
+    stages: Vec<BackendStage>,
+    sequential: bool,
+}
+
+impl Fanout {
+    pub(crate) fn new(stages: Vec<BackendStage>, sequential: bool) -> Self {
+        Self { stages, sequential }
+    }
+
+    /// Calls the backends. `limit` is the call's own deadline (KrakenD's context), by default
+    /// the endpoint's timeout from `started`. Within it, shares of the endpoint's timeout from
+    /// `started` apply: 75% for a single backend with `concurrent_calls`, 85% for several.
+    pub(crate) async fn call(
+        &self,
+        request: &ProxyRequest,
+        started: Instant,
+        endpoint: &Endpoint,
+        limit: Option<Instant>,
+    ) -> Outcome {
+        let timeout = endpoint.timeout;
+        let limit = limit.unwrap_or(started + timeout);
+        let within = |deadline: Instant| deadline.min(limit);
+        match self.stages.as_slice() {
+            // The config refuses an endpoint without backends.
+            [] => Outcome {
+                answer: None,
+                error: Some(ProxyError::Request(
+                    "no backend answers this endpoint".to_owned(),
+                )),
+            },
+            [single] => {
+                let stage_deadline = if endpoint.concurrent_calls > 1 {
+                    within(started + share(timeout, 0.75))
+                } else {
+                    limit
+                };
+                match single.call(request, &[], stage_deadline).await {
+                    Ok(answer) => Outcome {
+                        answer: Some(answer),
+                        error: None,
+                    },
+                    Err(error) => Outcome {
+                        answer: None,
+                        error: Some(error),
+                    },
+                }
+            }
+            _ if self.sequential => {
+                self.sequential(request, within(started + share(timeout, 0.85)))
+                    .await
+            }
+            _ => {
+                self.parallel(request, within(started + share(timeout, 0.85)))
+                    .await
+            }
+        }
     }
 
     async fn parallel(&self, request: &ProxyRequest, deadline: Instant) -> Outcome {
@@ -162,45 +243,6 @@ impl EndpointPipeline {
             }),
             error: None,
         }
-    }
-
-    /// Static data and the endpoint flatmap, on whatever the backends produced.
-    fn finish(&self, mut outcome: Outcome) -> Outcome {
-        if let Some(Answer::Data { data, .. }) = outcome.answer.as_mut() {
-            self.flatmap.apply(data);
-        }
-        if let Some(stat) = &self.static_response {
-            let (has_response, complete) = match &outcome.answer {
-                Some(Answer::Data { complete, .. }) => (true, *complete),
-                Some(Answer::Raw(_)) => (true, true),
-                None => (false, false),
-            };
-            if sluice_transform::merge::static_applies(
-                stat.strategy,
-                outcome.error.is_some(),
-                has_response,
-                complete,
-            ) {
-                match outcome.answer.as_mut() {
-                    Some(Answer::Data { data, .. }) => {
-                        sluice_transform::merge::apply_static(data, &stat.data)
-                    }
-                    Some(Answer::Raw(_)) => {}
-                    None => {
-                        outcome.answer = Some(Answer::Data {
-                            data: stat.data.clone(),
-                            complete: false,
-                        })
-                    }
-                }
-            }
-        }
-        outcome
-    }
-
-    /// The endpoint's output encoding.
-    pub fn output_encoding(&self) -> OutputEncoding {
-        self.endpoint.output_encoding
     }
 }
 
@@ -320,8 +362,7 @@ pub fn build_pipelines(
         }
         pipelines.push(EndpointPipeline {
             endpoint: shared,
-            stages,
-            sequential: endpoint.proxy.sequential,
+            backends: Fanout::new(stages, endpoint.proxy.sequential),
             static_response: endpoint.proxy.static_response.clone(),
             flatmap: FlatmapFilter::new(&endpoint.proxy.flatmap_filter),
         });
