@@ -1,6 +1,7 @@
 //! `extra_config`: namespace aliases, the namespaces the gateway reads, and their typed options.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -292,14 +293,28 @@ pub(crate) fn endpoint_proxy(
     options
 }
 
-/// `proxy.flatmap_filter` of a backend.
-pub(crate) fn backend_flatmap(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> Vec<FlatmapOp> {
-    match block.and_then(|b| r.as_object(b.value, b.path.clone())) {
-        Some(o) => {
-            r.known_keys(&o, &["flatmap_filter"]);
-            flatmap_filter(r, &o)
-        }
-        None => Vec::new(),
+/// `proxy` options of a backend.
+#[derive(Debug, Default)]
+pub(crate) struct BackendProxy {
+    pub(crate) flatmap_filter: Vec<FlatmapOp>,
+    pub(crate) shadow: bool,
+    pub(crate) shadow_timeout: Option<Duration>,
+}
+
+/// `proxy` options of a backend: `flatmap_filter`, `shadow` and `shadow_timeout`. A `shadow`
+/// that is not a boolean is refused (KrakenD's schema types it so; its runtime would silently
+/// treat the backend as a regular one), and so is a `shadow_timeout` that is not a duration
+/// (KrakenD would silently fall back to the endpoint's timeout). A `shadow_timeout` of zero
+/// reads as unset: KrakenD would give the shadow an expired deadline, so it would never be sent.
+pub(crate) fn backend_proxy(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> BackendProxy {
+    let Some(o) = block.and_then(|b| r.as_object(b.value, b.path.clone())) else {
+        return BackendProxy::default();
+    };
+    r.known_keys(&o, &["flatmap_filter", "shadow", "shadow_timeout"]);
+    BackendProxy {
+        flatmap_filter: flatmap_filter(r, &o),
+        shadow: r.bool(&o, "shadow"),
+        shadow_timeout: Some(r.duration(&o, "shadow_timeout")).filter(|d| !d.is_zero()),
     }
 }
 

@@ -339,6 +339,13 @@ pub struct Backend {
     pub input_query_strings: Option<Vec<String>>,
     /// `extra_config.proxy.flatmap_filter`.
     pub flatmap_filter: Vec<FlatmapOp>,
+    /// `extra_config.proxy.shadow`: a shadow (traffic mirroring) backend, called with the
+    /// endpoint's request beside the other backends and its answer discarded.
+    pub shadow: bool,
+    /// `extra_config.proxy.shadow_timeout`: the deadline of a shadow backend's call, from the
+    /// start of the request (`None`, or `0` as written: the endpoint's timeout). Read only when
+    /// `shadow` is true, as KrakenD.
+    pub shadow_timeout: Option<Duration>,
     /// `extra_config."backend/http"`.
     pub http: BackendHttpOptions,
     /// `extra_config."backend/http/client".send_body_on_redirect`.

@@ -527,11 +527,24 @@ fn endpoint(
         propagated: &proxy.sequential_propagated_params,
     };
     let list_path = o.path_of("backend");
-    let backends = backend_items
+    let backends: Vec<Backend> = backend_items
         .iter()
         .enumerate()
         .filter_map(|(i, item)| backend(r, item, index_path(&list_path, i), &cx))
         .collect();
+    if !backends.is_empty()
+        && backends.len() == backend_items.len()
+        && backends.iter().all(|b| b.shadow)
+    {
+        // KrakenD builds no pipe for such an endpoint (no backend left to answer): it logs an
+        // error at start-up and answers every request with 500, never calling the shadows.
+        r.error(
+            list_path.clone(),
+            "every backend is a shadow (proxy.shadow: true), so none answers the client: \
+             KrakenD would answer every request with 500 and never call them; keep at least \
+             one backend that is not a shadow",
+        );
+    }
 
     Some(Endpoint {
         json_path: o.path.clone(),
@@ -677,7 +690,7 @@ fn backend(
     let input_query_strings = r.strings(&o, "input_query_strings");
 
     let extra = extra::read_extra(r, &o, Level::Backend);
-    let flatmap_filter = extra::backend_flatmap(r, extra.block(Namespace::Proxy));
+    let proxy = extra::backend_proxy(r, extra.block(Namespace::Proxy));
     let http = extra::backend_http(r, extra.block(Namespace::BackendHttp));
     let send_body_on_redirect =
         extra::send_body_on_redirect(r, extra.block(Namespace::BackendHttpClient));
@@ -697,7 +710,9 @@ fn backend(
         target,
         input_headers,
         input_query_strings,
-        flatmap_filter,
+        flatmap_filter: proxy.flatmap_filter,
+        shadow: proxy.shadow,
+        shadow_timeout: proxy.shadow_timeout,
         http,
         send_body_on_redirect,
         plugin,

@@ -565,7 +565,7 @@ fn fields_sluice_does_not_apply_are_refused() {
     value["endpoints"][0]["extra_config"] =
         json!({"proxy": {"combiner": "x", "sequential": false}});
     value["endpoints"][0]["backend"][0]["extra_config"] = json!({
-        "proxy": {"shadow": true},
+        "proxy": {"shadow": true, "combiner": "x"},
         "backend/http": {"return_error_code": true, "error_code": 1},
         "backend/http/client": {"no_redirect": true}
     });
@@ -578,7 +578,7 @@ fn fields_sluice_does_not_apply_are_refused() {
     for path in [
         "extra_config.router.app_engine",
         "endpoints[0].extra_config.proxy.combiner",
-        "endpoints[0].backend[0].extra_config.proxy.shadow",
+        "endpoints[0].backend[0].extra_config.proxy.combiner",
         r#"endpoints[0].backend[0].extra_config["backend/http"].error_code"#,
         r#"endpoints[0].backend[0].extra_config["backend/http/client"].no_redirect"#,
         "max_idle_connections",
@@ -816,4 +816,62 @@ fn flatmap_del_takes_several_paths() {
             FlatmapOp::Move("x".to_owned(), "y".to_owned())
         ]
     );
+}
+
+#[test]
+fn shadow_backends() {
+    let mut value = minimal();
+    value["endpoints"][0]["timeout"] = json!("1s");
+    value["endpoints"][0]["backend"] = json!([
+        {"url_pattern": "/a"},
+        {"url_pattern": "/s", "extra_config": {"proxy": {"shadow": true}}},
+        {"url_pattern": "/t", "extra_config": {"github.com/devopsfaith/krakend/proxy": {"shadow": true, "shadow_timeout": "150ms"}}},
+        {"url_pattern": "/u", "extra_config": {"proxy": {"shadow": true, "shadow_timeout": "0s"}}},
+        // `false` is a regular backend, as in KrakenD; its shadow_timeout is read and unused.
+        {"url_pattern": "/v", "extra_config": {"proxy": {"shadow": false, "shadow_timeout": "5s"}}}
+    ]);
+    let config = parse(value);
+    let shadows: Vec<(bool, Option<Duration>)> = config.endpoints[0]
+        .backends
+        .iter()
+        .map(|b| (b.shadow, b.shadow_timeout))
+        .collect();
+    assert_eq!(
+        shadows,
+        [
+            (false, None),
+            (true, None),
+            (true, Some(Duration::from_millis(150))),
+            (true, None),
+            (false, Some(Duration::from_secs(5))),
+        ]
+    );
+}
+
+#[test]
+fn bad_shadow_values_are_refused_at_their_path() {
+    let mut value = minimal();
+    value["endpoints"] = json!([
+        {"endpoint": "/a", "backend": [
+            {"url_pattern": "/a"},
+            {"url_pattern": "/s", "extra_config": {"proxy": {"shadow": "true"}}},
+            {"url_pattern": "/t", "extra_config": {"proxy": {"shadow": true, "shadow_timeout": "5 s"}}},
+            {"url_pattern": "/u", "extra_config": {"proxy": {"shadow": true, "shadow_timeout": 5}}}
+        ]},
+        {"endpoint": "/b", "backend": [
+            {"url_pattern": "/s", "extra_config": {"proxy": {"shadow": true}}}
+        ]}
+    ]);
+    let errors = from_value(&value, Path::new("k.json"))
+        .unwrap_err()
+        .to_string();
+    for expected in [
+        "k.json: endpoints[0].backend[1].extra_config.proxy.shadow: expected true or false, found a string",
+        "k.json: endpoints[0].backend[2].extra_config.proxy.shadow_timeout: invalid duration \"5 s\"",
+        "k.json: endpoints[0].backend[3].extra_config.proxy.shadow_timeout: expected a duration string",
+        "k.json: endpoints[1].backend: every backend is a shadow",
+    ] {
+        assert!(errors.contains(expected), "{expected}\n{errors}");
+    }
+    assert_eq!(errors.lines().count(), 4, "{errors}");
 }

@@ -44,6 +44,8 @@ pub(crate) struct BackendStage {
     concurrent_calls: u32,
     max_body_bytes: usize,
     send_body_on_redirect: bool,
+    /// A shadow backend (`proxy.shadow`), for the failure log.
+    shadow: bool,
     /// `METHOD /path` of the endpoint and the backend's url_pattern, for the failure log.
     endpoint: Arc<str>,
     url_pattern: Arc<str>,
@@ -69,6 +71,7 @@ impl BackendStage {
             concurrent_calls: endpoint.concurrent_calls.max(1),
             max_body_bytes,
             send_body_on_redirect: backend.send_body_on_redirect,
+            shadow: backend.shadow,
             endpoint: endpoint.label().into(),
             url_pattern: backend.url_pattern.as_str().into(),
         }
@@ -83,12 +86,18 @@ impl BackendStage {
     ) -> Result<Answer, ProxyError> {
         let result = self.call_all(request, responses, deadline).await;
         if let Err(error) = &result {
-            // One line per failed backend call: an operator sees which backend failed and why.
+            // One line per failed backend call: an operator sees which backend failed and why
+            // (a shadow's failures too: finding them is what mirroring traffic is for).
+            let what = if self.shadow {
+                "shadow backend call failed"
+            } else {
+                "backend call failed"
+            };
             tracing::warn!(
                 endpoint = %self.endpoint,
                 url_pattern = %self.url_pattern,
                 error = %error,
-                "backend call failed"
+                "{what}"
             );
         }
         result

@@ -1,5 +1,6 @@
 //! The endpoint pipeline: fan out to the backends (in parallel or in sequence), merge their
-//! data, apply static data and the endpoint flatmap (spec §2.6-2.8, §2.10).
+//! data, apply static data and the endpoint flatmap (spec §2.6-2.8, §2.10); start the shadow
+//! backends beside them ([`crate::shadow`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,10 +11,12 @@ use serde_json::{Map, Value};
 use sluice_config::{Config, Endpoint, OutputEncoding, StaticResponse};
 use sluice_plugin::{Instant, OutboundClient, PluginContext, Registry, SharedExecutor};
 use sluice_transform::flatmap::FlatmapFilter;
+use tokio::sync::Semaphore;
 
 use crate::backend::{Answer, BackendStage};
 use crate::error::ProxyError;
 use crate::request::ProxyRequest;
+use crate::shadow::{MAX_SHADOW_CALLS_PER_ENDPOINT, Shadow};
 
 /// The largest backend body the pipeline buffers for decoding.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
@@ -32,8 +35,10 @@ pub struct Outcome {
 pub struct EndpointPipeline {
     /// The endpoint's config.
     pub endpoint: Arc<Endpoint>,
-    stages: Vec<BackendStage>,
-    sequential: bool,
+    /// The backends that answer the client (every backend but the shadows).
+    backends: Fanout,
+    /// The shadow backends, called beside the others and never waited for.
+    pub(crate) shadow: Option<Arc<Shadow>>,
     static_response: Option<StaticResponse>,
     flatmap: FlatmapFilter,
 }
@@ -44,31 +49,15 @@ impl EndpointPipeline {
         let timeout = self.endpoint.timeout;
         let started = Instant::now();
         let deadline = started + timeout;
-        let outcome = match self.stages.as_slice() {
-            [single] => {
-                let fraction = if self.endpoint.concurrent_calls > 1 {
-                    0.75
-                } else {
-                    1.0
-                };
-                let stage_deadline = started + timeout.mul_f64(fraction);
-                match single.call(request, &[], stage_deadline).await {
-                    Ok(answer) => Outcome {
-                        answer: Some(answer),
-                        error: None,
-                    },
-                    Err(error) => Outcome {
-                        answer: None,
-                        error: Some(error),
-                    },
-                }
-            }
-            _ if self.sequential => {
-                self.sequential(request, started + share(timeout, 0.85))
-                    .await
-            }
-            _ => self.parallel(request, started + share(timeout, 0.85)).await,
-        };
+        // Started first and detached, as KrakenD's shadow proxy: the answer is built from the
+        // other backends only and never waits for the shadows.
+        if let Some(shadow) = &self.shadow {
+            shadow.launch(request, started);
+        }
+        let outcome = self
+            .backends
+            .call(request, started, &self.endpoint, None)
+            .await;
         let mut outcome = self.finish(outcome);
         if outcome.error.is_none() && Instant::now() > deadline {
             outcome.error = Some(ProxyError::Timeout);
@@ -82,6 +71,115 @@ impl EndpointPipeline {
             data => data,
         });
         outcome
+    }
+
+    /// Shadow calls not made because a bound was reached (calls in flight on this endpoint,
+    /// or the shadow body budget), since start-up.
+    pub fn shadow_dropped(&self) -> u64 {
+        self.shadow.as_ref().map_or(0, |shadow| shadow.dropped())
+    }
+
+    /// Static data and the endpoint flatmap, on whatever the backends produced.
+    fn finish(&self, mut outcome: Outcome) -> Outcome {
+        if let Some(Answer::Data { data, .. }) = outcome.answer.as_mut() {
+            self.flatmap.apply(data);
+        }
+        if let Some(stat) = &self.static_response {
+            let (has_response, complete) = match &outcome.answer {
+                Some(Answer::Data { complete, .. }) => (true, *complete),
+                Some(Answer::Raw(_)) => (true, true),
+                None => (false, false),
+            };
+            if sluice_transform::merge::static_applies(
+                stat.strategy,
+                outcome.error.is_some(),
+                has_response,
+                complete,
+            ) {
+                match outcome.answer.as_mut() {
+                    Some(Answer::Data { data, .. }) => {
+                        sluice_transform::merge::apply_static(data, &stat.data)
+                    }
+                    Some(Answer::Raw(_)) => {}
+                    None => {
+                        outcome.answer = Some(Answer::Data {
+                            data: stat.data.clone(),
+                            complete: false,
+                        })
+                    }
+                }
+            }
+        }
+        outcome
+    }
+
+    /// The endpoint's output encoding.
+    pub fn output_encoding(&self) -> OutputEncoding {
+        self.endpoint.output_encoding
+    }
+}
+
+/// Backends called together for one request: one, several in parallel, or several in sequence
+/// (spec §2.6, §2.8), with their deadlines as shares of the endpoint's timeout.
+#[derive(Debug)]
+pub(crate) struct Fanout {
+    stages: Vec<BackendStage>,
+    sequential: bool,
+}
+
+impl Fanout {
+    pub(crate) fn new(stages: Vec<BackendStage>, sequential: bool) -> Self {
+        Self { stages, sequential }
+    }
+
+    /// Calls the backends. `limit` is the call's own deadline (KrakenD's context): the
+    /// endpoint's timeout from `started` for the client's backends, the shadow deadline for
+    /// the shadows. Within it, shares of the endpoint's timeout from `started` apply: 75% for
+    /// a single backend with `concurrent_calls`, 85% for several.
+    pub(crate) async fn call(
+        &self,
+        request: &ProxyRequest,
+        started: Instant,
+        endpoint: &Endpoint,
+        limit: Option<Instant>,
+    ) -> Outcome {
+        let timeout = endpoint.timeout;
+        let limit = limit.unwrap_or(started + timeout);
+        let within = |deadline: Instant| deadline.min(limit);
+        match self.stages.as_slice() {
+            // The config refuses an endpoint whose every backend is a shadow.
+            [] => Outcome {
+                answer: None,
+                error: Some(ProxyError::Request(
+                    "no backend answers this endpoint".to_owned(),
+                )),
+            },
+            [single] => {
+                let stage_deadline = if endpoint.concurrent_calls > 1 {
+                    within(started + share(timeout, 0.75))
+                } else {
+                    limit
+                };
+                match single.call(request, &[], stage_deadline).await {
+                    Ok(answer) => Outcome {
+                        answer: Some(answer),
+                        error: None,
+                    },
+                    Err(error) => Outcome {
+                        answer: None,
+                        error: Some(error),
+                    },
+                }
+            }
+            _ if self.sequential => {
+                self.sequential(request, within(started + share(timeout, 0.85)))
+                    .await
+            }
+            _ => {
+                self.parallel(request, within(started + share(timeout, 0.85)))
+                    .await
+            }
+        }
     }
 
     async fn parallel(&self, request: &ProxyRequest, deadline: Instant) -> Outcome {
@@ -163,45 +261,6 @@ impl EndpointPipeline {
             error: None,
         }
     }
-
-    /// Static data and the endpoint flatmap, on whatever the backends produced.
-    fn finish(&self, mut outcome: Outcome) -> Outcome {
-        if let Some(Answer::Data { data, .. }) = outcome.answer.as_mut() {
-            self.flatmap.apply(data);
-        }
-        if let Some(stat) = &self.static_response {
-            let (has_response, complete) = match &outcome.answer {
-                Some(Answer::Data { complete, .. }) => (true, *complete),
-                Some(Answer::Raw(_)) => (true, true),
-                None => (false, false),
-            };
-            if sluice_transform::merge::static_applies(
-                stat.strategy,
-                outcome.error.is_some(),
-                has_response,
-                complete,
-            ) {
-                match outcome.answer.as_mut() {
-                    Some(Answer::Data { data, .. }) => {
-                        sluice_transform::merge::apply_static(data, &stat.data)
-                    }
-                    Some(Answer::Raw(_)) => {}
-                    None => {
-                        outcome.answer = Some(Answer::Data {
-                            data: stat.data.clone(),
-                            complete: false,
-                        })
-                    }
-                }
-            }
-        }
-        outcome
-    }
-
-    /// The endpoint's output encoding.
-    pub fn output_encoding(&self) -> OutputEncoding {
-        self.endpoint.output_encoding
-    }
 }
 
 fn share(timeout: Duration, fraction: f64) -> Duration {
@@ -241,10 +300,18 @@ pub fn build_pipelines(
 ) -> Result<Vec<EndpointPipeline>, Vec<String>> {
     let mut pipelines = Vec::with_capacity(config.endpoints.len());
     let mut errors = Vec::new();
+    // One budget for the request bodies shadow calls hold, for the whole gateway.
+    let shadow_body_budget = Arc::new(Semaphore::new(
+        config
+            .sluice_server
+            .max_buffered_body_bytes
+            .min(Semaphore::MAX_PERMITS),
+    ));
     let file = config.source.display();
     for endpoint in &config.endpoints {
         let shared = Arc::new(endpoint.clone());
         let mut stages = Vec::with_capacity(endpoint.backends.len());
+        let mut shadows = Vec::new();
         for backend in &endpoint.backends {
             let label = format!("{} -> {}", endpoint.label(), backend.url_pattern);
             let executor = match &backend.plugin {
@@ -310,18 +377,34 @@ pub fn build_pipelines(
                     }
                 },
             };
-            stages.push(BackendStage::new(
+            let stage = BackendStage::new(
                 endpoint,
                 backend,
                 executor,
                 user_agent(),
                 DEFAULT_MAX_BODY_BYTES,
-            ));
+            );
+            // KrakenD splits the shadows off before building the endpoint's pipe: the others
+            // are merged (and numbered for `{resp<N>_...}`) as if the shadows were not there.
+            if backend.shadow {
+                shadows.push(stage);
+            } else {
+                stages.push(stage);
+            }
         }
+        let sequential = endpoint.proxy.sequential;
+        let shadow = (!shadows.is_empty()).then(|| {
+            Arc::new(Shadow::new(
+                Arc::clone(&shared),
+                Fanout::new(shadows, sequential),
+                MAX_SHADOW_CALLS_PER_ENDPOINT,
+                Arc::clone(&shadow_body_budget),
+            ))
+        });
         pipelines.push(EndpointPipeline {
             endpoint: shared,
-            stages,
-            sequential: endpoint.proxy.sequential,
+            backends: Fanout::new(stages, sequential),
+            shadow,
             static_response: endpoint.proxy.static_response.clone(),
             flatmap: FlatmapFilter::new(&endpoint.proxy.flatmap_filter),
         });

@@ -6,6 +6,7 @@
 //!                                                         ├─ Executor (default client | client plugin)
 //!                                                         ├─ status check (200/201, return_error_*)
 //!                                                         └─ decode → target → allow/deny → mapping → group
+//!   Shadow (proxy.shadow) ──► the same, on a task of its own; the answer is discarded
 //! ```
 //! Pipelines are compiled once from the config ([`build_pipelines`]); [`respond::render`] is the
 //! one place an outcome becomes an HTTP response.
@@ -16,6 +17,7 @@ mod error;
 mod hop;
 mod request;
 pub mod respond;
+mod shadow;
 
 pub use backend::Answer;
 pub use endpoint::{
@@ -24,3 +26,4 @@ pub use endpoint::{
 pub use error::ProxyError;
 pub use hop::strip_hop_by_hop;
 pub use request::ProxyRequest;
+pub use shadow::MAX_SHADOW_CALLS_PER_ENDPOINT;

@@ -243,6 +243,11 @@ const FIELDS: &[(&str, &str)] = &[
         "Backend.flatmap_filter",
         "crates/sluice-transform/src/format.rs",
     ),
+    ("Backend.shadow", "crates/sluice-proxy/src/endpoint.rs"),
+    (
+        "Backend.shadow_timeout",
+        "crates/sluice-proxy/src/shadow.rs",
+    ),
     ("Backend.http", "crates/sluice-proxy/src/backend.rs"),
     (
         "Backend.send_body_on_redirect",
