@@ -13,6 +13,7 @@ pub mod backend;
 pub mod client;
 pub mod config;
 pub mod gateway;
+pub mod go;
 pub mod mocks;
 pub mod plugins;
 pub mod query;
