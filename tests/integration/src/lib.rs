@@ -10,6 +10,7 @@
 
 pub mod assertions;
 pub mod backend;
+pub mod ce_specs;
 pub mod client;
 pub mod config;
 pub mod gateway;
