@@ -276,6 +276,12 @@ async fn run(args: Args) -> Result<bool, String> {
     // Someone else's server on the port would answer in the gateway's place.
     std::net::TcpListener::bind(("0.0.0.0", port))
         .map_err(|e| format!("port {port} is not free ({e}); the specs need it for the gateway"))?;
+    if let Some(keys) = std::fs::read_to_string(tests_dir.join("integration.go"))
+        .ok()
+        .and_then(|go| ce_exact::jwk_set_from_harness(&go))
+    {
+        ce_exact::serve_jwk_set(keys);
+    }
     let _mock = ce_exact::serve(ce_exact::ADDR)
         .await
         .map_err(|e| format!("cannot serve CE's mock backend on {}: {e}", ce_exact::ADDR))?;

@@ -46,23 +46,24 @@ pub const XML_USER: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
   </social>
 </user>"#;
 
-/// The key set `/jwk/symmetric` serves (the keys CE's JWT specs are signed with).
-pub const JWK_SYMMETRIC: &str = r#"{
-  "keys": [
-    {
-      "kty": "oct",
-      "alg": "A128KW",
-      "k": "GawgguFyGrWKav7AX4VKUg",
-      "kid": "sim1"
-    },
-    {
-      "kty": "oct",
-      "k": "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow",
-      "kid": "sim2",
-      "alg": "HS256"
-    }
-  ]
-}"#;
+/// The key set `/jwk/symmetric` serves: CE's test keys, which live in its harness's source, so
+/// they are read from the checkout at run time ([`jwk_set_from_harness`]) and never committed
+/// here. Unset, the path answers 404 (the specs that need it are skipped today anyway).
+static JWK_SYMMETRIC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Serves `keys` under `/jwk/symmetric` from now on (the first call wins).
+pub fn serve_jwk_set(keys: String) {
+    let _ = JWK_SYMMETRIC.set(keys);
+}
+
+/// The key set inside CE's `integration.go`: the first raw string literal of
+/// `symmetricJWKEndpoint`.
+pub fn jwk_set_from_harness(integration_go: &str) -> Option<String> {
+    let body = &integration_go[integration_go.find("func symmetricJWKEndpoint")?..];
+    let open = body.find('`')? + 1;
+    let len = body[open..].find('`')?;
+    Some(body[open..open + len].to_owned())
+}
 
 /// Serves the mock on `addr` (normally [`ADDR`]); listening when this returns.
 ///
@@ -154,11 +155,12 @@ fn route(req: &Received) -> Route {
         return Route::now(Reply::not_found());
     };
     if *pattern == "/jwk/symmetric" {
-        return Route::now(
-            Reply::new(200)
+        return Route::now(match JWK_SYMMETRIC.get() {
+            Some(keys) => Reply::new(200)
                 .header("content-type", "application/json")
-                .body(JWK_SYMMETRIC),
-        );
+                .body(keys.clone()),
+            None => Reply::not_found(),
+        });
     }
     if let Some(refused) = refuse_xff(req) {
         return Route::now(refused);
@@ -350,8 +352,14 @@ mod tests {
         }
         let r = now(route(&req(Method::GET, "/xml", Some("::ffff:127.0.0.1"))));
         assert_eq!(r.status, 200);
+        serve_jwk_set("{}".to_owned());
         let r = now(route(&req(Method::GET, "/jwk/symmetric", None)));
         assert_eq!(r.status, 200);
+        assert_eq!(
+            jwk_set_from_harness("x\nfunc symmetricJWKEndpoint() {\n w(`{\"keys\":[]}`)\n}")
+                .as_deref(),
+            Some("{\"keys\":[]}")
+        );
     }
 
     #[test]
