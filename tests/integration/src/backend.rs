@@ -94,6 +94,8 @@ pub enum ReplyBody {
     },
     /// Headers are sent, then the body never progresses.
     Stall,
+    /// No answer at all: the connection is closed, as Go's server does when a handler panics.
+    Abort,
 }
 
 /// What a [`Backend`] handler answers.
@@ -157,6 +159,14 @@ impl Reply {
     pub fn stall(mut self) -> Self {
         self.body = ReplyBody::Stall;
         self
+    }
+
+    /// Closes the connection without answering (Go's server after a handler panic).
+    #[must_use]
+    pub fn abort() -> Self {
+        let mut reply = Self::new(500);
+        reply.body = ReplyBody::Abort;
+        reply
     }
 
     /// Compact JSON with `Content-Type: application/json`.
@@ -251,10 +261,22 @@ impl Backend {
         F: Fn(Received) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Reply> + Send + 'static,
     {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a backend");
-        let addr = listener.local_addr().expect("backend address");
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::bind(any_port, handler).await.expect("bind a backend")
+    }
+
+    /// Binds `addr` and serves `handler`; listening when this returns. For mocks that must sit
+    /// on a fixed address (a config written for another harness names it).
+    ///
+    /// # Errors
+    /// When `addr` cannot be bound (typically: already in use).
+    pub async fn bind<F, Fut>(addr: SocketAddr, handler: F) -> std::io::Result<Backend>
+    where
+        F: Fn(Received) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
+    {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
         let state = Arc::new(State {
             handler: Box::new(move |req| Box::pin(handler(req)) as BoxFut),
             received: Mutex::new(Vec::new()),
@@ -270,7 +292,7 @@ impl Backend {
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         let state = Arc::clone(&state);
-                        async move { Ok::<_, Infallible>(handle(&state, req, peer).await) }
+                        async move { handle(&state, req, peer).await }
                     });
                     // Connection errors (the gateway hanging up, a timeout) are part of the tests.
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -279,7 +301,7 @@ impl Backend {
                 });
             }
         });
-        Backend { addr, state, task }
+        Ok(Backend { addr, state, task })
     }
 
     /// Like [`Backend::start`] with a synchronous handler.
@@ -337,11 +359,23 @@ impl Backend {
     }
 }
 
+/// The error a handler's [`Reply::abort`] turns into, so hyper drops the connection unanswered.
+#[derive(Debug)]
+struct Aborted;
+
+impl fmt::Display for Aborted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the handler aborted the connection")
+    }
+}
+
+impl std::error::Error for Aborted {}
+
 async fn handle(
     state: &State,
     req: http::Request<Incoming>,
     peer: SocketAddr,
-) -> http::Response<ResponseBody> {
+) -> Result<http::Response<ResponseBody>, Aborted> {
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -383,11 +417,12 @@ async fn handle(
             Result<Frame<Bytes>, Infallible>,
         >())
         .boxed(),
+        ReplyBody::Abort => return Err(Aborted),
     };
     let mut response = http::Response::new(body);
     *response.status_mut() = reply.status;
     *response.headers_mut() = reply.headers;
-    response
+    Ok(response)
 }
 
 /// What a [`RawBackend`] does with each connection, after reading the request head.

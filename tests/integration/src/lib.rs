@@ -10,9 +10,11 @@
 
 pub mod assertions;
 pub mod backend;
+pub mod ce_specs;
 pub mod client;
 pub mod config;
 pub mod gateway;
+pub mod go;
 pub mod mocks;
 pub mod plugins;
 pub mod query;

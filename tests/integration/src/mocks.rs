@@ -1,5 +1,8 @@
-//! The backends the conformance cases talk to: the KrakenD CE mock backend ([`ce`]), the Lura
-//! integration backends ([`lura`]) and backends that misbehave on purpose ([`misbehaving`]).
+//! The backends the conformance cases talk to: the KrakenD CE mock backend ([`ce`], and
+//! [`ce_exact`] for running CE's own specs), the Lura integration backends ([`lura`]) and
+//! backends that misbehave on purpose ([`misbehaving`]).
+
+pub mod ce_exact;
 
 use std::collections::BTreeMap;
 
