@@ -229,6 +229,8 @@ pub enum Encoding {
     NoOp,
     /// `xml`.
     Xml,
+    /// `rss`: an RSS or Atom feed (KrakenD CE's krakend-rss).
+    Rss,
 }
 
 /// One endpoint.
@@ -436,6 +438,7 @@ impl Encoding {
             Encoding::String => "string",
             Encoding::NoOp => "no-op",
             Encoding::Xml => "xml",
+            Encoding::Rss => "rss",
         }
     }
 }

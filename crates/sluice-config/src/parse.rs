@@ -49,6 +49,7 @@ const ENCODINGS: &[(&str, Encoding)] = &[
     ("string", Encoding::String),
     ("no-op", Encoding::NoOp),
     ("xml", Encoding::Xml),
+    ("rss", Encoding::Rss),
 ];
 
 /// Reads and parses the config file at `path`. A file that cannot be read is a diagnostic too.
