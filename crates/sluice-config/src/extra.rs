@@ -261,20 +261,24 @@ pub(crate) fn endpoint_proxy(
         ],
     );
     options.sequential = r.bool(&o, "sequential");
-    options.sequential_propagated_params = r
-        .strings(&o, "sequential_propagated_params")
-        .unwrap_or_default();
     let list = o.path_of("sequential_propagated_params");
-    for (i, param) in options.sequential_propagated_params.iter().enumerate() {
-        // `resp0` alone (a no-op backend's raw body) feeds Lua only, which Sluice does not run.
-        if !crate::params::is_implicit_placeholder(param) || !param.starts_with("resp") {
-            r.error(
+    for (i, param) in r
+        .strings(&o, "sequential_propagated_params")
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        // KrakenD reads `resp<N>_<path>` (a value of backend N's data) and `resp<N>` (the raw
+        // body of a no-op backend N), `Resp` spelt either way.
+        match crate::params::propagated_param(&param) {
+            Some(normalised) => options.sequential_propagated_params.push(normalised),
+            None => r.error(
                 index_path(&list, i),
                 format!(
-                    "expected resp<N>_<path> (used as {{Resp<N>_<path>}} in a later url_pattern), found {}",
-                    quote(param)
+                    "expected resp<N>_<path> (used as {{Resp<N>_<path>}} in a later url_pattern) or resp<N> (the raw body of the no-op backend N, used as {{Resp<N>}}), found {}",
+                    quote(param.as_str())
                 ),
-            );
+            ),
         }
     }
     if let Some(s) = r.object(&o, "static") {

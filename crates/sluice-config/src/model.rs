@@ -267,7 +267,9 @@ pub struct Endpoint {
 pub struct EndpointProxyOptions {
     /// `sequential`.
     pub sequential: bool,
-    /// `sequential_propagated_params`.
+    /// `sequential_propagated_params`: `resp<N>_<path>` (a value of backend N's data) and
+    /// `resp<N>` (the raw body of the no-op backend N), written `resp` whichever way the config
+    /// spelt it.
     pub sequential_propagated_params: Vec<String>,
     /// `static`.
     pub static_response: Option<StaticResponse>,

@@ -453,8 +453,8 @@ struct EndpointContext<'a> {
     output_encoding: OutputEncoding,
     service_host: &'a [String],
     service_host_written: bool,
-    /// `proxy.sequential_propagated_params`: `resp<N>_<path>` values later backends may use
-    /// as `{Resp<N>_<path>}`.
+    /// `proxy.sequential_propagated_params`: `resp<N>_<path>` values and `resp<N>` raw bodies
+    /// later backends may use as `{Resp<N>_<path>}` and `{Resp<N>}`.
     propagated: &'a [String],
 }
 
@@ -757,15 +757,20 @@ fn check_placeholders(
 ) {
     let mut reported: Vec<String> = Vec::new();
     for placeholder in url_placeholders(url_pattern) {
-        // KrakenD exposes each propagated `resp0_a.b` as the request param `Resp0_a.b`.
-        if let Some(rest) = placeholder.strip_prefix("Resp") {
-            let listed = format!("resp{rest}");
+        if params.contains(&placeholder) {
+            continue;
+        }
+        // A propagated param: `{Resp0_a.b}` (a value of backend 0) or `{Resp0}` (the raw body of
+        // the no-op backend 0), once listed in the endpoint's proxy.sequential_propagated_params.
+        if let Some(rest) = placeholder.strip_prefix("Resp")
+            && let Some(listed) = crate::params::propagated_param(&placeholder)
+        {
             if !propagated.contains(&listed) && !reported.contains(&placeholder) {
                 r.error(
                     o.path_of("url_pattern"),
                     format!(
                         "{{{placeholder}}} is a propagated param: list {} in the endpoint's proxy.sequential_propagated_params",
-                        quote(&listed)
+                        quote(&format!("resp{rest}"))
                     ),
                 );
                 reported.push(placeholder);

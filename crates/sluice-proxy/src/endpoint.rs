@@ -11,9 +11,9 @@ use sluice_config::{Config, Endpoint, OutputEncoding, StaticResponse};
 use sluice_plugin::{Instant, OutboundClient, PluginContext, Registry, SharedExecutor};
 use sluice_transform::flatmap::FlatmapFilter;
 
-use crate::backend::{Answer, BackendStage};
+use crate::backend::{Answer, BackendStage, read_raw_body};
 use crate::error::ProxyError;
-use crate::request::ProxyRequest;
+use crate::request::{Earlier, ProxyRequest};
 
 /// The largest backend body the pipeline buffers for decoding.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
@@ -34,6 +34,9 @@ pub struct EndpointPipeline {
     pub endpoint: Arc<Endpoint>,
     stages: Vec<BackendStage>,
     sequential: bool,
+    /// Backends whose raw (no-op) body a later backend uses as `{Resp<N>}`.
+    raw_bodies_used: Vec<usize>,
+    max_body_bytes: usize,
     static_response: Option<StaticResponse>,
     flatmap: FlatmapFilter,
 }
@@ -117,12 +120,12 @@ impl EndpointPipeline {
     }
 
     async fn sequential(&self, request: &ProxyRequest, deadline: Instant) -> Outcome {
-        let mut responses: Vec<Option<Map<String, Value>>> = Vec::with_capacity(self.stages.len());
+        let mut responses: Vec<Earlier> = Vec::with_capacity(self.stages.len());
         let mut merged: Option<Map<String, Value>> = None;
         for (index, stage) in self.stages.iter().enumerate() {
             match stage.call(request, &responses, deadline).await {
                 Ok(Answer::Data { data, complete }) => {
-                    responses.push(Some(data.clone()));
+                    responses.push(Earlier::Data(data.clone()));
                     match merged.as_mut() {
                         Some(base) => sluice_transform::merge::merge_into(base, data),
                         None => merged = Some(data),
@@ -137,7 +140,19 @@ impl EndpointPipeline {
                         };
                     }
                 }
-                Ok(Answer::Raw(_)) => responses.push(None),
+                // A no-op backend adds nothing to the data; its raw body is read only when a
+                // later backend uses it as `{Resp<N>}` (KrakenD skips the param when the
+                // body cannot be read).
+                Ok(Answer::Raw(response)) => {
+                    let raw = if self.raw_bodies_used.contains(&index) {
+                        read_raw_body(response, self.max_body_bytes, deadline)
+                            .await
+                            .map_or(Earlier::Nothing, Earlier::Raw)
+                    } else {
+                        Earlier::Nothing
+                    };
+                    responses.push(raw);
+                }
                 Err(error) if index == 0 => {
                     return Outcome {
                         answer: None,
@@ -318,10 +333,18 @@ pub fn build_pipelines(
                 DEFAULT_MAX_BODY_BYTES,
             ));
         }
+        let mut raw_bodies_used: Vec<usize> = stages
+            .iter()
+            .flat_map(|stage| stage.builder.template.raw_indices())
+            .collect();
+        raw_bodies_used.sort_unstable();
+        raw_bodies_used.dedup();
         pipelines.push(EndpointPipeline {
             endpoint: shared,
             stages,
             sequential: endpoint.proxy.sequential,
+            raw_bodies_used,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             static_response: endpoint.proxy.static_response.clone(),
             flatmap: FlatmapFilter::new(&endpoint.proxy.flatmap_filter),
         });

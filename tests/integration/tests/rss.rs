@@ -130,7 +130,11 @@ async fn malformed_feed_is_a_backend_error() {
     let feeds = feeds().await;
     let gw = start_gateway(service(json!([endpoint(
         "/broken",
-        json!([backend(&feeds.url(), "/broken.rss", json!({"encoding": "rss"}))]),
+        json!([backend(
+            &feeds.url(),
+            "/broken.rss",
+            json!({"encoding": "rss"})
+        )]),
         Value::Null
     )])))
     .await;
