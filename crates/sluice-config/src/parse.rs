@@ -35,6 +35,8 @@ const ENDPOINT_METHODS: &[(&str, Method)] = &[
 
 const OUTPUT_ENCODINGS: &[(&str, OutputEncoding)] = &[
     ("json", OutputEncoding::Json),
+    // KrakenD EE's faster JSON renderer: the same output.
+    ("fast-json", OutputEncoding::Json),
     ("json-collection", OutputEncoding::JsonCollection),
     ("string", OutputEncoding::String),
     ("no-op", OutputEncoding::NoOp),
@@ -45,6 +47,8 @@ const OUTPUT_ENCODINGS: &[(&str, OutputEncoding)] = &[
 
 const ENCODINGS: &[(&str, Encoding)] = &[
     ("json", Encoding::Json),
+    // KrakenD EE's faster JSON decoder: the same data.
+    ("fast-json", Encoding::Json),
     ("safejson", Encoding::SafeJson),
     ("string", Encoding::String),
     ("no-op", Encoding::NoOp),
@@ -324,13 +328,9 @@ fn unsupported_service_options(r: &mut Reader<'_>, svc: &Obj<'_>) {
              them in a KrakenD instance of their own",
         );
     }
-    if !r.duration(svc, "dns_cache_ttl").is_zero() {
-        r.error(
-            svc.path_of("dns_cache_ttl"),
-            "a DNS cache is not supported: Sluice resolves backend names for each new \
-             connection; remove it",
-        );
-    }
+    // `dns_cache_ttl` only applies to DNS SRV service discovery (`sd: dns`), which a backend
+    // cannot use (it is refused there): checked for its type, nothing to apply it to.
+    let _ = r.duration(svc, "dns_cache_ttl");
     if svc.get("client_tls").is_some() {
         r.error(
             svc.path_of("client_tls"),

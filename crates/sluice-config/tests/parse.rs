@@ -845,3 +845,30 @@ fn flatmap_del_takes_several_paths() {
         ]
     );
 }
+
+#[test]
+fn krakend_schema_shapes_and_their_meaning() {
+    let mut value = minimal();
+    value["endpoints"][0] = json!({
+        "endpoint": "/a",
+        "output_encoding": "fast-json",
+        "extra_config": {"proxy": {
+            "static": {"strategy": "errored"},
+            "flatmap_filter": [{"type": "move", "args": ["a", "b", "c"]}]
+        }},
+        "backend": [{"url_pattern": "/a", "encoding": "fast-json"}]
+    });
+    let config = parse(value);
+    let endpoint = &config.endpoints[0];
+    assert_eq!(
+        endpoint.output_encoding,
+        sluice_config::OutputEncoding::Json
+    );
+    assert_eq!(endpoint.backends[0].encoding, sluice_config::Encoding::Json);
+    // Without `data`, KrakenD applies no static response at all.
+    assert_eq!(endpoint.proxy.static_response, None);
+    assert_eq!(
+        endpoint.proxy.flatmap_filter,
+        [sluice_config::FlatmapOp::Move("a".into(), "b".into())]
+    );
+}
