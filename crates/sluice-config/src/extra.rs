@@ -9,7 +9,7 @@ use crate::model::{
     BackendHttpOptions, EndpointProxyOptions, FlatmapOp, PluginRef, RouterOptions,
     SluiceServerOptions, StaticResponse, StaticStrategy,
 };
-use crate::read::{Obj, Reader, index_path, kind, quote};
+use crate::read::{Obj, Reader, index_path, is_comment_key, kind, quote};
 
 /// The short names of the `extra_config` namespaces the gateway reads. Each also accepts its
 /// legacy spelling(s), and is stored under the short name.
@@ -158,6 +158,11 @@ pub(crate) fn read_extra<'v>(r: &mut Reader<'_>, parent: &Obj<'v>, level: Level)
     let mut seen: Vec<(Namespace, &str)> = Vec::new();
     for (key, value) in obj.map {
         let path = obj.path_of(key);
+        if is_comment_key(key) {
+            // `@comment` and the like: KrakenD's schema allows them in any object.
+            extra.map.insert(key.clone(), value.clone());
+            continue;
+        }
         let Some(ns) = Namespace::from_key(key) else {
             r.unknown_namespace(path, key, None);
             extra.map.insert(key.clone(), value.clone());
@@ -262,20 +267,24 @@ pub(crate) fn endpoint_proxy(
         ],
     );
     options.sequential = r.bool(&o, "sequential");
-    options.sequential_propagated_params = r
-        .strings(&o, "sequential_propagated_params")
-        .unwrap_or_default();
     let list = o.path_of("sequential_propagated_params");
-    for (i, param) in options.sequential_propagated_params.iter().enumerate() {
-        // `resp0` alone (a no-op backend's raw body) feeds Lua only, which Sluice does not run.
-        if !crate::params::is_implicit_placeholder(param) || !param.starts_with("resp") {
-            r.error(
+    for (i, param) in r
+        .strings(&o, "sequential_propagated_params")
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        // KrakenD reads `resp<N>_<path>` (a value of backend N's data) and `resp<N>` (the raw
+        // body of a no-op backend N), `Resp` spelt either way.
+        match crate::params::propagated_param(&param) {
+            Some(normalised) => options.sequential_propagated_params.push(normalised),
+            None => r.error(
                 index_path(&list, i),
                 format!(
-                    "expected resp<N>_<path> (used as {{Resp<N>_<path>}} in a later url_pattern), found {}",
-                    quote(param)
+                    "expected resp<N>_<path> (used as {{Resp<N>_<path>}} in a later url_pattern) or resp<N> (the raw body of the no-op backend N, used as {{Resp<N>}}), found {}",
+                    quote(param.as_str())
                 ),
-            );
+            ),
         }
     }
     if let Some(s) = r.object(&o, "static") {
@@ -283,11 +292,10 @@ pub(crate) fn endpoint_proxy(
         let strategy = r
             .choice(&s, "strategy", STATIC_STRATEGIES)
             .unwrap_or(StaticStrategy::Always);
-        let data = r
-            .object(&s, "data")
-            .map(|d| d.map.clone())
-            .unwrap_or_default();
-        options.static_response = Some(StaticResponse { strategy, data });
+        // KrakenD applies no static response when `data` is missing.
+        if let Some(data) = r.object(&s, "data").map(|d| d.map.clone()) {
+            options.static_response = Some(StaticResponse { strategy, data });
+        }
     }
     options.flatmap_filter = flatmap_filter(r, &o);
     options
@@ -346,8 +354,9 @@ fn flatmap_filter(r: &mut Reader<'_>, proxy: &Obj<'_>) -> Vec<FlatmapOp> {
             continue;
         };
         match (op_type, args.as_slice()) {
-            ("move", [from, to]) => ops.push(FlatmapOp::Move(from.clone(), to.clone())),
-            ("append", [from, to]) => ops.push(FlatmapOp::Append(from.clone(), to.clone())),
+            // KrakenD uses the first two arguments of `move` and `append` and ignores the rest.
+            ("move", [from, to, ..]) => ops.push(FlatmapOp::Move(from.clone(), to.clone())),
+            ("append", [from, to, ..]) => ops.push(FlatmapOp::Append(from.clone(), to.clone())),
             // KrakenD deletes every path listed, one `del` of several paths or several `del`s.
             ("del", paths) if !paths.is_empty() => {
                 ops.extend(paths.iter().cloned().map(FlatmapOp::Del));
@@ -356,7 +365,7 @@ fn flatmap_filter(r: &mut Reader<'_>, proxy: &Obj<'_>) -> Vec<FlatmapOp> {
                 let wanted = if op_type == "del" {
                     "at least 1 argument"
                 } else {
-                    "2 arguments"
+                    "at least 2 arguments"
                 };
                 r.error(
                     o.path_of("args"),

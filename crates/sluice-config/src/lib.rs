@@ -27,5 +27,8 @@ pub use duration::parse_duration;
 pub use extra::namespace;
 pub use host::sanitize_host;
 pub use model::*;
-pub use params::{endpoint_params, is_implicit_placeholder, url_placeholders};
+pub use params::{
+    endpoint_params, is_implicit_placeholder, propagated_param, raw_response_index,
+    url_placeholders,
+};
 pub use parse::{from_value, from_value_with, load, load_with, parse_str, parse_str_with};

@@ -229,6 +229,8 @@ pub enum Encoding {
     NoOp,
     /// `xml`.
     Xml,
+    /// `rss`: an RSS or Atom feed (KrakenD CE's krakend-rss).
+    Rss,
 }
 
 /// One endpoint.
@@ -265,7 +267,9 @@ pub struct Endpoint {
 pub struct EndpointProxyOptions {
     /// `sequential`.
     pub sequential: bool,
-    /// `sequential_propagated_params`.
+    /// `sequential_propagated_params`: `resp<N>_<path>` (a value of backend N's data) and
+    /// `resp<N>` (the raw body of the no-op backend N), written `resp` whichever way the config
+    /// spelt it.
     pub sequential_propagated_params: Vec<String>,
     /// `static`.
     pub static_response: Option<StaticResponse>,
@@ -443,6 +447,7 @@ impl Encoding {
             Encoding::String => "string",
             Encoding::NoOp => "no-op",
             Encoding::Xml => "xml",
+            Encoding::Rss => "rss",
         }
     }
 }

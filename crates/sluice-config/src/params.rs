@@ -38,6 +38,35 @@ pub fn is_implicit_placeholder(name: &str) -> bool {
     })
 }
 
+/// A `sequential_propagated_params` entry as KrakenD reads it: `resp<N>_<path>` or `resp<N>`
+/// (`Resp` also accepted), returned with the `resp` prefix; `None` for anything else.
+pub fn propagated_param(param: &str) -> Option<String> {
+    let rest = param
+        .strip_prefix("resp")
+        .or_else(|| param.strip_prefix("Resp"))?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return None;
+    }
+    match &rest[digits..] {
+        "" => {}
+        path if path.strip_prefix('_').is_some_and(|p| !p.is_empty()) => {}
+        _ => return None,
+    }
+    Some(format!("resp{rest}"))
+}
+
+/// The index of a whole-body propagated param `Resp<N>` / `resp<N>`.
+pub fn raw_response_index(name: &str) -> Option<usize> {
+    let digits = name
+        .strip_prefix("Resp")
+        .or_else(|| name.strip_prefix("resp"))?;
+    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 /// The parameter spans (`{name}`, braces included) of an endpoint path, with their names.
 pub(crate) fn param_spans(path: &str, disable_rest: bool) -> Vec<(Range<usize>, &str)> {
     if disable_rest {
@@ -137,6 +166,19 @@ mod tests {
         assert!(!is_implicit_placeholder("resp0_"));
         assert!(!is_implicit_placeholder("JWT."));
         assert!(!is_implicit_placeholder("jwt.sub"));
+    }
+
+    #[test]
+    fn propagated() {
+        assert_eq!(propagated_param("resp0").as_deref(), Some("resp0"));
+        assert_eq!(propagated_param("Resp12").as_deref(), Some("resp12"));
+        assert_eq!(propagated_param("Resp0_a.b").as_deref(), Some("resp0_a.b"));
+        for bad in ["resp", "resp_", "resp0_", "resp0x", "RESP0", "foo"] {
+            assert_eq!(propagated_param(bad), None, "{bad}");
+        }
+        assert_eq!(raw_response_index("Resp3"), Some(3));
+        assert_eq!(raw_response_index("Resp3_a"), None);
+        assert_eq!(raw_response_index("Response"), None);
     }
 
     #[test]

@@ -35,6 +35,8 @@ const ENDPOINT_METHODS: &[(&str, Method)] = &[
 
 const OUTPUT_ENCODINGS: &[(&str, OutputEncoding)] = &[
     ("json", OutputEncoding::Json),
+    // KrakenD EE's faster JSON renderer: the same output.
+    ("fast-json", OutputEncoding::Json),
     ("json-collection", OutputEncoding::JsonCollection),
     ("string", OutputEncoding::String),
     ("no-op", OutputEncoding::NoOp),
@@ -45,10 +47,13 @@ const OUTPUT_ENCODINGS: &[(&str, OutputEncoding)] = &[
 
 const ENCODINGS: &[(&str, Encoding)] = &[
     ("json", Encoding::Json),
+    // KrakenD EE's faster JSON decoder: the same data.
+    ("fast-json", Encoding::Json),
     ("safejson", Encoding::SafeJson),
     ("string", Encoding::String),
     ("no-op", Encoding::NoOp),
     ("xml", Encoding::Xml),
+    ("rss", Encoding::Rss),
 ];
 
 /// Reads and parses the config file at `path`. A file that cannot be read is a diagnostic too.
@@ -323,13 +328,9 @@ fn unsupported_service_options(r: &mut Reader<'_>, svc: &Obj<'_>) {
              them in a KrakenD instance of their own",
         );
     }
-    if !r.duration(svc, "dns_cache_ttl").is_zero() {
-        r.error(
-            svc.path_of("dns_cache_ttl"),
-            "a DNS cache is not supported: Sluice resolves backend names for each new \
-             connection; remove it",
-        );
-    }
+    // `dns_cache_ttl` only applies to DNS SRV service discovery (`sd: dns`), which a backend
+    // cannot use (it is refused there): checked for its type, nothing to apply it to.
+    let _ = r.duration(svc, "dns_cache_ttl");
     if svc.get("client_tls").is_some() {
         r.error(
             svc.path_of("client_tls"),
@@ -452,8 +453,8 @@ struct EndpointContext<'a> {
     output_encoding: OutputEncoding,
     service_host: &'a [String],
     service_host_written: bool,
-    /// `proxy.sequential_propagated_params`: `resp<N>_<path>` values later backends may use
-    /// as `{Resp<N>_<path>}`.
+    /// `proxy.sequential_propagated_params`: `resp<N>_<path>` values and `resp<N>` raw bodies
+    /// later backends may use as `{Resp<N>_<path>}` and `{Resp<N>}`.
     propagated: &'a [String],
 }
 
@@ -771,15 +772,20 @@ fn check_placeholders(
 ) {
     let mut reported: Vec<String> = Vec::new();
     for placeholder in url_placeholders(url_pattern) {
-        // KrakenD exposes each propagated `resp0_a.b` as the request param `Resp0_a.b`.
-        if let Some(rest) = placeholder.strip_prefix("Resp") {
-            let listed = format!("resp{rest}");
+        if params.contains(&placeholder) {
+            continue;
+        }
+        // A propagated param: `{Resp0_a.b}` (a value of backend 0) or `{Resp0}` (the raw body of
+        // the no-op backend 0), once listed in the endpoint's proxy.sequential_propagated_params.
+        if let Some(rest) = placeholder.strip_prefix("Resp")
+            && let Some(listed) = crate::params::propagated_param(&placeholder)
+        {
             if !propagated.contains(&listed) && !reported.contains(&placeholder) {
                 r.error(
                     o.path_of("url_pattern"),
                     format!(
                         "{{{placeholder}}} is a propagated param: list {} in the endpoint's proxy.sequential_propagated_params",
-                        quote(&listed)
+                        quote(&format!("resp{rest}"))
                     ),
                 );
                 reported.push(placeholder);

@@ -147,9 +147,10 @@ impl<'f> Reader<'f> {
 
     /// Refuses every key of `o` that is not in `known`: a field Sluice does not apply is an
     /// error, never silently dropped.
+    /// Keys starting with `@`, `$`, `_` or `#` are comments, as in KrakenD's schema.
     pub(crate) fn known_keys(&mut self, o: &Obj<'_>, known: &[&str]) {
         for key in o.map.keys() {
-            if !known.contains(&key.as_str()) {
+            if !known.contains(&key.as_str()) && !is_comment_key(key) {
                 self.error(
                     o.path_of(key),
                     format!(
@@ -299,6 +300,11 @@ impl<'f> Reader<'f> {
         );
         None
     }
+}
+
+/// A key KrakenD's schema allows anywhere as a comment or annotation (`^[@$_#]`).
+pub(crate) fn is_comment_key(key: &str) -> bool {
+    key.starts_with(['@', '$', '_', '#'])
 }
 
 /// What a JSON value is, with its article, for messages.

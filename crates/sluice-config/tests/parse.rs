@@ -618,7 +618,7 @@ fn propagated_params_are_placeholders_of_later_backends() {
         json!(["resp0_x.y", "resp0_z"]);
     parse(value.clone());
     value["endpoints"][0]["extra_config"]["proxy"]["sequential_propagated_params"] =
-        json!(["resp0"]);
+        json!(["resp0x"]);
     let errors = from_value(&value, Path::new("k.json"))
         .unwrap_err()
         .to_string();
@@ -626,6 +626,34 @@ fn propagated_params_are_placeholders_of_later_backends() {
         errors.contains("sequential_propagated_params[0]: expected resp<N>_<path>"),
         "{errors}"
     );
+}
+
+#[test]
+fn whole_body_propagated_params() {
+    // CE's /sequential/propagate-full: `resp0`, the raw body of a no-op first backend.
+    let mut value = minimal();
+    value["endpoints"][0] = json!({
+        "endpoint": "/a",
+        "extra_config": {"proxy": {"sequential": true, "sequential_propagated_params": ["resp0", "Resp0_x"]}},
+        "backend": [{"url_pattern": "/a", "encoding": "no-op"}, {"url_pattern": "/b/{Resp0}/{Resp0_x}"}]
+    });
+    let config = parse(value.clone());
+    assert_eq!(
+        config.endpoints[0].proxy.sequential_propagated_params,
+        ["resp0", "resp0_x"]
+    );
+    value["endpoints"][0]["backend"][1]["url_pattern"] = json!("/b/{Resp1}");
+    let errors = from_value(&value, Path::new("k.json"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errors.contains(r#"{Resp1} is a propagated param: list "resp1""#),
+        "{errors}"
+    );
+    // An endpoint param that merely starts with "Resp" is an endpoint param.
+    value["endpoints"][0]["endpoint"] = json!("/a/{Response}");
+    value["endpoints"][0]["backend"][1]["url_pattern"] = json!("/b/{Response}");
+    parse(value);
 }
 
 #[test]
@@ -874,4 +902,31 @@ fn bad_shadow_values_are_refused_at_their_path() {
         assert!(errors.contains(expected), "{expected}\n{errors}");
     }
     assert_eq!(errors.lines().count(), 4, "{errors}");
+}
+
+#[test]
+fn krakend_schema_shapes_and_their_meaning() {
+    let mut value = minimal();
+    value["endpoints"][0] = json!({
+        "endpoint": "/a",
+        "output_encoding": "fast-json",
+        "extra_config": {"proxy": {
+            "static": {"strategy": "errored"},
+            "flatmap_filter": [{"type": "move", "args": ["a", "b", "c"]}]
+        }},
+        "backend": [{"url_pattern": "/a", "encoding": "fast-json"}]
+    });
+    let config = parse(value);
+    let endpoint = &config.endpoints[0];
+    assert_eq!(
+        endpoint.output_encoding,
+        sluice_config::OutputEncoding::Json
+    );
+    assert_eq!(endpoint.backends[0].encoding, sluice_config::Encoding::Json);
+    // Without `data`, KrakenD applies no static response at all.
+    assert_eq!(endpoint.proxy.static_response, None);
+    assert_eq!(
+        endpoint.proxy.flatmap_filter,
+        [sluice_config::FlatmapOp::Move("a".into(), "b".into())]
+    );
 }

@@ -13,7 +13,7 @@ use sluice_plugin::{Body, CallContext, Instant, SharedExecutor};
 use sluice_transform::format::EntityFormatter;
 
 use crate::error::ProxyError;
-use crate::request::{ProxyRequest, RequestBuilder};
+use crate::request::{Earlier, ProxyRequest, RequestBuilder};
 
 /// A backend's contribution to the endpoint.
 #[derive(Debug)]
@@ -81,7 +81,7 @@ impl BackendStage {
     pub(crate) async fn call(
         &self,
         request: &ProxyRequest,
-        responses: &[Option<Map<String, Value>>],
+        responses: &[Earlier],
         deadline: Instant,
     ) -> Result<Answer, ProxyError> {
         let result = self.call_all(request, responses, deadline).await;
@@ -106,7 +106,7 @@ impl BackendStage {
     async fn call_all(
         &self,
         request: &ProxyRequest,
-        responses: &[Option<Map<String, Value>>],
+        responses: &[Earlier],
         deadline: Instant,
     ) -> Result<Answer, ProxyError> {
         if self.concurrent_calls <= 1 {
@@ -129,7 +129,7 @@ impl BackendStage {
     async fn call_once(
         &self,
         request: &ProxyRequest,
-        responses: &[Option<Map<String, Value>>],
+        responses: &[Earlier],
         deadline: Instant,
     ) -> Result<Answer, ProxyError> {
         let built = self
@@ -185,6 +185,15 @@ impl BackendStage {
             complete: true,
         })
     }
+}
+
+/// Reads a no-op answer's body whole (for `{Resp<N>}`), bounded like any backend body.
+pub(crate) async fn read_raw_body(
+    response: http::Response<Body>,
+    limit: usize,
+    deadline: Instant,
+) -> Result<Bytes, ProxyError> {
+    read_body(response.into_body(), limit, deadline).await
 }
 
 async fn read_body(body: Body, limit: usize, deadline: Instant) -> Result<Bytes, ProxyError> {

@@ -13,9 +13,9 @@ use sluice_plugin::{Instant, OutboundClient, PluginContext, Registry, SharedExec
 use sluice_transform::flatmap::FlatmapFilter;
 use tokio::sync::Semaphore;
 
-use crate::backend::{Answer, BackendStage};
+use crate::backend::{Answer, BackendStage, read_raw_body};
 use crate::error::ProxyError;
-use crate::request::ProxyRequest;
+use crate::request::{Earlier, ProxyRequest};
 use crate::shadow::{MAX_SHADOW_CALLS_PER_ENDPOINT, Shadow};
 
 /// The largest backend body the pipeline buffers for decoding.
@@ -125,11 +125,25 @@ impl EndpointPipeline {
 pub(crate) struct Fanout {
     stages: Vec<BackendStage>,
     sequential: bool,
+    /// Backends whose raw (no-op) body a later backend uses as `{Resp<N>}`.
+    raw_bodies_used: Vec<usize>,
+    max_body_bytes: usize,
 }
 
 impl Fanout {
     pub(crate) fn new(stages: Vec<BackendStage>, sequential: bool) -> Self {
-        Self { stages, sequential }
+        let mut raw_bodies_used: Vec<usize> = stages
+            .iter()
+            .flat_map(|stage| stage.builder.template.raw_indices())
+            .collect();
+        raw_bodies_used.sort_unstable();
+        raw_bodies_used.dedup();
+        Self {
+            stages,
+            sequential,
+            raw_bodies_used,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
     }
 
     /// Calls the backends. `limit` is the call's own deadline (KrakenD's context): the
@@ -215,12 +229,12 @@ impl Fanout {
     }
 
     async fn sequential(&self, request: &ProxyRequest, deadline: Instant) -> Outcome {
-        let mut responses: Vec<Option<Map<String, Value>>> = Vec::with_capacity(self.stages.len());
+        let mut responses: Vec<Earlier> = Vec::with_capacity(self.stages.len());
         let mut merged: Option<Map<String, Value>> = None;
         for (index, stage) in self.stages.iter().enumerate() {
             match stage.call(request, &responses, deadline).await {
                 Ok(Answer::Data { data, complete }) => {
-                    responses.push(Some(data.clone()));
+                    responses.push(Earlier::Data(data.clone()));
                     match merged.as_mut() {
                         Some(base) => sluice_transform::merge::merge_into(base, data),
                         None => merged = Some(data),
@@ -235,7 +249,19 @@ impl Fanout {
                         };
                     }
                 }
-                Ok(Answer::Raw(_)) => responses.push(None),
+                // A no-op backend adds nothing to the data; its raw body is read only when a
+                // later backend uses it as `{Resp<N>}` (KrakenD skips the param when the
+                // body cannot be read).
+                Ok(Answer::Raw(response)) => {
+                    let raw = if self.raw_bodies_used.contains(&index) {
+                        read_raw_body(response, self.max_body_bytes, deadline)
+                            .await
+                            .map_or(Earlier::Nothing, Earlier::Raw)
+                    } else {
+                        Earlier::Nothing
+                    };
+                    responses.push(raw);
+                }
                 Err(error) if index == 0 => {
                     return Outcome {
                         answer: None,

@@ -79,6 +79,18 @@ impl AllowList<String> {
     }
 }
 
+/// What an earlier backend of a sequential endpoint answered, as later backends may use it.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Earlier {
+    /// It failed, or nothing of it is used.
+    #[default]
+    Nothing,
+    /// Its (formatted) data, for `{resp<N>_<path>}`.
+    Data(Map<String, Value>),
+    /// The raw body of a no-op backend, for `{Resp<N>}`.
+    Raw(Bytes),
+}
+
 /// One piece of a compiled url_pattern.
 #[derive(Debug, Clone, PartialEq)]
 enum Piece {
@@ -88,6 +100,9 @@ enum Piece {
     /// A sequential placeholder: backend index, the dotted path into its data, and whether it
     /// sits in the path (before any `?`).
     Response(usize, String, bool),
+    /// The raw body of a no-op backend (a propagated `resp<N>`): its index, and whether it sits
+    /// in the path.
+    RawResponse(usize, bool),
 }
 
 /// What a value from a backend answer is escaped with: everything that could end or split a
@@ -118,7 +133,9 @@ pub(crate) struct UrlTemplate {
 }
 
 impl UrlTemplate {
-    pub(crate) fn compile(pattern: &str) -> Self {
+    /// Compiles `pattern`; `propagated` is the endpoint's `sequential_propagated_params`
+    /// (`{Resp<N>}` is backend N's raw body only when `resp<N>` is listed).
+    pub(crate) fn compile(pattern: &str, propagated: &[String]) -> Self {
         let mut pieces = Vec::new();
         let mut display = String::new();
         let mut rest = pattern;
@@ -132,10 +149,14 @@ impl UrlTemplate {
             display.push_str(&rest[..open]);
             let name = &rest[open + 1..close];
             let in_path = !display.contains('?') && !rest[..open].contains('?');
-            pieces.push(
-                sequential_reference(name, in_path)
+            let raw = sluice_config::raw_response_index(name)
+                .filter(|_| name.starts_with('R'))
+                .filter(|i| propagated.iter().any(|p| *p == format!("resp{i}")));
+            pieces.push(match raw {
+                Some(index) => Piece::RawResponse(index, in_path),
+                None => sequential_reference(name, in_path)
                     .unwrap_or_else(|| Piece::Param(name.to_owned())),
-            );
+            });
             display.push_str("{{.");
             display.push_str(&capitalise(name));
             display.push_str("}}");
@@ -152,38 +173,60 @@ impl UrlTemplate {
         }
     }
 
+    /// The backends whose raw body this pattern uses (`{Resp<N>}`).
+    pub(crate) fn raw_indices(&self) -> impl Iterator<Item = usize> + '_ {
+        self.pieces.iter().filter_map(|piece| match piece {
+            Piece::RawResponse(index, _) => Some(*index),
+            _ => None,
+        })
+    }
+
     /// The path (and any query of the pattern itself) with params filled in. Route params were
     /// checked by the router (no dot segments, no encoded slashes); values from earlier backends
     /// are escaped as one segment, and a bare `.` or `..` in the path is refused, as no escape
     /// stops a server from normalising it.
-    fn render(
-        &self,
-        request: &ProxyRequest,
-        responses: &[Option<Map<String, Value>>],
-    ) -> Result<String, String> {
+    fn render(&self, request: &ProxyRequest, responses: &[Earlier]) -> Result<String, String> {
         let mut out = String::with_capacity(64);
         for piece in &self.pieces {
             match piece {
                 Piece::Text(text) => out.push_str(text),
                 Piece::Param(name) => out.push_str(request.param(name).unwrap_or_default()),
                 Piece::Response(index, path, in_path) => {
-                    if let Some(value) = responses
-                        .get(*index)
-                        .and_then(Option::as_ref)
-                        .and_then(|data| sluice_transform::sequential::lookup_path(data, path))
+                    if let Some(Earlier::Data(data)) = responses.get(*index)
+                        && let Some(value) = sluice_transform::sequential::lookup_path(data, path)
                     {
-                        if *in_path && (value == "." || value == "..") {
-                            return Err(format!(
-                                "resp{index}_{path} is {value:?}, which would change the backend path"
-                            ));
-                        }
-                        out.extend(percent_encoding::utf8_percent_encode(&value, SEGMENT));
+                        push_segment(&mut out, &value, *in_path, || format!("resp{index}_{path}"))?;
+                    }
+                }
+                Piece::RawResponse(index, in_path) => {
+                    // KrakenD sets `Resp<N>` only from a no-op backend's body.
+                    if let Some(Earlier::Raw(body)) = responses.get(*index) {
+                        let value = String::from_utf8_lossy(body);
+                        push_segment(&mut out, &value, *in_path, || format!("resp{index}"))?;
                     }
                 }
             }
         }
         Ok(out)
     }
+}
+
+/// Appends a value from an earlier backend, escaped as one segment; a bare `.` or `..` in the
+/// path is refused.
+fn push_segment(
+    out: &mut String,
+    value: &str,
+    in_path: bool,
+    name: impl Fn() -> String,
+) -> Result<(), String> {
+    if in_path && (value == "." || value == "..") {
+        return Err(format!(
+            "{} is {value:?}, which would change the backend path",
+            name()
+        ));
+    }
+    out.extend(percent_encoding::utf8_percent_encode(value, SEGMENT));
+    Ok(())
 }
 
 /// `resp0_first.random` -> (0, "first.random"); `Resp0_first.random` is the same value as a
@@ -227,7 +270,10 @@ impl RequestBuilder {
     ) -> Self {
         Self {
             method: backend.method.clone(),
-            template: UrlTemplate::compile(&backend.url_pattern),
+            template: UrlTemplate::compile(
+                &backend.url_pattern,
+                &endpoint.proxy.sequential_propagated_params,
+            ),
             hosts: backend.host.clone(),
             endpoint_headers: AllowList::headers(&endpoint.input_headers),
             backend_headers: backend.input_headers.as_deref().map(AllowList::headers),
@@ -237,12 +283,12 @@ impl RequestBuilder {
         }
     }
 
-    /// Builds the request for one call; `responses` are the earlier backends' data
+    /// Builds the request for one call; `responses` are what the earlier backends answered
     /// (sequential endpoints only).
     pub(crate) fn build(
         &self,
         request: &ProxyRequest,
-        responses: &[Option<Map<String, Value>>],
+        responses: &[Earlier],
     ) -> Result<sluice_plugin::BackendRequest, String> {
         let host = self.pick_host()?;
         let mut url = String::with_capacity(host.len() + 64);
@@ -373,7 +419,7 @@ mod tests {
     fn builder(pattern: &str, input_headers: &[&str], query: &[&str]) -> RequestBuilder {
         RequestBuilder {
             method: Method::GET,
-            template: UrlTemplate::compile(pattern),
+            template: UrlTemplate::compile(pattern, &["resp0".to_owned()]),
             hosts: vec!["http://h:1".into()],
             endpoint_headers: AllowList::headers(
                 &input_headers
@@ -438,25 +484,54 @@ mod tests {
         let b = builder("/x/{resp0_a}?q={resp0_a}", &[], &[]);
         let mut data = Map::new();
         data.insert("a".into(), Value::String("../admin?x=1#f".into()));
-        let built = b.build(&request(None), &[Some(data.clone())]).unwrap();
+        let built = b
+            .build(&request(None), &[Earlier::Data(data.clone())])
+            .unwrap();
         assert_eq!(
             built.url,
             "http://h:1/x/..%2Fadmin%3Fx=1%23f?q=..%2Fadmin%3Fx=1%23f"
         );
         data.insert("a".into(), Value::String("..".into()));
-        assert!(b.build(&request(None), &[Some(data)]).is_err());
+        assert!(b.build(&request(None), &[Earlier::Data(data)]).is_err());
         let in_query = builder("/x?q={resp0_a}", &[], &[]);
         let mut dots = Map::new();
         dots.insert("a".into(), Value::String("..".into()));
         assert_eq!(
-            in_query.build(&request(None), &[Some(dots)]).unwrap().url,
+            in_query
+                .build(&request(None), &[Earlier::Data(dots)])
+                .unwrap()
+                .url,
             "http://h:1/x?q=.."
         );
     }
 
     #[test]
+    fn raw_body_of_a_no_op_backend() {
+        let b = builder("/x/{Resp0}?all={Resp0}", &[], &[]);
+        let raw = Earlier::Raw(Bytes::from_static(br#"{"message":"pong"}"#));
+        assert_eq!(
+            b.build(&request(None), &[raw]).unwrap().url,
+            "http://h:1/x/%7B%22message%22:%22pong%22%7D?all=%7B%22message%22:%22pong%22%7D"
+        );
+        // A backend that was decoded (or failed) gives no raw body, as in KrakenD.
+        let mut data = Map::new();
+        data.insert("message".into(), Value::String("pong".into()));
+        assert_eq!(
+            b.build(&request(None), &[Earlier::Data(data)]).unwrap().url,
+            "http://h:1/x/?all="
+        );
+        assert!(
+            b.build(&request(None), &[Earlier::Raw(Bytes::from_static(b".."))])
+                .is_err()
+        );
+        // Not listed in sequential_propagated_params: an endpoint param of that name.
+        let t = UrlTemplate::compile("/x/{Resp1}", &["resp0".to_owned()]);
+        assert_eq!(t.pieces[1], Piece::Param("Resp1".to_owned()));
+    }
+
+    #[test]
     fn template_display_uses_go_template_form() {
-        let t = UrlTemplate::compile("/a/{id}/b");
+        let t = UrlTemplate::compile("/a/{id}/b", &[]);
         assert_eq!(t.display, "/a/{{.Id}}/b");
     }
 }

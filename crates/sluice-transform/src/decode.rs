@@ -6,6 +6,7 @@
 //! | `safejson` | an object as is, an array under `collection`, anything else under `content` |
 //! | `string`   | the body (UTF-8, invalid sequences replaced) under `content` |
 //! | `xml`      | the document as a map (see [`decode`]); with `is_collection` under `collection` |
+//! | `rss`      | an RSS or Atom feed as the map KrakenD's krakend-rss builds (see [`decode`]) |
 //! | `no-op`    | nothing is decoded: an empty map (the caller keeps the raw body) |
 
 use std::borrow::Cow;
@@ -72,6 +73,12 @@ pub enum DecodeError {
         /// What is wrong.
         reason: String,
     },
+    /// The body is not an RSS or Atom feed the `rss` encoding can read.
+    #[error("backend answered an invalid feed: {reason}")]
+    InvalidFeed {
+        /// What is wrong.
+        reason: String,
+    },
     /// The XML document has no root element.
     #[error("backend answered XML without a root element")]
     NoXmlRoot,
@@ -95,6 +102,12 @@ pub enum DecodeError {
 /// `#text`; repeated child elements become an array; names lose their namespace prefix. Example:
 /// `<user type="admin"><name>Elliot</name></user>` -> `{"user":{"-type":"admin","name":"Elliot"}}`.
 /// Whatever follows the root element is ignored.
+///
+/// A feed (`rss`) becomes the map KrakenD CE's krakend-rss builds from gofeed's universal feed:
+/// `title`, `description`, `language`, `copyright`, `published`, `updated`, `type` (`rss` or
+/// `atom`), `author`, `categories`, `custom`, `img_url` (when the feed has an image) and `items`,
+/// each item shaped as gofeed marshals it (`title`, `link`, `publishedParsed`, `authors`, ...).
+/// `is_collection` does not apply to it, as in KrakenD.
 pub fn decode(
     encoding: Encoding,
     is_collection: bool,
@@ -116,6 +129,7 @@ pub fn decode(
                 Ok(document)
             }
         }
+        Encoding::Rss => crate::feed::decode_feed(body),
         Encoding::NoOp => Ok(Map::new()),
     }
 }
@@ -711,6 +725,7 @@ mod tests {
                 Encoding::SafeJson,
                 Encoding::String,
                 Encoding::Xml,
+                Encoding::Rss,
                 Encoding::NoOp,
             ] {
                 for collection in [false, true] {

@@ -1,7 +1,7 @@
 //! Decode, reshape and render response data: the data side of Sluice's proxy pipeline, matching
 //! KrakenD / Lura. Pure functions over `serde_json` maps: no I/O, no async.
 //!
-//! - [`decode`](mod@decode): a backend's body into data by its `encoding` (`json`, `safejson`, `string`, `xml`).
+//! - [`decode`](mod@decode): a backend's body into data by its `encoding` (`json`, `safejson`, `string`, `xml`, `rss`).
 //! - [`format`](mod@format): per-backend `target`, `allow` / `deny`, `mapping`, `group` ([`EntityFormatter`]).
 //! - [`flatmap`]: `flatmap_filter` operations (`move`, `del`, `append`).
 //! - [`merge`]: combining backends and the static response.
@@ -12,6 +12,7 @@
 //! `json.Marshal` writes them.
 
 pub mod decode;
+mod feed;
 pub mod flatmap;
 pub mod format;
 pub mod merge;

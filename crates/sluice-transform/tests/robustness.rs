@@ -137,6 +137,36 @@ fn mutated_documents_decode_and_render_safely() {
     assert!(decoded > 4000, "only {decoded} bodies decoded");
 }
 
+/// Feeds for the `rss` encoding, mutated the same way.
+const FEED_SEEDS: [&str; 2] = [
+    r#"<?xml version="1.0"?><rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>T &amp; co</title><image><url>u</url></image><item><title><![CDATA[<b>x</b>]]></title><pubDate>Mon, 02 Jan 2006 15:04:05 -0700</pubDate><dc:creator>a@b.c (A)</dc:creator><enclosure url="e" length="1"/><x>y</x></item></channel></rss>"#,
+    r#"<feed xmlns="http://www.w3.org/2005/Atom" xml:lang="en"><title type="html">&lt;i&gt;A&lt;/i&gt;</title><entry><id>1</id><link href="h"/><updated>2006-01-02T15:04:05Z</updated><content type="xhtml"><div><p>p</p></div></content></entry></feed>"#,
+];
+
+#[test]
+fn mutated_feeds_decode_and_render_safely() {
+    let mut rng = Rng(0x5EED_1234_ABCD_0002);
+    let mut decoded = 0;
+    for round in 0..3000 {
+        let seed = FEED_SEEDS[round % FEED_SEEDS.len()].as_bytes();
+        let body = if round < FEED_SEEDS.len() {
+            seed.to_vec()
+        } else {
+            mutate(&mut rng, seed)
+        };
+        let Ok(data) = decode(Encoding::Rss, false, &body) else {
+            continue;
+        };
+        decoded += 1;
+        let json = render::to_json(&data);
+        let back: Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back, Value::Object(data.clone()));
+        let _ = render::to_xml(&data);
+        let _ = render::to_yaml(&data);
+    }
+    assert!(decoded > 300, "only {decoded} feeds decoded");
+}
+
 fn random_string(rng: &mut Rng) -> String {
     const ALPHABET: [&str; 24] = [
         "a", "Z", "0", "7", " ", "-", ":", "#", "?", "'", "\"", "\\", "\n", "\t", "&", "*", "!",

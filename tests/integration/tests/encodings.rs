@@ -246,8 +246,7 @@ fn assert_xml_content_type(resp: &Response) {
     );
 }
 
-// Case 39 (RSS aggregation) needs the two public showRSS feeds on the internet: not expressible
-// in a hermetic test.
+// Case 39 (RSS aggregation): tests/rss.rs, with feeds served by the test instead of showRSS.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn case_40_endpoint_handler_renders_complete_response() {

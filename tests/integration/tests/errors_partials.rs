@@ -519,8 +519,7 @@ async fn case_58_sequential_first_backend_fails() {
 async fn case_59_sequential_propagated_params() {
     // CE's fixture reads the propagated `Resp0_first.foo` from a Lua script, which Sluice does
     // not run. The same value is checked here through a url_pattern placeholder, with
-    // `sequential_propagated_params` configured. The `[resp0]` variant (the raw body of a no-op
-    // first backend, base64 in a Lua-built path) has no placeholder form and is not expressed.
+    // `sequential_propagated_params` configured. The `[resp0]` variant is the next test.
     let mock = ce::mock().await;
     let gw = start_gateway(service(json!([endpoint(
         "/sequential/propagated/{id}",
@@ -547,6 +546,60 @@ async fn case_59_sequential_propagated_params() {
         &resp,
         &json!({"first": {"foo": 42}, "second": {"path": "/param_forwarding/42"}}),
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_59_sequential_propagate_full_body() {
+    // CE's /sequential/propagate-full: `resp0` propagates the raw body of the no-op backend 0.
+    // CE reads it as `Resp0` from Lua and puts it in the path base64-encoded; Sluice puts it in
+    // the path as `{Resp0}`, escaped as one segment.
+    let mock = ce::mock().await;
+    let gw = start_gateway(service(json!([
+        endpoint(
+            "/sequential/propagate-full",
+            json!([
+                backend(&mock.url(), "/__debug/", json!({"encoding": "no-op"})),
+                backend(&mock.url(), "/param_forwarding/{Resp0}", Value::Null)
+            ]),
+            sequential(json!({"sequential_propagated_params": ["resp0"]}))
+        ),
+        // A backend that is not no-op has no raw body: `{Resp0}` stays empty, as KrakenD leaves
+        // the param unset.
+        endpoint(
+            "/sequential/propagate-decoded",
+            json!([
+                backend(&mock.url(), "/__debug/", Value::Null),
+                backend(
+                    &mock.url(),
+                    "/param_forwarding/{Resp0}",
+                    json!({"group": "second"})
+                )
+            ]),
+            sequential(json!({"sequential_propagated_params": ["resp0"]}))
+        )
+    ])))
+    .await;
+
+    let resp = get(&gw.url("/sequential/propagate-full")).await;
+
+    assert_complete_json(&resp, CACHE_TTL);
+    let body = resp.json();
+    assert_eq!(body["foo"], 42);
+    assert_eq!(
+        body["path"],
+        "/param_forwarding/%7B%22message%22:%22pong%22%7D"
+    );
+    assert_eq!(
+        mock.last().path,
+        "/param_forwarding/%7B%22message%22:%22pong%22%7D"
+    );
+
+    let resp = get(&gw.url("/sequential/propagate-decoded")).await;
+
+    assert_complete_json(&resp, CACHE_TTL);
+    let body = resp.json();
+    assert_eq!(body["message"], "pong");
+    assert_eq!(body["second"]["path"], "/param_forwarding/");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
