@@ -130,11 +130,14 @@ fn warn_unknown_namespaces(config: &Config) {
     }
 }
 
-pub(crate) fn run(path: &Path, options: &LoadOptions, port: Option<u16>) -> ExitCode {
+/// `debug`: `run -d`, which turns the `/__debug/` endpoint on as KrakenD's does (CE's own
+/// integration fixtures rely on it).
+pub(crate) fn run(path: &Path, options: &LoadOptions, port: Option<u16>, debug: bool) -> ExitCode {
     let mut config = match load(path, options) {
         Ok(config) => config,
         Err(code) => return code,
     };
+    config.debug_endpoint |= debug;
     if let Some(port) = port {
         follow_port(&mut config, port);
     }

@@ -29,7 +29,8 @@ enum Command {
         /// Log level filter (e.g. `info`, `debug`, `sluice=debug`); overrides RUST_LOG.
         #[arg(short, long)]
         log: Option<String>,
-        /// Debug logging (as `krakend run -d`; the same as `--log debug`).
+        /// Debug mode, as `krakend run -d`: debug logging (the same as `--log debug`) and the
+        /// `/__debug/` endpoint (the config's `debug_endpoint: true`).
         #[arg(short, long, conflicts_with = "log")]
         debug: bool,
         #[command(flatten)]
@@ -127,7 +128,7 @@ fn main() -> ExitCode {
             load,
         } => {
             commands::init_logging(if debug { Some("debug") } else { log.as_deref() });
-            commands::run(&config, &load.options(), port)
+            commands::run(&config, &load.options(), port, debug)
         }
         Command::Check {
             config,

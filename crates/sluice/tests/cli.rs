@@ -559,6 +559,33 @@ fn krakend_habits_work() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("Unable to open"), "{stdout}");
+
+    // `run -d` turns `/__debug/` on, as `krakend run -d` does (CE's fixtures call it).
+    let port = free_port();
+    let config = write_config(
+        "habits-debug.json",
+        &format!(
+            r#"{{"version": 3, "port": {port}, "endpoints": [{{"endpoint": "/a",
+                "backend": [{{"host": ["http://127.0.0.1:10"], "url_pattern": "/a"}}]}}]}}"#
+        ),
+    );
+    for (flags, expected) in [(&["-d"][..], "HTTP/1.1 200"), (&[][..], "HTTP/1.1 404")] {
+        let mut child = start_quiet(
+            Command::new(BIN)
+                .arg("run")
+                .args(flags)
+                .arg("-c")
+                .arg(&config),
+            port,
+        );
+        let answer = http_get(port, "/__debug/x").unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(answer.starts_with(expected), "{flags:?}: {answer}");
+        if expected.ends_with("200") {
+            assert!(answer.ends_with(r#"{"message":"pong"}"#), "{answer}");
+        }
+    }
 }
 
 /// A file in the plugin folder that is not a component is one error that says why it was
