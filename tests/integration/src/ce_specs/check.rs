@@ -73,8 +73,39 @@ pub fn normalise(case: &mut Case, sluice_version: &str) {
     if let Some(body) = &mut out.body {
         rename_in_json(body, sluice_version);
     }
+    expect_body_length(case);
     for next in &mut case.next {
         normalise(next, sluice_version);
+    }
+}
+
+/// Sluice's second departure a CE spec can see (README, "Differences from KrakenD"): a request
+/// body reaches the backend with its `Content-Length`, where KrakenD streams it chunked unless
+/// the client's `Content-Length` header is forwarded (backends that do not read chunked bodies
+/// get them empty: lura#213, lura#234). So where a spec sends a body and expects CE's echo to
+/// list the backend's headers without a length, the echo is expected to carry the body's.
+fn expect_body_length(case: &mut Case) {
+    let Some(sent) = &case.input.body else {
+        return;
+    };
+    let length = match sent {
+        Value::String(s) => s.len(),
+        other => crate::go::json_marshal(other).len(),
+    };
+    let Some(Value::Object(echo)) = &mut case.output.body else {
+        return;
+    };
+    let Some(Value::Object(headers)) = echo.get_mut("headers") else {
+        return;
+    };
+    let framed = headers.keys().any(|k| {
+        k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("transfer-encoding")
+    });
+    if length > 0 && !framed {
+        headers.insert(
+            "Content-Length".to_owned(),
+            Value::Array(vec![Value::String(length.to_string())]),
+        );
     }
 }
 
@@ -337,6 +368,28 @@ mod tests {
                 .collect(),
             body: body.as_bytes().to_vec(),
         }
+    }
+
+    #[test]
+    fn a_sent_body_is_expected_with_its_length() {
+        let mut c = case(out(Some(json!({"headers": {"X-A": ["1"]}})), &[]));
+        c.input.body = Some(json!({"foo": "bar"}));
+        normalise(&mut c, "1");
+        assert_eq!(
+            c.output.body,
+            Some(json!({"headers": {"X-A": ["1"], "Content-Length": ["13"]}}))
+        );
+        // No body sent, or a length already expected: unchanged.
+        let mut c = case(out(
+            Some(json!({"headers": {"Content-Length": ["0"]}})),
+            &[],
+        ));
+        c.input.body = Some(json!(""));
+        normalise(&mut c, "1");
+        assert_eq!(
+            c.output.body,
+            Some(json!({"headers": {"Content-Length": ["0"]}}))
+        );
     }
 
     #[test]
