@@ -116,7 +116,7 @@ async fn sequential_params_carry_the_number_text() {
         mock.last().path,
         "/statements/9007199254740993/120.50/9007199254740995"
     );
-    let body: Value = serde_json::from_str(&resp.text()).unwrap();
+    let body: Value = serde_json::from_str(resp.text()).unwrap();
     assert_eq!(
         body["statement"]["seen"],
         "/statements/9007199254740993/120.50/9007199254740995"
