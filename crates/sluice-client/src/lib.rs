@@ -8,7 +8,6 @@
 //! when a redirect leaves the host. A call restricted to allowed hosts (a plugin's) is checked
 //! on every hop.
 
-use std::io::Read;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -259,37 +258,19 @@ fn classify(error: &hyper_util::client::legacy::Error, url: &Uri) -> ExecError {
     ExecError::upstream(kind, message)
 }
 
+/// Go's transparent decoding: only when the gateway asked for gzip and the answer is gzip
+/// (any other coding is handed on as it came, for the backend stage to judge).
 async fn decode_gzip(
     response: BackendResponse,
     max_body_bytes: usize,
 ) -> Result<BackendResponse, ExecError> {
-    let is_gzip = response
-        .headers()
-        .get(header::CONTENT_ENCODING)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
-    if !is_gzip {
+    if sluice_plugin::ContentCoding::of(response.headers()) != sluice_plugin::ContentCoding::Gzip {
         return Ok(response);
     }
     let (mut parts, body) = response.into_parts();
     let compressed = sluice_plugin::collect(body, max_body_bytes).await?;
-    let mut decoded = Vec::new();
-    flate2::read::GzDecoder::new(&compressed[..])
-        .take(max_body_bytes as u64 + 1)
-        .read_to_end(&mut decoded)
-        .map_err(|e| ExecError::upstream(ErrorKind::Protocol, format!("invalid gzip body: {e}")))?;
-    if decoded.len() > max_body_bytes {
-        return Err(too_large(max_body_bytes));
-    }
-    parts.headers.remove(header::CONTENT_ENCODING);
-    parts.headers.remove(header::CONTENT_LENGTH);
+    let decoded = sluice_plugin::decode_content(&mut parts.headers, compressed, max_body_bytes)?;
     Ok(BackendResponse::from_parts(parts, full(decoded)))
-}
-
-fn too_large(limit: usize) -> ExecError {
-    ExecError::upstream(
-        ErrorKind::BodyTooLarge,
-        format!("backend body larger than {limit} bytes"),
-    )
 }
 
 #[cfg(test)]
