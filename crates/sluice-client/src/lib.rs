@@ -2,10 +2,11 @@
 //!
 //! One [`DefaultClient`] serves every backend (and every plugin's outgoing call), so keep-alive
 //! pooling, timeouts and TLS are shared. It behaves as KrakenD's Go transport does where backends
-//! can tell: it asks for gzip unless the client already chose an encoding (and then decodes it
-//! transparently), and it follows redirects (301/302/303 become GET, 307/308 keep the method,
-//! and the body only with `send_body_on_redirect`), adding a `Referer` and dropping credentials
-//! when a redirect leaves the host. A call restricted to allowed hosts (a plugin's) is checked
+//! can tell: it asks for gzip unless the client already chose an encoding, the request is a
+//! `HEAD` or asks for a `Range` (and decodes the gzip answers it asked for transparently), and it
+//! follows redirects (301/302/303 become GET, 307/308 keep the method, and the body only with
+//! `send_body_on_redirect`), adding a `Referer` and dropping credentials when a redirect leaves
+//! the host. A call restricted to allowed hosts (a plugin's) is checked
 //! on every hop.
 
 use std::time::Duration;
@@ -86,8 +87,13 @@ impl DefaultClient {
         mut request: BackendRequest,
         ctx: &CallContext,
     ) -> Result<BackendResponse, ExecError> {
-        let we_asked_for_gzip =
-            self.ask_for_gzip && !request.headers.contains_key(header::ACCEPT_ENCODING);
+        // Go's transport asks for gzip only when the request chose no encoding, is not a HEAD
+        // (nginx answers those wrongly) and asks for no Range (a slice of a gzip document
+        // cannot be decoded).
+        let we_asked_for_gzip = self.ask_for_gzip
+            && request.method != Method::HEAD
+            && !request.headers.contains_key(header::ACCEPT_ENCODING)
+            && !request.headers.contains_key(header::RANGE);
         if we_asked_for_gzip {
             request
                 .headers

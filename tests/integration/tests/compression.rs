@@ -384,6 +384,50 @@ async fn error_bodies_are_decoded_before_they_are_handed_on() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_asks_for_no_gzip_for_a_range_or_a_head() {
+    let api = Backend::start_sync(|req: &Received| {
+        Reply::new(200)
+            .header("content-type", "application/json")
+            .body(if req.method == Method::HEAD {
+                ""
+            } else {
+                r#"{"ok":true}"#
+            })
+    })
+    .await;
+    let gw = start_gateway(service(json!([
+        endpoint(
+            "/ranged",
+            json!([backend(&api.url(), "/", Value::Null)]),
+            json!({"input_headers": ["Range"]})
+        ),
+        endpoint(
+            "/head",
+            json!([backend(
+                &api.url(),
+                "/",
+                json!({"method": "HEAD", "encoding": "no-op"})
+            )]),
+            json!({"output_encoding": "no-op"})
+        ),
+    ])))
+    .await;
+
+    let resp = get_with(&gw.url("/ranged"), &[("Range", "bytes=0-10")]).await;
+    assert_complete_json(&resp, CACHE_TTL);
+    assert_eq!(api.last().header("accept-encoding"), None);
+    assert_eq!(api.last().header("range"), Some("bytes=0-10"));
+    let resp = get(&gw.url("/ranged")).await;
+    assert_complete_json(&resp, CACHE_TTL);
+    assert_eq!(api.last().header_all("accept-encoding"), ["gzip"]);
+
+    let resp = get(&gw.url("/head")).await;
+    assert_status(&resp, 200);
+    assert_eq!(api.last().method, Method::HEAD);
+    assert_eq!(api.last().header("accept-encoding"), None);
+}
+
 /// A compiled-in plugin answering gzip-compressed JSON, whatever it is asked.
 #[derive(Debug)]
 struct GzipAnswer;
