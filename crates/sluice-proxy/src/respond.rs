@@ -17,10 +17,12 @@ pub static COMPLETED: HeaderName = HeaderName::from_static("x-krakend-completed"
 /// `X-Sluice`: the gateway's version (KrakenD's `X-KrakenD`).
 pub static VERSION_HEADER: HeaderName = HeaderName::from_static("x-sluice");
 
-const JSON: HeaderValue = HeaderValue::from_static("application/json; charset=utf-8");
-const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
-const XML: HeaderValue = HeaderValue::from_static("application/xml; charset=utf-8");
-const YAML: HeaderValue = HeaderValue::from_static("application/yaml; charset=utf-8");
+// The content types KrakenD CE writes: gin's JSON, String and YAML renders, krakend-xml's
+// render (gin's `MIMEXML`, no charset), and Go's sniffing of an error text.
+const JSON: HeaderValue = HeaderValue::from_static(render::JSON_CONTENT_TYPE);
+const TEXT: HeaderValue = HeaderValue::from_static(render::TEXT_CONTENT_TYPE);
+const XML: HeaderValue = HeaderValue::from_static(render::XML_CONTENT_TYPE);
+const YAML: HeaderValue = HeaderValue::from_static(render::YAML_CONTENT_TYPE);
 const TRUE: HeaderValue = HeaderValue::from_static("true");
 const FALSE: HeaderValue = HeaderValue::from_static("false");
 
