@@ -23,6 +23,8 @@ const JSON: HeaderValue = HeaderValue::from_static(render::JSON_CONTENT_TYPE);
 const TEXT: HeaderValue = HeaderValue::from_static(render::TEXT_CONTENT_TYPE);
 const XML: HeaderValue = HeaderValue::from_static(render::XML_CONTENT_TYPE);
 const YAML: HeaderValue = HeaderValue::from_static(render::YAML_CONTENT_TYPE);
+/// gin's `serveError` (its own 404 and 405): `text/plain`, without a charset.
+const GIN_TEXT: HeaderValue = HeaderValue::from_static("text/plain");
 const TRUE: HeaderValue = HeaderValue::from_static("true");
 const FALSE: HeaderValue = HeaderValue::from_static("false");
 
@@ -89,7 +91,42 @@ pub fn error_response(
     response
 }
 
-/// A plain-text response (router 404/405, client errors).
+/// The router's own 404 or 405 (KrakenD CE's `NoRoute` and `NoMethod` handlers): gin's text
+/// (`404 page not found`, `405 method not allowed`) as `text/plain` without a charset, or the
+/// `router.error_body` JSON (see [`error_body_json`]) as gin's `c.JSON` writes it;
+/// `X-KrakenD-Completed: false` either way.
+pub fn router_error(status: StatusCode, error_body: Option<&Bytes>) -> Response<Body> {
+    let mut response = match error_body {
+        Some(json) => {
+            let mut response = Response::new(full(json.clone()));
+            response.headers_mut().insert(header::CONTENT_TYPE, JSON);
+            response
+        }
+        None => {
+            let text = if status == StatusCode::METHOD_NOT_ALLOWED {
+                "405 method not allowed"
+            } else {
+                "404 page not found"
+            };
+            let mut response = Response::new(full(Bytes::from_static(text.as_bytes())));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, GIN_TEXT);
+            response
+        }
+    };
+    *response.status_mut() = status;
+    response.headers_mut().insert(COMPLETED.clone(), FALSE);
+    response
+}
+
+/// A `router.error_body` value as Go's `json.Marshal` writes it (keys sorted, `<`, `>`, `&`
+/// escaped), serialised once at start-up.
+pub fn error_body_json(value: &Value) -> Bytes {
+    Bytes::from(render::to_json_value(value))
+}
+
+/// A plain-text response (client errors), as Go's sniffing types a text body.
 pub fn text(status: StatusCode, message: &'static str) -> Response<Body> {
     let mut response = Response::new(full(Bytes::from_static(message.as_bytes())));
     *response.status_mut() = status;

@@ -16,6 +16,180 @@ use sluice_integration::*;
 const CACHE_TTL: u64 = 3600;
 
 // ---------------------------------------------------------------------------------------------
+// no-op: the backend's headers, verbatim.
+
+#[track_caller]
+fn assert_no_header(resp: &Response, name: &str) {
+    assert_eq!(resp.header_all(name), Vec::<String>::new(), "{name}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_op_keeps_the_backends_content_type_verbatim() {
+    let api = Backend::start_sync(|req: &Received| match req.path.as_str() {
+        "/plain-json" => Reply::new(200)
+            .header("content-type", "application/json")
+            .header("set-cookie", "flavour=mint")
+            .header("set-cookie", "size=large")
+            .body("{\"pot\":\"full\"}\n"),
+        "/odd-type" => Reply::new(201)
+            .header(
+                "content-type",
+                "application/vnd.teapot+json;charset=ISO-8859-1",
+            )
+            .body("{}"),
+        _ => Reply::new(200).body("no type at all"),
+    })
+    .await;
+    let no_op = |path: &str, pattern: &str| {
+        endpoint(
+            path,
+            json!([backend(&api.url(), pattern, json!({"encoding": "no-op"}))]),
+            json!({"method": "POST", "output_encoding": "no-op"}),
+        )
+    };
+    let gw = start_gateway(service(json!([
+        no_op("/pot", "/plain-json"),
+        no_op("/odd", "/odd-type"),
+        no_op("/untyped", "/untyped"),
+    ])))
+    .await;
+
+    let resp = request(Method::POST, &gw.url("/pot"), &[], "").await;
+    assert_status(&resp, 200);
+    assert_eq!(resp.text(), "{\"pot\":\"full\"}\n");
+    assert_content_type(&resp, "application/json");
+    assert_eq!(
+        resp.header_all("set-cookie"),
+        ["flavour=mint", "size=large"]
+    );
+    assert_no_cache_control(&resp);
+    assert_completed(&resp, false);
+    assert_version_header(&resp);
+    // A bodyless POST still says `Content-Length: 0` to the backend, as Go's client does.
+    assert_eq!(api.last().header_all("content-length"), ["0"]);
+
+    let resp = request(Method::POST, &gw.url("/odd"), &[], "").await;
+    assert_status(&resp, 201);
+    assert_content_type(&resp, "application/vnd.teapot+json;charset=ISO-8859-1");
+
+    // Without one, none is made up. (Go's server would sniff one from the body: a documented
+    // difference, the body is handed on untouched.)
+    let resp = request(Method::POST, &gw.url("/untyped"), &[], "").await;
+    assert_status(&resp, 200);
+    assert_eq!(resp.text(), "no type at all");
+    assert_no_header(&resp, "content-type");
+}
+
+/// CE spec no-op_2: a no-op endpoint whose backend is a gateway's own unknown path hands on
+/// gin's 404 as gin wrote it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_op_hands_on_the_routers_own_404() {
+    let api = Backend::start_sync(|_: &Received| Reply::json(200, &json!({}))).await;
+    let inner = start_gateway(service(json!([endpoint(
+        "/kettle",
+        json!([backend(&api.url(), "/", Value::Null)]),
+        Value::Null
+    )])))
+    .await;
+    let outer = start_gateway(service(json!([endpoint(
+        "/kettle/missing",
+        json!([backend(
+            &format!("http://{}", inner.authority()),
+            "/no-such-kettle",
+            json!({"encoding": "no-op"})
+        )]),
+        json!({"method": "POST", "output_encoding": "no-op"})
+    )])))
+    .await;
+
+    let resp = request(Method::POST, &outer.url("/kettle/missing"), &[], "").await;
+
+    assert_status(&resp, 404);
+    assert_eq!(resp.text(), "404 page not found");
+    assert_content_type(&resp, "text/plain");
+    assert_no_cache_control(&resp);
+    assert_completed(&resp, false);
+    assert_eq!(api.count(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The router's own answers (gin's serveError, CE's NoRoute/NoMethod handlers, router.error_body).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_404_and_405_are_gins_plain_text() {
+    let api = Backend::start_sync(|_: &Received| Reply::json(200, &json!({}))).await;
+    let gw = start_gateway(service(json!([endpoint(
+        "/cups",
+        json!([backend(&api.url(), "/", Value::Null)]),
+        Value::Null
+    )])))
+    .await;
+
+    let resp = get(&gw.url("/saucers")).await;
+    assert_status(&resp, 404);
+    assert_eq!(resp.text(), "404 page not found");
+    assert_content_type(&resp, "text/plain");
+    assert_completed(&resp, false);
+    assert_no_cache_control(&resp);
+    assert_version_header(&resp);
+
+    let resp = request(Method::DELETE, &gw.url("/cups"), &[], "").await;
+    assert_status(&resp, 405);
+    assert_eq!(resp.text(), "405 method not allowed");
+    assert_content_type(&resp, "text/plain");
+    assert_completed(&resp, false);
+    assert_no_cache_control(&resp);
+    assert_version_header(&resp);
+
+    // Without method-not-allowed handling, gin answers the NoRoute 404.
+    let mut config = service(json!([endpoint(
+        "/cups",
+        json!([backend(&api.url(), "/", Value::Null)]),
+        Value::Null
+    )]));
+    config["extra_config"]["router"]["disable_handle_method_not_allowed"] = json!(true);
+    let strict = start_gateway(config).await;
+    let resp = request(Method::DELETE, &strict.url("/cups"), &[], "").await;
+    assert_status(&resp, 404);
+    assert_eq!(resp.text(), "404 page not found");
+    assert_content_type(&resp, "text/plain");
+    assert_completed(&resp, false);
+    assert_eq!(api.count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_error_body_is_json_as_gin_writes_it() {
+    let api = Backend::start_sync(|_: &Received| Reply::json(200, &json!({}))).await;
+    let mut config = service(json!([endpoint(
+        "/cups",
+        json!([backend(&api.url(), "/", Value::Null)]),
+        Value::Null
+    )]));
+    config["extra_config"]["router"]["error_body"] = json!({
+        "404": {"error": "<no cup> & no saucer", "code": 404},
+        "405": {"allowed": ["GET"], "error": "method"}
+    });
+    let gw = start_gateway(config).await;
+
+    let resp = get(&gw.url("/saucers")).await;
+    assert_status(&resp, 404);
+    // Go's json.Marshal: keys sorted, <, > and & escaped.
+    assert_eq!(
+        resp.text(),
+        r#"{"code":404,"error":"\u003cno cup\u003e \u0026 no saucer"}"#
+    );
+    assert_content_type(&resp, JSON_UTF8);
+    assert_completed(&resp, false);
+    assert_no_cache_control(&resp);
+
+    let resp = request(Method::PUT, &gw.url("/cups"), &[], "").await;
+    assert_status(&resp, 405);
+    assert_eq!(resp.text(), r#"{"allowed":["GET"],"error":"method"}"#);
+    assert_content_type(&resp, JSON_UTF8);
+    assert_completed(&resp, false);
+}
+
+// ---------------------------------------------------------------------------------------------
 // The xml render: krakend-xml over mxj, `application/xml` without a charset.
 
 const SHELF_XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
