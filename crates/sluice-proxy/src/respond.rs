@@ -151,19 +151,8 @@ fn encode(
 ) -> Response<Body> {
     let (body, content_type) = match pipeline.output_encoding() {
         OutputEncoding::Json | OutputEncoding::NoOp => (render::to_json(&data), JSON),
-        OutputEncoding::JsonCollection => {
-            let collection = data.get("collection").filter(|v| v.is_array()).cloned();
-            let body = serde_json::to_vec(&collection.unwrap_or_else(|| Value::Array(Vec::new())))
-                .unwrap_or_else(|_| b"[]".to_vec());
-            (body, JSON)
-        }
-        OutputEncoding::String => {
-            let content = match data.get("content") {
-                Some(Value::String(s)) => s.clone().into_bytes(),
-                _ => Vec::new(),
-            };
-            (content, TEXT)
-        }
+        OutputEncoding::JsonCollection => (render::to_json_collection(&data), JSON),
+        OutputEncoding::String => (render::to_string_content(&data), TEXT),
         OutputEncoding::Xml => (render::to_xml(&data), XML),
         OutputEncoding::Yaml => (render::to_yaml(&data), YAML),
         OutputEncoding::Negotiate => {

@@ -295,3 +295,82 @@ async fn json_in_xml_out_is_wrapped_in_doc() {
     assert_content_type(&resp, "application/xml");
     assert_eq!(resp.text(), ORDER_OUT);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The other renders (gin's c.JSON, c.String, c.YAML), Cache-Control and X-KrakenD-Completed.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_render_has_gins_content_type() {
+    let api = Backend::start_sync(|req: &Received| match req.path.as_str() {
+        "/list" => Reply::json(200, &json!([{"name": "<b>"}, {"name": "c&d"}])),
+        "/text" => Reply::text(200, "brewing"),
+        "/nested" => Reply::json(200, &json!({"collection": {"not": "a list"}})),
+        _ => Reply::json(200, &json!({"a": "<x>", "n": 1})),
+    })
+    .await;
+    let render = |path: &str, pattern: &str, encoding: &str, output: &str| {
+        endpoint(
+            path,
+            json!([backend(&api.url(), pattern, json!({"encoding": encoding}))]),
+            json!({"output_encoding": output}),
+        )
+    };
+    let mut list = render("/r/collection", "/list", "json", "json-collection");
+    list["backend"][0]["is_collection"] = json!(true);
+    let gw = start_gateway(service(json!([
+        render("/r/json", "/obj", "json", "json"),
+        render("/r/string", "/text", "string", "string"),
+        render("/r/yaml", "/obj", "json", "yaml"),
+        list,
+        render("/r/nested", "/nested", "json", "json-collection"),
+        render("/r/negotiate", "/obj", "json", "negotiate"),
+    ])))
+    .await;
+
+    let resp = get(&gw.url("/r/json")).await;
+    assert_complete_json(&resp, CACHE_TTL);
+    assert_eq!(resp.text(), r#"{"a":"\u003cx\u003e","n":1}"#);
+
+    let resp = get(&gw.url("/r/string")).await;
+    assert_status(&resp, 200);
+    assert_content_type(&resp, TEXT_UTF8);
+    assert_eq!(resp.text(), "brewing");
+    assert_cache_control(&resp, CACHE_TTL);
+    assert_completed(&resp, true);
+
+    let resp = get(&gw.url("/r/yaml")).await;
+    assert_status(&resp, 200);
+    assert_content_type(&resp, "application/yaml; charset=utf-8");
+    assert_cache_control(&resp, CACHE_TTL);
+    assert_completed(&resp, true);
+
+    // gin's c.JSON of the collection: Go's escaping, whatever the collection holds.
+    let resp = get(&gw.url("/r/collection")).await;
+    assert_complete_json(&resp, CACHE_TTL);
+    assert_eq!(
+        resp.text(),
+        r#"[{"name":"\u003cb\u003e"},{"name":"c\u0026d"}]"#
+    );
+    let resp = get(&gw.url("/r/nested")).await;
+    assert_complete_json(&resp, CACHE_TTL);
+    assert_eq!(resp.text(), r#"{"not":"a list"}"#);
+
+    for (accept, content_type) in [
+        ("application/json", JSON_UTF8),
+        ("application/xml", "application/xml"),
+        ("text/plain", "application/yaml; charset=utf-8"),
+        ("application/x-yaml", "application/yaml; charset=utf-8"),
+    ] {
+        let resp = request(
+            Method::GET,
+            &gw.url("/r/negotiate"),
+            &[("Accept", accept)],
+            "",
+        )
+        .await;
+        assert_status(&resp, 200);
+        assert_content_type(&resp, content_type);
+        assert_cache_control(&resp, CACHE_TTL);
+        assert_completed(&resp, true);
+    }
+}
