@@ -52,12 +52,14 @@ pub fn render(
             let mut response = encode(pipeline, data, accept);
             let headers = response.headers_mut();
             headers.insert(COMPLETED.clone(), if completed { TRUE } else { FALSE });
-            let ttl = pipeline.endpoint.cache_ttl.as_secs();
-            if completed
-                && ttl > 0
-                && let Ok(v) = HeaderValue::from_str(&format!("public, max-age={ttl}"))
-            {
-                headers.insert(header::CACHE_CONTROL, v);
+            // Lura: on whenever the TTL is not zero, the age in whole seconds (so a sub-second
+            // TTL says `max-age=0`).
+            let ttl = pipeline.endpoint.cache_ttl;
+            if completed && !ttl.is_zero() {
+                let value = format!("public, max-age={}", ttl.as_secs());
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    headers.insert(header::CACHE_CONTROL, v);
+                }
             }
             headers.insert(VERSION_HEADER.clone(), options.version.clone());
             response

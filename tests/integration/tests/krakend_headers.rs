@@ -374,3 +374,84 @@ async fn every_render_has_gins_content_type() {
         assert_completed(&resp, true);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_control_only_on_complete_answers_with_a_ttl() {
+    let api = Backend::start_sync(|req: &Received| match req.path.as_str() {
+        "/fail" => Reply::go_error(503, "out of tea"),
+        "/empty" => Reply::json(200, &json!({})),
+        _ => Reply::json(200, &json!({"tea": "hot"})),
+    })
+    .await;
+    let ttl = |path: &str, cache_ttl: &str| {
+        endpoint(
+            path,
+            json!([backend(&api.url(), "/ok", Value::Null)]),
+            json!({"cache_ttl": cache_ttl}),
+        )
+    };
+    let mut no_ttl = service(json!([
+        ttl("/ttl/90s", "90s"),
+        ttl("/ttl/1500ms", "1500ms"),
+        // Lura: on when the TTL is not zero, in whole seconds.
+        ttl("/ttl/500ms", "500ms"),
+        endpoint(
+            "/ttl/none",
+            json!([backend(&api.url(), "/ok", Value::Null)]),
+            Value::Null
+        ),
+        endpoint(
+            "/partial",
+            json!([
+                backend(&api.url(), "/ok", Value::Null),
+                backend(&api.url(), "/fail", Value::Null)
+            ]),
+            json!({"cache_ttl": "60s"})
+        ),
+        endpoint(
+            "/empty",
+            json!([backend(&api.url(), "/empty", Value::Null)]),
+            json!({"cache_ttl": "60s"})
+        ),
+        endpoint(
+            "/failed",
+            json!([backend(&api.url(), "/fail", Value::Null)]),
+            json!({"cache_ttl": "60s"})
+        ),
+    ]));
+    no_ttl.as_object_mut().unwrap().remove("cache_ttl");
+    let gw = start_gateway(no_ttl).await;
+
+    for (path, max_age) in [("/ttl/90s", 90), ("/ttl/1500ms", 1), ("/ttl/500ms", 0)] {
+        let resp = get(&gw.url(path)).await;
+        assert_complete_json(&resp, max_age);
+    }
+
+    let resp = get(&gw.url("/ttl/none")).await;
+    assert_status(&resp, 200);
+    assert_content_type(&resp, JSON_UTF8);
+    assert_completed(&resp, true);
+    assert_no_cache_control(&resp);
+
+    let resp = get(&gw.url("/partial")).await;
+    assert_status(&resp, 200);
+    assert_eq!(resp.text(), r#"{"tea":"hot"}"#);
+    assert_completed(&resp, false);
+    assert_no_cache_control(&resp);
+
+    // Complete but empty: not "completed" for KrakenD.
+    let resp = get(&gw.url("/empty")).await;
+    assert_status(&resp, 200);
+    assert_eq!(resp.text(), "{}");
+    assert_content_type(&resp, JSON_UTF8);
+    assert_completed(&resp, false);
+    assert_no_cache_control(&resp);
+
+    // An error answer: Go's sniffing types the message.
+    let resp = get(&gw.url("/failed")).await;
+    assert_status(&resp, 500);
+    assert_content_type(&resp, TEXT_UTF8);
+    assert_completed(&resp, false);
+    assert_no_cache_control(&resp);
+    assert_version_header(&resp);
+}
