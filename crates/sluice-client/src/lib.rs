@@ -161,8 +161,11 @@ impl DefaultClient {
             .uri(request.url.clone());
         if let Some(headers) = builder.headers_mut() {
             headers.clone_from(&request.headers);
-            // The body is always known in full, so its length is exact. Like Go's client,
-            // say `Content-Length: 0` for an empty body on methods that carry one.
+            // The body is always known in full, so its length is exact (never chunked: Go's
+            // client chunks a body of unknown length). An empty body: `Content-Length: 0` for
+            // POST, PUT and PATCH, none for any other method, as Go's `shouldSendContentLength`
+            // decides for a request without a body; a client's own Content-Length or
+            // Transfer-Encoding never decides.
             headers.remove(header::TRANSFER_ENCODING);
             if request.body.is_empty()
                 && !matches!(request.method, Method::POST | Method::PUT | Method::PATCH)

@@ -455,3 +455,148 @@ async fn cache_control_only_on_complete_answers_with_a_ttl() {
     assert_no_cache_control(&resp);
     assert_version_header(&resp);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Content-Length on forwarded requests: Go's transfer.go `shouldSendContentLength`.
+
+/// An endpoint `/cl/<name>` (client method `client`) calling the backend with `method`, `no-op`
+/// so any answer passes.
+fn forward(name: &str, client: &str, method: &str, backend_url: &str) -> Value {
+    endpoint(
+        &format!("/cl/{name}"),
+        json!([backend(
+            backend_url,
+            &format!("/{name}"),
+            json!({"method": method, "encoding": "no-op"})
+        )]),
+        json!({"method": client, "output_encoding": "no-op", "input_headers": ["*"]}),
+    )
+}
+
+async fn echo_backend() -> Backend {
+    Backend::start_sync(|_: &Received| Reply::json(200, &json!({}))).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_length_on_forwarded_requests_follows_go() {
+    let api = echo_backend().await;
+    let url = api.url();
+    let gw = start_gateway(service(json!([
+        forward("get", "GET", "GET", &url),
+        forward("head", "POST", "HEAD", &url),
+        forward("options", "POST", "OPTIONS", &url),
+        forward("delete", "DELETE", "DELETE", &url),
+        forward("post", "POST", "POST", &url),
+        forward("put", "PUT", "PUT", &url),
+        forward("patch", "PATCH", "PATCH", &url),
+    ])))
+    .await;
+    let client_method = |name: &str| match name {
+        "get" => Method::GET,
+        "delete" => Method::DELETE,
+        "put" => Method::PUT,
+        "patch" => Method::PATCH,
+        _ => Method::POST,
+    };
+
+    // (backend, Content-Length without a body, with a 3-byte body)
+    let cases: [(&str, Option<&str>, Option<&str>); 7] = [
+        ("get", None, Some("3")),
+        ("head", None, None),
+        ("options", None, Some("3")),
+        ("delete", None, Some("3")),
+        ("post", Some("0"), Some("3")),
+        ("put", Some("0"), Some("3")),
+        ("patch", Some("0"), Some("3")),
+    ];
+    for (name, empty, with_body) in cases {
+        let path = format!("/cl/{name}");
+        let resp = request(client_method(name), &gw.url(&path), &[], "").await;
+        assert_status(&resp, 200);
+        let seen = api.last();
+        assert_eq!(seen.method.as_str(), name.to_uppercase(), "{name}");
+        assert_eq!(
+            seen.header("content-length"),
+            empty,
+            "{name} without a body"
+        );
+        assert_eq!(seen.header("transfer-encoding"), None, "{name}");
+
+        // The client's own `Content-Length: 0`, forwarded by `*`, is not what decides.
+        request(
+            client_method(name),
+            &gw.url(&path),
+            &[("Content-Length", "0")],
+            "",
+        )
+        .await;
+        assert_eq!(
+            api.last().header("content-length"),
+            empty,
+            "{name} with Content-Length: 0"
+        );
+
+        if name == "head" {
+            continue;
+        }
+        request(client_method(name), &gw.url(&path), &[], "tea").await;
+        let seen = api.last();
+        assert_eq!(
+            seen.header("content-length"),
+            with_body,
+            "{name} with a body"
+        );
+        assert_eq!(seen.header("transfer-encoding"), None, "{name}");
+        assert_eq!(seen.body_text(), "tea", "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_client_request_is_forwarded_with_its_length() {
+    let api = echo_backend().await;
+    let url = api.url();
+    let gw = start_gateway(service(json!([
+        forward("post", "POST", "POST", &url),
+        forward("delete", "DELETE", "DELETE", &url),
+        forward("get", "GET", "GET", &url),
+    ])))
+    .await;
+    let chunked = |method: &str, path: &str, chunks: &str| {
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nTransfer-Encoding: chunked\r\n\
+             Connection: close\r\n\r\n{chunks}",
+            gw.authority()
+        )
+    };
+
+    // (method, path, chunked body, backend Content-Length, backend body)
+    let cases = [
+        (
+            "POST",
+            "/cl/post",
+            "3\r\ntea\r\n4\r\n pot\r\n0\r\n\r\n",
+            Some("7"),
+            "tea pot",
+        ),
+        ("POST", "/cl/post", "0\r\n\r\n", Some("0"), ""),
+        ("DELETE", "/cl/delete", "0\r\n\r\n", None, ""),
+        (
+            "DELETE",
+            "/cl/delete",
+            "2\r\nab\r\n0\r\n\r\n",
+            Some("2"),
+            "ab",
+        ),
+        ("GET", "/cl/get", "0\r\n\r\n", None, ""),
+    ];
+    for (method, path, chunks, length, body) in cases {
+        let resp = raw_request(gw.addr, chunked(method, path, chunks).as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(resp.status, 200, "{method} {path} {chunks:?}");
+        let seen = api.last();
+        assert_eq!(seen.header("content-length"), length, "{method} {chunks:?}");
+        assert_eq!(seen.header("transfer-encoding"), None, "{method}");
+        assert_eq!(seen.body_text(), body, "{method}");
+    }
+}
