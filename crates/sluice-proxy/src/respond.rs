@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http::{Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use serde_json::{Map, Value};
 use sluice_config::OutputEncoding;
 use sluice_plugin::{Body, empty, full};
@@ -122,6 +122,55 @@ pub fn router_error(status: StatusCode, error_body: Option<&Bytes>) -> Response<
     response
 }
 
+/// gin's trailing-slash and fixed-path redirect to `target` (path and query): 301 for a GET, 307
+/// otherwise, written by Go's `http.Redirect`, so a GET also gets `text/html; charset=utf-8` and
+/// its short HTML body, a HEAD the type alone; bytes past ASCII in `Location` are %-escaped.
+pub fn router_redirect(method: &Method, target: &str) -> Response<Body> {
+    let status = if method == Method::GET {
+        StatusCode::MOVED_PERMANENTLY
+    } else {
+        StatusCode::TEMPORARY_REDIRECT
+    };
+    let mut location = String::with_capacity(target.len());
+    for byte in target.bytes() {
+        if byte.is_ascii() {
+            location.push(char::from(byte));
+        } else {
+            location.push_str(&format!("%{byte:02x}"));
+        }
+    }
+    let body = if method == Method::GET {
+        let mut html = String::with_capacity(location.len() + 40);
+        html.push_str("<a href=\"");
+        for c in location.chars() {
+            match c {
+                '&' => html.push_str("&amp;"),
+                '<' => html.push_str("&lt;"),
+                '>' => html.push_str("&gt;"),
+                '"' => html.push_str("&#34;"),
+                '\'' => html.push_str("&#39;"),
+                c => html.push(c),
+            }
+        }
+        html.push_str("\">Moved Permanently</a>.\n\n");
+        full(html)
+    } else {
+        empty()
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    if method == Method::GET || method == Method::HEAD {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+    }
+    response
+}
+
 /// A `router.error_body` value as Go's `json.Marshal` writes it (keys sorted, `<`, `>`, `&`
 /// escaped), serialised once at start-up.
 pub fn error_body_json(value: &Value) -> Bytes {
@@ -171,4 +220,24 @@ fn encode(
         .headers_mut()
         .insert(header::CONTENT_TYPE, content_type);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_escape_as_go() {
+        let get = router_redirect(&Method::GET, "/caf\u{e9}?q=\"x\"");
+        assert_eq!(get.status(), StatusCode::MOVED_PERMANENTLY);
+        assert_eq!(get.headers()[header::LOCATION], "/caf%c3%a9?q=\"x\"");
+        let head = router_redirect(&Method::HEAD, "/a");
+        assert_eq!(head.status(), StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!(
+            head.headers()[header::CONTENT_TYPE],
+            "text/html; charset=utf-8"
+        );
+        let put = router_redirect(&Method::PUT, "/a");
+        assert!(!put.headers().contains_key(header::CONTENT_TYPE));
+    }
 }

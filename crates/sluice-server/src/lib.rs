@@ -600,23 +600,13 @@ async fn read_body(
     Ok((buffer.freeze(), reserved))
 }
 
-/// gin's redirects: 301 for GET, 307 otherwise (so the method and body survive).
+/// gin's redirects (see [`respond::router_redirect`]), keeping the query.
 fn redirect(parts: &http::request::Parts, location: &str) -> Response<Body> {
-    let status = if parts.method == Method::GET {
-        StatusCode::MOVED_PERMANENTLY
-    } else {
-        StatusCode::TEMPORARY_REDIRECT
-    };
     let target = match parts.uri.query() {
         Some(query) => format!("{location}?{query}"),
         None => location.to_owned(),
     };
-    let mut response = Response::new(sluice_plugin::empty());
-    *response.status_mut() = status;
-    if let Ok(value) = HeaderValue::from_str(&target) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response
+    respond::router_redirect(&parts.method, &target)
 }
 
 #[cfg(test)]

@@ -189,6 +189,41 @@ async fn router_error_body_is_json_as_gin_writes_it() {
     assert_completed(&resp, false);
 }
 
+/// gin redirects with Go's `http.Redirect`: a GET gets an HTML body and its type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_redirects_as_go_writes_them() {
+    let api = Backend::start_sync(|_: &Received| Reply::json(200, &json!({}))).await;
+    let gw = start_gateway(service(json!([
+        endpoint(
+            "/cups",
+            json!([backend(&api.url(), "/", Value::Null)]),
+            Value::Null
+        ),
+        endpoint(
+            "/cups",
+            json!([backend(&api.url(), "/", Value::Null)]),
+            json!({"method": "POST"})
+        ),
+    ])))
+    .await;
+
+    let resp = get(&gw.url("/CUPS?sugar=1&milk='oat'")).await;
+    assert_status(&resp, 301);
+    assert_eq!(resp.header("location"), Some("/cups?sugar=1&milk='oat'"));
+    assert_content_type(&resp, "text/html; charset=utf-8");
+    assert_eq!(
+        resp.text(),
+        "<a href=\"/cups?sugar=1&amp;milk=&#39;oat&#39;\">Moved Permanently</a>.\n\n"
+    );
+
+    let resp = request(Method::POST, &gw.url("/cups/"), &[], "tea").await;
+    assert_status(&resp, 307);
+    assert_eq!(resp.header("location"), Some("/cups"));
+    assert_no_header(&resp, "content-type");
+    assert_eq!(resp.text(), "");
+    assert_eq!(api.count(), 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The xml render: krakend-xml over mxj, `application/xml` without a charset.
 
