@@ -2,13 +2,13 @@
 //!
 //! One [`DefaultClient`] serves every backend (and every plugin's outgoing call), so keep-alive
 //! pooling, timeouts and TLS are shared. It behaves as KrakenD's Go transport does where backends
-//! can tell: it asks for gzip unless the client already chose an encoding (and then decodes it
-//! transparently), and it follows redirects (301/302/303 become GET, 307/308 keep the method,
-//! and the body only with `send_body_on_redirect`), adding a `Referer` and dropping credentials
-//! when a redirect leaves the host. A call restricted to allowed hosts (a plugin's) is checked
+//! can tell: it asks for gzip unless the client already chose an encoding, the request is a
+//! `HEAD` or asks for a `Range` (and decodes the gzip answers it asked for transparently), and it
+//! follows redirects (301/302/303 become GET, 307/308 keep the method, and the body only with
+//! `send_body_on_redirect`), adding a `Referer` and dropping credentials when a redirect leaves
+//! the host. A call restricted to allowed hosts (a plugin's) is checked
 //! on every hop.
 
-use std::io::Read;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -87,8 +87,13 @@ impl DefaultClient {
         mut request: BackendRequest,
         ctx: &CallContext,
     ) -> Result<BackendResponse, ExecError> {
-        let we_asked_for_gzip =
-            self.ask_for_gzip && !request.headers.contains_key(header::ACCEPT_ENCODING);
+        // Go's transport asks for gzip only when the request chose no encoding, is not a HEAD
+        // (nginx answers those wrongly) and asks for no Range (a slice of a gzip document
+        // cannot be decoded).
+        let we_asked_for_gzip = self.ask_for_gzip
+            && request.method != Method::HEAD
+            && !request.headers.contains_key(header::ACCEPT_ENCODING)
+            && !request.headers.contains_key(header::RANGE);
         if we_asked_for_gzip {
             request
                 .headers
@@ -156,8 +161,11 @@ impl DefaultClient {
             .uri(request.url.clone());
         if let Some(headers) = builder.headers_mut() {
             headers.clone_from(&request.headers);
-            // The body is always known in full, so its length is exact. Like Go's client,
-            // say `Content-Length: 0` for an empty body on methods that carry one.
+            // The body is always known in full, so its length is exact (never chunked: Go's
+            // client chunks a body of unknown length). An empty body: `Content-Length: 0` for
+            // POST, PUT and PATCH, none for any other method, as Go's `shouldSendContentLength`
+            // decides for a request without a body; a client's own Content-Length or
+            // Transfer-Encoding never decides.
             headers.remove(header::TRANSFER_ENCODING);
             if request.body.is_empty()
                 && !matches!(request.method, Method::POST | Method::PUT | Method::PATCH)
@@ -259,37 +267,19 @@ fn classify(error: &hyper_util::client::legacy::Error, url: &Uri) -> ExecError {
     ExecError::upstream(kind, message)
 }
 
+/// Go's transparent decoding: only when the gateway asked for gzip and the answer is gzip
+/// (any other coding is handed on as it came, for the backend stage to judge).
 async fn decode_gzip(
     response: BackendResponse,
     max_body_bytes: usize,
 ) -> Result<BackendResponse, ExecError> {
-    let is_gzip = response
-        .headers()
-        .get(header::CONTENT_ENCODING)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
-    if !is_gzip {
+    if sluice_plugin::ContentCoding::of(response.headers()) != sluice_plugin::ContentCoding::Gzip {
         return Ok(response);
     }
     let (mut parts, body) = response.into_parts();
     let compressed = sluice_plugin::collect(body, max_body_bytes).await?;
-    let mut decoded = Vec::new();
-    flate2::read::GzDecoder::new(&compressed[..])
-        .take(max_body_bytes as u64 + 1)
-        .read_to_end(&mut decoded)
-        .map_err(|e| ExecError::upstream(ErrorKind::Protocol, format!("invalid gzip body: {e}")))?;
-    if decoded.len() > max_body_bytes {
-        return Err(too_large(max_body_bytes));
-    }
-    parts.headers.remove(header::CONTENT_ENCODING);
-    parts.headers.remove(header::CONTENT_LENGTH);
+    let decoded = sluice_plugin::decode_content(&mut parts.headers, compressed, max_body_bytes)?;
     Ok(BackendResponse::from_parts(parts, full(decoded)))
-}
-
-fn too_large(limit: usize) -> ExecError {
-    ExecError::upstream(
-        ErrorKind::BodyTooLarge,
-        format!("backend body larger than {limit} bytes"),
-    )
 }
 
 #[cfg(test)]

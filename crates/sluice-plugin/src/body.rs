@@ -80,6 +80,12 @@ pub enum CollectError {
     TooLarge(usize),
     /// The transport failed while reading it.
     Transport(BoxError),
+    /// It says `Content-Encoding: gzip` and is not valid gzip.
+    InvalidGzip(String),
+    /// It is gzip and decompresses to more than the limit.
+    DecompressedTooLarge(usize),
+    /// Its `Content-Encoding` is one Sluice does not decode (the value, as sent).
+    UnsupportedCoding(String),
 }
 
 impl std::fmt::Display for CollectError {
@@ -87,6 +93,14 @@ impl std::fmt::Display for CollectError {
         match self {
             CollectError::TooLarge(limit) => write!(f, "body larger than {limit} bytes"),
             CollectError::Transport(e) => write!(f, "error reading the body: {e}"),
+            CollectError::InvalidGzip(e) => write!(f, "body is not valid gzip: {e}"),
+            CollectError::DecompressedTooLarge(limit) => {
+                write!(f, "body larger than {limit} bytes once decompressed")
+            }
+            CollectError::UnsupportedCoding(coding) => write!(
+                f,
+                "body has Content-Encoding {coding:?}, which cannot be decoded (only gzip can)"
+            ),
         }
     }
 }
@@ -96,8 +110,12 @@ impl std::error::Error for CollectError {}
 impl From<CollectError> for crate::ExecError {
     fn from(error: CollectError) -> Self {
         let kind = match error {
-            CollectError::TooLarge(_) => crate::ErrorKind::BodyTooLarge,
-            CollectError::Transport(_) => crate::ErrorKind::Protocol,
+            CollectError::TooLarge(_) | CollectError::DecompressedTooLarge(_) => {
+                crate::ErrorKind::BodyTooLarge
+            }
+            CollectError::Transport(_)
+            | CollectError::InvalidGzip(_)
+            | CollectError::UnsupportedCoding(_) => crate::ErrorKind::Protocol,
         };
         crate::ExecError::upstream(kind, format!("backend {error}"))
     }

@@ -7,6 +7,7 @@
 //! [`Registry`]. Compiled-in Rust plugins and WebAssembly components register the same way.
 
 mod body;
+mod coding;
 mod error;
 mod outbound;
 mod registry;
@@ -16,6 +17,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use body::{Body, BoxError, CollectError, DeadlinePassed, collect, empty, full, with_deadline};
+pub use coding::{ContentCoding, decode_content, gunzip};
 pub use error::{ErrorKind, ErrorSource, ExecError};
 pub use outbound::{AllowedHosts, Origin, OutboundClient};
 pub use registry::{ClientPlugin, PluginContext, Registry, RegistryError};

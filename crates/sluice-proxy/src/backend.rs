@@ -149,7 +149,7 @@ impl BackendStage {
         if self.encoding == Encoding::NoOp {
             return Ok(Answer::Raw(response));
         }
-        let (parts, body) = response.into_parts();
+        let (mut parts, body) = response.into_parts();
         let status = parts.status;
         let ok = status == StatusCode::OK || status == StatusCode::CREATED;
         if !ok && self.return_error_details.is_none() && !self.return_error_code {
@@ -164,6 +164,12 @@ impl BackendStage {
             });
         }
         let body = read_body(body, self.max_body_bytes, deadline).await?;
+        // Lura's response parser gunzips whatever says gzip: an answer to a client's forwarded
+        // Accept-Encoding, or a plugin's (the default client already decoded what it asked for).
+        // The decompressed bytes count against the same limit. Error bodies are decoded too, so
+        // `return_error_*` never hands on compressed bytes without their Content-Encoding.
+        let body = sluice_plugin::decode_content(&mut parts.headers, body, self.max_body_bytes)
+            .map_err(|e| ProxyError::Exec(e.into()))?;
         if !ok {
             let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
             if let Some(alias) = &self.return_error_details {

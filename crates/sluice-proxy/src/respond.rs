@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http::{Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use serde_json::{Map, Value};
 use sluice_config::OutputEncoding;
 use sluice_plugin::{Body, empty, full};
@@ -17,10 +17,14 @@ pub static COMPLETED: HeaderName = HeaderName::from_static("x-krakend-completed"
 /// `X-Sluice`: the gateway's version (KrakenD's `X-KrakenD`).
 pub static VERSION_HEADER: HeaderName = HeaderName::from_static("x-sluice");
 
-const JSON: HeaderValue = HeaderValue::from_static("application/json; charset=utf-8");
-const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
-const XML: HeaderValue = HeaderValue::from_static("application/xml; charset=utf-8");
-const YAML: HeaderValue = HeaderValue::from_static("application/yaml; charset=utf-8");
+// The content types KrakenD CE writes: gin's JSON, String and YAML renders, krakend-xml's
+// render (gin's `MIMEXML`, no charset), and Go's sniffing of an error text.
+const JSON: HeaderValue = HeaderValue::from_static(render::JSON_CONTENT_TYPE);
+const TEXT: HeaderValue = HeaderValue::from_static(render::TEXT_CONTENT_TYPE);
+const XML: HeaderValue = HeaderValue::from_static(render::XML_CONTENT_TYPE);
+const YAML: HeaderValue = HeaderValue::from_static(render::YAML_CONTENT_TYPE);
+/// gin's `serveError` (its own 404 and 405): `text/plain`, without a charset.
+const GIN_TEXT: HeaderValue = HeaderValue::from_static("text/plain");
 const TRUE: HeaderValue = HeaderValue::from_static("true");
 const FALSE: HeaderValue = HeaderValue::from_static("false");
 
@@ -48,12 +52,14 @@ pub fn render(
             let mut response = encode(pipeline, data, accept);
             let headers = response.headers_mut();
             headers.insert(COMPLETED.clone(), if completed { TRUE } else { FALSE });
-            let ttl = pipeline.endpoint.cache_ttl.as_secs();
-            if completed
-                && ttl > 0
-                && let Ok(v) = HeaderValue::from_str(&format!("public, max-age={ttl}"))
-            {
-                headers.insert(header::CACHE_CONTROL, v);
+            // Lura: on whenever the TTL is not zero, the age in whole seconds (so a sub-second
+            // TTL says `max-age=0`).
+            let ttl = pipeline.endpoint.cache_ttl;
+            if completed && !ttl.is_zero() {
+                let value = format!("public, max-age={}", ttl.as_secs());
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    headers.insert(header::CACHE_CONTROL, v);
+                }
             }
             headers.insert(VERSION_HEADER.clone(), options.version.clone());
             response
@@ -87,7 +93,91 @@ pub fn error_response(
     response
 }
 
-/// A plain-text response (router 404/405, client errors).
+/// The router's own 404 or 405 (KrakenD CE's `NoRoute` and `NoMethod` handlers): gin's text
+/// (`404 page not found`, `405 method not allowed`) as `text/plain` without a charset, or the
+/// `router.error_body` JSON (see [`error_body_json`]) as gin's `c.JSON` writes it;
+/// `X-KrakenD-Completed: false` either way.
+pub fn router_error(status: StatusCode, error_body: Option<&Bytes>) -> Response<Body> {
+    let mut response = match error_body {
+        Some(json) => {
+            let mut response = Response::new(full(json.clone()));
+            response.headers_mut().insert(header::CONTENT_TYPE, JSON);
+            response
+        }
+        None => {
+            let text = if status == StatusCode::METHOD_NOT_ALLOWED {
+                "405 method not allowed"
+            } else {
+                "404 page not found"
+            };
+            let mut response = Response::new(full(Bytes::from_static(text.as_bytes())));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, GIN_TEXT);
+            response
+        }
+    };
+    *response.status_mut() = status;
+    response.headers_mut().insert(COMPLETED.clone(), FALSE);
+    response
+}
+
+/// gin's trailing-slash and fixed-path redirect to `target` (path and query): 301 for a GET, 307
+/// otherwise, written by Go's `http.Redirect`, so a GET also gets `text/html; charset=utf-8` and
+/// its short HTML body, a HEAD the type alone; bytes past ASCII in `Location` are %-escaped.
+pub fn router_redirect(method: &Method, target: &str) -> Response<Body> {
+    let status = if method == Method::GET {
+        StatusCode::MOVED_PERMANENTLY
+    } else {
+        StatusCode::TEMPORARY_REDIRECT
+    };
+    let mut location = String::with_capacity(target.len());
+    for byte in target.bytes() {
+        if byte.is_ascii() {
+            location.push(char::from(byte));
+        } else {
+            location.push_str(&format!("%{byte:02x}"));
+        }
+    }
+    let body = if method == Method::GET {
+        let mut html = String::with_capacity(location.len() + 40);
+        html.push_str("<a href=\"");
+        for c in location.chars() {
+            match c {
+                '&' => html.push_str("&amp;"),
+                '<' => html.push_str("&lt;"),
+                '>' => html.push_str("&gt;"),
+                '"' => html.push_str("&#34;"),
+                '\'' => html.push_str("&#39;"),
+                c => html.push(c),
+            }
+        }
+        html.push_str("\">Moved Permanently</a>.\n\n");
+        full(html)
+    } else {
+        empty()
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    if method == Method::GET || method == Method::HEAD {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+    }
+    response
+}
+
+/// A `router.error_body` value as Go's `json.Marshal` writes it (keys sorted, `<`, `>`, `&`
+/// escaped), serialised once at start-up.
+pub fn error_body_json(value: &Value) -> Bytes {
+    Bytes::from(render::to_json_value(value))
+}
+
+/// A plain-text response (client errors), as Go's sniffing types a text body.
 pub fn text(status: StatusCode, message: &'static str) -> Response<Body> {
     let mut response = Response::new(full(Bytes::from_static(message.as_bytes())));
     *response.status_mut() = status;
@@ -112,19 +202,8 @@ fn encode(
 ) -> Response<Body> {
     let (body, content_type) = match pipeline.output_encoding() {
         OutputEncoding::Json | OutputEncoding::NoOp => (render::to_json(&data), JSON),
-        OutputEncoding::JsonCollection => {
-            let collection = data.get("collection").filter(|v| v.is_array()).cloned();
-            let body = serde_json::to_vec(&collection.unwrap_or_else(|| Value::Array(Vec::new())))
-                .unwrap_or_else(|_| b"[]".to_vec());
-            (body, JSON)
-        }
-        OutputEncoding::String => {
-            let content = match data.get("content") {
-                Some(Value::String(s)) => s.clone().into_bytes(),
-                _ => Vec::new(),
-            };
-            (content, TEXT)
-        }
+        OutputEncoding::JsonCollection => (render::to_json_collection(&data), JSON),
+        OutputEncoding::String => (render::to_string_content(&data), TEXT),
         OutputEncoding::Xml => (render::to_xml(&data), XML),
         OutputEncoding::Yaml => (render::to_yaml(&data), YAML),
         OutputEncoding::Negotiate => {
@@ -141,4 +220,24 @@ fn encode(
         .headers_mut()
         .insert(header::CONTENT_TYPE, content_type);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_escape_as_go() {
+        let get = router_redirect(&Method::GET, "/caf\u{e9}?q=\"x\"");
+        assert_eq!(get.status(), StatusCode::MOVED_PERMANENTLY);
+        assert_eq!(get.headers()[header::LOCATION], "/caf%c3%a9?q=\"x\"");
+        let head = router_redirect(&Method::HEAD, "/a");
+        assert_eq!(head.status(), StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!(
+            head.headers()[header::CONTENT_TYPE],
+            "text/html; charset=utf-8"
+        );
+        let put = router_redirect(&Method::PUT, "/a");
+        assert!(!put.headers().contains_key(header::CONTENT_TYPE));
+    }
 }

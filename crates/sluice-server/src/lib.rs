@@ -133,37 +133,21 @@ struct ErrorBodies {
 
 impl ErrorBodies {
     fn new(bodies: &std::collections::BTreeMap<String, serde_json::Value>) -> Self {
-        let body = |status: &str| bodies.get(status).map(|v| Bytes::from(v.to_string()));
+        let body = |status: &str| bodies.get(status).map(respond::error_body_json);
         Self {
             not_found: body("404"),
             method_not_allowed: body("405"),
         }
     }
 
-    /// The router's own answer: KrakenD's text, or the configured JSON body.
+    /// The router's own answer: gin's text, or the configured JSON body.
     fn answer(&self, status: StatusCode) -> Response<Body> {
-        let (configured, text) = if status == StatusCode::NOT_FOUND {
-            (&self.not_found, "404 page not found")
+        let configured = if status == StatusCode::NOT_FOUND {
+            &self.not_found
         } else {
-            (&self.method_not_allowed, "405 method not allowed")
+            &self.method_not_allowed
         };
-        let mut response = match configured {
-            Some(json) => {
-                let mut response = Response::new(sluice_plugin::full(json.clone()));
-                *response.status_mut() = status;
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json; charset=utf-8"),
-                );
-                response
-            }
-            None => respond::text(status, text),
-        };
-        response.headers_mut().insert(
-            respond::COMPLETED.clone(),
-            HeaderValue::from_static("false"),
-        );
-        response
+        respond::router_error(status, configured.as_ref())
     }
 }
 
@@ -616,23 +600,13 @@ async fn read_body(
     Ok((buffer.freeze(), reserved))
 }
 
-/// gin's redirects: 301 for GET, 307 otherwise (so the method and body survive).
+/// gin's redirects (see [`respond::router_redirect`]), keeping the query.
 fn redirect(parts: &http::request::Parts, location: &str) -> Response<Body> {
-    let status = if parts.method == Method::GET {
-        StatusCode::MOVED_PERMANENTLY
-    } else {
-        StatusCode::TEMPORARY_REDIRECT
-    };
     let target = match parts.uri.query() {
         Some(query) => format!("{location}?{query}"),
         None => location.to_owned(),
     };
-    let mut response = Response::new(sluice_plugin::empty());
-    *response.status_mut() = status;
-    if let Ok(value) = HeaderValue::from_str(&target) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response
+    respond::router_redirect(&parts.method, &target)
 }
 
 #[cfg(test)]

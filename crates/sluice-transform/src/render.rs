@@ -30,6 +30,11 @@ pub fn to_json(data: &Map<String, Value>) -> Vec<u8> {
     write_json(data)
 }
 
+/// Any JSON value as [`to_json`] writes data (the `router.error_body` answers).
+pub fn to_json_value(value: &Value) -> Vec<u8> {
+    write_json(value)
+}
+
 /// The `json-collection` render: the `collection` value as JSON, `[]` when there is none.
 pub fn to_json_collection(data: &Map<String, Value>) -> Vec<u8> {
     match data.get(COLLECTION_KEY) {

@@ -1,21 +1,36 @@
-//! The XML render (KrakenD CE's `xml` output encoding, which writes the data with mxj).
+//! The XML render: KrakenD CE's `xml` output encoding (krakend-xml's `Render`, which writes the
+//! data with clbanning/mxj's `Map.Xml()`, `XMLEscapeChars(true)`, no root tag given), under the
+//! `Content-Type` it sets: `application/xml`, without a charset.
 
 use serde_json::{Map, Value};
 
 use crate::decode::{XML_ATTR_PREFIX, XML_TEXT_KEY};
 
-/// Root element of data that has no single key to use as the root.
+/// Root element of data that has no single key to use as the root (mxj's `DefaultRootTag`).
 const DEFAULT_ROOT: &str = "doc";
 
-/// The data as XML, without declaration or indentation.
+/// The data as XML, as mxj writes it: no `<?xml ...?>` declaration, no indentation, no newline.
 ///
-/// Data with exactly one key is written with that key as the root element (so data decoded from XML
-/// re-serialises as it came: `<user type="admin"><name>Elliot</name>…</user>`), unless its value is an
-/// array holding something other than objects; any other data is wrapped in `<doc>…</doc>`. Keys become
-/// elements in sorted order; keys starting with `-` become attributes and `#text` the element's text;
-/// an array repeats its key once per element; `{}`, `[]`, `""` and `null` give `<key/>`. Text and
-/// attribute values are escaped (`&amp; &lt; &gt; &quot; &apos;`). Keys are written as they are,
-/// whether or not they are valid XML names, as KrakenD does.
+/// - Root: data with exactly one key is written with that key as the root element (so data
+///   decoded from XML re-serialises as it came: `<user type="admin"><name>Elliot</name>…</user>`),
+///   unless its value is an array holding something other than objects; any other data (none,
+///   several keys) is wrapped in `<doc>…</doc>`. A single key holding an array of objects gives
+///   one root per object, as mxj does.
+/// - Elements: keys in sorted (byte) order; an array repeats its key once per item, nested arrays
+///   flattened; `{}`, `[]`, `""` and `null` give `<key/>`; numbers as their JSON text, booleans
+///   as `true`/`false`.
+/// - Attributes: keys starting with `-` (and longer than it) become attributes, sorted, written
+///   before the children; an object holding only attributes is `<key a="1"/>`.
+/// - Text: `#text` is the element's text, written right after the start tag and before any child
+///   (`<e a="1">text</e>`, `<e>text<c>d</c></e>`); an element with `#text` is never self-closed.
+/// - Escaping: text and attribute values escape `& < > " '` as `&amp; &lt; &gt; &quot; &apos;`;
+///   keys are written as they are, whether or not they are valid XML names, as mxj does.
+///
+/// Deliberate differences, where mxj's output is a Go artefact rather than XML anyone reads:
+/// - an attribute whose value is `null`, an object or an array: mxj fails the whole render and
+///   KrakenD answers 200 with an empty body; here `null` is `a=""` and the others their JSON text;
+/// - `#text` holding `null`, an object or an array: mxj prints Go's `%v` (`<nil>`,
+///   `map[k:v]`, `[a b]`); here `null` is no text and the others their JSON text.
 pub fn to_xml(data: &Map<String, Value>) -> Vec<u8> {
     let mut out = String::with_capacity(128);
     let mut entries = data.iter();
@@ -215,6 +230,61 @@ mod tests {
         assert_eq!(
             xml(json!({"e": {"-o": {"k": [1]}}})),
             r#"<e o="{&quot;k&quot;:[1]}"/>"#
+        );
+    }
+
+    #[test]
+    fn text_as_mxj_writes_it() {
+        // Only text, or empty text: never self-closed.
+        assert_eq!(xml(json!({"e": {"#text": "t"}})), "<e>t</e>");
+        assert_eq!(xml(json!({"e": {"#text": ""}})), "<e></e>");
+        assert_eq!(
+            xml(json!({"e": {"-a": "1", "#text": ""}})),
+            r#"<e a="1"></e>"#
+        );
+        assert_eq!(xml(json!({"e": {"#text": 5}})), "<e>5</e>");
+        // Deliberate differences: mxj prints Go's `%v` here.
+        assert_eq!(
+            xml(json!({"e": {"#text": null, "c": 1}})),
+            "<e><c>1</c></e>"
+        );
+        assert_eq!(
+            xml(json!({"e": {"#text": [1, "a"]}})),
+            r#"<e>[1,&quot;a&quot;]</e>"#
+        );
+    }
+
+    #[test]
+    fn several_keys_with_attributes_and_text_at_the_root() {
+        assert_eq!(
+            xml(json!({
+                "order": 7, "-id": "o7", "#text": "t", "ok": true, "none": null, "meta": {},
+                "flags": [], "tags": ["x", "y"], "note": "<hi>",
+                "items": [{"sku": "a&b", "qty": 2}, {"sku": "c", "qty": 1}]
+            })),
+            concat!(
+                r#"<doc id="o7">t<flags/><items><qty>2</qty><sku>a&amp;b</sku></items>"#,
+                "<items><qty>1</qty><sku>c</sku></items><meta/><none/><note>&lt;hi&gt;</note>",
+                "<ok>true</ok><order>7</order><tags>x</tags><tags>y</tags></doc>"
+            )
+        );
+        // An attribute-like or text key alone is an element, as mxj writes it.
+        assert_eq!(xml(json!({"-a": "x"})), "<-a>x</-a>");
+        assert_eq!(xml(json!({"#text": "x"})), "<#text>x</#text>");
+    }
+
+    #[test]
+    fn arrays_inside_arrays() {
+        assert_eq!(
+            xml(json!({"a": 1, "g": [1, [], null, [2, {"k": ""}]]})),
+            "<doc><a>1</a><g>1</g><g/><g/><g>2</g><g><k/></g></doc>"
+        );
+        // A single key holding an empty array is that element.
+        assert_eq!(xml(json!({"k": []})), "<k/>");
+        // ... and one holding anything but objects is wrapped.
+        assert_eq!(
+            xml(json!({"k": [{"a": 1}, 2]})),
+            "<doc><k><a>1</a></k><k>2</k></doc>"
         );
     }
 
