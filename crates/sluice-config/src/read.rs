@@ -206,6 +206,17 @@ impl<'f> Reader<'f> {
         match parent.get(key) {
             None => false,
             Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) if is_yaml11_bool(s) => {
+                self.error(
+                    parent.path_of(key),
+                    format!(
+                        "expected true or false, found the string {} (yes, no, on and off are \
+                         strings, in YAML too, as KrakenD reads them: write true or false)",
+                        quote(s)
+                    ),
+                );
+                false
+            }
             Some(other) => {
                 self.type_error(parent.path_of(key), "true or false", other);
                 false
@@ -299,6 +310,14 @@ impl<'f> Reader<'f> {
         );
         None
     }
+}
+
+/// A YAML 1.1 boolean word that YAML 1.2 reads as a string.
+fn is_yaml11_bool(s: &str) -> bool {
+    matches!(
+        s.to_ascii_lowercase().as_str(),
+        "yes" | "no" | "on" | "off" | "y" | "n"
+    )
 }
 
 /// What a JSON value is, with its article, for messages.
