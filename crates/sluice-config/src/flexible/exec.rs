@@ -19,6 +19,8 @@ pub(crate) const MAX_OUTPUT: usize = 16 << 20;
 pub(crate) const MAX_DEPTH: usize = 64;
 /// Evaluations, loop turns and values copied, in all.
 pub(crate) const MAX_STEPS: u64 = 20_000_000;
+/// Control structures open at once, across template calls (bounds the stack).
+const MAX_NESTING: usize = 256;
 
 /// A named template and the file it was written in.
 #[derive(Debug)]
@@ -57,6 +59,7 @@ struct Exec<'a> {
     out: String,
     steps: u64,
     depth: usize,
+    nesting: usize,
     vars: Vec<(String, Value)>,
     file: usize,
 }
@@ -81,6 +84,7 @@ pub(crate) fn execute(
         out: String::new(),
         steps: 0,
         depth: 0,
+        nesting: 0,
         vars: vec![(String::new(), data.clone())],
         file: template.file,
     };
@@ -146,6 +150,21 @@ impl Exec<'_> {
     }
 
     fn list(&mut self, nodes: &[Node], dot: &Value) -> Result<Flow, ExecError> {
+        if self.nesting >= MAX_NESTING {
+            return Err(self.error(
+                Pos::default(),
+                format!(
+                    "more than {MAX_NESTING} control structures and template calls open at once"
+                ),
+            ));
+        }
+        self.nesting += 1;
+        let flow = self.nodes(nodes, dot);
+        self.nesting -= 1;
+        flow
+    }
+
+    fn nodes(&mut self, nodes: &[Node], dot: &Value) -> Result<Flow, ExecError> {
         let mut pos = Pos::default();
         for node in nodes {
             self.charge(1, pos)?;

@@ -176,6 +176,16 @@ fn errors_name_the_place() {
 fn work_output_and_depth_are_bounded() {
     let e = render_error("{{ define \"r\" }}{{ template \"r\" . }}{{ end }}{{ template \"r\" . }}");
     assert!(e.contains("more than 64 deep"), "{e}");
+    let nested = format!(
+        "{{{{ define \"n\" }}}}{}{{{{ template \"n\" . }}}}{}{{{{ end }}}}{{{{ template \"n\" . }}}}",
+        "{{ if 1 }}".repeat(20),
+        "{{ end }}".repeat(20)
+    );
+    let e = render_error(&nested);
+    assert!(
+        e.contains("control structures and template calls open at once"),
+        "{e}"
+    );
     let e = render_error("{{ range until 100000 }}{{ range until 100000 }}{{ end }}{{ end }}");
     assert!(e.contains("steps of work"), "{e}");
     let e = render_error("{{ $s := repeat 1000000 \"x\" }}{{ range until 100 }}{{ $s }}{{ end }}");
