@@ -15,8 +15,12 @@
 
 mod diagnostics;
 mod duration;
+mod env;
 mod extra;
+mod flexible;
+mod formats;
 mod host;
+mod load;
 mod model;
 mod params;
 mod parse;
@@ -25,6 +29,7 @@ mod read;
 pub use diagnostics::{Diagnostic, Diagnostics, Position};
 pub use duration::parse_duration;
 pub use extra::namespace;
+pub use formats::Format;
 pub use host::sanitize_host;
 pub use model::*;
 pub use params::{

@@ -1,6 +1,7 @@
 //! The configuration model, every default already applied. Built once at start-up.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -48,6 +49,18 @@ pub struct Config {
     pub endpoints: Vec<Endpoint>,
     /// Namespaces in any `extra_config` the gateway does not know, with the JSON path of each.
     pub unknown_namespaces: Vec<UnknownNamespace>,
+    /// The root values taken from `SLUICE_*` or `KRAKEND_*` environment variables.
+    pub env_overrides: Vec<EnvOverride>,
+}
+
+/// A root value of the config replaced by an environment variable (KrakenD's `KRAKEND_PORT`,
+/// `KRAKEND_TIMEOUT`..., or Sluice's `SLUICE_PORT`...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvOverride {
+    /// The root key, e.g. `port`.
+    pub key: String,
+    /// The variable its value came from, e.g. `KRAKEND_PORT`.
+    pub variable: String,
 }
 
 /// An `extra_config` key the gateway does not act on, and accepted anyway: one that only
@@ -80,6 +93,48 @@ pub struct LoadOptions {
     /// (`sluice run --allow-unenforced NAMESPACE`): exact names, or a prefix ending in `/*`
     /// (`qos/*`). Every other namespace Sluice does not implement is an error.
     pub allow_unenforced: Vec<String>,
+    /// The environment variables read for root overrides (`KRAKEND_*`, `SLUICE_*`) and the
+    /// flexible configuration (`FC_*`, and the template function `env`). Empty by default: the
+    /// `sluice` command passes [`Environment::from_process`].
+    pub environment: Environment,
+}
+
+/// A snapshot of environment variables.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Environment {
+    vars: BTreeMap<String, String>,
+}
+
+impl Environment {
+    /// The process's environment (variables whose name or value is not UTF-8 are left out).
+    pub fn from_process() -> Self {
+        std::env::vars_os()
+            .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+            .collect()
+    }
+
+    /// The value of `name`, if set.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Environment {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        Self {
+            vars: iter
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+}
+
+impl fmt::Debug for Environment {
+    /// The number of variables only: values may be secrets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Environment({} variables)", self.vars.len())
+    }
 }
 
 impl LoadOptions {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use http::Method;
 use serde_json::Value;
 
-use crate::diagnostics::{Diagnostic, Diagnostics, Position};
+use crate::diagnostics::Diagnostics;
 use crate::extra::{self, Level, Namespace};
 use crate::host::sanitize_host;
 use crate::model::{
@@ -61,26 +61,16 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
     load_with(path, &LoadOptions::default())
 }
 
-/// [`load`] with options (the namespaces the operator chose to serve unenforced).
+/// [`load`] with options (the namespaces the operator chose to serve unenforced, the
+/// environment the overrides and the flexible configuration are read from).
 pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Config, Diagnostics> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Diagnostic::new(path, "", format!("cannot read the file: {e}")))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-        // The prefix is valid UTF-8 by definition; count lines and characters in it.
-        let valid = std::str::from_utf8(valid).unwrap_or_default();
-        let line_start = valid.rfind('\n').map_or(0, |at| at + 1);
-        let position = Position {
-            line: valid.matches('\n').count() + 1,
-            column: valid[line_start..].chars().count() + 1,
-        };
-        Diagnostic::at_position(path, position, "the file is not UTF-8 text")
-    })?;
-    parse_str_with(&text, path, options)
+    crate::load::load(path, options)
 }
 
-/// Parses the JSON text of a config; `source` names the file in messages and is the folder
-/// relative plugin folders are resolved against.
+/// Parses the text of a config in the format its file name says (JSON unless it ends in
+/// `.yaml`, `.yml` or `.toml`); `source` names the file in messages and is the folder relative
+/// plugin folders are resolved against. The environment overrides of `options` apply; the
+/// flexible configuration, which reads files, only applies to [`load_with`].
 pub fn parse_str(text: &str, source: &Path) -> Result<Config, Diagnostics> {
     parse_str_with(text, source, &LoadOptions::default())
 }
@@ -91,9 +81,7 @@ pub fn parse_str_with(
     source: &Path,
     options: &LoadOptions,
 ) -> Result<Config, Diagnostics> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let root: Value = serde_json::from_str(text).map_err(|e| json_error(source, &e))?;
-    from_value_with(&root, source, options)
+    crate::load::parse_text(text, source, options)
 }
 
 /// Builds the config from an already parsed JSON tree (what a YAML or TOML front end produces).
@@ -116,27 +104,6 @@ pub fn from_value_with(
         }),
         _ => Err(Diagnostics { errors: r.errors }),
     }
-}
-
-/// A malformed-JSON diagnostic: serde's message without its " at line L column C" tail, which the
-/// position carries.
-fn json_error(source: &Path, e: &serde_json::Error) -> Diagnostic {
-    let text = e.to_string();
-    let tail = format!(" at line {} column {}", e.line(), e.column());
-    let what = text.strip_suffix(&tail).unwrap_or(&text);
-    let what = match what.strip_prefix("EOF while") {
-        Some(rest) => format!("unexpected end of file while{rest}"),
-        None => what.to_owned(),
-    };
-    Diagnostic::at_position(
-        source,
-        Position {
-            line: e.line().max(1),
-            // serde counts a position just after a newline (the end of a file) as column 0.
-            column: e.column().max(1),
-        },
-        format!("malformed JSON: {what}"),
-    )
 }
 
 /// `path` with a leading `/` (KrakenD's `CleanPath`).
@@ -227,6 +194,7 @@ fn service(r: &mut Reader<'_>, root: &Value, source: &Path) -> Option<Config> {
         extra_config: extra.map,
         endpoints,
         unknown_namespaces: Vec::new(),
+        env_overrides: Vec::new(),
     })
 }
 

@@ -207,6 +207,17 @@ impl<'f> Reader<'f> {
         match parent.get(key) {
             None => false,
             Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) if is_yaml11_bool(s) => {
+                self.error(
+                    parent.path_of(key),
+                    format!(
+                        "expected true or false, found the string {} (yes, no, on and off are \
+                         strings, in YAML too, as KrakenD reads them: write true or false)",
+                        quote(s)
+                    ),
+                );
+                false
+            }
             Some(other) => {
                 self.type_error(parent.path_of(key), "true or false", other);
                 false
@@ -305,6 +316,14 @@ impl<'f> Reader<'f> {
 /// A key KrakenD's schema allows anywhere as a comment or annotation (`^[@$_#]`).
 pub(crate) fn is_comment_key(key: &str) -> bool {
     key.starts_with(['@', '$', '_', '#'])
+}
+
+/// A YAML 1.1 boolean word that YAML 1.2 reads as a string.
+fn is_yaml11_bool(s: &str) -> bool {
+    matches!(
+        s.to_ascii_lowercase().as_str(),
+        "yes" | "no" | "on" | "off" | "y" | "n"
+    )
 }
 
 /// What a JSON value is, with its article, for messages.

@@ -19,10 +19,15 @@ const FULL: &str = "tests/fixtures/full.json";
 
 /// The full fixture names two namespaces Sluice does not enforce; its tests opt out of them.
 fn load_full() -> Config {
+    load_full_from(FULL)
+}
+
+fn load_full_from(path: &str) -> Config {
     let options = LoadOptions {
         allow_unenforced: vec!["plugin/http-client".to_owned(), "qos/*".to_owned()],
+        ..LoadOptions::default()
     };
-    load_with(Path::new(FULL), &options).unwrap()
+    load_with(Path::new(path), &options).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn parse(value: Value) -> Config {
@@ -467,6 +472,7 @@ fn known_namespace_at_the_wrong_level_is_reported_not_read() {
     // The operator's explicit opt-out serves it, and it is still not read.
     let options = LoadOptions {
         allow_unenforced: vec!["plugin/http-client".to_owned(), "router".to_owned()],
+        ..LoadOptions::default()
     };
     let config = from_value_with(&value, Path::new("test.json"), &options).unwrap();
     assert_eq!(
@@ -538,6 +544,7 @@ fn namespaces_that_restrict_traffic_fail_closed() {
             "security/cors".to_owned(),
             "plugin/http-server".to_owned(),
         ],
+        ..LoadOptions::default()
     };
     let config = from_value_with(&value, Path::new("k.json"), &options).unwrap();
     let classes: Vec<_> = config
@@ -552,6 +559,7 @@ fn namespaces_that_restrict_traffic_fail_closed() {
     // A family opt-out does not reach past its prefix.
     let narrow = LoadOptions {
         allow_unenforced: vec!["auth/*".to_owned()],
+        ..LoadOptions::default()
     };
     let mut only_auth = minimal();
     only_auth["endpoints"][0]["extra_config"] = json!({"authx/validator": {}});

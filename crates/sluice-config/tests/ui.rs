@@ -1,4 +1,5 @@
-//! Golden tests: every `tests/ui/<name>.json` is an invalid config, and `tests/ui/<name>.err` holds
+//! Golden tests: every `tests/ui/<name>.json` (or `.yaml`, `.toml`) is an invalid config, and
+//! `tests/ui/<name>.err` holds
 //! the exact diagnostics it must produce. `SLUICE_BLESS=1 cargo test -p sluice-config --test ui`
 //! rewrites the `.err` files from the current output.
 
@@ -8,12 +9,16 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 const UI_DIR: &str = "tests/ui";
+const EXTENSIONS: [&str; 3] = ["json", "yaml", "toml"];
 
 fn cases() -> Vec<PathBuf> {
     let mut cases: Vec<PathBuf> = fs::read_dir(UI_DIR)
         .unwrap()
         .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|ext| EXTENSIONS.iter().any(|e| ext == *e))
+        })
         // Keep the relative path, so the messages (and the goldens) do not depend on the checkout.
         .map(|path| Path::new(UI_DIR).join(path.file_name().unwrap()))
         .collect();
@@ -68,8 +73,8 @@ fn no_orphan_goldens() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|ext| ext == "err") {
             assert!(
-                path.with_extension("json").exists(),
-                "{} has no .json case",
+                EXTENSIONS.iter().any(|e| path.with_extension(e).exists()),
+                "{} has no .json, .yaml or .toml case",
                 path.display()
             );
         }

@@ -130,6 +130,18 @@ fn warn_unknown_namespaces(config: &Config) {
     }
 }
 
+/// One line per root value taken from the environment (the variable, not its value).
+fn override_lines(config: &Config) -> impl Iterator<Item = String> + '_ {
+    config.env_overrides.iter().map(|o| {
+        format!(
+            "{}: {} is set by the environment variable {}",
+            config.source.display(),
+            o.key,
+            o.variable
+        )
+    })
+}
+
 /// `debug`: `run -d`, which turns the `/__debug/` endpoint on as KrakenD's does (CE's own
 /// integration fixtures rely on it).
 pub(crate) fn run(path: &Path, options: &LoadOptions, port: Option<u16>, debug: bool) -> ExitCode {
@@ -142,6 +154,9 @@ pub(crate) fn run(path: &Path, options: &LoadOptions, port: Option<u16>, debug: 
         follow_port(&mut config, port);
     }
     warn_unknown_namespaces(&config);
+    for line in override_lines(&config) {
+        tracing::info!("{line}");
+    }
     let registry = match registry(&config) {
         Ok(registry) => registry,
         Err(errors) => {
@@ -275,6 +290,9 @@ pub(crate) fn check(path: &Path, options: &LoadOptions, print_config: bool) -> E
     }
     for line in namespace_lines(&config) {
         println!("warning: {line}");
+    }
+    for line in override_lines(&config) {
+        println!("note: {line}");
     }
     if !problems.is_empty() {
         for p in &problems {

@@ -20,7 +20,8 @@ struct Cli {
 enum Command {
     /// Serve the configuration's endpoints until Ctrl-C or SIGTERM.
     Run {
-        /// The KrakenD v3 configuration file.
+        /// The KrakenD v3 configuration file: .json, .yaml/.yml or .toml (a Go template with
+        /// FC_ENABLE=1).
         #[arg(short, long, default_value = "krakend.json")]
         config: PathBuf,
         /// Override the config's `port`.
@@ -38,7 +39,8 @@ enum Command {
     },
     /// Validate the configuration (plugins included) and print every problem.
     Check {
-        /// The KrakenD v3 configuration file.
+        /// The KrakenD v3 configuration file: .json, .yaml/.yml or .toml (a Go template with
+        /// FC_ENABLE=1).
         #[arg(short, long, default_value = "krakend.json")]
         config: PathBuf,
         /// Print the parsed configuration, every default applied (as `krakend check -d`).
@@ -85,6 +87,8 @@ impl LoadArgs {
     fn options(self) -> sluice_config::LoadOptions {
         sluice_config::LoadOptions {
             allow_unenforced: self.allow_unenforced,
+            // KRAKEND_*/SLUICE_* overrides, FC_* (flexible configuration) and the templates' env.
+            environment: sluice_config::Environment::from_process(),
         }
     }
 }

@@ -199,7 +199,15 @@ pub(crate) fn test(files: &[PathBuf], config: Option<&Path>, url: Option<&str>) 
         return ExitCode::FAILURE;
     }
     let started = Instant::now();
-    let config = match config.map(sluice_config::load).transpose() {
+    // Read as `run` reads it: any format, the environment overrides and flexible configuration.
+    let options = sluice_config::LoadOptions {
+        environment: sluice_config::Environment::from_process(),
+        ..sluice_config::LoadOptions::default()
+    };
+    let config = match config
+        .map(|path| sluice_config::load_with(path, &options))
+        .transpose()
+    {
         Ok(config) => config,
         Err(diagnostics) => {
             eprintln!("{diagnostics}");

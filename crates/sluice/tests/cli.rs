@@ -628,3 +628,287 @@ fn one_bad_plugin_file_is_one_error() {
         "{stdout}"
     );
 }
+
+/// `name` written as `file` in a folder of its own.
+fn write_file(name: &str, file: &str, text: &str) -> PathBuf {
+    let path = write_config(name, "{}").with_file_name(file);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `sluice check` on `path` with `vars` set: the exit code, stdout and stderr.
+fn check_with_env(path: &std::path::Path, vars: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .args(["check", "-c"])
+        .arg(path)
+        .envs(vars.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `sluice run` on `path` with `vars` set, ready on `port`; answers `GET path`, then stops.
+fn run_and_get(path: &std::path::Path, vars: &[(&str, &str)], port: u16, get: &str) -> String {
+    let child = start_quiet(
+        Command::new(BIN)
+            .args(["run", "--log", "warn", "-c"])
+            .arg(path)
+            .envs(vars.iter().copied()),
+        port,
+    );
+    let response = http_get(port, get).unwrap();
+    terminate(&child);
+    assert!(child.wait_with_output().unwrap().status.success());
+    response
+}
+
+/// YAML and TOML configs, chosen by extension, check and serve like JSON ones; their problems
+/// keep the line (syntax) or the JSON path (meaning).
+#[test]
+fn yaml_and_toml_configs_check_and_run() {
+    let port = free_port();
+    // An anchor and a merge key, as YAML configs share backend settings.
+    let yaml = write_file(
+        "yaml",
+        "krakend.yaml",
+        &format!(
+            "version: 3\nport: {port}\nlisten_ip: 127.0.0.1\ndebug_endpoint: true\n\
+             x-backend: &backend\n  host: [\"http://127.0.0.1:{port}\"]\n\
+             endpoints:\n  - endpoint: /yaml\n    backend:\n      - <<: *backend\n\
+             \x20       url_pattern: /__debug/yaml\n"
+        ),
+    );
+    let (code, stdout, stderr) = check_with_env(&yaml, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("Syntax OK!"), "{stdout}");
+    let response = run_and_get(&yaml, &[], port, "/yaml");
+    assert!(response.ends_with(r#"{"message":"pong"}"#), "{response}");
+
+    let port = free_port();
+    let toml = write_file(
+        "toml",
+        "krakend.toml",
+        &format!(
+            "version = 3\nport = {port}\nlisten_ip = \"127.0.0.1\"\necho_endpoint = true\n\
+             host = [\"http://127.0.0.1:{port}\"]\n\n[[endpoints]]\nendpoint = \"/toml\"\n\n\
+             [[endpoints.backend]]\nurl_pattern = \"/__echo/toml\"\nallow = [\"req_uri\"]\n"
+        ),
+    );
+    let (code, _, stderr) = check_with_env(&toml, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let response = run_and_get(&toml, &[], port, "/toml");
+    assert!(
+        response.ends_with(r#"{"req_uri":"/__echo/toml"}"#),
+        "{response}"
+    );
+
+    // Syntax errors name the line; meaning errors the JSON path.
+    let bad = write_file(
+        "yaml-bad",
+        "krakend.yml",
+        "version: 3\nendpoints: [\n  {endpoint: /a\n",
+    );
+    let (code, _, stderr) = check_with_env(&bad, &[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("krakend.yml:4:1: malformed YAML"),
+        "{stderr}"
+    );
+    let bad = write_file(
+        "toml-bad",
+        "krakend.toml",
+        "version = 3\n[[endpoints]]\nendpoint = 7\n",
+    );
+    let (code, _, stderr) = check_with_env(&bad, &[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("krakend.toml: endpoints[0].endpoint: expected a string, found a number"),
+        "{stderr}"
+    );
+}
+
+/// KRAKEND_PORT and the rest override root values the file has; SLUICE_ wins over KRAKEND_; a
+/// value of the wrong type stops `check` and `run`, naming the variable.
+#[test]
+fn environment_overrides_both_prefixes() {
+    let file_port = free_port();
+    let path = write_config(
+        "env",
+        &format!(
+            r#"{{"version": 3, "port": {file_port}, "listen_ip": "127.0.0.1", "timeout": "2s", "debug_endpoint": false,
+                "endpoints": [{{"endpoint": "/d", "backend": [{{"host": ["http://127.0.0.1:{file_port}"], "url_pattern": "/__debug/d"}}]}}]}}"#
+        ),
+    );
+    let port = free_port();
+    let port_text = port.to_string();
+    let vars = [
+        ("KRAKEND_PORT", port_text.as_str()),
+        ("KRAKEND_DEBUG_ENDPOINT", "true"),
+        ("KRAKEND_TIMEOUT", "1s"),
+        ("SLUICE_TIMEOUT", "3s"),
+        ("KRAKEND_CACHE_TTL", "1h"),
+    ];
+    let (code, stdout, stderr) = check_with_env(&path, &vars);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("note: ")
+            && stdout.contains("port is set by the environment variable KRAKEND_PORT"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("timeout is set by the environment variable SLUICE_TIMEOUT"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("cache_ttl"),
+        "not in the file, not applied: {stdout}"
+    );
+    let response = run_and_get(&path, &vars, port, "/__debug/x");
+    assert!(
+        response.ends_with(r#"{"message":"pong"}"#),
+        "debug_endpoint from the env: {response}"
+    );
+
+    // SLUICE_PORT wins, so a Kubernetes-style KRAKEND_PORT is then harmless.
+    let sluice_port = free_port();
+    let sluice_text = sluice_port.to_string();
+    let vars = [
+        ("KRAKEND_PORT", "tcp://10.0.0.1:8080"),
+        ("SLUICE_PORT", sluice_text.as_str()),
+    ];
+    let response = run_and_get(&path, &vars, sluice_port, "/__health");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    // The wrong type, alone: both commands refuse, naming the variable.
+    let vars = [("KRAKEND_PORT", "tcp://10.0.0.1:8080")];
+    let (code, _, stderr) = check_with_env(&path, &vars);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains(
+            "port: the environment variable KRAKEND_PORT=\"tcp://10.0.0.1:8080\" cannot override it"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Service named krakend"), "{stderr}");
+    let out = Command::new(BIN)
+        .args(["run", "-c"])
+        .arg(&path)
+        .env("SLUICE_DEBUG_ENDPOINT", "maybe")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("SLUICE_DEBUG_ENDPOINT=\"maybe\""),
+        "{stderr}"
+    );
+}
+
+/// The bundled flexible configuration example: `check` accepts it (and `-d` prints the final
+/// config), `run` serves it.
+#[test]
+fn the_flexible_configuration_example_checks_and_runs() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/flexible");
+    let out_file = write_config("fc-example", "{}").with_file_name("rendered.json");
+    let settings = format!("{dir}/settings/dev");
+    let partials = format!("{dir}/partials");
+    let templates = format!("{dir}/templates");
+    let out_text = out_file.display().to_string();
+    let vars = [
+        ("FC_ENABLE", "1"),
+        ("FC_SETTINGS", settings.as_str()),
+        ("FC_PARTIALS", partials.as_str()),
+        ("FC_TEMPLATES", templates.as_str()),
+        ("FC_OUT", out_text.as_str()),
+    ];
+    let template = std::path::Path::new(dir).join("krakend.tmpl");
+    let out = Command::new(BIN)
+        .args(["check", "-d", "-c"])
+        .arg(&template)
+        .envs(vars)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Syntax OK!") && stdout.contains("3 endpoint(s)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("endpoint: \"/orders\"") && stdout.contains("method: POST"),
+        "{stdout}"
+    );
+    let rendered = std::fs::read_to_string(&out_file).unwrap();
+    assert!(
+        rendered.contains("\"name\": \"Sluice flexible configuration example (dev)\""),
+        "{rendered}"
+    );
+
+    let port = free_port();
+    let port_text = port.to_string();
+    let mut child = start_quiet(
+        Command::new(BIN)
+            .args(["run", "--log", "warn", "--port", &port_text, "-c"])
+            .arg(&template)
+            .envs(vars),
+        port,
+    );
+    let response = http_get(port, "/hello").unwrap();
+    terminate(&child);
+    assert!(child.wait().unwrap().success());
+    assert!(response.ends_with(r#"{"message":"pong"}"#), "{response}");
+}
+
+/// A template that does not render stops `check` and `run` with its file and line.
+#[test]
+fn a_broken_template_names_its_file_and_line() {
+    let main = write_file(
+        "fc-broken",
+        "krakend.tmpl",
+        "{\n  \"version\": 3,\n  \"endpoints\": [{{ template \"ep.tmpl\" .ep }}]\n}\n",
+    );
+    let dir = main.parent().unwrap();
+    std::fs::create_dir_all(dir.join("settings")).unwrap();
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::fs::write(dir.join("settings/ep.json"), r#"{"path": "/a"}"#).unwrap();
+    std::fs::write(
+        dir.join("templates/ep.tmpl"),
+        "{\"endpoint\": {{ quote .path }},\n \"backend\": [{\"host\": [\"http://127.0.0.1:9000\"], \"url_pattern\": {{ .backend }}}]}",
+    )
+    .unwrap();
+    let settings = dir.join("settings").display().to_string();
+    let templates = dir.join("templates").display().to_string();
+    let vars = [
+        ("FC_ENABLE", "1"),
+        ("FC_SETTINGS", settings.as_str()),
+        ("FC_TEMPLATES", templates.as_str()),
+    ];
+    let (code, _, stderr) = check_with_env(&main, &vars);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("templates/ep.tmpl:2:68: template: the action has no value"),
+        "{stderr}"
+    );
+    // A syntax error in the template itself.
+    std::fs::write(dir.join("templates/ep.tmpl"), "{{ range .list }}\n{{ end").unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "-c"])
+        .arg(&main)
+        .envs(vars)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("templates/ep.tmpl:2:1: template: unclosed action"),
+        "{stderr}"
+    );
+}

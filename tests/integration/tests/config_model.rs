@@ -56,6 +56,13 @@ const FIELDS: &[(&str, &str)] = &[
         "LoadOptions.allow_unenforced",
         "crates/sluice-config/src/model.rs",
     ),
+    (
+        "LoadOptions.environment",
+        "crates/sluice-config/src/load.rs",
+    ),
+    ("Config.env_overrides", "crates/sluice/src/commands.rs"),
+    ("EnvOverride.key", "crates/sluice/src/commands.rs"),
+    ("EnvOverride.variable", "crates/sluice/src/commands.rs"),
     ("PluginFolder.folder", "crates/sluice-wasm/src/engine.rs"),
     ("PluginFolder.pattern", "crates/sluice-wasm/src/engine.rs"),
     (
