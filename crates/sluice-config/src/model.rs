@@ -51,6 +51,9 @@ pub struct Config {
     pub unknown_namespaces: Vec<UnknownNamespace>,
     /// The root values taken from `SLUICE_*` or `KRAKEND_*` environment variables.
     pub env_overrides: Vec<EnvOverride>,
+    /// A short hash of the settings (after templates and environment overrides): which config
+    /// a gateway serves, in `/__health` and the reload logs.
+    pub digest: String,
 }
 
 /// A root value of the config replaced by an environment variable (KrakenD's `KRAKEND_PORT`,

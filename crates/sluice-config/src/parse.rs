@@ -100,10 +100,19 @@ pub fn from_value_with(
     match config {
         Some(config) if r.errors.is_empty() => Ok(Config {
             unknown_namespaces: r.unknown_namespaces,
+            digest: digest(root),
             ..config
         }),
         _ => Err(Diagnostics { errors: r.errors }),
     }
+}
+
+/// The first 16 hex digits of the SHA-256 of the config as read (JSON, keys sorted): the same
+/// for the same settings whatever the file's format, spacing or comments' places.
+fn digest(root: &Value) -> String {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(serde_json::to_vec(root).unwrap_or_default());
+    hash.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 /// `path` with a leading `/` (KrakenD's `CleanPath`).
@@ -195,6 +204,7 @@ fn service(r: &mut Reader<'_>, root: &Value, source: &Path) -> Option<Config> {
         endpoints,
         unknown_namespaces: Vec::new(),
         env_overrides: Vec::new(),
+        digest: String::new(),
     })
 }
 

@@ -17,9 +17,14 @@ fn json_response(value: &Value) -> Response<Body> {
     response
 }
 
-/// `GET /__health`: `{"agents":{},"now":"<time>","status":"ok"}`.
-pub(crate) fn health() -> Response<Body> {
-    json_response(&json!({"agents": {}, "now": now_rfc3339(), "status": "ok"}))
+/// `GET /__health`: `{"agents":{},"now":"<time>","status":"ok"}`, as KrakenD answers, and the
+/// digest of the config being served (`"config"`), so a reload can be seen from outside.
+pub(crate) fn health(digest: &str) -> Response<Body> {
+    let mut body = json!({"agents": {}, "now": now_rfc3339(), "status": "ok"});
+    if !digest.is_empty() {
+        body["config"] = Value::String(digest.to_owned());
+    }
+    json_response(&body)
 }
 
 /// `/__debug/*`: logs the request and answers `{"message":"pong"}`.

@@ -14,6 +14,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -71,37 +73,161 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// A gateway serving on its listener.
+/// A gateway serving on its listener: the current [`Gateway`] snapshot, which a reload swaps.
 #[derive(Debug)]
 pub struct RunningGateway {
+    current: Arc<ArcSwap<Gateway>>,
+    local_addr: ArcSwap<SocketAddr>,
+    serving: tokio::sync::Mutex<Serving>,
+}
+
+/// The accept loop that takes new connections, and the loops a reload retired that are still
+/// draining their connections.
+#[derive(Debug)]
+struct Serving {
     local_addr: SocketAddr,
-    shutdown: tokio::sync::watch::Sender<bool>,
+    listener: Arc<tokio::net::TcpListener>,
+    max_connections: usize,
+    accepting: AcceptLoop,
+    draining: Vec<AcceptLoop>,
+}
+
+#[derive(Debug)]
+struct AcceptLoop {
+    stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+}
+
+impl AcceptLoop {
+    fn spawn(
+        listener: Arc<tokio::net::TcpListener>,
+        current: Arc<ArcSwap<Gateway>>,
+        max_connections: usize,
+    ) -> Self {
+        let (stop, watch) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(accept_loop(listener, current, max_connections, watch));
+        Self { stop, task }
+    }
+
+    /// Stops accepting and drains this loop's connections; resolves when they are done (or
+    /// `max_shutdown_wait_time` has passed).
+    async fn finish(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reloaded {
+    /// The digest of the config served before.
+    pub from: String,
+    /// The digest of the config served now.
+    pub to: String,
+    /// The address new connections are accepted on, when it changed.
+    pub moved_to: Option<SocketAddr>,
 }
 
 impl RunningGateway {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        **self.local_addr.load()
+    }
+
+    /// The gateway serving new requests now.
+    pub fn current(&self) -> Arc<Gateway> {
+        self.current.load_full()
+    }
+
+    /// Serves `gateway` from now on: each request already running finishes on the snapshot it
+    /// started with, every later one gets the new one, and the old snapshot (with its plugin
+    /// instances) is dropped when its last request is done. A changed address is listened on
+    /// before the old listener stops accepting; if it cannot be bound, nothing changes.
+    ///
+    /// # Errors
+    /// [`StartError::Bind`] when the new address cannot be listened on.
+    pub async fn reload(&self, gateway: Gateway) -> Result<Reloaded, StartError> {
+        let mut serving = self.serving.lock().await;
+        // The address moves when the config's does (a listener given to `serve` stays).
+        let addr = gateway.listen_addr();
+        let moved = addr != self.current.load().listen_addr();
+        let max_connections = gateway.max_connections;
+        let new_listener = if moved {
+            let listener = bind(addr).await?;
+            let local = listener.local_addr().map_err(StartError::Listener)?;
+            Some((Arc::new(listener), local))
+        } else {
+            None
+        };
+        let from = self.current.load().digest.clone();
+        let to = gateway.digest.clone();
+        self.current.store(Arc::new(gateway));
+        if new_listener.is_some() || max_connections != serving.max_connections {
+            let (listener, local_addr) =
+                new_listener.unwrap_or_else(|| (Arc::clone(&serving.listener), serving.local_addr));
+            let accepting = AcceptLoop::spawn(
+                Arc::clone(&listener),
+                Arc::clone(&self.current),
+                max_connections,
+            );
+            let retired = std::mem::replace(&mut serving.accepting, accepting);
+            let _ = retired.stop.send(true);
+            serving.draining.retain(|l| !l.task.is_finished());
+            serving.draining.push(retired);
+            serving.listener = listener;
+            serving.local_addr = local_addr;
+            self.local_addr.store(Arc::new(local_addr));
+            serving.max_connections = max_connections;
+        }
+        Ok(Reloaded {
+            from,
+            to,
+            moved_to: moved.then_some(serving.local_addr),
+        })
     }
 
     /// Stops accepting, drains in-flight requests (up to `max_shutdown_wait_time`) and returns.
     pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
-        let _ = self.task.await;
+        let serving = self.serving.into_inner();
+        let mut loops = serving.draining;
+        loops.push(serving.accepting);
+        // Every loop stops accepting and drains at once; then each is awaited.
+        for l in &loops {
+            let _ = l.stop.send(true);
+        }
+        for l in loops {
+            l.finish().await;
+        }
     }
 
-    /// Serves until the task ends (after [`RunningGateway::shutdown`] from elsewhere, or
-    /// `signal` resolving).
+    /// Serves until `signal` resolves, then shuts down.
     pub async fn serve_until(self, signal: impl std::future::Future<Output = ()>) {
         signal.await;
         self.shutdown().await;
     }
 }
 
-/// Everything a request needs, built once.
+/// Everything a request needs, built once from a config and never changed: the routes and
+/// their pipelines (with their clients and plugin instances), the router's options and the
+/// listener's settings. A reload builds a new one and swaps it in whole
+/// ([`RunningGateway::reload`]).
 #[derive(Debug)]
-struct Gateway {
+pub struct Gateway {
+    /// Which config this is ([`sluice_config::Config::digest`]).
+    digest: String,
+    /// `listen_ip:port`.
+    listen: SocketAddr,
+    /// How connections are served (HTTP/1 limits, h2c).
+    http: auto::Builder<TokioExecutor>,
+    /// `max_shutdown_wait_time`.
+    shutdown_wait: Duration,
+    /// Go's server: an `idle_timeout` of 0 means `read_timeout`.
+    idle_timeout: Option<Duration>,
+    /// The largest request head (`max_header_bytes`, at least 8 KiB).
+    max_head: usize,
+    /// `sluice/server.max_connections`.
+    max_connections: usize,
     router: Router,
     render: RenderOptions,
     health_path: Option<String>,
@@ -163,33 +289,50 @@ pub async fn start(
     registry: Registry,
     listener: Option<tokio::net::TcpListener>,
 ) -> Result<RunningGateway, StartError> {
-    let client = default_client(&config);
-    let gateway = Arc::new(build(&config, &registry, &client)?);
+    let gateway = Gateway::build(&config, &registry, &default_client(&config))?;
+    serve(gateway, listener).await
+}
+
+/// Serves `gateway` on `listener`, or on its `listen_ip:port` when `None`.
+///
+/// # Errors
+/// When the address cannot be listened on.
+pub async fn serve(
+    gateway: Gateway,
+    listener: Option<tokio::net::TcpListener>,
+) -> Result<RunningGateway, StartError> {
     let listener = match listener {
         Some(listener) => listener,
-        None => {
-            let ip = config.listen_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
-            let addr = SocketAddr::new(ip, config.port);
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| StartError::Bind(addr, e))?
-        }
+        None => bind(gateway.listen_addr()).await?,
     };
     let local_addr = listener.local_addr().map_err(StartError::Listener)?;
-    let (shutdown, watch) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(accept_loop(listener, gateway, config, watch));
+    let listener = Arc::new(listener);
+    let max_connections = gateway.max_connections;
+    let current = Arc::new(ArcSwap::from_pointee(gateway));
+    let accepting = AcceptLoop::spawn(Arc::clone(&listener), Arc::clone(&current), max_connections);
     tracing::info!(address = %local_addr, "listening");
     Ok(RunningGateway {
-        local_addr,
-        shutdown,
-        task,
+        current,
+        local_addr: ArcSwap::from_pointee(local_addr),
+        serving: tokio::sync::Mutex::new(Serving {
+            local_addr,
+            listener,
+            max_connections,
+            accepting,
+            draining: Vec::new(),
+        }),
     })
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| StartError::Bind(addr, e))
 }
 
 /// Builds the routing table and pipelines; `check` uses this without binding anything.
 pub fn validate(config: &Config, registry: &Registry) -> Result<(), Vec<String>> {
-    let client = default_client(config);
-    build(config, registry, &client)
+    Gateway::build(config, registry, &default_client(config))
         .map(|_| ())
         .map_err(|e| match e {
             StartError::Pipeline(errors) => errors,
@@ -197,75 +340,100 @@ pub fn validate(config: &Config, registry: &Registry) -> Result<(), Vec<String>>
         })
 }
 
-fn build(
-    config: &Config,
-    registry: &Registry,
-    client: &SharedExecutor,
-) -> Result<Gateway, StartError> {
-    let pipelines = build_pipelines(config, registry, client).map_err(StartError::Pipeline)?;
-    let router_options = &config.router;
-    let router = Router::new(
-        pipelines,
-        !router_options.disable_redirect_trailing_slash,
-        !router_options.disable_redirect_fixed_path,
-    )
-    .map_err(|errors| {
-        let file = config.source.display();
-        StartError::Pipeline(errors.into_iter().map(|e| format!("{file}: {e}")).collect())
-    })?;
-    let version = if router_options.hide_version_header {
-        HeaderValue::from_static("Version undefined")
-    } else {
-        HeaderValue::from_static(concat!("Version ", env!("CARGO_PKG_VERSION")))
-    };
-    Ok(Gateway {
-        router,
-        render: RenderOptions {
-            return_error_msg: router_options.return_error_msg,
-            version,
-        },
-        health_path: (!router_options.disable_health).then(|| {
-            if router_options.health_path.is_empty() {
-                "/__health".to_owned()
-            } else {
-                router_options.health_path.clone()
-            }
-        }),
-        debug_endpoint: config.debug_endpoint,
-        echo_endpoint: config.echo_endpoint,
-        auto_options: router_options.auto_options,
-        handle_method_not_allowed: !router_options.disable_handle_method_not_allowed,
-        path_decoding_guard: !router_options.disable_path_decoding,
-        client_ip: ClientIp::new(router_options),
-        body_timeout: non_zero(config.server.read_timeout).unwrap_or(DEFAULT_READ_TIMEOUT),
-        write_timeout: non_zero(config.server.write_timeout),
-        error_bodies: ErrorBodies::new(&router_options.error_body),
-        access_log: !router_options.disable_access_log,
-        body_budget: Arc::new(Semaphore::new(
-            config
+impl Gateway {
+    /// Builds the routes, every endpoint pipeline (plugins resolved through `registry`, backend
+    /// calls through `client`) and the listener's settings from `config`. Nothing is bound.
+    ///
+    /// # Errors
+    /// [`StartError::Pipeline`] with every problem found.
+    pub fn build(
+        config: &Config,
+        registry: &Registry,
+        client: &SharedExecutor,
+    ) -> Result<Gateway, StartError> {
+        let pipelines = build_pipelines(config, registry, client).map_err(StartError::Pipeline)?;
+        let router_options = &config.router;
+        let router = Router::new(
+            pipelines,
+            !router_options.disable_redirect_trailing_slash,
+            !router_options.disable_redirect_fixed_path,
+        )
+        .map_err(|errors| {
+            let file = config.source.display();
+            StartError::Pipeline(errors.into_iter().map(|e| format!("{file}: {e}")).collect())
+        })?;
+        let version = if router_options.hide_version_header {
+            HeaderValue::from_static("Version undefined")
+        } else {
+            HeaderValue::from_static(concat!("Version ", env!("CARGO_PKG_VERSION")))
+        };
+        let server = &config.server;
+        let idle_timeout = non_zero(server.idle_timeout).or(non_zero(server.read_timeout));
+        // hyper's buffer cannot be smaller than 8 KiB.
+        let max_head = server.max_header_bytes.max(8192);
+        Ok(Gateway {
+            digest: config.digest.clone(),
+            listen: SocketAddr::new(
+                config.listen_ip.unwrap_or(IpAddr::from([0, 0, 0, 0])),
+                config.port,
+            ),
+            http: http_builder(config, idle_timeout, max_head),
+            shutdown_wait: server.max_shutdown_wait_time,
+            idle_timeout,
+            max_head,
+            max_connections: config
                 .sluice_server
-                .max_buffered_body_bytes
+                .max_connections
                 .min(Semaphore::MAX_PERMITS),
-        )),
-    })
+            router,
+            render: RenderOptions {
+                return_error_msg: router_options.return_error_msg,
+                version,
+            },
+            health_path: (!router_options.disable_health).then(|| {
+                if router_options.health_path.is_empty() {
+                    "/__health".to_owned()
+                } else {
+                    router_options.health_path.clone()
+                }
+            }),
+            debug_endpoint: config.debug_endpoint,
+            echo_endpoint: config.echo_endpoint,
+            auto_options: router_options.auto_options,
+            handle_method_not_allowed: !router_options.disable_handle_method_not_allowed,
+            path_decoding_guard: !router_options.disable_path_decoding,
+            client_ip: ClientIp::new(router_options),
+            body_timeout: non_zero(config.server.read_timeout).unwrap_or(DEFAULT_READ_TIMEOUT),
+            write_timeout: non_zero(config.server.write_timeout),
+            error_bodies: ErrorBodies::new(&router_options.error_body),
+            access_log: !router_options.disable_access_log,
+            body_budget: Arc::new(Semaphore::new(
+                config
+                    .sluice_server
+                    .max_buffered_body_bytes
+                    .min(Semaphore::MAX_PERMITS),
+            )),
+        })
+    }
+
+    /// Which config this gateway was built from ([`sluice_config::Config::digest`]).
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// Where it listens: `listen_ip:port` (all addresses when `listen_ip` is not set).
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
+    }
 }
 
-fn non_zero(d: Duration) -> Option<Duration> {
-    (!d.is_zero()).then_some(d)
-}
-
-async fn accept_loop(
-    listener: tokio::net::TcpListener,
-    gateway: Arc<Gateway>,
-    config: Arc<Config>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let server = &config.server;
-    // Go's server: an idle_timeout of 0 means read_timeout.
-    let idle_timeout = non_zero(server.idle_timeout).or(non_zero(server.read_timeout));
-    // hyper's buffer cannot be smaller than 8 KiB.
-    let max_head = server.max_header_bytes.max(8192);
+/// How connections are served: HTTP/1 head limits and timers, and HTTP/2 over cleartext when
+/// `use_h2c` is set.
+fn http_builder(
+    config: &Config,
+    idle_timeout: Option<Duration>,
+    max_head: usize,
+) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     {
         let mut http1 = builder.http1();
@@ -273,21 +441,32 @@ async fn accept_loop(
         http1.max_buf_size(max_head);
         // hyper starts this timer as soon as the connection waits for a head, idle or not;
         // the idle wait has its own limit (conn.rs), so it is added here, not counted twice.
-        let header = non_zero(server.read_header_timeout).unwrap_or(DEFAULT_HEADER_TIMEOUT);
+        let header = non_zero(config.server.read_header_timeout).unwrap_or(DEFAULT_HEADER_TIMEOUT);
         http1.header_read_timeout(header + idle_timeout.unwrap_or_default());
     }
-    let builder = if server.use_h2c {
+    if config.server.use_h2c {
         builder
     } else {
         builder.http1_only()
-    };
+    }
+}
+
+fn non_zero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
+/// Accepts connections on `listener` until `stop`, each served with the settings of the
+/// snapshot current when it was accepted and each request with the snapshot current when it
+/// arrived; then drains its connections.
+async fn accept_loop(
+    listener: Arc<tokio::net::TcpListener>,
+    current: Arc<ArcSwap<Gateway>>,
+    max_connections: usize,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     // Connections past the cap wait in the listen backlog (not accepted) until one closes.
-    let slots = Arc::new(Semaphore::new(
-        config
-            .sluice_server
-            .max_connections
-            .min(Semaphore::MAX_PERMITS),
-    ));
+    let slots = Arc::new(Semaphore::new(max_connections));
     loop {
         let slot = tokio::select! {
             slot = Arc::clone(&slots).acquire_owned() => slot,
@@ -308,12 +487,14 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let tracks_requests = idle_timeout.is_some() || gateway.write_timeout.is_some();
-        let gateway_for_conn = Arc::clone(&gateway);
+        let settings = current.load_full();
+        let tracks_requests = settings.idle_timeout.is_some() || settings.write_timeout.is_some();
+        let current = Arc::clone(&current);
         let state = Arc::new(conn::ConnState::default());
         let service_state = Arc::clone(&state);
         let service = hyper::service::service_fn(move |request| {
-            let gateway = Arc::clone(&gateway_for_conn);
+            // One snapshot for the request's whole life, whatever a reload does meanwhile.
+            let gateway = current.load_full();
             // Requests in flight and write deadlines matter only to the idle and write limits:
             // without them, a request pays for neither.
             let tracked = tracks_requests
@@ -344,9 +525,10 @@ async fn accept_loop(
                 Ok::<_, Infallible>(finish(&gateway, response, tracked))
             }
         });
-        let guarded = smuggling::Guarded::new(stream, max_head);
-        let io = conn::Timed::new(guarded, state, idle_timeout);
-        let connection = builder
+        let guarded = smuggling::Guarded::new(stream, settings.max_head);
+        let io = conn::Timed::new(guarded, state, settings.idle_timeout);
+        let connection = settings
+            .http
             .serve_connection(TokioIo::new(io), service)
             .into_owned();
         let connection = graceful.watch(connection);
@@ -358,7 +540,7 @@ async fn accept_loop(
         });
     }
     drop(listener);
-    let wait = config.server.max_shutdown_wait_time;
+    let wait = current.load().shutdown_wait;
     if tokio::time::timeout(wait, graceful.shutdown())
         .await
         .is_err()
@@ -436,7 +618,7 @@ async fn handle(gateway: &Gateway, request: Request<Incoming>, peer: SocketAddr)
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
     if gateway.health_path.as_deref() == Some(path) && parts.method == Method::GET {
-        return builtin::health();
+        return builtin::health(&gateway.digest);
     }
     // The body deadline runs from the end of the head, wherever the body is read.
     let body_deadline = Instant::now() + gateway.body_timeout;

@@ -47,7 +47,7 @@ fn load(path: &Path, options: &LoadOptions) -> Result<Config, ExitCode> {
 }
 
 /// Every plugin the config can name: compiled-in ones and the components in `plugin.folder`.
-fn registry(config: &Config) -> Result<Registry, Vec<String>> {
+pub(crate) fn registry(config: &Config) -> Result<Registry, Vec<String>> {
     let plugins = plugins(config)?;
     if plugins.errors.is_empty() {
         Ok(plugins.registry)
@@ -124,7 +124,7 @@ fn namespace_lines(config: &Config) -> impl Iterator<Item = String> + '_ {
     })
 }
 
-fn warn_unknown_namespaces(config: &Config) {
+pub(crate) fn warn_unknown_namespaces(config: &Config) {
     for line in namespace_lines(config) {
         tracing::warn!("{line}");
     }
@@ -142,17 +142,19 @@ fn override_lines(config: &Config) -> impl Iterator<Item = String> + '_ {
     })
 }
 
-/// `debug`: `run -d`, which turns the `/__debug/` endpoint on as KrakenD's does (CE's own
-/// integration fixtures rely on it).
-pub(crate) fn run(path: &Path, options: &LoadOptions, port: Option<u16>, debug: bool) -> ExitCode {
-    let mut config = match load(path, options) {
+/// `sluice run`: serves `source` until SIGINT or SIGTERM, reloading it on SIGHUP and, with
+/// `watch`, when its files change. `source.debug` is `run -d`, which also turns the
+/// `/__debug/` endpoint on, as KrakenD's does (CE's own integration fixtures rely on it).
+pub(crate) fn run(source: crate::reload::Source, watch: bool) -> ExitCode {
+    let config = match source.config() {
         Ok(config) => config,
-        Err(code) => return code,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{e}");
+            }
+            return ExitCode::FAILURE;
+        }
     };
-    config.debug_endpoint |= debug;
-    if let Some(port) = port {
-        follow_port(&mut config, port);
-    }
     warn_unknown_namespaces(&config);
     for line in override_lines(&config) {
         tracing::info!("{line}");
@@ -179,7 +181,7 @@ pub(crate) fn run(path: &Path, options: &LoadOptions, port: Option<u16>, debug: 
                 return ExitCode::FAILURE;
             }
         };
-        gateway.serve_until(shutdown_signal()).await;
+        crate::reload::serve(source, gateway, watch).await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
@@ -187,7 +189,7 @@ pub(crate) fn run(path: &Path, options: &LoadOptions, port: Option<u16>, debug: 
 
 /// `--port`: the gateway moves, and so do the backends that are the gateway itself (a loopback
 /// host on the config's own port, as the bundled example's `/__debug/` and `/__echo/` backends).
-fn follow_port(config: &mut Config, port: u16) {
+pub(crate) fn follow_port(config: &mut Config, port: u16) {
     let old = config.port;
     let moved = |host: &mut String| {
         let Some(origin) = sluice_plugin::Origin::parse(host) else {
@@ -238,7 +240,7 @@ fn log_start_up(config: &Config, registry: &Registry) {
     }
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

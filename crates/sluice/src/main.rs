@@ -2,6 +2,7 @@
 
 mod commands;
 mod plugin;
+mod reload;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,10 @@ enum Command {
         /// `/__debug/` endpoint (the config's `debug_endpoint: true`).
         #[arg(short, long, conflicts_with = "log")]
         debug: bool,
+        /// Reload when the config, the plugin folder or the flexible configuration's folders
+        /// change (SIGHUP always reloads).
+        #[arg(short, long)]
+        watch: bool,
         #[command(flatten)]
         load: LoadArgs,
     },
@@ -129,10 +134,17 @@ fn main() -> ExitCode {
             port,
             log,
             debug,
+            watch,
             load,
         } => {
             commands::init_logging(if debug { Some("debug") } else { log.as_deref() });
-            commands::run(&config, &load.options(), port, debug)
+            let source = reload::Source {
+                path: config,
+                options: load.options(),
+                port,
+                debug,
+            };
+            commands::run(source, watch)
         }
         Command::Check {
             config,

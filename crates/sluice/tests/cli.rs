@@ -912,3 +912,154 @@ fn a_broken_template_names_its_file_and_line() {
         "{stderr}"
     );
 }
+
+/// A config whose one endpoint `path` answers from the gateway's own `/__debug/`.
+fn self_config(port: u16, path: &str) -> String {
+    format!(
+        r#"{{"version": 3, "port": {port}, "listen_ip": "127.0.0.1", "debug_endpoint": true,
+            "endpoints": [{{"endpoint": "{path}",
+              "backend": [{{"host": ["http://127.0.0.1:{port}"], "url_pattern": "/__debug{path}"}}]}}]}}"#
+    )
+}
+
+/// The `"config"` digest `/__health` reports on `port`, if it answers.
+fn served_digest(port: u16) -> Option<String> {
+    let response = http_get(port, "/__health").ok()?;
+    let body = response.split("\r\n\r\n").nth(1)?;
+    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    value["config"].as_str().map(str::to_owned)
+}
+
+/// Waits (bounded) until `port` serves a digest other than `old`.
+fn wait_for_new_digest(port: u16, old: &str) -> String {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        if let Some(digest) = served_digest(port).filter(|d| d != old) {
+            return digest;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("port {port} still serves {old}");
+}
+
+/// The lines the child writes to stdout, as they come.
+fn log_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The first line containing `needle` within 20 s.
+fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return line,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    panic!("no log line with {needle:?}");
+}
+
+fn hangup(child: &Child) {
+    let sent = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+#[test]
+fn sighup_reloads_and_a_broken_config_keeps_the_old_one() {
+    let port = free_port();
+    let path = write_config("reload-hup", &self_config(port, "/a"));
+    let mut child = run_logged(&path, port);
+    let lines = log_lines(&mut child);
+    let first = served_digest(port).unwrap();
+    assert!(http_get(port, "/a").unwrap().starts_with("HTTP/1.1 200"));
+
+    std::fs::write(&path, self_config(port, "/b")).unwrap();
+    hangup(&child);
+    let second = wait_for_new_digest(port, &first);
+    assert!(http_get(port, "/b").unwrap().starts_with("HTTP/1.1 200"));
+    assert!(http_get(port, "/a").unwrap().starts_with("HTTP/1.1 404"));
+    let line = wait_for_line(&lines, "reloaded");
+    assert!(line.contains(&first) && line.contains(&second), "{line}");
+
+    // A broken config: every problem logged as `check` prints it, and /b keeps being served.
+    std::fs::write(
+        &path,
+        self_config(port, "/c").replace("\"/__debug/c\"", "\"/__debug/c\", \"encoding\": \"jsn\""),
+    )
+    .unwrap();
+    hangup(&child);
+    let problem = wait_for_line(&lines, "encoding");
+    assert!(
+        problem.contains("ERROR") && problem.contains("jsn"),
+        "{problem}"
+    );
+    let refused = wait_for_line(&lines, "reload refused");
+    assert!(refused.contains(&second), "{refused}");
+    assert_eq!(served_digest(port).as_deref(), Some(second.as_str()));
+    assert!(http_get(port, "/b").unwrap().starts_with("HTTP/1.1 200"));
+
+    // A new port: the new listener serves, the old one stops.
+    let new_port = free_port();
+    std::fs::write(&path, self_config(new_port, "/d")).unwrap();
+    hangup(&child);
+    wait_for_line(&lines, "listening on a new address");
+    assert!(
+        http_get(new_port, "/d")
+            .unwrap()
+            .starts_with("HTTP/1.1 200")
+    );
+    let started = Instant::now();
+    while http_get(port, "/__health").is_ok() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the old port still serves"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    terminate(&child);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn watch_reloads_when_the_folder_changes_as_a_configmap_does() {
+    let port = free_port();
+    // A Kubernetes ConfigMap: the file is a symlink into a data folder that is swapped whole.
+    let dir = std::env::temp_dir().join(format!("sluice-cli-{}-watch", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("v1")).unwrap();
+    std::fs::write(dir.join("v1/krakend.json"), self_config(port, "/a")).unwrap();
+    std::os::unix::fs::symlink("v1", dir.join("data")).unwrap();
+    std::os::unix::fs::symlink("data/krakend.json", dir.join("krakend.json")).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["run", "--watch", "--log", "info", "-c"])
+        .arg(dir.join("krakend.json"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(&mut child, port);
+    let first = served_digest(port).unwrap();
+
+    std::fs::create_dir_all(dir.join("v2")).unwrap();
+    std::fs::write(dir.join("v2/krakend.json"), self_config(port, "/b")).unwrap();
+    std::os::unix::fs::symlink("v2", dir.join("data.new")).unwrap();
+    std::fs::rename(dir.join("data.new"), dir.join("data")).unwrap();
+
+    wait_for_new_digest(port, &first);
+    assert!(http_get(port, "/b").unwrap().starts_with("HTTP/1.1 200"));
+    let _ = child.kill();
+    let _ = child.wait();
+}

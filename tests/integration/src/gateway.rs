@@ -28,6 +28,34 @@ impl Gateway {
         self.addr.to_string()
     }
 
+    /// Builds a whole new gateway from `config` (plugins from `registry`) and swaps it in, as
+    /// SIGHUP does; the address stays.
+    ///
+    /// # Errors
+    /// When the config is rejected or the gateway cannot be built.
+    pub async fn reload(
+        &self,
+        config: &serde_json::Value,
+        registry: &Registry,
+    ) -> Result<sluice_server::Reloaded, StartFailure> {
+        let config = parse_config(config).map_err(|d| StartFailure::Config(format!("{d}")))?;
+        let gateway = sluice_server::Gateway::build(
+            &config,
+            registry,
+            &sluice_server::default_client(&config),
+        )
+        .map_err(StartFailure::Start)?;
+        self.running
+            .reload(gateway)
+            .await
+            .map_err(StartFailure::Start)
+    }
+
+    /// The digest of the config it serves now.
+    pub fn digest(&self) -> String {
+        self.running.current().digest().to_owned()
+    }
+
     /// Stops it (draining in-flight requests).
     pub async fn shutdown(self) {
         self.running.shutdown().await;

@@ -61,6 +61,7 @@ const FIELDS: &[(&str, &str)] = &[
         "crates/sluice-config/src/load.rs",
     ),
     ("Config.env_overrides", "crates/sluice/src/commands.rs"),
+    ("Config.digest", "crates/sluice-server/src/lib.rs"),
     ("EnvOverride.key", "crates/sluice/src/commands.rs"),
     ("EnvOverride.variable", "crates/sluice/src/commands.rs"),
     ("PluginFolder.folder", "crates/sluice-wasm/src/engine.rs"),

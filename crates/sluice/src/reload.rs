@@ -1,0 +1,218 @@
+//! Hot reload: SIGHUP and `run --watch` build a whole new gateway off the request path (config
+//! read and checked, plugins compiled and initialised) and swap it in; on any problem the old
+//! one keeps serving and every problem is logged as `sluice check` prints it.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sluice_config::{Config, LoadOptions};
+use sluice_server::{Gateway, RunningGateway};
+use tokio::sync::mpsc;
+
+/// How long the watched files must stay quiet before a reload: an editor's save or a
+/// Kubernetes ConfigMap swap is several events in a few milliseconds.
+const QUIET: Duration = Duration::from_millis(300);
+
+/// Where the gateway comes from, kept for every reload: the same file, flags and environment.
+#[derive(Debug, Clone)]
+pub(crate) struct Source {
+    pub(crate) path: PathBuf,
+    pub(crate) options: LoadOptions,
+    pub(crate) port: Option<u16>,
+    pub(crate) debug: bool,
+}
+
+/// Reloads done and refused since start-up.
+#[derive(Debug, Default)]
+pub(crate) struct Counts {
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Source {
+    /// The config, with `--port` and `-d` applied, or every problem.
+    pub(crate) fn config(&self) -> Result<Config, Vec<String>> {
+        let mut config = sluice_config::load_with(&self.path, &self.options)
+            .map_err(|d| d.to_string().lines().map(str::to_owned).collect::<Vec<_>>())?;
+        config.debug_endpoint |= self.debug;
+        if let Some(port) = self.port {
+            crate::commands::follow_port(&mut config, port);
+        }
+        Ok(config)
+    }
+
+    /// A whole new gateway: config, plugins and pipelines, nothing bound.
+    pub(crate) fn build(&self) -> Result<(Gateway, Config), Vec<String>> {
+        let config = self.config()?;
+        let registry = crate::commands::registry(&config)?;
+        let gateway = Gateway::build(&config, &registry, &sluice_server::default_client(&config))
+            .map_err(|e| vec![e.to_string()])?;
+        Ok((gateway, config))
+    }
+}
+
+/// Builds a new gateway from `source` on a blocking thread (plugins compile there) and swaps it
+/// in. Returns whether it did.
+pub(crate) async fn reload(source: &Source, server: &RunningGateway, counts: &Counts) -> bool {
+    let from = server.current().digest().to_owned();
+    let building = source.clone();
+    let built = tokio::task::spawn_blocking(move || building.build())
+        .await
+        .unwrap_or_else(|e| Err(vec![format!("the reload stopped: {e}")]));
+    let outcome = match built {
+        Ok((gateway, config)) => {
+            crate::commands::warn_unknown_namespaces(&config);
+            server
+                .reload(gateway)
+                .await
+                .map_err(|e| vec![e.to_string()])
+        }
+        Err(errors) => Err(errors),
+    };
+    match outcome {
+        Ok(reloaded) => {
+            let ok = counts.ok.fetch_add(1, Ordering::Relaxed) + 1;
+            match reloaded.moved_to {
+                Some(addr) => {
+                    tracing::info!(from = %reloaded.from, to = %reloaded.to, address = %addr, reloads = ok, "reloaded; listening on a new address")
+                }
+                None => {
+                    tracing::info!(from = %reloaded.from, to = %reloaded.to, reloads = ok, "reloaded")
+                }
+            }
+            true
+        }
+        Err(errors) => {
+            let failed = counts.failed.fetch_add(1, Ordering::Relaxed) + 1;
+            for e in &errors {
+                tracing::error!("{e}");
+            }
+            tracing::error!(
+                config = %from,
+                problems = errors.len(),
+                failed,
+                "reload refused; still serving the previous config"
+            );
+            false
+        }
+    }
+}
+
+/// Serves until SIGINT or SIGTERM, reloading on SIGHUP and, with `watch`, when a watched file
+/// changes.
+pub(crate) async fn serve(source: Source, server: RunningGateway, watch: bool) {
+    let counts = Counts::default();
+    // The watcher stops when dropped: it lives as long as this loop.
+    let (_watcher, mut changes) = if watch {
+        match watch_files(&source) {
+            Ok((watcher, changes)) => (Some(watcher), Some(changes)),
+            Err(e) => {
+                tracing::error!("--watch: {e}; reloading on SIGHUP only");
+                (None, None)
+            }
+        }
+    } else {
+        (None, None)
+    };
+    let mut hangups = hangups();
+    let shutdown = crate::commands::shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(()) = hangups.recv() => {
+                tracing::info!("SIGHUP: reloading");
+                reload(&source, &server, &counts).await;
+            }
+            Some(()) = async { match changes.as_mut() { Some(c) => quiet_change(c).await, None => std::future::pending().await } } => {
+                tracing::info!("a watched file changed: reloading");
+                reload(&source, &server, &counts).await;
+            }
+        }
+    }
+    server.shutdown().await;
+}
+
+/// The next change, once the files have been quiet for [`QUIET`].
+async fn quiet_change(changes: &mut mpsc::Receiver<()>) -> Option<()> {
+    changes.recv().await?;
+    loop {
+        match tokio::time::timeout(QUIET, changes.recv()).await {
+            Ok(Some(())) => {}
+            Ok(None) => return None,
+            Err(_) => return Some(()),
+        }
+    }
+}
+
+/// SIGHUP, one message per signal.
+fn hangups() -> mpsc::Receiver<()> {
+    let (tx, rx) = mpsc::channel(1);
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut signal) => {
+            tokio::spawn(async move {
+                while signal.recv().await.is_some() {
+                    // A reload already pending covers this one too.
+                    let _ = tx.try_send(());
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP"),
+    }
+    #[cfg(not(unix))]
+    drop(tx);
+    rx
+}
+
+/// The folders to watch: the config's own (a directory watch sees a Kubernetes ConfigMap's
+/// symlink swap, which a watch on the file itself would miss), the plugin folder and the
+/// flexible configuration's folders.
+pub(crate) fn watched_folders(source: &Source) -> Vec<PathBuf> {
+    let mut folders = Vec::new();
+    let parent = source
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    folders.push(parent.to_path_buf());
+    if let Ok(config) = source.config()
+        && let Some(plugin) = &config.plugin
+    {
+        folders.push(plugin.folder.clone());
+    }
+    let env = &source.options.environment;
+    if env.get("FC_ENABLE").is_some_and(|v| !v.is_empty()) {
+        for var in ["FC_SETTINGS", "FC_PARTIALS", "FC_TEMPLATES"] {
+            if let Some(folder) = env.get(var).filter(|v| !v.is_empty()) {
+                folders.push(PathBuf::from(folder));
+            }
+        }
+    }
+    folders.sort();
+    folders.dedup();
+    folders
+}
+
+/// A message per change under the watched folders, while the watcher lives.
+fn watch_files(
+    source: &Source,
+) -> Result<(notify::RecommendedWatcher, mpsc::Receiver<()>), String> {
+    use notify::Watcher as _;
+    let (tx, rx) = mpsc::channel(1);
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            // One pending message is enough: the reload reads everything again.
+            let _ = tx.try_send(());
+        }
+    })
+    .map_err(|e| format!("cannot watch files: {e}"))?;
+    for folder in watched_folders(source) {
+        watcher
+            .watch(&folder, notify::RecursiveMode::Recursive)
+            .map_err(|e| format!("cannot watch {}: {e}", folder.display()))?;
+        tracing::info!(folder = %folder.display(), "watching for changes");
+    }
+    Ok((watcher, rx))
+}
