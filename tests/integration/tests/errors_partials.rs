@@ -760,7 +760,10 @@ async fn case_64_health() {
     assert!(obj["now"].is_string(), "now: {body}");
     assert_eq!(obj["status"], json!("ok"));
     // Beyond KrakenD's three: the digest of the config served (hot reload).
-    assert!(obj["config"].as_str().is_some_and(|d| d.len() == 16), "config: {body}");
+    assert!(
+        obj["config"].as_str().is_some_and(|d| d.len() == 16),
+        "config: {body}"
+    );
     assert_eq!(obj.len(), 4, "{body}");
 }
 
