@@ -31,6 +31,9 @@
 #   sluice_env NAME=VALUE...  environment for the Sluice process
 #   bench_case NAME URL       measures URL, in the order declared, with the same warm-up,
 #                             duration and pinning as every other case
+#   bench_during NAME FUNC    runs the shell function FUNC in the background while case NAME
+#                             is measured (stopped after it), e.g. to reload Sluice under load;
+#                             $SLUICE_PID is the Sluice under test
 #   start_process NAME CPU CMD...  (and wait_ready NAME URL "$LAST_PID") for a case that needs
 #                             a process of its own; it is stopped on exit like the others
 # A case file runs with $WORK (the temporary directory, already holding www/data.json) set, so
@@ -266,6 +269,12 @@ bench_case() {
     CASE_URLS+=("$2")
 }
 
+declare -A CASE_DURING=()
+bench_during() {
+    [[ $# -eq 2 ]] || die "usage: bench_during NAME FUNCTION"
+    CASE_DURING[$1]=$2
+}
+
 sluice_endpoint() {
     [[ $# -eq 1 ]] || die "usage: sluice_endpoint JSON"
     SLUICE_ENDPOINTS+=("$1")
@@ -387,7 +396,16 @@ run_case() {
     read -r b0 t0 < <(cpu_jiffies "$TARGET_CPU")
     read -r l0 lt0 < <(cpu_jiffies "$LOAD_CPU")
     own0=$(target_ticks)
+    local during=""
+    if [[ -n ${CASE_DURING[$name]:-} ]]; then
+        "${CASE_DURING[$name]}" &
+        during=$!
+    fi
     taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$url" >"$out"
+    if [[ -n $during ]]; then
+        kill "$during" 2>/dev/null || true
+        wait "$during" 2>/dev/null || true
+    fi
     own1=$(target_ticks)
     read -r b1 t1 < <(cpu_jiffies "$TARGET_CPU")
     read -r l1 lt1 < <(cpu_jiffies "$LOAD_CPU")
@@ -562,6 +580,7 @@ main() {
     start_process sluice "$TARGET_CPU" env -u RUST_LOG "${SLUICE_ENV[@]}" \
         "$sluice" run -c "$WORK/sluice.json" --log warn
     local sluice_pid=$LAST_PID
+    SLUICE_PID=$sluice_pid
     wait_ready sluice "$SLUICE_URL/__health" "$sluice_pid"
     FULL_IDLE_RSS_KB=$(proc_kb "$sluice_pid" VmRSS)
 
