@@ -44,13 +44,7 @@ pub(crate) enum Namespace {
     SluiceServer,
 }
 
-/// Where an `extra_config` is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Level {
-    Service,
-    Endpoint,
-    Backend,
-}
+pub(crate) use crate::model::Level;
 
 impl Namespace {
     const ALL: [Namespace; 6] = [
@@ -160,6 +154,16 @@ pub(crate) fn read_extra<'v>(r: &mut Reader<'_>, parent: &Obj<'v>, level: Level)
         let path = obj.path_of(key);
         if is_comment_key(key) {
             // `@comment` and the like: KrakenD's schema allows them in any object.
+            extra.map.insert(key.clone(), value.clone());
+            continue;
+        }
+        // A namespace a component of the gateway reads (`LoadOptions::components`): kept for
+        // it, which reads and checks it when the gateway is built.
+        if let Some(component) = r.component(key) {
+            if !component.levels.contains(&level) {
+                let levels: Vec<&str> = component.levels.iter().map(|l| l.name()).collect();
+                r.unknown_namespace(path, key, Some(&levels.join(" and ")));
+            }
             extra.map.insert(key.clone(), value.clone());
             continue;
         }

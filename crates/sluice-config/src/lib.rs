@@ -24,7 +24,7 @@ mod load;
 mod model;
 mod params;
 mod parse;
-mod read;
+pub mod read;
 
 pub use diagnostics::{Diagnostic, Diagnostics, Position};
 pub use duration::parse_duration;

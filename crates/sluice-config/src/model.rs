@@ -100,6 +100,41 @@ pub struct LoadOptions {
     /// flexible configuration (`FC_*`, and the template function `env`). Empty by default: the
     /// `sluice` command passes [`Environment::from_process`].
     pub environment: Environment,
+    /// The namespaces the gateway's components read (JWT, CORS, rate limits...), and where: the
+    /// parser keeps each in the `extra_config` of its level for the component, which checks it
+    /// when the gateway is built, and refuses it at any other level.
+    pub components: Vec<Component>,
+}
+
+/// An `extra_config` namespace a component of the gateway reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Component {
+    /// Its name as KrakenD spells it (`security/cors`).
+    pub namespace: String,
+    /// Where it may be.
+    pub levels: Vec<Level>,
+}
+
+/// Where an `extra_config` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// The service's (root) `extra_config`.
+    Service,
+    /// An endpoint's.
+    Endpoint,
+    /// A backend's.
+    Backend,
+}
+
+impl Level {
+    /// `service`, `endpoint` or `backend`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Service => "service",
+            Level::Endpoint => "endpoint",
+            Level::Backend => "backend",
+        }
+    }
 }
 
 /// A snapshot of environment variables.

@@ -1,4 +1,6 @@
 //! Reading typed values out of the JSON tree while collecting every problem, each at its JSON path.
+//! The parser reads the config with it, and a component (JWT, CORS, rate limits...) reads its own
+//! `extra_config` block with it, so their errors look alike: file, JSON path, what was expected.
 //!
 //! Every reader reports a value of the wrong type (or out of range) and returns `None` (or the
 //! zero value), so the walk goes on and one run lists all the problems. A `null` reads as absent,
@@ -54,7 +56,7 @@ fn is_traffic_namespace(namespace: &str) -> bool {
 
 /// The problems and warnings found so far.
 #[derive(Debug)]
-pub(crate) struct Reader<'f> {
+pub struct Reader<'f> {
     file: &'f Path,
     options: &'f LoadOptions,
     pub(crate) errors: Vec<Diagnostic>,
@@ -63,25 +65,27 @@ pub(crate) struct Reader<'f> {
 
 /// An object of the tree and its JSON path.
 #[derive(Debug, Clone)]
-pub(crate) struct Obj<'v> {
-    pub(crate) map: &'v Map<String, Value>,
-    pub(crate) path: String,
+pub struct Obj<'v> {
+    /// The object.
+    pub map: &'v Map<String, Value>,
+    /// Its JSON path.
+    pub path: String,
 }
 
 impl<'v> Obj<'v> {
     /// The value of `key`, `None` when absent or `null`.
-    pub(crate) fn get(&self, key: &str) -> Option<&'v Value> {
+    pub fn get(&self, key: &str) -> Option<&'v Value> {
         self.map.get(key).filter(|v| !v.is_null())
     }
 
     /// The JSON path of `key` in this object.
-    pub(crate) fn path_of(&self, key: &str) -> String {
+    pub fn path_of(&self, key: &str) -> String {
         key_path(&self.path, key)
     }
 }
 
 impl<'f> Reader<'f> {
-    pub(crate) fn new(file: &'f Path, options: &'f LoadOptions) -> Self {
+    pub fn new(file: &'f Path, options: &'f LoadOptions) -> Self {
         Self {
             file,
             options,
@@ -90,13 +94,26 @@ impl<'f> Reader<'f> {
         }
     }
 
+    /// Every problem recorded, for a component that read its block with this reader.
+    pub fn into_errors(self) -> Vec<Diagnostic> {
+        self.errors
+    }
+
+    /// The component that reads `namespace`, if one does.
+    pub(crate) fn component(&self, namespace: &str) -> Option<&'f crate::model::Component> {
+        self.options
+            .components
+            .iter()
+            .find(|c| c.namespace == namespace)
+    }
+
     /// Records a problem at `path`.
-    pub(crate) fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(Diagnostic::new(self.file, path, message));
     }
 
     /// Records `expected <expected>, found <the kind of found>` at `path`.
-    pub(crate) fn type_error(&mut self, path: impl Into<String>, expected: &str, found: &Value) {
+    pub fn type_error(&mut self, path: impl Into<String>, expected: &str, found: &Value) {
         self.error(path, format!("expected {expected}, found {}", kind(found)));
     }
 
@@ -148,7 +165,7 @@ impl<'f> Reader<'f> {
     /// Refuses every key of `o` that is not in `known`: a field Sluice does not apply is an
     /// error, never silently dropped.
     /// Keys starting with `@`, `$`, `_` or `#` are comments, as in KrakenD's schema.
-    pub(crate) fn known_keys(&mut self, o: &Obj<'_>, known: &[&str]) {
+    pub fn known_keys(&mut self, o: &Obj<'_>, known: &[&str]) {
         for key in o.map.keys() {
             if !known.contains(&key.as_str()) && !is_comment_key(key) {
                 self.error(
@@ -164,7 +181,7 @@ impl<'f> Reader<'f> {
     }
 
     /// `value` as an object, at `path`.
-    pub(crate) fn as_object<'v>(&mut self, value: &'v Value, path: String) -> Option<Obj<'v>> {
+    pub fn as_object<'v>(&mut self, value: &'v Value, path: String) -> Option<Obj<'v>> {
         match value {
             Value::Object(map) => Some(Obj { map, path }),
             other => {
@@ -175,13 +192,13 @@ impl<'f> Reader<'f> {
     }
 
     /// The object at `key`.
-    pub(crate) fn object<'v>(&mut self, parent: &Obj<'v>, key: &str) -> Option<Obj<'v>> {
+    pub fn object<'v>(&mut self, parent: &Obj<'v>, key: &str) -> Option<Obj<'v>> {
         let value = parent.get(key)?;
         self.as_object(value, parent.path_of(key))
     }
 
     /// The array at `key`.
-    pub(crate) fn array<'v>(&mut self, parent: &Obj<'v>, key: &str) -> Option<&'v [Value]> {
+    pub fn array<'v>(&mut self, parent: &Obj<'v>, key: &str) -> Option<&'v [Value]> {
         match parent.get(key)? {
             Value::Array(items) => Some(items),
             other => {
@@ -192,7 +209,7 @@ impl<'f> Reader<'f> {
     }
 
     /// The string at `key`.
-    pub(crate) fn string(&mut self, parent: &Obj<'_>, key: &str) -> Option<String> {
+    pub fn string(&mut self, parent: &Obj<'_>, key: &str) -> Option<String> {
         match parent.get(key)? {
             Value::String(s) => Some(s.clone()),
             other => {
@@ -203,7 +220,7 @@ impl<'f> Reader<'f> {
     }
 
     /// The boolean at `key`, `false` when absent.
-    pub(crate) fn bool(&mut self, parent: &Obj<'_>, key: &str) -> bool {
+    pub fn bool(&mut self, parent: &Obj<'_>, key: &str) -> bool {
         match parent.get(key) {
             None => false,
             Some(Value::Bool(b)) => *b,
@@ -227,12 +244,7 @@ impl<'f> Reader<'f> {
 
     /// The whole, non-negative number at `key` that fits in `T`; `what` describes the number for the
     /// message (`"a port number from 0 to 65535"`).
-    pub(crate) fn uint<T: TryFrom<u64>>(
-        &mut self,
-        parent: &Obj<'_>,
-        key: &str,
-        what: &str,
-    ) -> Option<T> {
+    pub fn uint<T: TryFrom<u64>>(&mut self, parent: &Obj<'_>, key: &str, what: &str) -> Option<T> {
         let value = parent.get(key)?;
         if let Some(n) = value.as_u64().and_then(|n| T::try_from(n).ok()) {
             return Some(n);
@@ -249,7 +261,7 @@ impl<'f> Reader<'f> {
     }
 
     /// The Go duration string at `key`, zero when absent (or wrong).
-    pub(crate) fn duration(&mut self, parent: &Obj<'_>, key: &str) -> Duration {
+    pub fn duration(&mut self, parent: &Obj<'_>, key: &str) -> Duration {
         match parent.get(key) {
             None => Duration::ZERO,
             Some(Value::String(s)) => parse_duration(s).unwrap_or_else(|message| {
@@ -268,7 +280,7 @@ impl<'f> Reader<'f> {
     }
 
     /// The array of strings at `key`; each element that is not a string is reported at its index.
-    pub(crate) fn strings(&mut self, parent: &Obj<'_>, key: &str) -> Option<Vec<String>> {
+    pub fn strings(&mut self, parent: &Obj<'_>, key: &str) -> Option<Vec<String>> {
         let items = self.array(parent, key)?;
         let path = parent.path_of(key);
         let mut strings = Vec::with_capacity(items.len());
@@ -282,7 +294,7 @@ impl<'f> Reader<'f> {
     }
 
     /// The string at `key` that must be one of `choices` (compared ignoring ASCII case).
-    pub(crate) fn choice<T: Clone>(
+    pub fn choice<T: Clone>(
         &mut self,
         parent: &Obj<'_>,
         key: &str,
@@ -327,7 +339,7 @@ fn is_yaml11_bool(s: &str) -> bool {
 }
 
 /// What a JSON value is, with its article, for messages.
-pub(crate) fn kind(value: &Value) -> &'static str {
+pub fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -340,13 +352,13 @@ pub(crate) fn kind(value: &Value) -> &'static str {
 }
 
 /// `s` in double quotes, escaped as in JSON.
-pub(crate) fn quote(s: &str) -> String {
+pub fn quote(s: &str) -> String {
     Value::from(s).to_string()
 }
 
 /// The JSON path of `key` under `parent`: `parent.key` for identifier-like keys, `parent["key"]`
 /// otherwise.
-pub(crate) fn key_path(parent: &str, key: &str) -> String {
+pub fn key_path(parent: &str, key: &str) -> String {
     let plain = key
         .chars()
         .next()
@@ -360,7 +372,7 @@ pub(crate) fn key_path(parent: &str, key: &str) -> String {
 }
 
 /// The JSON path of element `i` of the array at `parent`.
-pub(crate) fn index_path(parent: &str, i: usize) -> String {
+pub fn index_path(parent: &str, i: usize) -> String {
     format!("{parent}[{i}]")
 }
 

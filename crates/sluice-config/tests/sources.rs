@@ -18,6 +18,7 @@ fn options(vars: &[(&str, &str)]) -> LoadOptions {
     LoadOptions {
         allow_unenforced: vec!["plugin/http-client".to_owned(), "qos/*".to_owned()],
         environment: vars.iter().copied().collect::<Environment>(),
+        ..LoadOptions::default()
     }
 }
 

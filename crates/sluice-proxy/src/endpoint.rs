@@ -10,6 +10,7 @@ use http::HeaderValue;
 use serde_json::{Map, Value};
 use sluice_config::{Config, Endpoint, OutputEncoding, StaticResponse};
 use sluice_plugin::{Instant, OutboundClient, PluginContext, Registry, SharedExecutor};
+use sluice_stage::{Components, SharedStage};
 use sluice_transform::flatmap::FlatmapFilter;
 use tokio::sync::Semaphore;
 
@@ -35,6 +36,8 @@ pub struct Outcome {
 pub struct EndpointPipeline {
     /// The endpoint's config.
     pub endpoint: Arc<Endpoint>,
+    /// The components' stages of this endpoint (JWT, rate limit...), in order.
+    pub stages: Vec<SharedStage>,
     /// The backends that answer the client (every backend but the shadows).
     backends: Fanout,
     /// The shadow backends, called beside the others and never waited for.
@@ -324,6 +327,20 @@ pub fn build_pipelines(
     registry: &Registry,
     default_client: &SharedExecutor,
 ) -> Result<Vec<EndpointPipeline>, Vec<String>> {
+    build_pipelines_with(config, registry, default_client, &Components::new())
+}
+
+/// [`build_pipelines`] with the gateway's components: each endpoint gets its stages, and each
+/// backend's executor is wrapped by the components that act on it.
+///
+/// # Errors
+/// Every problem found, one line each (file, JSON path, what is wrong).
+pub fn build_pipelines_with(
+    config: &Config,
+    registry: &Registry,
+    default_client: &SharedExecutor,
+    components: &Components,
+) -> Result<Vec<EndpointPipeline>, Vec<String>> {
     let mut pipelines = Vec::with_capacity(config.endpoints.len());
     let mut errors = Vec::new();
     // One budget for the request bodies shadow calls hold, for the whole gateway.
@@ -403,6 +420,13 @@ pub fn build_pipelines(
                     }
                 },
             };
+            let executor = match components.wrap_backend(config, endpoint, backend, executor) {
+                Ok(executor) => executor,
+                Err(problems) => {
+                    errors.extend(problems.iter().map(ToString::to_string));
+                    continue;
+                }
+            };
             let stage = BackendStage::new(
                 endpoint,
                 backend,
@@ -418,6 +442,13 @@ pub fn build_pipelines(
                 stages.push(stage);
             }
         }
+        let endpoint_stages = match components.endpoint_stages(config, endpoint) {
+            Ok(stages) => stages,
+            Err(problems) => {
+                errors.extend(problems.iter().map(ToString::to_string));
+                Vec::new()
+            }
+        };
         let sequential = endpoint.proxy.sequential;
         let shadow = (!shadows.is_empty()).then(|| {
             Arc::new(Shadow::new(
@@ -429,6 +460,7 @@ pub fn build_pipelines(
         });
         pipelines.push(EndpointPipeline {
             endpoint: shared,
+            stages: endpoint_stages,
             backends: Fanout::new(stages, sequential),
             shadow,
             static_response: endpoint.proxy.static_response.clone(),

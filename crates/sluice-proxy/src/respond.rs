@@ -222,6 +222,21 @@ fn encode(
     response
 }
 
+/// A component's refusal (a stage's [`sluice_stage::EarlyAnswer`]): its status, headers and
+/// body as they are, as KrakenD's middlewares abort (no `X-KrakenD-Completed`, no
+/// `Cache-Control`, no `Content-Type` without a body).
+pub fn early(answer: sluice_stage::EarlyAnswer) -> Response<Body> {
+    let sluice_stage::EarlyAnswer {
+        status,
+        headers,
+        body,
+    } = answer;
+    let mut response = Response::new(if body.is_empty() { empty() } else { full(body) });
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,7 +26,8 @@ use hyper_util::server::conn::auto;
 use sluice_config::Config;
 use sluice_plugin::{Body, Registry, SharedExecutor};
 use sluice_proxy::respond::{self, RenderOptions};
-use sluice_proxy::{ProxyRequest, build_pipelines};
+use sluice_proxy::{ProxyRequest, build_pipelines_with};
+use sluice_stage::{Components, RequestHead, ResponseContext, SharedStage};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -228,6 +229,8 @@ pub struct Gateway {
     max_head: usize,
     /// `sluice/server.max_connections`.
     max_connections: usize,
+    /// The components' service stages (CORS, bot detector...), run before routing.
+    service_stages: Vec<SharedStage>,
     router: Router,
     render: RenderOptions,
     health_path: Option<String>,
@@ -351,7 +354,37 @@ impl Gateway {
         registry: &Registry,
         client: &SharedExecutor,
     ) -> Result<Gateway, StartError> {
-        let pipelines = build_pipelines(config, registry, client).map_err(StartError::Pipeline)?;
+        Self::build_with(config, registry, client, &Components::new())
+    }
+
+    /// [`Gateway::build`] with the gateway's components (JWT, CORS, rate limits...): the
+    /// service's stages, each endpoint's, and the layers around each backend.
+    ///
+    /// # Errors
+    /// [`StartError::Pipeline`] with every problem found.
+    pub fn build_with(
+        config: &Config,
+        registry: &Registry,
+        client: &SharedExecutor,
+        components: &Components,
+    ) -> Result<Gateway, StartError> {
+        // Every problem at once: the service's stages', then the endpoints'.
+        let (service_stages, pipelines) = match (
+            components.service_stages(config),
+            build_pipelines_with(config, registry, client, components),
+        ) {
+            (Ok(stages), Ok(pipelines)) => (stages, pipelines),
+            (stages, pipelines) => {
+                let mut errors: Vec<String> = stages
+                    .err()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                errors.extend(pipelines.err().unwrap_or_default());
+                return Err(StartError::Pipeline(errors));
+            }
+        };
         let router_options = &config.router;
         let router = Router::new(
             pipelines,
@@ -385,6 +418,7 @@ impl Gateway {
                 .sluice_server
                 .max_connections
                 .min(Semaphore::MAX_PERMITS),
+            service_stages,
             router,
             render: RenderOptions {
                 return_error_msg: router_options.return_error_msg,
@@ -615,7 +649,52 @@ impl hyper::body::Body for InFlightBody {
 }
 
 async fn handle(gateway: &Gateway, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    let client_ip = gateway.client_ip.resolve(&parts.headers, peer.ip());
+    if gateway.service_stages.is_empty() {
+        return route(gateway, parts, body, client_ip).await;
+    }
+    // The components' service stages (CORS preflight, bot detector...) see every request,
+    // before routing, and every answer on its way out.
+    let method = parts.method.clone();
+    let request_headers = parts.headers.clone();
+    let mut head = RequestHead {
+        method: &parts.method,
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        route: None,
+        params: &[],
+        headers: &mut parts.headers,
+        client_ip,
+    };
+    let response = match sluice_stage::run_on_request(&gateway.service_stages, &mut head).await {
+        Err(answer) => respond::early(answer),
+        Ok(()) => route(gateway, parts, body, client_ip).await,
+    };
+    let context = ResponseContext {
+        method: &method,
+        request_headers: &request_headers,
+    };
+    on_response(&gateway.service_stages, &context, response)
+}
+
+/// `response` after `stages`' `on_response`.
+fn on_response(
+    stages: &[SharedStage],
+    context: &ResponseContext<'_>,
+    response: Response<Body>,
+) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    sluice_stage::run_on_response(stages, context, &mut parts);
+    Response::from_parts(parts, body)
+}
+
+async fn route(
+    gateway: &Gateway,
+    parts: http::request::Parts,
+    body: Incoming,
+    client_ip: IpAddr,
+) -> Response<Body> {
     let path = parts.uri.path();
     if gateway.health_path.as_deref() == Some(path) && parts.method == Method::GET {
         return builtin::health(&gateway.digest);
@@ -660,12 +739,81 @@ async fn handle(gateway: &Gateway, request: Request<Incoming>, peer: SocketAddr)
             None => return respond::text(StatusCode::BAD_REQUEST, "error: encoded url params"),
         }
     }
+    if pipeline.stages.is_empty() {
+        return call(
+            gateway,
+            pipeline,
+            parts,
+            params,
+            body,
+            body_deadline,
+            client_ip,
+        )
+        .await;
+    }
+    let method = parts.method.clone();
+    let request_headers = parts.headers.clone();
+    let context = ResponseContext {
+        method: &method,
+        request_headers: &request_headers,
+    };
+    let response = call(
+        gateway,
+        pipeline,
+        parts,
+        params,
+        body,
+        body_deadline,
+        client_ip,
+    )
+    .await;
+    on_response(&pipeline.stages, &context, response)
+}
+
+/// The endpoint's stages, the body, the pipeline and the render.
+async fn call(
+    gateway: &Gateway,
+    pipeline: &sluice_proxy::EndpointPipeline,
+    mut parts: http::request::Parts,
+    params: Vec<(String, String)>,
+    body: Incoming,
+    body_deadline: Instant,
+    client_ip: IpAddr,
+) -> Response<Body> {
+    let stages = &pipeline.stages;
+    if !stages.is_empty() {
+        let mut head = RequestHead {
+            method: &parts.method,
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            route: Some(&pipeline.endpoint.endpoint),
+            params: &params,
+            headers: &mut parts.headers,
+            client_ip,
+        };
+        if let Err(answer) = sluice_stage::run_on_request(stages, &mut head).await {
+            return respond::early(answer);
+        }
+    }
     // The reservation is held until the pipeline is done with the body.
     let (body, _reserved) = match read_body(gateway, body, body_deadline).await {
         Ok(read) => read,
         Err(response) => return response,
     };
-    let client_ip = gateway.client_ip.resolve(&parts.headers, peer.ip());
+    if !stages.is_empty() {
+        let head = RequestHead {
+            method: &parts.method,
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            route: Some(&pipeline.endpoint.endpoint),
+            params: &params,
+            headers: &mut parts.headers,
+            client_ip,
+        };
+        if let Err(answer) = sluice_stage::run_on_body(stages, &head, &body).await {
+            return respond::early(answer);
+        }
+    }
     let accept = parts.headers.get(header::ACCEPT).cloned();
     let request = ProxyRequest {
         method: parts.method,

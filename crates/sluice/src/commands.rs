@@ -2,7 +2,6 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use sluice_config::{Config, LoadOptions, NamespaceClass};
 use sluice_plugin::Registry;
@@ -174,7 +173,17 @@ pub(crate) fn run(source: crate::reload::Source, watch: bool) -> ExitCode {
         Err(code) => return code,
     };
     runtime.block_on(async move {
-        let gateway = match sluice_server::start(Arc::new(config), registry, None).await {
+        let built = sluice_server::Gateway::build_with(
+            &config,
+            &registry,
+            &sluice_server::default_client(&config),
+            &components(),
+        );
+        let served = match built {
+            Ok(gateway) => sluice_server::serve(gateway, None).await,
+            Err(e) => Err(e),
+        };
+        let gateway = match served {
             Ok(gateway) => gateway,
             Err(e) => {
                 eprintln!("{e}");
@@ -185,6 +194,12 @@ pub(crate) fn run(source: crate::reload::Source, watch: bool) -> ExitCode {
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
+}
+
+/// The security and traffic components the gateway is built with (JWT, CORS, rate limits...),
+/// in the order their stages run. The parser keeps their namespaces for them.
+pub(crate) fn components() -> sluice_stage::Components {
+    sluice_stage::Components::new()
 }
 
 /// `--port`: the gateway moves, and so do the backends that are the gateway itself (a loopback
@@ -281,7 +296,13 @@ pub(crate) fn check(path: &Path, options: &LoadOptions, print_config: bool) -> E
             (Registry::new(), Vec::new())
         }
     };
-    if let Err(errors) = sluice_server::validate(&config, &registry) {
+    let built = sluice_server::Gateway::build_with(
+        &config,
+        &registry,
+        &sluice_server::default_client(&config),
+        &components(),
+    );
+    if let Err(sluice_server::StartError::Pipeline(errors)) = built {
         // A backend naming a plugin whose file failed to load is that file's one error, not
         // a second "no client plugin is named" one.
         problems.extend(errors.into_iter().filter(|e| {

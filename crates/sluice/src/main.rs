@@ -94,6 +94,8 @@ impl LoadArgs {
             allow_unenforced: self.allow_unenforced,
             // KRAKEND_*/SLUICE_* overrides, FC_* (flexible configuration) and the templates' env.
             environment: sluice_config::Environment::from_process(),
+            // The namespaces the gateway's components read (kept for them by the parser).
+            components: commands::components().namespaces(),
         }
     }
 }

@@ -202,6 +202,7 @@ pub(crate) fn test(files: &[PathBuf], config: Option<&Path>, url: Option<&str>) 
     // Read as `run` reads it: any format, the environment overrides and flexible configuration.
     let options = sluice_config::LoadOptions {
         environment: sluice_config::Environment::from_process(),
+        components: crate::commands::components().namespaces(),
         ..sluice_config::LoadOptions::default()
     };
     let config = match config

@@ -113,6 +113,45 @@ pub async fn start_gateway_with_registry(config: serde_json::Value, registry: Re
     }
 }
 
+/// Parses `config` knowing the namespaces `components` read, builds the gateway with them (and
+/// `registry`'s plugins), and starts it on `127.0.0.1:0`; listening when this returns.
+///
+/// # Errors
+/// When the config is rejected or the gateway cannot be built (the components' problems too).
+///
+/// # Panics
+/// If no loopback port can be bound.
+pub async fn try_start_gateway_with_components(
+    config: serde_json::Value,
+    registry: Registry,
+    components: &sluice_stage::Components,
+) -> Result<Gateway, StartFailure> {
+    let text = serde_json::to_string_pretty(&config).expect("JSON serialises");
+    let options = sluice_config::LoadOptions {
+        components: components.namespaces(),
+        ..sluice_config::LoadOptions::default()
+    };
+    let config = sluice_config::parse_str_with(&text, Path::new("test.json"), &options)
+        .map_err(|d| StartFailure::Config(format!("{d}")))?;
+    let gateway = sluice_server::Gateway::build_with(
+        &config,
+        &registry,
+        &sluice_server::default_client(&config),
+        components,
+    )
+    .map_err(StartFailure::Start)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the gateway listener");
+    let running = sluice_server::serve(gateway, Some(listener))
+        .await
+        .map_err(StartFailure::Start)?;
+    Ok(Gateway {
+        addr: running.local_addr(),
+        running,
+    })
+}
+
 /// Parses `config` and starts a gateway on `127.0.0.1:0`; listening when this returns.
 ///
 /// # Errors
