@@ -3,10 +3,13 @@
 
 mod builtin;
 mod client_ip;
+mod clients;
 mod conn;
 mod router;
 mod smuggling;
+mod tls;
 
+pub use clients::clients;
 pub use smuggling::guard_refuses;
 
 use std::convert::Infallible;
@@ -22,9 +25,9 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use sluice_config::Config;
-use sluice_plugin::{Body, Registry, SharedExecutor};
+use sluice_plugin::{Body, Registry};
 use sluice_proxy::respond::{self, RenderOptions};
-use sluice_proxy::{ProxyRequest, build_pipelines};
+use sluice_proxy::{Clients, ProxyRequest, build_pipelines_with};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -48,7 +51,8 @@ const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Why the gateway could not start.
 #[derive(Debug)]
 pub enum StartError {
-    /// One or more endpoints could not be built (unknown plugin, rejected settings, routes).
+    /// The config could not be built into a gateway: a TLS certificate or key that does not
+    /// load, an unknown plugin, rejected settings, routes.
     Pipeline(Vec<String>),
     /// The listener could not be bound (the address it tried, and why).
     Bind(SocketAddr, std::io::Error),
@@ -122,6 +126,8 @@ struct Gateway {
     /// An access log line per request (target `sluice::access`), unless
     /// `router.disable_access_log`.
     access_log: bool,
+    /// The listener's TLS (`tls`), when on.
+    tls: Option<tls::Acceptor>,
 }
 
 /// `router.error_body["404"]` and `["405"]`, serialised once.
@@ -151,11 +157,6 @@ impl ErrorBodies {
     }
 }
 
-/// Builds the pipelines with the default client made from the config's transport options.
-pub fn default_client(config: &Config) -> SharedExecutor {
-    Arc::new(sluice_client::DefaultClient::new(&config.transport))
-}
-
 /// Builds every endpoint pipeline from `config` (plugins resolved through `registry`) and starts
 /// serving on `listener`, or on `listen_ip:port` from the config when `None`.
 pub async fn start(
@@ -163,8 +164,8 @@ pub async fn start(
     registry: Registry,
     listener: Option<tokio::net::TcpListener>,
 ) -> Result<RunningGateway, StartError> {
-    let client = default_client(&config);
-    let gateway = Arc::new(build(&config, &registry, &client)?);
+    let clients = clients(&config).map_err(StartError::Pipeline)?;
+    let gateway = Arc::new(build(&config, &registry, &clients)?);
     let listener = match listener {
         Some(listener) => listener,
         None => {
@@ -188,8 +189,8 @@ pub async fn start(
 
 /// Builds the routing table and pipelines; `check` uses this without binding anything.
 pub fn validate(config: &Config, registry: &Registry) -> Result<(), Vec<String>> {
-    let client = default_client(config);
-    build(config, registry, &client)
+    let clients = clients(config)?;
+    build(config, registry, &clients)
         .map(|_| ())
         .map_err(|e| match e {
             StartError::Pipeline(errors) => errors,
@@ -197,12 +198,18 @@ pub fn validate(config: &Config, registry: &Registry) -> Result<(), Vec<String>>
         })
 }
 
-fn build(
-    config: &Config,
-    registry: &Registry,
-    client: &SharedExecutor,
-) -> Result<Gateway, StartError> {
-    let pipelines = build_pipelines(config, registry, client).map_err(StartError::Pipeline)?;
+fn build(config: &Config, registry: &Registry, clients: &Clients) -> Result<Gateway, StartError> {
+    let (pipelines, tls) = match (
+        build_pipelines_with(config, registry, clients),
+        tls::Acceptor::from_config(config),
+    ) {
+        (Ok(pipelines), Ok(tls)) => (pipelines, tls),
+        (pipelines, tls) => {
+            let mut errors = tls.err().unwrap_or_default();
+            errors.extend(pipelines.err().unwrap_or_default());
+            return Err(StartError::Pipeline(errors));
+        }
+    };
     let router_options = &config.router;
     let router = Router::new(
         pipelines,
@@ -241,6 +248,7 @@ fn build(
         write_timeout: non_zero(config.server.write_timeout),
         error_bodies: ErrorBodies::new(&router_options.error_body),
         access_log: !router_options.disable_access_log,
+        tls,
         body_budget: Arc::new(Semaphore::new(
             config
                 .sluice_server
@@ -276,11 +284,18 @@ async fn accept_loop(
         let header = non_zero(server.read_header_timeout).unwrap_or(DEFAULT_HEADER_TIMEOUT);
         http1.header_read_timeout(header + idle_timeout.unwrap_or_default());
     }
-    let builder = if server.use_h2c {
+    // `max_header_bytes` bounds HTTP/2 heads too, as in Go's server.
+    builder
+        .http2()
+        .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX));
+    // With TLS, HTTP/2 is agreed by ALPN before the first byte: such a connection is served as
+    // HTTP/2 only, any other as without TLS.
+    let h2_builder = Arc::new(builder.clone().http2_only());
+    let builder = Arc::new(if server.use_h2c {
         builder
     } else {
         builder.http1_only()
-    };
+    });
     // Connections past the cap wait in the listen backlog (not accepted) until one closes.
     let slots = Arc::new(Semaphore::new(
         config
@@ -344,14 +359,22 @@ async fn accept_loop(
                 Ok::<_, Infallible>(finish(&gateway, response, tracked))
             }
         });
-        let guarded = smuggling::Guarded::new(stream, max_head);
-        let io = conn::Timed::new(guarded, state, idle_timeout);
-        let connection = builder
-            .serve_connection(TokioIo::new(io), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let watcher = graceful.watcher();
+        let conn_gateway = Arc::clone(&gateway);
+        let (builder, h2_builder) = (Arc::clone(&builder), Arc::clone(&h2_builder));
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            // The TLS handshake (when on) runs here, by its deadline, holding the slot.
+            let tls = conn_gateway.tls.as_ref();
+            let Some((stream, h2)) = tls::wrap(tls, stream, peer).await else {
+                return drop(slot);
+            };
+            let builder = if h2 { &h2_builder } else { &builder };
+            // After TLS the guard reads the decrypted bytes; an HTTP/2 connection starts with
+            // its preface, which turns the guard off.
+            let guarded = smuggling::Guarded::new(stream, max_head);
+            let io = conn::Timed::new(guarded, state, idle_timeout);
+            let connection = builder.serve_connection(TokioIo::new(io), service);
+            if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(error = %e, peer = %peer, "connection ended with an error");
             }
             drop(slot);
