@@ -327,6 +327,14 @@ fn classify(error: &hyper_util::client::legacy::Error, url: &Uri) -> ExecError {
         message.push_str(&cause.to_string());
         source = cause.source();
     }
+    // A TLS failure after the handshake (TLS 1.3 servers refuse a client certificate then).
+    if !error.is_connect()
+        && let Some(tls) = tls::find_tls_error(error)
+    {
+        message.push_str(" (TLS: ");
+        message.push_str(&tls::describe(tls));
+        message.push(')');
+    }
     ExecError::upstream(kind, message)
 }
 

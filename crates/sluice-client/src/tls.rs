@@ -288,9 +288,6 @@ pub fn client_config(tls: Option<&ClientTls>) -> Result<ClientConfig, TlsError> 
         None => builder.with_root_certificates(system_roots()),
     };
     let certs = tls.map_or(&[][..], |t| &t.client_certs[..]);
-    if certs.is_empty() {
-        return Ok(builder.with_no_client_auth());
-    }
     let mut keys = Vec::with_capacity(certs.len());
     for cert in certs {
         let key = certified_key(&cert.certificate, &cert.private_key, &provider)?;
@@ -305,7 +302,11 @@ pub fn client_config(tls: Option<&ClientTls>) -> Result<ClientConfig, TlsError> 
             .map(|issuer| DistinguishedName::in_sequence(&issuer));
         keys.push(ClientCert { key, issuer });
     }
-    Ok(builder.with_client_cert_resolver(Arc::new(ClientCerts(keys))))
+    let owner = match tls {
+        Some(t) => format!("{}.client_certs", t.json_path),
+        None => "client_tls.client_certs (no client_tls is set)".to_owned(),
+    };
+    Ok(builder.with_client_cert_resolver(Arc::new(ClientCerts { owner, certs: keys })))
 }
 
 /// One of `client_certs`, with the name of its issuer.
@@ -317,9 +318,14 @@ struct ClientCert {
 
 /// `client_certs`: offered to a backend that asks for a certificate. As Go's client: the first
 /// whose issuer is one the backend names and whose key it can verify, else the first whose key
-/// it can verify.
+/// it can verify. A backend that asks when there is none to offer is logged: under TLS 1.3 it
+/// refuses the connection only after the handshake, where the cause is lost.
 #[derive(Debug)]
-struct ClientCerts(Vec<ClientCert>);
+struct ClientCerts {
+    /// Where the certificates would be configured, for the log line.
+    owner: String,
+    certs: Vec<ClientCert>,
+}
 
 impl ResolvesClientCert for ClientCerts {
     fn resolve(
@@ -333,16 +339,25 @@ impl ResolvesClientCert for ClientCerts {
                 .as_ref()
                 .is_some_and(|issuer| root_hint_subjects.contains(&issuer.as_ref()))
         };
-        self.0
+        let chosen = self
+            .certs
             .iter()
             .filter(usable)
             .find(named)
-            .or_else(|| self.0.iter().find(usable))
-            .map(|c| Arc::clone(&c.key))
+            .or_else(|| self.certs.iter().find(usable))
+            .map(|c| Arc::clone(&c.key));
+        if chosen.is_none() {
+            tracing::warn!(
+                target: "sluice::tls",
+                "an https backend asks for a client certificate (mTLS) and {} has none it can                  use: the backend will refuse the connection",
+                self.owner
+            );
+        }
+        chosen
     }
 
     fn has_certs(&self) -> bool {
-        !self.0.is_empty()
+        !self.certs.is_empty()
     }
 }
 
@@ -388,21 +403,24 @@ impl ServerCertVerifier for NoVerification {
     }
 }
 
-/// The rustls error somewhere in `error`'s chain (a failed handshake, wrapped in I/O errors).
+/// The rustls error somewhere in `error`'s chain (a failed handshake, wrapped in I/O errors,
+/// which hide what they wrap from `source`, as HTTP/2 errors hide their I/O error).
 pub fn find_tls_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a Error> {
     let mut next = Some(error);
     while let Some(e) = next {
         if let Some(tls) = e.downcast_ref::<Error>() {
             return Some(tls);
         }
-        if let Some(tls) = e
+        let io = e
             .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<Error>())
-        {
-            return Some(tls);
-        }
-        next = e.source();
+            .or_else(|| e.downcast_ref::<h2::Error>().and_then(h2::Error::get_io));
+        next = match io {
+            Some(io) => match io.get_ref() {
+                Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+                None => None,
+            },
+            None => e.source(),
+        };
     }
     None
 }
@@ -466,6 +484,7 @@ pub fn describe(error: &Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use sluice_config::{TLS_CIPHER_SUITES, TLS_GROUPS};
 

@@ -27,7 +27,7 @@ use hyper_util::server::conn::auto;
 use sluice_config::Config;
 use sluice_plugin::{Body, Registry};
 use sluice_proxy::respond::{self, RenderOptions};
-use sluice_proxy::{Clients, ProxyRequest, build_pipelines_with};
+use sluice_proxy::{ProxyRequest, build_pipelines_with};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -164,8 +164,7 @@ pub async fn start(
     registry: Registry,
     listener: Option<tokio::net::TcpListener>,
 ) -> Result<RunningGateway, StartError> {
-    let clients = clients(&config).map_err(StartError::Pipeline)?;
-    let gateway = Arc::new(build(&config, &registry, &clients)?);
+    let gateway = Arc::new(build(&config, &registry)?);
     let listener = match listener {
         Some(listener) => listener,
         None => {
@@ -189,23 +188,26 @@ pub async fn start(
 
 /// Builds the routing table and pipelines; `check` uses this without binding anything.
 pub fn validate(config: &Config, registry: &Registry) -> Result<(), Vec<String>> {
-    let clients = clients(config)?;
-    build(config, registry, &clients)
-        .map(|_| ())
-        .map_err(|e| match e {
-            StartError::Pipeline(errors) => errors,
-            other @ (StartError::Bind(..) | StartError::Listener(_)) => vec![other.to_string()],
-        })
+    build(config, registry).map(|_| ()).map_err(|e| match e {
+        StartError::Pipeline(errors) => errors,
+        other @ (StartError::Bind(..) | StartError::Listener(_)) => vec![other.to_string()],
+    })
 }
 
-fn build(config: &Config, registry: &Registry, clients: &Clients) -> Result<Gateway, StartError> {
-    let (pipelines, tls) = match (
-        build_pipelines_with(config, registry, clients),
-        tls::Acceptor::from_config(config),
-    ) {
-        (Ok(pipelines), Ok(tls)) => (pipelines, tls),
-        (pipelines, tls) => {
+/// The gateway `config` describes: the listener's TLS, the clients, the pipelines. Every
+/// problem is reported, not just the first.
+fn build(config: &Config, registry: &Registry) -> Result<Gateway, StartError> {
+    let tls = tls::Acceptor::from_config(config);
+    let clients = clients(config);
+    let pipelines = clients
+        .as_ref()
+        .map_err(|_| Vec::new())
+        .and_then(|clients| build_pipelines_with(config, registry, clients));
+    let (tls, pipelines) = match (tls, clients, pipelines) {
+        (Ok(tls), Ok(_), Ok(pipelines)) => (tls, pipelines),
+        (tls, clients, pipelines) => {
             let mut errors = tls.err().unwrap_or_default();
+            errors.extend(clients.err().unwrap_or_default());
             errors.extend(pipelines.err().unwrap_or_default());
             return Err(StartError::Pipeline(errors));
         }
