@@ -349,7 +349,8 @@ impl ResolvesClientCert for ClientCerts {
         if chosen.is_none() {
             tracing::warn!(
                 target: "sluice::tls",
-                "an https backend asks for a client certificate (mTLS) and {} has none it can                  use: the backend will refuse the connection",
+                "an https backend asks for a client certificate (mTLS) and {} has none it can \
+                 use: a backend that requires one refuses the connection",
                 self.owner
             );
         }
