@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use sluice_client::{DefaultClient, TlsError};
+use sluice_client::DefaultClient;
 use sluice_config::{ClientTls, Config};
 use sluice_plugin::SharedExecutor;
 use sluice_proxy::Clients;
@@ -26,7 +26,7 @@ pub fn clients(config: &Config) -> Result<Clients, Vec<String>> {
             }
             Some(Arc::new(client) as SharedExecutor)
         }
-        Err(e @ TlsError { .. }) => {
+        Err(e) => {
             errors.push(format!("{file}: {e}"));
             None
         }
