@@ -8,7 +8,15 @@
 //! `send_body_on_redirect`), adding a `Referer` and dropping credentials when a redirect leaves
 //! the host. A call restricted to allowed hosts (a plugin's) is checked
 //! on every hop.
+//!
+//! https backends are verified against the system's roots (and `client_tls`, see [`tls`]); a
+//! backend with its own `client_tls` gets a client (and a pool) of its own, built once.
 
+pub mod tls;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,7 +26,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use sluice_config::TransportOptions;
+use sluice_config::{ClientTls, TransportOptions};
 use sluice_plugin::{
     BackendRequest, BackendResponse, BoxFuture, CallContext, ErrorKind, ExecError, Executor, full,
 };
@@ -34,7 +42,55 @@ const CREDENTIAL_HEADERS: [header::HeaderName; 5] = [
     header::PROXY_AUTHORIZATION,
 ];
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+pub use tls::TlsError;
+
+/// The pooled connections' connector: TCP, then TLS for https, the TLS handshake bounded.
+#[derive(Debug, Clone)]
+struct Connector {
+    inner: hyper_rustls::HttpsConnector<HttpConnector>,
+    /// The dial and the handshake together, for https.
+    https_limit: Duration,
+}
+
+type Stream = hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<tokio::net::TcpStream>>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = Stream;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Stream, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+        let authority = uri.authority().map(ToString::to_string).unwrap_or_default();
+        let connect = self.inner.call(uri);
+        let limit = self.https_limit;
+        Box::pin(async move {
+            if !https {
+                return connect.await;
+            }
+            match tokio::time::timeout(limit, connect).await {
+                Ok(Ok(stream)) => Ok(stream),
+                Ok(Err(e)) => Err(match tls::find_tls_error(e.as_ref()) {
+                    Some(tls) => format!(
+                        "TLS handshake with {authority} failed: {}",
+                        tls::describe(tls)
+                    )
+                    .into(),
+                    None => e,
+                }),
+                Err(_) => Err(format!(
+                    "connecting to {authority} (the dial and the TLS handshake) took longer than {limit:?}"
+                )
+                .into()),
+            }
+        })
+    }
+}
 
 /// The gateway's pooled HTTP/1.1 and HTTP/2 client.
 #[derive(Debug, Clone)]
@@ -45,8 +101,12 @@ pub struct DefaultClient {
 }
 
 impl DefaultClient {
-    /// A client configured from the service's transport options.
-    pub fn new(options: &TransportOptions) -> Self {
+    /// A client configured from the service's transport options and TLS settings (the
+    /// service's `client_tls`, or a backend's own; `None` for the defaults).
+    ///
+    /// # Errors
+    /// A certificate or key of `tls` that does not load, with its JSON path.
+    pub fn new(options: &TransportOptions, tls: Option<&ClientTls>) -> Result<Self, TlsError> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -57,12 +117,15 @@ impl DefaultClient {
             http.set_keepalive(Some(options.dialer_keep_alive));
         }
         http.set_happy_eyeballs_timeout(Some(options.dialer_fallback_delay));
-        let tls = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
+        let connector = Connector {
+            inner: hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls::client_config(tls)?)
+                .https_or_http()
+                .enable_http1()
+                .enable_http2()
+                .wrap_connector(http),
+            https_limit: options.dialer_timeout + tls::BACKEND_HANDSHAKE_TIMEOUT,
+        };
 
         let mut builder = Client::builder(TokioExecutor::new());
         builder.pool_timer(hyper_util::rt::TokioTimer::new());
@@ -74,12 +137,12 @@ impl DefaultClient {
                 builder.pool_idle_timeout(options.idle_connection_timeout);
             }
         }
-        Self {
-            client: builder.build(tls),
+        Ok(Self {
+            client: builder.build(connector),
             ask_for_gzip: !options.disable_compression,
             response_header_timeout: (!options.response_header_timeout.is_zero())
                 .then_some(options.response_header_timeout),
-        }
+        })
     }
 
     async fn send_following_redirects(
@@ -263,6 +326,14 @@ fn classify(error: &hyper_util::client::legacy::Error, url: &Uri) -> ExecError {
         message.push_str(": ");
         message.push_str(&cause.to_string());
         source = cause.source();
+    }
+    // A TLS failure after the handshake (TLS 1.3 servers refuse a client certificate then).
+    if !error.is_connect()
+        && let Some(tls) = tls::find_tls_error(error)
+    {
+        message.push_str(" (TLS: ");
+        message.push_str(&tls::describe(tls));
+        message.push(')');
     }
     ExecError::upstream(kind, message)
 }

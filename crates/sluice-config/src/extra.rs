@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::model::{
-    BackendHttpOptions, EndpointProxyOptions, FlatmapOp, PluginRef, RouterOptions,
+    BackendHttpOptions, ClientTls, EndpointProxyOptions, FlatmapOp, PluginRef, RouterOptions,
     SluiceServerOptions, StaticResponse, StaticStrategy,
 };
 use crate::read::{Obj, Reader, index_path, is_comment_key, kind, quote};
@@ -26,7 +26,7 @@ pub mod namespace {
     /// The backend's HTTP client plugin.
     /// Alias: `github.com/devopsfaith/krakend/transport/http/client/executor`.
     pub const PLUGIN_HTTP_CLIENT: &str = "plugin/http-client";
-    /// Backend client options (`send_body_on_redirect`).
+    /// Backend client options (`send_body_on_redirect`, `client_tls`).
     /// Alias: `github.com/devopsfaith/krakend/transport/http/client`.
     pub const BACKEND_HTTP_CLIENT: &str = "backend/http/client";
     /// Sluice's own server limits (`max_connections`, `max_buffered_body_bytes`); no alias.
@@ -395,14 +395,28 @@ pub(crate) fn backend_http(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> Bac
     }
 }
 
-/// `backend/http/client.send_body_on_redirect`.
-pub(crate) fn send_body_on_redirect(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> bool {
+/// `backend/http/client`: `send_body_on_redirect` and the backend's own `client_tls`.
+#[derive(Debug, Default)]
+pub(crate) struct BackendHttpClient {
+    pub(crate) send_body_on_redirect: bool,
+    pub(crate) client_tls: Option<ClientTls>,
+}
+
+/// `backend/http/client` options (`no_redirect` and `proxy_address` are refused: not
+/// implemented).
+pub(crate) fn backend_http_client(
+    r: &mut Reader<'_>,
+    block: Option<&Block<'_>>,
+) -> BackendHttpClient {
     match block.and_then(|b| r.as_object(b.value, b.path.clone())) {
         Some(o) => {
-            r.known_keys(&o, &["send_body_on_redirect"]);
-            r.bool(&o, "send_body_on_redirect")
+            r.known_keys(&o, &["send_body_on_redirect", "client_tls"]);
+            BackendHttpClient {
+                send_body_on_redirect: r.bool(&o, "send_body_on_redirect"),
+                client_tls: crate::tls::client_tls(r, &o, "client_tls"),
+            }
         }
-        None => false,
+        None => BackendHttpClient::default(),
     }
 }
 

@@ -25,6 +25,7 @@ mod model;
 mod params;
 mod parse;
 pub mod read;
+mod tls;
 
 pub use diagnostics::{Diagnostic, Diagnostics, Position};
 pub use duration::parse_duration;
@@ -37,3 +38,4 @@ pub use params::{
     url_placeholders,
 };
 pub use parse::{from_value, from_value_with, load, load_with, parse_str, parse_str_with};
+pub use tls::{TLS_CIPHER_SUITES, TLS_GROUPS, is_tls13_suite};

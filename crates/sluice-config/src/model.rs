@@ -39,6 +39,12 @@ pub struct Config {
     pub server: ServerOptions,
     /// Outgoing transport options for the default client.
     pub transport: TransportOptions,
+    /// `tls`: HTTPS on the listener; `None` when absent or `disabled`.
+    pub tls: Option<ServerTls>,
+    /// `client_tls` (and the legacy top-level `allow_insecure_connections`): how the default
+    /// client verifies and authenticates to https backends; `None` for the defaults (the
+    /// system's roots, TLS 1.2 and 1.3).
+    pub client_tls: Option<ClientTls>,
     /// `extra_config.router`.
     pub router: RouterOptions,
     /// `extra_config."sluice/server"`: Sluice's own resource limits.
@@ -257,6 +263,96 @@ pub struct TransportOptions {
     pub dialer_keep_alive: Duration,
 }
 
+/// A file named in a TLS block, with the JSON path that names it (for messages).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TlsFile {
+    /// The path as written: absolute, or relative to the working directory (as KrakenD).
+    pub path: PathBuf,
+    /// JSON path of the string that names it, e.g. `tls.keys[1].private_key`.
+    pub json_path: String,
+}
+
+/// A TLS protocol version Sluice can speak (rustls has TLS 1.2 and 1.3 only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TlsVersion {
+    /// `TLS12`.
+    Tls12,
+    /// `TLS13`, KrakenD's default for both ends of the range.
+    Tls13,
+}
+
+/// What is negotiated: versions, cipher suites and key-exchange groups.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TlsProtocol {
+    /// `min_version`, default `TLS13` (KrakenD's).
+    pub min_version: TlsVersion,
+    /// `max_version`, default `TLS13`.
+    pub max_version: TlsVersion,
+    /// `cipher_suites`: IANA ids, each one rustls implements, in order of preference; empty for
+    /// every suite. TLS 1.3 suites listed restrict TLS 1.3; none listed leaves all three on (Go
+    /// does not let TLS 1.3 suites be configured).
+    pub cipher_suites: Vec<u16>,
+    /// `curve_preferences`: IANA named-group ids (23 P-256, 24 P-384, 29 X25519), in order;
+    /// empty for the provider's groups (X25519, P-256, P-384).
+    pub curve_preferences: Vec<u16>,
+}
+
+/// `tls` of the service: the listener speaks HTTPS only (HTTP/1.1 and HTTP/2 by ALPN).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerTls {
+    /// JSON path of the block (`tls`).
+    pub json_path: String,
+    /// `public_key` and `private_key`, then each of `keys`: the certificate for a client's
+    /// server name (SNI) is the first that is valid for it; the first is the default.
+    pub keys: Vec<TlsKeyPair>,
+    /// Versions, suites, curves.
+    pub protocol: TlsProtocol,
+    /// `enable_mtls`: every client must present a certificate that verifies.
+    pub enable_mtls: bool,
+    /// `ca_certs`: the CAs client certificates are verified against (with `enable_mtls`).
+    pub ca_certs: Vec<TlsFile>,
+    /// `disable_system_ca_pool`: trust only `ca_certs` for client certificates.
+    pub disable_system_ca_pool: bool,
+    /// `prefer_server_cipher_suites`: the listener's order of suites wins over the client's.
+    pub prefer_server_cipher_suites: bool,
+}
+
+/// One certificate (chain) and its private key, both PEM files.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TlsKeyPair {
+    /// `public_key`: the certificate chain, leaf first.
+    pub public_key: TlsFile,
+    /// `private_key`: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+    pub private_key: TlsFile,
+}
+
+/// `client_tls`: how https backends are verified, and the certificate shown to them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientTls {
+    /// JSON path of the block.
+    pub json_path: String,
+    /// `allow_insecure_connections`: backend certificates are not verified at all.
+    pub allow_insecure_connections: bool,
+    /// `ca_certs`: CAs trusted beside (or, with `disable_system_ca_pool`, instead of) the
+    /// system's roots.
+    pub ca_certs: Vec<TlsFile>,
+    /// `disable_system_ca_pool`.
+    pub disable_system_ca_pool: bool,
+    /// `client_certs`: certificates offered to backends that ask for one (mTLS).
+    pub client_certs: Vec<TlsClientCert>,
+    /// Versions, suites, curves.
+    pub protocol: TlsProtocol,
+}
+
+/// One of `client_tls.client_certs`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TlsClientCert {
+    /// `certificate`: the chain, leaf first.
+    pub certificate: TlsFile,
+    /// `private_key`.
+    pub private_key: TlsFile,
+}
+
 /// `extra_config.router` (alias `github_com/luraproject/lura/router/gin`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouterOptions {
@@ -447,6 +543,9 @@ pub struct Backend {
     pub http: BackendHttpOptions,
     /// `extra_config."backend/http/client".send_body_on_redirect`.
     pub send_body_on_redirect: bool,
+    /// `extra_config."backend/http/client".client_tls`: the backend's own TLS settings (and so
+    /// its own connection pool), replacing the service's `client_tls` for this backend.
+    pub client_tls: Option<ClientTls>,
     /// `extra_config."plugin/http-client"`.
     pub plugin: Option<PluginRef>,
     /// The backend `extra_config`, aliases normalised.
@@ -520,6 +619,28 @@ impl Default for TransportOptions {
             dialer_timeout: Duration::from_secs(30),
             dialer_fallback_delay: Duration::from_millis(300),
             dialer_keep_alive: Duration::from_secs(30),
+        }
+    }
+}
+
+impl TlsVersion {
+    /// KrakenD's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsVersion::Tls12 => "TLS12",
+            TlsVersion::Tls13 => "TLS13",
+        }
+    }
+}
+
+impl Default for TlsProtocol {
+    /// KrakenD's: TLS 1.3 only, every suite, the default groups.
+    fn default() -> Self {
+        Self {
+            min_version: TlsVersion::Tls13,
+            max_version: TlsVersion::Tls13,
+            cipher_suites: Vec::new(),
+            curve_preferences: Vec::new(),
         }
     }
 }

@@ -169,6 +169,8 @@ fn service(r: &mut Reader<'_>, root: &Value, source: &Path) -> Option<Config> {
     let disable_rest = r.bool(&svc, "disable_rest");
     let server = server_options(r, &svc);
     let transport = transport_options(r, &svc);
+    let tls = crate::tls::server_tls(r, &svc);
+    let client_tls = crate::tls::service_client_tls(r, &svc);
     let extra = extra::read_extra(r, &svc, Level::Service);
     let router = extra::router_options(r, extra.block(Namespace::Router));
     let sluice_server = extra::sluice_server_options(r, extra.block(Namespace::SluiceServer));
@@ -198,6 +200,8 @@ fn service(r: &mut Reader<'_>, root: &Value, source: &Path) -> Option<Config> {
         disable_rest,
         server,
         transport,
+        tls,
+        client_tls,
         router,
         sluice_server,
         extra_config: extra.map,
@@ -282,20 +286,8 @@ fn plugin_folder(r: &mut Reader<'_>, svc: &Obj<'_>, source: &Path) -> Option<Plu
     Some(PluginFolder { folder, pattern })
 }
 
-/// Options Sluice reads but cannot honour yet: refusing them beats silently serving plain HTTP
-/// when TLS was asked for, or calling the wrong hosts.
+/// Options Sluice reads but cannot honour yet: refusing them beats silently doing without.
 fn unsupported_service_options(r: &mut Reader<'_>, svc: &Obj<'_>) {
-    if let Some(tls) = svc.get("tls")
-        && !tls
-            .get("disabled")
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false)
-    {
-        r.error(
-            svc.path_of("tls"),
-            "TLS on the listener is not supported yet: terminate TLS in front of Sluice, or set \"disabled\": true",
-        );
-    }
     if svc
         .get("async_agent")
         .is_some_and(|a| a.as_array().is_none_or(|a| !a.is_empty()))
@@ -309,12 +301,6 @@ fn unsupported_service_options(r: &mut Reader<'_>, svc: &Obj<'_>) {
     // `dns_cache_ttl` only applies to DNS SRV service discovery (`sd: dns`), which a backend
     // cannot use (it is refused there): checked for its type, nothing to apply it to.
     let _ = r.duration(svc, "dns_cache_ttl");
-    if svc.get("client_tls").is_some() {
-        r.error(
-            svc.path_of("client_tls"),
-            "custom backend TLS settings are not supported yet (https backends are verified against the Web PKI roots)",
-        );
-    }
 }
 
 fn server_options(r: &mut Reader<'_>, svc: &Obj<'_>) -> ServerOptions {
@@ -357,13 +343,6 @@ fn transport_options(r: &mut Reader<'_>, svc: &Obj<'_>) -> TransportOptions {
             svc.path_of("expect_continue_timeout"),
             "not supported: Sluice sends request bodies at once, without waiting for \
              100 Continue; remove it",
-        );
-    }
-    if r.bool(svc, "allow_insecure_connections") {
-        r.error(
-            svc.path_of("allow_insecure_connections"),
-            "turning off backend certificate verification is not supported: https backends \
-             are verified against the Web PKI roots",
         );
     }
     TransportOptions {
@@ -671,8 +650,7 @@ fn backend(
     let extra = extra::read_extra(r, &o, Level::Backend);
     let proxy = extra::backend_proxy(r, extra.block(Namespace::Proxy));
     let http = extra::backend_http(r, extra.block(Namespace::BackendHttp));
-    let send_body_on_redirect =
-        extra::send_body_on_redirect(r, extra.block(Namespace::BackendHttpClient));
+    let http_client = extra::backend_http_client(r, extra.block(Namespace::BackendHttpClient));
     let plugin = extra::plugin_ref(r, extra.block(Namespace::PluginHttpClient));
 
     Some(Backend {
@@ -693,7 +671,8 @@ fn backend(
         shadow: proxy.shadow,
         shadow_timeout: proxy.shadow_timeout,
         http,
-        send_body_on_redirect,
+        send_body_on_redirect: http_client.send_body_on_redirect,
+        client_tls: http_client.client_tls,
         plugin,
         extra_config: extra.map,
     })

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use sluice_config::{
     BackendHttpOptions, Config, Diagnostics, Encoding, FlatmapOp, LoadOptions, NamespaceClass,
     OutputEncoding, PluginFolder, Position, RouterOptions, ServerOptions, SluiceServerOptions,
-    StaticStrategy, TransportOptions, UnknownNamespace, from_value, from_value_with, load,
-    load_with, namespace, parse_str,
+    StaticStrategy, TlsProtocol, TlsVersion, TransportOptions, UnknownNamespace, from_value,
+    from_value_with, load, load_with, namespace, parse_str,
 };
 
 const FULL: &str = "tests/fixtures/full.json";
@@ -579,7 +579,6 @@ fn fields_sluice_does_not_apply_are_refused() {
     });
     value["max_idle_connections"] = json!(10);
     value["expect_continue_timeout"] = json!("1s");
-    value["allow_insecure_connections"] = json!(true);
     let errors = from_value(&value, Path::new("k.json"))
         .unwrap_err()
         .to_string();
@@ -591,7 +590,6 @@ fn fields_sluice_does_not_apply_are_refused() {
         r#"endpoints[0].backend[0].extra_config["backend/http/client"].no_redirect"#,
         "max_idle_connections",
         "expect_continue_timeout",
-        "allow_insecure_connections",
     ] {
         assert!(
             errors.contains(&format!("k.json: {path}: ")),
@@ -937,4 +935,175 @@ fn krakend_schema_shapes_and_their_meaning() {
         endpoint.proxy.flatmap_filter,
         [sluice_config::FlatmapOp::Move("a".into(), "b".into())]
     );
+}
+
+#[test]
+fn listener_tls_with_krakend_defaults() {
+    let mut value = minimal();
+    value["tls"] = json!({
+        "public_key": "/certs/a.pem",
+        "private_key": "/certs/a.key",
+        "keys": [{"public_key": "b.pem", "private_key": "b.key", "@comment": "second site"}]
+    });
+    let tls = parse(value.clone()).tls.unwrap();
+    assert_eq!(tls.json_path, "tls");
+    let paths: Vec<_> = tls
+        .keys
+        .iter()
+        .map(|k| {
+            (
+                k.public_key.path.to_str().unwrap(),
+                k.private_key.json_path.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ("/certs/a.pem", "tls.private_key"),
+            ("b.pem", "tls.keys[0].private_key")
+        ]
+    );
+    // KrakenD's defaults: TLS 1.3 only, every suite, the default groups, no mTLS.
+    assert_eq!(tls.protocol, TlsProtocol::default());
+    assert_eq!(tls.protocol.min_version, TlsVersion::Tls13);
+    assert!(!tls.enable_mtls);
+
+    value["tls"]["min_version"] = json!("TLS12");
+    value["tls"]["cipher_suites"] = json!([49199, 4865]);
+    value["tls"]["curve_preferences"] = json!([29, 23]);
+    value["tls"]["enable_mtls"] = json!(true);
+    value["tls"]["ca_certs"] = json!(["ca.pem"]);
+    value["tls"]["prefer_server_cipher_suites"] = json!(true);
+    let tls = parse(value.clone()).tls.unwrap();
+    assert_eq!(tls.protocol.min_version, TlsVersion::Tls12);
+    assert_eq!(tls.protocol.cipher_suites, [49199, 4865]);
+    assert_eq!(tls.protocol.curve_preferences, [29, 23]);
+    assert!(tls.enable_mtls && tls.prefer_server_cipher_suites);
+    assert_eq!(tls.ca_certs[0].json_path, "tls.ca_certs[0]");
+
+    // Disabled: plain HTTP, and nothing is required.
+    value["tls"] = json!({"disabled": true});
+    assert!(parse(value.clone()).tls.is_none());
+    value["tls"] = Value::Null;
+    assert!(parse(value).tls.is_none());
+}
+
+#[test]
+fn listener_tls_problems_are_refused_at_their_paths() {
+    let mut value = minimal();
+    value["tls"] = json!({
+        "public_key": "a.pem",
+        "keys": [{"private_key": "b.key", "password": "x"}],
+        "min_version": "TLS10",
+        "max_version": "tls13",
+        "cipher_suites": [4865, 47, 1234, 4865],
+        "curve_preferences": [25, 7],
+        "enable_mtls": true,
+        "disable_system_ca_pool": true,
+        "session_tickets": false
+    });
+    let errors = from_value(&value, Path::new("k.json"))
+        .unwrap_err()
+        .to_string();
+    for expected in [
+        "k.json: tls.session_tickets: field \"session_tickets\" is not supported",
+        "k.json: tls.private_key: missing: expected the path of a PEM file (it goes with \"public_key\")",
+        "k.json: tls.keys[0].password: field \"password\" is not supported",
+        "k.json: tls.keys[0].public_key: missing",
+        "k.json: tls.min_version: \"TLS10\" (TLS 1.0) is not supported by Sluice",
+        "k.json: tls.max_version: expected \"TLS12\" or \"TLS13\", found \"tls13\"",
+        "k.json: tls.cipher_suites[1]: cipher suite 47 (TLS_RSA_WITH_AES_128_CBC_SHA) is not supported by Sluice",
+        "k.json: tls.cipher_suites[2]: unknown cipher suite 1234: expected one of 4865 (TLS_AES_128_GCM_SHA256)",
+        "k.json: tls.cipher_suites[3]: cipher suite 4865 is listed twice",
+        "k.json: tls.curve_preferences[0]: curve 25 (P-521) is not supported by Sluice",
+        "k.json: tls.curve_preferences[1]: unknown curve 7",
+        "k.json: tls.ca_certs: enable_mtls with disable_system_ca_pool trusts only ca_certs",
+    ] {
+        assert!(errors.contains(expected), "{expected}\n{errors}");
+    }
+    // A `tls` block needs a certificate.
+    value["tls"] = json!({"min_version": "TLS12"});
+    let errors = from_value(&value, Path::new("k.json"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errors.starts_with("k.json: tls: missing: the certificate and its key"),
+        "{errors}"
+    );
+    // A range with no version in it.
+    value["tls"] = json!({"public_key": "a", "private_key": "b", "max_version": "TLS12"});
+    let errors = from_value(&value, Path::new("k.json"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        errors,
+        "k.json: tls.max_version: min_version TLS13 (the default) is above max_version TLS12: \
+         no version could be negotiated"
+    );
+    // TLS 1.2 allowed but no TLS 1.2 suite listed.
+    value["tls"] = json!({"public_key": "a", "private_key": "b", "min_version": "TLS12",
+        "cipher_suites": [4865, 4866, 4867]});
+    let errors = from_value(&value, Path::new("k.json"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errors.starts_with(
+            "k.json: tls.cipher_suites: min_version TLS12 allows TLS 1.2, but cipher_suites lists no TLS 1.2 suite"
+        ),
+        "{errors}"
+    );
+}
+
+#[test]
+fn client_tls_at_the_service_and_in_a_backend() {
+    let mut value = minimal();
+    value["client_tls"] = json!({
+        "ca_certs": ["ca.pem"],
+        "client_certs": [{"certificate": "c.pem", "private_key": "c.key"}],
+        "min_version": "TLS12",
+        "max_version": "TLS13"
+    });
+    value["endpoints"][0]["backend"][0]["extra_config"] = json!({
+        "backend/http/client": {"client_tls": {"allow_insecure_connections": true}}
+    });
+    let config = parse(value.clone());
+    let service = config.client_tls.unwrap();
+    assert_eq!(service.json_path, "client_tls");
+    assert_eq!(service.ca_certs[0].path, Path::new("ca.pem"));
+    assert_eq!(
+        service.client_certs[0].private_key.json_path,
+        "client_tls.client_certs[0].private_key"
+    );
+    assert_eq!(service.protocol.min_version, TlsVersion::Tls12);
+    let own = config.endpoints[0].backends[0].client_tls.clone().unwrap();
+    assert!(own.allow_insecure_connections);
+    assert_eq!(
+        own.json_path,
+        r#"endpoints[0].backend[0].extra_config["backend/http/client"].client_tls"#
+    );
+    // KrakenD's defaults once a client_tls is written: TLS 1.3 only.
+    assert_eq!(own.protocol, TlsProtocol::default());
+
+    // The legacy top-level switch makes (or joins) the service's client_tls, as lura does.
+    let mut legacy = minimal();
+    legacy["allow_insecure_connections"] = json!(true);
+    let tls = parse(legacy.clone()).client_tls.unwrap();
+    assert!(tls.allow_insecure_connections);
+    assert_eq!(tls.json_path, "allow_insecure_connections");
+    legacy["allow_insecure_connections"] = json!(false);
+    assert!(parse(legacy).client_tls.is_none());
+
+    value["client_tls"] = json!({"disable_system_ca_pool": true, "client_certs": [{"certificate": "c"}],
+        "verify": false});
+    let errors = from_value(&value, Path::new("k.json"))
+        .unwrap_err()
+        .to_string();
+    for expected in [
+        "k.json: client_tls.verify: field \"verify\" is not supported",
+        "k.json: client_tls.client_certs[0].private_key: missing",
+        "k.json: client_tls.disable_system_ca_pool: with the system's CAs disabled and no ca_certs",
+    ] {
+        assert!(errors.contains(expected), "{expected}\n{errors}");
+    }
 }

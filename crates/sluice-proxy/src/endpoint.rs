@@ -2,13 +2,14 @@
 //! data, apply static data and the endpoint flatmap (spec §2.6-2.8, §2.10); start the shadow
 //! backends beside them ([`crate::shadow`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use http::HeaderValue;
 use serde_json::{Map, Value};
-use sluice_config::{Config, Endpoint, OutputEncoding, StaticResponse};
+use sluice_config::{Backend, Config, Endpoint, OutputEncoding, StaticResponse};
 use sluice_plugin::{Instant, OutboundClient, PluginContext, Registry, SharedExecutor};
 use sluice_stage::{Components, SharedStage};
 use sluice_transform::flatmap::FlatmapFilter;
@@ -320,6 +321,37 @@ pub fn user_agent() -> HeaderValue {
     HeaderValue::from_static(concat!("Sluice Version ", env!("CARGO_PKG_VERSION")))
 }
 
+/// The clients backends call through: the gateway's default one, and a client of their own
+/// (built once, with its own connection pool) for backends that have their own settings
+/// (`backend/http/client.client_tls`). A backend's plugin makes its outbound calls through the
+/// backend's client, so with the same TLS settings.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    default: SharedExecutor,
+    /// By the backend's JSON path.
+    own: HashMap<String, SharedExecutor>,
+}
+
+impl Clients {
+    /// Every backend on `default`.
+    pub fn new(default: SharedExecutor) -> Self {
+        Self {
+            default,
+            own: HashMap::new(),
+        }
+    }
+
+    /// The backend at `json_path` calls through `client`.
+    pub fn insert(&mut self, json_path: impl Into<String>, client: SharedExecutor) {
+        self.own.insert(json_path.into(), client);
+    }
+
+    /// The client of `backend`.
+    pub fn for_backend(&self, backend: &Backend) -> &SharedExecutor {
+        self.own.get(&backend.json_path).unwrap_or(&self.default)
+    }
+}
+
 /// Builds every endpoint's pipeline, resolving each backend's executor: its client plugin
 /// from `registry`, or `default_client`. Every problem is reported, not just the first.
 pub fn build_pipelines(
@@ -327,18 +359,24 @@ pub fn build_pipelines(
     registry: &Registry,
     default_client: &SharedExecutor,
 ) -> Result<Vec<EndpointPipeline>, Vec<String>> {
-    build_pipelines_with(config, registry, default_client, &Components::new())
+    build_pipelines_with(
+        config,
+        registry,
+        &Clients::new(Arc::clone(default_client)),
+        &Components::new(),
+    )
 }
 
-/// [`build_pipelines`] with the gateway's components: each endpoint gets its stages, and each
-/// backend's executor is wrapped by the components that act on it.
+/// [`build_pipelines`] with a client per backend where [`Clients`] has one, and the gateway's
+/// components: each endpoint gets its stages, and each backend's executor is wrapped by the
+/// components that act on it.
 ///
 /// # Errors
 /// Every problem found, one line each (file, JSON path, what is wrong).
 pub fn build_pipelines_with(
     config: &Config,
     registry: &Registry,
-    default_client: &SharedExecutor,
+    clients: &Clients,
     components: &Components,
 ) -> Result<Vec<EndpointPipeline>, Vec<String>> {
     let mut pipelines = Vec::with_capacity(config.endpoints.len());
@@ -357,6 +395,7 @@ pub fn build_pipelines_with(
         let mut shadows = Vec::new();
         for backend in &endpoint.backends {
             let label = format!("{} -> {}", endpoint.label(), backend.url_pattern);
+            let default_client = clients.for_backend(backend);
             let executor = match &backend.plugin {
                 None => Arc::clone(default_client),
                 Some(plugin) => match registry.get(&plugin.name) {

@@ -21,8 +21,8 @@ mod shadow;
 
 pub use backend::Answer;
 pub use endpoint::{
-    DEFAULT_MAX_BODY_BYTES, EndpointPipeline, Outcome, build_pipelines, build_pipelines_with,
-    user_agent,
+    Clients, DEFAULT_MAX_BODY_BYTES, EndpointPipeline, Outcome, build_pipelines,
+    build_pipelines_with, user_agent,
 };
 pub use error::ProxyError;
 pub use hop::strip_hop_by_hop;

@@ -3,10 +3,13 @@
 
 mod builtin;
 mod client_ip;
+mod clients;
 mod conn;
 mod router;
 mod smuggling;
+mod tls;
 
+pub use clients::clients;
 pub use smuggling::guard_refuses;
 
 use std::convert::Infallible;
@@ -24,7 +27,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use sluice_config::Config;
-use sluice_plugin::{Body, Registry, SharedExecutor};
+use sluice_plugin::{Body, Registry};
 use sluice_proxy::respond::{self, RenderOptions};
 use sluice_proxy::{ProxyRequest, build_pipelines_with};
 use sluice_stage::{Components, RequestHead, ResponseContext, SharedStage};
@@ -51,7 +54,8 @@ const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Why the gateway could not start.
 #[derive(Debug)]
 pub enum StartError {
-    /// One or more endpoints could not be built (unknown plugin, rejected settings, routes).
+    /// The config could not be built into a gateway: a TLS certificate or key that does not
+    /// load, an unknown plugin, rejected settings, routes.
     Pipeline(Vec<String>),
     /// The listener could not be bound (the address it tried, and why).
     Bind(SocketAddr, std::io::Error),
@@ -221,6 +225,8 @@ pub struct Gateway {
     listen: SocketAddr,
     /// How connections are served (HTTP/1 limits, h2c).
     http: auto::Builder<TokioExecutor>,
+    /// How a TLS connection that agreed on `h2` by ALPN is served.
+    http2: auto::Builder<TokioExecutor>,
     /// `max_shutdown_wait_time`.
     shutdown_wait: Duration,
     /// Go's server: an `idle_timeout` of 0 means `read_timeout`.
@@ -251,6 +257,8 @@ pub struct Gateway {
     /// An access log line per request (target `sluice::access`), unless
     /// `router.disable_access_log`.
     access_log: bool,
+    /// The listener's TLS (`tls`), when on.
+    tls: Option<tls::Acceptor>,
 }
 
 /// `router.error_body["404"]` and `["405"]`, serialised once.
@@ -280,11 +288,6 @@ impl ErrorBodies {
     }
 }
 
-/// Builds the pipelines with the default client made from the config's transport options.
-pub fn default_client(config: &Config) -> SharedExecutor {
-    Arc::new(sluice_client::DefaultClient::new(&config.transport))
-}
-
 /// Builds every endpoint pipeline from `config` (plugins resolved through `registry`) and starts
 /// serving on `listener`, or on `listen_ip:port` from the config when `None`.
 pub async fn start(
@@ -292,7 +295,7 @@ pub async fn start(
     registry: Registry,
     listener: Option<tokio::net::TcpListener>,
 ) -> Result<RunningGateway, StartError> {
-    let gateway = Gateway::build(&config, &registry, &default_client(&config))?;
+    let gateway = Gateway::build(&config, &registry)?;
     serve(gateway, listener).await
 }
 
@@ -335,7 +338,7 @@ async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
 
 /// Builds the routing table and pipelines; `check` uses this without binding anything.
 pub fn validate(config: &Config, registry: &Registry) -> Result<(), Vec<String>> {
-    Gateway::build(config, registry, &default_client(config))
+    Gateway::build(config, registry)
         .map(|_| ())
         .map_err(|e| match e {
             StartError::Pipeline(errors) => errors,
@@ -344,17 +347,14 @@ pub fn validate(config: &Config, registry: &Registry) -> Result<(), Vec<String>>
 }
 
 impl Gateway {
-    /// Builds the routes, every endpoint pipeline (plugins resolved through `registry`, backend
-    /// calls through `client`) and the listener's settings from `config`. Nothing is bound.
+    /// Builds what `config` describes: the listener's settings and TLS, the backend clients,
+    /// the routes and every endpoint pipeline (plugins resolved through `registry`). Nothing is
+    /// bound.
     ///
     /// # Errors
     /// [`StartError::Pipeline`] with every problem found.
-    pub fn build(
-        config: &Config,
-        registry: &Registry,
-        client: &SharedExecutor,
-    ) -> Result<Gateway, StartError> {
-        Self::build_with(config, registry, client, &Components::new())
+    pub fn build(config: &Config, registry: &Registry) -> Result<Gateway, StartError> {
+        Self::build_with(config, registry, &Components::new())
     }
 
     /// [`Gateway::build`] with the gateway's components (JWT, CORS, rate limits...): the
@@ -365,22 +365,28 @@ impl Gateway {
     pub fn build_with(
         config: &Config,
         registry: &Registry,
-        client: &SharedExecutor,
         components: &Components,
     ) -> Result<Gateway, StartError> {
-        // Every problem at once: the service's stages', then the endpoints'.
-        let (service_stages, pipelines) = match (
-            components.service_stages(config),
-            build_pipelines_with(config, registry, client, components),
-        ) {
-            (Ok(stages), Ok(pipelines)) => (stages, pipelines),
-            (stages, pipelines) => {
-                let mut errors: Vec<String> = stages
-                    .err()
-                    .unwrap_or_default()
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
+        // Every problem at once: TLS, clients, the service's stages, the endpoints.
+        let tls = tls::Acceptor::from_config(config);
+        let clients = clients(config);
+        let service_stages = components.service_stages(config);
+        let pipelines = clients
+            .as_ref()
+            .map_err(|_| Vec::new())
+            .and_then(|clients| build_pipelines_with(config, registry, clients, components));
+        let (tls, service_stages, pipelines) = match (tls, clients, service_stages, pipelines) {
+            (Ok(tls), Ok(_), Ok(stages), Ok(pipelines)) => (tls, stages, pipelines),
+            (tls, clients, stages, pipelines) => {
+                let mut errors = tls.err().unwrap_or_default();
+                errors.extend(clients.err().unwrap_or_default());
+                errors.extend(
+                    stages
+                        .err()
+                        .unwrap_or_default()
+                        .iter()
+                        .map(ToString::to_string),
+                );
                 errors.extend(pipelines.err().unwrap_or_default());
                 return Err(StartError::Pipeline(errors));
             }
@@ -404,13 +410,20 @@ impl Gateway {
         let idle_timeout = non_zero(server.idle_timeout).or(non_zero(server.read_timeout));
         // hyper's buffer cannot be smaller than 8 KiB.
         let max_head = server.max_header_bytes.max(8192);
+        let http = http_builder(config, idle_timeout, max_head);
         Ok(Gateway {
             digest: config.digest.clone(),
             listen: SocketAddr::new(
                 config.listen_ip.unwrap_or(IpAddr::from([0, 0, 0, 0])),
                 config.port,
             ),
-            http: http_builder(config, idle_timeout, max_head),
+            http: if config.server.use_h2c {
+                http.clone()
+            } else {
+                http.clone().http1_only()
+            },
+            http2: http.http2_only(),
+            tls,
             shutdown_wait: server.max_shutdown_wait_time,
             idle_timeout,
             max_head,
@@ -461,8 +474,8 @@ impl Gateway {
     }
 }
 
-/// How connections are served: HTTP/1 head limits and timers, and HTTP/2 over cleartext when
-/// `use_h2c` is set.
+/// How connections are served: HTTP/1 head limits and timers, HTTP/2 head limits (the caller
+/// narrows it to HTTP/1 without `use_h2c`, or to HTTP/2 for TLS connections that chose it).
 fn http_builder(
     config: &Config,
     idle_timeout: Option<Duration>,
@@ -478,11 +491,11 @@ fn http_builder(
         let header = non_zero(config.server.read_header_timeout).unwrap_or(DEFAULT_HEADER_TIMEOUT);
         http1.header_read_timeout(header + idle_timeout.unwrap_or_default());
     }
-    if config.server.use_h2c {
-        builder
-    } else {
-        builder.http1_only()
-    }
+    // `max_header_bytes` bounds HTTP/2 heads too, as in Go's server.
+    builder
+        .http2()
+        .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX));
+    builder
 }
 
 fn non_zero(d: Duration) -> Option<Duration> {
@@ -559,15 +572,21 @@ async fn accept_loop(
                 Ok::<_, Infallible>(finish(&gateway, response, tracked))
             }
         });
-        let guarded = smuggling::Guarded::new(stream, settings.max_head);
-        let io = conn::Timed::new(guarded, state, settings.idle_timeout);
-        let connection = settings
-            .http
-            .serve_connection(TokioIo::new(io), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            // The TLS handshake (when on) runs here, by its deadline, holding the slot.
+            let Some((stream, h2)) = tls::wrap(settings.tls.as_ref(), stream, peer).await else {
+                return drop(slot);
+            };
+            // With TLS, HTTP/2 is agreed by ALPN before the first byte: such a connection is
+            // served as HTTP/2 only, any other as without TLS.
+            let builder = if h2 { &settings.http2 } else { &settings.http };
+            // After TLS the guard reads the decrypted bytes; an HTTP/2 connection starts with
+            // its preface, which turns the guard off.
+            let guarded = smuggling::Guarded::new(stream, settings.max_head);
+            let io = conn::Timed::new(guarded, state, settings.idle_timeout);
+            let connection = builder.serve_connection(TokioIo::new(io), service);
+            if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(error = %e, peer = %peer, "connection ended with an error");
             }
             drop(slot);

@@ -173,12 +173,12 @@ pub(crate) fn run(source: crate::reload::Source, watch: bool) -> ExitCode {
         Err(code) => return code,
     };
     runtime.block_on(async move {
-        let built = sluice_server::Gateway::build_with(
-            &config,
-            &registry,
-            &sluice_server::default_client(&config),
-            &components(),
-        );
+        let watch = if watch {
+            crate::reload::Watch::start(&source)
+        } else {
+            None
+        };
+        let built = sluice_server::Gateway::build_with(&config, &registry, &components());
         let served = match built {
             Ok(gateway) => sluice_server::serve(gateway, None).await,
             Err(e) => Err(e),
@@ -296,12 +296,7 @@ pub(crate) fn check(path: &Path, options: &LoadOptions, print_config: bool) -> E
             (Registry::new(), Vec::new())
         }
     };
-    let built = sluice_server::Gateway::build_with(
-        &config,
-        &registry,
-        &sluice_server::default_client(&config),
-        &components(),
-    );
+    let built = sluice_server::Gateway::build_with(&config, &registry, &components());
     if let Err(sluice_server::StartError::Pipeline(errors)) = built {
         // A backend naming a plugin whose file failed to load is that file's one error, not
         // a second "no client plugin is named" one.

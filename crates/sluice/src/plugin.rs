@@ -226,12 +226,20 @@ pub(crate) fn test(files: &[PathBuf], config: Option<&Path>, url: Option<&str>) 
             return ExitCode::FAILURE;
         }
     };
-    let client: SharedExecutor = Arc::new(sluice_client::DefaultClient::new(
+    let client: SharedExecutor = match sluice_client::DefaultClient::new(
         &config
             .as_ref()
             .map(|c| c.transport.clone())
             .unwrap_or_default(),
-    ));
+        config.as_ref().and_then(|c| c.client_tls.as_ref()),
+    ) {
+        Ok(client) => Arc::new(client),
+        Err(e) => {
+            let file = config.as_ref().map(|c| c.source.display().to_string());
+            eprintln!("{}: {e}", file.unwrap_or_default());
+            return ExitCode::FAILURE;
+        }
+    };
     let mut failed = 0;
     for file in files {
         let _guard = runtime.enter();

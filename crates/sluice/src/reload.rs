@@ -46,8 +46,11 @@ impl Source {
     pub(crate) fn build(&self) -> Result<(Gateway, Config), Vec<String>> {
         let config = self.config()?;
         let registry = crate::commands::registry(&config)?;
-        let gateway = Gateway::build(&config, &registry, &sluice_server::default_client(&config))
-            .map_err(|e| vec![e.to_string()])?;
+        let gateway = Gateway::build_with(&config, &registry, &crate::commands::components())
+            .map_err(|e| match e {
+                sluice_server::StartError::Pipeline(errors) => errors,
+                other => vec![other.to_string()],
+            })?;
         Ok((gateway, config))
     }
 }
@@ -99,22 +102,35 @@ pub(crate) async fn reload(source: &Source, server: &RunningGateway, counts: &Co
     }
 }
 
-/// Serves until SIGINT or SIGTERM, reloading on SIGHUP and, with `watch`, when a watched file
-/// changes.
-pub(crate) async fn serve(source: Source, server: RunningGateway, watch: bool) {
-    let counts = Counts::default();
-    // The watcher stops when dropped: it lives as long as this loop.
-    let (_watcher, mut changes) = if watch {
-        match watch_files(&source) {
-            Ok((watcher, changes)) => (Some(watcher), Some(changes)),
+/// `run --watch`: the watched folders' changes, from before the gateway listens (so a change
+/// made once it answers is never missed). The watcher stops when this is dropped.
+#[derive(Debug)]
+pub(crate) struct Watch {
+    _watcher: notify::RecommendedWatcher,
+    changes: mpsc::Receiver<()>,
+}
+
+impl Watch {
+    /// Starts watching `source`'s folders; on failure, logs why (SIGHUP still reloads).
+    pub(crate) fn start(source: &Source) -> Option<Watch> {
+        match watch_files(source) {
+            Ok((watcher, changes)) => Some(Watch {
+                _watcher: watcher,
+                changes,
+            }),
             Err(e) => {
                 tracing::error!("--watch: {e}; reloading on SIGHUP only");
-                (None, None)
+                None
             }
         }
-    } else {
-        (None, None)
-    };
+    }
+}
+
+/// Serves until SIGINT or SIGTERM, reloading on SIGHUP and, with `watch`, when a watched file
+/// changes.
+pub(crate) async fn serve(source: Source, server: RunningGateway, watch: Option<Watch>) {
+    let counts = Counts::default();
+    let mut changes = watch;
     let mut hangups = hangups();
     let shutdown = crate::commands::shutdown_signal();
     tokio::pin!(shutdown);
@@ -125,7 +141,7 @@ pub(crate) async fn serve(source: Source, server: RunningGateway, watch: bool) {
                 tracing::info!("SIGHUP: reloading");
                 reload(&source, &server, &counts).await;
             }
-            Some(()) = async { match changes.as_mut() { Some(c) => quiet_change(c).await, None => std::future::pending().await } } => {
+            Some(()) = async { match changes.as_mut() { Some(w) => quiet_change(&mut w.changes).await, None => std::future::pending().await } } => {
                 tracing::info!("a watched file changed: reloading");
                 reload(&source, &server, &counts).await;
             }

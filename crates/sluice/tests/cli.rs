@@ -95,6 +95,37 @@ fn check_lists_every_problem_and_exits_1() {
     );
 }
 
+/// A TLS certificate or key that does not load is found by `check`, with the JSON path that
+/// names it and the file, as `run` would refuse it.
+#[test]
+fn check_names_tls_files_that_do_not_load() {
+    let path = write_config(
+        "tls",
+        r#"{"version": 3,
+            "tls": {"public_key": "/nonexistent/sluice/cert.pem", "private_key": "/nonexistent/sluice/key.pem"},
+            "client_tls": {"ca_certs": ["/nonexistent/sluice/ca.pem"], "min_version": "TLS12"},
+            "endpoints": [{"endpoint": "/a", "backend": [{"host": ["https://x:8443"], "url_pattern": "/a"}]}]}"#,
+    );
+    for command in ["check", "run"] {
+        let out = Command::new(BIN)
+            .args([command, "-c"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for expected in [
+            "tls.public_key: cannot read the certificate file \"/nonexistent/sluice/cert.pem\"",
+            "client_tls.ca_certs[0]: cannot read the certificate file \"/nonexistent/sluice/ca.pem\"",
+        ] {
+            assert!(
+                stderr.contains(&format!("{}: {expected}", path.display())),
+                "{command}: {expected}\n{stderr}"
+            );
+        }
+    }
+}
+
 #[test]
 fn run_refuses_a_config_with_errors() {
     let path = write_config("refuse", r#"{"version": 2, "endpoints": []}"#);

@@ -39,12 +39,8 @@ impl Gateway {
         registry: &Registry,
     ) -> Result<sluice_server::Reloaded, StartFailure> {
         let config = parse_config(config).map_err(|d| StartFailure::Config(format!("{d}")))?;
-        let gateway = sluice_server::Gateway::build(
-            &config,
-            registry,
-            &sluice_server::default_client(&config),
-        )
-        .map_err(StartFailure::Start)?;
+        let gateway =
+            sluice_server::Gateway::build(&config, registry).map_err(StartFailure::Start)?;
         self.running
             .reload(gateway)
             .await
@@ -133,13 +129,8 @@ pub async fn try_start_gateway_with_components(
     };
     let config = sluice_config::parse_str_with(&text, Path::new("test.json"), &options)
         .map_err(|d| StartFailure::Config(format!("{d}")))?;
-    let gateway = sluice_server::Gateway::build_with(
-        &config,
-        &registry,
-        &sluice_server::default_client(&config),
-        components,
-    )
-    .map_err(StartFailure::Start)?;
+    let gateway = sluice_server::Gateway::build_with(&config, &registry, components)
+        .map_err(StartFailure::Start)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind the gateway listener");

@@ -19,6 +19,7 @@ pub mod mocks;
 pub mod plugins;
 pub mod query;
 pub mod raw;
+pub mod tls;
 
 pub use assertions::*;
 pub use backend::{Backend, RawBackend, RawBehaviour, Received, Reply};
