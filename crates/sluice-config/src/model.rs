@@ -200,6 +200,9 @@ pub struct PluginFolder {
     pub folder: PathBuf,
     /// A file is a candidate when its name contains this substring.
     pub pattern: String,
+    /// `sha256`: integrity pins, plugin name -> the SHA-256 of its file (64 lower-case hex
+    /// digits). A pinned plugin whose file differs or is missing stops start-up.
+    pub sha256: std::collections::BTreeMap<String, String>,
 }
 
 /// HTTP server options of the service.

@@ -258,8 +258,32 @@ fn hosts(r: &mut Reader<'_>, parent: &Obj<'_>, sanitize: Option<&str>) -> Option
 
 fn plugin_folder(r: &mut Reader<'_>, svc: &Obj<'_>, source: &Path) -> Option<PluginFolder> {
     let plugin = r.object(svc, "plugin")?;
+    r.known_keys(&plugin, &["folder", "pattern", "sha256"]);
     let folder = r.string(&plugin, "folder");
     let pattern = r.string(&plugin, "pattern").unwrap_or_default();
+    let mut sha256 = std::collections::BTreeMap::new();
+    if let Some(pins) = r.object(&plugin, "sha256") {
+        for (name, pin) in pins.map {
+            let path = pins.path_of(name);
+            match pin.as_str() {
+                Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    sha256.insert(name.clone(), hex.to_ascii_lowercase());
+                }
+                _ => {
+                    let found = match pin.as_str() {
+                        Some(text) => format!("{text:?} ({} characters)", text.chars().count()),
+                        None => crate::read::kind(pin).to_owned(),
+                    };
+                    r.error(
+                        path,
+                        format!(
+                            "expected the SHA-256 of the plugin's file, 64 hex digits (as `sluice plugin hash FILE` prints it), found {found}"
+                        ),
+                    );
+                }
+            }
+        }
+    }
     let folder = match folder {
         Some(folder) if !folder.is_empty() => PathBuf::from(folder),
         Some(_) => {
@@ -283,7 +307,11 @@ fn plugin_folder(r: &mut Reader<'_>, svc: &Obj<'_>, source: &Path) -> Option<Plu
         Some(dir) if folder.is_relative() => dir.join(folder),
         _ => folder,
     };
-    Some(PluginFolder { folder, pattern })
+    Some(PluginFolder {
+        folder,
+        pattern,
+        sha256,
+    })
 }
 
 /// Options Sluice reads but cannot honour yet: refusing them beats silently doing without.

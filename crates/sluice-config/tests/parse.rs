@@ -64,6 +64,7 @@ fn full_config_service() {
         Some(PluginFolder {
             folder: PathBuf::from("tests/fixtures/./plugins"),
             pattern: ".wasm".to_owned(),
+            sha256: Default::default(),
         })
     );
     assert!(config.debug_endpoint && config.echo_endpoint && !config.disable_rest);

@@ -432,16 +432,38 @@ impl WasmHost {
                 );
             }
         }
+        let mut pinned_seen = Vec::new();
         for file in files {
+            let pin = plugin_name(&file).and_then(|name| folder.sha256.get_key_value(&name));
+            if let Some((name, expected)) = pin {
+                pinned_seen.push(name.clone());
+                if let Err(e) = check_pin(&file, name, expected) {
+                    errors.push(e);
+                    continue;
+                }
+            }
             match self.load_file(&file) {
                 Ok((name, plugin)) => plugins.push((name, plugin)),
                 Err(e) => errors.push(e),
             }
         }
+        // A pin with no file is a plugin that is not there: as fatal as one that differs.
+        for name in folder.sha256.keys().filter(|n| !pinned_seen.contains(n)) {
+            errors.push(LoadError::new(
+                &folder.folder,
+                format!(
+                    "plugin.sha256 pins {name:?}, but no file named {name}{} is in the plugin folder",
+                    folder.pattern
+                ),
+            ));
+        }
         (plugins, errors)
     }
 
     /// Loads one component file, registered under its file stem.
+    ///
+    /// Pins (`plugin.sha256`) are checked by [`WasmHost::load_folder`], before a pinned file is
+    /// compiled.
     pub fn load_file(&self, file: &Path) -> Result<(String, Arc<dyn ClientPlugin>), LoadError> {
         let name = plugin_name(file)
             .ok_or_else(|| LoadError::new(file, "the file name is not valid UTF-8"))?;
@@ -708,5 +730,32 @@ mod tests {
                 .contains("core")
         );
         assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
+    }
+}
+
+/// The SHA-256 of a plugin file, as `plugin.sha256` pins it (64 lower-case hex digits).
+///
+/// # Errors
+/// When the file cannot be read.
+pub fn file_sha256(file: &Path) -> std::io::Result<String> {
+    use sha2::Digest as _;
+    let bytes = std::fs::read(file)?;
+    Ok(hex::encode(sha2::Sha256::digest(&bytes)))
+}
+
+fn check_pin(file: &Path, name: &str, expected: &str) -> Result<(), LoadError> {
+    let actual =
+        file_sha256(file).map_err(|e| LoadError::new(file, format!("cannot read: {e}")))?;
+    if actual == expected {
+        Ok(())
+    } else {
+        Err(LoadError::new(
+            file,
+            format!(
+                "plugin.sha256[{name:?}] pins {expected}, but the file's SHA-256 is {actual}: \
+                 the plugin changed since it was pinned (run `sluice plugin hash` on the file \
+                 you trust)"
+            ),
+        ))
     }
 }

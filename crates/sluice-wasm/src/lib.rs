@@ -45,7 +45,7 @@ use std::sync::Arc;
 use sluice_plugin::ClientPlugin;
 
 pub use cache::CacheStats;
-pub use engine::{WasmHost, WasmHostOptions};
+pub use engine::{WasmHost, WasmHostOptions, file_sha256};
 pub use limits::Limits;
 pub use stats::{PluginStats, StatsSnapshot};
 

@@ -499,6 +499,7 @@ async fn load_folder_uses_the_cache_and_rejects_non_components() {
     let spec = PluginFolder {
         folder: folder.clone(),
         pattern: ".wasm".into(),
+        sha256: Default::default(),
     };
 
     let first = WasmHost::new(options(&cache)).expect("host");
@@ -550,6 +551,7 @@ async fn load_folder_uses_the_cache_and_rejects_non_components() {
     let (plugins, errors) = second.load_folder(&PluginFolder {
         folder: root.join("nope"),
         pattern: String::new(),
+        sha256: Default::default(),
     });
     assert!(plugins.is_empty() && errors.len() == 1, "{errors:?}");
 }

@@ -77,12 +77,17 @@ fn plugins(config: &Config) -> Result<Plugins, Vec<String>> {
         let (plugins, load_errors) = host.load_folder(folder);
         let file = config.source.display();
         for e in &load_errors {
-            errors.push(format!(
-                "{file}: plugin.folder: {e} (every file in {} whose name contains {:?} is \
-                 loaded: move this one out, or narrow plugin.pattern)",
-                folder.folder.display(),
-                folder.pattern
-            ));
+            // A pin that fails is about plugin.sha256, not about which files are loaded.
+            if e.to_string().contains("plugin.sha256") {
+                errors.push(format!("{file}: {e}"));
+            } else {
+                errors.push(format!(
+                    "{file}: plugin.folder: {e} (every file in {} whose name contains {:?} is \
+                     loaded: move this one out, or narrow plugin.pattern)",
+                    folder.folder.display(),
+                    folder.pattern
+                ));
+            }
             if let Some(stem) = e.file.file_stem().and_then(|s| s.to_str()) {
                 failed.push(stem.to_owned());
             }

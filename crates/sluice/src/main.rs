@@ -126,6 +126,12 @@ enum PluginCommand {
     /// Load components, say which world each targets, run init with the config's settings,
     /// and optionally send a sample request.
     Test(TestArgs),
+    /// Print the integrity pins of component files, ready for `plugin.sha256` in the config.
+    Hash {
+        /// The component files (each pinned under its file stem, the plugin's name).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -168,6 +174,7 @@ fn main() -> ExitCode {
                     plugin::new(&name, dir.as_deref(), hooks)
                 }
                 PluginCommand::Build { dir, debug } => plugin::build(&dir, !debug),
+                PluginCommand::Hash { files } => plugin::hash(&files),
                 PluginCommand::Test(args) => {
                     plugin::test(&args.files, args.config.as_deref(), args.url.as_deref())
                 }

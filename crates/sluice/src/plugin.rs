@@ -444,6 +444,38 @@ fn build_for_url(
         })
 }
 
+/// `sluice plugin hash FILE...`: the `plugin.sha256` object for these files, on stdout.
+pub(crate) fn hash(files: &[PathBuf]) -> ExitCode {
+    let mut pins = serde_json::Map::new();
+    let mut failed = false;
+    for file in files {
+        let name = file.file_stem().and_then(|s| s.to_str());
+        match (name, sluice_wasm::file_sha256(file)) {
+            (Some(name), Ok(hash)) => {
+                pins.insert(name.to_owned(), serde_json::Value::String(hash));
+            }
+            (None, _) => {
+                eprintln!("{}: the file name is not valid UTF-8", file.display());
+                failed = true;
+            }
+            (_, Err(e)) => {
+                eprintln!("{}: cannot read: {e}", file.display());
+                failed = true;
+            }
+        }
+    }
+    let object = serde_json::Value::Object(pins);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({"sha256": object})).unwrap_or_default()
+    );
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -761,3 +761,71 @@ fn plugin_build_suggests_the_target_only_when_rustup_lacks_it() {
         "{out}"
     );
 }
+
+/// Integrity pins: `plugin hash` prints `plugin.sha256`; a pinned file that matches loads, one
+/// that differs or is missing stops `check` (and `run`) with the file and the pin named.
+#[test]
+fn pinned_plugins_load_only_as_pinned() {
+    let dir = tempdir("pins");
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(
+        dist().join("static-answer.wasm"),
+        plugins.join("static-answer.wasm"),
+    )
+    .unwrap();
+
+    let out = run(sluice(&["plugin", "hash"]).arg(plugins.join("static-answer.wasm")));
+    assert_eq!(out.code, Some(0), "{out}");
+    let printed: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let pin = printed["sha256"]["static-answer"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(pin.len(), 64, "{out}");
+
+    let config = |pins: serde_json::Value| {
+        let path = dir.join("krakend.json");
+        let text = serde_json::json!({
+            "version": 3,
+            "plugin": {"folder": "plugins", "pattern": ".wasm", "sha256": pins},
+            "endpoints": [{"endpoint": "/a", "backend": [{
+                "host": ["http://127.0.0.1:10"], "url_pattern": "/a",
+                "extra_config": {"plugin/http-client": {"name": "static-answer"}}}]}]
+        });
+        std::fs::write(&path, text.to_string()).unwrap();
+        path
+    };
+    let check = |path: PathBuf| run(sluice(&["check", "-c"]).arg(path));
+
+    let out = check(config(serde_json::json!({"static-answer": pin})));
+    assert_eq!(out.code, Some(0), "{out}");
+
+    // One digit off: the file is not the one pinned.
+    let mut other = pin.clone();
+    let flipped = if other.starts_with('0') { "1" } else { "0" };
+    other.replace_range(0..1, flipped);
+    let out = check(config(serde_json::json!({"static-answer": other})));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains("static-answer.wasm")
+            && out.stderr.contains(&format!("pins {other}"))
+            && out.stderr.contains(&pin),
+        "{out}"
+    );
+
+    // A pinned plugin with no file; a pin that is not a SHA-256 (a config error, found first).
+    let out = check(config(
+        serde_json::json!({"static-answer": pin, "ghost": pin}),
+    ));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("no file named ghost.wasm"), "{out}");
+    let out = check(config(
+        serde_json::json!({"static-answer": pin, "short": "abc"}),
+    ));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains("plugin.sha256.short") && out.stderr.contains("\"abc\""),
+        "{out}"
+    );
+}

@@ -107,6 +107,7 @@ pub fn registry() -> Registry {
             let folder = PluginFolder {
                 folder: dist().to_path_buf(),
                 pattern: ".wasm".to_owned(),
+                sha256: Default::default(),
             };
             let (plugins, errors) = wasm_host().load_folder(&folder);
             assert!(

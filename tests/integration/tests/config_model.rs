@@ -119,6 +119,7 @@ const FIELDS: &[(&str, &str)] = &[
     ("EnvOverride.variable", "crates/sluice/src/commands.rs"),
     ("PluginFolder.folder", "crates/sluice-wasm/src/engine.rs"),
     ("PluginFolder.pattern", "crates/sluice-wasm/src/engine.rs"),
+    ("PluginFolder.sha256", "crates/sluice-wasm/src/engine.rs"),
     (
         "ServerOptions.read_timeout",
         "crates/sluice-server/src/lib.rs",
