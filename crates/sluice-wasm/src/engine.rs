@@ -709,30 +709,6 @@ where
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_and_headers() {
-        assert_eq!(
-            plugin_name(Path::new("/p/hmac-signer.wasm")).as_deref(),
-            Some("hmac-signer")
-        );
-        assert_eq!(
-            plugin_name(Path::new("a.wasm.bak")).as_deref(),
-            Some("a.wasm")
-        );
-        assert!(check_header(b"hello world").is_err());
-        assert!(
-            check_header(b"\0asm\x01\0\0\0")
-                .expect_err("core")
-                .contains("core")
-        );
-        assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
-    }
-}
-
 /// The SHA-256 of a plugin file, as `plugin.sha256` pins it (64 lower-case hex digits).
 ///
 /// # Errors
@@ -757,5 +733,29 @@ fn check_pin(file: &Path, name: &str, expected: &str) -> Result<(), LoadError> {
                  you trust)"
             ),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_headers() {
+        assert_eq!(
+            plugin_name(Path::new("/p/hmac-signer.wasm")).as_deref(),
+            Some("hmac-signer")
+        );
+        assert_eq!(
+            plugin_name(Path::new("a.wasm.bak")).as_deref(),
+            Some("a.wasm")
+        );
+        assert!(check_header(b"hello world").is_err());
+        assert!(
+            check_header(b"\0asm\x01\0\0\0")
+                .expect_err("core")
+                .contains("core")
+        );
+        assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
     }
 }
