@@ -829,3 +829,75 @@ fn pinned_plugins_load_only_as_pinned() {
         "{out}"
     );
 }
+
+/// `GET path` on `127.0.0.1:port`: the body, if it answered 200.
+fn get_ok(port: u16, path: &str) -> Option<String> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+}
+
+/// A plugin's new file takes effect on a reload, without a restart: the gateway rebuilds the
+/// registry from the plugin folder (compiling the new component off the request path).
+#[test]
+fn a_changed_plugin_file_is_swapped_in_by_a_reload() {
+    let dir = tempdir("swap");
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(dist().join("static-answer.wasm"), plugins.join("p.wasm")).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.join("krakend.json");
+    let text = serde_json::json!({
+        "version": 3, "port": port, "listen_ip": "127.0.0.1", "debug_endpoint": true,
+        "plugin": {"folder": "plugins", "pattern": ".wasm"},
+        "endpoints": [{"endpoint": "/a", "backend": [{
+            "host": [format!("http://127.0.0.1:{port}")], "url_pattern": "/__debug/a",
+            "extra_config": {"plugin/http-client": {"name": "p", "p": {"body": {"v": 1}}}}}]}]
+    });
+    std::fs::write(&config, text.to_string()).unwrap();
+    let mut child = sluice(&["run", "-c"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let answer = |child: &mut std::process::Child, want: &str| {
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_secs(30) {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("sluice exited: {status}");
+            }
+            if get_ok(port, "/a").is_some_and(|b| b == want) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("/a never answered {want}");
+    };
+    answer(&mut child, r#"{"v":1}"#);
+
+    // The same name, another component: a pass-through to the backend (the debug endpoint).
+    std::fs::copy(dist().join("wasi-passthrough.wasm"), plugins.join("p.wasm")).unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    answer(&mut child, r#"{"message":"pong"}"#);
+    let _ = child.kill();
+    let _ = child.wait();
+}
