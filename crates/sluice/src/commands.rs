@@ -178,6 +178,8 @@ pub(crate) fn run(source: crate::reload::Source, watch: bool) -> ExitCode {
         Err(code) => return code,
     };
     runtime.block_on(async move {
+        // Before the listener opens: a stop signal from then on drains the gateway.
+        let signals = crate::reload::Signals::register();
         let watch = if watch {
             crate::reload::Watch::start(&source)
         } else {
@@ -195,7 +197,7 @@ pub(crate) fn run(source: crate::reload::Source, watch: bool) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        crate::reload::serve(source, gateway, watch).await;
+        crate::reload::serve(source, gateway, watch, signals).await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
@@ -258,28 +260,6 @@ fn log_start_up(config: &Config, registry: &Registry) {
             tracing::info!(plugin = name, kind = %plugin.kind(), file = %plugin.origin(), "plugin loaded");
         }
     }
-}
-
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
-    tracing::info!("shutting down: draining in-flight requests");
 }
 
 pub(crate) fn check(path: &Path, options: &LoadOptions, print_config: bool) -> ExitCode {

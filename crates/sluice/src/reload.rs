@@ -128,15 +128,22 @@ impl Watch {
 
 /// Serves until SIGINT or SIGTERM, reloading on SIGHUP and, with `watch`, when a watched file
 /// changes.
-pub(crate) async fn serve(source: Source, server: RunningGateway, watch: Option<Watch>) {
+pub(crate) async fn serve(
+    source: Source,
+    server: RunningGateway,
+    watch: Option<Watch>,
+    signals: Signals,
+) {
     let counts = Counts::default();
     let mut changes = watch;
-    let mut hangups = hangups();
-    let shutdown = crate::commands::shutdown_signal();
-    tokio::pin!(shutdown);
+    let Signals {
+        mut hangups,
+        shutdown,
+    } = signals;
+    let mut shutdown = shutdown;
     loop {
         tokio::select! {
-            () = &mut shutdown => break,
+            _ = shutdown.recv() => break,
             Some(()) = hangups.recv() => {
                 tracing::info!("SIGHUP: reloading");
                 reload(&source, &server, &counts).await;
@@ -158,6 +165,45 @@ async fn quiet_change(changes: &mut mpsc::Receiver<()>) -> Option<()> {
             Ok(Some(())) => {}
             Ok(None) => return None,
             Err(_) => return Some(()),
+        }
+    }
+}
+
+/// The signals `run` acts on, registered before the gateway listens: a SIGTERM that arrives
+/// once it answers must drain it, never kill it.
+#[derive(Debug)]
+pub(crate) struct Signals {
+    hangups: mpsc::Receiver<()>,
+    shutdown: mpsc::Receiver<()>,
+}
+
+impl Signals {
+    /// Registers SIGHUP (reload) and SIGINT/SIGTERM (drain and stop) now.
+    pub(crate) fn register() -> Signals {
+        let (tx, shutdown) = mpsc::channel(1);
+        #[cfg(unix)]
+        for kind in [
+            tokio::signal::unix::SignalKind::interrupt(),
+            tokio::signal::unix::SignalKind::terminate(),
+        ] {
+            match tokio::signal::unix::signal(kind) {
+                Ok(mut signal) => {
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        if signal.recv().await.is_some() {
+                            tracing::info!("shutting down: draining in-flight requests");
+                            let _ = tx.try_send(());
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot listen for a stop signal"),
+            }
+        }
+        #[cfg(not(unix))]
+        drop(tx);
+        Signals {
+            hangups: hangups(),
+            shutdown,
         }
     }
 }
