@@ -675,8 +675,7 @@ async fn handle(gateway: &Gateway, request: Request<Incoming>, peer: SocketAddr)
     }
     // The components' service stages (CORS preflight, bot detector...) see every request,
     // before routing, and every answer on its way out.
-    let method = parts.method.clone();
-    let request_headers = parts.headers.clone();
+    let seen = SeenRequest::of(&parts);
     let mut head = RequestHead {
         method: &parts.method,
         path: parts.uri.path(),
@@ -690,22 +689,33 @@ async fn handle(gateway: &Gateway, request: Request<Incoming>, peer: SocketAddr)
         Err(answer) => respond::early(answer),
         Ok(()) => route(gateway, parts, body, client_ip).await,
     };
-    let context = ResponseContext {
-        method: &method,
-        request_headers: &request_headers,
-    };
-    on_response(&gateway.service_stages, &context, response)
+    seen.on_response(&gateway.service_stages, response)
 }
 
-/// `response` after `stages`' `on_response`.
-fn on_response(
-    stages: &[SharedStage],
-    context: &ResponseContext<'_>,
-    response: Response<Body>,
-) -> Response<Body> {
-    let (mut parts, body) = response.into_parts();
-    sluice_stage::run_on_response(stages, context, &mut parts);
-    Response::from_parts(parts, body)
+/// What stages' `on_response` see of a request, kept before the request is consumed.
+struct SeenRequest {
+    method: Method,
+    headers: http::HeaderMap,
+}
+
+impl SeenRequest {
+    fn of(parts: &http::request::Parts) -> Self {
+        Self {
+            method: parts.method.clone(),
+            headers: parts.headers.clone(),
+        }
+    }
+
+    /// `response` after `stages`' `on_response`.
+    fn on_response(&self, stages: &[SharedStage], response: Response<Body>) -> Response<Body> {
+        let context = ResponseContext {
+            method: &self.method,
+            request_headers: &self.headers,
+        };
+        let (mut parts, body) = response.into_parts();
+        sluice_stage::run_on_response(stages, &context, &mut parts);
+        Response::from_parts(parts, body)
+    }
 }
 
 async fn route(
@@ -758,24 +768,8 @@ async fn route(
             None => return respond::text(StatusCode::BAD_REQUEST, "error: encoded url params"),
         }
     }
-    if pipeline.stages.is_empty() {
-        return call(
-            gateway,
-            pipeline,
-            parts,
-            params,
-            body,
-            body_deadline,
-            client_ip,
-        )
-        .await;
-    }
-    let method = parts.method.clone();
-    let request_headers = parts.headers.clone();
-    let context = ResponseContext {
-        method: &method,
-        request_headers: &request_headers,
-    };
+    // The request is kept for the stages' `on_response` only when the endpoint has stages.
+    let seen = (!pipeline.stages.is_empty()).then(|| SeenRequest::of(&parts));
     let response = call(
         gateway,
         pipeline,
@@ -786,7 +780,10 @@ async fn route(
         client_ip,
     )
     .await;
-    on_response(&pipeline.stages, &context, response)
+    match seen {
+        Some(seen) => seen.on_response(&pipeline.stages, response),
+        None => response,
+    }
 }
 
 /// The endpoint's stages, the body, the pipeline and the render.
@@ -800,38 +797,30 @@ async fn call(
     client_ip: IpAddr,
 ) -> Response<Body> {
     let stages = &pipeline.stages;
-    if !stages.is_empty() {
-        let mut head = RequestHead {
-            method: &parts.method,
-            path: parts.uri.path(),
-            query: parts.uri.query(),
-            route: Some(&pipeline.endpoint.endpoint),
-            params: &params,
-            headers: &mut parts.headers,
-            client_ip,
-        };
-        if let Err(answer) = sluice_stage::run_on_request(stages, &mut head).await {
-            return respond::early(answer);
-        }
+    // One view of the request for both phases (the body is read in between).
+    let mut head = RequestHead {
+        method: &parts.method,
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        route: Some(&pipeline.endpoint.endpoint),
+        params: &params,
+        headers: &mut parts.headers,
+        client_ip,
+    };
+    if !stages.is_empty()
+        && let Err(answer) = sluice_stage::run_on_request(stages, &mut head).await
+    {
+        return respond::early(answer);
     }
     // The reservation is held until the pipeline is done with the body.
     let (body, _reserved) = match read_body(gateway, body, body_deadline).await {
         Ok(read) => read,
         Err(response) => return response,
     };
-    if !stages.is_empty() {
-        let head = RequestHead {
-            method: &parts.method,
-            path: parts.uri.path(),
-            query: parts.uri.query(),
-            route: Some(&pipeline.endpoint.endpoint),
-            params: &params,
-            headers: &mut parts.headers,
-            client_ip,
-        };
-        if let Err(answer) = sluice_stage::run_on_body(stages, &head, &body).await {
-            return respond::early(answer);
-        }
+    if !stages.is_empty()
+        && let Err(answer) = sluice_stage::run_on_body(stages, &head, &body).await
+    {
+        return respond::early(answer);
     }
     let accept = parts.headers.get(header::ACCEPT).cloned();
     let request = ProxyRequest {
