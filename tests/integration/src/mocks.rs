@@ -10,23 +10,6 @@ use serde_json::{Map, Value, json};
 
 use crate::backend::{Received, Reply};
 
-/// Go's canonical header spelling (`x-y-z` -> `X-Y-Z`, `user-agent` -> `User-Agent`), which is
-/// how Go servers echo header names.
-pub fn canonical_header_name(name: &str) -> String {
-    let mut upper = true;
-    name.chars()
-        .map(|c| {
-            let out = if upper {
-                c.to_ascii_uppercase()
-            } else {
-                c.to_ascii_lowercase()
-            };
-            upper = c == '-';
-            out
-        })
-        .collect()
-}
-
 /// The request headers as a Go server sees them in `r.Header`, minus what the mocks remove:
 /// `Host` (Go moves it out of the map), `Transfer-Encoding` (same) and `X-Forwarded-For`
 /// (removed by the echo because its value depends on the machine).
@@ -40,7 +23,7 @@ pub fn echoed_headers(req: &Received) -> BTreeMap<String, Vec<String>> {
             continue;
         }
         headers
-            .entry(canonical_header_name(name.as_str()))
+            .entry(crate::go::canonical_header_key(name.as_str()))
             .or_default()
             .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
     }
