@@ -181,7 +181,7 @@ pub(crate) fn run(source: crate::reload::Source, watch: bool) -> ExitCode {
         // Before the listener opens: a stop signal from then on drains the gateway.
         let signals = crate::reload::Signals::register();
         let watch = if watch {
-            crate::reload::Watch::start(&source)
+            crate::reload::Watch::start(&source, &config)
         } else {
             None
         };

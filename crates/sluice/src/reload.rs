@@ -112,8 +112,8 @@ pub(crate) struct Watch {
 
 impl Watch {
     /// Starts watching `source`'s folders; on failure, logs why (SIGHUP still reloads).
-    pub(crate) fn start(source: &Source) -> Option<Watch> {
-        match watch_files(source) {
+    pub(crate) fn start(source: &Source, config: &Config) -> Option<Watch> {
+        match watch_files(source, config) {
             Ok((watcher, changes)) => Some(Watch {
                 _watcher: watcher,
                 changes,
@@ -231,7 +231,7 @@ fn hangups() -> mpsc::Receiver<()> {
 /// The folders to watch: the config's own (a directory watch sees a Kubernetes ConfigMap's
 /// symlink swap, which a watch on the file itself would miss), the plugin folder and the
 /// flexible configuration's folders.
-pub(crate) fn watched_folders(source: &Source) -> Vec<PathBuf> {
+pub(crate) fn watched_folders(source: &Source, config: &Config) -> Vec<PathBuf> {
     let mut folders = Vec::new();
     let parent = source
         .path
@@ -239,9 +239,7 @@ pub(crate) fn watched_folders(source: &Source) -> Vec<PathBuf> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     folders.push(parent.to_path_buf());
-    if let Ok(config) = source.config()
-        && let Some(plugin) = &config.plugin
-    {
+    if let Some(plugin) = &config.plugin {
         folders.push(plugin.folder.clone());
     }
     let env = &source.options.environment;
@@ -260,6 +258,7 @@ pub(crate) fn watched_folders(source: &Source) -> Vec<PathBuf> {
 /// A message per change under the watched folders, while the watcher lives.
 fn watch_files(
     source: &Source,
+    config: &Config,
 ) -> Result<(notify::RecommendedWatcher, mpsc::Receiver<()>), String> {
     use notify::Watcher as _;
     let (tx, rx) = mpsc::channel(1);
@@ -270,7 +269,7 @@ fn watch_files(
         }
     })
     .map_err(|e| format!("cannot watch files: {e}"))?;
-    for folder in watched_folders(source) {
+    for folder in watched_folders(source, config) {
         watcher
             .watch(&folder, notify::RecursiveMode::Recursive)
             .map_err(|e| format!("cannot watch {}: {e}", folder.display()))?;
