@@ -21,6 +21,7 @@ mod model;
 mod params;
 mod parse;
 mod read;
+mod telemetry;
 
 pub use diagnostics::{Diagnostic, Diagnostics, Position};
 pub use duration::parse_duration;
@@ -32,3 +33,8 @@ pub use params::{
     url_placeholders,
 };
 pub use parse::{from_value, from_value_with, load, load_with, parse_str, parse_str_with};
+pub use telemetry::{
+    Attributes, BackendLayer, BackendMetrics, BackendTraces, CUSTOM_FORMAT_VERBS,
+    DEFAULT_SKIP_PATHS, EndpointTelemetry, GlobalLayer, Layers, LogFormat, LogLevel, Logging,
+    OpenTelemetry, OtlpExporter, PrometheusExporter, ProxyLayer,
+};

@@ -196,6 +196,9 @@ fn service(r: &mut Reader<'_>, root: &Value, source: &Path) -> Option<Config> {
     let extra = extra::read_extra(r, &svc, Level::Service);
     let router = extra::router_options(r, extra.block(Namespace::Router));
     let sluice_server = extra::sluice_server_options(r, extra.block(Namespace::SluiceServer));
+    let opentelemetry =
+        crate::telemetry::opentelemetry(r, extra.block(Namespace::OpenTelemetry), &name);
+    let logging = crate::telemetry::logging(r, extra.block(Namespace::Logging));
 
     let defaults = ServiceDefaults {
         timeout,
@@ -224,6 +227,8 @@ fn service(r: &mut Reader<'_>, root: &Value, source: &Path) -> Option<Config> {
         transport,
         router,
         sluice_server,
+        opentelemetry,
+        logging,
         extra_config: extra.map,
         endpoints,
         unknown_namespaces: Vec::new(),
@@ -497,6 +502,7 @@ fn endpoint(
         .unwrap_or(d.output_encoding);
     let extra = extra::read_extra(r, &o, Level::Endpoint);
     let proxy = extra::endpoint_proxy(r, extra.block(Namespace::Proxy));
+    let telemetry = crate::telemetry::endpoint_telemetry(r, extra.block(Namespace::OpenTelemetry));
 
     let backend_items = match (o.get("backend"), r.array(&o, "backend")) {
         (None, _) | (_, Some([])) => {
@@ -559,6 +565,7 @@ fn endpoint(
         input_headers,
         output_encoding,
         proxy,
+        telemetry,
         extra_config: extra.map,
     })
 }
@@ -696,6 +703,7 @@ fn backend(
     let send_body_on_redirect =
         extra::send_body_on_redirect(r, extra.block(Namespace::BackendHttpClient));
     let plugin = extra::plugin_ref(r, extra.block(Namespace::PluginHttpClient));
+    let telemetry = crate::telemetry::backend_telemetry(r, extra.block(Namespace::OpenTelemetry));
 
     Some(Backend {
         json_path: o.path.clone(),
@@ -717,6 +725,7 @@ fn backend(
         http,
         send_body_on_redirect,
         plugin,
+        telemetry,
         extra_config: extra.map,
     })
 }
