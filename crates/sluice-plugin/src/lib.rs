@@ -19,7 +19,7 @@ use std::sync::Arc;
 pub use body::{Body, BoxError, CollectError, DeadlinePassed, collect, empty, full, with_deadline};
 pub use coding::{ContentCoding, decode_content, gunzip};
 pub use error::{ErrorKind, ErrorSource, ExecError};
-pub use outbound::{AllowedHosts, Origin, OutboundClient};
+pub use outbound::{AllowedHosts, Origin, OutboundClient, error_outcome};
 pub use registry::{ClientPlugin, PluginContext, Registry, RegistryError};
 
 pub use tokio::time::Instant;

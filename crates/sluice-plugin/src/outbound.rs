@@ -188,6 +188,7 @@ pub struct OutboundClient {
     inner: SharedExecutor,
     allowed: Arc<AllowedHosts>,
     plugin: Arc<str>,
+    metrics: Option<Arc<sluice_telemetry::OutboundMetrics>>,
 }
 
 impl OutboundClient {
@@ -197,7 +198,23 @@ impl OutboundClient {
             inner,
             allowed: Arc::new(allowed),
             plugin: plugin.into(),
+            metrics: None,
         }
+    }
+
+    /// Counts every call (`sluice.plugin.outbound.calls`) by allowed origin and outcome.
+    pub fn with_metrics(mut self, metrics: Option<Arc<sluice_telemetry::OutboundMetrics>>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The index of `uri`'s origin in the allow-list (`None` for any host, or none listed).
+    fn origin_index(&self, uri: &http::Uri) -> Option<usize> {
+        let AllowedHosts::Only(list) = &*self.allowed else {
+            return None;
+        };
+        let (scheme, host, port) = uri_parts(uri)?;
+        list.iter().position(|o| o.matches(scheme, host, port))
     }
 
     /// The client for the plugin a backend's `plugin/http-client` object names: `allowed_hosts`
@@ -239,24 +256,61 @@ impl OutboundClient {
 impl Executor for OutboundClient {
     fn execute<'a>(
         &'a self,
-        mut request: BackendRequest,
+        request: BackendRequest,
         ctx: &'a CallContext,
     ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
         Box::pin(async move {
-            self.check(&request.url)?;
-            // The URL's authority is the virtual host; a plugin's own `Host` never goes out.
-            request.headers.remove(http::header::HOST);
-            let ctx = CallContext {
-                allowed_hosts: Some(Arc::clone(&self.allowed)),
-                ..ctx.clone()
-            };
-            self.inner.execute(request, &ctx).await.map_err(|e| {
-                if e.kind == ErrorKind::HostNotAllowed {
-                    self.refused(e)
-                } else {
-                    e
-                }
-            })
+            let started = self.metrics.as_ref().map(|_| crate::Instant::now());
+            let origin = self
+                .metrics
+                .as_ref()
+                .and_then(|_| self.origin_index(&request.url));
+            let result = self.call(request, ctx).await;
+            if let (Some(metrics), Some(started)) = (&self.metrics, started) {
+                let outcome = match &result {
+                    Ok(_) => 0,
+                    Err(e) => error_outcome(e.kind),
+                };
+                metrics.record(origin, outcome, started.elapsed());
+            }
+            result
+        })
+    }
+}
+
+/// The `outcome` index ([`sluice_telemetry::PLUGIN_OUTCOMES`]) of an error kind.
+pub fn error_outcome(kind: ErrorKind) -> usize {
+    match kind {
+        ErrorKind::Connect => 1,
+        ErrorKind::Timeout => 2,
+        ErrorKind::Protocol => 3,
+        ErrorKind::BodyTooLarge => 4,
+        ErrorKind::PluginFault => 5,
+        ErrorKind::HostNotAllowed => 6,
+        ErrorKind::Overloaded => 7,
+        ErrorKind::Other => 8,
+    }
+}
+
+impl OutboundClient {
+    async fn call(
+        &self,
+        mut request: BackendRequest,
+        ctx: &CallContext,
+    ) -> Result<BackendResponse, ExecError> {
+        self.check(&request.url)?;
+        // The URL's authority is the virtual host; a plugin's own `Host` never goes out.
+        request.headers.remove(http::header::HOST);
+        let ctx = CallContext {
+            allowed_hosts: Some(Arc::clone(&self.allowed)),
+            ..ctx.clone()
+        };
+        self.inner.execute(request, &ctx).await.map_err(|e| {
+            if e.kind == ErrorKind::HostNotAllowed {
+                self.refused(e)
+            } else {
+                e
+            }
         })
     }
 }

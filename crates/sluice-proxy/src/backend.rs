@@ -14,6 +14,7 @@ use sluice_transform::format::EntityFormatter;
 
 use crate::error::ProxyError;
 use crate::request::{Earlier, ProxyRequest, RequestBuilder};
+use crate::telemetry::{BackendTelemetry, RoundTripTimer, StageTimer, plugin_outcome};
 
 /// A backend's contribution to the endpoint.
 #[derive(Debug)]
@@ -49,6 +50,8 @@ pub(crate) struct BackendStage {
     /// `METHOD /path` of the endpoint and the backend's url_pattern, for the failure log.
     endpoint: Arc<str>,
     url_pattern: Arc<str>,
+    /// Metric handles, resolved at build time (all absent when telemetry is off).
+    pub(crate) telemetry: BackendTelemetry,
 }
 
 impl BackendStage {
@@ -74,6 +77,7 @@ impl BackendStage {
             shadow: backend.shadow,
             endpoint: endpoint.label().into(),
             url_pattern: backend.url_pattern.as_str().into(),
+            telemetry: BackendTelemetry::default(),
         }
     }
 
@@ -84,7 +88,15 @@ impl BackendStage {
         responses: &[Earlier],
         deadline: Instant,
     ) -> Result<Answer, ProxyError> {
+        let timer = StageTimer::start(self.telemetry.stage.as_deref());
         let result = self.call_all(request, responses, deadline).await;
+        timer.finish(
+            result.is_err(),
+            matches!(
+                result,
+                Ok(Answer::Data { complete: true, .. }) | Ok(Answer::Raw(_))
+            ),
+        );
         if let Err(error) = &result {
             // One line per failed backend call: an operator sees which backend failed and why
             // (a shadow's failures too: finding them is what mirroring traffic is for).
@@ -142,9 +154,17 @@ impl BackendStage {
             send_body_on_redirect: self.send_body_on_redirect,
             ..CallContext::new(deadline, self.max_body_bytes)
         };
-        let response = tokio::time::timeout_at(deadline, self.executor.execute(built, &ctx))
-            .await
-            .map_err(|_| ProxyError::Timeout)??;
+        let round_trip = RoundTripTimer::start(
+            self.telemetry.round_trip.as_deref(),
+            &built,
+            self.telemetry.plugin.is_some(),
+        );
+        let result = tokio::time::timeout_at(deadline, self.executor.execute(built, &ctx)).await;
+        if let Some(plugin) = &self.telemetry.plugin {
+            plugin.record(plugin_outcome(&result), round_trip.elapsed());
+        }
+        round_trip.finish(&result);
+        let response = result.map_err(|_| ProxyError::Timeout)??;
 
         if self.encoding == Encoding::NoOp {
             return Ok(Answer::Raw(response));
@@ -163,7 +183,13 @@ impl BackendStage {
                 },
             });
         }
-        let body = read_body(body, self.max_body_bytes, deadline).await?;
+        let read_started = self.telemetry.read.as_ref().map(|_| Instant::now());
+        let body = read_body(body, self.max_body_bytes, deadline).await;
+        if let (Some(read), Some(started)) = (&self.telemetry.read, read_started) {
+            let bytes = body.as_ref().map_or(0, |b| b.len() as u64);
+            read.record(bytes, started.elapsed(), body.is_err());
+        }
+        let body = body?;
         // Lura's response parser gunzips whatever says gzip: an answer to a client's forwarded
         // Accept-Encoding, or a plugin's (the default client already decoded what it asked for).
         // The decompressed bytes count against the same limit. Error bodies are decoded too, so

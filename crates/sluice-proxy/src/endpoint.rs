@@ -17,6 +17,8 @@ use crate::backend::{Answer, BackendStage, read_raw_body};
 use crate::error::ProxyError;
 use crate::request::{Earlier, ProxyRequest};
 use crate::shadow::{MAX_SHADOW_CALLS_PER_ENDPOINT, Shadow};
+use crate::telemetry::{BackendTelemetry, EndpointTelemetry, StageTimer};
+use sluice_telemetry::Telemetry;
 
 /// The largest backend body the pipeline buffers for decoding.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
@@ -41,11 +43,27 @@ pub struct EndpointPipeline {
     pub(crate) shadow: Option<Arc<Shadow>>,
     static_response: Option<StaticResponse>,
     flatmap: FlatmapFilter,
+    /// The endpoint's metric handles (all absent when telemetry is off).
+    pub telemetry: EndpointTelemetry,
 }
 
 impl EndpointPipeline {
     /// Runs the pipeline for one request.
     pub async fn call(&self, request: &ProxyRequest) -> Outcome {
+        let timer = StageTimer::start(self.telemetry.proxy.as_deref());
+        let outcome = self.run(request).await;
+        timer.finish(
+            outcome.error.is_some(),
+            match &outcome.answer {
+                Some(Answer::Data { complete, .. }) => *complete && outcome.error.is_none(),
+                Some(Answer::Raw(_)) => outcome.error.is_none(),
+                None => false,
+            },
+        );
+        outcome
+    }
+
+    async fn run(&self, request: &ProxyRequest) -> Outcome {
         let timeout = self.endpoint.timeout;
         let started = Instant::now();
         let deadline = started + timeout;
@@ -324,6 +342,17 @@ pub fn build_pipelines(
     registry: &Registry,
     default_client: &SharedExecutor,
 ) -> Result<Vec<EndpointPipeline>, Vec<String>> {
+    build_pipelines_with(config, registry, default_client, &Telemetry::disabled())
+}
+
+/// [`build_pipelines`] with telemetry: each endpoint, backend and plugin gets its metric
+/// handles from `telemetry`.
+pub fn build_pipelines_with(
+    config: &Config,
+    registry: &Registry,
+    default_client: &SharedExecutor,
+    telemetry: &Telemetry,
+) -> Result<Vec<EndpointPipeline>, Vec<String>> {
     let mut pipelines = Vec::with_capacity(config.endpoints.len());
     let mut errors = Vec::new();
     // One budget for the request bodies shadow calls hold, for the whole gateway.
@@ -377,7 +406,15 @@ pub fn build_pipelines(
                             &plugin.extra,
                             &backend.host,
                         ) {
-                            Ok(client) => Arc::new(client),
+                            Ok(client) => {
+                                Arc::new(client.with_metrics(crate::telemetry::outbound_metrics(
+                                    telemetry,
+                                    config,
+                                    endpoint,
+                                    backend,
+                                    &plugin.name,
+                                )))
+                            }
                             Err(message) => {
                                 errors.push(format!("{file}: {}: {message}", plugin.json_path));
                                 continue;
@@ -403,13 +440,14 @@ pub fn build_pipelines(
                     }
                 },
             };
-            let stage = BackendStage::new(
+            let mut stage = BackendStage::new(
                 endpoint,
                 backend,
                 executor,
                 user_agent(),
                 DEFAULT_MAX_BODY_BYTES,
             );
+            stage.telemetry = BackendTelemetry::new(telemetry, config, endpoint, backend);
             // KrakenD splits the shadows off before building the endpoint's pipe: the others
             // are merged (and numbered for `{resp<N>_...}`) as if the shadows were not there.
             if backend.shadow {
@@ -433,6 +471,7 @@ pub fn build_pipelines(
             shadow,
             static_response: endpoint.proxy.static_response.clone(),
             flatmap: FlatmapFilter::new(&endpoint.proxy.flatmap_filter),
+            telemetry: EndpointTelemetry::new(telemetry, config, endpoint),
         });
     }
     if errors.is_empty() {

@@ -18,12 +18,15 @@ mod hop;
 mod request;
 pub mod respond;
 mod shadow;
+mod telemetry;
 
 pub use backend::Answer;
 pub use endpoint::{
-    DEFAULT_MAX_BODY_BYTES, EndpointPipeline, Outcome, build_pipelines, user_agent,
+    DEFAULT_MAX_BODY_BYTES, EndpointPipeline, Outcome, build_pipelines, build_pipelines_with,
+    user_agent,
 };
 pub use error::ProxyError;
 pub use hop::strip_hop_by_hop;
 pub use request::ProxyRequest;
 pub use shadow::MAX_SHADOW_CALLS_PER_ENDPOINT;
+pub use telemetry::EndpointTelemetry;

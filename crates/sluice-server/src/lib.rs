@@ -6,6 +6,7 @@ mod client_ip;
 mod conn;
 mod router;
 mod smuggling;
+pub mod telemetry;
 
 pub use smuggling::guard_refuses;
 
@@ -24,7 +25,8 @@ use hyper_util::server::conn::auto;
 use sluice_config::Config;
 use sluice_plugin::{Body, Registry, SharedExecutor};
 use sluice_proxy::respond::{self, RenderOptions};
-use sluice_proxy::{ProxyRequest, build_pipelines};
+use sluice_proxy::{ProxyRequest, build_pipelines_with};
+use sluice_telemetry::{RequestScope, Telemetry};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -54,6 +56,8 @@ pub enum StartError {
     Bind(SocketAddr, std::io::Error),
     /// The given listener has no local address.
     Listener(std::io::Error),
+    /// A telemetry exporter could not start (its name, address and why).
+    Telemetry(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -65,6 +69,7 @@ impl std::fmt::Display for StartError {
                 "cannot listen on {addr}: {e} (set another \"port\" or \"listen_ip\", or run with --port)"
             ),
             StartError::Listener(e) => write!(f, "cannot listen: {e}"),
+            StartError::Telemetry(e) => f.write_str(e),
         }
     }
 }
@@ -77,6 +82,8 @@ pub struct RunningGateway {
     local_addr: SocketAddr,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    /// The telemetry exporters (Prometheus endpoints, OTLP pushers), stopped last.
+    exporters: sluice_telemetry::Exporters,
 }
 
 impl RunningGateway {
@@ -89,6 +96,12 @@ impl RunningGateway {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        self.exporters.shutdown().await;
+    }
+
+    /// Where each Prometheus exporter listens, by name.
+    pub fn prometheus_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.exporters.prometheus_addrs()
     }
 
     /// Serves until the task ends (after [`RunningGateway::shutdown`] from elsewhere, or
@@ -122,6 +135,8 @@ struct Gateway {
     /// An access log line per request (target `sluice::access`), unless
     /// `router.disable_access_log`.
     access_log: bool,
+    /// Request ids and the global layer's metrics (`telemetry/opentelemetry`).
+    telemetry: telemetry::ServerTelemetry,
 }
 
 /// `router.error_body["404"]` and `["405"]`, serialised once.
@@ -157,14 +172,27 @@ pub fn default_client(config: &Config) -> SharedExecutor {
 }
 
 /// Builds every endpoint pipeline from `config` (plugins resolved through `registry`) and starts
-/// serving on `listener`, or on `listen_ip:port` from the config when `None`.
+/// serving on `listener`, or on `listen_ip:port` from the config when `None`, with the
+/// telemetry the config asks for.
 pub async fn start(
     config: Arc<Config>,
     registry: Registry,
     listener: Option<tokio::net::TcpListener>,
 ) -> Result<RunningGateway, StartError> {
+    let telemetry = telemetry::from_config(&config);
+    start_with(config, registry, listener, telemetry).await
+}
+
+/// [`start`] with the telemetry the composition root built (its exporters are started here).
+pub async fn start_with(
+    config: Arc<Config>,
+    registry: Registry,
+    listener: Option<tokio::net::TcpListener>,
+    telemetry: Telemetry,
+) -> Result<RunningGateway, StartError> {
     let client = default_client(&config);
-    let gateway = Arc::new(build(&config, &registry, &client)?);
+    let gateway = Arc::new(build(&config, &registry, &client, &telemetry)?);
+    let exporters = telemetry.start().await.map_err(StartError::Telemetry)?;
     let listener = match listener {
         Some(listener) => listener,
         None => {
@@ -183,17 +211,20 @@ pub async fn start(
         local_addr,
         shutdown,
         task,
+        exporters,
     })
 }
 
 /// Builds the routing table and pipelines; `check` uses this without binding anything.
 pub fn validate(config: &Config, registry: &Registry) -> Result<(), Vec<String>> {
     let client = default_client(config);
-    build(config, registry, &client)
+    build(config, registry, &client, &Telemetry::disabled())
         .map(|_| ())
         .map_err(|e| match e {
             StartError::Pipeline(errors) => errors,
-            other @ (StartError::Bind(..) | StartError::Listener(_)) => vec![other.to_string()],
+            other @ (StartError::Bind(..) | StartError::Listener(_) | StartError::Telemetry(_)) => {
+                vec![other.to_string()]
+            }
         })
 }
 
@@ -201,8 +232,10 @@ fn build(
     config: &Config,
     registry: &Registry,
     client: &SharedExecutor,
+    telemetry: &Telemetry,
 ) -> Result<Gateway, StartError> {
-    let pipelines = build_pipelines(config, registry, client).map_err(StartError::Pipeline)?;
+    let pipelines =
+        build_pipelines_with(config, registry, client, telemetry).map_err(StartError::Pipeline)?;
     let router_options = &config.router;
     let router = Router::new(
         pipelines,
@@ -241,6 +274,7 @@ fn build(
         write_timeout: non_zero(config.server.write_timeout),
         error_bodies: ErrorBodies::new(&router_options.error_body),
         access_log: !router_options.disable_access_log,
+        telemetry: telemetry::ServerTelemetry::new(telemetry.clone(), config),
         body_budget: Arc::new(Semaphore::new(
             config
                 .sluice_server
@@ -320,24 +354,25 @@ async fn accept_loop(
                 .then(|| (service_state.start_request(), Arc::clone(&service_state)));
             async move {
                 // Only what the line needs, and only when someone reads it.
+                // Telemetry: one call here and one at the end (telemetry.rs).
+                let mut scope = gateway
+                    .telemetry
+                    .begin(request.uri().path(), request.headers());
+                let method = request.method().clone();
                 let access = (gateway.access_log
                     && tracing::enabled!(target: "sluice::access", tracing::Level::INFO))
-                .then(|| {
-                    (
-                        Instant::now(),
-                        request.method().clone(),
-                        request.uri().clone(),
-                    )
-                });
-                let response = handle(&gateway, request, peer).await;
-                if let Some((started, method, uri)) = access {
+                .then(|| request.uri().clone());
+                let response = handle(&gateway, request, peer, &mut scope).await;
+                gateway.telemetry.end(&scope, &method, &response);
+                if let Some(uri) = access {
                     tracing::info!(
                         target: "sluice::access",
                         status = response.status().as_u16(),
                         method = %method,
                         path = %uri,
                         peer = %peer,
-                        elapsed = ?started.elapsed(),
+                        elapsed = ?scope.started().elapsed(),
+                        request_id = scope.request_id(),
                         "request"
                     );
                 }
@@ -432,7 +467,12 @@ impl hyper::body::Body for InFlightBody {
     }
 }
 
-async fn handle(gateway: &Gateway, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+async fn handle(
+    gateway: &Gateway,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    scope: &mut RequestScope,
+) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
     if gateway.health_path.as_deref() == Some(path) && parts.method == Method::GET {
@@ -459,6 +499,7 @@ async fn handle(gateway: &Gateway, request: Request<Incoming>, peer: SocketAddr)
         Lookup::NotFound => return gateway.error_bodies.answer(StatusCode::NOT_FOUND),
     };
     let Some(pipeline) = routes.get(&parts.method) else {
+        // (router answers are recorded under their status text, see telemetry.rs)
         if parts.method == Method::OPTIONS && gateway.auto_options {
             let mut response = Response::new(sluice_plugin::empty());
             if let Ok(allow) = HeaderValue::from_str(&routes.allow()) {
@@ -483,6 +524,7 @@ async fn handle(gateway: &Gateway, request: Request<Incoming>, peer: SocketAddr)
         Ok(read) => read,
         Err(response) => return response,
     };
+    scope.set_route(pipeline.telemetry.server.as_ref());
     let client_ip = gateway.client_ip.resolve(&parts.headers, peer.ip());
     let accept = parts.headers.get(header::ACCEPT).cloned();
     let request = ProxyRequest {
@@ -492,6 +534,7 @@ async fn handle(gateway: &Gateway, request: Request<Incoming>, peer: SocketAddr)
         headers: parts.headers,
         body,
         client_ip,
+        telemetry: scope.context().clone(),
     };
     let outcome = pipeline.call(&request).await;
     respond::render(pipeline, outcome, accept.as_ref(), &gateway.render)

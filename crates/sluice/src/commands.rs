@@ -142,6 +142,13 @@ pub(crate) fn run(path: &Path, options: &LoadOptions, port: Option<u16>, debug: 
         follow_port(&mut config, port);
     }
     warn_unknown_namespaces(&config);
+    if config.logging.is_some() {
+        eprintln!(
+            "{}: extra_config[\"telemetry/logging\"]: not implemented by this build yet",
+            config.source.display()
+        );
+        return ExitCode::FAILURE;
+    }
     let registry = match registry(&config) {
         Ok(registry) => registry,
         Err(errors) => {
@@ -156,14 +163,19 @@ pub(crate) fn run(path: &Path, options: &LoadOptions, port: Option<u16>, debug: 
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
+    let telemetry = sluice_server::telemetry::from_config(&config);
     runtime.block_on(async move {
-        let gateway = match sluice_server::start(Arc::new(config), registry, None).await {
+        let started = sluice_server::start_with(Arc::new(config), registry, None, telemetry).await;
+        let gateway = match started {
             Ok(gateway) => gateway,
             Err(e) => {
                 eprintln!("{e}");
                 return ExitCode::FAILURE;
             }
         };
+        for (name, addr) in gateway.prometheus_addrs() {
+            tracing::info!(exporter = %name, address = %addr, "Prometheus metrics at /metrics");
+        }
         gateway.serve_until(shutdown_signal()).await;
         tracing::info!("stopped");
         ExitCode::SUCCESS

@@ -96,11 +96,29 @@ pub async fn try_start_gateway(
     config: serde_json::Value,
     registry: Registry,
 ) -> Result<Gateway, StartFailure> {
+    try_start_gateway_with(config, registry, |_| {}).await
+}
+
+/// Like [`try_start_gateway`], as `sluice run` composes it: the telemetry the config asks for,
+/// handed to `prepare` (to register collectors) before the gateway starts.
+///
+/// # Errors
+/// When the config is rejected or the server refuses to start.
+///
+/// # Panics
+/// If no loopback port can be bound.
+pub async fn try_start_gateway_with(
+    config: serde_json::Value,
+    registry: Registry,
+    prepare: impl FnOnce(&sluice_telemetry::Telemetry),
+) -> Result<Gateway, StartFailure> {
     let config = parse_config(&config).map_err(|d| StartFailure::Config(format!("{d}")))?;
+    let telemetry = sluice_server::telemetry::from_config(&config);
+    prepare(&telemetry);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind the gateway listener");
-    let running = sluice_server::start(Arc::new(config), registry, Some(listener))
+    let running = sluice_server::start_with(Arc::new(config), registry, Some(listener), telemetry)
         .await
         .map_err(StartFailure::Start)?;
     Ok(Gateway {

@@ -26,7 +26,7 @@ pub use client::{Response, get, request, try_request};
 pub use config::service;
 pub use gateway::{
     Gateway, StartFailure, parse_config, start_gateway, start_gateway_with_registry,
-    try_start_gateway,
+    try_start_gateway, try_start_gateway_with,
 };
 pub use raw::{RawResponse, raw_exchange, raw_request};
 

@@ -39,6 +39,13 @@ const FIELDS: &[(&str, &str)] = &[
     ("Config.unknown_namespaces", "crates/sluice/src/commands.rs"),
     ("Config.sluice_server", "crates/sluice-server/src/lib.rs"),
     (
+        "Config.opentelemetry",
+        "crates/sluice-server/src/telemetry.rs",
+    ),
+    ("Config.logging", "crates/sluice/src/commands.rs"),
+    ("Endpoint.telemetry", "crates/sluice-proxy/src/telemetry.rs"),
+    ("Backend.telemetry", "crates/sluice-proxy/src/telemetry.rs"),
+    (
         "SluiceServerOptions.max_connections",
         "crates/sluice-server/src/lib.rs",
     ),
