@@ -15,8 +15,45 @@ pub(crate) struct Resource {
     pub(crate) scope: String,
 }
 
+/// Writes collected families (counters get `_total`).
+pub(crate) fn write_families(out: &mut String, families: &[crate::Family]) {
+    for f in families {
+        if f.samples.is_empty() {
+            continue;
+        }
+        let mut name = prom_name(&f.name);
+        let kind = if f.counter {
+            name.push_str("_total");
+            "counter"
+        } else {
+            "gauge"
+        };
+        let _ = writeln!(out, "# HELP {name} {}", f.help);
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, value) in &f.samples {
+            let mut sorted: Vec<(String, &str)> = labels
+                .iter()
+                .map(|(k, v)| (prom_name(k), v.as_str()))
+                .collect();
+            sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            out.push_str(&name);
+            out.push('{');
+            for (i, (k, v)) in sorted.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(k);
+                out.push_str("=\"");
+                escape(v, out);
+                out.push('"');
+            }
+            let _ = writeln!(out, "}} {}", go_float(*value));
+        }
+    }
+}
+
 /// A Prometheus metric or label name: anything outside `[a-zA-Z0-9_:]` becomes `_`.
-pub(crate) fn prom_name(name: &str) -> String {
+pub fn prom_name(name: &str) -> String {
     let mut out: String = name
         .chars()
         .map(|c| {

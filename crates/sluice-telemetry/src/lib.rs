@@ -12,6 +12,7 @@
 
 mod exposition;
 mod handles;
+pub mod logging;
 mod metrics;
 mod process;
 pub mod prometheus;
@@ -21,6 +22,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use crate::exposition::prom_name;
 pub use handles::{
     OutboundMetrics, PLUGIN_OUTCOMES, PluginMetrics, ReadMetrics, RoundTripEnd, RoundTripMetrics,
     ServerMetrics, StageMetrics, StageOutcome,
@@ -111,10 +113,24 @@ pub struct OtlpSettings {
 }
 
 /// Metrics that are read when they are exported rather than counted by the gateway (a
-/// plugin host's instance pool, say): registered once, asked at each scrape.
+/// plugin host's instance pool, say): registered once, asked at each export.
 pub trait Collector: Send + Sync + std::fmt::Debug {
-    /// Appends metric families in Prometheus' text format (names already final).
-    fn collect(&self, out: &mut String);
+    /// The families as they are now.
+    fn collect(&self) -> Vec<Family>;
+}
+
+/// One metric family a [`Collector`] reports.
+#[derive(Debug, Clone)]
+pub struct Family {
+    /// OpenTelemetry-style name (`sluice.plugin.instances`); exported as Prometheus does
+    /// (`_total` added to counters).
+    pub name: String,
+    /// Description.
+    pub help: String,
+    /// A monotonic counter, or a gauge.
+    pub counter: bool,
+    /// `(labels, value)` per series.
+    pub samples: Vec<(Attributes, f64)>,
 }
 
 /// The gateway's telemetry: cheap to clone, shared by every handle.
@@ -373,7 +389,7 @@ impl Telemetry {
                     .unwrap_or_else(|p| p.into_inner())
                     .clone();
                 for c in collectors {
-                    c.collect(&mut out);
+                    exposition::write_families(&mut out, &c.collect());
                 }
             }
             if process {

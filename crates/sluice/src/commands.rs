@@ -22,6 +22,66 @@ pub(crate) fn init_logging(filter: Option<&str>) {
         .init();
 }
 
+/// The application log as `telemetry/logging` asks (krakend-gologging's formats, stdout and/or
+/// syslog), else [`init_logging`]. The level is the first of: `filter` (`--log`, `-d`),
+/// `RUST_LOG`, the config's `level`. The access log is written whatever the level, as
+/// KrakenD's (off with `router.disable_access_log`).
+fn init_configured_logging(filter: Option<&str>, config: &Config) -> Result<(), String> {
+    use sluice_config::{LogFormat, LogLevel};
+    use sluice_telemetry::logging::{LineFormat, LogLayer, LogSettings};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    let Some(logging) = &config.logging else {
+        init_logging(filter);
+        return Ok(());
+    };
+    let (level, directive) = match logging.level {
+        LogLevel::Debug => (tracing::Level::DEBUG, "debug"),
+        LogLevel::Info => (tracing::Level::INFO, "info"),
+        LogLevel::Warning => (tracing::Level::WARN, "warn"),
+        LogLevel::Error | LogLevel::Critical => (tracing::Level::ERROR, "error"),
+    };
+    let overridden = filter
+        .map(tracing_subscriber::EnvFilter::new)
+        .or_else(|| tracing_subscriber::EnvFilter::try_from_default_env().ok());
+    let (env_filter, critical) = match overridden {
+        Some(f) => (f, false),
+        None => {
+            let access = if config.router.disable_access_log {
+                String::new()
+            } else {
+                format!(",{}=info", sluice_telemetry::logging::ACCESS_TARGET)
+            };
+            (
+                tracing_subscriber::EnvFilter::new(format!("{directive}{access}")),
+                logging.level == LogLevel::Critical,
+            )
+        }
+    };
+    let layer = LogLayer::new(LogSettings {
+        level: if critical {
+            level
+        } else {
+            tracing::Level::TRACE
+        },
+        critical,
+        prefix: logging.prefix.clone(),
+        stdout: logging.stdout,
+        syslog: logging.syslog.then_some(logging.syslog_facility),
+        format: match &logging.format {
+            LogFormat::Default => LineFormat::Default,
+            LogFormat::Logstash => LineFormat::Logstash,
+            LogFormat::Custom(pattern) => LineFormat::Custom(pattern.clone()),
+        },
+    })?;
+    tracing_subscriber::registry()
+        .with(env_filter)
+        .with(layer)
+        .try_init()
+        .map_err(|e| format!("cannot start logging: {e}"))
+}
+
 /// The multi-threaded runtime, or a message and a failing exit code.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     // On a single core (a container limited to one CPU, or `taskset`), work stealing only adds
@@ -47,10 +107,10 @@ fn load(path: &Path, options: &LoadOptions) -> Result<Config, ExitCode> {
 }
 
 /// Every plugin the config can name: compiled-in ones and the components in `plugin.folder`.
-fn registry(config: &Config) -> Result<Registry, Vec<String>> {
+fn registry(config: &Config) -> Result<Plugins, Vec<String>> {
     let plugins = plugins(config)?;
     if plugins.errors.is_empty() {
-        Ok(plugins.registry)
+        Ok(plugins)
     } else {
         Err(plugins.errors)
     }
@@ -62,12 +122,15 @@ struct Plugins {
     registry: Registry,
     errors: Vec<String>,
     failed: Vec<String>,
+    /// The WebAssembly host's counters, for the telemetry.
+    collector: Option<Arc<dyn sluice_telemetry::Collector>>,
 }
 
 fn plugins(config: &Config) -> Result<Plugins, Vec<String>> {
     let mut registry = Registry::new();
     let mut errors = Vec::new();
     let mut failed = Vec::new();
+    let mut collector = None;
     if let Err(e) = sluice_builtin_plugins::register_all(&mut registry) {
         errors.push(e.to_string());
     }
@@ -75,6 +138,7 @@ fn plugins(config: &Config) -> Result<Plugins, Vec<String>> {
         let started = std::time::Instant::now();
         let host = sluice_wasm::WasmHost::new(sluice_wasm::WasmHostOptions::default())
             .map_err(|e| vec![format!("cannot start the WebAssembly host: {e}")])?;
+        collector = Some(host.collector());
         let (plugins, load_errors) = host.load_folder(folder);
         let file = config.source.display();
         for e in &load_errors {
@@ -105,6 +169,7 @@ fn plugins(config: &Config) -> Result<Plugins, Vec<String>> {
         registry,
         errors,
         failed,
+        collector,
     })
 }
 
@@ -132,25 +197,32 @@ fn warn_unknown_namespaces(config: &Config) {
 
 /// `debug`: `run -d`, which turns the `/__debug/` endpoint on as KrakenD's does (CE's own
 /// integration fixtures rely on it).
-pub(crate) fn run(path: &Path, options: &LoadOptions, port: Option<u16>, debug: bool) -> ExitCode {
+pub(crate) fn run(
+    path: &Path,
+    options: &LoadOptions,
+    port: Option<u16>,
+    debug: bool,
+    log_filter: Option<&str>,
+) -> ExitCode {
     let mut config = match load(path, options) {
         Ok(config) => config,
         Err(code) => return code,
     };
+    if let Err(e) = init_configured_logging(log_filter, &config) {
+        eprintln!("{}: {e}", config.source.display());
+        return ExitCode::FAILURE;
+    }
     config.debug_endpoint |= debug;
     if let Some(port) = port {
         follow_port(&mut config, port);
     }
     warn_unknown_namespaces(&config);
-    if config.logging.is_some() {
-        eprintln!(
-            "{}: extra_config[\"telemetry/logging\"]: not implemented by this build yet",
-            config.source.display()
-        );
-        return ExitCode::FAILURE;
-    }
-    let registry = match registry(&config) {
-        Ok(registry) => registry,
+    let Plugins {
+        registry,
+        collector,
+        ..
+    } = match registry(&config) {
+        Ok(plugins) => plugins,
         Err(errors) => {
             for e in errors {
                 eprintln!("{e}");
@@ -164,6 +236,9 @@ pub(crate) fn run(path: &Path, options: &LoadOptions, port: Option<u16>, debug: 
         Err(code) => return code,
     };
     let telemetry = sluice_server::telemetry::from_config(&config);
+    if let Some(collector) = collector {
+        telemetry.register_collector(collector);
+    }
     runtime.block_on(async move {
         let started = sluice_server::start_with(Arc::new(config), registry, None, telemetry).await;
         let gateway = match started {

@@ -127,8 +127,9 @@ fn main() -> ExitCode {
             debug,
             load,
         } => {
-            commands::init_logging(if debug { Some("debug") } else { log.as_deref() });
-            commands::run(&config, &load.options(), port, debug)
+            // Logging starts once the config is read (its `telemetry/logging`).
+            let filter = if debug { Some("debug") } else { log.as_deref() };
+            commands::run(&config, &load.options(), port, debug, filter)
         }
         Command::Check {
             config,

@@ -45,6 +45,9 @@ async fn scrape(port: u16) -> Scrape {
         Some("text/plain; version=0.0.4; charset=utf-8")
     );
     let text = resp.text();
+    if std::env::var_os("SHOW_SCRAPE").is_some() {
+        eprintln!("{text}");
+    }
     Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap()
 }
 
@@ -124,6 +127,15 @@ async fn prometheus_exposes_krakend_otel_metrics() {
             )]),
             Value::Null
         ),
+        endpoint(
+            "/faulty/{what}",
+            json!([backend(
+                &one_origin.url(),
+                "/f/{what}",
+                json!({"extra_config": {"plugin/http-client": {"name": "fault"}}})
+            )]),
+            Value::Null
+        ),
     ]));
     config["extra_config"]["telemetry/opentelemetry"] = json!({
         "service_name": "sluice-test",
@@ -131,9 +143,11 @@ async fn prometheus_exposes_krakend_otel_metrics() {
         "exporters": {"prometheus": [{"name": "local", "port": port, "listen_ip": "127.0.0.1", "process_metrics": true}]},
         "layers": {"global": {"metrics_static_attributes": [{"key": "env", "value": "test"}]}}
     });
-    let gw = try_start_gateway_with(config, registry(), |_| {})
-        .await
-        .unwrap();
+    let gw = try_start_gateway_with(config, registry(), |t| {
+        t.register_collector(sluice_integration::plugins::wasm_host().collector());
+    })
+    .await
+    .unwrap();
 
     for _ in 0..3 {
         let resp = get(&gw.url("/direct/42")).await;
@@ -153,6 +167,8 @@ async fn prometheus_exposes_krakend_otel_metrics() {
         assert_eq!(get(&gw.url("/both")).await.status, 200);
     }
     assert_eq!(get(&gw.url("/broken")).await.status, 500);
+    assert_eq!(get(&gw.url("/faulty/trap")).await.status, 500);
+    assert_eq!(get(&gw.url("/faulty/refused")).await.status, 500);
     assert_eq!(get(&gw.url("/no/such/route")).await.status, 404);
     // Skipped by default (skip_paths).
     assert_eq!(get(&gw.url("/__health")).await.status, 200);
@@ -335,6 +351,96 @@ async fn prometheus_exposes_krakend_otel_metrics() {
             "{o}"
         );
     }
+    // The WebAssembly host's own counters for the plugin.
+    let fan_out = [("sluice_plugin", "fan-out")];
+    assert_eq!(one(&s, "sluice_plugin_wasm_requests_total", &fan_out), 2.0);
+    assert_eq!(one(&s, "sluice_plugin_wasm_errors_total", &fan_out), 0.0);
+    for kind in [
+        "trap",
+        "deadline",
+        "out_of_memory",
+        "host_not_allowed",
+        "overloaded",
+    ] {
+        assert_eq!(
+            one(
+                &s,
+                "sluice_plugin_wasm_faults_total",
+                &[fan_out[0], ("kind", kind)]
+            ),
+            0.0,
+            "{kind}"
+        );
+    }
+    let fault = [("sluice_plugin", "fault")];
+    assert_eq!(
+        one(
+            &s,
+            "sluice_plugin_wasm_faults_total",
+            &[fault[0], ("kind", "trap")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        one(
+            &s,
+            "sluice_plugin_wasm_faults_total",
+            &[fault[0], ("kind", "host_not_allowed")]
+        ),
+        1.0
+    );
+    assert_eq!(one(&s, "sluice_plugin_wasm_errors_total", &fault), 2.0);
+    assert_eq!(
+        one(
+            &s,
+            "sluice_plugin_calls_total",
+            &[
+                fault[0],
+                ("outcome", "plugin_fault"),
+                ("http_route", "/f/:what")
+            ]
+        ),
+        1.0
+    );
+    // The refused outbound call: counted, with no host the plugin chose.
+    assert_eq!(
+        one(
+            &s,
+            "sluice_plugin_outbound_calls_total",
+            &[fault[0], ("outcome", "host_not_allowed")]
+        ),
+        1.0
+    );
+    assert!(
+        find(
+            &s,
+            "sluice_plugin_outbound_calls_total",
+            &[("server_origin", "http://refused.invalid:80")]
+        )
+        .is_empty()
+    );
+    let live = one(
+        &s,
+        "sluice_plugin_wasm_instances",
+        &[fan_out[0], ("state", "live")],
+    );
+    let idle = one(
+        &s,
+        "sluice_plugin_wasm_instances",
+        &[fan_out[0], ("state", "idle")],
+    );
+    assert!(
+        live >= 1.0 && idle >= 1.0 && idle <= live,
+        "live {live}, idle {idle}"
+    );
+    assert!(
+        one(
+            &s,
+            "sluice_plugin_wasm_instance_events_total",
+            &[fan_out[0], ("event", "created")]
+        ) >= 1.0
+    );
+
     // No round-trip metrics for the plugin's backend: the plugin replaces the HTTP client.
     assert!(
         find(
