@@ -301,17 +301,48 @@ impl OutboundClient {
         self.check(&request.url)?;
         // The URL's authority is the virtual host; a plugin's own `Host` never goes out.
         request.headers.remove(http::header::HOST);
+        // A child of the plugin's span, whose context the called service receives.
+        let mut span = ctx.trace.as_ref().map(|parent| {
+            let origin = Origin::of_uri(&request.url).map_or_else(String::new, |o| o.to_string());
+            let mut span = parent.child(
+                format!("{} {origin}", request.method),
+                sluice_telemetry::SpanKind::Client,
+            );
+            if span.is_recording() {
+                span.set("url.full", request.url.to_string());
+                span.set("http.request.method", request.method.as_str());
+                span.set("server.address", origin);
+                span.set("sluice.plugin", self.plugin.as_ref());
+                span.set("krakend.stage", "plugin-request");
+            }
+            span.as_parent().inject(&mut request.headers);
+            span
+        });
         let ctx = CallContext {
             allowed_hosts: Some(Arc::clone(&self.allowed)),
+            trace: None,
             ..ctx.clone()
         };
-        self.inner.execute(request, &ctx).await.map_err(|e| {
+        let result = self.inner.execute(request, &ctx).await.map_err(|e| {
             if e.kind == ErrorKind::HostNotAllowed {
                 self.refused(e)
             } else {
                 e
             }
-        })
+        });
+        if let Some(span) = &mut span {
+            match &result {
+                Ok(response) => {
+                    span.set(
+                        "http.response.status_code",
+                        i64::from(response.status().as_u16()),
+                    );
+                    span.set_status(sluice_telemetry::Status::Ok);
+                }
+                Err(e) => span.set_status(sluice_telemetry::Status::Error(e.message.clone())),
+            }
+        }
+        result
     }
 }
 

@@ -14,7 +14,7 @@ use sluice_transform::format::EntityFormatter;
 
 use crate::error::ProxyError;
 use crate::request::{Earlier, ProxyRequest, RequestBuilder};
-use crate::telemetry::{BackendTelemetry, RoundTripTimer, StageTimer, plugin_outcome};
+use crate::telemetry::{BackendTelemetry, RoundTripTimer, StageTimer, end_stage, plugin_outcome};
 
 /// A backend's contribution to the endpoint.
 #[derive(Debug)]
@@ -89,14 +89,23 @@ impl BackendStage {
         deadline: Instant,
     ) -> Result<Answer, ProxyError> {
         let timer = StageTimer::start(self.telemetry.stage.as_deref());
-        let result = self.call_all(request, responses, deadline).await;
-        timer.finish(
-            result.is_err(),
-            matches!(
-                result,
-                Ok(Answer::Data { complete: true, .. }) | Ok(Answer::Raw(_))
-            ),
+        let parent = request.telemetry.parent();
+        let span = match (&self.telemetry.stage_trace, parent) {
+            (Some(stage), Some(parent)) => Some(stage.start(parent, None)),
+            _ => None,
+        };
+        let trace = span.as_ref().map(|s| s.as_parent());
+        let result = self
+            .call_all(request, responses, deadline, trace.as_ref().or(parent))
+            .await;
+        let complete = matches!(
+            result,
+            Ok(Answer::Data { complete: true, .. }) | Ok(Answer::Raw(_))
         );
+        timer.finish(result.is_err(), complete);
+        if let Some(span) = span {
+            end_stage(span, result.as_ref().err(), complete);
+        }
         if let Err(error) = &result {
             // One line per failed backend call: an operator sees which backend failed and why
             // (a shadow's failures too: finding them is what mirroring traffic is for).
@@ -120,13 +129,14 @@ impl BackendStage {
         request: &ProxyRequest,
         responses: &[Earlier],
         deadline: Instant,
+        trace: Option<&sluice_telemetry::TraceParent>,
     ) -> Result<Answer, ProxyError> {
         if self.concurrent_calls <= 1 {
-            return self.call_once(request, responses, deadline).await;
+            return self.call_once(request, responses, deadline, trace).await;
         }
         // The first complete answer wins; the others are dropped (cancelled).
         let mut calls: FuturesUnordered<_> = (0..self.concurrent_calls)
-            .map(|_| self.call_once(request, responses, deadline))
+            .map(|_| self.call_once(request, responses, deadline, trace))
             .collect();
         let mut last = Err(ProxyError::Timeout);
         while let Some(result) = calls.next().await {
@@ -143,15 +153,44 @@ impl BackendStage {
         request: &ProxyRequest,
         responses: &[Earlier],
         deadline: Instant,
+        trace: Option<&sluice_telemetry::TraceParent>,
     ) -> Result<Answer, ProxyError> {
-        let built = self
+        let mut built = self
             .builder
             .build(request, responses)
             .map_err(ProxyError::Request)?;
+        // The call's own span: the plugin's, or the round trip's (krakend-otel's client span).
+        let mut call_span = trace.and_then(|parent| {
+            let stage = self
+                .telemetry
+                .plugin_trace
+                .as_ref()
+                .or(self.telemetry.round_trip_trace.as_ref())?;
+            let mut span = stage.start(parent, Some(&built.headers));
+            if span.is_recording() && self.telemetry.plugin_trace.is_none() {
+                span.set("url.full", built.url.to_string());
+                if let Some(host) = built.url.authority() {
+                    span.set("server.address", host.as_str());
+                }
+                span.set("http.request.body.size", built.body.len() as i64);
+            }
+            Some(span)
+        });
+        let call_trace = call_span.as_ref().map(|s| s.as_parent());
+        if self.telemetry.propagate
+            && let Some(context) = call_trace.as_ref().or(trace)
+        {
+            context.inject(&mut built.headers);
+        }
         // Kept for status errors only; formatting it on every call costs an allocation.
         let url = built.url.clone();
         let ctx = CallContext {
             send_body_on_redirect: self.send_body_on_redirect,
+            trace: if self.telemetry.plugin_trace.is_some() {
+                call_trace
+            } else {
+                None
+            },
             ..CallContext::new(deadline, self.max_body_bytes)
         };
         let round_trip = RoundTripTimer::start(
@@ -164,6 +203,20 @@ impl BackendStage {
             plugin.record(plugin_outcome(&result), round_trip.elapsed());
         }
         round_trip.finish(&result);
+        if let Some(span) = &mut call_span {
+            match &result {
+                Ok(Ok(response)) => {
+                    span.set(
+                        "http.response.status_code",
+                        i64::from(response.status().as_u16()),
+                    );
+                    span.set_status(sluice_telemetry::Status::Ok);
+                }
+                Ok(Err(e)) => span.set_status(sluice_telemetry::Status::Error(e.message.clone())),
+                Err(_) => span.set_status(sluice_telemetry::Status::Error("timeout".to_owned())),
+            }
+        }
+        drop(call_span);
         let response = result.map_err(|_| ProxyError::Timeout)??;
 
         if self.encoding == Encoding::NoOp {

@@ -51,15 +51,27 @@ impl EndpointPipeline {
     /// Runs the pipeline for one request.
     pub async fn call(&self, request: &ProxyRequest) -> Outcome {
         let timer = StageTimer::start(self.telemetry.proxy.as_deref());
+        let span = match (
+            &self.telemetry.proxy_trace,
+            request.telemetry.trace.as_ref(),
+        ) {
+            (Some(stage), Some(parent)) => {
+                let span = stage.start(parent, Some(&request.headers));
+                let _ = request.telemetry.stage.set(span.as_parent());
+                Some(span)
+            }
+            _ => None,
+        };
         let outcome = self.run(request).await;
-        timer.finish(
-            outcome.error.is_some(),
-            match &outcome.answer {
-                Some(Answer::Data { complete, .. }) => *complete && outcome.error.is_none(),
-                Some(Answer::Raw(_)) => outcome.error.is_none(),
-                None => false,
-            },
-        );
+        let complete = match &outcome.answer {
+            Some(Answer::Data { complete, .. }) => *complete && outcome.error.is_none(),
+            Some(Answer::Raw(_)) => outcome.error.is_none(),
+            None => false,
+        };
+        timer.finish(outcome.error.is_some(), complete);
+        if let Some(span) = span {
+            crate::telemetry::end_stage(span, outcome.error.as_ref(), complete);
+        }
         outcome
     }
 

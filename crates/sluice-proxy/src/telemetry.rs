@@ -9,17 +9,21 @@ use std::time::Duration;
 use sluice_config::{BackendLayer, Config, Endpoint, ProxyLayer};
 use sluice_plugin::{BackendRequest, BackendResponse, ErrorKind, ExecError, Instant};
 use sluice_telemetry::{
-    BackendLabels, PluginMetrics, ReadMetrics, RoundTripEnd, RoundTripMetrics, ServerMetrics,
-    StageMetrics, StageOutcome, Telemetry,
+    BackendLabels, PluginMetrics, ReadMetrics, RoundTripEnd, RoundTripMetrics, RouteTelemetry,
+    Span, SpanKind, StageMetrics, StageOutcome, Telemetry, TraceParent,
 };
+
+use crate::error::ProxyError;
 
 /// An endpoint's handles.
 #[derive(Debug, Default)]
 pub struct EndpointTelemetry {
-    /// Global layer (`http.server.*`), recorded by the server.
-    pub server: Option<Arc<ServerMetrics>>,
+    /// Global layer (`http.server.*` and the request span's route), recorded by the server.
+    pub server: Option<Arc<RouteTelemetry>>,
     /// Proxy layer (`krakend.proxy.duration`).
     pub(crate) proxy: Option<Arc<StageMetrics>>,
+    /// Proxy layer span.
+    pub(crate) proxy_trace: Option<StageTrace>,
 }
 
 /// A backend's handles.
@@ -29,14 +33,67 @@ pub(crate) struct BackendTelemetry {
     pub(crate) round_trip: Option<Arc<RoundTripMetrics>>,
     pub(crate) read: Option<Arc<ReadMetrics>>,
     pub(crate) plugin: Option<Arc<PluginMetrics>>,
+    /// The backend span (krakend-otel's `backend` stage).
+    pub(crate) stage_trace: Option<StageTrace>,
+    /// The client span of the request itself (`round_trip`), default client only.
+    pub(crate) round_trip_trace: Option<StageTrace>,
+    /// The plugin's span (its outbound calls are its children).
+    pub(crate) plugin_trace: Option<StageTrace>,
+    /// `traceparent` sent to the backend (tracing on, `disable_propagation` off).
+    pub(crate) propagate: bool,
+}
+
+/// What a span of one stage is named and carries, fixed at build time.
+#[derive(Debug)]
+pub(crate) struct StageTrace {
+    name: String,
+    kind: SpanKind,
+    attributes: Vec<(String, String)>,
+    report_headers: bool,
+    skip_headers: Vec<String>,
+}
+
+impl StageTrace {
+    /// Starts the stage's span under `parent`.
+    pub(crate) fn start(&self, parent: &TraceParent, headers: Option<&http::HeaderMap>) -> Span {
+        let mut span = parent.child(self.name.clone(), self.kind);
+        if span.is_recording() {
+            span.set_all(&self.attributes);
+            if let Some(headers) = headers.filter(|_| self.report_headers) {
+                span.set_headers("request", headers, &self.skip_headers);
+            }
+        }
+        span
+    }
+}
+
+/// Ends a proxy or backend span as krakend-otel does: the status code (500 on an error),
+/// the error, whether the answer is complete.
+pub(crate) fn end_stage(mut span: Span, error: Option<&ProxyError>, complete: bool) {
+    if span.is_recording() {
+        match error {
+            Some(e) => {
+                span.set("error", e.to_string());
+                span.set("http.response.status_code", 500i64);
+            }
+            None => span.set("http.response.status_code", 200i64),
+        }
+        span.set("complete", complete);
+    }
+}
+
+/// Whether the endpoint is left uninstrumented (`skip_paths` names it as written or in the
+/// `:param` form krakend-otel compares).
+fn skipped(telemetry: &Telemetry, endpoint: &Endpoint, route: &str) -> bool {
+    telemetry.skips(&endpoint.endpoint) || telemetry.skips(route)
 }
 
 impl EndpointTelemetry {
     pub(crate) fn new(telemetry: &Telemetry, config: &Config, endpoint: &Endpoint) -> Self {
-        if !telemetry.metrics_enabled() || telemetry.skips(&endpoint.endpoint) {
+        let route = sluice_telemetry::endpoint_route(&endpoint.endpoint);
+        if telemetry.settings().is_none() || skipped(telemetry, endpoint, &route) {
             return Self::default();
         }
-        let route = sluice_telemetry::endpoint_route(&endpoint.endpoint);
         let overrides = endpoint.telemetry.as_ref();
         let service_proxy = config
             .opentelemetry
@@ -49,8 +106,29 @@ impl EndpointTelemetry {
         let endpoint_attributes = overrides
             .map(|o| o.metrics_static_attributes.clone())
             .unwrap_or_default();
+        let endpoint_trace_attributes = overrides
+            .map(|o| o.traces_static_attributes.clone())
+            .unwrap_or_default();
+        let proxy_trace = (telemetry.tracer().is_some() && !proxy.disable_traces).then(|| {
+            let mut attributes = vec![
+                (
+                    "http.request.method".to_owned(),
+                    endpoint.method.to_string(),
+                ),
+                ("http.route".to_owned(), route.clone()),
+            ];
+            attributes.extend(proxy.traces_static_attributes.iter().cloned());
+            attributes.push(("krakend.stage".to_owned(), "proxy".to_owned()));
+            StageTrace {
+                name: route.clone(),
+                kind: SpanKind::Internal,
+                attributes,
+                report_headers: proxy.report_headers,
+                skip_headers: proxy.skip_headers.clone(),
+            }
+        });
         Self {
-            server: telemetry.server_metrics(Some(&route), &endpoint_attributes),
+            server: telemetry.route(&route, &endpoint_attributes, &endpoint_trace_attributes),
             proxy: if proxy.disable_metrics {
                 None
             } else {
@@ -60,6 +138,7 @@ impl EndpointTelemetry {
                     &proxy.metrics_static_attributes,
                 )
             },
+            proxy_trace,
         }
     }
 }
@@ -71,7 +150,8 @@ impl BackendTelemetry {
         endpoint: &Endpoint,
         backend: &sluice_config::Backend,
     ) -> Self {
-        if !telemetry.metrics_enabled() || telemetry.skips(&endpoint.endpoint) {
+        let route = sluice_telemetry::endpoint_route(&endpoint.endpoint);
+        if telemetry.settings().is_none() || skipped(telemetry, endpoint, &route) {
             return Self::default();
         }
         let layer: BackendLayer = backend.telemetry.clone().unwrap_or_else(|| {
@@ -94,7 +174,73 @@ impl BackendTelemetry {
         // krakend-otel instruments the HTTP client; a plugin replaces that client, so its
         // backends have Sluice's plugin metrics instead of the round trip ones.
         let plugin = backend.plugin.as_ref();
+        let tracing = telemetry.tracer().is_some();
+        let t = &layer.traces;
+        let trace_base = || {
+            let mut attributes = vec![
+                ("http.request.method".to_owned(), backend.method.to_string()),
+                ("http.route".to_owned(), url_pattern.clone()),
+                ("krakend.endpoint.route".to_owned(), endpoint_route.clone()),
+                (
+                    "krakend.endpoint.method".to_owned(),
+                    endpoint.method.to_string(),
+                ),
+            ];
+            attributes.extend(t.static_attributes.iter().cloned());
+            attributes
+        };
+        let stage_trace = (tracing && !t.disable_stage).then(|| {
+            let mut attributes = trace_base();
+            attributes.push(("krakend.stage".to_owned(), "backend".to_owned()));
+            StageTrace {
+                name: url_pattern.clone(),
+                kind: SpanKind::Internal,
+                attributes,
+                report_headers: t.report_headers,
+                skip_headers: t.skip_headers.clone(),
+            }
+        });
+        let round_trip_trace = (tracing && t.round_trip && plugin.is_none()).then(|| {
+            let mut attributes = trace_base();
+            attributes.push(("krakend.stage".to_owned(), "backend-request".to_owned()));
+            StageTrace {
+                name: url_pattern.clone(),
+                kind: SpanKind::Client,
+                attributes,
+                report_headers: t.report_headers,
+                skip_headers: t.skip_headers.clone(),
+            }
+        });
+        let plugin_trace = plugin.filter(|_| tracing && !t.disable_stage).map(|p| {
+            let mut attributes = trace_base();
+            attributes.push(("sluice.plugin".to_owned(), p.name.clone()));
+            attributes.push(("krakend.stage".to_owned(), "plugin".to_owned()));
+            StageTrace {
+                name: format!("plugin {}", p.name),
+                kind: SpanKind::Internal,
+                attributes,
+                report_headers: false,
+                skip_headers: Vec::new(),
+            }
+        });
+        let propagate = tracing
+            && !telemetry
+                .settings()
+                .is_some_and(|s| s.global.disable_propagation);
+        if !telemetry.metrics_enabled() {
+            return Self {
+                stage_trace,
+                round_trip_trace,
+                plugin_trace,
+                propagate,
+                ..Self::default()
+            };
+        }
         Self {
+            stage_trace,
+            round_trip_trace,
+            plugin_trace,
+            propagate,
             stage: (!m.disable_stage)
                 .then(|| telemetry.backend_metrics(&labels, statics))
                 .flatten(),
@@ -235,7 +381,8 @@ pub(crate) fn outbound_metrics(
     backend: &sluice_config::Backend,
     plugin: &str,
 ) -> Option<Arc<sluice_telemetry::OutboundMetrics>> {
-    if !telemetry.metrics_enabled() || telemetry.skips(&endpoint.endpoint) {
+    let route = sluice_telemetry::endpoint_route(&endpoint.endpoint);
+    if !telemetry.metrics_enabled() || skipped(telemetry, endpoint, &route) {
         return None;
     }
     let url_pattern = sluice_telemetry::backend_route(&backend.url_pattern);

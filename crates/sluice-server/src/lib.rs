@@ -355,15 +355,13 @@ async fn accept_loop(
             async move {
                 // Only what the line needs, and only when someone reads it.
                 // Telemetry: one call here and one at the end (telemetry.rs).
-                let mut scope = gateway
-                    .telemetry
-                    .begin(request.uri().path(), request.headers());
+                let mut scope = gateway.telemetry.begin(&request, peer);
                 let method = request.method().clone();
                 let access = (gateway.access_log
                     && tracing::enabled!(target: "sluice::access", tracing::Level::INFO))
                 .then(|| request.uri().clone());
                 let response = handle(&gateway, request, peer, &mut scope).await;
-                gateway.telemetry.end(&scope, &method, &response);
+                gateway.telemetry.end(&mut scope, &method, &response);
                 if let Some(uri) = access {
                     tracing::info!(
                         target: "sluice::access",

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use http::{HeaderMap, Method};
+use http::Method;
 use sluice_config::Config;
 use sluice_telemetry::{
     GlobalSettings, OtlpSettings, PrometheusSettings, RequestScope, ServerMetrics, Settings,
@@ -83,14 +83,21 @@ impl ServerTelemetry {
     }
 
     /// At the start of a request.
-    pub(crate) fn begin(&self, path: &str, headers: &HeaderMap) -> RequestScope {
-        RequestScope::begin(&self.telemetry, path, headers, self.forward_request_id)
+    pub(crate) fn begin<B>(&self, request: &http::Request<B>, peer: SocketAddr) -> RequestScope {
+        RequestScope::begin(
+            &self.telemetry,
+            request.method(),
+            request.uri(),
+            request.headers(),
+            Some(peer.ip()),
+            self.forward_request_id,
+        )
     }
 
     /// At its end: the status and the body size as far as known.
     pub(crate) fn end(
         &self,
-        scope: &RequestScope,
+        scope: &mut RequestScope,
         method: &Method,
         response: &http::Response<sluice_plugin::Body>,
     ) {
@@ -100,6 +107,8 @@ impl ServerTelemetry {
             method,
             response.status().as_u16(),
             size,
+            response.headers(),
+            &self.telemetry,
             self.unrouted.as_ref(),
         );
     }

@@ -223,7 +223,7 @@ impl ServerMetrics {
 }
 
 /// krakend-otel's route for an answer no endpoint gave: `404 Not Found`.
-fn status_route(status: u16) -> String {
+pub(crate) fn status_route(status: u16) -> String {
     let reason = http::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())

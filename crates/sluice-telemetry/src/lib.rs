@@ -14,9 +14,11 @@ mod exposition;
 mod handles;
 pub mod logging;
 mod metrics;
+mod otlp;
 mod process;
 pub mod prometheus;
 mod request;
+pub mod trace;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -27,7 +29,8 @@ pub use handles::{
     OutboundMetrics, PLUGIN_OUTCOMES, PluginMetrics, ReadMetrics, RoundTripEnd, RoundTripMetrics,
     ServerMetrics, StageMetrics, StageOutcome,
 };
-pub use request::{REQUEST_ID_HEADER, RequestContext, RequestScope};
+pub use request::{REQUEST_ID_HEADER, RequestContext, RequestScope, RouteTelemetry};
+pub use trace::{Span, SpanKind, Status, TraceParent};
 
 use crate::exposition::Resource;
 use crate::handles::Groups;
@@ -147,6 +150,10 @@ struct Inner {
     groups: Groups,
     resource: Resource,
     collectors: Mutex<Vec<Arc<dyn Collector>>>,
+    /// Some exporter takes spans.
+    tracer: Option<Arc<trace::Tracer>>,
+    /// When the metrics started (OTLP cumulative start time).
+    started: u64,
 }
 
 impl Telemetry {
@@ -159,6 +166,11 @@ impl Telemetry {
     pub fn new(settings: Settings) -> Self {
         let metrics = settings.prometheus.iter().any(|p| p.gateway_metrics)
             || settings.otlp.iter().any(|o| o.metrics);
+        let tracer = settings
+            .otlp
+            .iter()
+            .any(|o| o.traces)
+            .then(|| Arc::new(trace::Tracer::new(settings.trace_sample_rate)));
         let mut target_info = vec![
             ("service.name".to_owned(), settings.service_name.clone()),
             (
@@ -188,6 +200,10 @@ impl Telemetry {
                     scope: SCOPE.to_owned(),
                 },
                 collectors: Mutex::new(Vec::new()),
+                tracer,
+                started: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0)),
                 settings,
             })),
         }
@@ -196,6 +212,11 @@ impl Telemetry {
     /// The settings, when telemetry is on.
     pub fn settings(&self) -> Option<&Settings> {
         self.inner.as_deref().map(|i| &i.settings)
+    }
+
+    /// The tracer, when some exporter takes spans.
+    pub fn tracer(&self) -> Option<&Arc<trace::Tracer>> {
+        self.inner.as_deref().and_then(|i| i.tracer.as_ref())
     }
 
     /// Whether any metric is recorded.
@@ -243,6 +264,25 @@ impl Telemetry {
             route.map(str::to_owned),
             statics,
         )))
+    }
+
+    /// The global layer of an endpoint: its metrics (see [`Telemetry::server_metrics`]) and
+    /// what its request spans carry. `None` when telemetry is off or the endpoint is skipped.
+    pub fn route(
+        &self,
+        route: &str,
+        metrics_attributes: &Attributes,
+        trace_attributes: &Attributes,
+    ) -> Option<Arc<RouteTelemetry>> {
+        let inner = self.inner.as_deref()?;
+        if inner.settings.skip_paths.iter().any(|p| p == route) {
+            return None;
+        }
+        Some(Arc::new(RouteTelemetry {
+            metrics: self.server_metrics(Some(route), metrics_attributes),
+            route: route.to_owned(),
+            trace_attributes: trace_attributes.clone(),
+        }))
     }
 
     /// `krakend.proxy.duration` of an endpoint.
@@ -399,6 +439,29 @@ impl Telemetry {
         out
     }
 
+    /// The metrics as an OTLP `ExportMetricsServiceRequest`.
+    fn otlp_metrics(&self) -> Option<Vec<u8>> {
+        let inner = self.metrics_inner()?;
+        let families: Vec<Family> = inner
+            .collectors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .iter()
+            .flat_map(|c| c.collect())
+            .collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0));
+        Some(otlp::encode_metrics(
+            &inner.resource.target_info,
+            &inner.groups.all(),
+            &families,
+            inner.started,
+            now,
+        ))
+    }
+
     /// Starts the exporters (binds the Prometheus endpoints, spawns the OTLP pushers).
     ///
     /// # Errors
@@ -408,16 +471,43 @@ impl Telemetry {
         let Some(inner) = self.inner.as_deref() else {
             return Ok(exporters);
         };
-        if let Some(o) = inner.settings.otlp.first() {
-            return Err(format!(
-                "the OTLP exporter {:?}: OTLP export is not implemented by this build",
-                o.name
-            ));
-        }
         for p in &inner.settings.prometheus {
             let server = prometheus::serve(self.clone(), p).await?;
             exporters.prometheus.push(server);
         }
+        let collectors: Vec<Arc<otlp::Collector>> = inner
+            .settings
+            .otlp
+            .iter()
+            .map(|o| Arc::new(otlp::Collector::new(o.clone())))
+            .collect();
+        let resource = inner.resource.target_info.clone();
+        if let Some(tracer) = &inner.tracer {
+            exporters.tasks.push(tokio::spawn(otlp::export_spans(
+                Arc::clone(tracer),
+                collectors.clone(),
+                resource.clone(),
+            )));
+        }
+        for c in collectors.iter().filter(|c| c.metrics()) {
+            let period = c.period().unwrap_or(inner.settings.metric_reporting_period);
+            let telemetry = self.clone();
+            let c = Arc::clone(c);
+            exporters.tasks.push(tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(period.max(Duration::from_secs(1)));
+                ticker.tick().await;
+                loop {
+                    ticker.tick().await;
+                    if let Some(message) = telemetry.otlp_metrics() {
+                        c.send(false, message).await;
+                    }
+                }
+            }));
+        }
+        exporters.flush = inner
+            .tracer
+            .as_ref()
+            .map(|t| (Arc::clone(t), collectors, resource));
         Ok(exporters)
     }
 }
@@ -439,6 +529,22 @@ pub struct BackendLabels<'a> {
 #[derive(Debug, Default)]
 pub struct Exporters {
     prometheus: Vec<prometheus::Server>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// What a last flush of spans needs.
+    #[allow(clippy::type_complexity)]
+    flush: Option<(
+        Arc<trace::Tracer>,
+        Vec<Arc<otlp::Collector>>,
+        Vec<(String, String)>,
+    )>,
+}
+
+impl Drop for Exporters {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
 }
 
 impl Exporters {
@@ -450,9 +556,14 @@ impl Exporters {
             .collect()
     }
 
-    /// Stops them, flushing what is pending.
-    pub async fn shutdown(self) {
-        drop(self);
+    /// Stops them, sending the spans still queued (within the send timeout).
+    pub async fn shutdown(mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some((tracer, collectors, resource)) = self.flush.take() {
+            otlp::flush(&tracer, &collectors, &resource).await;
+        }
     }
 }
 
