@@ -354,12 +354,12 @@ async fn accept_loop(
                 .then(|| (service_state.start_request(), Arc::clone(&service_state)));
             async move {
                 // Only what the line needs, and only when someone reads it.
-                // Telemetry: one call here and one at the end (telemetry.rs).
-                let mut scope = gateway.telemetry.begin(&request, peer);
-                let method = request.method().clone();
                 let access = (gateway.access_log
                     && tracing::enabled!(target: "sluice::access", tracing::Level::INFO))
                 .then(|| request.uri().clone());
+                // Telemetry: one call here and one at the end (telemetry.rs).
+                let mut scope = gateway.telemetry.begin(&request, peer, access.is_some());
+                let method = request.method().clone();
                 let response = handle(&gateway, request, peer, &mut scope).await;
                 gateway.telemetry.end(&mut scope, &method, &response);
                 if let Some(uri) = access {

@@ -82,8 +82,14 @@ impl ServerTelemetry {
         }
     }
 
-    /// At the start of a request.
-    pub(crate) fn begin<B>(&self, request: &http::Request<B>, peer: SocketAddr) -> RequestScope {
+    /// At the start of a request; `logged`: its access log line will be written (so it needs
+    /// a request id even when backends get none).
+    pub(crate) fn begin<B>(
+        &self,
+        request: &http::Request<B>,
+        peer: SocketAddr,
+        logged: bool,
+    ) -> RequestScope {
         RequestScope::begin(
             &self.telemetry,
             request.method(),
@@ -91,6 +97,7 @@ impl ServerTelemetry {
             request.headers(),
             Some(peer.ip()),
             self.forward_request_id,
+            logged,
         )
     }
 

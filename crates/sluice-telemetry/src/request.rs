@@ -60,8 +60,8 @@ pub struct RequestScope {
 
 impl RequestScope {
     /// Starts a request's scope: its id (the client's `X-Request-Id` when it is 1 to 128
-    /// visible ASCII characters, else a new UUID), sent to the backends when `forward_id`, and
-    /// its clock.
+    /// visible ASCII characters, else a new UUID, made only when it is sent to the backends,
+    /// `forward_id`, or written in the access log, `logged`), and its clock.
     pub fn begin(
         telemetry: &Telemetry,
         method: &Method,
@@ -69,6 +69,7 @@ impl RequestScope {
         headers: &HeaderMap,
         peer: Option<IpAddr>,
         forward_id: bool,
+        logged: bool,
     ) -> Self {
         let path = uri.path();
         let request_id = headers
@@ -78,7 +79,8 @@ impl RequestScope {
                 !b.is_empty() && b.len() <= MAX_REQUEST_ID && b.iter().all(|c| c.is_ascii_graphic())
             })
             .cloned()
-            .unwrap_or_else(new_request_id);
+            .or_else(|| (forward_id || logged).then(new_request_id))
+            .unwrap_or_else(|| HeaderValue::from_static(""));
         let skipped = telemetry.skips(path);
         let (span, trace) = match (telemetry.tracer(), telemetry.settings()) {
             (Some(tracer), Some(settings)) if !skipped => {
@@ -261,6 +263,7 @@ mod tests {
             &headers,
             None,
             true,
+            false,
         );
         assert_eq!(scope.request_id(), "abc-123");
         headers.insert(REQUEST_ID_HEADER, HeaderValue::from_static("has space"));
@@ -271,6 +274,7 @@ mod tests {
             &headers,
             None,
             true,
+            false,
         );
         assert_eq!(scope.request_id().len(), 36);
     }
