@@ -192,7 +192,7 @@ pub(crate) fn write(out: &mut String, resource: &Resource, groups: &[std::sync::
                     }
                     Kind::SecondsCounter(i) => {
                         let v = cells.counters[i].load(std::sync::atomic::Ordering::Relaxed);
-                        let _ = writeln!(out, "{name}{text} {}", go_float(v as f64 * 1e-9));
+                        let _ = writeln!(out, "{name}{text} {}", go_float(v as f64 / 1e9));
                     }
                     Kind::Histogram(i) => {
                         let h = &cells.histograms[i];

@@ -14,8 +14,8 @@ pub(crate) struct Scale {
     pub(crate) raw: Vec<u64>,
     /// The same bounds in the exported unit (seconds or bytes).
     pub(crate) bounds: Vec<f64>,
-    /// Raw unit to exported unit (1e-9 for nanoseconds to seconds).
-    pub(crate) factor: f64,
+    /// Raw units per exported unit (1e9 nanoseconds to the second).
+    pub(crate) divisor: f64,
 }
 
 /// krakend-otel's time buckets (seconds), counted in nanoseconds.
@@ -29,7 +29,7 @@ pub(crate) fn time_scale() -> &'static Scale {
         Scale {
             raw: bounds.iter().map(|s| (s * 1e9).round() as u64).collect(),
             bounds,
-            factor: 1e-9,
+            divisor: 1e9,
         }
     })
 }
@@ -58,7 +58,7 @@ pub(crate) fn size_scale() -> &'static Scale {
         Scale {
             bounds: raw.iter().map(|b| *b as f64).collect(),
             raw,
-            factor: 1.0,
+            divisor: 1.0,
         }
     })
 }
@@ -99,7 +99,7 @@ impl Histogram {
             .map(|b| b.load(Ordering::Relaxed))
             .collect();
         let count = counts.iter().sum();
-        let sum = self.sum.load(Ordering::Relaxed) as f64 * self.scale.factor;
+        let sum = self.sum.load(Ordering::Relaxed) as f64 / self.scale.divisor;
         (counts, count, sum)
     }
 }

@@ -209,7 +209,7 @@ pub(crate) fn encode_metrics(
                                         dp.fixed64(2, start);
                                         dp.fixed64(3, now);
                                         if matches!(def.kind, Kind::SecondsCounter(_)) {
-                                            dp.double(4, raw as f64 * 1e-9);
+                                            dp.double(4, raw as f64 / 1e9);
                                         } else {
                                             dp.key(6, 1);
                                             dp.0.extend_from_slice(&raw.to_le_bytes());
