@@ -540,7 +540,8 @@ main() {
     fi
     [[ ${#CASE_NAMES[@]} -gt 0 ]] || die "no case to run"
 
-    local file_server="location / { root $WORK/www; }"
+    # /v1/*: an OTLP HTTP sink for the telemetry cases (the spans are accepted and dropped).
+    local file_server="location / { root $WORK/www; } location /v1/ { return 200; }"
     local conf
     conf=$(nginx_conf backend "$BACKEND_PORT" "$file_server")
     start_nginx backend "$LOAD_CPU" "$conf"

@@ -31,6 +31,10 @@ pub mod namespace {
     pub const BACKEND_HTTP_CLIENT: &str = "backend/http/client";
     /// Sluice's own server limits (`max_connections`, `max_buffered_body_bytes`); no alias.
     pub const SLUICE_SERVER: &str = "sluice/server";
+    /// Metrics and traces (krakend-otel's schema), at every level.
+    pub const OPENTELEMETRY: &str = "telemetry/opentelemetry";
+    /// Application logging (krakend-gologging's schema), at the service level.
+    pub const LOGGING: &str = "telemetry/logging";
 }
 
 /// A namespace the gateway reads.
@@ -42,18 +46,22 @@ pub(crate) enum Namespace {
     PluginHttpClient,
     BackendHttpClient,
     SluiceServer,
+    OpenTelemetry,
+    Logging,
 }
 
 pub(crate) use crate::model::Level;
 
 impl Namespace {
-    const ALL: [Namespace; 6] = [
+    const ALL: [Namespace; 8] = [
         Namespace::Proxy,
         Namespace::BackendHttp,
         Namespace::Router,
         Namespace::PluginHttpClient,
         Namespace::BackendHttpClient,
         Namespace::SluiceServer,
+        Namespace::OpenTelemetry,
+        Namespace::Logging,
     ];
 
     /// The short name, under which the namespace is stored.
@@ -65,6 +73,8 @@ impl Namespace {
             Namespace::PluginHttpClient => namespace::PLUGIN_HTTP_CLIENT,
             Namespace::BackendHttpClient => namespace::BACKEND_HTTP_CLIENT,
             Namespace::SluiceServer => namespace::SLUICE_SERVER,
+            Namespace::OpenTelemetry => namespace::OPENTELEMETRY,
+            Namespace::Logging => namespace::LOGGING,
         }
     }
 
@@ -84,7 +94,7 @@ impl Namespace {
             Namespace::BackendHttpClient => {
                 &["github.com/devopsfaith/krakend/transport/http/client"]
             }
-            Namespace::SluiceServer => &[],
+            Namespace::SluiceServer | Namespace::OpenTelemetry | Namespace::Logging => &[],
         }
     }
 
@@ -97,7 +107,8 @@ impl Namespace {
     /// Where the namespace is read, for messages.
     fn levels(self) -> &'static str {
         match self {
-            Namespace::Router | Namespace::SluiceServer => "service",
+            Namespace::Router | Namespace::SluiceServer | Namespace::Logging => "service",
+            Namespace::OpenTelemetry => "service, endpoint and backend",
             Namespace::Proxy => "endpoint and backend",
             Namespace::BackendHttp | Namespace::BackendHttpClient | Namespace::PluginHttpClient => {
                 "backend"
@@ -109,7 +120,10 @@ impl Namespace {
     /// like an unknown one).
     fn read_at(self, level: Level) -> bool {
         match self {
-            Namespace::Router | Namespace::SluiceServer => level == Level::Service,
+            Namespace::Router | Namespace::SluiceServer | Namespace::Logging => {
+                level == Level::Service
+            }
+            Namespace::OpenTelemetry => true,
             Namespace::Proxy => matches!(level, Level::Endpoint | Level::Backend),
             Namespace::BackendHttp | Namespace::BackendHttpClient | Namespace::PluginHttpClient => {
                 level == Level::Backend

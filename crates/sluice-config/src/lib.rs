@@ -25,6 +25,7 @@ mod model;
 mod params;
 mod parse;
 pub mod read;
+mod telemetry;
 mod tls;
 
 pub use diagnostics::{Diagnostic, Diagnostics, Position};
@@ -38,4 +39,9 @@ pub use params::{
     url_placeholders,
 };
 pub use parse::{from_value, from_value_with, load, load_with, parse_str, parse_str_with};
+pub use telemetry::{
+    Attributes, BackendLayer, BackendMetrics, BackendTraces, CUSTOM_FORMAT_VERBS,
+    DEFAULT_SKIP_PATHS, EndpointTelemetry, GlobalLayer, Layers, LogFormat, LogLevel, Logging,
+    OpenTelemetry, OtlpExporter, PrometheusExporter, ProxyLayer,
+};
 pub use tls::{TLS_CIPHER_SUITES, TLS_GROUPS, is_tls13_suite};

@@ -49,6 +49,10 @@ pub struct Config {
     pub router: RouterOptions,
     /// `extra_config."sluice/server"`: Sluice's own resource limits.
     pub sluice_server: SluiceServerOptions,
+    /// `extra_config."telemetry/opentelemetry"`: metrics and traces.
+    pub opentelemetry: Option<crate::OpenTelemetry>,
+    /// `extra_config."telemetry/logging"`: the application log.
+    pub logging: Option<crate::Logging>,
     /// The service `extra_config`, aliases normalised to their short names.
     pub extra_config: Map<String, Value>,
     /// Endpoints, in file order.
@@ -450,6 +454,8 @@ pub struct Endpoint {
     pub output_encoding: OutputEncoding,
     /// `extra_config.proxy` options that act on the endpoint.
     pub proxy: EndpointProxyOptions,
+    /// `extra_config."telemetry/opentelemetry"` of the endpoint.
+    pub telemetry: Option<crate::EndpointTelemetry>,
     /// The endpoint `extra_config`, aliases normalised.
     pub extra_config: Map<String, Value>,
 }
@@ -551,6 +557,8 @@ pub struct Backend {
     pub client_tls: Option<ClientTls>,
     /// `extra_config."plugin/http-client"`.
     pub plugin: Option<PluginRef>,
+    /// `extra_config."telemetry/opentelemetry".backend`: this backend's layer options.
+    pub telemetry: Option<crate::BackendLayer>,
     /// The backend `extra_config`, aliases normalised.
     pub extra_config: Map<String, Value>,
 }

@@ -174,6 +174,9 @@ fn service(r: &mut Reader<'_>, root: &Value, source: &Path) -> Option<Config> {
     let extra = extra::read_extra(r, &svc, Level::Service);
     let router = extra::router_options(r, extra.block(Namespace::Router));
     let sluice_server = extra::sluice_server_options(r, extra.block(Namespace::SluiceServer));
+    let opentelemetry =
+        crate::telemetry::opentelemetry(r, extra.block(Namespace::OpenTelemetry), &name);
+    let logging = crate::telemetry::logging(r, extra.block(Namespace::Logging));
 
     let defaults = ServiceDefaults {
         timeout,
@@ -204,6 +207,8 @@ fn service(r: &mut Reader<'_>, root: &Value, source: &Path) -> Option<Config> {
         client_tls,
         router,
         sluice_server,
+        opentelemetry,
+        logging,
         extra_config: extra.map,
         endpoints,
         unknown_namespaces: Vec::new(),
@@ -482,6 +487,7 @@ fn endpoint(
         .unwrap_or(d.output_encoding);
     let extra = extra::read_extra(r, &o, Level::Endpoint);
     let proxy = extra::endpoint_proxy(r, extra.block(Namespace::Proxy));
+    let telemetry = crate::telemetry::endpoint_telemetry(r, extra.block(Namespace::OpenTelemetry));
 
     let backend_items = match (o.get("backend"), r.array(&o, "backend")) {
         (None, _) | (_, Some([])) => {
@@ -544,6 +550,7 @@ fn endpoint(
         input_headers,
         output_encoding,
         proxy,
+        telemetry,
         extra_config: extra.map,
     })
 }
@@ -680,6 +687,7 @@ fn backend(
     let http = extra::backend_http(r, extra.block(Namespace::BackendHttp));
     let http_client = extra::backend_http_client(r, extra.block(Namespace::BackendHttpClient));
     let plugin = extra::plugin_ref(r, extra.block(Namespace::PluginHttpClient));
+    let telemetry = crate::telemetry::backend_telemetry(r, extra.block(Namespace::OpenTelemetry));
 
     Some(Backend {
         json_path: o.path.clone(),
@@ -702,6 +710,7 @@ fn backend(
         send_body_on_redirect: http_client.send_body_on_redirect,
         client_tls: http_client.client_tls,
         plugin,
+        telemetry,
         extra_config: extra.map,
     })
 }

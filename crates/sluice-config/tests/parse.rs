@@ -120,17 +120,16 @@ fn full_config_service() {
         json!({"level": "DEBUG"})
     );
     assert_eq!(
+        config.logging.as_ref().map(|l| l.level),
+        Some(sluice_config::LogLevel::Debug)
+    );
+    assert_eq!(
         config.unknown_namespaces,
         [
             UnknownNamespace {
                 path: r#"extra_config["plugin/http-client"]"#.to_owned(),
                 namespace: "plugin/http-client".to_owned(),
                 class: NamespaceClass::OptedOut,
-            },
-            UnknownNamespace {
-                path: r#"extra_config["telemetry/logging"]"#.to_owned(),
-                namespace: "telemetry/logging".to_owned(),
-                class: NamespaceClass::ObserveOnly,
             },
             UnknownNamespace {
                 path: r#"endpoints[0].extra_config["qos/ratelimit/router"]"#.to_owned(),
@@ -499,7 +498,7 @@ fn namespaces_that_restrict_traffic_fail_closed() {
     let mut value = minimal();
     value["endpoints"][0]["extra_config"] = json!({
         "auth/validator": {"alg": "RS256", "jwk_url": "http://127.0.0.1:1/jwk"},
-        "telemetry/opentelemetry": {},
+        "telemetry/metrics": {},
         "documentation/openapi": {}
     });
     value["endpoints"][0]["backend"][0]["extra_config"] =
@@ -555,7 +554,7 @@ fn namespaces_that_restrict_traffic_fail_closed() {
         .collect();
     assert!(classes.contains(&("auth/validator", NamespaceClass::OptedOut)));
     assert!(classes.contains(&("modifier/martian", NamespaceClass::OptedOut)));
-    assert!(classes.contains(&("telemetry/opentelemetry", NamespaceClass::ObserveOnly)));
+    assert!(classes.contains(&("telemetry/metrics", NamespaceClass::ObserveOnly)));
     assert_eq!(classes.len(), 7);
     // A family opt-out does not reach past its prefix.
     let narrow = LoadOptions {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 pub use body::{Body, BoxError, CollectError, DeadlinePassed, collect, empty, full, with_deadline};
 pub use coding::{ContentCoding, decode_content, gunzip};
 pub use error::{ErrorKind, ErrorSource, ExecError};
-pub use outbound::{AllowedHosts, Origin, OutboundClient};
+pub use outbound::{AllowedHosts, Origin, OutboundClient, error_outcome};
 pub use registry::{ClientPlugin, PluginContext, Registry, RegistryError};
 
 pub use tokio::time::Instant;
@@ -59,6 +59,9 @@ pub struct CallContext {
     /// (`backend/http/client.send_body_on_redirect`). Without it a 307/308 answer to a request
     /// with a body is returned as it came, as KrakenD's Go client does.
     pub send_body_on_redirect: bool,
+    /// The span the call belongs to (the plugin's span for a plugin's outbound calls), when
+    /// the request is traced: outbound calls are its children and carry its `traceparent`.
+    pub trace: Option<sluice_telemetry::TraceParent>,
 }
 
 impl CallContext {
@@ -70,6 +73,7 @@ impl CallContext {
             max_body_bytes,
             allowed_hosts: None,
             send_body_on_redirect: false,
+            trace: None,
         }
     }
 

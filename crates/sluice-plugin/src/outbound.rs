@@ -188,6 +188,7 @@ pub struct OutboundClient {
     inner: SharedExecutor,
     allowed: Arc<AllowedHosts>,
     plugin: Arc<str>,
+    metrics: Option<Arc<sluice_telemetry::OutboundMetrics>>,
 }
 
 impl OutboundClient {
@@ -197,7 +198,23 @@ impl OutboundClient {
             inner,
             allowed: Arc::new(allowed),
             plugin: plugin.into(),
+            metrics: None,
         }
+    }
+
+    /// Counts every call (`sluice.plugin.outbound.calls`) by allowed origin and outcome.
+    pub fn with_metrics(mut self, metrics: Option<Arc<sluice_telemetry::OutboundMetrics>>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The index of `uri`'s origin in the allow-list (`None` for any host, or none listed).
+    fn origin_index(&self, uri: &http::Uri) -> Option<usize> {
+        let AllowedHosts::Only(list) = &*self.allowed else {
+            return None;
+        };
+        let (scheme, host, port) = uri_parts(uri)?;
+        list.iter().position(|o| o.matches(scheme, host, port))
     }
 
     /// The client for the plugin a backend's `plugin/http-client` object names: `allowed_hosts`
@@ -239,25 +256,93 @@ impl OutboundClient {
 impl Executor for OutboundClient {
     fn execute<'a>(
         &'a self,
-        mut request: BackendRequest,
+        request: BackendRequest,
         ctx: &'a CallContext,
     ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
         Box::pin(async move {
-            self.check(&request.url)?;
-            // The URL's authority is the virtual host; a plugin's own `Host` never goes out.
-            request.headers.remove(http::header::HOST);
-            let ctx = CallContext {
-                allowed_hosts: Some(Arc::clone(&self.allowed)),
-                ..ctx.clone()
-            };
-            self.inner.execute(request, &ctx).await.map_err(|e| {
-                if e.kind == ErrorKind::HostNotAllowed {
-                    self.refused(e)
-                } else {
-                    e
-                }
-            })
+            let started = self.metrics.as_ref().map(|_| crate::Instant::now());
+            let origin = self
+                .metrics
+                .as_ref()
+                .and_then(|_| self.origin_index(&request.url));
+            let result = self.call(request, ctx).await;
+            if let (Some(metrics), Some(started)) = (&self.metrics, started) {
+                let outcome = match &result {
+                    Ok(_) => 0,
+                    Err(e) => error_outcome(e.kind),
+                };
+                metrics.record(origin, outcome, started.elapsed());
+            }
+            result
         })
+    }
+}
+
+/// The `outcome` index ([`sluice_telemetry::PLUGIN_OUTCOMES`]) of an error kind.
+pub fn error_outcome(kind: ErrorKind) -> usize {
+    match kind {
+        ErrorKind::Connect => 1,
+        ErrorKind::Timeout => 2,
+        ErrorKind::Protocol => 3,
+        ErrorKind::BodyTooLarge => 4,
+        ErrorKind::PluginFault => 5,
+        ErrorKind::HostNotAllowed => 6,
+        ErrorKind::Overloaded => 7,
+        ErrorKind::Other => 8,
+    }
+}
+
+impl OutboundClient {
+    async fn call(
+        &self,
+        mut request: BackendRequest,
+        ctx: &CallContext,
+    ) -> Result<BackendResponse, ExecError> {
+        self.check(&request.url)?;
+        // The URL's authority is the virtual host; a plugin's own `Host` never goes out.
+        request.headers.remove(http::header::HOST);
+        // A child of the plugin's span, whose context the called service receives.
+        let mut span = ctx.trace.as_ref().map(|parent| {
+            let origin = Origin::of_uri(&request.url).map_or_else(String::new, |o| o.to_string());
+            let mut span = parent.child(
+                format!("{} {origin}", request.method),
+                sluice_telemetry::SpanKind::Client,
+            );
+            if span.is_recording() {
+                span.set("url.full", request.url.to_string());
+                span.set("http.request.method", request.method.as_str());
+                span.set("server.address", origin);
+                span.set("sluice.plugin", self.plugin.as_ref());
+                span.set("krakend.stage", "plugin-request");
+            }
+            span.as_parent().inject(&mut request.headers);
+            span
+        });
+        let ctx = CallContext {
+            allowed_hosts: Some(Arc::clone(&self.allowed)),
+            trace: None,
+            ..ctx.clone()
+        };
+        let result = self.inner.execute(request, &ctx).await.map_err(|e| {
+            if e.kind == ErrorKind::HostNotAllowed {
+                self.refused(e)
+            } else {
+                e
+            }
+        });
+        if let Some(span) = &mut span {
+            match &result {
+                Ok(response) => {
+                    span.set(
+                        "http.response.status_code",
+                        i64::from(response.status().as_u16()),
+                    );
+                    span.set_status(sluice_telemetry::Status::Ok);
+                }
+                Err(e) => span.set_status(sluice_telemetry::Status::Error(e.message.clone())),
+            }
+        }
+        result
     }
 }
 

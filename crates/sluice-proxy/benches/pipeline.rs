@@ -101,6 +101,7 @@ fn request(params: Vec<(String, String)>) -> ProxyRequest {
         headers,
         body: Bytes::new(),
         client_ip: "127.0.0.1".parse().unwrap(),
+        telemetry: Default::default(),
     }
 }
 

@@ -14,6 +14,7 @@ use sluice_transform::format::EntityFormatter;
 
 use crate::error::ProxyError;
 use crate::request::{Earlier, ProxyRequest, RequestBuilder};
+use crate::telemetry::{BackendTelemetry, RoundTripTimer, StageTimer, end_stage, plugin_outcome};
 
 /// A backend's contribution to the endpoint.
 #[derive(Debug)]
@@ -49,6 +50,8 @@ pub(crate) struct BackendStage {
     /// `METHOD /path` of the endpoint and the backend's url_pattern, for the failure log.
     endpoint: Arc<str>,
     url_pattern: Arc<str>,
+    /// Metric handles, resolved at build time (all absent when telemetry is off).
+    pub(crate) telemetry: BackendTelemetry,
 }
 
 impl BackendStage {
@@ -74,6 +77,7 @@ impl BackendStage {
             shadow: backend.shadow,
             endpoint: endpoint.label().into(),
             url_pattern: backend.url_pattern.as_str().into(),
+            telemetry: BackendTelemetry::default(),
         }
     }
 
@@ -84,7 +88,24 @@ impl BackendStage {
         responses: &[Earlier],
         deadline: Instant,
     ) -> Result<Answer, ProxyError> {
-        let result = self.call_all(request, responses, deadline).await;
+        let timer = StageTimer::start(self.telemetry.stage.as_deref());
+        let parent = request.telemetry.parent();
+        let span = match (&self.telemetry.stage_trace, parent) {
+            (Some(stage), Some(parent)) => Some(stage.start(parent, None)),
+            _ => None,
+        };
+        let trace = span.as_ref().map(|s| s.as_parent());
+        let result = self
+            .call_all(request, responses, deadline, trace.as_ref().or(parent))
+            .await;
+        let complete = matches!(
+            result,
+            Ok(Answer::Data { complete: true, .. }) | Ok(Answer::Raw(_))
+        );
+        timer.finish(result.is_err(), complete);
+        if let Some(span) = span {
+            end_stage(span, result.as_ref().err(), complete);
+        }
         if let Err(error) = &result {
             // One line per failed backend call: an operator sees which backend failed and why
             // (a shadow's failures too: finding them is what mirroring traffic is for).
@@ -108,13 +129,14 @@ impl BackendStage {
         request: &ProxyRequest,
         responses: &[Earlier],
         deadline: Instant,
+        trace: Option<&sluice_telemetry::TraceParent>,
     ) -> Result<Answer, ProxyError> {
         if self.concurrent_calls <= 1 {
-            return self.call_once(request, responses, deadline).await;
+            return self.call_once(request, responses, deadline, trace).await;
         }
         // The first complete answer wins; the others are dropped (cancelled).
         let mut calls: FuturesUnordered<_> = (0..self.concurrent_calls)
-            .map(|_| self.call_once(request, responses, deadline))
+            .map(|_| self.call_once(request, responses, deadline, trace))
             .collect();
         let mut last = Err(ProxyError::Timeout);
         while let Some(result) = calls.next().await {
@@ -131,20 +153,71 @@ impl BackendStage {
         request: &ProxyRequest,
         responses: &[Earlier],
         deadline: Instant,
+        trace: Option<&sluice_telemetry::TraceParent>,
     ) -> Result<Answer, ProxyError> {
-        let built = self
+        let mut built = self
             .builder
             .build(request, responses)
             .map_err(ProxyError::Request)?;
+        // The call's own span: the plugin's, or the round trip's (krakend-otel's client span).
+        let mut call_span = trace.and_then(|parent| {
+            let stage = self
+                .telemetry
+                .plugin_trace
+                .as_ref()
+                .or(self.telemetry.round_trip_trace.as_ref())?;
+            let mut span = stage.start(parent, Some(&built.headers));
+            if span.is_recording() && self.telemetry.plugin_trace.is_none() {
+                span.set("url.full", built.url.to_string());
+                if let Some(host) = built.url.authority() {
+                    span.set("server.address", host.as_str());
+                }
+                span.set("http.request.body.size", built.body.len() as i64);
+            }
+            Some(span)
+        });
+        let call_trace = call_span.as_ref().map(|s| s.as_parent());
+        if self.telemetry.propagate
+            && let Some(context) = call_trace.as_ref().or(trace)
+        {
+            context.inject(&mut built.headers);
+        }
         // Kept for status errors only; formatting it on every call costs an allocation.
         let url = built.url.clone();
         let ctx = CallContext {
             send_body_on_redirect: self.send_body_on_redirect,
+            trace: if self.telemetry.plugin_trace.is_some() {
+                call_trace
+            } else {
+                None
+            },
             ..CallContext::new(deadline, self.max_body_bytes)
         };
-        let response = tokio::time::timeout_at(deadline, self.executor.execute(built, &ctx))
-            .await
-            .map_err(|_| ProxyError::Timeout)??;
+        let round_trip = RoundTripTimer::start(
+            self.telemetry.round_trip.as_deref(),
+            &built,
+            self.telemetry.plugin.is_some(),
+        );
+        let result = tokio::time::timeout_at(deadline, self.executor.execute(built, &ctx)).await;
+        if let Some(plugin) = &self.telemetry.plugin {
+            plugin.record(plugin_outcome(&result), round_trip.elapsed());
+        }
+        round_trip.finish(&result);
+        if let Some(span) = &mut call_span {
+            match &result {
+                Ok(Ok(response)) => {
+                    span.set(
+                        "http.response.status_code",
+                        i64::from(response.status().as_u16()),
+                    );
+                    span.set_status(sluice_telemetry::Status::Ok);
+                }
+                Ok(Err(e)) => span.set_status(sluice_telemetry::Status::Error(e.message.clone())),
+                Err(_) => span.set_status(sluice_telemetry::Status::Error("timeout".to_owned())),
+            }
+        }
+        drop(call_span);
+        let response = result.map_err(|_| ProxyError::Timeout)??;
 
         if self.encoding == Encoding::NoOp {
             return Ok(Answer::Raw(response));
@@ -163,7 +236,13 @@ impl BackendStage {
                 },
             });
         }
-        let body = read_body(body, self.max_body_bytes, deadline).await?;
+        let read_started = self.telemetry.read.as_ref().map(|_| Instant::now());
+        let body = read_body(body, self.max_body_bytes, deadline).await;
+        if let (Some(read), Some(started)) = (&self.telemetry.read, read_started) {
+            let bytes = body.as_ref().map_or(0, |b| b.len() as u64);
+            read.record(bytes, started.elapsed(), body.is_err());
+        }
+        let body = body?;
         // Lura's response parser gunzips whatever says gzip: an answer to a client's forwarded
         // Accept-Encoding, or a plugin's (the default client already decoded what it asked for).
         // The decompressed bytes count against the same limit. Error bodies are decoded too, so

@@ -19,6 +19,8 @@ use crate::backend::{Answer, BackendStage, read_raw_body};
 use crate::error::ProxyError;
 use crate::request::{Earlier, ProxyRequest};
 use crate::shadow::{MAX_SHADOW_CALLS_PER_ENDPOINT, Shadow};
+use crate::telemetry::{BackendTelemetry, EndpointTelemetry, StageTimer};
+use sluice_telemetry::Telemetry;
 
 /// The largest backend body the pipeline buffers for decoding.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
@@ -45,11 +47,39 @@ pub struct EndpointPipeline {
     pub(crate) shadow: Option<Arc<Shadow>>,
     static_response: Option<StaticResponse>,
     flatmap: FlatmapFilter,
+    /// The endpoint's metric handles (all absent when telemetry is off).
+    pub telemetry: EndpointTelemetry,
 }
 
 impl EndpointPipeline {
     /// Runs the pipeline for one request.
     pub async fn call(&self, request: &ProxyRequest) -> Outcome {
+        let timer = StageTimer::start(self.telemetry.proxy.as_deref());
+        let span = match (
+            &self.telemetry.proxy_trace,
+            request.telemetry.trace.as_ref(),
+        ) {
+            (Some(stage), Some(parent)) => {
+                let span = stage.start(parent, Some(&request.headers));
+                let _ = request.telemetry.stage.set(span.as_parent());
+                Some(span)
+            }
+            _ => None,
+        };
+        let outcome = self.run(request).await;
+        let complete = match &outcome.answer {
+            Some(Answer::Data { complete, .. }) => *complete && outcome.error.is_none(),
+            Some(Answer::Raw(_)) => outcome.error.is_none(),
+            None => false,
+        };
+        timer.finish(outcome.error.is_some(), complete);
+        if let Some(span) = span {
+            crate::telemetry::end_stage(span, outcome.error.as_ref(), complete);
+        }
+        outcome
+    }
+
+    async fn run(&self, request: &ProxyRequest) -> Outcome {
         let timeout = self.endpoint.timeout;
         let started = Instant::now();
         let deadline = started + timeout;
@@ -364,12 +394,14 @@ pub fn build_pipelines(
         registry,
         &Clients::new(Arc::clone(default_client)),
         &Components::new(),
+        &Telemetry::disabled(),
     )
 }
 
-/// [`build_pipelines`] with a client per backend where [`Clients`] has one, and the gateway's
-/// components: each endpoint gets its stages, and each backend's executor is wrapped by the
-/// components that act on it.
+/// [`build_pipelines`] with a client per backend where [`Clients`] has one, the gateway's
+/// components (each endpoint gets its stages, and each backend's executor is wrapped by the
+/// components that act on it) and telemetry (each endpoint, backend and plugin gets its metric
+/// handles).
 ///
 /// # Errors
 /// Every problem found, one line each (file, JSON path, what is wrong).
@@ -378,6 +410,7 @@ pub fn build_pipelines_with(
     registry: &Registry,
     clients: &Clients,
     components: &Components,
+    telemetry: &Telemetry,
 ) -> Result<Vec<EndpointPipeline>, Vec<String>> {
     let mut pipelines = Vec::with_capacity(config.endpoints.len());
     let mut errors = Vec::new();
@@ -433,7 +466,15 @@ pub fn build_pipelines_with(
                             &plugin.extra,
                             &backend.host,
                         ) {
-                            Ok(client) => Arc::new(client),
+                            Ok(client) => {
+                                Arc::new(client.with_metrics(crate::telemetry::outbound_metrics(
+                                    telemetry,
+                                    config,
+                                    endpoint,
+                                    backend,
+                                    &plugin.name,
+                                )))
+                            }
                             Err(message) => {
                                 errors.push(format!("{file}: {}: {message}", plugin.json_path));
                                 continue;
@@ -466,13 +507,14 @@ pub fn build_pipelines_with(
                     continue;
                 }
             };
-            let stage = BackendStage::new(
+            let mut stage = BackendStage::new(
                 endpoint,
                 backend,
                 executor,
                 user_agent(),
                 DEFAULT_MAX_BODY_BYTES,
             );
+            stage.telemetry = BackendTelemetry::new(telemetry, config, endpoint, backend);
             // KrakenD splits the shadows off before building the endpoint's pipe: the others
             // are merged (and numbered for `{resp<N>_...}`) as if the shadows were not there.
             if backend.shadow {
@@ -504,6 +546,7 @@ pub fn build_pipelines_with(
             shadow,
             static_response: endpoint.proxy.static_response.clone(),
             flatmap: FlatmapFilter::new(&endpoint.proxy.flatmap_filter),
+            telemetry: EndpointTelemetry::new(telemetry, config, endpoint),
         });
     }
     if errors.is_empty() {

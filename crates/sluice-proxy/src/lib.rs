@@ -18,6 +18,7 @@ mod hop;
 mod request;
 pub mod respond;
 mod shadow;
+mod telemetry;
 
 pub use backend::Answer;
 pub use endpoint::{
@@ -28,3 +29,4 @@ pub use error::ProxyError;
 pub use hop::strip_hop_by_hop;
 pub use request::ProxyRequest;
 pub use shadow::MAX_SHADOW_CALLS_PER_ENDPOINT;
+pub use telemetry::EndpointTelemetry;

@@ -23,6 +23,8 @@ pub struct ProxyRequest {
     pub body: Bytes,
     /// The client's IP as the router computed it.
     pub client_ip: IpAddr,
+    /// The request id and trace context, sent on to the backends.
+    pub telemetry: sluice_telemetry::RequestContext,
 }
 
 impl ProxyRequest {
@@ -361,6 +363,9 @@ impl RequestBuilder {
         } else {
             headers.insert(header::USER_AGENT, self.user_agent.clone());
         }
+        if let Some(id) = &request.telemetry.request_id {
+            headers.insert(sluice_telemetry::REQUEST_ID_HEADER, id.clone());
+        }
         headers
     }
 }
@@ -413,6 +418,7 @@ mod tests {
             headers,
             body: Bytes::new(),
             client_ip: "127.0.0.1".parse().unwrap(),
+            telemetry: Default::default(),
         }
     }
 

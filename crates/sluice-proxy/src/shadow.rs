@@ -254,6 +254,7 @@ mod tests {
             headers: HeaderMap::new(),
             body: Bytes::from_static(body),
             client_ip: "127.0.0.1".parse().unwrap(),
+            telemetry: Default::default(),
         }
     }
 

@@ -7,6 +7,7 @@ mod clients;
 mod conn;
 mod router;
 mod smuggling;
+pub mod telemetry;
 mod tls;
 
 pub use clients::clients;
@@ -31,6 +32,7 @@ use sluice_plugin::{Body, Registry};
 use sluice_proxy::respond::{self, RenderOptions};
 use sluice_proxy::{ProxyRequest, build_pipelines_with};
 use sluice_stage::{Components, RequestHead, ResponseContext, SharedStage};
+use sluice_telemetry::{RequestScope, Telemetry};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -61,6 +63,8 @@ pub enum StartError {
     Bind(SocketAddr, std::io::Error),
     /// The given listener has no local address.
     Listener(std::io::Error),
+    /// A telemetry exporter could not start (its name, address and why).
+    Telemetry(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -72,6 +76,7 @@ impl std::fmt::Display for StartError {
                 "cannot listen on {addr}: {e} (set another \"port\" or \"listen_ip\", or run with --port)"
             ),
             StartError::Listener(e) => write!(f, "cannot listen: {e}"),
+            StartError::Telemetry(e) => f.write_str(e),
         }
     }
 }
@@ -84,6 +89,9 @@ pub struct RunningGateway {
     current: Arc<ArcSwap<Gateway>>,
     local_addr: ArcSwap<SocketAddr>,
     serving: tokio::sync::Mutex<Serving>,
+    /// The telemetry exporters (Prometheus endpoints, OTLP pushers), stopped last. A reload
+    /// keeps them: the snapshots it builds record into the same telemetry.
+    exporters: sluice_telemetry::Exporters,
 }
 
 /// The accept loop that takes new connections, and the loops a reload retired that are still
@@ -204,6 +212,12 @@ impl RunningGateway {
         for l in loops {
             l.finish().await;
         }
+        self.exporters.shutdown().await;
+    }
+
+    /// Where each Prometheus exporter listens, by name.
+    pub fn prometheus_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.exporters.prometheus_addrs()
     }
 
     /// Serves until `signal` resolves, then shuts down.
@@ -259,6 +273,8 @@ pub struct Gateway {
     access_log: bool,
     /// The listener's TLS (`tls`), when on.
     tls: Option<tls::Acceptor>,
+    /// Request ids and the global layer's metrics (`telemetry/opentelemetry`).
+    telemetry: telemetry::ServerTelemetry,
 }
 
 /// `router.error_body["404"]` and `["405"]`, serialised once.
@@ -289,17 +305,19 @@ impl ErrorBodies {
 }
 
 /// Builds every endpoint pipeline from `config` (plugins resolved through `registry`) and starts
-/// serving on `listener`, or on `listen_ip:port` from the config when `None`.
+/// serving on `listener`, or on `listen_ip:port` from the config when `None`, with the
+/// telemetry the config asks for.
 pub async fn start(
     config: Arc<Config>,
     registry: Registry,
     listener: Option<tokio::net::TcpListener>,
 ) -> Result<RunningGateway, StartError> {
-    let gateway = Gateway::build(&config, &registry)?;
-    serve(gateway, listener).await
+    let telemetry = telemetry::from_config(&config);
+    let gateway = Gateway::build_with(&config, &registry, &Components::new(), &telemetry)?;
+    serve_with(gateway, listener, &telemetry).await
 }
 
-/// Serves `gateway` on `listener`, or on its `listen_ip:port` when `None`.
+/// Serves `gateway` on `listener`, or on its `listen_ip:port` when `None`, without telemetry.
 ///
 /// # Errors
 /// When the address cannot be listened on.
@@ -307,6 +325,19 @@ pub async fn serve(
     gateway: Gateway,
     listener: Option<tokio::net::TcpListener>,
 ) -> Result<RunningGateway, StartError> {
+    serve_with(gateway, listener, &Telemetry::disabled()).await
+}
+
+/// [`serve`] with the telemetry `gateway` was built with: its exporters start here.
+///
+/// # Errors
+/// When the address cannot be listened on, or an exporter cannot start.
+pub async fn serve_with(
+    gateway: Gateway,
+    listener: Option<tokio::net::TcpListener>,
+    telemetry: &Telemetry,
+) -> Result<RunningGateway, StartError> {
+    let exporters = telemetry.start().await.map_err(StartError::Telemetry)?;
     let listener = match listener {
         Some(listener) => listener,
         None => bind(gateway.listen_addr()).await?,
@@ -327,6 +358,7 @@ pub async fn serve(
             accepting,
             draining: Vec::new(),
         }),
+        exporters,
     })
 }
 
@@ -342,7 +374,9 @@ pub fn validate(config: &Config, registry: &Registry) -> Result<(), Vec<String>>
         .map(|_| ())
         .map_err(|e| match e {
             StartError::Pipeline(errors) => errors,
-            other @ (StartError::Bind(..) | StartError::Listener(_)) => vec![other.to_string()],
+            other @ (StartError::Bind(..) | StartError::Listener(_) | StartError::Telemetry(_)) => {
+                vec![other.to_string()]
+            }
         })
 }
 
@@ -354,11 +388,12 @@ impl Gateway {
     /// # Errors
     /// [`StartError::Pipeline`] with every problem found.
     pub fn build(config: &Config, registry: &Registry) -> Result<Gateway, StartError> {
-        Self::build_with(config, registry, &Components::new())
+        Self::build_with(config, registry, &Components::new(), &Telemetry::disabled())
     }
 
     /// [`Gateway::build`] with the gateway's components (JWT, CORS, rate limits...): the
-    /// service's stages, each endpoint's, and the layers around each backend.
+    /// service's stages, each endpoint's, and the layers around each backend; and the
+    /// telemetry every route, backend and plugin records into.
     ///
     /// # Errors
     /// [`StartError::Pipeline`] with every problem found.
@@ -366,6 +401,7 @@ impl Gateway {
         config: &Config,
         registry: &Registry,
         components: &Components,
+        telemetry: &Telemetry,
     ) -> Result<Gateway, StartError> {
         // Every problem at once: TLS, clients, the service's stages, the endpoints.
         let tls = tls::Acceptor::from_config(config);
@@ -374,7 +410,9 @@ impl Gateway {
         let pipelines = clients
             .as_ref()
             .map_err(|_| Vec::new())
-            .and_then(|clients| build_pipelines_with(config, registry, clients, components));
+            .and_then(|clients| {
+                build_pipelines_with(config, registry, clients, components, telemetry)
+            });
         let (tls, service_stages, pipelines) = match (tls, clients, service_stages, pipelines) {
             (Ok(tls), Ok(_), Ok(stages), Ok(pipelines)) => (tls, stages, pipelines),
             (tls, clients, stages, pipelines) => {
@@ -454,6 +492,7 @@ impl Gateway {
             write_timeout: non_zero(config.server.write_timeout),
             error_bodies: ErrorBodies::new(&router_options.error_body),
             access_log: !router_options.disable_access_log,
+            telemetry: telemetry::ServerTelemetry::new(telemetry.clone(), config),
             body_budget: Arc::new(Semaphore::new(
                 config
                     .sluice_server
@@ -550,22 +589,21 @@ async fn accept_loop(
                 // Only what the line needs, and only when someone reads it.
                 let access = (gateway.access_log
                     && tracing::enabled!(target: "sluice::access", tracing::Level::INFO))
-                .then(|| {
-                    (
-                        Instant::now(),
-                        request.method().clone(),
-                        request.uri().clone(),
-                    )
-                });
-                let response = handle(&gateway, request, peer).await;
-                if let Some((started, method, uri)) = access {
+                .then(|| request.uri().clone());
+                // Telemetry: one call here and one at the end (telemetry.rs).
+                let mut scope = gateway.telemetry.begin(&request, peer, access.is_some());
+                let method = request.method().clone();
+                let response = handle(&gateway, request, peer, &mut scope).await;
+                gateway.telemetry.end(&mut scope, &method, &response);
+                if let Some(uri) = access {
                     tracing::info!(
                         target: "sluice::access",
                         status = response.status().as_u16(),
                         method = %method,
                         path = %uri,
                         peer = %peer,
-                        elapsed = ?started.elapsed(),
+                        elapsed = ?scope.started().elapsed(),
+                        request_id = scope.request_id(),
                         "request"
                     );
                 }
@@ -667,11 +705,16 @@ impl hyper::body::Body for InFlightBody {
     }
 }
 
-async fn handle(gateway: &Gateway, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+async fn handle(
+    gateway: &Gateway,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    scope: &mut RequestScope,
+) -> Response<Body> {
     let (mut parts, body) = request.into_parts();
     let client_ip = gateway.client_ip.resolve(&parts.headers, peer.ip());
     if gateway.service_stages.is_empty() {
-        return route(gateway, parts, body, client_ip).await;
+        return route(gateway, parts, body, client_ip, scope).await;
     }
     // The components' service stages (CORS preflight, bot detector...) see every request,
     // before routing, and every answer on its way out.
@@ -687,7 +730,7 @@ async fn handle(gateway: &Gateway, request: Request<Incoming>, peer: SocketAddr)
     };
     let response = match sluice_stage::run_on_request(&gateway.service_stages, &mut head).await {
         Err(answer) => respond::early(answer),
-        Ok(()) => route(gateway, parts, body, client_ip).await,
+        Ok(()) => route(gateway, parts, body, client_ip, scope).await,
     };
     seen.on_response(&gateway.service_stages, response)
 }
@@ -723,6 +766,7 @@ async fn route(
     parts: http::request::Parts,
     body: Incoming,
     client_ip: IpAddr,
+    scope: &mut RequestScope,
 ) -> Response<Body> {
     let path = parts.uri.path();
     if gateway.health_path.as_deref() == Some(path) && parts.method == Method::GET {
@@ -749,6 +793,7 @@ async fn route(
         Lookup::NotFound => return gateway.error_bodies.answer(StatusCode::NOT_FOUND),
     };
     let Some(pipeline) = routes.get(&parts.method) else {
+        // (router answers are recorded under their status text, see telemetry.rs)
         if parts.method == Method::OPTIONS && gateway.auto_options {
             let mut response = Response::new(sluice_plugin::empty());
             if let Ok(allow) = HeaderValue::from_str(&routes.allow()) {
@@ -768,6 +813,7 @@ async fn route(
             None => return respond::text(StatusCode::BAD_REQUEST, "error: encoded url params"),
         }
     }
+    scope.set_route(pipeline.telemetry.server.as_ref());
     // The request is kept for the stages' `on_response` only when the endpoint has stages.
     let seen = (!pipeline.stages.is_empty()).then(|| SeenRequest::of(&parts));
     let response = call(
@@ -778,6 +824,7 @@ async fn route(
         body,
         body_deadline,
         client_ip,
+        scope,
     )
     .await;
     match seen {
@@ -787,6 +834,10 @@ async fn route(
 }
 
 /// The endpoint's stages, the body, the pipeline and the render.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the request's parts as route() split them; a struct would only rename them"
+)]
 async fn call(
     gateway: &Gateway,
     pipeline: &sluice_proxy::EndpointPipeline,
@@ -795,6 +846,7 @@ async fn call(
     body: Incoming,
     body_deadline: Instant,
     client_ip: IpAddr,
+    scope: &RequestScope,
 ) -> Response<Body> {
     let stages = &pipeline.stages;
     // One view of the request for both phases (the body is read in between).
@@ -830,6 +882,7 @@ async fn call(
         headers: parts.headers,
         body,
         client_ip,
+        telemetry: scope.context().clone(),
     };
     let outcome = pipeline.call(&request).await;
     respond::render(pipeline, outcome, accept.as_ref(), &gateway.render)

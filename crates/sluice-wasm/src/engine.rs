@@ -274,7 +274,7 @@ pub struct WasmHost {
     cache: Cache,
     sluice_linker: Arc<wasmtime::component::Linker<sluice_world::State>>,
     proxy_linker: Arc<wasmtime::component::Linker<proxy_world::State>>,
-    stats: Mutex<BTreeMap<String, Arc<PluginStats>>>,
+    stats: Arc<Mutex<BTreeMap<String, Arc<PluginStats>>>>,
 }
 
 impl std::fmt::Debug for WasmHost {
@@ -363,7 +363,7 @@ impl WasmHost {
             cache,
             sluice_linker,
             proxy_linker,
-            stats: Mutex::new(BTreeMap::new()),
+            stats: Arc::new(Mutex::new(BTreeMap::new())),
         })
     }
 
@@ -380,6 +380,14 @@ impl WasmHost {
     /// Compilations avoided and done since start.
     pub fn cache_stats(&self) -> CacheStats {
         self.cache.stats()
+    }
+
+    /// The counters of every plugin this host loads, as telemetry families
+    /// (`sluice.plugin.wasm.*`), read at each export.
+    pub fn collector(&self) -> Arc<dyn sluice_telemetry::Collector> {
+        Arc::new(crate::stats::StatsCollector {
+            stats: Arc::clone(&self.stats),
+        })
     }
 
     /// Counters of every plugin loaded so far, by name.

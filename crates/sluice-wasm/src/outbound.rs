@@ -24,8 +24,12 @@ pub(crate) async fn execute(
     request: BackendRequest,
     deadline: Instant,
     max_body_bytes: usize,
+    trace: Option<&sluice_telemetry::TraceParent>,
 ) -> Result<BackendResponse, ExecError> {
-    let ctx = CallContext::new(deadline, max_body_bytes);
+    let ctx = CallContext {
+        trace: trace.cloned(),
+        ..CallContext::new(deadline, max_body_bytes)
+    };
     let result =
         match tokio::time::timeout_at(deadline, backend.client.execute(request, &ctx)).await {
             Ok(result) => result,
@@ -45,8 +49,9 @@ pub(crate) async fn send_buffered(
     request: BackendRequest,
     deadline: Instant,
     max_body_bytes: usize,
+    trace: Option<&sluice_telemetry::TraceParent>,
 ) -> Result<(http::response::Parts, Bytes), ExecError> {
-    let response = execute(backend, request, deadline, max_body_bytes).await?;
+    let response = execute(backend, request, deadline, max_body_bytes, trace).await?;
     let (parts, body) = response.into_parts();
     let body = collect_body(body, deadline, max_body_bytes).await?;
     Ok((parts, body))

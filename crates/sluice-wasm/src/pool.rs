@@ -87,7 +87,10 @@ impl<I> Pool<I> {
             }
         };
         let (instance, served) = match self.lock().pop() {
-            Some(idle) => (Some(idle.instance), idle.served),
+            Some(idle) => {
+                self.stats.idle(-1);
+                (Some(idle.instance), idle.served)
+            }
             None => (None, 0),
         };
         Ok(Lease {
@@ -110,6 +113,7 @@ impl<I> Pool<I> {
                 served,
                 since: StdInstant::now(),
             });
+            self.stats.idle(1);
         }
         drop(lease);
     }
@@ -121,6 +125,7 @@ impl<I> Pool<I> {
             served: 0,
             since: StdInstant::now(),
         });
+        self.stats.idle(1);
     }
 
     /// Drops the instances idle for longer than the idle timeout; returns how many.
@@ -135,6 +140,7 @@ impl<I> Pool<I> {
         };
         // Dropped outside the lock: dropping a store unmaps memory, which takes a while.
         let n = expired.len();
+        self.stats.idle(-(n as i64));
         for _ in 0..n {
             self.stats.bump(Counter::InstancesExpired);
         }
@@ -144,6 +150,13 @@ impl<I> Pool<I> {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Idle<I>>> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl<I> Drop for Pool<I> {
+    fn drop(&mut self) {
+        let n = self.lock().len();
+        self.stats.idle(-(n as i64));
     }
 }
 

@@ -54,6 +54,8 @@ struct Hooks {
     backend: Arc<Backend>,
     deadline: Instant,
     max_body_bytes: usize,
+    /// The current call's span (outgoing requests are children of it).
+    trace: Option<sluice_telemetry::TraceParent>,
     /// Set when the guest tried a host outside the allow-list during the current call.
     refused: bool,
 }
@@ -102,6 +104,7 @@ impl WasiHttpHooks for Hooks {
         let backend = Arc::clone(&self.backend);
         let deadline = self.deadline;
         let max_body_bytes = self.max_body_bytes;
+        let trace = self.trace.clone();
         if outbound::check_allowed(&backend, request.uri()).is_err() {
             self.refused = true;
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
@@ -126,14 +129,15 @@ impl WasiHttpHooks for Hooks {
                 headers: parts.headers,
                 body,
             };
-            let response = outbound::execute(&backend, request, deadline, max_body_bytes)
-                .await
-                .map_err(|e| match e.kind {
-                    ErrorKind::Connect => wasmtime_wasi_http::Error::ConnectionRefused,
-                    ErrorKind::Timeout => wasmtime_wasi_http::Error::ConnectionReadTimeout,
-                    ErrorKind::HostNotAllowed => wasmtime_wasi_http::Error::HttpRequestDenied,
-                    _ => wasmtime_wasi_http::Error::InternalError(Some(e.message)),
-                })?;
+            let response =
+                outbound::execute(&backend, request, deadline, max_body_bytes, trace.as_ref())
+                    .await
+                    .map_err(|e| match e.kind {
+                        ErrorKind::Connect => wasmtime_wasi_http::Error::ConnectionRefused,
+                        ErrorKind::Timeout => wasmtime_wasi_http::Error::ConnectionReadTimeout,
+                        ErrorKind::HostNotAllowed => wasmtime_wasi_http::Error::HttpRequestDenied,
+                        _ => wasmtime_wasi_http::Error::InternalError(Some(e.message)),
+                    })?;
             let response = response.map(|body| {
                 body.map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string())))
                     .boxed_unsync()
@@ -248,6 +252,7 @@ async fn new_instance(
             backend: Arc::clone(backend),
             deadline,
             max_body_bytes: 0,
+            trace: None,
             refused: false,
         },
         config: Arc::clone(config),
@@ -352,6 +357,7 @@ impl Shared {
             hooks.deadline = deadline;
             hooks.max_body_bytes = ctx.max_body_bytes;
             hooks.refused = false;
+            hooks.trace = ctx.trace.clone();
         }
         instance.store.set_epoch_deadline(1);
 

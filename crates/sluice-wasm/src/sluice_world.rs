@@ -46,6 +46,8 @@ pub(crate) struct State {
     deadline: Instant,
     /// Set during request calls; `None` during `init` (no `send` then).
     max_body_bytes: Option<usize>,
+    /// The current call's span (its `send`s are children of it).
+    trace: Option<sluice_telemetry::TraceParent>,
 }
 
 impl WasiView for State {
@@ -110,10 +112,15 @@ impl bindings::sluice::plugin::host::Host for State {
             });
         };
         let request = from_wit_request(request).map_err(exec_to_wit)?;
-        let (parts, body) =
-            outbound::send_buffered(&self.backend, request, self.deadline, max_body_bytes)
-                .await
-                .map_err(exec_to_wit)?;
+        let (parts, body) = outbound::send_buffered(
+            &self.backend,
+            request,
+            self.deadline,
+            max_body_bytes,
+            self.trace.as_ref(),
+        )
+        .await
+        .map_err(exec_to_wit)?;
         Ok(WitResponse {
             status: parts.status.as_u16(),
             headers: headers_to_wit(&parts.headers),
@@ -234,6 +241,7 @@ async fn new_instance(
         backend: Arc::clone(backend),
         deadline,
         max_body_bytes: None,
+        trace: None,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
@@ -348,6 +356,7 @@ impl Shared {
         call: Call,
         deadline: Instant,
         max_body_bytes: usize,
+        trace: Option<&sluice_telemetry::TraceParent>,
     ) -> Result<Answer, ExecError> {
         let backend = &self.backend;
         let lease: Lease<Instance> = self.pool.checkout(deadline).await?;
@@ -360,11 +369,13 @@ impl Shared {
             let state = instance.store.data_mut();
             state.deadline = deadline;
             state.max_body_bytes = Some(max_body_bytes);
+            state.trace = trace.cloned();
         }
         instance.store.set_epoch_deadline(1);
         match tokio::time::timeout_at(deadline, invoke(&mut instance, call)).await {
             Ok(Ok(answer)) => {
                 instance.store.data_mut().max_body_bytes = None;
+                instance.store.data_mut().trace = None;
                 self.pool.checkin(lease, instance);
                 Ok(answer)
             }
@@ -399,7 +410,12 @@ impl Shared {
         let max_body = ctx.max_body_bytes;
         if self.hooks == HookSet::empty() {
             let Answer::Response(answer) = self
-                .call(Call::Handle(to_wit_request(request)), deadline, max_body)
+                .call(
+                    Call::Handle(to_wit_request(request)),
+                    deadline,
+                    max_body,
+                    ctx.trace.as_ref(),
+                )
                 .await?
             else {
                 return Err(ExecError::new(
@@ -412,7 +428,12 @@ impl Shared {
         }
         let request = if self.hooks.contains(HookSet::ON_REQUEST) {
             match self
-                .call(Call::OnRequest(to_wit_request(request)), deadline, max_body)
+                .call(
+                    Call::OnRequest(to_wit_request(request)),
+                    deadline,
+                    max_body,
+                    ctx.trace.as_ref(),
+                )
                 .await?
             {
                 Answer::Flow(Ok(RequestOrResponse::Request(r))) => from_wit_request(r)?,
@@ -432,17 +453,35 @@ impl Shared {
             request
         };
         if !self.hooks.contains(HookSet::ON_RESPONSE) {
-            return outbound::execute(&self.backend, request, deadline, max_body).await;
+            return outbound::execute(
+                &self.backend,
+                request,
+                deadline,
+                max_body,
+                ctx.trace.as_ref(),
+            )
+            .await;
         }
-        let (parts, body) =
-            outbound::send_buffered(&self.backend, request, deadline, max_body).await?;
+        let (parts, body) = outbound::send_buffered(
+            &self.backend,
+            request,
+            deadline,
+            max_body,
+            ctx.trace.as_ref(),
+        )
+        .await?;
         let response = WitResponse {
             status: parts.status.as_u16(),
             headers: headers_to_wit(&parts.headers),
             body: body.into(),
         };
         let Answer::Response(answer) = self
-            .call(Call::OnResponse(response), deadline, max_body)
+            .call(
+                Call::OnResponse(response),
+                deadline,
+                max_body,
+                ctx.trace.as_ref(),
+            )
             .await?
         else {
             return Err(ExecError::new(

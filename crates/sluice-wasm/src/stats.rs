@@ -18,6 +18,7 @@ pub struct PluginStats {
     instances_recycled: AtomicU64,
     instances_expired: AtomicU64,
     instances_live: AtomicU64,
+    instances_idle: AtomicU64,
 }
 
 /// A copy of [`PluginStats`] at one moment.
@@ -48,6 +49,8 @@ pub struct StatsSnapshot {
     pub instances_expired: u64,
     /// Instances alive now (idle or serving), across the plugin's backends.
     pub instances_live: u64,
+    /// Instances alive and idle now, across the plugin's backends.
+    pub instances_idle: u64,
 }
 
 /// Which counter to bump.
@@ -100,6 +103,18 @@ impl PluginStats {
             instances_recycled: g(&self.instances_recycled),
             instances_expired: g(&self.instances_expired),
             instances_live: g(&self.instances_live),
+            instances_idle: g(&self.instances_idle),
+        }
+    }
+
+    /// `n` more instances idle (negative: fewer).
+    pub(crate) fn idle(&self, n: i64) {
+        if n >= 0 {
+            self.instances_idle
+                .fetch_add(n.unsigned_abs(), Ordering::Relaxed);
+        } else {
+            self.instances_idle
+                .fetch_sub(n.unsigned_abs(), Ordering::Relaxed);
         }
     }
 }
@@ -119,5 +134,98 @@ impl LiveInstance {
 impl Drop for LiveInstance {
     fn drop(&mut self) {
         self.0.instances_live.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The plugin host's counters as telemetry families (`sluice.plugin.*`), read at each export.
+#[derive(Debug)]
+pub(crate) struct StatsCollector {
+    pub(crate) stats: Arc<std::sync::Mutex<std::collections::BTreeMap<String, Arc<PluginStats>>>>,
+}
+
+impl sluice_telemetry::Collector for StatsCollector {
+    fn collect(&self) -> Vec<sluice_telemetry::Family> {
+        let stats: Vec<(String, StatsSnapshot)> = self
+            .stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.snapshot()))
+            .collect();
+        let plugin = |name: &str| vec![("sluice.plugin".to_owned(), name.to_owned())];
+        let with = |name: &str, key: &str, value: &str| {
+            let mut l = plugin(name);
+            l.push((key.to_owned(), value.to_owned()));
+            l
+        };
+        let family =
+            |name: &str, help: &str, counter: bool, samples: Vec<(Vec<(String, String)>, f64)>| {
+                sluice_telemetry::Family {
+                    name: name.to_owned(),
+                    help: help.to_owned(),
+                    counter,
+                    samples,
+                }
+            };
+        let mut requests = Vec::new();
+        let mut errors = Vec::new();
+        let mut faults = Vec::new();
+        let mut instances = Vec::new();
+        let mut events = Vec::new();
+        for (name, s) in &stats {
+            requests.push((plugin(name), s.requests as f64));
+            errors.push((plugin(name), s.errors as f64));
+            for (kind, n) in [
+                ("trap", s.traps),
+                ("deadline", s.timeouts),
+                ("out_of_memory", s.out_of_memory),
+                ("host_not_allowed", s.hosts_refused),
+                ("overloaded", s.overloaded),
+            ] {
+                faults.push((with(name, "kind", kind), n as f64));
+            }
+            instances.push((with(name, "state", "live"), s.instances_live as f64));
+            instances.push((with(name, "state", "idle"), s.instances_idle as f64));
+            for (event, n) in [
+                ("created", s.instances_created),
+                ("discarded", s.instances_discarded),
+                ("recycled", s.instances_recycled),
+                ("expired", s.instances_expired),
+            ] {
+                events.push((with(name, "event", event), n as f64));
+            }
+        }
+        vec![
+            family(
+                "sluice.plugin.wasm.requests",
+                "Requests given to a WebAssembly plugin.",
+                true,
+                requests,
+            ),
+            family(
+                "sluice.plugin.wasm.errors",
+                "Requests a WebAssembly plugin ended in an error (any kind).",
+                true,
+                errors,
+            ),
+            family(
+                "sluice.plugin.wasm.faults",
+                "WebAssembly plugin calls that failed, by kind: trap, deadline (cut at the deadline), out_of_memory, host_not_allowed (outbound call refused), overloaded (no instance free in time).",
+                true,
+                faults,
+            ),
+            family(
+                "sluice.plugin.wasm.instances",
+                "WebAssembly plugin instances alive now, by state (live: all, idle: waiting for a request).",
+                false,
+                instances,
+            ),
+            family(
+                "sluice.plugin.wasm.instance.events",
+                "WebAssembly plugin instance lifecycle events.",
+                true,
+                events,
+            ),
+        ]
     }
 }

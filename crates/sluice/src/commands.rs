@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use sluice_config::{Config, LoadOptions, NamespaceClass};
 use sluice_plugin::Registry;
@@ -19,6 +20,66 @@ pub(crate) fn init_logging(filter: Option<&str>) {
         .with_target(false)
         .with_ansi(ansi)
         .init();
+}
+
+/// The application log as `telemetry/logging` asks (krakend-gologging's formats, stdout and/or
+/// syslog), else [`init_logging`]. The level is the first of: `filter` (`--log`, `-d`),
+/// `RUST_LOG`, the config's `level`. The access log is written whatever the level, as
+/// KrakenD's (off with `router.disable_access_log`).
+fn init_configured_logging(filter: Option<&str>, config: &Config) -> Result<(), String> {
+    use sluice_config::{LogFormat, LogLevel};
+    use sluice_telemetry::logging::{LineFormat, LogLayer, LogSettings};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    let Some(logging) = &config.logging else {
+        init_logging(filter);
+        return Ok(());
+    };
+    let (level, directive) = match logging.level {
+        LogLevel::Debug => (tracing::Level::DEBUG, "debug"),
+        LogLevel::Info => (tracing::Level::INFO, "info"),
+        LogLevel::Warning => (tracing::Level::WARN, "warn"),
+        LogLevel::Error | LogLevel::Critical => (tracing::Level::ERROR, "error"),
+    };
+    let overridden = filter
+        .map(tracing_subscriber::EnvFilter::new)
+        .or_else(|| tracing_subscriber::EnvFilter::try_from_default_env().ok());
+    let (env_filter, critical) = match overridden {
+        Some(f) => (f, false),
+        None => {
+            let access = if config.router.disable_access_log {
+                String::new()
+            } else {
+                format!(",{}=info", sluice_telemetry::logging::ACCESS_TARGET)
+            };
+            (
+                tracing_subscriber::EnvFilter::new(format!("{directive}{access}")),
+                logging.level == LogLevel::Critical,
+            )
+        }
+    };
+    let layer = LogLayer::new(LogSettings {
+        level: if critical {
+            level
+        } else {
+            tracing::Level::TRACE
+        },
+        critical,
+        prefix: logging.prefix.clone(),
+        stdout: logging.stdout,
+        syslog: logging.syslog.then_some(logging.syslog_facility),
+        format: match &logging.format {
+            LogFormat::Default => LineFormat::Default,
+            LogFormat::Logstash => LineFormat::Logstash,
+            LogFormat::Custom(pattern) => LineFormat::Custom(pattern.clone()),
+        },
+    })?;
+    tracing_subscriber::registry()
+        .with(env_filter)
+        .with(layer)
+        .try_init()
+        .map_err(|e| format!("cannot start logging: {e}"))
 }
 
 /// The multi-threaded runtime, or a message and a failing exit code.
@@ -46,10 +107,10 @@ fn load(path: &Path, options: &LoadOptions) -> Result<Config, ExitCode> {
 }
 
 /// Every plugin the config can name: compiled-in ones and the components in `plugin.folder`.
-pub(crate) fn registry(config: &Config) -> Result<Registry, Vec<String>> {
+pub(crate) fn registry(config: &Config) -> Result<Plugins, Vec<String>> {
     let plugins = plugins(config)?;
     if plugins.errors.is_empty() {
-        Ok(plugins.registry)
+        Ok(plugins)
     } else {
         Err(plugins.errors)
     }
@@ -57,16 +118,19 @@ pub(crate) fn registry(config: &Config) -> Result<Registry, Vec<String>> {
 
 /// The plugins that loaded, the problems, and the names of the plugin files that did not load.
 #[derive(Debug)]
-struct Plugins {
-    registry: Registry,
+pub(crate) struct Plugins {
+    pub(crate) registry: Registry,
     errors: Vec<String>,
     failed: Vec<String>,
+    /// The WebAssembly host's counters, for the telemetry.
+    pub(crate) collector: Option<Arc<dyn sluice_telemetry::Collector>>,
 }
 
 fn plugins(config: &Config) -> Result<Plugins, Vec<String>> {
     let mut registry = Registry::new();
     let mut errors = Vec::new();
     let mut failed = Vec::new();
+    let mut collector = None;
     if let Err(e) = sluice_builtin_plugins::register_all(&mut registry) {
         errors.push(e.to_string());
     }
@@ -74,6 +138,7 @@ fn plugins(config: &Config) -> Result<Plugins, Vec<String>> {
         let started = std::time::Instant::now();
         let host = sluice_wasm::WasmHost::new(sluice_wasm::WasmHostOptions::default())
             .map_err(|e| vec![format!("cannot start the WebAssembly host: {e}")])?;
+        collector = Some(host.collector());
         let (plugins, load_errors) = host.load_folder(folder);
         let file = config.source.display();
         for e in &load_errors {
@@ -109,6 +174,7 @@ fn plugins(config: &Config) -> Result<Plugins, Vec<String>> {
         registry,
         errors,
         failed,
+        collector,
     })
 }
 
@@ -149,7 +215,14 @@ fn override_lines(config: &Config) -> impl Iterator<Item = String> + '_ {
 /// `sluice run`: serves `source` until SIGINT or SIGTERM, reloading it on SIGHUP and, with
 /// `watch`, when its files change. `source.debug` is `run -d`, which also turns the
 /// `/__debug/` endpoint on, as KrakenD's does (CE's own integration fixtures rely on it).
-pub(crate) fn run(source: crate::reload::Source, watch: bool) -> ExitCode {
+///
+/// Logging starts once the config is read (its `telemetry/logging`); `log_filter` is `--log`
+/// or `-d`.
+pub(crate) fn run(
+    mut source: crate::reload::Source,
+    watch: bool,
+    log_filter: Option<&str>,
+) -> ExitCode {
     let config = match source.config() {
         Ok(config) => config,
         Err(errors) => {
@@ -159,12 +232,20 @@ pub(crate) fn run(source: crate::reload::Source, watch: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = init_configured_logging(log_filter, &config) {
+        eprintln!("{}: {e}", config.source.display());
+        return ExitCode::FAILURE;
+    }
     warn_unknown_namespaces(&config);
     for line in override_lines(&config) {
         tracing::info!("{line}");
     }
-    let registry = match registry(&config) {
-        Ok(registry) => registry,
+    let Plugins {
+        registry,
+        collector,
+        ..
+    } = match registry(&config) {
+        Ok(plugins) => plugins,
         Err(errors) => {
             for e in errors {
                 eprintln!("{e}");
@@ -177,6 +258,13 @@ pub(crate) fn run(source: crate::reload::Source, watch: bool) -> ExitCode {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
+    // The telemetry (and its exporters) lives as long as the process: reloads record into it.
+    let telemetry = sluice_server::telemetry::from_config(&config);
+    if let Some(collector) = &collector {
+        telemetry.register_collector(Arc::clone(collector));
+    }
+    source.telemetry = telemetry.clone();
+    source.collector = collector;
     runtime.block_on(async move {
         // Before the listener opens: a stop signal from then on drains the gateway.
         let signals = crate::reload::Signals::register();
@@ -185,9 +273,10 @@ pub(crate) fn run(source: crate::reload::Source, watch: bool) -> ExitCode {
         } else {
             None
         };
-        let built = sluice_server::Gateway::build_with(&config, &registry, &components());
+        let built =
+            sluice_server::Gateway::build_with(&config, &registry, &components(), &telemetry);
         let served = match built {
-            Ok(gateway) => sluice_server::serve(gateway, None).await,
+            Ok(gateway) => sluice_server::serve_with(gateway, None, &telemetry).await,
             Err(e) => Err(e),
         };
         let gateway = match served {
@@ -197,6 +286,9 @@ pub(crate) fn run(source: crate::reload::Source, watch: bool) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        for (name, addr) in gateway.prometheus_addrs() {
+            tracing::info!(exporter = %name, address = %addr, "Prometheus metrics at /metrics");
+        }
         crate::reload::serve(source, gateway, watch, signals).await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
@@ -281,7 +373,12 @@ pub(crate) fn check(path: &Path, options: &LoadOptions, print_config: bool) -> E
             (Registry::new(), Vec::new())
         }
     };
-    let built = sluice_server::Gateway::build_with(&config, &registry, &components());
+    let built = sluice_server::Gateway::build_with(
+        &config,
+        &registry,
+        &components(),
+        &sluice_telemetry::Telemetry::disabled(),
+    );
     if let Err(sluice_server::StartError::Pipeline(errors)) = built {
         // A backend naming a plugin whose file failed to load is that file's one error, not
         // a second "no client plugin is named" one.

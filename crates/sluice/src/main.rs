@@ -145,14 +145,17 @@ fn main() -> ExitCode {
             watch,
             load,
         } => {
-            commands::init_logging(if debug { Some("debug") } else { log.as_deref() });
             let source = reload::Source {
                 path: config,
                 options: load.options(),
                 port,
                 debug,
+                telemetry: sluice_telemetry::Telemetry::disabled(),
+                collector: None,
             };
-            commands::run(source, watch)
+            // Logging starts once the config is read (its `telemetry/logging`).
+            let filter = if debug { Some("debug") } else { log.as_deref() };
+            commands::run(source, watch, filter)
         }
         Command::Check {
             config,

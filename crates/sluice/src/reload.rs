@@ -4,10 +4,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sluice_config::{Config, LoadOptions};
 use sluice_server::{Gateway, RunningGateway};
+use sluice_telemetry::{Collector, Family, Telemetry};
 use tokio::sync::mpsc;
 
 /// How long the watched files must stay quiet before a reload: an editor's save or a
@@ -21,13 +23,47 @@ pub(crate) struct Source {
     pub(crate) options: LoadOptions,
     pub(crate) port: Option<u16>,
     pub(crate) debug: bool,
+    /// The process' telemetry: every gateway a reload builds records into it.
+    pub(crate) telemetry: Telemetry,
+    /// The plugin host's counters the telemetry reports now (a reload's new host replaces it).
+    pub(crate) collector: Option<Arc<dyn Collector>>,
 }
 
-/// Reloads done and refused since start-up.
+/// Reloads done and refused since start-up, and the config served: reported as metrics
+/// (`sluice_config_reloads_total{result}`, `sluice_config_info{digest}`).
 #[derive(Debug, Default)]
 pub(crate) struct Counts {
     ok: AtomicU64,
     failed: AtomicU64,
+    digest: Mutex<String>,
+}
+
+impl Collector for Counts {
+    fn collect(&self) -> Vec<Family> {
+        let result = |r: &str| vec![("result".to_owned(), r.to_owned())];
+        let digest = self
+            .digest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        vec![
+            Family {
+                name: "sluice.config.reloads".to_owned(),
+                help: "Reloads (SIGHUP, --watch) since start-up, by result".to_owned(),
+                counter: true,
+                samples: vec![
+                    (result("ok"), self.ok.load(Ordering::Relaxed) as f64),
+                    (result("failed"), self.failed.load(Ordering::Relaxed) as f64),
+                ],
+            },
+            Family {
+                name: "sluice.config.info".to_owned(),
+                help: "The config served now, by digest (the one /__health reports)".to_owned(),
+                counter: false,
+                samples: vec![(vec![("digest".to_owned(), digest)], 1.0)],
+            },
+        ]
+    }
 }
 
 impl Source {
@@ -42,40 +78,68 @@ impl Source {
         Ok(config)
     }
 
-    /// A whole new gateway: config, plugins and pipelines, nothing bound.
-    pub(crate) fn build(&self) -> Result<(Gateway, Config), Vec<String>> {
+    /// A whole new gateway: config, plugins and pipelines, nothing bound; and its plugin
+    /// host's counters.
+    pub(crate) fn build(&self) -> Result<Built, Vec<String>> {
         let config = self.config()?;
-        let registry = crate::commands::registry(&config)?;
-        let gateway = Gateway::build_with(&config, &registry, &crate::commands::components())
-            .map_err(|e| match e {
-                sluice_server::StartError::Pipeline(errors) => errors,
-                other => vec![other.to_string()],
-            })?;
-        Ok((gateway, config))
+        let plugins = crate::commands::registry(&config)?;
+        let gateway = Gateway::build_with(
+            &config,
+            &plugins.registry,
+            &crate::commands::components(),
+            &self.telemetry,
+        )
+        .map_err(|e| match e {
+            sluice_server::StartError::Pipeline(errors) => errors,
+            other => vec![other.to_string()],
+        })?;
+        Ok(Built {
+            gateway,
+            config,
+            collector: plugins.collector,
+        })
     }
+}
+
+/// What [`Source::build`] made.
+pub(crate) struct Built {
+    gateway: Gateway,
+    config: Config,
+    collector: Option<Arc<dyn Collector>>,
 }
 
 /// Builds a new gateway from `source` on a blocking thread (plugins compile there) and swaps it
 /// in. Returns whether it did.
-pub(crate) async fn reload(source: &Source, server: &RunningGateway, counts: &Counts) -> bool {
+pub(crate) async fn reload(source: &mut Source, server: &RunningGateway, counts: &Counts) -> bool {
     let from = server.current().digest().to_owned();
     let building = source.clone();
     let built = tokio::task::spawn_blocking(move || building.build())
         .await
         .unwrap_or_else(|e| Err(vec![format!("the reload stopped: {e}")]));
     let outcome = match built {
-        Ok((gateway, config)) => {
+        Ok(Built {
+            gateway,
+            config,
+            collector,
+        }) => {
             crate::commands::warn_unknown_namespaces(&config);
-            server
-                .reload(gateway)
-                .await
-                .map_err(|e| vec![e.to_string()])
+            let reloaded = server.reload(gateway).await;
+            if reloaded.is_ok()
+                && let Some(collector) = collector
+            {
+                source
+                    .telemetry
+                    .replace_collector(source.collector.as_ref(), Arc::clone(&collector));
+                source.collector = Some(collector);
+            }
+            reloaded.map_err(|e| vec![e.to_string()])
         }
         Err(errors) => Err(errors),
     };
     match outcome {
         Ok(reloaded) => {
             let ok = counts.ok.fetch_add(1, Ordering::Relaxed) + 1;
+            *counts.digest.lock().unwrap_or_else(|p| p.into_inner()) = reloaded.to.clone();
             match reloaded.moved_to {
                 Some(addr) => {
                     tracing::info!(from = %reloaded.from, to = %reloaded.to, address = %addr, reloads = ok, "reloaded; listening on a new address")
@@ -129,12 +193,18 @@ impl Watch {
 /// Serves until SIGINT or SIGTERM, reloading on SIGHUP and, with `watch`, when a watched file
 /// changes.
 pub(crate) async fn serve(
-    source: Source,
+    mut source: Source,
     server: RunningGateway,
     watch: Option<Watch>,
     signals: Signals,
 ) {
-    let counts = Counts::default();
+    let counts = Arc::new(Counts {
+        digest: Mutex::new(server.current().digest().to_owned()),
+        ..Counts::default()
+    });
+    source
+        .telemetry
+        .register_collector(Arc::clone(&counts) as Arc<dyn Collector>);
     let mut changes = watch;
     let Signals {
         mut hangups,
@@ -146,11 +216,11 @@ pub(crate) async fn serve(
             _ = shutdown.recv() => break,
             Some(()) = hangups.recv() => {
                 tracing::info!("SIGHUP: reloading");
-                reload(&source, &server, &counts).await;
+                reload(&mut source, &server, &counts).await;
             }
             Some(()) = async { match changes.as_mut() { Some(w) => quiet_change(&mut w.changes).await, None => std::future::pending().await } } => {
                 tracing::info!("a watched file changed: reloading");
-                reload(&source, &server, &counts).await;
+                reload(&mut source, &server, &counts).await;
             }
         }
     }

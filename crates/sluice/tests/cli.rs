@@ -1094,3 +1094,62 @@ fn watch_reloads_when_the_folder_changes_as_a_configmap_does() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `telemetry/logging` as krakend-gologging writes it: the logstash format with the prefix as
+/// `module`, the level honoured, and the access log (with its request id) still written.
+#[test]
+fn telemetry_logging_formats_the_application_log() {
+    let port = free_port();
+    let path = write_config(
+        "logging-logstash",
+        &format!(
+            r#"{{"version": 3, "port": {port}, "listen_ip": "127.0.0.1",
+                "extra_config": {{"telemetry/logging": {{"level": "WARNING", "prefix": "[KRAKEND]", "stdout": true, "format": "logstash"}}}},
+                "endpoints": [{{"endpoint": "/down", "backend": [{{"host": ["http://127.0.0.1:19"], "url_pattern": "/"}}]}}]}}"#
+        ),
+    );
+    let mut child = Command::new(BIN)
+        .args(["run", "-c"])
+        .arg(&path)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_ready(&mut child, port);
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET /down HTTP/1.1\r\nHost: localhost\r\nX-Request-Id: req-42\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 500"), "{response}");
+    terminate(&child);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    // Every line is one logstash JSON object.
+    for line in &lines {
+        assert!(
+            line.starts_with(r#"{"@timestamp":""#) && line.ends_with(r#","module":"KRAKEND"}"#),
+            "{line}\n{stdout}"
+        );
+    }
+    // WARNING: the failed backend call is there, the INFO start-up lines are not...
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(r#""level":"WARNING""#) && l.contains("backend call failed")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("starting sluice"), "{stdout}");
+    // ...but the access log is, with the client's request id.
+    assert!(
+        lines.iter().any(|l| l.contains("path=/down")
+            && l.contains("status=500")
+            && l.contains("request_id=req-42")),
+        "{stdout}"
+    );
+}

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 
 use sluice_plugin::Registry;
 use sluice_server::RunningGateway;
@@ -129,12 +128,13 @@ pub async fn try_start_gateway_with_components(
     };
     let config = sluice_config::parse_str_with(&text, Path::new("test.json"), &options)
         .map_err(|d| StartFailure::Config(format!("{d}")))?;
-    let gateway = sluice_server::Gateway::build_with(&config, &registry, components)
+    let telemetry = sluice_server::telemetry::from_config(&config);
+    let gateway = sluice_server::Gateway::build_with(&config, &registry, components, &telemetry)
         .map_err(StartFailure::Start)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind the gateway listener");
-    let running = sluice_server::serve(gateway, Some(listener))
+    let running = sluice_server::serve_with(gateway, Some(listener), &telemetry)
         .await
         .map_err(StartFailure::Start)?;
     Ok(Gateway {
@@ -154,11 +154,36 @@ pub async fn try_start_gateway(
     config: serde_json::Value,
     registry: Registry,
 ) -> Result<Gateway, StartFailure> {
+    try_start_gateway_with(config, registry, |_| {}).await
+}
+
+/// Like [`try_start_gateway`], as `sluice run` composes it: the telemetry the config asks for,
+/// handed to `prepare` (to register collectors) before the gateway starts.
+///
+/// # Errors
+/// When the config is rejected or the server refuses to start.
+///
+/// # Panics
+/// If no loopback port can be bound.
+pub async fn try_start_gateway_with(
+    config: serde_json::Value,
+    registry: Registry,
+    prepare: impl FnOnce(&sluice_telemetry::Telemetry),
+) -> Result<Gateway, StartFailure> {
     let config = parse_config(&config).map_err(|d| StartFailure::Config(format!("{d}")))?;
+    let telemetry = sluice_server::telemetry::from_config(&config);
+    prepare(&telemetry);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind the gateway listener");
-    let running = sluice_server::start(Arc::new(config), registry, Some(listener))
+    let gateway = sluice_server::Gateway::build_with(
+        &config,
+        &registry,
+        &sluice_stage::Components::new(),
+        &telemetry,
+    )
+    .map_err(StartFailure::Start)?;
+    let running = sluice_server::serve_with(gateway, Some(listener), &telemetry)
         .await
         .map_err(StartFailure::Start)?;
     Ok(Gateway {

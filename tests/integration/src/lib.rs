@@ -27,7 +27,7 @@ pub use client::{Response, get, request, try_request};
 pub use config::service;
 pub use gateway::{
     Gateway, StartFailure, parse_config, start_gateway, start_gateway_with_registry,
-    try_start_gateway, try_start_gateway_with_components,
+    try_start_gateway, try_start_gateway_with, try_start_gateway_with_components,
 };
 pub use raw::{RawResponse, raw_exchange, raw_request};
 

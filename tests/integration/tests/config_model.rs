@@ -89,6 +89,13 @@ const FIELDS: &[(&str, &str)] = &[
         "crates/sluice-client/src/tls.rs",
     ),
     (
+        "Config.opentelemetry",
+        "crates/sluice-server/src/telemetry.rs",
+    ),
+    ("Config.logging", "crates/sluice/src/commands.rs"),
+    ("Endpoint.telemetry", "crates/sluice-proxy/src/telemetry.rs"),
+    ("Backend.telemetry", "crates/sluice-proxy/src/telemetry.rs"),
+    (
         "SluiceServerOptions.max_connections",
         "crates/sluice-server/src/lib.rs",
     ),

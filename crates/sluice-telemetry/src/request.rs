@@ -1,0 +1,281 @@
+//! What one request carries: its id, when it started, which route's handles record it.
+
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+
+use crate::trace::{Span, SpanKind, Status, TRACEPARENT, TraceParent, TraceRoot};
+use crate::{Attributes, ServerMetrics, Telemetry};
+
+/// The request id header: read from the client when it sends a usable one, generated
+/// otherwise, written on every access log line and sent to every backend.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest client-sent request id kept (longer ones are replaced).
+const MAX_REQUEST_ID: usize = 128;
+
+/// What the pipeline needs to know about the request it serves.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    /// The request id (`X-Request-Id`) to send to the backends, when they get one.
+    pub request_id: Option<HeaderValue>,
+    /// Where the request's spans hang (the request span, or the client's context or a new
+    /// trace when it is off); `None` without tracing.
+    pub trace: Option<TraceParent>,
+    /// The proxy stage's span, once started: the backends' spans hang from it.
+    pub stage: OnceLock<TraceParent>,
+}
+
+impl RequestContext {
+    /// The context a backend's spans start under.
+    pub fn parent(&self) -> Option<&TraceParent> {
+        self.stage.get().or(self.trace.as_ref())
+    }
+}
+
+/// An endpoint's global layer: its metrics, its route as spans name it, its static span
+/// attributes.
+#[derive(Debug)]
+pub struct RouteTelemetry {
+    pub(crate) metrics: Option<Arc<ServerMetrics>>,
+    pub(crate) route: String,
+    pub(crate) trace_attributes: Attributes,
+}
+
+/// One request's telemetry, from its head to its answer.
+#[derive(Debug)]
+pub struct RequestScope {
+    started: Instant,
+    /// Not instrumented (`skip_paths`).
+    skipped: bool,
+    /// An endpoint answers (its handle, absent when the endpoint is not instrumented).
+    routed: bool,
+    route: Option<Arc<RouteTelemetry>>,
+    span: Option<Span>,
+    request_id: HeaderValue,
+    context: RequestContext,
+}
+
+impl RequestScope {
+    /// Starts a request's scope: its id (the client's `X-Request-Id` when it is 1 to 128
+    /// visible ASCII characters, else a new UUID, made only when it is sent to the backends,
+    /// `forward_id`, or written in the access log, `logged`), and its clock.
+    pub fn begin(
+        telemetry: &Telemetry,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+        forward_id: bool,
+        logged: bool,
+    ) -> Self {
+        let path = uri.path();
+        let request_id = headers
+            .get(REQUEST_ID_HEADER)
+            .filter(|v| {
+                let b = v.as_bytes();
+                !b.is_empty() && b.len() <= MAX_REQUEST_ID && b.iter().all(|c| c.is_ascii_graphic())
+            })
+            .cloned()
+            .or_else(|| (forward_id || logged).then(new_request_id))
+            .unwrap_or_else(|| HeaderValue::from_static(""));
+        let skipped = telemetry.skips(path);
+        let (span, trace) = match (telemetry.tracer(), telemetry.settings()) {
+            (Some(tracer), Some(settings)) if !skipped => {
+                let global = &settings.global;
+                let incoming = (!global.disable_propagation)
+                    .then(|| headers.get(TRACEPARENT))
+                    .flatten();
+                let root = TraceRoot::new(tracer, incoming);
+                if global.disable_traces {
+                    (None, Some(root.parent().clone()))
+                } else {
+                    let mut span = root.span(path, SpanKind::Server);
+                    if span.is_recording() {
+                        span.set("url.full", uri.to_string());
+                        if let Some(host) = headers
+                            .get(http::header::HOST)
+                            .and_then(|h| h.to_str().ok())
+                        {
+                            span.set("server.address", host);
+                        }
+                        span.set("http.request.method", method.as_str());
+                        if let Some(len) = headers
+                            .get(http::header::CONTENT_LENGTH)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.parse::<i64>().ok())
+                        {
+                            span.set("http.request.body.size", len);
+                        }
+                        if let Some(ua) = headers
+                            .get(http::header::USER_AGENT)
+                            .and_then(|h| h.to_str().ok())
+                        {
+                            span.set("user_agent.original", ua);
+                        }
+                        if let Some(peer) = peer {
+                            span.set("client.address", peer.to_string());
+                        }
+                        span.set("krakend.stage", "global");
+                        span.set_all(&global.traces_static_attributes);
+                        if global.report_headers {
+                            span.set_headers("request", headers, &global.skip_headers);
+                        }
+                    }
+                    let parent = span.as_parent();
+                    (Some(span), Some(parent))
+                }
+            }
+            _ => (None, None),
+        };
+        Self {
+            started: Instant::now(),
+            skipped,
+            routed: false,
+            route: None,
+            span,
+            context: RequestContext {
+                request_id: forward_id.then(|| request_id.clone()),
+                trace,
+                stage: OnceLock::new(),
+            },
+            request_id,
+        }
+    }
+
+    /// The trace id, when the request is traced.
+    pub fn trace_id(&self) -> Option<String> {
+        self.context
+            .trace
+            .as_ref()
+            .map(|t| t.context().trace_id_hex())
+    }
+
+    /// The route's global layer, once the router found it (`None` for an endpoint left
+    /// uninstrumented).
+    pub fn set_route(&mut self, route: Option<&Arc<RouteTelemetry>>) {
+        self.routed = true;
+        self.route = route.cloned();
+    }
+
+    /// What the pipeline carries.
+    pub fn context(&self) -> &RequestContext {
+        &self.context
+    }
+
+    /// The request id.
+    pub fn request_id(&self) -> &str {
+        self.request_id.to_str().unwrap_or("")
+    }
+
+    /// When the request's head was read.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Records the answer: `status`, its body size (as far as known) and the time since the
+    /// head. Answers no endpoint gave are recorded under `unrouted` (their route is the
+    /// status text).
+    pub fn finish(
+        &mut self,
+        method: &http::Method,
+        status: u16,
+        size: u64,
+        response_headers: &HeaderMap,
+        telemetry: &Telemetry,
+        unrouted: Option<&Arc<ServerMetrics>>,
+    ) {
+        if self.skipped {
+            return;
+        }
+        let metrics = if self.routed {
+            self.route.as_ref().and_then(|r| r.metrics.as_ref())
+        } else {
+            unrouted
+        };
+        if let Some(metrics) = metrics {
+            metrics.record(method.as_str(), status, self.started.elapsed(), size);
+        }
+        if let Some(mut span) = self.span.take()
+            && span.is_recording()
+        {
+            let route = match &self.route {
+                Some(r) => r.route.clone(),
+                None => crate::handles::status_route(status),
+            };
+            span.set("http.route", route);
+            span.set("http.response.status_code", i64::from(status));
+            span.set(
+                "http.response.body.size",
+                i64::try_from(size).unwrap_or(i64::MAX),
+            );
+            if let Some(r) = &self.route {
+                span.set_all(&r.trace_attributes);
+            }
+            if let Some(global) = telemetry.settings().map(|s| &s.global)
+                && global.report_headers
+            {
+                span.set_headers("response", response_headers, &global.skip_headers);
+            }
+            span.set_status(Status::Ok);
+        }
+    }
+}
+
+/// A random (version 4) UUID.
+fn new_request_id() -> HeaderValue {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [0u8; 36];
+    let mut j = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            text[j] = b'-';
+            j += 1;
+        }
+        text[j] = HEX[usize::from(b >> 4)];
+        text[j + 1] = HEX[usize::from(b & 0x0f)];
+        j += 2;
+    }
+    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids() {
+        let id = new_request_id();
+        let s = id.to_str().unwrap_or_default();
+        assert_eq!(s.len(), 36);
+        assert_eq!(&s[14..15], "4");
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID_HEADER, HeaderValue::from_static("abc-123"));
+        let scope = RequestScope::begin(
+            &Telemetry::disabled(),
+            &Method::GET,
+            &Uri::from_static("/"),
+            &headers,
+            None,
+            true,
+            false,
+        );
+        assert_eq!(scope.request_id(), "abc-123");
+        headers.insert(REQUEST_ID_HEADER, HeaderValue::from_static("has space"));
+        let scope = RequestScope::begin(
+            &Telemetry::disabled(),
+            &Method::GET,
+            &Uri::from_static("/"),
+            &headers,
+            None,
+            true,
+            false,
+        );
+        assert_eq!(scope.request_id().len(), 36);
+    }
+}
