@@ -299,6 +299,11 @@ pub(crate) fn run(
 /// in the order their stages run. The parser keeps their namespaces for them.
 pub(crate) fn components() -> sluice_stage::Components {
     sluice_stage::Components::new()
+        .with(sluice_validation::JsonSchema)
+        // Backend layers, the first added outermost: the circuit breaker around the cache, as
+        // KrakenD CE stacks them (its cache lives in the HTTP client, under the breaker).
+        .with(sluice_qos::CircuitBreaker)
+        .with(sluice_qos::HttpCache::default())
 }
 
 /// `--port`: the gateway moves, and so do the backends that are the gateway itself (a loopback

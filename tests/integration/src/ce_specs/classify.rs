@@ -21,6 +21,17 @@ const PROXY_LAYER: [&str; 9] = [
     "github.com/devopsfaith/krakend/transport/http/client/executor",
 ];
 
+/// Namespaces beyond the proxy layer that Sluice implements as components (and their long
+/// aliases): the specs of endpoints using them are run, and they are never left unenforced.
+const IMPLEMENTED: [&str; 6] = [
+    "validation/json-schema",
+    "qos/circuit-breaker",
+    "qos/http-cache",
+    "github.com/devopsfaith/krakend-jsonschema",
+    "github.com/devopsfaith/krakend-circuitbreaker/gobreaker",
+    "github.com/devopsfaith/krakend-httpcache",
+];
+
 /// Families that are not the proxy layer and that Sluice refuses unless told to leave them
 /// unenforced (`sluice run --allow-unenforced`).
 const NOT_PROXY_LAYER: [&str; 5] = ["security/", "auth/", "validation/", "modifier/lua-", "qos/"];
@@ -49,7 +60,9 @@ pub fn unenforced_namespaces(config: &Value) -> Vec<String> {
     let mut found: Vec<String> = Vec::new();
     let mut scan = |v: &Value| {
         for ns in extra_config(v).into_iter().flat_map(Map::keys) {
-            if NOT_PROXY_LAYER.iter().any(|p| ns.starts_with(p)) {
+            if NOT_PROXY_LAYER.iter().any(|p| ns.starts_with(p))
+                && !IMPLEMENTED.contains(&ns.as_str())
+            {
                 found.push(ns.clone());
             }
         }
@@ -213,7 +226,10 @@ pub fn skip_reason(config: &Value, input: &Input) -> Option<String> {
     let mut foreign: Vec<&str> = Vec::new();
     for v in std::iter::once(endpoint).chain(backends(endpoint)) {
         for ns in extra_config(v).into_iter().flat_map(Map::keys) {
-            if !PROXY_LAYER.contains(&ns.as_str()) && !ns.starts_with("telemetry/") {
+            if !PROXY_LAYER.contains(&ns.as_str())
+                && !IMPLEMENTED.contains(&ns.as_str())
+                && !ns.starts_with("telemetry/")
+            {
                 foreign.push(ns);
             }
         }
@@ -259,7 +275,11 @@ mod tests {
                  "extra_config": {"auth/validator": {}}},
                 {"endpoint": "/show/{id}", "backend": [{"host": ["http://showrss.info/"],
                   "extra_config": {"qos/http-cache": {}}}]},
-                {"endpoint": "/p", "method": "POST", "backend": [{"host": ["http://localhost:8081"]}]}
+                {"endpoint": "/p", "method": "POST", "backend": [{"host": ["http://localhost:8081"]}]},
+                {"endpoint": "/jsonschema", "method": "POST",
+                 "backend": [{"host": ["http://127.0.0.1:8080"],
+                  "extra_config": {"qos/circuit-breaker": {}, "qos/http-cache": {}}}],
+                 "extra_config": {"validation/json-schema": {"type": "number"}}}
             ]
         })
     }
@@ -270,7 +290,6 @@ mod tests {
             unenforced_namespaces(&config()),
             [
                 "auth/validator",
-                "qos/http-cache",
                 "security/bot-detector",
                 "security/cors",
                 "validation/cel"
@@ -286,6 +305,8 @@ mod tests {
         assert_eq!(skip("GET", "http://localhost:8080/StAtic", &[]), None);
         assert_eq!(skip("", "http://localhost:8080/__health", &[]), None);
         assert_eq!(skip("POST", "http://localhost:8080/p", &[]), None);
+        // Implemented components are run, not skipped.
+        assert_eq!(skip("POST", "http://localhost:8080/jsonschema", &[]), None);
         assert_eq!(
             skip("GET", "http://localhost:8080/cel/1", &[]).as_deref(),
             Some("`GET /cel/{id}` uses `auth/validator` (JWT validation), `validation/cel` (CEL)")
