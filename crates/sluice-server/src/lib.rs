@@ -677,12 +677,13 @@ async fn handle(gateway: &Gateway, request: Request<Incoming>, peer: SocketAddr)
     // before routing, and every answer on its way out.
     let method = parts.method.clone();
     let request_headers = parts.headers.clone();
+    let mut no_params = Vec::new();
     let mut head = RequestHead {
         method: &parts.method,
         path: parts.uri.path(),
         query: parts.uri.query(),
         route: None,
-        params: &[],
+        params: &mut no_params,
         headers: &mut parts.headers,
         client_ip,
     };
@@ -794,7 +795,7 @@ async fn call(
     gateway: &Gateway,
     pipeline: &sluice_proxy::EndpointPipeline,
     mut parts: http::request::Parts,
-    params: Vec<(String, String)>,
+    mut params: Vec<(String, String)>,
     body: Incoming,
     body_deadline: Instant,
     client_ip: IpAddr,
@@ -806,7 +807,7 @@ async fn call(
             path: parts.uri.path(),
             query: parts.uri.query(),
             route: Some(&pipeline.endpoint.endpoint),
-            params: &params,
+            params: &mut params,
             headers: &mut parts.headers,
             client_ip,
         };
@@ -825,7 +826,7 @@ async fn call(
             path: parts.uri.path(),
             query: parts.uri.query(),
             route: Some(&pipeline.endpoint.endpoint),
-            params: &params,
+            params: &mut params,
             headers: &mut parts.headers,
             client_ip,
         };
