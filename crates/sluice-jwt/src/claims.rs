@@ -188,7 +188,9 @@ fn go_v(value: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::String(s) => s.clone(),
         Value::Number(n) => go_float(n.as_f64().unwrap_or_default()),
-        Value::Array(items) => format!("[{}]", items.iter().map(go_v).collect::<Vec<_>>().join(" ")),
+        Value::Array(items) => {
+            format!("[{}]", items.iter().map(go_v).collect::<Vec<_>>().join(" "))
+        }
         Value::Object(map) => format!(
             "map[{}]",
             map.iter()
@@ -237,7 +239,10 @@ mod tests {
             check_registered(&claims(c), iss, &aud, second, now)
         };
         assert!(ok(json!({"exp": 1000}), "", &[]).is_ok());
-        assert!(ok(json!({"exp": 999}), "", &[]).is_ok(), "within the leeway");
+        assert!(
+            ok(json!({"exp": 999}), "", &[]).is_ok(),
+            "within the leeway"
+        );
         assert!(ok(json!({"exp": 998}), "", &[]).is_err());
         assert!(ok(json!({"nbf": 1002}), "", &[]).is_err());
         assert!(ok(json!({"iat": 1001}), "", &[]).is_ok());
@@ -247,7 +252,10 @@ mod tests {
         assert!(ok(json!({}), "a", &[]).is_err());
         assert!(ok(json!({"aud": "x"}), "", &["x"]).is_ok());
         assert!(ok(json!({"aud": ["x", "y"]}), "", &["x", "y"]).is_ok());
-        assert!(ok(json!({"aud": ["x"]}), "", &["x", "y"]).is_err(), "every audience");
+        assert!(
+            ok(json!({"aud": ["x"]}), "", &["x", "y"]).is_err(),
+            "every audience"
+        );
         assert!(ok(json!({"aud": 1}), "", &[]).is_err());
     }
 
@@ -264,9 +272,24 @@ mod tests {
         assert!(has_role(&c, "realm.access.roles", true, &r(&["admin"])));
         assert!(!has_role(&c, "realm.access.roles", false, &r(&["admin"])));
         assert!(has_role(&c, "scope", false, &r(&["write"])));
-        assert!(has_scopes(&c, "scope", &r(&["read", "x"]), ScopesMatcher::Any));
-        assert!(!has_scopes(&c, "scope", &r(&["read", "x"]), ScopesMatcher::All));
-        assert!(has_scopes(&c, "data.scopes", &r(&["s1", "s2"]), ScopesMatcher::All));
+        assert!(has_scopes(
+            &c,
+            "scope",
+            &r(&["read", "x"]),
+            ScopesMatcher::Any
+        ));
+        assert!(!has_scopes(
+            &c,
+            "scope",
+            &r(&["read", "x"]),
+            ScopesMatcher::All
+        ));
+        assert!(has_scopes(
+            &c,
+            "data.scopes",
+            &r(&["s1", "s2"]),
+            ScopesMatcher::All
+        ));
         assert!(!has_scopes(&c, "missing", &r(&["s1"]), ScopesMatcher::Any));
     }
 
@@ -278,7 +301,10 @@ mod tests {
         assert_eq!(as_text(&json!(1.5)), "1.500000");
         assert_eq!(as_text(&json!(["a", 1, true])), "a,1,true");
         assert_eq!(as_text(&json!(1e6)), "1000000");
-        assert_eq!(as_text(&json!([1e21, 1e6, 123456, 0.5])), "1e+21,1e+06,123456,0.5");
+        assert_eq!(
+            as_text(&json!([1e21, 1e6, 123456, 0.5])),
+            "1e+21,1e+06,123456,0.5"
+        );
         assert_eq!(as_text(&json!({"a": 1})), "{\"a\":1}");
         assert_eq!(as_list(&json!(["a", "b"])), ["a", "b"]);
         assert_eq!(as_list(&json!("a b")), ["a b"]);

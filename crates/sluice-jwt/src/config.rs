@@ -29,7 +29,7 @@ pub(crate) enum Source {
     /// `jwk_local_path`: read once, at start-up.
     Local(PathBuf),
     /// `jwk_url`, fetched by the gateway.
-    Remote(Remote),
+    Remote(Box<Remote>),
 }
 
 /// A JWK URL and how it is fetched and kept.
@@ -172,9 +172,7 @@ pub(crate) fn read(r: &mut Reader<'_>, value: &Value, path: String) -> Option<Va
             None
         }
         Some(v) => {
-            let found = ALGORITHMS
-                .iter()
-                .find(|(name, _)| v.as_str() == Some(name));
+            let found = ALGORITHMS.iter().find(|(name, _)| v.as_str() == Some(name));
             if found.is_none() {
                 let names: Vec<String> = ALGORITHMS.iter().map(|(n, _)| quote(n)).collect();
                 let what = v.as_str().map_or_else(|| kind(v).to_owned(), quote);
@@ -331,10 +329,7 @@ fn remote_source(
             return None;
         }
         _ => {
-            r.error(
-                at,
-                format!("{} is not an http or https URL", quote(url)),
-            );
+            r.error(at, format!("{} is not an http or https URL", quote(url)));
             return None;
         }
     }
@@ -349,7 +344,7 @@ fn remote_source(
         })
         .into_iter()
         .collect();
-    Some(Source::Remote(Remote {
+    Some(Source::Remote(Box::new(Remote {
         url: parsed,
         cache,
         cooldown,
@@ -368,7 +363,7 @@ fn remote_source(
                 curve_preferences: Vec::new(),
             },
         },
-    }))
+    })))
 }
 
 /// `cipher_suites`: Go's suite ids; those rustls implements are applied, any other refused.

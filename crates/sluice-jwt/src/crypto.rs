@@ -200,10 +200,7 @@ fn ec_pub_components_from_private_key(
     Err(invalid())
 }
 
-fn ed_pub_components_from_private_key(
-    der: &[u8],
-    curve: &EllipticCurve,
-) -> Result<Vec<u8>, Error> {
+fn ed_pub_components_from_private_key(der: &[u8], curve: &EllipticCurve) -> Result<Vec<u8>, Error> {
     match curve {
         EllipticCurve::Ed25519 => {
             use ring::signature::KeyPair as _;

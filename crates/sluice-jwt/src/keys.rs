@@ -97,7 +97,12 @@ impl KeySet {
 
     /// The key named `id` under `strategy` whose type fits `family` (the last one, as
     /// krakend-jose's cache keeps the last key of an id).
-    pub(crate) fn find(&self, strategy: Strategy, id: &str, family: AlgorithmFamily) -> Option<&Key> {
+    pub(crate) fn find(
+        &self,
+        strategy: Strategy,
+        id: &str,
+        family: AlgorithmFamily,
+    ) -> Option<&Key> {
         self.keys
             .iter()
             .rev()
@@ -185,7 +190,8 @@ pub(crate) enum Keys {
 impl Keys {
     /// Reads `path` (at start-up).
     pub(crate) fn local(path: &Path) -> Result<Self, String> {
-        let body = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let body =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         KeySet::parse(&body)
             .map(Keys::Local)
             .map_err(|e| format!("{}: {e}", path.display()))
@@ -264,7 +270,10 @@ impl RemoteKeys {
         let mut state = self.state();
         let fresh = self.fresh(&state, now);
         if fresh
-            && let Some(key) = state.set.as_ref().and_then(|s| s.find(strategy, id, family))
+            && let Some(key) = state
+                .set
+                .as_ref()
+                .and_then(|s| s.find(strategy, id, family))
         {
             return Next::Done(Ok(key.key.clone()));
         }

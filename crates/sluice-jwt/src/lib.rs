@@ -26,7 +26,9 @@ use std::time::Duration;
 
 use http::HeaderValue;
 use sluice_config::read::{Reader, key_path};
-use sluice_config::{Component, Config, Diagnostic, Endpoint, Level, LoadOptions, TransportOptions};
+use sluice_config::{
+    Component, Config, Diagnostic, Endpoint, Level, LoadOptions, TransportOptions,
+};
 use sluice_stage::{SharedStage, StageFactory};
 
 use crate::config::{Remote, Source};
@@ -70,7 +72,8 @@ impl JwtValidator {
             ..TransportOptions::default()
         };
         let client = sluice_client::DefaultClient::new(&transport, Some(&remote.tls))?;
-        let user_agent = HeaderValue::from_static(concat!("Sluice Version ", env!("CARGO_PKG_VERSION")));
+        let user_agent =
+            HeaderValue::from_static(concat!("Sluice Version ", env!("CARGO_PKG_VERSION")));
         let keys = Arc::new(RemoteKeys::new(remote.clone(), client, user_agent));
         shared.push((remote, Arc::downgrade(&keys)));
         Ok(keys)
@@ -106,7 +109,9 @@ impl StageFactory for JwtValidator {
                 return Err(vec![Diagnostic::new(
                     &config.source,
                     extra_path,
-                    format!("\"{NAMESPACE}\" and \"{ALIAS}\" are two spellings of the same namespace; keep one"),
+                    format!(
+                        "\"{NAMESPACE}\" and \"{ALIAS}\" are two spellings of the same namespace; keep one"
+                    ),
                 )]);
             }
         };
@@ -131,7 +136,7 @@ impl StageFactory for JwtValidator {
                 if remote.tls.allow_insecure_connections {
                     tracing::warn!(target: "sluice::jwt", endpoint = %endpoint.endpoint, url = %remote.url, "disable_jwk_security: the JWK set is fetched without verifying the server (tests only)");
                 }
-                match self.remote_keys(remote.clone()) {
+                match self.remote_keys((**remote).clone()) {
                     Ok(keys) => Some(Keys::Remote(keys)),
                     Err(e) => {
                         r.error(e.json_path, e.message);

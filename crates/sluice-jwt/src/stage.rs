@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use http::header::{self, HeaderMap, HeaderValue};
 use http::StatusCode;
+use http::header::{self, HeaderMap, HeaderValue};
 use serde_json::{Map, Value};
 use sluice_stage::{EarlyAnswer, RequestHead, Stage, StageFuture};
 
@@ -85,7 +85,9 @@ impl Validator {
 
     async fn check(&self, headers: &HeaderMap) -> Result<Map<String, Value>, Refusal> {
         let config = &self.config;
-        let token = self.token(headers).ok_or_else(|| unauthorized("no token"))?;
+        let token = self
+            .token(headers)
+            .ok_or_else(|| unauthorized("no token"))?;
         let mut parts = token.split('.');
         let (Some(head), Some(payload), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -98,7 +100,10 @@ impl Validator {
         if header.contains_key("crit") {
             return Err(unauthorized("the token has critical header parameters"));
         }
-        let alg = header.get("alg").and_then(Value::as_str).unwrap_or_default();
+        let alg = header
+            .get("alg")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if alg != config.alg_name {
             return Err(unauthorized(format!(
                 "the token is signed with {alg:?}, not {}",

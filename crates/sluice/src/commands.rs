@@ -199,7 +199,11 @@ pub(crate) fn run(source: crate::reload::Source, watch: bool) -> ExitCode {
 /// The security and traffic components the gateway is built with (JWT, CORS, rate limits...),
 /// in the order their stages run. The parser keeps their namespaces for them.
 pub(crate) fn components() -> sluice_stage::Components {
+    // CORS first: KrakenD's CORS wraps the whole router, so a preflight is answered before
+    // any other component sees it, and every answer leaves with its headers.
     sluice_stage::Components::new()
+        .with(sluice_security::cors::Cors)
+        .with(sluice_jwt::JwtValidator::new())
 }
 
 /// `--port`: the gateway moves, and so do the backends that are the gateway itself (a loopback
