@@ -57,9 +57,10 @@ impl JwtValidator {
     fn remote_keys(&self, remote: Remote) -> Result<Arc<RemoteKeys>, sluice_client::TlsError> {
         let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
         shared.retain(|(_, keys)| keys.strong_count() > 0);
+        let same = settings(&remote);
         if let Some(keys) = shared
             .iter()
-            .find(|(r, _)| *r == remote)
+            .find(|(r, _)| *r == same)
             .and_then(|(_, keys)| keys.upgrade())
         {
             return Ok(keys);
@@ -75,7 +76,7 @@ impl JwtValidator {
         let user_agent =
             HeaderValue::from_static(concat!("Sluice Version ", env!("CARGO_PKG_VERSION")));
         let keys = Arc::new(RemoteKeys::new(remote.clone(), client, user_agent));
-        shared.push((remote, Arc::downgrade(&keys)));
+        shared.push((same, Arc::downgrade(&keys)));
         Ok(keys)
     }
 }
@@ -168,6 +169,16 @@ impl StageFactory for JwtValidator {
             endpoint: endpoint.endpoint.clone(),
         })])
     }
+}
+
+/// `remote` without the JSON paths, which differ from one endpoint to the next.
+fn settings(remote: &Remote) -> Remote {
+    let mut same = remote.clone();
+    same.tls.json_path.clear();
+    for ca in &mut same.tls.ca_certs {
+        ca.json_path.clear();
+    }
+    same
 }
 
 /// A propagated claim reaches the backends only through `input_headers` (as with KrakenD):
