@@ -31,6 +31,8 @@
 #   sluice_env NAME=VALUE...  environment for the Sluice process
 #   bench_case NAME URL       measures URL, in the order declared, with the same warm-up,
 #                             duration and pinning as every other case
+#   bench_header NAME "H: v"  sends this header with every request of case NAME (curl's check
+#                             and wrk's), e.g. the bearer token of a JWT-protected endpoint
 #   bench_during NAME FUNC    runs the shell function FUNC in the background while case NAME
 #                             is measured (stopped after it), e.g. to reload Sluice under load;
 #                             $SLUICE_PID is the Sluice under test
@@ -269,6 +271,12 @@ bench_case() {
     CASE_URLS+=("$2")
 }
 
+declare -A CASE_HEADER=()
+bench_header() {
+    [[ $# -eq 2 ]] || die "usage: bench_header NAME 'Header: value'"
+    CASE_HEADER[$1]=$2
+}
+
 declare -A CASE_DURING=()
 bench_during() {
     [[ $# -eq 2 ]] || die "usage: bench_during NAME FUNCTION"
@@ -387,12 +395,14 @@ run_case() {
     local name=$1 url=$2 out size b0 t0 b1 t1 l0 lt0 l1 lt1 own0 own1 requests rps p50 p99 non2xx sockerr
     out="$WORK/wrk-$(printf '%s' "$name" | tr -c 'A-Za-z0-9' '_').txt"
     # A case must answer 200 before it is measured.
-    size=$(curl -sS -o /dev/null -w '%{http_code} %{size_download}' --max-time 5 "$url") ||
+    local header=()
+    [[ -z ${CASE_HEADER[$name]:-} ]] || header=(-H "${CASE_HEADER[$name]}")
+    size=$(curl -sS "${header[@]}" -o /dev/null -w '%{http_code} %{size_download}' --max-time 5 "$url") ||
         die "$name: $url does not answer"
     [[ ${size%% *} == 200 ]] || die "$name: $url answered HTTP ${size%% *}, not 200"
     BYTES[$name]=${size#* }
     log "$name: $url (${BYTES[$name]} B): warm-up ${WARMUP}s, then ${DURATION}s"
-    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "$url" >/dev/null
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "${header[@]}" "$url" >/dev/null
     read -r b0 t0 < <(cpu_jiffies "$TARGET_CPU")
     read -r l0 lt0 < <(cpu_jiffies "$LOAD_CPU")
     own0=$(target_ticks)
@@ -401,7 +411,7 @@ run_case() {
         "${CASE_DURING[$name]}" &
         during=$!
     fi
-    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$url" >"$out"
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${header[@]}" "$url" >"$out"
     if [[ -n $during ]]; then
         kill "$during" 2>/dev/null || true
         wait "$during" 2>/dev/null || true

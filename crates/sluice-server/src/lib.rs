@@ -719,12 +719,13 @@ async fn handle(
     // The components' service stages (CORS preflight, bot detector...) see every request,
     // before routing, and every answer on its way out.
     let seen = SeenRequest::of(&parts);
+    let mut no_params = Vec::new();
     let mut head = RequestHead {
         method: &parts.method,
         path: parts.uri.path(),
         query: parts.uri.query(),
         route: None,
-        params: &[],
+        params: &mut no_params,
         headers: &mut parts.headers,
         client_ip,
     };
@@ -842,7 +843,7 @@ async fn call(
     gateway: &Gateway,
     pipeline: &sluice_proxy::EndpointPipeline,
     mut parts: http::request::Parts,
-    params: Vec<(String, String)>,
+    mut params: Vec<(String, String)>,
     body: Incoming,
     body_deadline: Instant,
     client_ip: IpAddr,
@@ -855,7 +856,7 @@ async fn call(
         path: parts.uri.path(),
         query: parts.uri.query(),
         route: Some(&pipeline.endpoint.endpoint),
-        params: &params,
+        params: &mut params,
         headers: &mut parts.headers,
         client_ip,
     };

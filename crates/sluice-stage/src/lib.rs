@@ -40,8 +40,9 @@ pub struct RequestHead<'a> {
     /// The endpoint's path template (`/users/{id}`); `None` before routing.
     pub route: Option<&'a str>,
     /// The endpoint's params as the route names them (`{id}` is `id`), decoded; empty before
-    /// routing.
-    pub params: &'a [(String, String)],
+    /// routing. A stage may add some for the backends' `url_pattern` (JWT claims as
+    /// `JWT.<claim>`), already escaped for a URL.
+    pub params: &'a mut Vec<(String, String)>,
     /// The request's headers: a stage may add some for the backends (e.g. JWT claims).
     pub headers: &'a mut HeaderMap,
     /// The client's IP as the router resolved it (`X-Forwarded-For` from trusted proxies).

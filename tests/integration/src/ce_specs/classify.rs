@@ -7,9 +7,10 @@ use serde_json::{Map, Value};
 use super::spec::Input;
 use super::url::Url;
 
-/// The proxy layer's namespaces (the spec's section 2.1, with their long aliases) and the
-/// client plugins (section 1): what Sluice implements and these specs are run for.
-const PROXY_LAYER: [&str; 9] = [
+/// The proxy layer's namespaces (the spec's section 2.1, with their long aliases), the client
+/// plugins (section 1) and the components Sluice implements (JWT validation): what these specs
+/// are run for.
+const PROXY_LAYER: [&str; 11] = [
     "proxy",
     "backend/http",
     "backend/http/client",
@@ -19,11 +20,17 @@ const PROXY_LAYER: [&str; 9] = [
     "github.com/devopsfaith/krakend/http",
     "github_com/luraproject/lura/router/gin",
     "github.com/devopsfaith/krakend/transport/http/client/executor",
+    "auth/validator",
+    "github.com/devopsfaith/krakend-jose/validator",
 ];
 
 /// Namespaces beyond the proxy layer that Sluice implements as components (and their long
 /// aliases): the specs of endpoints using them are run, and they are never left unenforced.
-const IMPLEMENTED: [&str; 6] = [
+const IMPLEMENTED: [&str; 10] = [
+    "auth/validator",
+    "github.com/devopsfaith/krakend-jose/validator",
+    "security/cors",
+    "github_com/devopsfaith/krakend-cors",
     "validation/json-schema",
     "qos/circuit-breaker",
     "qos/http-cache",
@@ -166,6 +173,29 @@ fn host_of(entry: &str) -> &str {
     }
 }
 
+/// Whether krakend-botdetector would refuse `agent`: not in `allow`, and in `deny` or matched
+/// by one of `patterns` (unanchored, as Go's `MatchString`); a pattern that does not compile
+/// counts as a match, so the spec is skipped rather than misjudged.
+fn bot_detector_judges(detector: &Value, agent: &str) -> bool {
+    let list = |key: &str| -> Vec<&str> {
+        detector
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|items| items.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default()
+    };
+    if agent.is_empty() {
+        return detector.get("empty_user_agent_is_bot") == Some(&Value::Bool(true));
+    }
+    if list("allow").contains(&agent) {
+        return false;
+    }
+    list("deny").contains(&agent)
+        || list("patterns")
+            .iter()
+            .any(|p| regex::Regex::new(p).map_or(true, |re| re.is_match(agent)))
+}
+
 /// Why the spec whose request is `input` cannot judge the proxy layer, if it cannot.
 pub fn skip_reason(config: &Value, input: &Input) -> Option<String> {
     let url = match Url::parse(&input.url) {
@@ -185,20 +215,21 @@ pub fn skip_reason(config: &Value, input: &Input) -> Option<String> {
             .any(|(k, _)| k.eq_ignore_ascii_case(name))
     };
     let service = extra_config(config);
-    let service_has = |ns: &str| service.is_some_and(|s| s.contains_key(ns));
-    if service_has("security/cors")
-        && (has_header("Origin") || input.method.eq_ignore_ascii_case("OPTIONS"))
+    // CORS (service level) is implemented; the bot detector is not, and is left unenforced:
+    // a spec is judged only when KrakenD's detector would let its User-Agent through too.
+    if let Some(detector) = service.and_then(|s| s.get("security/bot-detector"))
+        && has_header("User-Agent")
     {
-        return Some(
-            "CORS (service `security/cors`) answers preflights and decorates requests with an Origin"
-                .to_owned(),
-        );
-    }
-    if service_has("security/bot-detector") && has_header("User-Agent") {
-        return Some(
-            "bot detector (service `security/bot-detector`) judges the User-Agent it sends"
-                .to_owned(),
-        );
+        let agent = input
+            .header
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("User-Agent"))
+            .map_or("", |(_, v)| v.as_str());
+        if bot_detector_judges(detector, agent) {
+            return Some(format!(
+                "bot detector (service `security/bot-detector`) refuses its User-Agent {agent:?}"
+            ));
+        }
     }
     let endpoint = find_endpoint(config, &input.method, &url.path)?;
     let route = format!(
@@ -266,7 +297,7 @@ mod tests {
 
     fn config() -> Value {
         json!({
-            "extra_config": {"security/cors": {}, "security/bot-detector": {}, "telemetry/logging": {}},
+            "extra_config": {"security/cors": {}, "security/bot-detector": {"deny": ["a"], "patterns": ["(bot)/.*"]}, "telemetry/logging": {}},
             "endpoints": [
                 {"endpoint": "/static", "backend": [{"host": ["http://127.0.0.1:8080"]}],
                  "extra_config": {"proxy": {"static": {}}}},
@@ -288,12 +319,7 @@ mod tests {
     fn namespaces_to_leave_unenforced() {
         assert_eq!(
             unenforced_namespaces(&config()),
-            [
-                "auth/validator",
-                "security/bot-detector",
-                "security/cors",
-                "validation/cel"
-            ]
+            ["security/bot-detector", "validation/cel"]
         );
     }
 
@@ -309,22 +335,29 @@ mod tests {
         assert_eq!(skip("POST", "http://localhost:8080/jsonschema", &[]), None);
         assert_eq!(
             skip("GET", "http://localhost:8080/cel/1", &[]).as_deref(),
-            Some("`GET /cel/{id}` uses `auth/validator` (JWT validation), `validation/cel` (CEL)")
+            Some("`GET /cel/{id}` uses `validation/cel` (CEL)")
         );
         assert!(
             skip("GET", "http://localhost:8080/show/1", &[])
                 .is_some_and(|r| r.starts_with("needs the internet"))
         );
-        assert!(skip("GET", "http://localhost:8080/static", &[("origin", "x")]).is_some());
-        assert!(skip("OPTIONS", "http://localhost:8080/static", &[]).is_some());
-        assert!(
+        // CORS is implemented: a request with an Origin, a preflight, are judged.
+        assert_eq!(
+            skip("GET", "http://localhost:8080/static", &[("origin", "x")]),
+            None
+        );
+        assert_eq!(skip("OPTIONS", "http://localhost:8080/static", &[]), None);
+        // The bot detector is not: judged only for a User-Agent it lets through.
+        let ua = |agent: &str| {
             skip(
                 "GET",
                 "http://localhost:8080/static",
-                &[("User-Agent", "a")]
+                &[("User-Agent", agent)],
             )
-            .is_some()
-        );
+        };
+        assert!(ua("a").is_some());
+        assert!(ua("my-bot/1.0").is_some());
+        assert_eq!(ua("some"), None);
         assert!(skip("GET", "http://example.com/static", &[]).is_some());
     }
 }
