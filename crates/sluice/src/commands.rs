@@ -199,7 +199,11 @@ pub(crate) fn run(source: crate::reload::Source, watch: bool) -> ExitCode {
 /// The security and traffic components the gateway is built with (JWT, CORS, rate limits...),
 /// in the order their stages run. The parser keeps their namespaces for them.
 pub(crate) fn components() -> sluice_stage::Components {
+    // KrakenD's order: the bot detector first (it refuses before anything is spent on the
+    // request), the rate limits after the authentication stages.
     sluice_stage::Components::new()
+        .with(sluice_botdetector::BotDetector::new())
+        .with(sluice_ratelimit::RateLimits::new())
 }
 
 /// `--port`: the gateway moves, and so do the backends that are the gateway itself (a loopback

@@ -25,6 +25,18 @@ const PROXY_LAYER: [&str; 9] = [
 /// unenforced (`sluice run --allow-unenforced`).
 const NOT_PROXY_LAYER: [&str; 5] = ["security/", "auth/", "validation/", "modifier/lua-", "qos/"];
 
+/// Namespaces of those families that Sluice's components implement: never left unenforced,
+/// and the specs that use them are run.
+const IMPLEMENTED: [&str; 7] = [
+    "security/bot-detector",
+    "qos/ratelimit/router",
+    "qos/ratelimit/router/redis",
+    "qos/ratelimit/service",
+    "qos/ratelimit/service/redis",
+    "qos/ratelimit/proxy",
+    "redis",
+];
+
 fn extra_config(v: &Value) -> Option<&Map<String, Value>> {
     v.get("extra_config").and_then(Value::as_object)
 }
@@ -49,7 +61,9 @@ pub fn unenforced_namespaces(config: &Value) -> Vec<String> {
     let mut found: Vec<String> = Vec::new();
     let mut scan = |v: &Value| {
         for ns in extra_config(v).into_iter().flat_map(Map::keys) {
-            if NOT_PROXY_LAYER.iter().any(|p| ns.starts_with(p)) {
+            if NOT_PROXY_LAYER.iter().any(|p| ns.starts_with(p))
+                && !IMPLEMENTED.contains(&ns.as_str())
+            {
                 found.push(ns.clone());
             }
         }
@@ -181,12 +195,6 @@ pub fn skip_reason(config: &Value, input: &Input) -> Option<String> {
                 .to_owned(),
         );
     }
-    if service_has("security/bot-detector") && has_header("User-Agent") {
-        return Some(
-            "bot detector (service `security/bot-detector`) judges the User-Agent it sends"
-                .to_owned(),
-        );
-    }
     let endpoint = find_endpoint(config, &input.method, &url.path)?;
     let route = format!(
         "{} {}",
@@ -213,7 +221,10 @@ pub fn skip_reason(config: &Value, input: &Input) -> Option<String> {
     let mut foreign: Vec<&str> = Vec::new();
     for v in std::iter::once(endpoint).chain(backends(endpoint)) {
         for ns in extra_config(v).into_iter().flat_map(Map::keys) {
-            if !PROXY_LAYER.contains(&ns.as_str()) && !ns.starts_with("telemetry/") {
+            if !PROXY_LAYER.contains(&ns.as_str())
+                && !IMPLEMENTED.contains(&ns.as_str())
+                && !ns.starts_with("telemetry/")
+            {
                 foreign.push(ns);
             }
         }
@@ -271,7 +282,6 @@ mod tests {
             [
                 "auth/validator",
                 "qos/http-cache",
-                "security/bot-detector",
                 "security/cors",
                 "validation/cel"
             ]
@@ -296,13 +306,14 @@ mod tests {
         );
         assert!(skip("GET", "http://localhost:8080/static", &[("origin", "x")]).is_some());
         assert!(skip("OPTIONS", "http://localhost:8080/static", &[]).is_some());
-        assert!(
+        // The bot detector is implemented: its specs run.
+        assert_eq!(
             skip(
                 "GET",
                 "http://localhost:8080/static",
                 &[("User-Agent", "a")]
-            )
-            .is_some()
+            ),
+            None
         );
         assert!(skip("GET", "http://example.com/static", &[]).is_some());
     }
