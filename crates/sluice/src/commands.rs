@@ -298,16 +298,18 @@ pub(crate) fn run(
 /// The security and traffic components the gateway is built with (JWT, CORS, rate limits...),
 /// in the order their stages run. The parser keeps their namespaces for them.
 pub(crate) fn components() -> sluice_stage::Components {
-    // CORS first: KrakenD's CORS wraps the whole router, so a preflight is answered before
-    // any other component sees it, and every answer leaves with its headers.
+    // KrakenD's order. Service stages: CORS first (it wraps the whole router: a preflight is
+    // answered before any other component sees it, and every answer leaves with its headers),
+    // then the bot detector (it refuses before anything is spent on the request). Endpoint
+    // stages: who the caller is (JWT), the rate limits, then what they sent (JSON schema).
+    // Backend layers, the first added outermost: the circuit breaker around the cache, as
+    // KrakenD CE stacks them (its cache lives in the HTTP client, under the breaker).
     sluice_stage::Components::new()
-        // Service stages first (CORS answers a preflight before anything else judges it).
         .with(sluice_security::cors::Cors)
-        // Endpoint stages, in this order: who the caller is, then what they sent.
+        .with(sluice_botdetector::BotDetector::new())
         .with(sluice_jwt::JwtValidator::new())
+        .with(sluice_ratelimit::RateLimits::new())
         .with(sluice_validation::JsonSchema)
-        // Backend layers, the first added outermost: the circuit breaker around the cache, as
-        // KrakenD CE stacks them (its cache lives in the HTTP client, under the breaker).
         .with(sluice_qos::CircuitBreaker)
         .with(sluice_qos::HttpCache::default())
 }

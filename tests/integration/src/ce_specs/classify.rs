@@ -26,7 +26,7 @@ const PROXY_LAYER: [&str; 11] = [
 
 /// Namespaces beyond the proxy layer that Sluice implements as components (and their long
 /// aliases): the specs of endpoints using them are run, and they are never left unenforced.
-const IMPLEMENTED: [&str; 10] = [
+const IMPLEMENTED: [&str; 18] = [
     "auth/validator",
     "github.com/devopsfaith/krakend-jose/validator",
     "security/cors",
@@ -37,6 +37,14 @@ const IMPLEMENTED: [&str; 10] = [
     "github.com/devopsfaith/krakend-jsonschema",
     "github.com/devopsfaith/krakend-circuitbreaker/gobreaker",
     "github.com/devopsfaith/krakend-httpcache",
+    "security/bot-detector",
+    "github_com/devopsfaith/krakend-botdetector",
+    "qos/ratelimit/router",
+    "qos/ratelimit/router/redis",
+    "qos/ratelimit/service",
+    "qos/ratelimit/service/redis",
+    "qos/ratelimit/proxy",
+    "redis",
 ];
 
 /// Families that are not the proxy layer and that Sluice refuses unless told to leave them
@@ -173,29 +181,6 @@ fn host_of(entry: &str) -> &str {
     }
 }
 
-/// Whether krakend-botdetector would refuse `agent`: not in `allow`, and in `deny` or matched
-/// by one of `patterns` (unanchored, as Go's `MatchString`); a pattern that does not compile
-/// counts as a match, so the spec is skipped rather than misjudged.
-fn bot_detector_judges(detector: &Value, agent: &str) -> bool {
-    let list = |key: &str| -> Vec<&str> {
-        detector
-            .get(key)
-            .and_then(Value::as_array)
-            .map(|items| items.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default()
-    };
-    if agent.is_empty() {
-        return detector.get("empty_user_agent_is_bot") == Some(&Value::Bool(true));
-    }
-    if list("allow").contains(&agent) {
-        return false;
-    }
-    list("deny").contains(&agent)
-        || list("patterns")
-            .iter()
-            .any(|p| regex::Regex::new(p).map_or(true, |re| re.is_match(agent)))
-}
-
 /// Why the spec whose request is `input` cannot judge the proxy layer, if it cannot.
 pub fn skip_reason(config: &Value, input: &Input) -> Option<String> {
     let url = match Url::parse(&input.url) {
@@ -207,29 +192,6 @@ pub fn skip_reason(config: &Value, input: &Input) -> Option<String> {
             "its request goes to {}, not to this machine",
             url.host
         ));
-    }
-    let has_header = |name: &str| {
-        input
-            .header
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case(name))
-    };
-    let service = extra_config(config);
-    // CORS (service level) is implemented; the bot detector is not, and is left unenforced:
-    // a spec is judged only when KrakenD's detector would let its User-Agent through too.
-    if let Some(detector) = service.and_then(|s| s.get("security/bot-detector"))
-        && has_header("User-Agent")
-    {
-        let agent = input
-            .header
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("User-Agent"))
-            .map_or("", |(_, v)| v.as_str());
-        if bot_detector_judges(detector, agent) {
-            return Some(format!(
-                "bot detector (service `security/bot-detector`) refuses its User-Agent {agent:?}"
-            ));
-        }
     }
     let endpoint = find_endpoint(config, &input.method, &url.path)?;
     let route = format!(
@@ -319,7 +281,7 @@ mod tests {
     fn namespaces_to_leave_unenforced() {
         assert_eq!(
             unenforced_namespaces(&config()),
-            ["security/bot-detector", "validation/cel"]
+            ["validation/cel"]
         );
     }
 
@@ -341,23 +303,20 @@ mod tests {
             skip("GET", "http://localhost:8080/show/1", &[])
                 .is_some_and(|r| r.starts_with("needs the internet"))
         );
-        // CORS is implemented: a request with an Origin, a preflight, are judged.
+        // CORS and the bot detector are implemented: their requests are judged.
         assert_eq!(
             skip("GET", "http://localhost:8080/static", &[("origin", "x")]),
             None
         );
         assert_eq!(skip("OPTIONS", "http://localhost:8080/static", &[]), None);
-        // The bot detector is not: judged only for a User-Agent it lets through.
-        let ua = |agent: &str| {
+        assert_eq!(
             skip(
                 "GET",
                 "http://localhost:8080/static",
-                &[("User-Agent", agent)],
-            )
-        };
-        assert!(ua("a").is_some());
-        assert!(ua("my-bot/1.0").is_some());
-        assert_eq!(ua("some"), None);
+                &[("User-Agent", "a")]
+            ),
+            None
+        );
         assert!(skip("GET", "http://example.com/static", &[]).is_some());
     }
 }
