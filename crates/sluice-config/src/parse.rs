@@ -172,6 +172,7 @@ fn service(r: &mut Reader<'_>, root: &Value, source: &Path) -> Option<Config> {
     let extra = extra::read_extra(r, &svc, Level::Service);
     let router = extra::router_options(r, extra.block(Namespace::Router));
     let sluice_server = extra::sluice_server_options(r, extra.block(Namespace::SluiceServer));
+    let grpc = extra::grpc_catalog(r, extra.block(Namespace::Grpc), source);
 
     let defaults = ServiceDefaults {
         timeout,
@@ -200,6 +201,7 @@ fn service(r: &mut Reader<'_>, root: &Value, source: &Path) -> Option<Config> {
         transport,
         router,
         sluice_server,
+        grpc,
         extra_config: extra.map,
         endpoints,
         unknown_namespaces: Vec::new(),
@@ -674,6 +676,10 @@ fn backend(
     let send_body_on_redirect =
         extra::send_body_on_redirect(r, extra.block(Namespace::BackendHttpClient));
     let plugin = extra::plugin_ref(r, extra.block(Namespace::PluginHttpClient));
+    let plugin = match extra.block(Namespace::BackendGrpc) {
+        Some(block) => extra::backend_grpc(r, Some(block), plugin.as_ref()),
+        None => plugin,
+    };
 
     Some(Backend {
         json_path: o.path.clone(),
