@@ -363,6 +363,8 @@ fn test_one(
             backend_hosts: &backend.host,
             client: Arc::new(outbound),
             backend_label: label,
+            url_pattern: &backend.url_pattern,
+            settings_path: &plugin_ref.settings_path,
         };
         let executor = plugin
             .build(ctx)
@@ -429,6 +431,8 @@ fn build_for_url(
             backend_hosts: &hosts,
             client: Arc::new(outbound),
             backend_label: "sluice plugin test",
+            url_pattern: uri.path(),
+            settings_path: name,
         })
         .map_err(|e| {
             format!("init rejected empty settings (pass -c with a config that names it): {e}")
