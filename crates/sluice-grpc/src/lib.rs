@@ -1,0 +1,213 @@
+//! gRPC backends: KrakenD Enterprise's `backend/grpc`, with no code generation.
+//!
+//! The service's `grpc.catalog` ([`Catalog`]) is loaded once per config; each backend that
+//! names `backend/grpc` (or `"plugin/http-client": {"name": "grpc", "grpc": {...}}`) gets a
+//! [`GrpcPlugin`] executor: its `url_pattern` is the method (`/package.Service/Method`), the
+//! input message is built from the request's `{params}`, query and (with
+//! `use_request_body`) JSON body, the call goes over HTTP/2 (h2c for `http` hosts, TLS with
+//! ALPN for `https`) with the deadline as `grpc-timeout` and the forwarded headers as
+//! metadata, and the answer is handed to the pipeline as data ([`sluice_plugin::Decoded`]),
+//! mapped to JSON by the protobuf JSON mapping and KrakenD's `output_*` switches. A status
+//! other than OK becomes its HTTP equivalent with `grpc-message` as the body, so
+//! `return_error_code` and `return_error_details` work as for HTTP backends. A
+//! server-streaming method answers the JSON array of its messages (KrakenD refuses them);
+//! client and bidirectional streaming are refused at start-up.
+
+mod catalog;
+mod executor;
+mod input;
+mod output;
+mod settings;
+mod wire;
+mod wkt;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prost_reflect::MethodDescriptor;
+use sluice_client::Http2Client;
+use sluice_config::{Config, TransportOptions};
+use sluice_plugin::{ClientPlugin, PluginContext, PluginError, SharedExecutor};
+
+pub use catalog::Catalog;
+pub use settings::{Naming, Settings};
+
+use crate::executor::GrpcExecutor;
+use crate::input::InputPlan;
+use crate::output::OutputOptions;
+
+/// The compiled-in client plugin `grpc`: a factory of gRPC executors over one catalog.
+#[derive(Debug)]
+pub struct GrpcPlugin {
+    catalog: Option<Arc<Catalog>>,
+    transport: TransportOptions,
+    /// HTTP/2 clients by idle timeout: backends with the same settings share connections.
+    clients: Mutex<Vec<(Duration, Arc<Http2Client>)>>,
+}
+
+impl GrpcPlugin {
+    /// A factory over `catalog` (`None`: a config without `grpc.catalog`, whose gRPC backends
+    /// are refused), connecting as `transport` says.
+    pub fn new(catalog: Option<Catalog>, transport: TransportOptions) -> Self {
+        Self {
+            catalog: catalog.map(Arc::new),
+            transport,
+            clients: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The factory for `config`: its catalog loaded (every problem reported with the config
+    /// file and the JSON path of the catalog entry), its transport options.
+    pub fn from_config(config: &Config) -> Result<Self, Vec<String>> {
+        let catalog = match &config.grpc {
+            Some(grpc) => Some(Catalog::load(&config.source, grpc)?),
+            None => None,
+        };
+        Ok(Self::new(catalog, config.transport.clone()))
+    }
+
+    fn client(&self, idle_timeout: Duration) -> Arc<Http2Client> {
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, client)) = clients.iter().find(|(idle, _)| *idle == idle_timeout) {
+            return Arc::clone(client);
+        }
+        let client = Arc::new(Http2Client::new(&self.transport, idle_timeout));
+        clients.push((idle_timeout, Arc::clone(&client)));
+        client
+    }
+}
+
+impl ClientPlugin for GrpcPlugin {
+    fn kind(&self) -> String {
+        "compiled-in gRPC client (backend/grpc)".to_owned()
+    }
+
+    fn build(&self, ctx: PluginContext<'_>) -> Result<SharedExecutor, String> {
+        self.build_at(ctx).map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|p| match p.path {
+                    Some(path) => format!("{path}: {}", p.message),
+                    None => p.message,
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    fn build_at(&self, ctx: PluginContext<'_>) -> Result<SharedExecutor, Vec<PluginError>> {
+        let settings_path = ctx.settings_path;
+        let settings = Settings::parse(ctx.settings, settings_path).map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|(path, message)| PluginError::at(path, message))
+                .collect::<Vec<_>>()
+        })?;
+        let Some(catalog) = &self.catalog else {
+            return Err(vec![PluginError::at(
+                settings_path,
+                "a gRPC backend needs the service's protobuf catalog: add \
+                 \"grpc\": {\"catalog\": [\"file.pb\", \"file.proto\", \"folder/\"]} to the \
+                 top-level extra_config",
+            )]);
+        };
+        // `endpoints[0].backend[1]` out of `endpoints[0].backend[1].extra_config[...]`.
+        let backend_path = settings_path
+            .rsplit_once(".extra_config")
+            .map_or(settings_path, |(backend, _)| backend);
+        let url_pattern_path = format!("{backend_path}.url_pattern");
+        let method = find_method(catalog, ctx.url_pattern)
+            .map_err(|message| vec![PluginError::at(&url_pattern_path, message)])?;
+        if method.is_client_streaming() {
+            return Err(vec![PluginError::at(
+                url_pattern_path,
+                format!(
+                    "{} is a {} method: Sluice calls unary and server-streaming methods only",
+                    method.full_name(),
+                    if method.is_server_streaming() {
+                        "bidirectional streaming"
+                    } else {
+                        "client-streaming"
+                    }
+                ),
+            )]);
+        }
+        let mut hosts = Vec::with_capacity(ctx.backend_hosts.len());
+        for host in ctx.backend_hosts {
+            let Some(origin) = sluice_plugin::Origin::parse(host) else {
+                return Err(vec![PluginError::at(
+                    format!("{backend_path}.host"),
+                    format!("{host:?} is not an http (h2c) or https (HTTP/2 over TLS) host"),
+                )]);
+            };
+            let port = if (origin.scheme == "http" && origin.port == 80)
+                || (origin.scheme == "https" && origin.port == 443)
+            {
+                String::new()
+            } else {
+                format!(":{}", origin.port)
+            };
+            hosts.push(format!("{}://{}{port}", origin.scheme, origin.host));
+        }
+        let input = InputPlan::new(method.input(), &settings).map_err(|errors| {
+            let mapping_path = settings::key_path(settings_path, "input_mapping");
+            errors
+                .into_iter()
+                .map(|(key, message)| {
+                    PluginError::at(settings::key_path(&mapping_path, &key), message)
+                })
+                .collect::<Vec<_>>()
+        })?;
+        Ok(Arc::new(GrpcExecutor {
+            path: format!("/{}/{}", method.parent_service().full_name(), method.name()),
+            input,
+            output_type: method.output(),
+            output: OutputOptions::new(&settings),
+            server_streaming: method.is_server_streaming(),
+            header_mapping: settings.header_mapping.clone(),
+            client: self.client(settings.idle_timeout),
+            alternates: if settings.use_alternate_host_on_error {
+                hosts
+            } else {
+                Vec::new()
+            },
+        }))
+    }
+}
+
+/// The method a `url_pattern` names: `/package.Service/Method`.
+fn find_method(catalog: &Catalog, url_pattern: &str) -> Result<MethodDescriptor, String> {
+    let trimmed = url_pattern.trim_start_matches('/');
+    let Some((service_name, method_name)) = trimmed.rsplit_once('/') else {
+        return Err(format!(
+            "{url_pattern:?} does not name a gRPC method: write /package.Service/Method"
+        ));
+    };
+    let pool = catalog.pool();
+    let Some(service) = pool.get_service_by_name(service_name) else {
+        let services: Vec<String> = pool
+            .services()
+            .map(|s| s.full_name().to_owned())
+            .take(20)
+            .collect();
+        return Err(format!(
+            "{url_pattern:?}: the catalog has no service {service_name:?} ({})",
+            if services.is_empty() {
+                "it has no service at all".to_owned()
+            } else {
+                format!("its services: {}", services.join(", "))
+            }
+        ));
+    };
+    let Some(method) = service.methods().find(|m| m.name() == method_name) else {
+        let methods: Vec<String> = service.methods().map(|m| m.name().to_owned()).collect();
+        return Err(format!(
+            "{url_pattern:?}: the service {service_name} has no method {method_name:?} (its methods: {})",
+            methods.join(", ")
+        ));
+    };
+    Ok(method)
+}
