@@ -726,7 +726,7 @@ fn json_message(
         (name, Json::Number(n)) if name.ends_with("Value") && from_text(m) => {
             wkt_from_text(m, &n.to_string(), assume_bytes)
         }
-        (name, Json::Bool(b)) if name == "google.protobuf.BoolValue" => {
+        ("google.protobuf.BoolValue", Json::Bool(b)) => {
             wkt_from_text(m, if *b { "true" } else { "false" }, assume_bytes)
         }
         (name, other) => Err(format!(
