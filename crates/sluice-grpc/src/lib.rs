@@ -211,3 +211,6 @@ fn find_method(catalog: &Catalog, url_pattern: &str) -> Result<MethodDescriptor,
     };
     Ok(method)
 }
+
+#[cfg(test)]
+mod tests;
