@@ -45,8 +45,10 @@ pub(crate) struct GrpcExecutor {
     pub(crate) server_streaming: bool,
     pub(crate) header_mapping: Vec<(HeaderName, HeaderName)>,
     pub(crate) client: Arc<Http2Client>,
-    /// Every host of the backend, as `scheme://authority`, when `use_alternate_host_on_error`.
-    pub(crate) alternates: Vec<String>,
+    /// The method's URL on every host of the backend, built once.
+    pub(crate) targets: Vec<Uri>,
+    /// `use_alternate_host_on_error`.
+    pub(crate) alternate_hosts: bool,
 }
 
 /// What a call came to, before it becomes a response.
@@ -96,30 +98,54 @@ impl GrpcExecutor {
         };
         let body = wire::frame(&message.encode_to_vec())
             .map_err(|e| ExecError::upstream(ErrorKind::Other, e))?;
-        let metadata = self.metadata(&request.headers);
-        let first = origin(&request.url);
-        let mut tried: Vec<String> = Vec::new();
-        let mut target = first;
+        let mut metadata = Some(self.metadata(&request.headers));
+        let mut target = self.target(&request.url)?;
+        let mut tried: Vec<usize> = Vec::new();
         loop {
-            let outcome = self.call_once(&target, &body, &metadata, ctx).await;
-            tried.push(target);
-            let retry = match &outcome {
-                Err(e) => e.kind == ErrorKind::Connect,
-                Ok(Outcome::Failed(status, _)) => status.code == wire::UNAVAILABLE,
-                Ok(Outcome::Messages(..)) => false,
+            let index = self.targets.iter().position(|t| *t == target);
+            // The metadata moves into the first call; a retry (alternate hosts) clones it.
+            let headers = match (self.alternate_hosts, metadata.take()) {
+                (true, Some(m)) => {
+                    let copy = m.clone();
+                    metadata = Some(m);
+                    copy
+                }
+                (_, Some(m)) => m,
+                (_, None) => HeaderMap::new(),
             };
-            let next = self
-                .alternates
-                .iter()
-                .find(|host| !tried.contains(host))
+            let outcome = self.call_once(target, &body, headers, ctx).await;
+            tried.extend(index);
+            let retry = self.alternate_hosts
+                && match &outcome {
+                    Err(e) => e.kind == ErrorKind::Connect,
+                    Ok(Outcome::Failed(status, _)) => status.code == wire::UNAVAILABLE,
+                    Ok(Outcome::Messages(..)) => false,
+                };
+            let next = (0..self.targets.len())
+                .find(|i| !tried.contains(i))
                 .filter(|_| retry && !ctx.remaining().is_zero());
             match next {
-                Some(host) => {
-                    tracing::debug!(failed = %tried.last().map_or("", String::as_str), next = %host, "gRPC call: trying another host");
-                    target = host.clone();
+                Some(i) => {
+                    tracing::debug!(next = %self.targets[i], "gRPC call: trying another host");
+                    target = self.targets[i].clone();
                 }
                 None => return self.respond(outcome?),
             }
+        }
+    }
+
+    /// The method's URL on the host the request builder chose (built at start-up; built here
+    /// only for a host the backend does not list).
+    fn target(&self, url: &Uri) -> Result<Uri, ExecError> {
+        let found = self.targets.iter().find(|t| {
+            t.authority() == url.authority()
+                && t.scheme_str().unwrap_or("http") == url.scheme_str().unwrap_or("http")
+        });
+        match found {
+            Some(target) => Ok(target.clone()),
+            None => format!("{}{}", origin(url), self.path)
+                .parse()
+                .map_err(|e| ExecError::upstream(ErrorKind::Other, format!("invalid URL: {e}"))),
         }
     }
 
@@ -153,29 +179,21 @@ impl GrpcExecutor {
 
     async fn call_once(
         &self,
-        origin: &str,
+        uri: Uri,
         body: &Bytes,
-        metadata: &HeaderMap,
+        mut metadata: HeaderMap,
         ctx: &CallContext,
     ) -> Result<Outcome, ExecError> {
-        let uri: Uri = format!("{origin}{}", self.path)
-            .parse()
-            .map_err(|e| ExecError::upstream(ErrorKind::Other, format!("invalid URL: {e}")))?;
         let left = ctx.remaining();
         if left.is_zero() {
             return Err(ExecError::timeout());
         }
-        let mut builder = http::Request::builder()
-            .method(Method::POST)
-            .uri(uri)
-            .version(http::Version::HTTP_2);
-        if let Some(headers) = builder.headers_mut() {
-            headers.clone_from(metadata);
-            headers.insert("grpc-timeout", wire::timeout_header(left));
-        }
-        let request = builder
-            .body(Full::new(body.clone()))
-            .map_err(|e| ExecError::upstream(ErrorKind::Other, format!("invalid request: {e}")))?;
+        metadata.insert("grpc-timeout", wire::timeout_header(left));
+        let mut request = http::Request::new(Full::new(body.clone()));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri;
+        *request.version_mut() = http::Version::HTTP_2;
+        *request.headers_mut() = metadata;
         let response = self.client.send(request).await?;
         let (parts, mut incoming) = response.into_parts();
         let mut metadata = answer_metadata(&parts.headers);
@@ -199,7 +217,7 @@ impl GrpcExecutor {
             return Err(ExecError::upstream(
                 ErrorKind::Protocol,
                 format!(
-                    "{origin}{}: the answer is not gRPC (content-type {:?})",
+                    "{}: the answer is not gRPC (content-type {:?})",
                     self.path,
                     parts.headers.get(header::CONTENT_TYPE)
                 ),

@@ -135,22 +135,28 @@ impl ClientPlugin for GrpcPlugin {
                 ),
             )]);
         }
-        let mut hosts = Vec::with_capacity(ctx.backend_hosts.len());
+        let path = format!("/{}/{}", method.parent_service().full_name(), method.name());
+        let mut targets = Vec::with_capacity(ctx.backend_hosts.len());
         for host in ctx.backend_hosts {
-            let Some(origin) = sluice_plugin::Origin::parse(host) else {
-                return Err(vec![PluginError::at(
-                    format!("{backend_path}.host"),
-                    format!("{host:?} is not an http (h2c) or https (HTTP/2 over TLS) host"),
-                )]);
-            };
-            let port = if (origin.scheme == "http" && origin.port == 80)
-                || (origin.scheme == "https" && origin.port == 443)
-            {
-                String::new()
-            } else {
-                format!(":{}", origin.port)
-            };
-            hosts.push(format!("{}://{}{port}", origin.scheme, origin.host));
+            // As the request builder writes it (the host as sanitised), so a request's host is
+            // found by its authority.
+            let uri = sluice_plugin::Origin::parse(host)
+                .filter(|_| host.contains("://"))
+                .and_then(|_| {
+                    format!("{}{path}", host.trim_end_matches('/'))
+                        .parse::<http::Uri>()
+                        .ok()
+                })
+                .filter(|uri| uri.authority().is_some());
+            match uri {
+                Some(uri) => targets.push(uri),
+                None => {
+                    return Err(vec![PluginError::at(
+                        format!("{backend_path}.host"),
+                        format!("{host:?} is not an http (h2c) or https (HTTP/2 over TLS) host"),
+                    )]);
+                }
+            }
         }
         let input = InputPlan::new(method.input(), &settings).map_err(|errors| {
             let mapping_path = settings::key_path(settings_path, "input_mapping");
@@ -162,18 +168,15 @@ impl ClientPlugin for GrpcPlugin {
                 .collect::<Vec<_>>()
         })?;
         Ok(Arc::new(GrpcExecutor {
-            path: format!("/{}/{}", method.parent_service().full_name(), method.name()),
+            path,
             input,
             output_type: method.output(),
             output: OutputOptions::new(&settings),
             server_streaming: method.is_server_streaming(),
             header_mapping: settings.header_mapping.clone(),
             client: self.client(settings.idle_timeout),
-            alternates: if settings.use_alternate_host_on_error {
-                hosts
-            } else {
-                Vec::new()
-            },
+            targets,
+            alternate_hosts: settings.use_alternate_host_on_error,
         }))
     }
 }
