@@ -106,6 +106,17 @@ impl ClientPlugin for GrpcPlugin {
                 .map(|(path, message)| PluginError::at(path, message))
                 .collect::<Vec<_>>()
         })?;
+        if ctx.extra.contains_key("allowed_hosts") {
+            // The plugin's json path is the settings' parent: `...["plugin/http-client"]`.
+            let block = settings_path
+                .rsplit_once('.')
+                .map_or(settings_path, |(block, _)| block);
+            return Err(vec![PluginError::at(
+                format!("{block}.allowed_hosts"),
+                "does not apply to the gRPC client, which calls the backend's own hosts only; \
+                 remove it",
+            )]);
+        }
         let Some(catalog) = &self.catalog else {
             return Err(vec![PluginError::at(
                 settings_path,

@@ -646,7 +646,9 @@ fn check_names_the_file_the_json_path_and_the_proto() {
             {"endpoint": "/d", "backend": [backend("/flight_finder.Flights/BookSeats", json!({}))]},
             {"endpoint": "/e", "backend": [{"host": ["localhost:4242"], "url_pattern": GET,
                 "extra_config": {"plugin/http-client": {"name": "grpc", "grpc": {
-                    "input_mapping": {"Id": "ident"}}}}}]}
+                    "input_mapping": {"Id": "ident"}}}}}]},
+            {"endpoint": "/f", "backend": [{"host": ["localhost:4242"], "url_pattern": GET,
+                "extra_config": {"plugin/http-client": {"name": "grpc", "allowed_hosts": ["*"]}}}]}
         ]
     });
     let errors = check_with_grpc(&cfg);
@@ -657,6 +659,7 @@ fn check_names_the_file_the_json_path_and_the_proto() {
         "test.json: endpoints[2].backend[0].extra_config[\"backend/grpc\"].client_tls: custom TLS settings for gRPC backends are not supported yet",
         "test.json: endpoints[3].backend[0].url_pattern: flight_finder.Flights.BookSeats is a client-streaming method",
         "test.json: endpoints[4].backend[0].extra_config[\"plugin/http-client\"].grpc.input_mapping.Id: \"ident\": flight_finder.GetFlightRequest has no field \"ident\" (its fields: id)",
+        "test.json: endpoints[5].backend[0].extra_config[\"plugin/http-client\"].allowed_hosts: does not apply to the gRPC client",
     ];
     for e in expected {
         assert!(
