@@ -715,3 +715,64 @@ async fn a_gateway_without_a_catalog_refuses_grpc_backends() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_wasm_plugin_calls_a_grpc_method_with_send_http2() {
+    // plugins/grpc-caller targets sluice:plugin@0.1.1 (host.send-http2); the other example
+    // plugins are built on the SDK's 0.1.0 contract and load beside it on the same host.
+    let grpc_caller =
+        std::fs::read(sluice_integration::plugins::plugin_file("grpc-caller")).unwrap();
+    let contains = |bytes: &[u8], needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(contains(&grpc_caller, b"sluice:plugin/host@0.1.1"));
+    let static_answer =
+        std::fs::read(sluice_integration::plugins::plugin_file("static-answer")).unwrap();
+    assert!(contains(&static_answer, b"sluice:plugin/handler@0.1.0"));
+
+    let pool = pool();
+    let answer_pool = pool.clone();
+    let server = GrpcServer::start(pool.clone(), move |call| {
+        let pool = answer_pool.clone();
+        async move {
+            let id = sluice_integration::grpc::to_json(&call.request)["id"]
+                .as_i64()
+                .unwrap_or(0);
+            if id == 404 {
+                return GrpcReply::status(5, "no such flight");
+            }
+            GrpcReply::ok(message(
+                &pool,
+                "flight_finder.Flight",
+                &json!({"id": id, "code": "WASM"}),
+            ))
+        }
+    })
+    .await;
+    let plugin = json!({"name": "grpc-caller", "grpc-caller": {
+        "method": GET, "input": {"id": 1}, "output": {"1": "id", "2": "code"}}});
+    let gw = try_start_gateway_with_grpc(
+        service(json!([
+            {"endpoint": "/wasm-grpc", "input_query_strings": ["id"],
+             "backend": [{"host": [server.url()], "url_pattern": "/",
+                          "extra_config": {"plugin/http-client": plugin}}]},
+            {"endpoint": "/wasm-grpc-code", "input_query_strings": ["id"],
+             "backend": [{"host": [server.url()], "url_pattern": "/",
+                          "extra_config": {"plugin/http-client": plugin,
+                                           "backend/http": {"return_error_code": true}}}]}
+        ])),
+        sluice_integration::plugins::registry(),
+    )
+    .await
+    .unwrap();
+    let r = get(&gw.url("/wasm-grpc?id=7")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), json!({"id": 7, "code": "WASM"}));
+    let call = &server.calls()[0];
+    assert_eq!(call.version, http::Version::HTTP_2);
+    assert_eq!(call.path, GET);
+    let r = get(&gw.url("/wasm-grpc-code?id=404")).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&r.body).unwrap(),
+        json!({"grpc_status": 5, "grpc_message": "no such flight"})
+    );
+}
