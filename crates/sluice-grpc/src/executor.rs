@@ -44,9 +44,7 @@ pub(crate) struct GrpcExecutor {
     pub(crate) output: OutputOptions,
     pub(crate) server_streaming: bool,
     pub(crate) header_mapping: Vec<(HeaderName, HeaderName)>,
-    /// Clients (each one multiplexed connection per host), used in turn.
-    pub(crate) clients: Arc<[Http2Client]>,
-    pub(crate) next_client: std::sync::atomic::AtomicUsize,
+    pub(crate) client: Arc<Http2Client>,
     /// The method's URL on every host of the backend, built once.
     pub(crate) targets: Vec<Uri>,
     /// `use_alternate_host_on_error`.
@@ -196,11 +194,7 @@ impl GrpcExecutor {
         *request.uri_mut() = uri;
         *request.version_mut() = http::Version::HTTP_2;
         *request.headers_mut() = metadata;
-        let turn = self
-            .next_client
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let client = &self.clients[turn % self.clients.len()];
-        let response = client.send(request).await?;
+        let response = self.client.send(request).await?;
         let (parts, mut incoming) = response.into_parts();
         let mut metadata = answer_metadata(&parts.headers);
         if parts.status != StatusCode::OK {

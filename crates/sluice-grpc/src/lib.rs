@@ -36,16 +36,13 @@ use crate::executor::GrpcExecutor;
 use crate::input::InputPlan;
 use crate::output::OutputOptions;
 
-/// HTTP/2 connections per gRPC host (calls are spread over them in turn).
-const CONNECTIONS: usize = 4;
-
 /// The compiled-in client plugin `grpc`: a factory of gRPC executors over one catalog.
 #[derive(Debug)]
 pub struct GrpcPlugin {
     catalog: Option<Arc<Catalog>>,
     transport: TransportOptions,
     /// HTTP/2 clients by idle timeout: backends with the same settings share connections.
-    clients: Mutex<Vec<(Duration, Arc<[Http2Client]>)>>,
+    clients: Mutex<Vec<(Duration, Arc<Http2Client>)>>,
 }
 
 impl GrpcPlugin {
@@ -69,10 +66,7 @@ impl GrpcPlugin {
         Ok(Self::new(catalog, config.transport.clone()))
     }
 
-    /// [`CONNECTIONS`] clients (each pools one multiplexed connection per host), used in
-    /// turn: one HTTP/2 connection carrying every call of a busy backend serialises them
-    /// through one connection task on each side.
-    fn client(&self, idle_timeout: Duration) -> Arc<[Http2Client]> {
+    fn client(&self, idle_timeout: Duration) -> Arc<Http2Client> {
         let mut clients = self
             .clients
             .lock()
@@ -80,9 +74,7 @@ impl GrpcPlugin {
         if let Some((_, client)) = clients.iter().find(|(idle, _)| *idle == idle_timeout) {
             return Arc::clone(client);
         }
-        let client: Arc<[Http2Client]> = (0..CONNECTIONS)
-            .map(|_| Http2Client::new(&self.transport, idle_timeout))
-            .collect();
+        let client = Arc::new(Http2Client::new(&self.transport, idle_timeout));
         clients.push((idle_timeout, Arc::clone(&client)));
         client
     }
@@ -193,8 +185,7 @@ impl ClientPlugin for GrpcPlugin {
             output: OutputOptions::new(&settings),
             server_streaming: method.is_server_streaming(),
             header_mapping: settings.header_mapping.clone(),
-            clients: self.client(settings.idle_timeout),
-            next_client: std::sync::atomic::AtomicUsize::new(0),
+            client: self.client(settings.idle_timeout),
             targets,
             alternate_hosts: settings.use_alternate_host_on_error,
         }))
