@@ -273,6 +273,84 @@ impl Executor for DefaultClient {
     }
 }
 
+/// An HTTP/2-only pooled client, for backends that speak nothing else (gRPC): HTTP/2 with prior
+/// knowledge on `http` URLs (h2c), HTTP/2 negotiated by ALPN on `https` ones, verified and
+/// presenting certificates as the TLS settings say (as [`DefaultClient`]'s).
+///
+/// It shares the default client's connection settings (dialer timeout and keep-alive, no
+/// Nagle, the dial-and-handshake deadline), so one place decides how Sluice connects.
+/// Connections are pooled per host and multiplexed: concurrent calls share a connection, within
+/// the server's stream limit. No redirects are followed and nothing is decoded: the caller
+/// reads frames and trailers.
+#[derive(Debug, Clone)]
+pub struct Http2Client {
+    client: Client<Connector, Full<Bytes>>,
+}
+
+impl Http2Client {
+    /// A client with `options`' connection settings and `tls` (a backend's own `client_tls`,
+    /// or the service's; `None` for the defaults); a connection unused for `idle_timeout` is
+    /// closed (zero keeps idle connections until the server closes them).
+    ///
+    /// # Errors
+    /// A certificate or key of `tls` that does not load, with its JSON path.
+    pub fn new(
+        options: &TransportOptions,
+        idle_timeout: Duration,
+        tls: Option<&ClientTls>,
+    ) -> Result<Self, TlsError> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        if !options.dialer_timeout.is_zero() {
+            http.set_connect_timeout(Some(options.dialer_timeout));
+        }
+        if !options.dialer_keep_alive.is_zero() {
+            http.set_keepalive(Some(options.dialer_keep_alive));
+        }
+        http.set_happy_eyeballs_timeout(Some(options.dialer_fallback_delay));
+        let connector = Connector {
+            inner: hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls::client_config(tls)?)
+                .https_or_http()
+                .enable_http2()
+                .wrap_connector(http),
+            https_limit: options.dialer_timeout + tls::BACKEND_HANDSHAKE_TIMEOUT,
+        };
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .timer(hyper_util::rt::TokioTimer::new())
+            .http2_only(true)
+            // Larger windows than the RFC's 64 KiB: an answer of a few hundred KiB arrives
+            // without waiting for window updates.
+            .http2_initial_stream_window_size(1 << 20)
+            .http2_initial_connection_window_size(4 << 20)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .http2_keep_alive_timeout(Duration::from_secs(20));
+        if !idle_timeout.is_zero() {
+            builder.pool_idle_timeout(idle_timeout);
+        }
+        Ok(Self {
+            client: builder.build(connector),
+        })
+    }
+
+    /// Sends `request` and returns the answer's head, its body still to be read. Connect
+    /// failures are [`ErrorKind::Connect`] (nothing reached the backend), anything else
+    /// [`ErrorKind::Protocol`].
+    pub async fn send(
+        &self,
+        request: http::Request<Full<Bytes>>,
+    ) -> Result<http::Response<hyper::body::Incoming>, ExecError> {
+        let url = request.uri().clone();
+        self.client
+            .request(request)
+            .await
+            .map_err(|e| classify(&e, &url))
+    }
+}
+
 /// Whether `to` is `from` or one of its subdomains (host names only, ports aside, as Go compares).
 fn same_or_subdomain(to: Option<&str>, from: Option<&str>) -> bool {
     let (Some(to), Some(from)) = (to, from) else {

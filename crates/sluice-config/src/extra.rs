@@ -6,10 +6,10 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::model::{
-    BackendHttpOptions, ClientTls, EndpointProxyOptions, FlatmapOp, PluginRef, RouterOptions,
-    SluiceServerOptions, StaticResponse, StaticStrategy,
+    BackendHttpOptions, ClientTls, EndpointProxyOptions, FlatmapOp, GrpcCatalog, PluginRef,
+    RouterOptions, SluiceServerOptions, StaticResponse, StaticStrategy,
 };
-use crate::read::{Obj, Reader, index_path, is_comment_key, kind, quote};
+use crate::read::{Obj, Reader, index_path, is_comment_key, key_path, kind, quote};
 
 /// The short names of the `extra_config` namespaces the gateway reads. Each also accepts its
 /// legacy spelling(s), and is stored under the short name.
@@ -35,6 +35,14 @@ pub mod namespace {
     pub const OPENTELEMETRY: &str = "telemetry/opentelemetry";
     /// Application logging (krakend-gologging's schema), at the service level.
     pub const LOGGING: &str = "telemetry/logging";
+    /// The protobuf catalog of gRPC backends (KrakenD Enterprise's, service level); no alias.
+    pub const GRPC: &str = "grpc";
+    /// A gRPC backend (KrakenD Enterprise's); no alias. Read as the client plugin
+    /// [`GRPC_PLUGIN`] with these settings.
+    pub const BACKEND_GRPC: &str = "backend/grpc";
+    /// The name of the compiled-in client plugin that calls gRPC backends: `backend/grpc` is
+    /// `"plugin/http-client": {"name": "grpc", "grpc": {...}}`.
+    pub const GRPC_PLUGIN: &str = "grpc";
 }
 
 /// A namespace the gateway reads.
@@ -48,12 +56,14 @@ pub(crate) enum Namespace {
     SluiceServer,
     OpenTelemetry,
     Logging,
+    Grpc,
+    BackendGrpc,
 }
 
 pub(crate) use crate::model::Level;
 
 impl Namespace {
-    const ALL: [Namespace; 8] = [
+    const ALL: [Namespace; 10] = [
         Namespace::Proxy,
         Namespace::BackendHttp,
         Namespace::Router,
@@ -62,6 +72,8 @@ impl Namespace {
         Namespace::SluiceServer,
         Namespace::OpenTelemetry,
         Namespace::Logging,
+        Namespace::Grpc,
+        Namespace::BackendGrpc,
     ];
 
     /// The short name, under which the namespace is stored.
@@ -75,6 +87,8 @@ impl Namespace {
             Namespace::SluiceServer => namespace::SLUICE_SERVER,
             Namespace::OpenTelemetry => namespace::OPENTELEMETRY,
             Namespace::Logging => namespace::LOGGING,
+            Namespace::Grpc => namespace::GRPC,
+            Namespace::BackendGrpc => namespace::BACKEND_GRPC,
         }
     }
 
@@ -94,7 +108,11 @@ impl Namespace {
             Namespace::BackendHttpClient => {
                 &["github.com/devopsfaith/krakend/transport/http/client"]
             }
-            Namespace::SluiceServer | Namespace::OpenTelemetry | Namespace::Logging => &[],
+            Namespace::SluiceServer
+            | Namespace::OpenTelemetry
+            | Namespace::Logging
+            | Namespace::Grpc
+            | Namespace::BackendGrpc => &[],
         }
     }
 
@@ -107,12 +125,15 @@ impl Namespace {
     /// Where the namespace is read, for messages.
     fn levels(self) -> &'static str {
         match self {
-            Namespace::Router | Namespace::SluiceServer | Namespace::Logging => "service",
+            Namespace::Router | Namespace::SluiceServer | Namespace::Logging | Namespace::Grpc => {
+                "service"
+            }
             Namespace::OpenTelemetry => "service, endpoint and backend",
             Namespace::Proxy => "endpoint and backend",
-            Namespace::BackendHttp | Namespace::BackendHttpClient | Namespace::PluginHttpClient => {
-                "backend"
-            }
+            Namespace::BackendHttp
+            | Namespace::BackendHttpClient
+            | Namespace::PluginHttpClient
+            | Namespace::BackendGrpc => "backend",
         }
     }
 
@@ -120,14 +141,15 @@ impl Namespace {
     /// like an unknown one).
     fn read_at(self, level: Level) -> bool {
         match self {
-            Namespace::Router | Namespace::SluiceServer | Namespace::Logging => {
+            Namespace::Router | Namespace::SluiceServer | Namespace::Logging | Namespace::Grpc => {
                 level == Level::Service
             }
             Namespace::OpenTelemetry => true,
             Namespace::Proxy => matches!(level, Level::Endpoint | Level::Backend),
-            Namespace::BackendHttp | Namespace::BackendHttpClient | Namespace::PluginHttpClient => {
-                level == Level::Backend
-            }
+            Namespace::BackendHttp
+            | Namespace::BackendHttpClient
+            | Namespace::PluginHttpClient
+            | Namespace::BackendGrpc => level == Level::Backend,
         }
     }
 }
@@ -444,6 +466,7 @@ pub(crate) fn plugin_ref(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> Optio
             name: name.clone(),
             extra: o.map.clone(),
             json_path: block.path.clone(),
+            settings_path: key_path(&block.path, name),
         }),
         Some(other) => {
             r.error(
@@ -457,6 +480,112 @@ pub(crate) fn plugin_ref(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> Optio
             None
         }
     }
+}
+
+/// `backend/grpc`: the compiled-in client plugin [`namespace::GRPC_PLUGIN`] with these settings
+/// (checked by that plugin, against the catalog), and its `client_tls`, read here as the
+/// backend's TLS settings. It takes over the call, so a `plugin/http-client` beside it is an
+/// error.
+pub(crate) fn backend_grpc(
+    r: &mut Reader<'_>,
+    block: Option<&Block<'_>>,
+    plugin: Option<&PluginRef>,
+) -> (Option<PluginRef>, Option<ClientTls>) {
+    let Some(block) = block else {
+        return (None, None);
+    };
+    let Some(o) = r.as_object(block.value, block.path.clone()) else {
+        return (None, None);
+    };
+    // Read (and checked) as the service's `client_tls` is: files, versions, suites.
+    let client_tls = crate::tls::client_tls(r, &o, "client_tls");
+    if let Some(plugin) = plugin {
+        r.error(
+            block.path.clone(),
+            format!(
+                "a gRPC backend is called by Sluice's gRPC client, and {} names the client \
+                 plugin {} for the same call; keep one of them",
+                plugin.json_path,
+                quote(&plugin.name)
+            ),
+        );
+        return (None, client_tls);
+    }
+    let mut extra = Map::new();
+    extra.insert(
+        "name".to_owned(),
+        Value::String(namespace::GRPC_PLUGIN.to_owned()),
+    );
+    extra.insert(
+        namespace::GRPC_PLUGIN.to_owned(),
+        Value::Object(o.map.clone()),
+    );
+    let plugin = PluginRef {
+        name: namespace::GRPC_PLUGIN.to_owned(),
+        extra,
+        json_path: block.path.clone(),
+        settings_path: block.path.clone(),
+    };
+    (Some(plugin), client_tls)
+}
+
+/// `grpc` of the service: the `catalog` of descriptor sets (`.pb`) and `.proto` files, each a
+/// file or a folder, relative ones read from the config file's folder. KrakenD's gRPC server
+/// (`server`) is refused: Sluice calls gRPC backends, it does not serve gRPC.
+pub(crate) fn grpc_catalog(
+    r: &mut Reader<'_>,
+    block: Option<&Block<'_>>,
+    source: &std::path::Path,
+) -> Option<GrpcCatalog> {
+    let block = block?;
+    let o = r.as_object(block.value, block.path.clone())?;
+    r.known_keys(&o, &["catalog", "server"]);
+    if o.get("server").is_some() {
+        r.error(
+            o.path_of("server"),
+            "the gRPC server is not supported: Sluice calls gRPC backends but does not serve \
+             gRPC to clients; remove \"server\" (the catalog alone is what gRPC backends need)",
+        );
+    }
+    let path = o.path_of("catalog");
+    let Some(items) = r.array(&o, "catalog") else {
+        if o.get("catalog").is_none() {
+            r.error(
+                path,
+                "missing: expected the list of descriptor sets (.pb), .proto files and folders \
+                 that hold them",
+            );
+        }
+        return None;
+    };
+    if items.is_empty() {
+        r.error(
+            path.clone(),
+            "expected at least one file or folder, found an empty list",
+        );
+    }
+    let dir = source.parent().unwrap_or(std::path::Path::new(""));
+    let mut catalog = Vec::with_capacity(items.len());
+    let mut written = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        match item {
+            Value::String(s) if !s.is_empty() => {
+                let entry = std::path::PathBuf::from(s);
+                catalog.push(if entry.is_relative() {
+                    dir.join(entry)
+                } else {
+                    entry
+                });
+                written.push(s.clone());
+            }
+            other => r.type_error(index_path(&path, i), "a file or folder", other),
+        }
+    }
+    Some(GrpcCatalog {
+        catalog,
+        written,
+        json_path: path,
+    })
 }
 
 /// `sluice/server` options of the service. Zero is refused rather than read as "the default":

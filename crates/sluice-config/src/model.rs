@@ -53,6 +53,8 @@ pub struct Config {
     pub opentelemetry: Option<crate::OpenTelemetry>,
     /// `extra_config."telemetry/logging"`: the application log.
     pub logging: Option<crate::Logging>,
+    /// `extra_config.grpc`: the protobuf catalog of gRPC backends, if any.
+    pub grpc: Option<GrpcCatalog>,
     /// The service `extra_config`, aliases normalised to their short names.
     pub extra_config: Map<String, Value>,
     /// Endpoints, in file order.
@@ -572,7 +574,20 @@ pub struct BackendHttpOptions {
     pub return_error_details: Option<String>,
 }
 
-/// A backend's `plugin/http-client` block.
+/// `extra_config.grpc` of the service (KrakenD Enterprise's gRPC catalog).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrpcCatalog {
+    /// `catalog`: descriptor sets (`.pb`), `.proto` files and folders holding them, relative
+    /// paths resolved against the config file's folder.
+    pub catalog: Vec<PathBuf>,
+    /// The entries as written, for messages.
+    pub written: Vec<String>,
+    /// JSON path of the `catalog` list, for messages.
+    pub json_path: String,
+}
+
+/// A backend's `plugin/http-client` block (or its `backend/grpc` block, read as the plugin
+/// `grpc`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PluginRef {
     /// `name`: exactly one string.
@@ -581,6 +596,9 @@ pub struct PluginRef {
     pub extra: Map<String, Value>,
     /// JSON path of the block, for messages.
     pub json_path: String,
+    /// JSON path of the plugin's settings (the object under its name; for `backend/grpc`, the
+    /// block itself), for messages.
+    pub settings_path: String,
 }
 
 impl Default for ServerOptions {

@@ -177,6 +177,7 @@ fn service(r: &mut Reader<'_>, root: &Value, source: &Path) -> Option<Config> {
     let opentelemetry =
         crate::telemetry::opentelemetry(r, extra.block(Namespace::OpenTelemetry), &name);
     let logging = crate::telemetry::logging(r, extra.block(Namespace::Logging));
+    let grpc = extra::grpc_catalog(r, extra.block(Namespace::Grpc), source);
 
     let defaults = ServiceDefaults {
         timeout,
@@ -209,6 +210,7 @@ fn service(r: &mut Reader<'_>, root: &Value, source: &Path) -> Option<Config> {
         sluice_server,
         opentelemetry,
         logging,
+        grpc,
         extra_config: extra.map,
         endpoints,
         unknown_namespaces: Vec::new(),
@@ -688,6 +690,26 @@ fn backend(
     let http_client = extra::backend_http_client(r, extra.block(Namespace::BackendHttpClient));
     let plugin = extra::plugin_ref(r, extra.block(Namespace::PluginHttpClient));
     let telemetry = crate::telemetry::backend_telemetry(r, extra.block(Namespace::OpenTelemetry));
+    let mut client_tls = http_client.client_tls;
+    let plugin = match extra.block(Namespace::BackendGrpc) {
+        Some(block) => {
+            // A gRPC backend's own `client_tls` is the backend's TLS, as `backend/http/client`'s
+            // is for an HTTP one: one place for it, so two spellings are refused.
+            let (plugin, grpc_tls) = extra::backend_grpc(r, Some(block), plugin.as_ref());
+            if let Some(tls) = grpc_tls {
+                if client_tls.is_some() {
+                    r.error(
+                        format!("{}.client_tls", block.path),
+                        "the backend's TLS is already set in extra_config[\"backend/http/client\"].client_tls; keep one of them",
+                    );
+                } else {
+                    client_tls = Some(tls);
+                }
+            }
+            plugin
+        }
+        None => plugin,
+    };
 
     Some(Backend {
         json_path: o.path.clone(),
@@ -708,7 +730,7 @@ fn backend(
         shadow_timeout: proxy.shadow_timeout,
         http,
         send_body_on_redirect: http_client.send_body_on_redirect,
-        client_tls: http_client.client_tls,
+        client_tls,
         plugin,
         telemetry,
         extra_config: extra.map,

@@ -20,7 +20,7 @@ pub use body::{Body, BoxError, CollectError, DeadlinePassed, collect, empty, ful
 pub use coding::{ContentCoding, decode_content, gunzip};
 pub use error::{ErrorKind, ErrorSource, ExecError};
 pub use outbound::{AllowedHosts, Origin, OutboundClient, error_outcome};
-pub use registry::{ClientPlugin, PluginContext, Registry, RegistryError};
+pub use registry::{ClientPlugin, PluginContext, PluginError, Registry, RegistryError};
 
 pub use tokio::time::Instant;
 
@@ -43,6 +43,14 @@ pub struct BackendRequest {
 /// A backend's answer. The body may still be streaming (for `no-op` pass-through).
 pub type BackendResponse = http::Response<Body>;
 
+/// An answer an executor already decoded to data, carried in the response's extensions
+/// (`response.extensions_mut().insert(Decoded(value))`, body empty): a gRPC backend's messages
+/// mapped to JSON. The backend stage takes it as the `json` body it stands for, without
+/// writing and parsing the text; only an encoding that needs text (`no-op`, `string`, `xml`)
+/// gets it serialised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded(pub serde_json::Value);
+
 /// What an executor knows about the call beyond the request itself.
 #[derive(Debug, Clone)]
 pub struct CallContext {
@@ -62,11 +70,14 @@ pub struct CallContext {
     /// The span the call belongs to (the plugin's span for a plugin's outbound calls), when
     /// the request is traced: outbound calls are its children and carry its `traceparent`.
     pub trace: Option<sluice_telemetry::TraceParent>,
+    /// The endpoint's `{params}` by name as the endpoint writes them, percent-decoded: filled
+    /// only for executors that ask for them ([`Executor::needs_route_params`]), empty otherwise.
+    pub params: Vec<(String, String)>,
 }
 
 impl CallContext {
-    /// A context with the given deadline and body limit, no host restriction, and bodies not
-    /// resent on redirects.
+    /// A context with the given deadline and body limit, no host restriction, bodies not
+    /// resent on redirects and no route params.
     pub fn new(deadline: Instant, max_body_bytes: usize) -> Self {
         Self {
             deadline,
@@ -74,6 +85,7 @@ impl CallContext {
             allowed_hosts: None,
             send_body_on_redirect: false,
             trace: None,
+            params: Vec::new(),
         }
     }
 
@@ -102,6 +114,13 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
         request: BackendRequest,
         ctx: &'a CallContext,
     ) -> BoxFuture<'a, Result<BackendResponse, ExecError>>;
+
+    /// Whether the executor reads the endpoint's `{params}` ([`CallContext::params`]); asked once,
+    /// when the pipeline is built. An HTTP backend gets them through its `url_pattern` already;
+    /// a gRPC backend maps them into its input message.
+    fn needs_route_params(&self) -> bool {
+        false
+    }
 }
 
 /// A shared executor, as held by each backend stage.

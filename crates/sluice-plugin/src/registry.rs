@@ -18,6 +18,40 @@ pub struct PluginContext<'a> {
     pub client: Arc<OutboundClient>,
     /// Where the backend sits, for messages: `METHOD /endpoint -> url_pattern`.
     pub backend_label: &'a str,
+    /// The backend's `url_pattern` as written (a gRPC backend's is its method,
+    /// `/package.Service/Method`).
+    pub url_pattern: &'a str,
+    /// The JSON path of the settings (for messages that point inside them).
+    pub settings_path: &'a str,
+}
+
+/// Why a plugin refused its settings: the message, and the JSON path it is about when the
+/// plugin can tell (a key inside its settings); without one, the `plugin/http-client` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginError {
+    /// JSON path of the value at fault, e.g. `endpoints[0].backend[0].extra_config["backend/grpc"].input_mapping.Origin`.
+    pub path: Option<String>,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl PluginError {
+    /// A problem at `path`.
+    pub fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: Some(path.into()),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<String> for PluginError {
+    fn from(message: String) -> Self {
+        Self {
+            path: None,
+            message,
+        }
+    }
 }
 
 /// A client-plugin factory, registered by name. Called once per backend that names it.
@@ -38,6 +72,13 @@ pub trait ClientPlugin: Send + Sync + fmt::Debug {
     }
     /// Validates the settings and builds the backend's executor. An `Err` stops start-up.
     fn build(&self, ctx: PluginContext<'_>) -> Result<SharedExecutor, String>;
+
+    /// [`ClientPlugin::build`], with every problem found and the JSON path of each when the
+    /// plugin can tell. The pipeline builder calls this one; the default calls `build`.
+    fn build_at(&self, ctx: PluginContext<'_>) -> Result<SharedExecutor, Vec<PluginError>> {
+        self.build(ctx)
+            .map_err(|message| vec![PluginError::from(message)])
+    }
 }
 
 /// Registration problems.

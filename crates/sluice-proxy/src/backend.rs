@@ -47,6 +47,8 @@ pub(crate) struct BackendStage {
     send_body_on_redirect: bool,
     /// A shadow backend (`proxy.shadow`), for the failure log.
     shadow: bool,
+    /// The executor reads the endpoint's `{params}` (a gRPC backend's input message).
+    route_params: bool,
     /// `METHOD /path` of the endpoint and the backend's url_pattern, for the failure log.
     endpoint: Arc<str>,
     url_pattern: Arc<str>,
@@ -64,6 +66,7 @@ impl BackendStage {
     ) -> Self {
         Self {
             builder: RequestBuilder::new(endpoint, backend, user_agent),
+            route_params: executor.needs_route_params(),
             executor,
             encoding: backend.encoding,
             is_collection: backend.is_collection,
@@ -191,6 +194,11 @@ impl BackendStage {
             } else {
                 None
             },
+            params: if self.route_params {
+                request.params.clone()
+            } else {
+                Vec::new()
+            },
             ..CallContext::new(deadline, self.max_body_bytes)
         };
         let round_trip = RoundTripTimer::start(
@@ -217,7 +225,22 @@ impl BackendStage {
             }
         }
         drop(call_span);
-        let response = result.map_err(|_| ProxyError::Timeout)??;
+        let mut response = result.map_err(|_| ProxyError::Timeout)??;
+
+        // An answer the executor decoded itself (a gRPC backend's messages): the data as is
+        // for the JSON encodings, its JSON text for the others.
+        let decoded = response.extensions_mut().remove::<sluice_plugin::Decoded>();
+        let decoded = match decoded {
+            Some(sluice_plugin::Decoded(value))
+                if !matches!(self.encoding, Encoding::Json | Encoding::SafeJson) =>
+            {
+                let text = serde_json::to_vec(&value)
+                    .map_err(|e| ProxyError::Decode(format!("cannot write the answer: {e}")))?;
+                *response.body_mut() = sluice_plugin::full(text);
+                None
+            }
+            other => other.map(|sluice_plugin::Decoded(value)| value),
+        };
 
         if self.encoding == Encoding::NoOp {
             return Ok(Answer::Raw(response));
@@ -263,8 +286,13 @@ impl BackendStage {
                 content_type,
             });
         }
-        let data = sluice_transform::decode::decode(self.encoding, self.is_collection, &body)
-            .map_err(|e| ProxyError::Decode(e.to_string()))?;
+        let data = match decoded {
+            Some(value) => {
+                sluice_transform::decode::decode_value(self.encoding, self.is_collection, value)
+            }
+            None => sluice_transform::decode::decode(self.encoding, self.is_collection, &body),
+        }
+        .map_err(|e| ProxyError::Decode(e.to_string()))?;
         Ok(Answer::Data {
             data: self.formatter.format(data),
             complete: true,

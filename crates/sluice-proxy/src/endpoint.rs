@@ -486,14 +486,23 @@ pub fn build_pipelines_with(
                             backend_hosts: &backend.host,
                             client,
                             backend_label: &label,
+                            url_pattern: &backend.url_pattern,
+                            settings_path: &plugin.settings_path,
                         };
-                        match factory.build(ctx) {
+                        match factory.build_at(ctx) {
                             Ok(executor) => executor,
-                            Err(message) => {
-                                errors.push(format!(
-                                    "{file}: {}: plugin {:?}: {message}",
-                                    plugin.json_path, plugin.name
-                                ));
+                            Err(problems) => {
+                                for problem in problems {
+                                    errors.push(match problem.path {
+                                        Some(path) => {
+                                            format!("{file}: {path}: {}", problem.message)
+                                        }
+                                        None => format!(
+                                            "{file}: {}: plugin {:?}: {}",
+                                            plugin.json_path, plugin.name, problem.message
+                                        ),
+                                    });
+                                }
                                 continue;
                             }
                         }

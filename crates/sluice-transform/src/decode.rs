@@ -134,6 +134,24 @@ pub fn decode(
     }
 }
 
+/// Like [`decode`], for a body an executor already decoded to a JSON value (a gRPC answer):
+/// `json` and `safejson` take it as they would take its text; any other encoding decodes its
+/// JSON text.
+pub fn decode_value(
+    encoding: Encoding,
+    is_collection: bool,
+    value: Value,
+) -> Result<Map<String, Value>, DecodeError> {
+    match encoding {
+        Encoding::Json => json_value(is_collection, value),
+        Encoding::SafeJson => Ok(safe_json_value(value)),
+        other => {
+            let text = serde_json::to_vec(&value).unwrap_or_default();
+            decode(other, is_collection, &text)
+        }
+    }
+}
+
 fn single(key: &str, value: Value) -> Map<String, Value> {
     let mut map = Map::new();
     map.insert(key.to_owned(), value);
@@ -141,7 +159,11 @@ fn single(key: &str, value: Value) -> Map<String, Value> {
 }
 
 fn decode_json(is_collection: bool, body: &[u8]) -> Result<Map<String, Value>, DecodeError> {
-    match (parse_json(body)?, is_collection) {
+    json_value(is_collection, parse_json(body)?)
+}
+
+fn json_value(is_collection: bool, value: Value) -> Result<Map<String, Value>, DecodeError> {
+    match (value, is_collection) {
         (Value::Object(map), false) => Ok(map),
         (Value::Null, false) => Ok(Map::new()),
         (other, false) => Err(DecodeError::NotAnObject {
@@ -155,11 +177,15 @@ fn decode_json(is_collection: bool, body: &[u8]) -> Result<Map<String, Value>, D
 }
 
 fn decode_safe_json(body: &[u8]) -> Result<Map<String, Value>, DecodeError> {
-    Ok(match parse_json(body)? {
+    Ok(safe_json_value(parse_json(body)?))
+}
+
+fn safe_json_value(value: Value) -> Map<String, Value> {
+    match value {
         Value::Object(map) => map,
         array @ Value::Array(_) => single(COLLECTION_KEY, array),
         scalar => single(CONTENT_KEY, scalar),
-    })
+    }
 }
 
 fn json_type(value: &Value) -> &'static str {

@@ -248,6 +248,9 @@ pub(crate) struct EngineShared {
     pub(crate) options: WasmHostOptions,
     /// `None` without the pooling allocator (nothing to reserve then).
     ledger: Option<Arc<Ledger>>,
+    /// The HTTP/2-only pooled client behind `host.send-http2` (WIT 0.1.1), shared by every
+    /// plugin; its calls are checked against each plugin's `allowed_hosts` first.
+    pub(crate) http2: sluice_client::Http2Client,
     reaper: Reaper,
     _ticker: Ticker,
 }
@@ -354,6 +357,12 @@ impl WasmHost {
                 engine,
                 options,
                 ledger,
+                http2: sluice_client::Http2Client::new(
+                    &sluice_config::TransportOptions::default(),
+                    std::time::Duration::from_secs(90),
+                    None,
+                )
+                .map_err(|e| format!("the plugins' HTTP/2 client: {e}"))?,
                 reaper,
                 _ticker: Ticker {
                     stop,
@@ -496,7 +505,7 @@ impl WasmHost {
                 return Err(LoadError::new(
                     file,
                     format!(
-                        "the component exports neither {SLUICE_EXPORT} (world sluice:plugin/http-client) \
+                        "the component exports neither {SLUICE_EXPORT}x (world sluice:plugin/http-client) \
                          nor wasi:http/incoming-handler@0.2 (world wasi:http/proxy); it exports [{}]",
                         exports.join(", ")
                     ),
@@ -521,7 +530,8 @@ impl WasmHost {
 }
 
 /// The export that marks the Sluice world.
-pub(crate) const SLUICE_EXPORT: &str = "sluice:plugin/handler@0.1.0";
+/// Matched by semver: a component built on 0.1.0 exports `handler@0.1.0` and is a 0.1.x one.
+pub(crate) const SLUICE_EXPORT: &str = "sluice:plugin/handler@0.1.";
 
 enum World {
     Sluice,
@@ -532,7 +542,7 @@ fn detect_world(engine: &Engine, component: &Component) -> Option<World> {
     let ty = component.component_type();
     let mut proxy = false;
     for (name, _) in ty.exports(engine) {
-        if name == SLUICE_EXPORT {
+        if name.starts_with(SLUICE_EXPORT) {
             return Some(World::Sluice);
         }
         if name.starts_with("wasi:http/incoming-handler@0.2") {
@@ -651,7 +661,7 @@ impl ClientPlugin for WasmPlugin {
 
     fn kind(&self) -> String {
         match &self.kind {
-            Kind::Sluice(_) => "component of world sluice:plugin/http-client@0.1.0".to_owned(),
+            Kind::Sluice(_) => "component of world sluice:plugin/http-client@0.1".to_owned(),
             Kind::Proxy(_) => "component of world wasi:http/proxy".to_owned(),
         }
     }

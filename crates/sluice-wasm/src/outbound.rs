@@ -57,6 +57,56 @@ pub(crate) async fn send_buffered(
     Ok((parts, body))
 }
 
+/// An HTTP/2 call (`host.send-http2`): allow-listed like every plugin call (no redirect is
+/// followed, so the one hop is the one checked), the `Host` header left to the URL, the
+/// answer read whole with its trailers, bounded in size and time.
+pub(crate) async fn send_http2(
+    backend: &Backend,
+    request: BackendRequest,
+    deadline: Instant,
+    max_body_bytes: usize,
+) -> Result<(http::response::Parts, Bytes, http::HeaderMap), ExecError> {
+    check_allowed(backend, &request.url)?;
+    let mut outgoing = http::Request::new(http_body_util::Full::new(request.body));
+    *outgoing.method_mut() = request.method;
+    *outgoing.uri_mut() = request.url;
+    *outgoing.version_mut() = http::Version::HTTP_2;
+    *outgoing.headers_mut() = request.headers;
+    outgoing.headers_mut().remove(http::header::HOST);
+    let call = async {
+        let response = backend.engine.http2.send(outgoing).await?;
+        let (parts, mut body) = response.into_parts();
+        let mut data = BytesMut::new();
+        let mut trailers = http::HeaderMap::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                ExecError::upstream(ErrorKind::Protocol, format!("reading the response: {e}"))
+            })?;
+            match frame.into_data() {
+                Ok(chunk) => {
+                    if data.len() + chunk.len() > max_body_bytes {
+                        return Err(ExecError::upstream(
+                            ErrorKind::BodyTooLarge,
+                            format!("response body larger than {max_body_bytes} bytes"),
+                        ));
+                    }
+                    data.extend_from_slice(&chunk);
+                }
+                Err(frame) => {
+                    if let Ok(t) = frame.into_trailers() {
+                        trailers.extend(t);
+                    }
+                }
+            }
+        }
+        Ok((parts, data.freeze(), trailers))
+    };
+    match tokio::time::timeout_at(deadline, call).await {
+        Ok(result) => result,
+        Err(_elapsed) => Err(ExecError::timeout()),
+    }
+}
+
 /// Reads a body to the end, bounded in size and time.
 pub(crate) async fn collect_body<B>(
     body: B,

@@ -21,15 +21,15 @@ mod bindings {
     wasmtime::component::bindgen!({
         path: "../../wit",
         world: "sluice:plugin/http-client",
-        imports: { "sluice:plugin/host.send": async },
+        imports: { "sluice:plugin/host.send": async, "sluice:plugin/host.send-http2": async },
         exports: { default: async },
     });
 }
 
 use bindings::HttpClient;
 use bindings::sluice::plugin::types::{
-    Error as WitError, ErrorKind as WitErrorKind, HookSet, Level, Request as WitRequest,
-    RequestOrResponse, Response as WitResponse,
+    Error as WitError, ErrorKind as WitErrorKind, HookSet, Http2Response, Level,
+    Request as WitRequest, RequestOrResponse, Response as WitResponse,
 };
 
 /// Bytes of guest stderr kept per instance (panic messages end up there).
@@ -125,6 +125,26 @@ impl bindings::sluice::plugin::host::Host for State {
             status: parts.status.as_u16(),
             headers: headers_to_wit(&parts.headers),
             body: body.into(),
+        })
+    }
+
+    async fn send_http2(&mut self, request: WitRequest) -> Result<Http2Response, WitError> {
+        let Some(max_body_bytes) = self.max_body_bytes else {
+            return Err(WitError {
+                kind: WitErrorKind::Other,
+                message: "send-http2 is not available during init".into(),
+            });
+        };
+        let request = from_wit_request(request).map_err(exec_to_wit)?;
+        let (parts, body, trailers) =
+            outbound::send_http2(&self.backend, request, self.deadline, max_body_bytes)
+                .await
+                .map_err(exec_to_wit)?;
+        Ok(Http2Response {
+            status: parts.status.as_u16(),
+            headers: headers_to_wit(&parts.headers),
+            body: body.into(),
+            trailers: headers_to_wit(&trailers),
         })
     }
 

@@ -134,6 +134,21 @@ fn plugins(config: &Config) -> Result<Plugins, Vec<String>> {
     if let Err(e) = sluice_builtin_plugins::register_all(&mut registry) {
         errors.push(e.to_string());
     }
+    // gRPC backends (`backend/grpc`, or the plugin `grpc`): the catalog is loaded here, once
+    // per config, and shared by every backend.
+    match sluice_grpc::GrpcPlugin::from_config(config) {
+        Ok(grpc) => {
+            if let Err(e) = registry.register(sluice_config::namespace::GRPC_PLUGIN, Arc::new(grpc))
+            {
+                errors.push(e.to_string());
+            }
+        }
+        Err(catalog_errors) => {
+            errors.extend(catalog_errors);
+            // Its backends' "no client plugin is named grpc" would only repeat the cause.
+            failed.push(sluice_config::namespace::GRPC_PLUGIN.to_owned());
+        }
+    }
     if let Some(folder) = &config.plugin {
         let started = std::time::Instant::now();
         let host = sluice_wasm::WasmHost::new(sluice_wasm::WasmHostOptions::default())

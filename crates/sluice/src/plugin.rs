@@ -18,7 +18,8 @@ const SDK_CARGO: &str = include_str!("../templates/sdk.Cargo.toml.tmpl");
 const SDK_LIB: &str = include_str!("../../../plugins/sdk/src/lib.rs");
 const SDK_HTTP: &str = include_str!("../../../plugins/sdk/src/http.rs");
 const SDK_LOG: &str = include_str!("../../../plugins/sdk/src/log.rs");
-const WIT: &str = include_str!("../../../wit/plugin.wit");
+// The contract the SDK targets (0.1.0, frozen): components built on it load on every 0.1.x host.
+const WIT: &str = include_str!("../../../plugins/sdk/wit/plugin.wit");
 
 /// Whether `name` can be a plugin (and crate) name.
 fn valid_name(name: &str) -> bool {
@@ -372,6 +373,8 @@ fn test_one(
             backend_hosts: &backend.host,
             client: Arc::new(outbound),
             backend_label: label,
+            url_pattern: &backend.url_pattern,
+            settings_path: &plugin_ref.settings_path,
         };
         let executor = plugin
             .build(ctx)
@@ -438,6 +441,8 @@ fn build_for_url(
             backend_hosts: &hosts,
             client: Arc::new(outbound),
             backend_label: "sluice plugin test",
+            url_pattern: uri.path(),
+            settings_path: name,
         })
         .map_err(|e| {
             format!("init rejected empty settings (pass -c with a config that names it): {e}")

@@ -127,6 +127,66 @@ fn check_names_tls_files_that_do_not_load() {
 }
 
 #[test]
+fn check_compiles_the_grpc_catalog_and_checks_each_grpc_backend() {
+    // The catalog is the integration tests' protos folder, copied beside the config: a
+    // relative catalog entry is read from the config's folder.
+    let protos = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/integration/protos/flights"
+    );
+    let config = |mapping: &str| {
+        format!(
+            r#"{{"version": 3, "extra_config": {{"grpc": {{"catalog": ["protos/"]}}}},
+              "endpoints": [{{"endpoint": "/flights/{{origin}}", "input_query_strings": ["*"],
+                "backend": [{{"host": ["localhost:4242"], "url_pattern": "/flight_finder.Flights/FindFlight",
+                  "extra_config": {{"backend/grpc": {{"input_mapping": {{"Origin": "{mapping}"}}}}}}}}]}}]}}"#
+        )
+    };
+    let path = write_config("grpc", &config("where.from"));
+    let dir = path.parent().unwrap().join("protos/flights");
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ["flight_finder.proto", "common.proto"] {
+        std::fs::copy(format!("{protos}/{file}"), dir.join(file)).unwrap();
+    }
+    let check = || {
+        Command::new(BIN)
+            .args(["check", "-c"])
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let out = check();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    std::fs::write(&path, config("where.frm")).unwrap();
+    let out = check();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(r#"krakend.json: endpoints[0].backend[0].extra_config["backend/grpc"].input_mapping.Origin: "where.frm": flight_finder.Where has no field "frm""#),
+        "{stderr}"
+    );
+
+    // A catalog that does not compile is one error, named by its entry and place.
+    std::fs::write(
+        dir.join("broken.proto"),
+        "syntax = \"proto3\"; message X { int32 a = 1 }",
+    )
+    .unwrap();
+    let out = check();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("krakend.json: extra_config.grpc.catalog[0]: flights/broken.proto:1:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 problem(s) found"), "{stderr}");
+}
+
+#[test]
 fn run_refuses_a_config_with_errors() {
     let path = write_config("refuse", r#"{"version": 2, "endpoints": []}"#);
     let out = Command::new(BIN)

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use sluice_plugin::Registry;
 use sluice_server::RunningGateway;
@@ -141,6 +142,45 @@ pub async fn try_start_gateway_with_components(
         addr: running.local_addr(),
         running,
     })
+}
+
+/// Like [`try_start_gateway`], composed as `sluice run` composes it for gRPC: the config's
+/// `grpc.catalog` loaded and the plugin `grpc` registered beside `registry`'s plugins.
+///
+/// # Errors
+/// When the catalog or the config is rejected, or the server refuses to start.
+///
+/// # Panics
+/// If no loopback port can be bound.
+pub async fn try_start_gateway_with_grpc(
+    config: serde_json::Value,
+    mut registry: Registry,
+) -> Result<Gateway, StartFailure> {
+    let parsed = parse_config(&config).map_err(|d| StartFailure::Config(format!("{d}")))?;
+    let grpc = sluice_grpc::GrpcPlugin::from_config(&parsed)
+        .map_err(|errors| StartFailure::Config(errors.join("\n")))?;
+    registry
+        .register(sluice_config::namespace::GRPC_PLUGIN, Arc::new(grpc))
+        .map_err(|e| StartFailure::Config(e.to_string()))?;
+    try_start_gateway(config, registry).await
+}
+
+/// What `sluice check` reports for `config` with gRPC composed in: every problem, or none.
+pub fn check_with_grpc(config: &serde_json::Value) -> Vec<String> {
+    let parsed = match parse_config(config) {
+        Ok(parsed) => parsed,
+        Err(d) => return d.to_string().lines().map(str::to_owned).collect(),
+    };
+    let mut registry = Registry::new();
+    match sluice_grpc::GrpcPlugin::from_config(&parsed) {
+        Ok(grpc) => {
+            let _ = registry.register(sluice_config::namespace::GRPC_PLUGIN, Arc::new(grpc));
+        }
+        Err(errors) => return errors,
+    }
+    sluice_server::validate(&parsed, &registry)
+        .err()
+        .unwrap_or_default()
 }
 
 /// Parses `config` and starts a gateway on `127.0.0.1:0`; listening when this returns.

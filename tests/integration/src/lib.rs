@@ -15,6 +15,7 @@ pub mod client;
 pub mod config;
 pub mod gateway;
 pub mod go;
+pub mod grpc;
 pub mod mocks;
 pub mod plugins;
 pub mod query;
@@ -26,8 +27,9 @@ pub use backend::{Backend, RawBackend, RawBehaviour, Received, Reply};
 pub use client::{Response, get, request, try_request};
 pub use config::service;
 pub use gateway::{
-    Gateway, StartFailure, parse_config, start_gateway, start_gateway_with_registry,
-    try_start_gateway, try_start_gateway_with, try_start_gateway_with_components,
+    Gateway, StartFailure, check_with_grpc, parse_config, start_gateway,
+    start_gateway_with_registry, try_start_gateway, try_start_gateway_with,
+    try_start_gateway_with_components, try_start_gateway_with_grpc,
 };
 pub use raw::{RawResponse, raw_exchange, raw_request};
 

@@ -16,10 +16,11 @@ use sluice_plugin::Registry;
 use sluice_wasm::{WasmHost, WasmHostOptions};
 
 /// The components `plugins/build.sh` produces, by registered name (the file stem).
-pub const EXAMPLE_PLUGINS: [&str; 6] = [
+pub const EXAMPLE_PLUGINS: [&str; 7] = [
     "client-example",
     "fan-out",
     "fault",
+    "grpc-caller",
     "hmac-signer",
     "static-answer",
     "wasi-passthrough",

@@ -188,6 +188,35 @@ pub const TLS12_AND_13: &[&SupportedProtocolVersion] =
 /// TLS 1.2 only.
 pub const TLS12_ONLY: &[&SupportedProtocolVersion] = &[&rustls::version::TLS12];
 
+/// A TLS acceptor serving `cert`, speaking `versions` and offering `alpn`, asking for a client
+/// certificate issued by `client_ca` when given (and refusing clients without one).
+///
+/// # Panics
+/// If the certificate is unusable.
+pub fn acceptor(
+    cert: &Leaf,
+    client_ca: Option<&Ca>,
+    versions: &[&'static SupportedProtocolVersion],
+    alpn: &[&[u8]],
+) -> tokio_rustls::TlsAcceptor {
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .expect("versions");
+    let builder = match client_ca {
+        Some(ca) => builder.with_client_cert_verifier(
+            WebPkiClientVerifier::builder_with_provider(Arc::new(ca.roots()), provider())
+                .build()
+                .expect("a client verifier"),
+        ),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(vec![cert.der.clone()], cert.key())
+        .expect("a usable certificate");
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
 /// An https backend: answers every request with
 /// `{"tls": true, "path": <path>, "client_cert": <whether the client showed one>}`.
 #[derive(Debug)]
@@ -222,22 +251,7 @@ impl TlsBackend {
         client_ca: Option<&Ca>,
         versions: &[&'static SupportedProtocolVersion],
     ) -> TlsBackend {
-        let builder = ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(versions)
-            .expect("versions");
-        let builder = match client_ca {
-            Some(ca) => builder.with_client_cert_verifier(
-                WebPkiClientVerifier::builder_with_provider(Arc::new(ca.roots()), provider())
-                    .build()
-                    .expect("a client verifier"),
-            ),
-            None => builder.with_no_client_auth(),
-        };
-        let mut config = builder
-            .with_single_cert(vec![cert.der.clone()], cert.key())
-            .expect("a usable certificate");
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let acceptor = acceptor(cert, client_ca, versions, &[b"h2", b"http/1.1"]);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the backend");

@@ -335,6 +335,14 @@ const FIELDS: &[(&str, &str)] = &[
     ("PluginRef.name", "crates/sluice-proxy/src/endpoint.rs"),
     ("PluginRef.extra", "crates/sluice-proxy/src/endpoint.rs"),
     ("PluginRef.json_path", "crates/sluice-proxy/src/endpoint.rs"),
+    (
+        "PluginRef.settings_path",
+        "crates/sluice-proxy/src/endpoint.rs",
+    ),
+    ("Config.grpc", "crates/sluice-grpc/src/lib.rs"),
+    ("GrpcCatalog.catalog", "crates/sluice-grpc/src/catalog.rs"),
+    ("GrpcCatalog.written", "crates/sluice-grpc/src/catalog.rs"),
+    ("GrpcCatalog.json_path", "crates/sluice-grpc/src/catalog.rs"),
 ];
 
 fn repo() -> PathBuf {

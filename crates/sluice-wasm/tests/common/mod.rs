@@ -123,6 +123,8 @@ pub fn build(
         backend_hosts: &hosts,
         client: Arc::new(client),
         backend_label: "GET /test -> /backend",
+        url_pattern: "/backend",
+        settings_path: "settings",
     })
 }
 

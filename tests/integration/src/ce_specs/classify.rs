@@ -279,10 +279,7 @@ mod tests {
 
     #[test]
     fn namespaces_to_leave_unenforced() {
-        assert_eq!(
-            unenforced_namespaces(&config()),
-            ["validation/cel"]
-        );
+        assert_eq!(unenforced_namespaces(&config()), ["validation/cel"]);
     }
 
     #[test]
