@@ -373,7 +373,7 @@ fn check_and_run_fail_closed_on_unenforced_namespaces_unless_opted_out() {
     let path = write_config(
         "unenforced",
         r#"{"version": 3, "endpoints": [
-            {"endpoint": "/private", "extra_config": {"auth/validator": {"alg": "RS256"}},
+            {"endpoint": "/private", "extra_config": {"auth/signer": {"alg": "RS256"}},
              "backend": [{"host": ["http://127.0.0.1:9000"], "url_pattern": "/p"}]}
         ]}"#,
     );
@@ -386,23 +386,23 @@ fn check_and_run_fail_closed_on_unenforced_namespaces_unless_opted_out() {
         assert_eq!(out.status.code(), Some(1), "{command}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            stderr.contains(r#"endpoints[0].extra_config["auth/validator"]: namespace "auth/validator" is not implemented by Sluice"#),
+            stderr.contains(r#"endpoints[0].extra_config["auth/signer"]: namespace "auth/signer" is not implemented by Sluice"#),
             "{command}: {stderr}"
         );
         assert!(
-            stderr.contains("--allow-unenforced auth/validator"),
+            stderr.contains("--allow-unenforced auth/signer"),
             "{stderr}"
         );
     }
     let out = Command::new(BIN)
-        .args(["check", "--allow-unenforced", "auth/validator", "-c"])
+        .args(["check", "--allow-unenforced", "auth/signer", "-c"])
         .arg(&path)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(
-        stdout.contains(r#"namespace "auth/validator" is NOT enforced (--allow-unenforced)"#),
+        stdout.contains(r#"namespace "auth/signer" is NOT enforced (--allow-unenforced)"#),
         "{stdout}"
     );
 }
