@@ -809,7 +809,7 @@ async fn a_silent_redis_costs_a_request_at_most_the_pool_timeout() {
         }
     });
     let mock = ok_backend().await;
-    let config = redis_service(
+    let mut config = redis_service(
         json!([
             redis_limited("/strict", &mock.url(), json!({"max_rate": 10})),
             redis_limited(
@@ -817,11 +817,26 @@ async fn a_silent_redis_costs_a_request_at_most_the_pool_timeout() {
                 &mock.url(),
                 json!({"max_rate": 10, "on_failure_allow": true})
             ),
+            endpoint(
+                "/cluster",
+                json!([backend(&mock.url(), "/", Value::Null)]),
+                json!({"extra_config": {"qos/ratelimit/router/redis": {"max_rate": 10, "connection_name": "rlc"}}})
+            ),
         ]),
         json!({"name": "rl", "address": address, "pool_timeout": "150ms", "dial_timeout": "1s"}),
     );
+    // A cluster whose only seed is silent: the client never learns the slot map.
+    config["extra_config"]["redis"]["clusters"] = json!([
+        {"name": "rlc", "addresses": [address], "pool_timeout": "150ms", "dial_timeout": "1s"}
+    ]);
     let gw = start(config).await;
-    for (path, expected) in [("/strict", 503), ("/lenient", 200), ("/strict", 503)] {
+    for (path, expected) in [
+        ("/strict", 503),
+        ("/lenient", 200),
+        ("/strict", 503),
+        ("/cluster", 503),
+        ("/cluster", 503),
+    ] {
         let started = Instant::now();
         assert_eq!(status(&gw, path, &[]).await, expected, "{path}");
         let took = started.elapsed();
