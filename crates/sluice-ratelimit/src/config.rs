@@ -42,10 +42,10 @@ pub(crate) struct Limit {
     pub(crate) redis: Option<RedisRef>,
 }
 
-/// Which Redis pool a limit uses, and what it does when Redis fails.
+/// Which Redis pool or cluster a limit uses, and what it does when Redis fails.
 #[derive(Debug, Clone)]
 pub(crate) struct RedisRef {
-    /// The pool's name.
+    /// The pool's or cluster's name.
     pub(crate) pool: String,
     /// The JSON path naming it, for errors.
     pub(crate) path: String,
@@ -234,7 +234,7 @@ pub(crate) fn read_limit(r: &mut Reader<'_>, o: &Obj<'_>, scope: Scope, redis: b
             (None, None) => {
                 r.error(
                     o.path.clone(),
-                    "a Redis rate limit needs connection_name: the name of a pool in the service's \"redis\" connection_pools",
+                    "a Redis rate limit needs connection_name: the name of a pool or cluster in the service's \"redis\" connection_pools or clusters",
                 );
                 None
             }
@@ -333,29 +333,70 @@ pub(crate) fn read_proxy(r: &mut Reader<'_>, o: &Obj<'_>) -> Option<Rate> {
     Some(Rate::new(max_rate, every, capacity))
 }
 
-/// One `redis.connection_pools` entry.
+/// Where a connection goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// A `connection_pools` entry: one Redis (`address`, `db`).
+    Node {
+        /// The host.
+        host: String,
+        /// The port (6379 when absent).
+        port: u16,
+        /// `db`.
+        db: i64,
+    },
+    /// A `clusters` entry: the seed nodes of a Redis Cluster (`addresses`); the client learns
+    /// the rest of the topology from them.
+    Cluster {
+        /// The seeds, `(host, port)`.
+        nodes: Vec<(String, u16)>,
+    },
+}
+
+impl Target {
+    /// The address(es), for logs.
+    pub(crate) fn describe(&self) -> String {
+        let one = |host: &str, port: u16| {
+            if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            }
+        };
+        match self {
+            Target::Node { host, port, .. } => one(host, *port),
+            Target::Cluster { nodes } => nodes
+                .iter()
+                .map(|(h, p)| one(h, *p))
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
+}
+
+/// One `redis.connection_pools` or `redis.clusters` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PoolConfig {
     /// `name`.
     pub(crate) name: String,
-    /// `address`: `host:port` (port 6379 when absent).
-    pub(crate) host: String,
-    /// The port.
-    pub(crate) port: u16,
-    /// `db`.
-    pub(crate) db: i64,
+    /// The entry's JSON path, for errors.
+    pub(crate) path: String,
+    /// `address` and `db` (pools) or `addresses` (clusters).
+    pub(crate) target: Target,
     /// `user_name` (`username` accepted too).
     pub(crate) username: Option<String>,
     /// `password`.
     pub(crate) password: Option<String>,
-    /// `pool_size`: connections opened (lazily), each multiplexing commands; default 10.
+    /// `pool_size`: connections opened (lazily), each multiplexing commands; default 10. For a
+    /// cluster, each is a cluster connection (one multiplexed connection per node).
     pub(crate) pool_size: usize,
     /// `dial_timeout`: each connection attempt; default 5 s.
     pub(crate) dial_timeout: Duration,
     /// `pool_timeout`: how long a request waits for Redis's answer in all (connection
     /// included) before the limit counts Redis as failed; default [`DEFAULT_CHECK_TIMEOUT`].
     pub(crate) check_timeout: Duration,
-    /// `max_retries`: reconnection attempts after a connection is lost; default 3, -1 none.
+    /// `max_retries`: reconnection attempts after a connection is lost (pools), or retries of a
+    /// command, redirections included (clusters); default 3, -1 none.
     pub(crate) max_retries: usize,
     /// `min_retry_backoff`, default 8 ms.
     pub(crate) min_retry_backoff: Duration,
@@ -371,11 +412,12 @@ pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_millis(250);
 pub const MAX_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most `pool_size` may be.
 pub const MAX_POOL_SIZE: usize = 256;
+/// The most `addresses` a cluster may list (seeds: a few are enough to find the rest).
+pub const MAX_CLUSTER_SEEDS: usize = 64;
 
-const POOL_FIELDS: &[&str] = &[
+/// Fields both kinds of entry share and Sluice applies.
+const SHARED_FIELDS: &[&str] = &[
     "name",
-    "address",
-    "db",
     "user_name",
     "username",
     "password",
@@ -387,31 +429,65 @@ const POOL_FIELDS: &[&str] = &[
     "max_retry_backoff",
 ];
 
-/// The service's `redis` block: its connection pools by name.
+/// Fields of KrakenD's schema that Sluice does not apply, with why; refused by name.
+const REFUSED_FIELDS: &[(&str, &str)] = &[
+    (
+        "tls",
+        "TLS to Redis is not supported by Sluice (it would connect in clear text)",
+    ),
+    ("client_name", "Sluice does not name its Redis connections"),
+    (
+        "opentelemetry",
+        "Redis pool telemetry is not supported by Sluice",
+    ),
+    (
+        "conn_max_idle_time",
+        "Sluice keeps its Redis connections open (one per pool_size slot), with no idle limit",
+    ),
+    (
+        "conn_max_life_time",
+        "Sluice keeps its Redis connections open, with no life limit",
+    ),
+    (
+        "max_active_conns",
+        "Sluice opens at most pool_size connections; use pool_size",
+    ),
+    (
+        "max_idle_conns",
+        "Sluice keeps its pool_size connections open; use pool_size",
+    ),
+    (
+        "min_idle_conns",
+        "Sluice opens its connections on first use; use pool_size",
+    ),
+];
+
+/// Refused for clusters only: redis-rs follows MOVED and ASK within the command's retries.
+const MAX_REDIRECTS_WHY: &str = "Sluice's Redis Cluster client follows MOVED and ASK redirections within max_retries (one budget for retries and redirections, each bounded by pool_timeout); use max_retries";
+
+/// The service's `redis` block: its connection pools and clusters by name (one namespace).
 pub(crate) fn read_redis(r: &mut Reader<'_>, o: &Obj<'_>) -> HashMap<String, PoolConfig> {
     r.known_keys(o, &["connection_pools", "clusters"]);
-    if o.get("clusters").is_some() {
-        r.error(
-            o.path_of("clusters"),
-            "Redis Cluster connections are not supported by Sluice: declare a connection_pools entry for a single Redis (or a proxy in front of the cluster)",
-        );
-    }
-    let mut pools = HashMap::new();
-    let Some(items) = r.array(o, "connection_pools") else {
-        return pools;
-    };
-    let path = o.path_of("connection_pools");
-    for (i, item) in items.iter().enumerate() {
-        let Some(p) = r.as_object(item, index_path(&path, i)) else {
+    let mut pools: HashMap<String, PoolConfig> = HashMap::new();
+    for (key, cluster) in [("connection_pools", false), ("clusters", true)] {
+        let Some(items) = r.array(o, key) else {
             continue;
         };
-        if let Some(pool) = read_pool(r, &p) {
-            if pools.contains_key(&pool.name) {
+        let path = o.path_of(key);
+        for (i, item) in items.iter().enumerate() {
+            let Some(p) = r.as_object(item, index_path(&path, i)) else {
+                continue;
+            };
+            let Some(pool) = read_pool(r, &p, cluster) else {
+                continue;
+            };
+            if let Some(first) = pools.get(&pool.name) {
                 r.error(
                     p.path_of("name"),
                     format!(
-                        "a second pool named {}: names must be unique",
-                        quote(&pool.name)
+                        "a second connection named {} (the first is {}): names must be unique across connection_pools and clusters",
+                        quote(&pool.name),
+                        first.path
                     ),
                 );
                 continue;
@@ -422,83 +498,45 @@ pub(crate) fn read_redis(r: &mut Reader<'_>, o: &Obj<'_>) -> HashMap<String, Poo
     pools
 }
 
-fn read_pool(r: &mut Reader<'_>, p: &Obj<'_>) -> Option<PoolConfig> {
+fn read_pool(r: &mut Reader<'_>, p: &Obj<'_>, cluster: bool) -> Option<PoolConfig> {
+    let what = if cluster {
+        "a cluster"
+    } else {
+        "a connection pool"
+    };
     // Name the fields Sluice does not apply before listing what it does.
-    for (field, why) in [
-        (
-            "tls",
-            "TLS to Redis is not supported by Sluice (it would connect in clear text)",
-        ),
-        ("client_name", "Sluice does not name its Redis connections"),
-        (
-            "opentelemetry",
-            "Redis pool telemetry is not supported by Sluice",
-        ),
-        (
-            "conn_max_idle_time",
-            "Sluice keeps its Redis connections open (one per pool_size slot), with no idle limit",
-        ),
-        (
-            "conn_max_life_time",
-            "Sluice keeps its Redis connections open, with no life limit",
-        ),
-        (
-            "max_active_conns",
-            "Sluice opens at most pool_size connections; use pool_size",
-        ),
-        (
-            "max_idle_conns",
-            "Sluice keeps its pool_size connections open; use pool_size",
-        ),
-        (
-            "min_idle_conns",
-            "Sluice opens its connections on first use; use pool_size",
-        ),
-    ] {
-        if p.map.contains_key(field) {
+    for (field, why) in REFUSED_FIELDS {
+        if p.map.contains_key(*field) {
             r.error(p.path_of(field), format!("{}: {why}", quote(field)));
         }
     }
-    let known: Vec<&str> = POOL_FIELDS
+    if cluster && p.map.contains_key("max_redirects") {
+        r.error(
+            p.path_of("max_redirects"),
+            format!("{}: {MAX_REDIRECTS_WHY}", quote("max_redirects")),
+        );
+    }
+    let own: &[&str] = if cluster {
+        &["addresses", "max_redirects"]
+    } else {
+        &["address", "db"]
+    };
+    let known: Vec<&str> = SHARED_FIELDS
         .iter()
+        .chain(own)
         .copied()
-        .chain([
-            "tls",
-            "client_name",
-            "opentelemetry",
-            "conn_max_idle_time",
-            "conn_max_life_time",
-            "max_active_conns",
-            "max_idle_conns",
-            "min_idle_conns",
-        ])
+        .chain(REFUSED_FIELDS.iter().map(|(f, _)| *f))
         .collect();
     r.known_keys(p, &known);
     let name = r.string(p, "name").filter(|n| !n.is_empty());
     if name.is_none() && p.get("name").is_none() {
-        r.error(p.path.clone(), "a connection pool needs a name");
+        r.error(p.path.clone(), format!("{what} needs a name"));
     }
-    let address = r.string(p, "address");
-    let (host, port) = match address.as_deref() {
-        None => {
-            r.error(
-                p.path.clone(),
-                "a connection pool needs an address (host:port)",
-            );
-            (String::new(), 0)
-        }
-        Some(a) => match split_address(a) {
-            Some(hp) => hp,
-            None => {
-                r.error(
-                    p.path_of("address"),
-                    format!("expected host:port, found {}", quote(a)),
-                );
-                (String::new(), 0)
-            }
-        },
+    let target = if cluster {
+        read_cluster_nodes(r, p)
+    } else {
+        read_node(r, p)
     };
-    let db: Option<u32> = r.uint(p, "db", "a database number, 0 or more");
     let username = r.string(p, "user_name").or_else(|| r.string(p, "username"));
     let password = r.string(p, "password");
     let pool_size: usize = match r.uint::<usize>(
@@ -556,9 +594,8 @@ fn read_pool(r: &mut Reader<'_>, p: &Obj<'_>) -> Option<PoolConfig> {
     };
     Some(PoolConfig {
         name: name?,
-        host,
-        port,
-        db: i64::from(db.unwrap_or(0)),
+        path: p.path.clone(),
+        target: target?,
         username,
         password,
         pool_size,
@@ -568,6 +605,76 @@ fn read_pool(r: &mut Reader<'_>, p: &Obj<'_>) -> Option<PoolConfig> {
         min_retry_backoff,
         max_retry_backoff,
     })
+}
+
+/// A pool's `address` and `db`.
+fn read_node(r: &mut Reader<'_>, p: &Obj<'_>) -> Option<Target> {
+    let db: Option<u32> = r.uint(p, "db", "a database number, 0 or more");
+    let (host, port) = match r.string(p, "address") {
+        None => {
+            if p.get("address").is_none() {
+                r.error(
+                    p.path.clone(),
+                    "a connection pool needs an address (host:port)",
+                );
+            }
+            return None;
+        }
+        Some(a) => match split_address(&a) {
+            Some(hp) => hp,
+            None => {
+                r.error(
+                    p.path_of("address"),
+                    format!("expected host:port, found {}", quote(&a)),
+                );
+                return None;
+            }
+        },
+    };
+    Some(Target::Node {
+        host,
+        port,
+        db: i64::from(db.unwrap_or(0)),
+    })
+}
+
+/// A cluster's `addresses`: one `host:port` or more (a Redis Cluster has no databases, so no
+/// `db`).
+fn read_cluster_nodes(r: &mut Reader<'_>, p: &Obj<'_>) -> Option<Target> {
+    let Some(items) = r.array(p, "addresses") else {
+        if p.get("addresses").is_none() {
+            r.error(
+                p.path.clone(),
+                "a cluster needs addresses: a list of its members' host:port",
+            );
+        }
+        return None;
+    };
+    let path = p.path_of("addresses");
+    if items.is_empty() || items.len() > MAX_CLUSTER_SEEDS {
+        r.error(
+            path.clone(),
+            format!(
+                "expected from 1 to {MAX_CLUSTER_SEEDS} host:port addresses, found {}",
+                items.len()
+            ),
+        );
+        return None;
+    }
+    let mut nodes = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        match item {
+            Value::String(a) => match split_address(a) {
+                Some(hp) => nodes.push(hp),
+                None => r.error(
+                    index_path(&path, i),
+                    format!("expected host:port, found {}", quote(a)),
+                ),
+            },
+            other => r.type_error(index_path(&path, i), "a host:port string", other),
+        }
+    }
+    (nodes.len() == items.len()).then_some(Target::Cluster { nodes })
 }
 
 /// `host:port`, `host` (port 6379), `[v6]:port`.
@@ -604,6 +711,122 @@ mod tests {
         assert_eq!(split_address("[::1]:7000"), Some(("::1".into(), 7000)));
         assert_eq!(split_address("redis://x:1"), None);
         assert_eq!(split_address("x:y"), None);
+    }
+
+    /// Reads `redis` as the service's block: the entries by name, and every error as
+    /// `file: path: message`.
+    fn redis_block(redis: Value) -> (HashMap<String, PoolConfig>, Vec<String>) {
+        let file = std::path::Path::new("krakend.json");
+        let options = sluice_config::LoadOptions::default();
+        let mut r = Reader::new(file, &options);
+        let o = r
+            .as_object(&redis, "extra_config[\"redis\"]".to_owned())
+            .expect("an object");
+        let pools = read_redis(&mut r, &o);
+        let errors = r.into_errors().iter().map(ToString::to_string).collect();
+        (pools, errors)
+    }
+
+    #[test]
+    fn clusters_apply_every_field_they_can() {
+        let (pools, errors) = redis_block(serde_json::json!({
+            "connection_pools": [{"name": "single", "address": "10.0.0.1:6379"}],
+            "clusters": [{
+                "name": "rl", "addresses": ["10.0.0.2:7000", "[::1]:7001", "redis-c"],
+                "user_name": "u", "password": "p", "pool_size": 3, "dial_timeout": "2s",
+                "pool_timeout": "300ms", "max_retries": -1, "min_retry_backoff": "1ms",
+                "max_retry_backoff": "40ms"
+            }]
+        }));
+        assert_eq!(errors, Vec::<String>::new());
+        let c = &pools["rl"];
+        assert_eq!(c.path, "extra_config[\"redis\"].clusters[0]");
+        assert_eq!(
+            c.target,
+            Target::Cluster {
+                nodes: vec![
+                    ("10.0.0.2".into(), 7000),
+                    ("::1".into(), 7001),
+                    ("redis-c".into(), 6379)
+                ]
+            }
+        );
+        assert_eq!(c.target.describe(), "10.0.0.2:7000,[::1]:7001,redis-c:6379");
+        assert_eq!(
+            (c.username.as_deref(), c.password.as_deref()),
+            (Some("u"), Some("p"))
+        );
+        assert_eq!(c.pool_size, 3);
+        assert_eq!(c.dial_timeout, Duration::from_secs(2));
+        assert_eq!(c.check_timeout, Duration::from_millis(300));
+        assert_eq!(c.max_retries, 0);
+        assert_eq!(c.min_retry_backoff, Duration::from_millis(1));
+        assert_eq!(c.max_retry_backoff, Duration::from_millis(40));
+        assert!(matches!(pools["single"].target, Target::Node { .. }));
+    }
+
+    #[test]
+    fn clusters_refuse_what_they_cannot_honour_at_its_path() {
+        let (pools, errors) = redis_block(serde_json::json!({
+            "connection_pools": [{"name": "dup", "address": "10.0.0.1:6379"}],
+            "clusters": [
+                {"name": "a", "addresses": ["10.0.0.2:7000"], "db": 1, "route_randomly": true},
+                {"name": "b", "addresses": "10.0.0.2:7000"},
+                {"name": "c", "addresses": ["10.0.0.2:7000", 7001, "redis://x:1"]},
+                {"name": "d", "addresses": []},
+                {"name": "e"},
+                {"addresses": ["10.0.0.2:7000"]},
+                {"name": "dup", "addresses": ["10.0.0.2:7000"]},
+                {"name": "f", "addresses": ["10.0.0.2:7000"], "max_redirects": 3, "tls": {},
+                 "client_name": "x", "pool_size": "ten", "max_retries": -2}
+            ]
+        }));
+        let c = "krakend.json: extra_config[\"redis\"].clusters";
+        for expected in [
+            format!("{c}[0].db: field \"db\" is not supported by Sluice"),
+            format!("{c}[0].route_randomly: field \"route_randomly\" is not supported by Sluice"),
+            format!("{c}[1].addresses: expected an array, found a string"),
+            format!("{c}[2].addresses[1]: expected a host:port string, found a number"),
+            format!("{c}[2].addresses[2]: expected host:port, found \"redis://x:1\""),
+            format!(
+                "{c}[3].addresses: expected from 1 to {MAX_CLUSTER_SEEDS} host:port addresses, found 0"
+            ),
+            format!("{c}[4]: a cluster needs addresses"),
+            format!("{c}[5]: a cluster needs a name"),
+            format!(
+                "{c}[6].name: a second connection named \"dup\" (the first is extra_config[\"redis\"].connection_pools[0]): names must be unique across connection_pools and clusters"
+            ),
+            format!(
+                "{c}[7].max_redirects: \"max_redirects\": Sluice's Redis Cluster client follows MOVED and ASK redirections within max_retries"
+            ),
+            format!("{c}[7].tls: \"tls\": TLS to Redis is not supported"),
+            format!(
+                "{c}[7].client_name: \"client_name\": Sluice does not name its Redis connections"
+            ),
+            format!("{c}[7].pool_size: expected a number of connections"),
+            format!("{c}[7].max_retries: expected a number of retries, or -1 for none"),
+        ] {
+            assert!(
+                errors.iter().any(|e| e.starts_with(&expected)),
+                "missing: {expected}\n{errors:#?}"
+            );
+        }
+        // `redis` itself: only its two lists.
+        let (_, errors) = redis_block(serde_json::json!({"clusters": {}, "sentinels": []}));
+        assert!(
+            errors.iter().any(|e| e.starts_with(
+                "krakend.json: extra_config[\"redis\"].clusters: expected an array, found an object"
+            )),
+            "{errors:#?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("krakend.json: extra_config[\"redis\"].sentinels: field \"sentinels\" is not supported")),
+            "{errors:#?}"
+        );
+        // The first of two same-named entries keeps the name.
+        assert!(matches!(pools["dup"].target, Target::Node { .. }));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! | `qos/ratelimit/service` | service, before routing | the same |
 //! | `qos/ratelimit/router/redis`, `qos/ratelimit/service/redis` | endpoint, service | the same, buckets shared through Redis |
 //! | `qos/ratelimit/proxy` | backend | the backend call fails ("rate limit exceded") |
-//! | `redis` | service | the connection pools the Redis limits name |
+//! | `redis` | service | the connection pools and Redis Clusters the Redis limits name |
 //!
 //! The refusals are bare (no body, no `Content-Type`), as gin's `AbortWithError` leaves them.
 
@@ -27,7 +27,9 @@ use sluice_stage::{SharedStage, StageFactory};
 
 pub use crate::bucket::{Bucket, Rate};
 pub use crate::clients::{ClientBuckets, MAX_CLIENTS, MAX_SHARDS, MIN_PER_SHARD};
-pub use crate::config::{DEFAULT_CHECK_TIMEOUT, MAX_CHECK_TIMEOUT, MAX_POOL_SIZE};
+pub use crate::config::{
+    DEFAULT_CHECK_TIMEOUT, MAX_CHECK_TIMEOUT, MAX_CLUSTER_SEEDS, MAX_POOL_SIZE,
+};
 pub use crate::redis::RedisStats;
 
 use crate::config::{Limit, Scope};
@@ -44,7 +46,7 @@ pub const SERVICE: &str = "qos/ratelimit/service";
 pub const SERVICE_REDIS: &str = "qos/ratelimit/service/redis";
 /// The backend rate limit.
 pub const PROXY: &str = "qos/ratelimit/proxy";
-/// The service's Redis connection pools.
+/// The service's Redis connection pools and clusters.
 pub const REDIS: &str = "redis";
 
 /// A config's pools, or what is wrong with its `redis` block.
@@ -96,14 +98,12 @@ impl RateLimits {
         let configs = config::read_redis(&mut r, &o);
         let mut pools = Pools::new();
         for (name, pool) in configs {
+            let at = pool.path.clone();
             match Pool::new(pool, Arc::clone(&self.stats)) {
                 Ok(pool) => {
                     pools.insert(name, Arc::new(pool));
                 }
-                Err(e) => r.error(
-                    format!("{path}.connection_pools"),
-                    format!("pool {}: {e}", quote(&name)),
-                ),
+                Err(e) => r.error(at, format!("{}: {e}", quote(&name))),
             }
         }
         let errors = r.into_errors();
@@ -158,7 +158,7 @@ impl RateLimits {
                         None => r.error(
                             reference.path.clone(),
                             format!(
-                                "no Redis connection pool named {} in the service's extra_config[\"redis\"].connection_pools",
+                                "no Redis connection pool or cluster named {} in the service's extra_config[\"redis\"] (connection_pools or clusters)",
                                 quote(&reference.pool)
                             ),
                         ),

@@ -1,11 +1,13 @@
 //! Rate limits as KrakenD configures them, against real servers: the endpoint limit (503 past
 //! `max_rate`, 429 past a client's, by ip, header or param, `every`), the service limit before
 //! routing, the backend limit failing the call, and the Redis limits shared by three gateways
-//! behind nginx (round robin), with Redis stopped mid-run and Redis silent.
+//! behind nginx (round robin), with Redis stopped mid-run and Redis silent, and two gateways
+//! sharing buckets through a three-node Redis Cluster.
 //!
 //! The Redis tests start their own `redis-server` (Debian's package) on a free loopback port
 //! with a temporary directory, and nginx (`/usr/sbin/nginx`) likewise; both are stopped when the
-//! test ends.
+//! test ends. The cluster test forms its cluster with `redis-cli --cluster create` (Debian's
+//! redis-tools).
 #![allow(clippy::unwrap_used)]
 
 use std::net::TcpListener as StdListener;
@@ -275,7 +277,7 @@ async fn every_field_is_applied_or_refused_at_its_path() {
             {"name": "q", "address": "redis://127.0.0.1"},
             {"address": "127.0.0.1:1"}
         ],
-        "clusters": [{"name": "c", "addresses": ["127.0.0.1:7000"]}]
+        "clusters": [{"name": "c", "addresses": ["127.0.0.1:7000"], "max_redirects": 3}]
     });
     let (components, _) = components();
     let error = try_start_gateway_with_components(config, Registry::new(), &components)
@@ -299,7 +301,7 @@ async fn every_field_is_applied_or_refused_at_its_path() {
         "extra_config[\"redis\"].connection_pools[0].conn_max_idle_time:".to_owned(),
         "extra_config[\"redis\"].connection_pools[1].address: expected host:port, found \"redis://127.0.0.1\"".to_owned(),
         "extra_config[\"redis\"].connection_pools[2]: a connection pool needs a name".to_owned(),
-        "extra_config[\"redis\"].clusters: Redis Cluster connections are not supported by Sluice".to_owned(),
+        "extra_config[\"redis\"].clusters[0].max_redirects: \"max_redirects\": Sluice's Redis Cluster client follows MOVED and ASK redirections within max_retries".to_owned(),
     ] {
         assert!(error.contains(&expected), "missing: {expected}\n{error}");
     }
@@ -317,7 +319,50 @@ async fn every_field_is_applied_or_refused_at_its_path() {
         .unwrap_err()
         .to_string();
     assert!(
-        error.contains("endpoints[0].extra_config[\"qos/ratelimit/router/redis\"].connection_name: no Redis connection pool named \"missing\""),
+        error.contains("endpoints[0].extra_config[\"qos/ratelimit/router/redis\"].connection_name: no Redis connection pool or cluster named \"missing\""),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_clusters_are_refused_at_the_path_of_what_is_wrong() {
+    let url = "http://127.0.0.1:10";
+    let mut config = service(json!([endpoint(
+        "/e",
+        json!([backend(url, "/", Value::Null)]),
+        json!({"extra_config": {"qos/ratelimit/router/redis": {"max_rate": 1, "connection_name": "rl"}}})
+    )]));
+    config["extra_config"]["redis"] = json!({
+        "connection_pools": [{"name": "rl", "address": "127.0.0.1:6379"}],
+        "clusters": [
+            {"name": "c1", "addresses": ["127.0.0.1:7000"], "read_only": true},
+            {"name": "c2", "addresses": "127.0.0.1:7000", "dial_timeout": 5},
+            {"name": "c3", "addresses": ["127.0.0.1:7000", ["127.0.0.1:7001"]], "pool_size": -1},
+            {"name": "rl", "addresses": ["127.0.0.1:7000"]}
+        ]
+    });
+    let (components, _) = components();
+    let error = try_start_gateway_with_components(config, Registry::new(), &components)
+        .await
+        .unwrap_err()
+        .to_string();
+    let c = "extra_config[\"redis\"].clusters";
+    for expected in [
+        format!("{c}[0].read_only: field \"read_only\" is not supported by Sluice"),
+        format!("{c}[1].addresses: expected an array, found a string"),
+        format!("{c}[1].dial_timeout:"),
+        format!("{c}[2].addresses[1]: expected a host:port string, found an array"),
+        format!("{c}[2].pool_size: expected a number of connections from 0 to 256, found -1"),
+        format!("{c}[3].name: a second connection named \"rl\""),
+    ] {
+        assert!(error.contains(&expected), "missing: {expected}\n{error}");
+    }
+    // Every line names the file.
+    assert!(
+        error
+            .lines()
+            .filter(|l| l.contains(c))
+            .all(|l| l.contains(".json")),
         "{error}"
     );
 }
@@ -346,16 +391,25 @@ struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    /// Arguments after the common ones (cluster mode).
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     async fn start() -> Self {
+        Self::start_with(|_, _| Vec::new()).await
+    }
+
+    /// A server whose extra arguments are `extra(port, dir)`.
+    async fn start_with(extra: impl FnOnce(u16, &PathBuf) -> Vec<String>) -> Self {
         let port = free_port();
         let dir = temp_dir("redis");
+        let extra = extra(port, &dir);
         let mut server = RedisServer {
             child: None,
             port,
             dir,
+            extra,
         };
         server.spawn().await;
         server
@@ -367,6 +421,7 @@ impl RedisServer {
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .arg("--dir")
             .arg(&self.dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -754,7 +809,7 @@ async fn a_silent_redis_costs_a_request_at_most_the_pool_timeout() {
         }
     });
     let mock = ok_backend().await;
-    let config = redis_service(
+    let mut config = redis_service(
         json!([
             redis_limited("/strict", &mock.url(), json!({"max_rate": 10})),
             redis_limited(
@@ -762,11 +817,26 @@ async fn a_silent_redis_costs_a_request_at_most_the_pool_timeout() {
                 &mock.url(),
                 json!({"max_rate": 10, "on_failure_allow": true})
             ),
+            endpoint(
+                "/cluster",
+                json!([backend(&mock.url(), "/", Value::Null)]),
+                json!({"extra_config": {"qos/ratelimit/router/redis": {"max_rate": 10, "connection_name": "rlc"}}})
+            ),
         ]),
         json!({"name": "rl", "address": address, "pool_timeout": "150ms", "dial_timeout": "1s"}),
     );
+    // A cluster whose only seed is silent: the client never learns the slot map.
+    config["extra_config"]["redis"]["clusters"] = json!([
+        {"name": "rlc", "addresses": [address], "pool_timeout": "150ms", "dial_timeout": "1s"}
+    ]);
     let gw = start(config).await;
-    for (path, expected) in [("/strict", 503), ("/lenient", 200), ("/strict", 503)] {
+    for (path, expected) in [
+        ("/strict", 503),
+        ("/lenient", 200),
+        ("/strict", 503),
+        ("/cluster", 503),
+        ("/cluster", 503),
+    ] {
         let started = Instant::now();
         assert_eq!(status(&gw, path, &[]).await, expected, "{path}");
         let took = started.elapsed();
@@ -776,4 +846,220 @@ async fn a_silent_redis_costs_a_request_at_most_the_pool_timeout() {
         );
     }
     held.abort();
+}
+
+/// Runs `redis-cli` with `args`, killed if it takes longer than `limit`: its output, or `None`
+/// when it failed or timed out.
+async fn redis_cli(args: &[String], limit: Duration) -> Option<String> {
+    let mut child = Command::new("redis-cli")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-cli must be installed (apt-get install redis-tools)");
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait().unwrap() {
+            Some(status) => {
+                // The output is a few lines: it fits the pipe, so the child never blocked on it.
+                let mut out = String::new();
+                std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).ok()?;
+                return status.success().then_some(out);
+            }
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            None => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// Three `redis-server`s in cluster mode, formed into one cluster (no replicas); each is
+/// stopped on drop.
+struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    async fn start() -> Self {
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            nodes.push(
+                RedisServer::start_with(|port, dir| {
+                    vec![
+                        "--cluster-enabled".into(),
+                        "yes".into(),
+                        "--cluster-config-file".into(),
+                        dir.join(format!("nodes-{port}.conf")).display().to_string(),
+                    ]
+                })
+                .await,
+            );
+        }
+        let cluster = RedisCluster { nodes };
+        let mut create: Vec<String> = vec!["--cluster".into(), "create".into()];
+        create.extend(cluster.addresses());
+        create.extend(["--cluster-replicas", "0", "--cluster-yes"].map(String::from));
+        assert!(
+            redis_cli(&create, Duration::from_secs(30)).await.is_some(),
+            "redis-cli --cluster create failed"
+        );
+        // Every node must see the whole cluster before a client asks any of them for the map.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for node in &cluster.nodes {
+            let info = [
+                "-p".to_owned(),
+                node.port.to_string(),
+                "cluster".into(),
+                "info".into(),
+            ];
+            loop {
+                let out = redis_cli(&info, Duration::from_secs(5)).await;
+                if out.is_some_and(|o| o.contains("cluster_state:ok")) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the cluster never became ok");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        cluster
+    }
+
+    fn addresses(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::address).collect()
+    }
+
+    fn stop(&mut self) {
+        for node in &mut self.nodes {
+            node.stop();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_share_buckets_through_a_redis_cluster() {
+    let mut cluster = RedisCluster::start().await;
+    let mock = ok_backend().await;
+    // Names the cluster with connection_name (endpoints) and connection_pool (service), as a
+    // pool would be; two seeds of three, the client finds the third.
+    let config = || {
+        let mut c = service(json!([
+            endpoint(
+                "/shared",
+                json!([backend(&mock.url(), "/", Value::Null)]),
+                json!({"extra_config": {"qos/ratelimit/router/redis": {
+                    "connection_name": "rlc", "max_rate": 20, "capacity": 20, "every": "1h"
+                }}})
+            ),
+            endpoint(
+                "/mine",
+                json!([backend(&mock.url(), "/", Value::Null)]),
+                json!({"extra_config": {"qos/ratelimit/router/redis": {
+                    "connection_name": "rlc", "client_max_rate": 2, "client_capacity": 2,
+                    "strategy": "header", "key": "X-User", "every": "1h"
+                }}})
+            ),
+            endpoint(
+                "/lenient",
+                json!([backend(&mock.url(), "/", Value::Null)]),
+                json!({"extra_config": {"qos/ratelimit/router/redis": {
+                    "connection_name": "rlc", "max_rate": 1000, "capacity": 1000,
+                    "on_failure_allow": true
+                }}})
+            ),
+        ]));
+        c["extra_config"]["redis"] = json!({"clusters": [{
+            "name": "rlc",
+            "addresses": &cluster.addresses()[..2],
+            "pool_size": 2,
+            "pool_timeout": "300ms",
+            "dial_timeout": "1s"
+        }]});
+        c["extra_config"]["qos/ratelimit/service/redis"] = json!({
+            "connection_pool": "rlc", "client_max_rate": 100000, "client_capacity": 100000,
+            "strategy": "ip", "every": "1h", "on_failure_allow": true
+        });
+        c
+    };
+    let (components_a, stats_a) = components();
+    let (components_b, stats_b) = components();
+    let a = try_start_gateway_with_components(config(), Registry::new(), &components_a)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let b = try_start_gateway_with_components(config(), Registry::new(), &components_b)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // Both gateways at once, far past the limit: 20 in all (the bucket refills 20 an hour,
+    // nothing within the run), whatever the split; the rest get KrakenD's 503.
+    let (url_a, url_b) = (a.url("/shared"), b.url("/shared"));
+    let (run_a, run_b) = tokio::join!(
+        load(&url_a, 4, Duration::from_secs(1)),
+        load(&url_b, 4, Duration::from_secs(1)),
+    );
+    eprintln!(
+        "cluster: a {} accepted, {} refused; b {} accepted, {} refused",
+        run_a.accepted, run_a.refused, run_b.accepted, run_b.refused
+    );
+    assert_eq!((run_a.other, run_b.other), (0, 0), "only 200 and 503");
+    assert_eq!(run_a.accepted + run_b.accepted, 20, "one bucket for both");
+    assert!(
+        run_a.refused > 20 && run_b.refused > 20,
+        "the load must exceed the limit on both gateways"
+    );
+    assert_bare(&get(&a.url("/shared")).await, 503);
+    assert_bare(&get(&b.url("/shared")).await, 503);
+
+    // A bucket per client, shared by the gateways, its keys spread over the cluster's nodes.
+    for user in 0..12 {
+        let user = format!("user-{user}");
+        let h = [("x-user", user.as_str())];
+        assert_eq!(status(&a, "/mine", &h).await, 200, "{user}");
+        assert_eq!(status(&b, "/mine", &h).await, 200, "{user}");
+        assert_bare(
+            &request(Method::GET, &a.url("/mine"), &h, Bytes::new()).await,
+            429,
+        );
+        assert_eq!(status(&b, "/mine", &h).await, 429, "{user}");
+    }
+    let mut holding = 0;
+    for node in &cluster.nodes {
+        let keys = redis_keys(node).await;
+        if keys
+            .iter()
+            .any(|k| k.starts_with("sluice:ratelimit:router:GET /mine:c:"))
+        {
+            holding += 1;
+        }
+    }
+    assert!(holding >= 2, "client buckets on {holding} node(s) of 3");
+    for stats in [&stats_a, &stats_b] {
+        assert_eq!(stats.snapshot(), (0, 0, 0));
+    }
+
+    // The cluster goes away: each limit does what its on_failure_allow says, within its
+    // pool_timeout, as with a pool. The service limit lets requests through; /mine refuses a
+    // client it would have let in, /lenient lets everyone in.
+    cluster.stop();
+    for gw in [&a, &b] {
+        let h = [("x-user", "late")];
+        let started = Instant::now();
+        assert_bare(
+            &request(Method::GET, &gw.url("/mine"), &h, Bytes::new()).await,
+            429,
+        );
+        assert_eq!(status(gw, "/lenient", &h).await, 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "four checks against a dead cluster took {:?}",
+            started.elapsed()
+        );
+    }
+    for stats in [&stats_a, &stats_b] {
+        // (failures, allowed on failure, refused on failure)
+        assert_eq!(stats.snapshot(), (4, 3, 1));
+    }
 }
