@@ -68,8 +68,9 @@ pub fn from_config(config: &Config) -> Telemetry {
 pub(crate) struct ServerTelemetry {
     pub(crate) telemetry: Telemetry,
     unrouted: Option<Arc<ServerMetrics>>,
-    /// Backends get `X-Request-Id` (only when the config asks for telemetry or logging:
-    /// without them, backends see exactly KrakenD CE's headers).
+    /// Backends get `X-Request-Id` only when the config asks for `telemetry/opentelemetry`
+    /// (which sends `traceparent` too): otherwise, `telemetry/logging` included, backends see
+    /// exactly KrakenD CE's headers (CE's own fixture configures logging and diffs them).
     forward_request_id: bool,
 }
 
@@ -78,7 +79,7 @@ impl ServerTelemetry {
         Self {
             unrouted: telemetry.server_metrics(None, &Vec::new()),
             telemetry,
-            forward_request_id: config.opentelemetry.is_some() || config.logging.is_some(),
+            forward_request_id: config.opentelemetry.is_some(),
         }
     }
 

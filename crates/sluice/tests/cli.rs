@@ -1163,9 +1163,10 @@ fn telemetry_logging_formats_the_application_log() {
     let path = write_config(
         "logging-logstash",
         &format!(
-            r#"{{"version": 3, "port": {port}, "listen_ip": "127.0.0.1",
+            r#"{{"version": 3, "port": {port}, "listen_ip": "127.0.0.1", "echo_endpoint": true,
                 "extra_config": {{"telemetry/logging": {{"level": "WARNING", "prefix": "[KRAKEND]", "stdout": true, "format": "logstash"}}}},
-                "endpoints": [{{"endpoint": "/down", "backend": [{{"host": ["http://127.0.0.1:19"], "url_pattern": "/"}}]}}]}}"#
+                "endpoints": [{{"endpoint": "/down", "backend": [{{"host": ["http://127.0.0.1:19"], "url_pattern": "/"}}]}},
+                              {{"endpoint": "/echo", "backend": [{{"host": ["http://127.0.0.1:{port}"], "url_pattern": "/__echo/"}}]}}]}}"#
         ),
     );
     let mut child = Command::new(BIN)
@@ -1186,6 +1187,12 @@ fn telemetry_logging_formats_the_application_log() {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 500"), "{response}");
+    // Logging alone does not add X-Request-Id to what backends receive: with no
+    // `telemetry/opentelemetry`, they see exactly KrakenD CE's headers.
+    let echoed = http_get(port, "/echo").unwrap();
+    assert!(echoed.starts_with("HTTP/1.1 200"), "{echoed}");
+    assert!(echoed.contains("User-Agent"), "{echoed}");
+    assert!(!echoed.contains("X-Request-Id"), "{echoed}");
     terminate(&child);
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
