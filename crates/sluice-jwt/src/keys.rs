@@ -50,6 +50,17 @@ impl std::fmt::Debug for Key {
 }
 
 impl Key {
+    /// An HMAC key with no ids.
+    #[cfg(test)]
+    pub(crate) fn for_tests(secret: &[u8]) -> Self {
+        Key {
+            kid: String::new(),
+            x5t: String::new(),
+            x5t_s256: String::new(),
+            key: DecodingKey::from_secret(secret).expect("an HMAC key"),
+        }
+    }
+
     /// The id this key is found by under `strategy` (krakend-jose's key id getters).
     fn id(&self, strategy: Strategy) -> String {
         match strategy {
@@ -64,7 +75,9 @@ impl Key {
 /// A JWK set.
 #[derive(Debug, Default)]
 pub(crate) struct KeySet {
-    keys: Vec<Key>,
+    /// Shared, so a verified token remembers which key it was verified with (a refetched set
+    /// has new keys: its tokens are verified again).
+    keys: Vec<Arc<Key>>,
 }
 
 impl KeySet {
@@ -83,7 +96,7 @@ impl KeySet {
                 break;
             }
             match parse_key(jwk) {
-                Ok(key) => set.keys.push(key),
+                Ok(key) => set.keys.push(Arc::new(key)),
                 Err(why) => {
                     tracing::debug!(target: "sluice::jwt", index = i, why = %why, "JWK left out");
                 }
@@ -102,7 +115,7 @@ impl KeySet {
         strategy: Strategy,
         id: &str,
         family: AlgorithmFamily,
-    ) -> Option<&Key> {
+    ) -> Option<&Arc<Key>> {
         self.keys
             .iter()
             .rev()
@@ -202,11 +215,11 @@ impl Keys {
         strategy: Strategy,
         id: &str,
         family: AlgorithmFamily,
-    ) -> Result<DecodingKey, KeyError> {
+    ) -> Result<Arc<Key>, KeyError> {
         match self {
             Keys::Local(set) => set
                 .find(strategy, id, family)
-                .map(|k| k.key.clone())
+                .map(Arc::clone)
                 .ok_or(KeyError::Unknown),
             Keys::Remote(remote) => remote.find(strategy, id, family).await,
         }
@@ -238,7 +251,7 @@ struct State {
 
 /// What to do after looking at the state.
 enum Next {
-    Done(Result<DecodingKey, KeyError>),
+    Done(Result<Arc<Key>, KeyError>),
     Fetch(u64),
 }
 
@@ -275,7 +288,7 @@ impl RemoteKeys {
                 .as_ref()
                 .and_then(|s| s.find(strategy, id, family))
         {
-            return Next::Done(Ok(key.key.clone()));
+            return Next::Done(Ok(Arc::clone(key)));
         }
         if let Some(ttl) = self.config.cooldown {
             state
@@ -306,7 +319,7 @@ impl RemoteKeys {
         strategy: Strategy,
         id: &str,
         family: AlgorithmFamily,
-    ) -> Result<DecodingKey, KeyError> {
+    ) -> Result<Arc<Key>, KeyError> {
         let generation = match self.look(strategy, id, family) {
             Next::Done(result) => return result,
             Next::Fetch(generation) => generation,
@@ -347,7 +360,7 @@ impl RemoteKeys {
         strategy: Strategy,
         id: &str,
         family: AlgorithmFamily,
-    ) -> Result<DecodingKey, KeyError> {
+    ) -> Result<Arc<Key>, KeyError> {
         let result = if let Some((why, _)) = &state.failure {
             Err(KeyError::Unavailable(why.clone()))
         } else {
@@ -355,7 +368,7 @@ impl RemoteKeys {
                 .set
                 .as_ref()
                 .and_then(|s| s.find(strategy, id, family))
-                .map(|k| k.key.clone())
+                .map(Arc::clone)
                 .ok_or(KeyError::Unknown)
         };
         if result.is_err() && self.config.cooldown.is_some() {

@@ -12,7 +12,8 @@
 //! Every resource is bounded: one fetch of a JWK URL at a time, within 10 s, 1 MiB and 256 keys;
 //! a fetched set is refetched for an unknown key id at most once a second, and not at all for a
 //! second after a failed fetch; missing key ids remembered for `failed_jwk_key_cooldown` are at
-//! most 1024.
+//! most 1024. Tokens whose signature verified are remembered (4096 at most, see [`verified`]),
+//! so a client's next request with the same token skips the signature check, not the others.
 
 pub mod crypto;
 
@@ -20,6 +21,7 @@ mod claims;
 mod config;
 mod keys;
 mod stage;
+mod verified;
 
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
@@ -44,6 +46,8 @@ pub const ALIAS: &str = "github.com/devopsfaith/krakend-jose/validator";
 #[derive(Debug, Default)]
 pub struct JwtValidator {
     shared: Mutex<Vec<(Remote, Weak<RemoteKeys>)>>,
+    /// Tokens verified recently, for every endpoint of the gateway.
+    verified: Arc<verified::VerifiedTokens>,
 }
 
 impl JwtValidator {
@@ -167,6 +171,7 @@ impl StageFactory for JwtValidator {
             keys,
             url_claims,
             endpoint: endpoint.endpoint.clone(),
+            verified: Arc::clone(&self.verified),
         })])
     }
 }

@@ -3,6 +3,7 @@
 //! one goes on with its claims in the headers (`propagate_claims`) and in the backends' URLs
 //! (`{JWT.<claim>}`).
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use base64::Engine as _;
@@ -15,6 +16,7 @@ use sluice_stage::{EarlyAnswer, RequestHead, Stage, StageFuture};
 use crate::claims;
 use crate::config::{Strategy, ValidatorConfig};
 use crate::keys::Keys;
+use crate::verified::{Verified, VerifiedTokens};
 
 /// What a claim put into a URL is escaped with: everything that would end or split a path
 /// segment or the query, so a claim stays one value.
@@ -44,6 +46,8 @@ pub(crate) struct Validator {
     pub(crate) url_claims: Vec<String>,
     /// The endpoint, for logs.
     pub(crate) endpoint: String,
+    /// Tokens verified recently (shared by the gateway's endpoints).
+    pub(crate) verified: Arc<VerifiedTokens>,
 }
 
 /// Why a request is refused: its status, and the reason logged.
@@ -83,11 +87,42 @@ impl Validator {
         cookie(headers, &self.config.cookie_key)
     }
 
-    async fn check(&self, headers: &HeaderMap) -> Result<Map<String, Value>, Refusal> {
+    async fn check(&self, headers: &HeaderMap) -> Result<Arc<Map<String, Value>>, Refusal> {
         let config = &self.config;
         let token = self
             .token(headers)
             .ok_or_else(|| unauthorized("no token"))?;
+        let claims = match self.verified.get(token, config.alg, config.strategy) {
+            // Verified before: still the key the set gives for its id? Then only the claims
+            // are checked again.
+            Some(seen) => {
+                let key = self
+                    .keys
+                    .find(config.strategy, &seen.id, config.alg.family())
+                    .await
+                    .map_err(|e| unauthorized(format!("key {:?}: {e}", seen.id)))?;
+                if Arc::ptr_eq(&key, &seen.key) {
+                    seen.claims
+                } else {
+                    // A new set (refetched): verified again, with the key just found.
+                    self.verify(token, Some((&seen.id, key))).await?
+                }
+            }
+            None => self.verify(token, None).await?,
+        };
+        self.check_claims(&claims)?;
+        Ok(claims)
+    }
+
+    /// The token's signature checked, and its claims read; remembered in the verified cache.
+    /// `found`: a key already looked up for an id (used when the token names that id, so a
+    /// set without `cache` is not fetched twice for one request).
+    async fn verify(
+        &self,
+        token: &str,
+        found: Option<(&str, Arc<crate::keys::Key>)>,
+    ) -> Result<Arc<Map<String, Value>>, Refusal> {
+        let config = &self.config;
         let mut parts = token.split('.');
         let (Some(head), Some(payload), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -118,13 +153,16 @@ impl Validator {
             Strategy::X5tS256 => field("x5t#S256").unwrap_or(kid).to_owned(),
             Strategy::KidX5t => format!("{kid}{}", field("x5t").unwrap_or(kid)),
         };
-        let key = self
-            .keys
-            .find(config.strategy, &id, config.alg.family())
-            .await
-            .map_err(|e| unauthorized(format!("key {id:?}: {e}")))?;
+        let key = match found {
+            Some((found_id, key)) if found_id == id => key,
+            _ => self
+                .keys
+                .find(config.strategy, &id, config.alg.family())
+                .await
+                .map_err(|e| unauthorized(format!("key {id:?}: {e}")))?,
+        };
         let signed = &token[..head.len() + 1 + payload.len()];
-        if !jsonwebtoken::crypto::verify(signature, signed.as_bytes(), &key, config.alg)
+        if !jsonwebtoken::crypto::verify(signature, signed.as_bytes(), &key.key, config.alg)
             .unwrap_or(false)
         {
             return Err(unauthorized("the signature does not verify"));
@@ -132,8 +170,25 @@ impl Validator {
         let claims: Map<String, Value> = b64(payload)
             .and_then(|p| serde_json::from_slice(&p).ok())
             .ok_or_else(|| unauthorized("the token's claims are not base64url JSON"))?;
+        let claims = Arc::new(claims);
+        self.verified.insert(
+            token,
+            Verified {
+                alg: config.alg,
+                strategy: config.strategy,
+                id: id.into(),
+                key,
+                claims: Arc::clone(&claims),
+            },
+        );
+        Ok(claims)
+    }
+
+    /// The registered claims (time, issuer, audience), the roles and the scopes.
+    fn check_claims(&self, claims: &Map<String, Value>) -> Result<(), Refusal> {
+        let config = &self.config;
         claims::check_registered(
-            &claims,
+            claims,
             &config.issuer,
             &config.audience,
             config.leeway,
@@ -141,7 +196,7 @@ impl Validator {
         )
         .map_err(unauthorized)?;
         if !claims::has_role(
-            &claims,
+            claims,
             &config.roles_key,
             config.roles_key_is_nested,
             &config.roles,
@@ -152,7 +207,7 @@ impl Validator {
             });
         }
         if !claims::has_scopes(
-            &claims,
+            claims,
             &config.scopes_key,
             &config.scopes,
             config.scopes_matcher,
@@ -162,7 +217,7 @@ impl Validator {
                 why: "the token does not have the required scopes".to_owned(),
             });
         }
-        Ok(claims)
+        Ok(())
     }
 
     /// `propagate_claims`: each header set from its claim (empty when the claim is missing, as

@@ -1124,6 +1124,57 @@ fn sighup_reloads_and_a_broken_config_keeps_the_old_one() {
     assert!(child.wait().unwrap().success());
 }
 
+/// With telemetry on, reloads are metrics: done and refused ones counted, the digest served now
+/// reported (the one `/__health` shows).
+#[test]
+fn reloads_are_counted_on_the_prometheus_endpoint() {
+    let port = free_port();
+    let metrics_port = free_port();
+    let config = |path: &str| {
+        self_config(port, path).replacen(
+            r#""debug_endpoint": true,"#,
+            &format!(
+                r#""debug_endpoint": true, "extra_config": {{"telemetry/opentelemetry": {{
+                    "exporters": {{"prometheus": [{{"name": "p", "port": {metrics_port}, "listen_ip": "127.0.0.1"}}]}}}}}},"#
+            ),
+            1,
+        )
+    };
+    let path = write_config("reload-metrics", &config("/a"));
+    let mut child = run_logged(&path, port);
+    let lines = log_lines(&mut child);
+    let first = served_digest(port).unwrap();
+    let scrape = || http_get(metrics_port, "/metrics").unwrap();
+    let before = scrape();
+    assert!(
+        before.contains(&format!(r#"sluice_config_info{{digest="{first}"}} 1"#)),
+        "{before}"
+    );
+
+    std::fs::write(&path, config("/b")).unwrap();
+    hangup(&child);
+    let second = wait_for_new_digest(port, &first);
+    std::fs::write(
+        &path,
+        config("/c").replace("/__debug/c\"", "/__debug/c\", \"encoding\": \"jsn\""),
+    )
+    .unwrap();
+    hangup(&child);
+    wait_for_line(&lines, "reload refused");
+
+    let after = scrape();
+    for expected in [
+        r#"sluice_config_reloads_total{result="ok"} 1"#.to_owned(),
+        r#"sluice_config_reloads_total{result="failed"} 1"#.to_owned(),
+        format!(r#"sluice_config_info{{digest="{second}"}} 1"#),
+    ] {
+        assert!(after.contains(&expected), "{expected}\n{after}");
+    }
+    assert!(!after.contains(&format!(r#"digest="{first}""#)), "{after}");
+    terminate(&child);
+    assert!(child.wait().unwrap().success());
+}
+
 #[test]
 fn watch_reloads_when_the_folder_changes_as_a_configmap_does() {
     let port = free_port();

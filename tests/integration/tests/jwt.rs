@@ -455,10 +455,11 @@ async fn a_rotated_key_is_fetched_and_unknown_keys_do_not_hammer_the_server() {
     )
     .await
     .unwrap();
-    assert_eq!(
-        call(&gw, "/p", &old.token(&good_claims())).await.status,
-        200
-    );
+    // The same token twice: the second time from the verified-token cache.
+    let first = old.token(&good_claims());
+    for _ in 0..2 {
+        assert_eq!(call(&gw, "/p", &first).await.status, 200);
+    }
     assert_eq!(jwks.hits(), 1);
 
     // The issuer rotates: the set now holds the new key only. A token naming it makes the
@@ -483,12 +484,14 @@ async fn a_rotated_key_is_fetched_and_unknown_keys_do_not_hammer_the_server() {
         (2..=3).contains(&after_rotation),
         "{after_rotation} fetches"
     );
-    // The old key left the set with the refetch.
+    // The old key left the set with the refetch: its tokens are refused, the one verified
+    // (and cached) before the rotation too.
     assert_refused(
         &call(&gw, "/p", &old.token(&good_claims())).await,
         401,
         "rotated out",
     );
+    assert_refused(&call(&gw, "/p", &first).await, 401, "cached, rotated out");
 
     // A burst of tokens naming keys that do not exist: refused, and the server is asked at
     // most once a second.
@@ -500,6 +503,67 @@ async fn a_rotated_key_is_fetched_and_unknown_keys_do_not_hammer_the_server() {
     let seconds = started.elapsed().as_secs() as usize;
     let fetched = jwks.hits() - after_rotation;
     assert!(fetched <= seconds + 2, "{fetched} fetches in {seconds} s");
+}
+
+/// A token verified once skips the signature check next time, and only that: another
+/// endpoint's roles, the expiry, and a token changed by one byte are judged again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_token_is_remembered_for_its_signature_only() {
+    let pki = pki();
+    let signer = Signer::rsa("cache-1");
+    let jwks = JwkServer::start(&pki.leaf, set(&[&signer])).await;
+    let mock = echo_backend().await;
+    let v = |roles: Value| json!({"extra_config": {"auth/validator": validator("RS256", &jwks.url, &pki.ca_path, json!({"roles": roles}))}});
+    let gw = try_start_gateway_with_components(
+        service(json!([
+            endpoint(
+                "/open",
+                json!([backend(&mock.url(), "/o", Value::Null)]),
+                v(json!([]))
+            ),
+            endpoint(
+                "/admin",
+                json!([backend(&mock.url(), "/a", Value::Null)]),
+                v(json!(["admin"]))
+            )
+        ])),
+        Registry::new(),
+        &components(),
+    )
+    .await
+    .unwrap();
+    let mut claims = good_claims();
+    claims["exp"] = json!(now() + 2);
+    let token = signer.token(&claims);
+    for _ in 0..3 {
+        assert_eq!(call(&gw, "/open", &token).await.status, 200);
+    }
+    assert_refused(
+        &call(&gw, "/admin", &token).await,
+        403,
+        "roles, cached token",
+    );
+    // One byte of the signature changed: another token, verified (and refused).
+    let mut tampered = token.clone().into_bytes();
+    let i = token.rfind('.').unwrap() + 10;
+    tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    assert_refused(
+        &call(&gw, "/open", &tampered).await,
+        401,
+        "tampered signature",
+    );
+    // The expiry still counts for the remembered token.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let resp = call(&gw, "/open", &token).await;
+        if resp.status == 401 {
+            break;
+        }
+        assert_eq!(resp.status, 200);
+        assert!(tokio::time::Instant::now() < deadline, "never expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
