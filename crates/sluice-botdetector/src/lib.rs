@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use sluice_config::read::{Obj, Reader, index_path};
 use sluice_config::{Component, Config, Diagnostic, Endpoint, Level, LoadOptions};
 use sluice_stage::{
-    EarlyAnswer, RequestHead, SharedStage, Stage, StageFactory, StageFuture, decided,
+    EarlyAnswer, Phases, RequestHead, SharedStage, Stage, StageFactory, StageFuture, decided,
 };
 
 /// The namespace.
@@ -128,6 +128,10 @@ impl Detector {
 impl Stage for Detector {
     fn name(&self) -> &'static str {
         NAMESPACE
+    }
+
+    fn phases(&self) -> Phases {
+        Phases::REQUEST
     }
 
     fn on_request<'a>(&'a self, head: &'a mut RequestHead<'_>) -> StageFuture<'a> {

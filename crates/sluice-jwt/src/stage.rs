@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::StatusCode;
 use http::header::{self, HeaderMap, HeaderValue};
 use serde_json::{Map, Value};
-use sluice_stage::{EarlyAnswer, RequestHead, Stage, StageFuture};
+use sluice_stage::{EarlyAnswer, Phases, RequestHead, Stage, StageFuture};
 
 use crate::claims;
 use crate::config::{Strategy, ValidatorConfig};
@@ -286,6 +286,10 @@ fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 impl Stage for Validator {
     fn name(&self) -> &'static str {
         crate::NAMESPACE
+    }
+
+    fn phases(&self) -> Phases {
+        Phases::REQUEST
     }
 
     fn on_request<'a>(&'a self, head: &'a mut RequestHead<'_>) -> StageFuture<'a> {

@@ -10,7 +10,7 @@ use sluice_plugin::{
     BackendRequest, BackendResponse, BoxFuture, CallContext, ErrorKind, ErrorSource, ExecError,
     Executor, SharedExecutor,
 };
-use sluice_stage::{EarlyAnswer, RequestHead, Stage, StageFuture};
+use sluice_stage::{EarlyAnswer, Phases, RequestHead, Stage, StageFuture};
 
 use crate::bucket::{Bucket, Rate};
 use crate::clients::ClientBuckets;
@@ -151,6 +151,10 @@ impl Limits {
 impl Stage for Limits {
     fn name(&self) -> &'static str {
         self.name
+    }
+
+    fn phases(&self) -> Phases {
+        Phases::REQUEST
     }
 
     fn on_request<'a>(&'a self, head: &'a mut RequestHead<'_>) -> StageFuture<'a> {

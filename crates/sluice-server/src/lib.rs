@@ -718,7 +718,8 @@ async fn handle(
     }
     // The components' service stages (CORS preflight, bot detector...) see every request,
     // before routing, and every answer on its way out.
-    let seen = SeenRequest::of(&parts);
+    let seen =
+        sluice_stage::any_on_response(&gateway.service_stages).then(|| SeenRequest::of(&parts));
     let mut no_params = Vec::new();
     let mut head = RequestHead {
         method: &parts.method,
@@ -733,7 +734,10 @@ async fn handle(
         Err(answer) => respond::early(answer),
         Ok(()) => route(gateway, parts, body, client_ip, scope).await,
     };
-    seen.on_response(&gateway.service_stages, response)
+    match seen {
+        Some(seen) => seen.on_response(&gateway.service_stages, response),
+        None => response,
+    }
 }
 
 /// What stages' `on_response` see of a request, kept before the request is consumed.
@@ -815,8 +819,8 @@ async fn route(
         }
     }
     scope.set_route(pipeline.telemetry.server.as_ref());
-    // The request is kept for the stages' `on_response` only when the endpoint has stages.
-    let seen = (!pipeline.stages.is_empty()).then(|| SeenRequest::of(&parts));
+    // The request is kept for the stages' `on_response` only when one of them acts on it.
+    let seen = sluice_stage::any_on_response(&pipeline.stages).then(|| SeenRequest::of(&parts));
     let response = call(
         gateway,
         pipeline,

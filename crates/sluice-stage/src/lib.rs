@@ -120,11 +120,57 @@ pub fn decided<'a>(result: StageResult) -> StageFuture<'a> {
     Box::pin(std::future::ready(result))
 }
 
+/// The phases a stage acts in. The server skips a phase no stage of the chain acts in, and
+/// what it costs: a future per stage, and for `response` the copy of the request head kept
+/// for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Phases {
+    /// [`Stage::on_request`].
+    pub request: bool,
+    /// [`Stage::on_body`].
+    pub body: bool,
+    /// [`Stage::on_response`].
+    pub response: bool,
+}
+
+impl Phases {
+    /// Every phase: the default, right for any stage.
+    pub const ALL: Phases = Phases {
+        request: true,
+        body: true,
+        response: true,
+    };
+    /// `on_request` only (a token check, a rate limit).
+    pub const REQUEST: Phases = Phases {
+        request: true,
+        body: false,
+        response: false,
+    };
+    /// `on_body` only (a body validation).
+    pub const BODY: Phases = Phases {
+        request: false,
+        body: true,
+        response: false,
+    };
+}
+
+/// Whether any of `stages` acts on the answer (so the request head must be kept for it).
+pub fn any_on_response(stages: &[SharedStage]) -> bool {
+    stages.iter().any(|s| s.phases().response)
+}
+
 /// One component's part of the request path, built once per gateway. Every phase has a default
-/// that passes the request on, so a stage implements only the phases it acts in.
+/// that passes the request on, so a stage implements only the phases it acts in (and says which
+/// in [`Stage::phases`], so the others cost nothing).
 pub trait Stage: Send + Sync + fmt::Debug {
     /// Its namespace, for logs and metrics (`security/cors`).
     fn name(&self) -> &'static str;
+
+    /// The phases it implements. The default, every phase, is always right; a narrower answer
+    /// saves the others' cost, and must list every phase the stage implements.
+    fn phases(&self) -> Phases {
+        Phases::ALL
+    }
 
     /// Before the body is read: the place to refuse cheaply (a missing token, a rate limit).
     fn on_request<'a>(&'a self, head: &'a mut RequestHead<'_>) -> StageFuture<'a> {
@@ -290,7 +336,7 @@ fn collect(
 /// # Errors
 /// The refusal.
 pub async fn run_on_request(stages: &[SharedStage], head: &mut RequestHead<'_>) -> StageResult {
-    for stage in stages {
+    for stage in stages.iter().filter(|s| s.phases().request) {
         stage.on_request(head).await?;
     }
     Ok(())
@@ -305,7 +351,7 @@ pub async fn run_on_body(
     head: &RequestHead<'_>,
     body: &Bytes,
 ) -> StageResult {
-    for stage in stages {
+    for stage in stages.iter().filter(|s| s.phases().body) {
         stage.on_body(head, body).await?;
     }
     Ok(())
@@ -318,7 +364,7 @@ pub fn run_on_response(
     request: &ResponseContext<'_>,
     response: &mut http::response::Parts,
 ) {
-    for stage in stages.iter().rev() {
+    for stage in stages.iter().rev().filter(|s| s.phases().response) {
         stage.on_response(request, response);
     }
 }

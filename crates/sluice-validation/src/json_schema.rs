@@ -25,7 +25,7 @@ use serde_json::Value;
 use sluice_config::read::key_path;
 use sluice_config::{Component, Config, Diagnostic, Endpoint, Level};
 use sluice_stage::{
-    EarlyAnswer, RequestHead, SharedStage, Stage, StageFactory, StageFuture, decided,
+    EarlyAnswer, Phases, RequestHead, SharedStage, Stage, StageFactory, StageFuture, decided,
 };
 
 /// The namespace (alias `github.com/devopsfaith/krakend-jsonschema`, normalised by the parser).
@@ -143,6 +143,10 @@ impl SchemaStage {
 impl Stage for SchemaStage {
     fn name(&self) -> &'static str {
         NAMESPACE
+    }
+
+    fn phases(&self) -> Phases {
+        Phases::BODY
     }
 
     fn on_body<'a>(&'a self, _head: &'a RequestHead<'_>, body: &'a Bytes) -> StageFuture<'a> {
