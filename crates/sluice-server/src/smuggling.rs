@@ -126,6 +126,19 @@ impl Framing {
                 }
                 _ => {}
             }
+            // The rest of a header line past the name prefix only counts: skip to its end at
+            // memchr's speed (a long token or cookie is most of a request head).
+            if let State::Head { line_len, .. } = self.state
+                && line_len > NAME_PREFIX
+            {
+                let rest = &bytes[i..];
+                let skip = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+                self.head_bytes += skip;
+                i += skip;
+                if i == bytes.len() {
+                    break;
+                }
+            }
             let b = bytes[i];
             match self.state {
                 State::Head {
