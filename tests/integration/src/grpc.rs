@@ -258,6 +258,9 @@ struct State {
     pool: DescriptorPool,
     handler: Box<Handler>,
     calls: Mutex<Vec<GrpcCall>>,
+    /// Whether calls are kept for [`GrpcServer::calls`] (not by the bench backend: they would
+    /// pile up for the whole run).
+    record: bool,
 }
 
 /// A gRPC server in this process; the accept loop stops when it is dropped.
@@ -302,7 +305,21 @@ impl GrpcServer {
         F: Fn(GrpcCall) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = GrpcReply> + Send + 'static,
     {
-        Self::serve_with(listener, pool, handler, None)
+        Self::serve_with(listener, pool, handler, None, true)
+    }
+
+    /// [`GrpcServer::serve`] keeping no calls ([`GrpcServer::calls`] stays empty): for a
+    /// benchmark's backend, which answers millions.
+    pub fn serve_unrecorded<F, Fut>(
+        listener: TcpListener,
+        pool: DescriptorPool,
+        handler: F,
+    ) -> GrpcServer
+    where
+        F: Fn(GrpcCall) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = GrpcReply> + Send + 'static,
+    {
+        Self::serve_with(listener, pool, handler, None, false)
     }
 
     /// Serves `handler` over TLS (HTTP/2 by ALPN, as gRPC servers do) on `127.0.0.1:0`;
@@ -320,7 +337,7 @@ impl GrpcServer {
         Fut: Future<Output = GrpcReply> + Send + 'static,
     {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        Self::serve_with(listener, pool, handler, Some(acceptor))
+        Self::serve_with(listener, pool, handler, Some(acceptor), true)
     }
 
     fn serve_with<F, Fut>(
@@ -328,6 +345,7 @@ impl GrpcServer {
         pool: DescriptorPool,
         handler: F,
         tls: Option<tokio_rustls::TlsAcceptor>,
+        record: bool,
     ) -> GrpcServer
     where
         F: Fn(GrpcCall) -> Fut + Send + Sync + 'static,
@@ -338,6 +356,7 @@ impl GrpcServer {
             pool,
             handler: Box::new(move |call| Box::pin(handler(call))),
             calls: Mutex::new(Vec::new()),
+            record,
         });
         let accepting = Arc::clone(&state);
         let task = tokio::spawn(async move {
@@ -438,11 +457,13 @@ async fn answer(state: &State, request: http::Request<Incoming>) -> http::Respon
         request: message,
         version,
     };
-    state
-        .calls
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .push(call.clone());
+    if state.record {
+        state
+            .calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(call.clone());
+    }
     let reply = (state.handler)(call).await;
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;

@@ -44,7 +44,7 @@ fn main() {
                     "address": {"city": "New York", "zip": "10001", "street": "5th Avenue"},
                     "tags": ["a", "b", "c"], "score": 98.5}),
         );
-        let _server = GrpcServer::serve(listener, pool, move |_| {
+        let _server = GrpcServer::serve_unrecorded(listener, pool, move |_| {
             let user = user.clone();
             async move { GrpcReply::ok(user) }
         });
