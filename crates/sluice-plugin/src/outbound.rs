@@ -302,17 +302,25 @@ impl OutboundClient {
         // The URL's authority is the virtual host; a plugin's own `Host` never goes out.
         request.headers.remove(http::header::HOST);
         // A child of the plugin's span, whose context the called service receives.
+        // The name and attributes are written only for a sampled trace.
         let mut span = ctx.trace.as_ref().map(|parent| {
-            let origin = Origin::of_uri(&request.url).map_or_else(String::new, |o| o.to_string());
-            let mut span = parent.child(
-                format!("{} {origin}", request.method),
-                sluice_telemetry::SpanKind::Client,
-            );
+            let origin = parent
+                .context()
+                .sampled
+                .then(|| Origin::of_uri(&request.url).map_or_else(String::new, |o| o.to_string()));
+            let name = origin
+                .as_ref()
+                .map(|origin| format!("{} {origin}", request.method))
+                .unwrap_or_default();
+            let mut span = parent.child(name, sluice_telemetry::SpanKind::Client);
             if span.is_recording() {
                 span.set("url.full", request.url.to_string());
-                span.set("http.request.method", request.method.as_str());
-                span.set("server.address", origin);
-                span.set("sluice.plugin", self.plugin.as_ref());
+                span.set(
+                    "http.request.method",
+                    sluice_telemetry::AttrValue::method(&request.method),
+                );
+                span.set("server.address", origin.unwrap_or_default());
+                span.set("sluice.plugin", &self.plugin);
                 span.set("krakend.stage", "plugin-request");
             }
             span.as_parent().inject(&mut request.headers);

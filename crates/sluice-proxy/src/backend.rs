@@ -173,7 +173,7 @@ impl BackendStage {
             if span.is_recording() && self.telemetry.plugin_trace.is_none() {
                 span.set("url.full", built.url.to_string());
                 if let Some(host) = built.url.authority() {
-                    span.set("server.address", host.as_str());
+                    span.set("server.address", host.as_str().to_owned());
                 }
                 span.set("http.request.body.size", built.body.len() as i64);
             }

@@ -9,8 +9,9 @@ use std::time::Duration;
 use sluice_config::{BackendLayer, Config, Endpoint, ProxyLayer};
 use sluice_plugin::{BackendRequest, BackendResponse, ErrorKind, ExecError, Instant};
 use sluice_telemetry::{
-    BackendLabels, PluginMetrics, ReadMetrics, RoundTripEnd, RoundTripMetrics, RouteTelemetry,
-    Span, SpanKind, StageMetrics, StageOutcome, Telemetry, TraceParent,
+    BackendLabels, PluginMetrics, ReadMetrics, RoundTripEnd, RoundTripMetrics, RoundTripTarget,
+    RouteTelemetry, SharedAttributes, Span, SpanKind, StageMetrics, StageOutcome, Telemetry,
+    TraceParent, shared_attributes,
 };
 
 use crate::error::ProxyError;
@@ -43,22 +44,39 @@ pub(crate) struct BackendTelemetry {
     pub(crate) propagate: bool,
 }
 
-/// What a span of one stage is named and carries, fixed at build time.
+/// What a span of one stage is named and carries, fixed at build time and shared by every
+/// span of the stage (a recorded span holds references to them, an unsampled one nothing).
 #[derive(Debug)]
 pub(crate) struct StageTrace {
-    name: String,
+    name: Arc<str>,
     kind: SpanKind,
-    attributes: Vec<(String, String)>,
+    attributes: SharedAttributes,
     report_headers: bool,
     skip_headers: Vec<String>,
 }
 
 impl StageTrace {
+    fn new(
+        name: &str,
+        kind: SpanKind,
+        attributes: &[(String, String)],
+        report_headers: bool,
+        skip_headers: Vec<String>,
+    ) -> Self {
+        Self {
+            name: Arc::from(name),
+            kind,
+            attributes: shared_attributes(attributes),
+            report_headers,
+            skip_headers,
+        }
+    }
+
     /// Starts the stage's span under `parent`.
     pub(crate) fn start(&self, parent: &TraceParent, headers: Option<&http::HeaderMap>) -> Span {
-        let mut span = parent.child(self.name.clone(), self.kind);
+        let mut span = parent.child(&self.name, self.kind);
         if span.is_recording() {
-            span.set_all(&self.attributes);
+            span.set_shared(&self.attributes);
             if let Some(headers) = headers.filter(|_| self.report_headers) {
                 span.set_headers("request", headers, &self.skip_headers);
             }
@@ -119,13 +137,13 @@ impl EndpointTelemetry {
             ];
             attributes.extend(proxy.traces_static_attributes.iter().cloned());
             attributes.push(("krakend.stage".to_owned(), "proxy".to_owned()));
-            StageTrace {
-                name: route.clone(),
-                kind: SpanKind::Internal,
-                attributes,
-                report_headers: proxy.report_headers,
-                skip_headers: proxy.skip_headers.clone(),
-            }
+            StageTrace::new(
+                &route,
+                SpanKind::Internal,
+                &attributes,
+                proxy.report_headers,
+                proxy.skip_headers.clone(),
+            )
         });
         Self {
             server: telemetry.route(&route, &endpoint_attributes, &endpoint_trace_attributes),
@@ -192,36 +210,36 @@ impl BackendTelemetry {
         let stage_trace = (tracing && !t.disable_stage).then(|| {
             let mut attributes = trace_base();
             attributes.push(("krakend.stage".to_owned(), "backend".to_owned()));
-            StageTrace {
-                name: url_pattern.clone(),
-                kind: SpanKind::Internal,
-                attributes,
-                report_headers: t.report_headers,
-                skip_headers: t.skip_headers.clone(),
-            }
+            StageTrace::new(
+                &url_pattern,
+                SpanKind::Internal,
+                &attributes,
+                t.report_headers,
+                t.skip_headers.clone(),
+            )
         });
         let round_trip_trace = (tracing && t.round_trip && plugin.is_none()).then(|| {
             let mut attributes = trace_base();
             attributes.push(("krakend.stage".to_owned(), "backend-request".to_owned()));
-            StageTrace {
-                name: url_pattern.clone(),
-                kind: SpanKind::Client,
-                attributes,
-                report_headers: t.report_headers,
-                skip_headers: t.skip_headers.clone(),
-            }
+            StageTrace::new(
+                &url_pattern,
+                SpanKind::Client,
+                &attributes,
+                t.report_headers,
+                t.skip_headers.clone(),
+            )
         });
         let plugin_trace = plugin.filter(|_| tracing && !t.disable_stage).map(|p| {
             let mut attributes = trace_base();
             attributes.push(("sluice.plugin".to_owned(), p.name.clone()));
             attributes.push(("krakend.stage".to_owned(), "plugin".to_owned()));
-            StageTrace {
-                name: format!("plugin {}", p.name),
-                kind: SpanKind::Internal,
-                attributes,
-                report_headers: false,
-                skip_headers: Vec::new(),
-            }
+            StageTrace::new(
+                &format!("plugin {}", p.name),
+                SpanKind::Internal,
+                &attributes,
+                false,
+                Vec::new(),
+            )
         });
         let propagate = tracing
             && !telemetry
@@ -299,11 +317,11 @@ impl Drop for StageTimer<'_> {
 }
 
 /// Times one executor call (the round trip to the response head); dropped unfinished, it
-/// records a cancelled request.
+/// records a cancelled request. What the request is recorded under is read when it starts.
 #[derive(Debug)]
 pub(crate) struct RoundTripTimer<'a> {
     started: Option<Instant>,
-    metrics: Option<(&'a RoundTripMetrics, http::Uri, http::Method, u64)>,
+    metrics: Option<(&'a RoundTripMetrics, RoundTripTarget, u64)>,
 }
 
 pub(crate) type ExecResult =
@@ -318,8 +336,7 @@ impl<'a> RoundTripTimer<'a> {
         let metrics = metrics.map(|m| {
             (
                 m,
-                request.url.clone(),
-                request.method.clone(),
+                m.target(&request.url, &request.method),
                 request.body.len() as u64,
             )
         });
@@ -334,7 +351,7 @@ impl<'a> RoundTripTimer<'a> {
     }
 
     pub(crate) fn finish(mut self, result: &ExecResult) {
-        let Some((m, uri, method, size)) = self.metrics.take() else {
+        let Some((m, target, size)) = self.metrics.take() else {
             return;
         };
         let end = match result {
@@ -350,15 +367,15 @@ impl<'a> RoundTripTimer<'a> {
                     .and_then(|v| v.parse().ok()),
             },
         };
-        m.record(&uri, &method, size, self.elapsed(), end);
+        m.record_target(target, size, self.elapsed(), end);
     }
 }
 
 impl Drop for RoundTripTimer<'_> {
     fn drop(&mut self) {
-        if let Some((m, uri, method, size)) = self.metrics.take() {
+        if let Some((m, target, size)) = self.metrics.take() {
             let elapsed = self.elapsed();
-            m.record(&uri, &method, size, elapsed, RoundTripEnd::Canceled);
+            m.record_target(target, size, elapsed, RoundTripEnd::Canceled);
         }
     }
 }

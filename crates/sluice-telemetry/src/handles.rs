@@ -299,6 +299,18 @@ pub enum RoundTripEnd {
     Canceled,
 }
 
+/// What a round trip is recorded under, read from its request when it starts (so the timer
+/// keeps three numbers, not a copy of the URL and the method).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoundTripTarget {
+    /// Index of the host among the backend's (its count for another host).
+    host: u32,
+    /// [`method_index`] of the method.
+    method: u32,
+    /// A `HEAD` request (its answer has no body to measure).
+    head: bool,
+}
+
 /// The `http.client.*` metrics of one backend's requests (krakend-otel's round trip).
 #[derive(Debug)]
 pub struct RoundTripMetrics {
@@ -326,6 +338,11 @@ impl RoundTripMetrics {
         elapsed: Duration,
         end: RoundTripEnd,
     ) {
+        self.record_target(self.target(uri, method), request_size, elapsed, end);
+    }
+
+    /// What a request to `uri` with `method` is recorded under.
+    pub fn target(&self, uri: &http::Uri, method: &http::Method) -> RoundTripTarget {
         let host = uri.host().unwrap_or("");
         let port = uri
             .port_u16()
@@ -341,12 +358,28 @@ impl RoundTripMetrics {
             .iter()
             .position(|(h, p)| *p == port && h.eq_ignore_ascii_case(host))
             .unwrap_or(self.hosts.len());
+        RoundTripTarget {
+            host: host_index.min(255) as u32,
+            method: method_index(method.as_str()),
+            head: *method == http::Method::HEAD,
+        }
+    }
+
+    /// Records one round trip to `target` (see [`RoundTripMetrics::target`]).
+    pub fn record_target(
+        &self,
+        target: RoundTripTarget,
+        request_size: u64,
+        elapsed: Duration,
+        end: RoundTripEnd,
+    ) {
         let status = match end {
             RoundTripEnd::Answered { status, .. } => status,
             _ => 0,
         };
-        let method_index = method_index(method.as_str());
-        let key = u32::from(status) | (host_index.min(255) as u32) << 16 | method_index << 24;
+        let host_index = target.host as usize;
+        let method_index = target.method;
+        let key = u32::from(status) | target.host << 16 | method_index << 24;
         self.slots.with(
             key,
             || {
@@ -368,7 +401,7 @@ impl RoundTripMetrics {
                 s.add(rt::REQUEST_SIZE, request_size);
                 match end {
                     RoundTripEnd::Answered { content_length, .. } => {
-                        if *method != http::Method::HEAD {
+                        if !target.head {
                             match content_length {
                                 Some(n) => s.histograms[1].observe(n),
                                 None => s.add(rt::NO_CONTENT_LENGTH, 1),

@@ -27,10 +27,12 @@ use std::time::Duration;
 pub use crate::exposition::prom_name;
 pub use handles::{
     OutboundMetrics, PLUGIN_OUTCOMES, PluginMetrics, ReadMetrics, RoundTripEnd, RoundTripMetrics,
-    ServerMetrics, StageMetrics, StageOutcome,
+    RoundTripTarget, ServerMetrics, StageMetrics, StageOutcome,
 };
 pub use request::{REQUEST_ID_HEADER, RequestContext, RequestScope, RouteTelemetry};
-pub use trace::{Span, SpanKind, Status, TraceParent};
+pub use trace::{
+    AttrValue, SharedAttributes, Span, SpanKind, Status, Text, TraceParent, shared_attributes,
+};
 
 use crate::exposition::Resource;
 use crate::handles::Groups;
@@ -152,6 +154,8 @@ struct Inner {
     collectors: Mutex<Vec<Arc<dyn Collector>>>,
     /// Some exporter takes spans.
     tracer: Option<Arc<trace::Tracer>>,
+    /// `layers.global.traces_static_attributes`, shared by every request span.
+    global_trace_attributes: trace::SharedAttributes,
     /// When the metrics started (OTLP cumulative start time).
     started: u64,
 }
@@ -201,6 +205,9 @@ impl Telemetry {
                 },
                 collectors: Mutex::new(Vec::new()),
                 tracer,
+                global_trace_attributes: trace::shared_attributes(
+                    &settings.global.traces_static_attributes,
+                ),
                 started: std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0)),
@@ -217,6 +224,11 @@ impl Telemetry {
     /// The tracer, when some exporter takes spans.
     pub fn tracer(&self) -> Option<&Arc<trace::Tracer>> {
         self.inner.as_deref().and_then(|i| i.tracer.as_ref())
+    }
+
+    /// The global layer's static span attributes, when telemetry is on.
+    pub(crate) fn global_trace_attributes(&self) -> Option<&trace::SharedAttributes> {
+        self.inner.as_deref().map(|i| &i.global_trace_attributes)
     }
 
     /// Whether any metric is recorded.
@@ -292,8 +304,8 @@ impl Telemetry {
         }
         Some(Arc::new(RouteTelemetry {
             metrics: self.server_metrics(Some(route), metrics_attributes),
-            route: route.to_owned(),
-            trace_attributes: trace_attributes.clone(),
+            route: Arc::from(route),
+            trace_attributes: trace::shared_attributes(trace_attributes),
         }))
     }
 
@@ -511,7 +523,7 @@ impl Telemetry {
                 loop {
                     ticker.tick().await;
                     if let Some(message) = telemetry.otlp_metrics() {
-                        c.send(false, message).await;
+                        c.send(false, message.into()).await;
                     }
                 }
             }));

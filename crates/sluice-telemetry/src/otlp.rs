@@ -87,16 +87,39 @@ impl Pb {
         }
     }
 
+    /// A nested message, written in place: one byte is kept for its length (enough below 128
+    /// bytes, most key-values), and the body is moved up only when the length needs more. No
+    /// buffer per message, the bytes are the same as encoding it apart (minimal varints).
     fn message(&mut self, field: u32, build: impl FnOnce(&mut Pb)) {
-        let mut inner = Pb::default();
-        build(&mut inner);
-        self.bytes(field, &inner.0);
+        self.key(field, 2);
+        let at = self.0.len();
+        self.0.push(0);
+        build(self);
+        let len = self.0.len() - at - 1;
+        if len < 0x80 {
+            self.0[at] = len as u8;
+            return;
+        }
+        let mut prefix = [0u8; 10];
+        let mut n = 0;
+        let mut v = len as u64;
+        while v >= 0x80 {
+            prefix[n] = (v as u8) | 0x80;
+            v >>= 7;
+            n += 1;
+        }
+        prefix[n] = v as u8;
+        n += 1;
+        let end = self.0.len();
+        self.0.resize(end + n - 1, 0);
+        self.0.copy_within(at + 1..end, at + n);
+        self.0[at..at + n].copy_from_slice(&prefix[..n]);
     }
 }
 
 fn any_value(pb: &mut Pb, value: &AttrValue) {
     match value {
-        AttrValue::Str(s) => pb.bytes(1, s.as_bytes()),
+        AttrValue::Str(s) => pb.bytes(1, s.as_str().as_bytes()),
         AttrValue::Bool(b) => pb.boolean(2, *b),
         AttrValue::Int(i) => pb.int64(3, *i),
         AttrValue::Float(f) => pb.double(4, *f),
@@ -115,10 +138,18 @@ fn key_value(pb: &mut Pb, field: u32, key: &str, value: &AttrValue) {
     });
 }
 
+/// A `KeyValue` with a string value.
+fn key_text(pb: &mut Pb, field: u32, key: &str, value: &str) {
+    pb.message(field, |kv| {
+        kv.string(1, key);
+        kv.message(2, |v| v.bytes(1, value.as_bytes()));
+    });
+}
+
 fn resource(pb: &mut Pb, attributes: &[(String, String)]) {
     pb.message(1, |r| {
         for (k, v) in attributes {
-            key_value(r, 1, k, &AttrValue::Str(v.clone()));
+            key_text(r, 1, k, v);
         }
     });
 }
@@ -128,8 +159,12 @@ fn scope(pb: &mut Pb) {
 }
 
 /// `ExportTraceServiceRequest` with `spans`.
-pub(crate) fn encode_spans(resource_attrs: &[(String, String)], spans: &[SpanData]) -> Vec<u8> {
-    let mut pb = Pb::default();
+pub(crate) fn encode_spans(
+    resource_attrs: &[(String, String)],
+    spans: &[Box<SpanData>],
+) -> Vec<u8> {
+    // About what a request's span takes, so the buffer rarely grows while it is written.
+    let mut pb = Pb(Vec::with_capacity(256 + spans.len() * 512));
     pb.message(1, |rs| {
         resource(rs, resource_attrs);
         rs.message(2, |ss| {
@@ -141,11 +176,11 @@ pub(crate) fn encode_spans(resource_attrs: &[(String, String)], spans: &[SpanDat
                     if let Some(parent) = &span.parent {
                         s.bytes(4, parent);
                     }
-                    s.string(5, &span.name);
+                    s.string(5, span.name.as_str());
                     s.uint(6, span.kind as u64);
                     s.fixed64(7, span.start);
                     s.fixed64(8, span.end);
-                    for (k, v) in &span.attributes {
+                    for (k, v) in span.attributes() {
                         key_value(s, 9, k, v);
                     }
                     match &span.status {
@@ -196,7 +231,7 @@ pub(crate) fn encode_metrics(
                         m.string(3, unit);
                         let attrs = |p: &mut Pb, field: u32, labels: &[(String, String)]| {
                             for (k, v) in labels {
-                                key_value(p, field, k, &AttrValue::Str(v.clone()));
+                                key_text(p, field, k, v);
                             }
                         };
                         match def.kind {
@@ -258,7 +293,7 @@ pub(crate) fn encode_metrics(
                         for (labels, value) in &family.samples {
                             p.message(1, |dp| {
                                 for (k, v) in labels {
-                                    key_value(dp, 7, k, &AttrValue::Str(v.clone()));
+                                    key_text(dp, 7, k, v);
                                 }
                                 dp.fixed64(2, start);
                                 dp.fixed64(3, now);
@@ -322,7 +357,7 @@ impl Collector {
     }
 
     /// Sends a trace or metrics export request; failures are logged (rate limited).
-    pub(crate) async fn send(&self, traces: bool, message: Vec<u8>) {
+    pub(crate) async fn send(&self, traces: bool, message: Bytes) {
         if let Err(e) = tokio::time::timeout(SEND_TIMEOUT, self.try_send(traces, message))
             .await
             .unwrap_or_else(|_| Err("timed out".to_owned()))
@@ -340,7 +375,7 @@ impl Collector {
         }
     }
 
-    async fn try_send(&self, traces: bool, message: Vec<u8>) -> Result<(), String> {
+    async fn try_send(&self, traces: bool, message: Bytes) -> Result<(), String> {
         let authority = format!("{}:{}", self.settings.host, self.settings.port);
         let (path, content_type, body, client) = if self.settings.use_http {
             let path = if traces { "/v1/traces" } else { "/v1/metrics" };
@@ -355,11 +390,11 @@ impl Collector {
             framed.push(0);
             framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
             framed.extend_from_slice(&message);
-            (path, "application/grpc", framed, &self.h2)
+            (path, "application/grpc", Bytes::from(framed), &self.h2)
         };
         let mut request = http::Request::post(format!("http://{authority}{path}"))
             .header(http::header::CONTENT_TYPE, content_type)
-            .body(Full::new(Bytes::from(body)))
+            .body(Full::new(body))
             .map_err(|e| e.to_string())?;
         if !self.settings.use_http {
             request
@@ -422,7 +457,8 @@ pub(crate) async fn flush(
         if batch.is_empty() {
             return;
         }
-        let message = encode_spans(resource, &batch);
+        let message = Bytes::from(encode_spans(resource, &batch));
+        drop(batch);
         for c in collectors.iter().filter(|c| c.traces()) {
             c.send(true, message.clone()).await;
         }
@@ -441,5 +477,29 @@ mod tests {
         let mut pb = Pb::default();
         pb.string(1, "hi");
         assert_eq!(pb.0, [0x0a, 2, b'h', b'i']);
+    }
+
+    /// Messages written in place are what encoding them apart and copying them in gives.
+    #[test]
+    fn nested_messages_in_place() {
+        for len in [0usize, 1, 127, 128, 300, 16_383, 16_384, 70_000] {
+            let body: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut inner = Pb::default();
+            inner.bytes(3, &body);
+            let mut apart = Pb::default();
+            apart.uint(1, 7);
+            apart.bytes(2, &inner.0);
+            let mut outer = Pb::default();
+            outer.bytes(5, &apart.0);
+            outer.uint(6, 1);
+
+            let mut pb = Pb::default();
+            pb.message(5, |m| {
+                m.uint(1, 7);
+                m.message(2, |i| i.bytes(3, &body));
+            });
+            pb.uint(6, 1);
+            assert_eq!(pb.0, outer.0, "body of {len} bytes");
+        }
     }
 }

@@ -6,8 +6,10 @@ use std::time::Instant;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
-use crate::trace::{Span, SpanKind, Status, TRACEPARENT, TraceParent, TraceRoot};
-use crate::{Attributes, ServerMetrics, Telemetry};
+use crate::trace::{
+    AttrValue, SharedAttributes, Span, SpanKind, Status, TRACEPARENT, TraceParent, TraceRoot,
+};
+use crate::{ServerMetrics, Telemetry};
 
 /// The request id header: read from the client when it sends a usable one, generated
 /// otherwise, written on every access log line and sent to every backend.
@@ -36,12 +38,12 @@ impl RequestContext {
 }
 
 /// An endpoint's global layer: its metrics, its route as spans name it, its static span
-/// attributes.
+/// attributes (both shared by every request span of the route).
 #[derive(Debug)]
 pub struct RouteTelemetry {
     pub(crate) metrics: Option<Arc<ServerMetrics>>,
-    pub(crate) route: String,
-    pub(crate) trace_attributes: Attributes,
+    pub(crate) route: Arc<str>,
+    pub(crate) trace_attributes: SharedAttributes,
 }
 
 /// One request's telemetry, from its head to its answer.
@@ -94,14 +96,14 @@ impl RequestScope {
                 } else {
                     let mut span = root.span(path, SpanKind::Server);
                     if span.is_recording() {
-                        span.set("url.full", uri.to_string());
+                        span.set("url.full", url_full(uri));
                         if let Some(host) = headers
                             .get(http::header::HOST)
                             .and_then(|h| h.to_str().ok())
                         {
-                            span.set("server.address", host);
+                            span.set("server.address", host.to_owned());
                         }
-                        span.set("http.request.method", method.as_str());
+                        span.set("http.request.method", AttrValue::method(method));
                         if let Some(len) = headers
                             .get(http::header::CONTENT_LENGTH)
                             .and_then(|v| v.to_str().ok())
@@ -113,13 +115,15 @@ impl RequestScope {
                             .get(http::header::USER_AGENT)
                             .and_then(|h| h.to_str().ok())
                         {
-                            span.set("user_agent.original", ua);
+                            span.set("user_agent.original", ua.to_owned());
                         }
                         if let Some(peer) = peer {
-                            span.set("client.address", peer.to_string());
+                            span.set("client.address", ip_text(peer));
                         }
                         span.set("krakend.stage", "global");
-                        span.set_all(&global.traces_static_attributes);
+                        if let Some(statics) = telemetry.global_trace_attributes() {
+                            span.set_shared(statics);
+                        }
                         if global.report_headers {
                             span.set_headers("request", headers, &global.skip_headers);
                         }
@@ -202,8 +206,8 @@ impl RequestScope {
             && span.is_recording()
         {
             let route = match &self.route {
-                Some(r) => r.route.clone(),
-                None => crate::handles::status_route(status),
+                Some(r) => AttrValue::from(&r.route),
+                None => AttrValue::from(crate::handles::status_route(status)),
             };
             span.set("http.route", route);
             span.set("http.response.status_code", i64::from(status));
@@ -212,7 +216,7 @@ impl RequestScope {
                 i64::try_from(size).unwrap_or(i64::MAX),
             );
             if let Some(r) = &self.route {
-                span.set_all(&r.trace_attributes);
+                span.set_shared(&r.trace_attributes);
             }
             if let Some(global) = telemetry.settings().map(|s| &s.global)
                 && global.report_headers
@@ -224,9 +228,42 @@ impl RequestScope {
     }
 }
 
-/// A random (version 4) UUID.
+/// `url.full` of the request span: the request target as the client sent it. The usual
+/// origin form (`/path?query`) is copied as is, without `Display`'s formatting machinery.
+fn url_full(uri: &Uri) -> String {
+    match uri.path_and_query() {
+        Some(pq) if uri.scheme().is_none() && uri.authority().is_none() => pq.as_str().to_owned(),
+        _ => uri.to_string(),
+    }
+}
+
+/// An address as text: IPv4 (nearly every client) written by hand, without `Display`'s
+/// formatting machinery.
+fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut s = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if octet >= 100 {
+            s.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            s.push(char::from(b'0' + octet / 10 % 10));
+        }
+        s.push(char::from(b'0' + octet % 10));
+    }
+    s
+}
+
+/// A random (version 4) UUID. Its bytes are shared by the header's clones (the context, the
+/// backend requests) rather than copied or re-allocated on the first clone.
 fn new_request_id() -> HeaderValue {
-    let mut bytes: [u8; 16] = rand::random();
+    // One 128-bit draw (an array of bytes would be drawn byte by byte).
+    let mut bytes = rand::random::<u128>().to_be_bytes();
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -241,12 +278,32 @@ fn new_request_id() -> HeaderValue {
         text[j + 1] = HEX[usize::from(b & 0x0f)];
         j += 2;
     }
-    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text))
+        .unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn texts() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.100.255",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let parsed: IpAddr = ip.parse().unwrap_or(IpAddr::from([1, 1, 1, 1]));
+            assert_eq!(ip_text(parsed), parsed.to_string());
+            assert_eq!(ip_text(parsed), ip);
+        }
+        for uri in ["/a?b=c", "/", "http://h:8080/p?q", "*"] {
+            let parsed: Uri = uri.parse().unwrap_or_default();
+            assert_eq!(url_full(&parsed), parsed.to_string());
+        }
+    }
 
     #[test]
     fn request_ids() {

@@ -6,13 +6,20 @@
 //!
 //! Ended spans wait in a bounded queue (spans past it are dropped and counted) for the OTLP
 //! exporter task ([`crate::otlp`]).
+//!
+//! Cost per request: an unsampled span is ids only (no allocation, no reference to the
+//! tracer); a recorded one allocates its data and the few attribute values only the request
+//! knows. Names and attributes fixed when the gateway is built (a stage's, the config's static
+//! ones) are shared ([`SharedAttributes`], [`Text::Shared`]), attribute keys are constants.
 
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 /// The W3C trace context header.
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -56,15 +63,16 @@ impl SpanContext {
         })
     }
 
-    /// The `traceparent` header of this context.
+    /// The `traceparent` header of this context (written on the stack, one copy into the
+    /// header value).
     pub fn traceparent(&self) -> HeaderValue {
-        let mut s = String::with_capacity(55);
-        s.push_str("00-");
-        push_hex(&mut s, &self.trace_id);
-        s.push('-');
-        push_hex(&mut s, &self.span_id);
-        s.push_str(if self.sampled { "-01" } else { "-00" });
-        HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("00"))
+        let mut text = [0u8; 55];
+        text[..3].copy_from_slice(b"00-");
+        write_hex(&mut text[3..35], &self.trace_id);
+        text[35] = b'-';
+        write_hex(&mut text[36..52], &self.span_id);
+        text[52..].copy_from_slice(if self.sampled { b"-01" } else { b"-00" });
+        HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("00"))
     }
 
     /// The trace id in hex.
@@ -90,28 +98,56 @@ fn hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 fn push_hex(s: &mut String, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     for b in bytes {
         s.push(HEX[usize::from(b >> 4)] as char);
         s.push(HEX[usize::from(b & 0x0f)] as char);
     }
 }
 
+/// Writes `bytes` in lower-case hex into `out` (twice as long).
+fn write_hex(out: &mut [u8], bytes: &[u8]) {
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0x0f)];
+    }
+}
+
+thread_local! {
+    /// The id generator's state, seeded once per thread from the OS-seeded `rand` generator.
+    static ID_STATE: Cell<u64> = Cell::new(rand::random());
+}
+
+/// 64 random bits for trace and span ids: splitmix64 over a per-thread counter. Ids need to be
+/// unique and well spread (sampling reads the trace id), not unpredictable; a request makes
+/// three to five of them, so the cryptographic generator behind `rand::random` is not worth
+/// its cost here (request ids, UUIDs, still use it).
+fn next_id() -> u64 {
+    ID_STATE.with(|state| {
+        let mut z = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        state.set(z);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    })
+}
+
 fn new_span_id() -> [u8; 8] {
     loop {
-        let id: [u8; 8] = rand::random();
-        if id != [0; 8] {
-            return id;
+        let id = next_id();
+        if id != 0 {
+            return id.to_be_bytes();
         }
     }
 }
 
 fn new_trace_id() -> [u8; 16] {
     loop {
-        let id: [u8; 16] = rand::random();
-        if id != [0; 16] {
-            return id;
+        let id = u128::from(next_id()) << 64 | u128::from(next_id());
+        if id != 0 {
+            return id.to_be_bytes();
         }
     }
 }
@@ -133,11 +169,76 @@ pub enum SpanKind {
     Client = 3,
 }
 
+/// Text a span carries: a constant, shared with the gateway's build-time state, or the
+/// request's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Text {
+    /// A constant.
+    Static(&'static str),
+    /// Fixed when the gateway was built (a route, a stage's name).
+    Shared(Arc<str>),
+    /// Made for this request.
+    Owned(String),
+}
+
+impl Text {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Text::Static(s) => s,
+            Text::Shared(s) => s,
+            Text::Owned(s) => s,
+        }
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Self {
+        Text::Owned(s.to_owned())
+    }
+}
+impl From<String> for Text {
+    fn from(s: String) -> Self {
+        Text::Owned(s)
+    }
+}
+impl From<&Arc<str>> for Text {
+    fn from(s: &Arc<str>) -> Self {
+        Text::Shared(Arc::clone(s))
+    }
+}
+
+/// An attribute's key: a constant, or (reported headers) made for the request.
+pub type Key = Cow<'static, str>;
+
+/// Attributes fixed when the gateway is built, shared by every span that carries them.
+pub type SharedAttributes = Arc<[(Key, AttrValue)]>;
+
+/// Shares `attributes` (from the config).
+pub fn shared_attributes(attributes: &[(String, String)]) -> SharedAttributes {
+    attributes
+        .iter()
+        .map(|(k, v)| {
+            (
+                Key::Owned(k.clone()),
+                AttrValue::Str(Text::Owned(v.clone())),
+            )
+        })
+        .collect()
+}
+
+/// A span's attributes in the order they were set: one, or a shared list.
+#[derive(Debug, Clone)]
+pub(crate) enum Attr {
+    One(Key, AttrValue),
+    Shared(SharedAttributes),
+}
+
 /// An attribute value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttrValue {
     /// Text.
-    Str(String),
+    Str(Text),
     /// A boolean.
     Bool(bool),
     /// An integer.
@@ -148,14 +249,43 @@ pub enum AttrValue {
     Strs(Vec<String>),
 }
 
-impl From<&str> for AttrValue {
-    fn from(s: &str) -> Self {
-        AttrValue::Str(s.to_owned())
+impl AttrValue {
+    /// A method: the standard ones are constants.
+    pub fn method(method: &Method) -> Self {
+        const STANDARD: [Method; 9] = [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::HEAD,
+            Method::OPTIONS,
+            Method::PATCH,
+            Method::CONNECT,
+            Method::TRACE,
+        ];
+        const NAMES: [&str; 9] = [
+            "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+        ];
+        match STANDARD.iter().position(|m| m == method) {
+            Some(i) => AttrValue::from(NAMES[i]),
+            None => AttrValue::from(method.as_str().to_owned()),
+        }
+    }
+}
+
+impl From<&'static str> for AttrValue {
+    fn from(s: &'static str) -> Self {
+        AttrValue::Str(Text::Static(s))
     }
 }
 impl From<String> for AttrValue {
     fn from(s: String) -> Self {
-        AttrValue::Str(s)
+        AttrValue::Str(Text::Owned(s))
+    }
+}
+impl From<&Arc<str>> for AttrValue {
+    fn from(s: &Arc<str>) -> Self {
+        AttrValue::Str(Text::Shared(Arc::clone(s)))
     }
 }
 impl From<bool> for AttrValue {
@@ -194,23 +324,36 @@ pub struct SpanData {
     /// Its parent span, if any.
     pub parent: Option<[u8; 8]>,
     /// Its name.
-    pub name: String,
+    pub name: Text,
     /// Its kind.
     pub kind: SpanKind,
     /// Start, Unix nanoseconds.
     pub start: u64,
     /// End, Unix nanoseconds.
     pub end: u64,
-    /// Attributes.
-    pub attributes: Vec<(String, AttrValue)>,
+    /// Attributes, in the order they were set.
+    pub(crate) attributes: Vec<Attr>,
     /// Status.
     pub status: Status,
+}
+
+impl SpanData {
+    /// Its attributes, in the order they were set.
+    pub fn attributes(&self) -> impl Iterator<Item = (&str, &AttrValue)> {
+        self.attributes.iter().flat_map(|a| {
+            let (one, shared) = match a {
+                Attr::One(k, v) => (Some((k.as_ref(), v)), None),
+                Attr::Shared(list) => (None, Some(list.iter().map(|(k, v)| (k.as_ref(), v)))),
+            };
+            one.into_iter().chain(shared.into_iter().flatten())
+        })
+    }
 }
 
 /// Where ended spans wait for export, and how new traces are sampled.
 #[derive(Debug)]
 pub struct Tracer {
-    queue: Mutex<VecDeque<SpanData>>,
+    queue: Mutex<VecDeque<Box<SpanData>>>,
     dropped: AtomicU64,
     /// Woken when a batch is ready.
     pub(crate) ready: tokio::sync::Notify,
@@ -240,7 +383,7 @@ impl Tracer {
         u64::from_be_bytes(first) < self.threshold
     }
 
-    fn push(&self, span: SpanData) {
+    fn push(&self, span: Box<SpanData>) {
         let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         if queue.len() >= QUEUE_CAPACITY {
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -253,7 +396,11 @@ impl Tracer {
     }
 
     /// Up to `max` ended spans, oldest first.
-    pub(crate) fn drain(&self, max: usize) -> Vec<SpanData> {
+    #[expect(
+        clippy::vec_box,
+        reason = "the spans as they ended, boxed: unboxing them would copy each"
+    )]
+    pub(crate) fn drain(&self, max: usize) -> Vec<Box<SpanData>> {
         let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         let n = queue.len().min(max);
         queue.drain(..n).collect()
@@ -265,10 +412,11 @@ impl Tracer {
     }
 }
 
-/// A context spans can be started under: the tracer and the parent.
+/// A context spans can be started under: the parent, and the tracer when the trace is sampled
+/// (an unsampled trace never reaches the tracer, so its spans hold no reference to it).
 #[derive(Debug, Clone)]
 pub struct TraceParent {
-    tracer: Arc<Tracer>,
+    tracer: Option<Arc<Tracer>>,
     context: SpanContext,
 }
 
@@ -276,7 +424,11 @@ impl TraceParent {
     /// The root of a request: the client's context (when `incoming` is given and valid) or a
     /// new trace, sampled as the tracer says.
     pub fn root(tracer: &Arc<Tracer>, incoming: Option<&HeaderValue>) -> Self {
-        let context = match incoming.and_then(SpanContext::from_traceparent) {
+        Self::root_of(tracer, incoming.and_then(SpanContext::from_traceparent))
+    }
+
+    fn root_of(tracer: &Arc<Tracer>, incoming: Option<SpanContext>) -> Self {
+        let context = match incoming {
             Some(parent) => parent,
             None => {
                 let trace_id = new_trace_id();
@@ -290,7 +442,7 @@ impl TraceParent {
             }
         };
         Self {
-            tracer: Arc::clone(tracer),
+            tracer: context.sampled.then(|| Arc::clone(tracer)),
             context,
         }
     }
@@ -305,34 +457,33 @@ impl TraceParent {
         self.context
     }
 
-    /// A child span (recording only when the trace is sampled).
-    pub fn child(&self, name: impl Into<String>, kind: SpanKind) -> Span {
-        self.start(name, kind, false)
+    /// A child span (recording only when the trace is sampled). `name` is converted only then.
+    pub fn child(&self, name: impl Into<Text>, kind: SpanKind) -> Span {
+        self.start(name, kind, false, 8)
     }
 
-    fn start(&self, name: impl Into<String>, kind: SpanKind, root: bool) -> Span {
+    fn start(&self, name: impl Into<Text>, kind: SpanKind, root: bool, capacity: usize) -> Span {
         let context = SpanContext {
             trace_id: self.context.trace_id,
             span_id: new_span_id(),
             sampled: self.context.sampled,
         };
-        let data = self.context.sampled.then(|| {
-            Box::new(SpanData {
-                context,
-                parent: self.is_remote(root),
-                name: name.into(),
-                kind,
-                start: now_nanos(),
-                end: 0,
-                attributes: Vec::new(),
-                status: Status::Unset,
-            })
+        let recorded = self.tracer.as_ref().map(|tracer| {
+            (
+                Arc::clone(tracer),
+                Box::new(SpanData {
+                    context,
+                    parent: self.is_remote(root),
+                    name: name.into(),
+                    kind,
+                    start: now_nanos(),
+                    end: 0,
+                    attributes: Vec::with_capacity(capacity),
+                    status: Status::Unset,
+                }),
+            )
         });
-        Span {
-            tracer: Arc::clone(&self.tracer),
-            context,
-            data,
-        }
+        Span { context, recorded }
     }
 
     /// Puts this context in `headers` as `traceparent`.
@@ -352,16 +503,16 @@ pub struct TraceRoot {
 impl TraceRoot {
     /// See [`TraceParent::root`].
     pub fn new(tracer: &Arc<Tracer>, incoming: Option<&HeaderValue>) -> Self {
-        let remote = incoming.and_then(SpanContext::from_traceparent).is_some();
+        let incoming = incoming.and_then(SpanContext::from_traceparent);
         Self {
-            parent: TraceParent::root(tracer, incoming),
-            remote,
+            remote: incoming.is_some(),
+            parent: TraceParent::root_of(tracer, incoming),
         }
     }
 
-    /// The request's span.
-    pub fn span(&self, name: impl Into<String>, kind: SpanKind) -> Span {
-        self.parent.start(name, kind, !self.remote)
+    /// The request's span (room for the attributes a request span gets).
+    pub fn span(&self, name: impl Into<Text>, kind: SpanKind) -> Span {
+        self.parent.start(name, kind, !self.remote, 16)
     }
 
     /// The context, for a request whose request span is off.
@@ -373,15 +524,15 @@ impl TraceRoot {
 /// A span being recorded (or, unsampled, only carrying ids). Ends when dropped.
 #[derive(Debug)]
 pub struct Span {
-    tracer: Arc<Tracer>,
     context: SpanContext,
-    data: Option<Box<SpanData>>,
+    /// Where it goes when it ends, and what it records; `None` when the trace is unsampled.
+    recorded: Option<(Arc<Tracer>, Box<SpanData>)>,
 }
 
 impl Span {
     /// Whether anything is recorded (attributes are skipped otherwise: build them only then).
     pub fn is_recording(&self) -> bool {
-        self.data.is_some()
+        self.recorded.is_some()
     }
 
     /// Its context.
@@ -392,30 +543,36 @@ impl Span {
     /// A parent for its children.
     pub fn as_parent(&self) -> TraceParent {
         TraceParent {
-            tracer: Arc::clone(&self.tracer),
+            tracer: self.recorded.as_ref().map(|(t, _)| Arc::clone(t)),
             context: self.context,
         }
     }
 
+    fn data(&mut self) -> Option<&mut SpanData> {
+        self.recorded.as_mut().map(|(_, data)| &mut **data)
+    }
+
     /// Sets an attribute.
-    pub fn set(&mut self, key: &str, value: impl Into<AttrValue>) {
-        if let Some(data) = &mut self.data {
-            data.attributes.push((key.to_owned(), value.into()));
+    pub fn set(&mut self, key: &'static str, value: impl Into<AttrValue>) {
+        if let Some(data) = self.data() {
+            data.attributes
+                .push(Attr::One(Key::Borrowed(key), value.into()));
         }
     }
 
-    /// Sets every attribute of `attributes`.
-    pub fn set_all(&mut self, attributes: &[(String, String)]) {
-        if let Some(data) = &mut self.data {
-            for (k, v) in attributes {
-                data.attributes.push((k.clone(), AttrValue::Str(v.clone())));
-            }
+    /// Sets every attribute of `attributes` (shared, not copied).
+    pub fn set_shared(&mut self, attributes: &SharedAttributes) {
+        if attributes.is_empty() {
+            return;
+        }
+        if let Some(data) = self.data() {
+            data.attributes.push(Attr::Shared(Arc::clone(attributes)));
         }
     }
 
     /// Adds `http.<direction>.header.<name>` attributes, except the skipped headers.
     pub fn set_headers(&mut self, direction: &str, headers: &HeaderMap, skip: &[String]) {
-        let Some(data) = &mut self.data else {
+        let Some(data) = self.data() else {
             return;
         };
         for name in headers.keys() {
@@ -427,8 +584,8 @@ impl Span {
                 .iter()
                 .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
                 .collect();
-            data.attributes.push((
-                format!("http.{direction}.header.{}", name.as_str()),
+            data.attributes.push(Attr::One(
+                Key::Owned(format!("http.{direction}.header.{}", name.as_str())),
                 AttrValue::Strs(values),
             ));
         }
@@ -436,7 +593,7 @@ impl Span {
 
     /// Sets the status.
     pub fn set_status(&mut self, status: Status) {
-        if let Some(data) = &mut self.data {
+        if let Some(data) = self.data() {
             data.status = status;
         }
     }
@@ -447,9 +604,9 @@ impl Span {
 
 impl Drop for Span {
     fn drop(&mut self) {
-        if let Some(mut data) = self.data.take() {
+        if let Some((tracer, mut data)) = self.recorded.take() {
             data.end = now_nanos();
-            self.tracer.push(*data);
+            tracer.push(data);
         }
     }
 }
