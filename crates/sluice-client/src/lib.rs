@@ -52,6 +52,39 @@ struct Connector {
     https_limit: Duration,
 }
 
+impl Connector {
+    /// How every client of Sluice connects: the dialer's timeouts and keep-alive, no Nagle,
+    /// TLS as `tls` says with ALPN offering HTTP/2 (and HTTP/1.1 when `http1`).
+    fn new(
+        options: &TransportOptions,
+        tls: Option<&ClientTls>,
+        http1: bool,
+    ) -> Result<Self, TlsError> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        if !options.dialer_timeout.is_zero() {
+            http.set_connect_timeout(Some(options.dialer_timeout));
+        }
+        if !options.dialer_keep_alive.is_zero() {
+            http.set_keepalive(Some(options.dialer_keep_alive));
+        }
+        http.set_happy_eyeballs_timeout(Some(options.dialer_fallback_delay));
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls::client_config(tls)?)
+            .https_or_http();
+        let inner = if http1 {
+            builder.enable_http1().enable_http2().wrap_connector(http)
+        } else {
+            builder.enable_http2().wrap_connector(http)
+        };
+        Ok(Self {
+            inner,
+            https_limit: options.dialer_timeout + tls::BACKEND_HANDSHAKE_TIMEOUT,
+        })
+    }
+}
+
 type Stream = hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<tokio::net::TcpStream>>;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -107,25 +140,7 @@ impl DefaultClient {
     /// # Errors
     /// A certificate or key of `tls` that does not load, with its JSON path.
     pub fn new(options: &TransportOptions, tls: Option<&ClientTls>) -> Result<Self, TlsError> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        if !options.dialer_timeout.is_zero() {
-            http.set_connect_timeout(Some(options.dialer_timeout));
-        }
-        if !options.dialer_keep_alive.is_zero() {
-            http.set_keepalive(Some(options.dialer_keep_alive));
-        }
-        http.set_happy_eyeballs_timeout(Some(options.dialer_fallback_delay));
-        let connector = Connector {
-            inner: hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(tls::client_config(tls)?)
-                .https_or_http()
-                .enable_http1()
-                .enable_http2()
-                .wrap_connector(http),
-            https_limit: options.dialer_timeout + tls::BACKEND_HANDSHAKE_TIMEOUT,
-        };
+        let connector = Connector::new(options, tls, true)?;
 
         let mut builder = Client::builder(TokioExecutor::new());
         builder.pool_timer(hyper_util::rt::TokioTimer::new());
@@ -299,24 +314,7 @@ impl Http2Client {
         idle_timeout: Duration,
         tls: Option<&ClientTls>,
     ) -> Result<Self, TlsError> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        if !options.dialer_timeout.is_zero() {
-            http.set_connect_timeout(Some(options.dialer_timeout));
-        }
-        if !options.dialer_keep_alive.is_zero() {
-            http.set_keepalive(Some(options.dialer_keep_alive));
-        }
-        http.set_happy_eyeballs_timeout(Some(options.dialer_fallback_delay));
-        let connector = Connector {
-            inner: hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(tls::client_config(tls)?)
-                .https_or_http()
-                .enable_http2()
-                .wrap_connector(http),
-            https_limit: options.dialer_timeout + tls::BACKEND_HANDSHAKE_TIMEOUT,
-        };
+        let connector = Connector::new(options, tls, false)?;
         let mut builder = Client::builder(TokioExecutor::new());
         builder
             .pool_timer(hyper_util::rt::TokioTimer::new())
