@@ -11,6 +11,7 @@
 //! Maps are `serde_json::Map`, which keeps keys sorted: JSON comes out with keys in the order Go's
 //! `json.Marshal` writes them.
 
+pub mod calendar;
 pub mod decode;
 mod feed;
 pub mod flatmap;

@@ -2,6 +2,8 @@
 //! `time.Parse` rules, and the result written as Go's `time.Time` marshals to JSON (RFC 3339 with
 //! nanoseconds, trailing zeros dropped).
 
+use crate::calendar::{civil_from_days, days_from_civil, days_in_month};
+
 /// A parsed date: the instant (seconds and nanoseconds since the Unix epoch) and the offset it is
 /// shown with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -838,44 +840,10 @@ fn parse<'v>(mut layout: &str, mut value: &'v str) -> Option<Parsed<'v>> {
     if p.day < 0 {
         p.day = 1;
     }
-    if p.day < 1 || p.day > days_in(p.month, p.year) {
+    if p.day < 1 || p.day > days_in_month(p.year, p.month) {
         return None;
     }
     Some(p)
-}
-
-fn days_in(month: i64, year: i64) -> i64 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a count of days since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
