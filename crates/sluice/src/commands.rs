@@ -280,6 +280,7 @@ pub(crate) fn run(
     }
     source.telemetry = telemetry.clone();
     source.collector = collector;
+    source.started_telemetry = (config.opentelemetry.clone(), config.logging.clone());
     runtime.block_on(async move {
         // Before the listener opens: a stop signal from then on drains the gateway.
         let signals = crate::reload::Signals::register();

@@ -152,6 +152,7 @@ fn main() -> ExitCode {
                 debug,
                 telemetry: sluice_telemetry::Telemetry::disabled(),
                 collector: None,
+                started_telemetry: (None, None),
             };
             // Logging starts once the config is read (its `telemetry/logging`).
             let filter = if debug { Some("debug") } else { log.as_deref() };

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sluice_config::{Config, LoadOptions};
+use sluice_config::{Config, LoadOptions, Logging, OpenTelemetry};
 use sluice_server::{Gateway, RunningGateway};
 use sluice_telemetry::{Collector, Family, Telemetry};
 use tokio::sync::mpsc;
@@ -27,6 +27,9 @@ pub(crate) struct Source {
     pub(crate) telemetry: Telemetry,
     /// The plugin host's counters the telemetry reports now (a reload's new host replaces it).
     pub(crate) collector: Option<Arc<dyn Collector>>,
+    /// The service's `telemetry/opentelemetry` and `telemetry/logging` at start-up: they apply
+    /// to the process, so a reload that changes them is refused rather than half applied.
+    pub(crate) started_telemetry: (Option<OpenTelemetry>, Option<Logging>),
 }
 
 /// Reloads done and refused since start-up, and the config served: reported as metrics
@@ -82,6 +85,19 @@ impl Source {
     /// host's counters.
     pub(crate) fn build(&self) -> Result<Built, Vec<String>> {
         let config = self.config()?;
+        let (otel, logging) = &self.started_telemetry;
+        for (changed, namespace) in [
+            (config.opentelemetry != *otel, "telemetry/opentelemetry"),
+            (config.logging != *logging, "telemetry/logging"),
+        ] {
+            if changed {
+                return Err(vec![format!(
+                    "{}: extra_config[\"{namespace}\"]: changed since start-up; the telemetry and \
+                     logging settings apply to the process: restart Sluice to apply them",
+                    config.source.display()
+                )]);
+            }
+        }
         let plugins = crate::commands::registry(&config)?;
         let gateway = Gateway::build_with(
             &config,

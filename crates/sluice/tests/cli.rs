@@ -1161,11 +1161,23 @@ fn reloads_are_counted_on_the_prometheus_endpoint() {
     .unwrap();
     hangup(&child);
     wait_for_line(&lines, "reload refused");
+    // Telemetry settings apply to the process: a reload that changes them is refused, not
+    // half applied.
+    std::fs::write(
+        &path,
+        config("/d").replace(r#""name": "p""#, r#""name": "q""#),
+    )
+    .unwrap();
+    hangup(&child);
+    let changed = wait_for_line(&lines, "changed since start-up");
+    assert!(changed.contains("telemetry/opentelemetry"), "{changed}");
+    wait_for_line(&lines, "reload refused");
+    assert_eq!(served_digest(port).as_deref(), Some(second.as_str()));
 
     let after = scrape();
     for expected in [
         r#"sluice_config_reloads_total{result="ok"} 1"#.to_owned(),
-        r#"sluice_config_reloads_total{result="failed"} 1"#.to_owned(),
+        r#"sluice_config_reloads_total{result="failed"} 2"#.to_owned(),
         format!(r#"sluice_config_info{{digest="{second}"}} 1"#),
     ] {
         assert!(after.contains(&expected), "{expected}\n{after}");
