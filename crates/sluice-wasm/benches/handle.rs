@@ -3,7 +3,7 @@
 
 #![allow(missing_docs)]
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/host/common/mod.rs"]
 mod common;
 
 use std::time::Duration;

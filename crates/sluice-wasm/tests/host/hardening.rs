@@ -2,15 +2,13 @@
 //! nothing behind; one backend cannot starve another; the compiled cache is trusted only when
 //! private. Real components built from `plugins/`, real backends on 127.0.0.1.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant as StdInstant};
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use serde_json::json;
 use sluice_plugin::{ClientPlugin, ErrorKind, ErrorSource, SharedExecutor};
 use sluice_wasm::{WasmHost, WasmHostOptions};

@@ -1,10 +1,8 @@
 //! The example plugins, end to end: real components on a real host against a real backend.
 
-mod common;
-
 use std::time::{Duration, Instant as StdInstant};
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use sluice_config::PluginFolder;
 use sluice_plugin::{ErrorKind, ErrorSource};

@@ -1,11 +1,9 @@
 //! The `log` import becomes a tracing event with target `sluice::plugin` and the plugin's name.
 
-mod common;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 #[derive(Clone, Default)]
@@ -28,8 +26,10 @@ impl Write for Captured {
 async fn plugin_log_lines_are_tracing_events() {
     let captured = Captured::default();
     let writer = captured.clone();
+    // The subscriber is the whole test binary's: only the plugin's target is kept, so the
+    // other tests' events (wasmtime, cranelift) are neither captured nor slowed down.
     tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
+        .with_env_filter("sluice::plugin=debug")
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .init();
