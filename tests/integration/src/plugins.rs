@@ -103,33 +103,49 @@ pub fn wasm_host() -> &'static WasmHost {
 /// If a file of the folder does not load, or two plugins share a name.
 pub fn registry() -> Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY
-        .get_or_init(|| {
-            let folder = PluginFolder {
-                folder: dist().to_path_buf(),
-                pattern: ".wasm".to_owned(),
-                sha256: Default::default(),
-            };
-            let (plugins, errors) = wasm_host().load_folder(&folder);
-            assert!(
-                errors.is_empty(),
-                "plugins in {} did not load: {errors:?}",
-                folder.folder.display()
-            );
-            let mut registry = Registry::new();
-            for (name, plugin) in plugins {
-                registry
-                    .register(name, plugin)
-                    .unwrap_or_else(|e| panic!("{e}"));
-            }
-            sluice_builtin_plugins::register_all(&mut registry).unwrap_or_else(|e| panic!("{e}"));
-            for name in EXAMPLE_PLUGINS.iter().chain(NATIVE_PLUGINS.iter()) {
-                assert!(
-                    registry.get(name).is_some(),
-                    "{name} is missing from {registry:?}"
-                );
-            }
-            registry
-        })
-        .clone()
+    REGISTRY.get_or_init(|| load_registry(wasm_host())).clone()
+}
+
+/// A wasm host and registry of their own, for a test that reads the host's counters: the
+/// shared [`registry`] counts every test's calls (the tests share one process).
+///
+/// # Panics
+/// As [`registry`].
+pub fn own_registry() -> (Registry, WasmHost) {
+    let options = WasmHostOptions {
+        pool_instances: 20,
+        cache_dir: Some(std::env::temp_dir().join("sluice-integration-wasm-cache")),
+        ..WasmHostOptions::default()
+    };
+    let host =
+        WasmHost::new(options).unwrap_or_else(|e| panic!("the wasm host does not start: {e}"));
+    (load_registry(&host), host)
+}
+
+fn load_registry(host: &WasmHost) -> Registry {
+    let folder = PluginFolder {
+        folder: dist().to_path_buf(),
+        pattern: ".wasm".to_owned(),
+        sha256: Default::default(),
+    };
+    let (plugins, errors) = host.load_folder(&folder);
+    assert!(
+        errors.is_empty(),
+        "plugins in {} did not load: {errors:?}",
+        folder.folder.display()
+    );
+    let mut registry = Registry::new();
+    for (name, plugin) in plugins {
+        registry
+            .register(name, plugin)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    sluice_builtin_plugins::register_all(&mut registry).unwrap_or_else(|e| panic!("{e}"));
+    for name in EXAMPLE_PLUGINS.iter().chain(NATIVE_PLUGINS.iter()) {
+        assert!(
+            registry.get(name).is_some(),
+            "{name} is missing from {registry:?}"
+        );
+    }
+    registry
 }

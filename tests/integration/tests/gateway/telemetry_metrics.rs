@@ -11,7 +11,6 @@ use prometheus_parse::{Sample, Scrape, Value as PromValue};
 use serde_json::{Value, json};
 use sluice_integration::backend::{Backend, Received, Reply};
 use sluice_integration::config::{backend, endpoint};
-use sluice_integration::plugins::registry;
 use sluice_integration::*;
 
 fn free_port() -> u16 {
@@ -143,8 +142,10 @@ async fn prometheus_exposes_krakend_otel_metrics() {
         "exporters": {"prometheus": [{"name": "local", "port": port, "listen_ip": "127.0.0.1", "process_metrics": true}]},
         "layers": {"global": {"metrics_static_attributes": [{"key": "env", "value": "test"}]}}
     });
-    let gw = try_start_gateway_with(config, registry(), |t| {
-        t.register_collector(sluice_integration::plugins::wasm_host().collector());
+    // A host of its own: its counters see only this test's calls.
+    let (registry, host) = sluice_integration::plugins::own_registry();
+    let gw = try_start_gateway_with(config, registry, |t| {
+        t.register_collector(host.collector());
     })
     .await
     .unwrap();
