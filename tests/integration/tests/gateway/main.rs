@@ -9,6 +9,7 @@ mod circuit_breaker;
 mod compression;
 mod config_applied;
 mod config_model;
+mod chains;
 mod cors;
 mod encodings;
 mod errors_partials;
