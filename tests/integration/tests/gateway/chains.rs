@@ -273,6 +273,54 @@ async fn chain_ends_with_a_compiled_in_handle_mode_plugin() {
     assert_eq!(resp.header("x-origin-secret"), None);
 }
 
+/// Compiled-in plugins offering hooks stand before the last one too: `native/hmac-signer` signs,
+/// then `tag-a` and `header-rewrite` (hooks around the client) run; `native/static-answer`
+/// short-circuits a chain ending in a handle-mode component.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compiled_in_hooks_stand_before_the_last_plugin() {
+    let real = origin().await;
+    let mut settings = settings();
+    settings["native/static-answer"] = json!({"body": {"native": true}});
+    settings["client-example"] = json!({"path": "/never"});
+    let gw = gateway(service(json!([
+        no_op_endpoint(
+            "/signed/{id}",
+            chain_backend(
+                &real.url(),
+                "/signed/{id}",
+                json!(["native/hmac-signer", "tag-a", "header-rewrite"]),
+                settings.clone()
+            )
+        ),
+        no_op_endpoint(
+            "/native-static",
+            chain_backend(
+                &real.url(),
+                "/signed/static",
+                json!(["tag-a", "native/static-answer", "client-example"]),
+                settings
+            )
+        )
+    ])))
+    .await;
+
+    let resp = get(&gw.url("/signed/9")).await;
+    assert_status(&resp, 200);
+    assert_eq!(resp.json(), json!({"verified": true, "reason": null}));
+    let got = real.last();
+    assert_eq!(got.header("x-key-id"), Some("gw-native"));
+    assert_eq!(got.header("x-a-saw-rw"), Some("no"), "tag-a before header-rewrite");
+    assert_eq!(got.header("x-rw"), Some("1"));
+    assert_eq!(resp.header("x-a-back-saw-rw"), Some("yes"), "header-rewrite answers first");
+    assert_eq!(real.count(), 1);
+
+    let resp = get(&gw.url("/native-static")).await;
+    assert_status(&resp, 200);
+    assert_eq!(resp.json(), json!({"native": true}));
+    assert_eq!(resp.header("x-back-trail"), Some("a"));
+    assert_eq!(real.count(), 1, "neither client-example nor the backend was called");
+}
+
 /// `static-answer` answers in its `on_request`: tag-b and the backend are never called, and the
 /// plugins before it still see the answer on its way back (innermost first).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
