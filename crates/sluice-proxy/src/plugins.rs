@@ -156,13 +156,13 @@ fn chain(site: &Site<'_>, plugin: &PluginRef, errors: &mut Vec<String>) -> Optio
             || plugin.chain.iter().any(|l| l.name == key)
             || factories.iter().any(|f| f.limit_keys().contains(&key))
     };
-    if let Some(key) = plugin.extra.keys().find(|k| !reads(k)) {
+    if let Some(key) = plugin.extra.keys().find(|k| !reads(k.as_str())) {
         let mut known = vec!["name", "allowed_hosts"];
         known.extend(plugin.chain.iter().map(|l| l.name.as_str()));
         for factory in &factories {
             for key in factory.limit_keys() {
                 if !known.contains(key) {
-                    known.push(key);
+                    known.push(*key);
                 }
             }
         }

@@ -143,13 +143,13 @@ async fn start_error(config: Value) -> String {
     }
 }
 
-/// The backend block: `name` as given, each plugin's settings under its name, `no-op` (so the
-/// client sees the answer's headers) and `X-Drop` forwarded.
+/// The backend block: `name` as given, and the settings of each plugin it names (from
+/// `settings`) under its name; `no-op`, so the client sees the answer's headers.
 fn chain_backend(host: &str, url_pattern: &str, names: Value, settings: Value) -> Value {
-    let mut block = json!({ "name": names });
-    if let Value::Object(map) = settings {
-        for (k, v) in map {
-            block[k] = v;
+    let mut block = json!({ "name": names.clone() });
+    for name in names.as_array().into_iter().flatten().filter_map(Value::as_str) {
+        if let Some(value) = settings.get(name) {
+            block[name] = value.clone();
         }
     }
     backend(
