@@ -7,8 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::model::{
     BackendHttpOptions, ClientTls, EndpointProxyOptions, FlatmapOp, GrpcCatalog, PluginLink,
-    PluginRef,
-    RouterOptions, SluiceServerOptions, StaticResponse, StaticStrategy,
+    PluginRef, RouterOptions, SluiceServerOptions, StaticResponse, StaticStrategy,
 };
 use crate::read::{Obj, Reader, index_path, is_comment_key, key_path, kind, quote};
 
@@ -462,7 +461,8 @@ pub(crate) fn backend_http_client(
 pub(crate) fn plugin_ref(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> Option<PluginRef> {
     let block = block?;
     let o = r.as_object(block.value, block.path.clone())?;
-    const EXPECTED: &str = "expected one plugin name as a string, or a list of plugin names (a chain)";
+    const EXPECTED: &str =
+        "expected one plugin name as a string, or a list of plugin names (a chain)";
     let single = |name: &String, extra: Map<String, Value>| PluginRef {
         name: name.clone(),
         extra,
@@ -475,10 +475,7 @@ pub(crate) fn plugin_ref(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> Optio
         Some(Value::Array(items)) => {
             let path = o.path_of("name");
             if items.is_empty() {
-                r.error(
-                    path,
-                    format!("an empty list names no plugin; {EXPECTED}"),
-                );
+                r.error(path, format!("an empty list names no plugin; {EXPECTED}"));
                 return None;
             }
             let mut chain: Vec<PluginLink> = Vec::with_capacity(items.len());

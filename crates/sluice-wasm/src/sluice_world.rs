@@ -445,7 +445,9 @@ impl Shared {
             )
             .await?;
         match answer {
-            Answer::Flow(Ok(RequestOrResponse::Request(r))) => Ok(Flow::Request(from_wit_request(r)?)),
+            Answer::Flow(Ok(RequestOrResponse::Request(r))) => {
+                Ok(Flow::Request(from_wit_request(r)?))
+            }
             Answer::Flow(Ok(RequestOrResponse::Response(r))) => {
                 to_backend_response(&self.backend, Ok(r)).map(Flow::Response)
             }

@@ -147,7 +147,12 @@ async fn start_error(config: Value) -> String {
 /// `settings`) under its name; `no-op`, so the client sees the answer's headers.
 fn chain_backend(host: &str, url_pattern: &str, names: Value, settings: Value) -> Value {
     let mut block = json!({ "name": names.clone() });
-    for name in names.as_array().into_iter().flatten().filter_map(Value::as_str) {
+    for name in names
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
         if let Some(value) = settings.get(name) {
             block[name] = value.clone();
         }
@@ -228,18 +233,38 @@ async fn chain_runs_requests_in_order_and_answers_in_reverse() {
     let got = real.last();
     assert_eq!(got.path, "/signed/7");
     assert_eq!(got.header("x-trail"), Some("a,b"), "tag-a then tag-b");
-    assert_eq!(got.header("x-a-saw-rw"), Some("no"), "tag-a ran before header-rewrite");
-    assert_eq!(got.header("x-b-saw-rw"), Some("yes"), "tag-b ran after header-rewrite");
+    assert_eq!(
+        got.header("x-a-saw-rw"),
+        Some("no"),
+        "tag-a ran before header-rewrite"
+    );
+    assert_eq!(
+        got.header("x-b-saw-rw"),
+        Some("yes"),
+        "tag-b ran after header-rewrite"
+    );
     assert_eq!(got.header("x-rw"), Some("1"));
     assert_eq!(got.header("x-drop"), None, "header-rewrite removed it");
     assert_eq!(got.header("x-key-id"), Some("gw-chain"));
     assert_eq!(real.count(), 1);
 
     assert_eq!(resp.header("x-back-trail"), Some("b,a"), "tag-b then tag-a");
-    assert_eq!(resp.header("x-b-back-saw-rw"), Some("no"), "tag-b ran before header-rewrite");
-    assert_eq!(resp.header("x-a-back-saw-rw"), Some("yes"), "tag-a ran after header-rewrite");
+    assert_eq!(
+        resp.header("x-b-back-saw-rw"),
+        Some("no"),
+        "tag-b ran before header-rewrite"
+    );
+    assert_eq!(
+        resp.header("x-a-back-saw-rw"),
+        Some("yes"),
+        "tag-a ran after header-rewrite"
+    );
     assert_eq!(resp.header("x-rw-back"), Some("1"));
-    assert_eq!(resp.header("x-origin-secret"), None, "header-rewrite removed it");
+    assert_eq!(
+        resp.header("x-origin-secret"),
+        None,
+        "header-rewrite removed it"
+    );
 }
 
 /// The last plugin may be in handle mode, a compiled-in one after components: `native/hmac-signer`
@@ -268,7 +293,11 @@ async fn chain_ends_with_a_compiled_in_handle_mode_plugin() {
     assert_eq!(got.header("x-a-saw-rw"), Some("yes"));
     assert_eq!(got.header("x-drop"), None);
     assert_eq!(resp.header("x-back-trail"), Some("a"));
-    assert_eq!(resp.header("x-a-back-saw-rw"), Some("no"), "tag-a answers first");
+    assert_eq!(
+        resp.header("x-a-back-saw-rw"),
+        Some("no"),
+        "tag-a answers first"
+    );
     assert_eq!(resp.header("x-rw-back"), Some("1"));
     assert_eq!(resp.header("x-origin-secret"), None);
 }
@@ -309,16 +338,28 @@ async fn compiled_in_hooks_stand_before_the_last_plugin() {
     assert_eq!(resp.json(), json!({"verified": true, "reason": null}));
     let got = real.last();
     assert_eq!(got.header("x-key-id"), Some("gw-native"));
-    assert_eq!(got.header("x-a-saw-rw"), Some("no"), "tag-a before header-rewrite");
+    assert_eq!(
+        got.header("x-a-saw-rw"),
+        Some("no"),
+        "tag-a before header-rewrite"
+    );
     assert_eq!(got.header("x-rw"), Some("1"));
-    assert_eq!(resp.header("x-a-back-saw-rw"), Some("yes"), "header-rewrite answers first");
+    assert_eq!(
+        resp.header("x-a-back-saw-rw"),
+        Some("yes"),
+        "header-rewrite answers first"
+    );
     assert_eq!(real.count(), 1);
 
     let resp = get(&gw.url("/native-static")).await;
     assert_status(&resp, 200);
     assert_eq!(resp.json(), json!({"native": true}));
     assert_eq!(resp.header("x-back-trail"), Some("a"));
-    assert_eq!(real.count(), 1, "neither client-example nor the backend was called");
+    assert_eq!(
+        real.count(),
+        1,
+        "neither client-example nor the backend was called"
+    );
 }
 
 /// `static-answer` answers in its `on_request`: tag-b and the backend are never called, and the
@@ -348,8 +389,16 @@ async fn on_request_answer_short_circuits_the_rest_of_the_chain() {
             "tag-b never ran; tag-a saw the answer"
         );
         assert_eq!(resp.header("x-b-back-saw-rw"), None);
-        assert_eq!(resp.header("x-rw-back"), Some("1"), "header-rewrite saw it too");
-        assert_eq!(resp.header("x-a-back-saw-rw"), Some("yes"), "after header-rewrite");
+        assert_eq!(
+            resp.header("x-rw-back"),
+            Some("1"),
+            "header-rewrite saw it too"
+        );
+        assert_eq!(
+            resp.header("x-a-back-saw-rw"),
+            Some("yes"),
+            "after header-rewrite"
+        );
     }
     assert_eq!(real.count(), 0, "the backend was not called");
 }
@@ -393,7 +442,11 @@ async fn faulty_plugin_in_a_chain_fails_only_that_request_and_is_named() {
         "names the plugin: {:?}",
         resp.text()
     );
-    assert_eq!(resp.header("x-back-trail"), None, "no on_response on an error");
+    assert_eq!(
+        resp.header("x-back-trail"),
+        None,
+        "no on_response on an error"
+    );
 
     let resp = get(&gw.url("/fault/fine")).await;
     assert_status(&resp, 200);
@@ -430,7 +483,12 @@ async fn chain_start_up_errors_name_the_item() {
         ),
         no_op_endpoint(
             "/unknown",
-            chain_backend(NOWHERE, "/x", json!(["header-rewrite", "nope"]), settings.clone())
+            chain_backend(
+                NOWHERE,
+                "/x",
+                json!(["header-rewrite", "nope"]),
+                settings.clone()
+            )
         )
     ]));
     parse_config(&config).expect("the config itself is valid");
@@ -450,7 +508,10 @@ async fn chain_start_up_errors_name_the_item() {
         ),
         "{error}"
     );
-    assert!(!error.contains("name[0]"), "header-rewrite is fine: {error}");
+    assert!(
+        !error.contains("name[0]"),
+        "header-rewrite is fine: {error}"
+    );
 
     // A limit key no plugin of the chain reads is refused; one that some plugin reads is not.
     let mut with_key = chain_backend(
@@ -474,7 +535,10 @@ async fn chain_start_up_errors_name_the_item() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chain_config_errors_name_the_path() {
     let config = service(json!([
-        no_op_endpoint("/empty", chain_backend(NOWHERE, "/x", json!([]), settings())),
+        no_op_endpoint(
+            "/empty",
+            chain_backend(NOWHERE, "/x", json!([]), settings())
+        ),
         no_op_endpoint(
             "/dup",
             chain_backend(

@@ -5,11 +5,11 @@
 //! `cargo test` need tens of gigabytes and link 28 times.
 #![allow(clippy::unwrap_used)]
 
+mod chains;
 mod circuit_breaker;
 mod compression;
 mod config_applied;
 mod config_model;
-mod chains;
 mod cors;
 mod encodings;
 mod errors_partials;
