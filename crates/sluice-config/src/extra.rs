@@ -483,6 +483,14 @@ pub(crate) fn plugin_ref(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> Optio
             for (i, item) in items.iter().enumerate() {
                 let name_path = index_path(&path, i);
                 match item {
+                    Value::String(name) if name == "limits" => {
+                        r.error(
+                            name_path,
+                            "a plugin of a chain cannot be named \"limits\": that key of the \
+                             block holds each plugin's own limits; rename the plugin's file",
+                        );
+                        ok = false;
+                    }
                     Value::String(name) if !name.is_empty() => {
                         if let Some(first) = chain.iter().find(|l| &l.name == name) {
                             r.error(
@@ -501,6 +509,8 @@ pub(crate) fn plugin_ref(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> Optio
                             name: name.clone(),
                             settings_path: key_path(&block.path, name),
                             name_path,
+                            limits: Map::new(),
+                            limits_path: key_path(&o.path_of("limits"), name),
                         });
                     }
                     other => {
@@ -516,6 +526,9 @@ pub(crate) fn plugin_ref(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> Optio
                 }
             }
             if !ok {
+                return None;
+            }
+            if !chain_limits(r, &o, &mut chain) {
                 return None;
             }
             let last = chain.last()?.name.clone();
@@ -542,6 +555,45 @@ pub(crate) fn plugin_ref(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> Optio
             None
         }
     }
+}
+
+/// A chain's `limits`: an object whose keys are plugins of the chain, each an object of its own
+/// limits (checked against what the plugin reads when it is built). `false` on a problem.
+fn chain_limits(r: &mut Reader<'_>, o: &Obj<'_>, chain: &mut [PluginLink]) -> bool {
+    let Some(value) = o.get("limits") else {
+        return true;
+    };
+    let Some(limits) = r.as_object(value, o.path_of("limits")) else {
+        return false;
+    };
+    let mut ok = true;
+    for (name, value) in limits.map {
+        let path = limits.path_of(name);
+        let Some(link) = chain.iter_mut().find(|l| &l.name == name) else {
+            r.error(
+                path,
+                format!(
+                    "{} is not a plugin of the chain; expected the name of one of them ({})",
+                    quote(name),
+                    chain
+                        .iter()
+                        .map(|l| l.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            ok = false;
+            continue;
+        };
+        match value {
+            Value::Object(own) => link.limits = own.clone(),
+            other => {
+                r.type_error(path, "an object of limits", other);
+                ok = false;
+            }
+        }
+    }
+    ok
 }
 
 /// `backend/grpc`: the compiled-in client plugin [`namespace::GRPC_PLUGIN`] with these settings

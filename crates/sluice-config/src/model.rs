@@ -614,6 +614,11 @@ pub struct PluginLink {
     pub name_path: String,
     /// JSON path of its settings (the object under its name).
     pub settings_path: String,
+    /// Its own limits: the object under its name in the block's `limits`, overriding the
+    /// limit keys beside `name` for this plugin only (empty without one).
+    pub limits: Map<String, Value>,
+    /// JSON path of those limits (`...["plugin/http-client"].limits["hmac-signer"]`).
+    pub limits_path: String,
 }
 
 impl Default for ServerOptions {

@@ -152,12 +152,12 @@ fn chain(site: &Site<'_>, plugin: &PluginRef, errors: &mut Vec<String>) -> Optio
         return None;
     }
     let reads = |key: &str| {
-        matches!(key, "name" | "allowed_hosts")
+        matches!(key, "name" | "allowed_hosts" | "limits")
             || plugin.chain.iter().any(|l| l.name == key)
             || factories.iter().any(|f| f.limit_keys().contains(&key))
     };
     if let Some(key) = plugin.extra.keys().find(|k| !reads(k.as_str())) {
-        let mut known = vec!["name", "allowed_hosts"];
+        let mut known = vec!["name", "allowed_hosts", "limits"];
         known.extend(plugin.chain.iter().map(|l| l.name.as_str()));
         for factory in &factories {
             for key in factory.limit_keys() {
@@ -179,13 +179,29 @@ fn chain(site: &Site<'_>, plugin: &PluginRef, errors: &mut Vec<String>) -> Optio
     let mut links = Vec::with_capacity(last);
     let mut last_executor = None;
     for (i, (link, factory)) in plugin.chain.iter().zip(&factories).enumerate() {
+        let own_limit = |key: &str| key == "allowed_hosts" || factory.limit_keys().contains(&key);
         let mut extra = Map::new();
         extra.insert("name".to_owned(), Value::String(link.name.clone()));
         for (key, value) in &plugin.extra {
-            if key == &link.name || key == "allowed_hosts" || factory.limit_keys().contains(&&**key)
-            {
+            if key == &link.name || own_limit(key) {
                 extra.insert(key.clone(), value.clone());
             }
+        }
+        // Its own `limits` override the shared ones.
+        if let Some(key) = link.limits.keys().find(|k| !own_limit(k.as_str())) {
+            let mut known = vec!["allowed_hosts"];
+            known.extend(factory.limit_keys());
+            errors.push(format!(
+                "{}: {}: not a limit plugin {:?} reads; expected one of {}",
+                site.file,
+                sluice_config::read::key_path(&link.limits_path, key),
+                link.name,
+                known.join(", ")
+            ));
+            continue;
+        }
+        for (key, value) in &link.limits {
+            extra.insert(key.clone(), value.clone());
         }
         let Some((executor, client)) = one(
             site,

@@ -530,6 +530,96 @@ async fn chain_start_up_errors_name_the_item() {
     );
 }
 
+/// Each plugin has its own limits under `limits.<name>`, overriding the shared keys for it
+/// only: an allow-list that leaves out the backend refuses the request that plugin passes on
+/// (before the next plugin or the backend sees it) and names it; a `memory_limit` too small
+/// for one component stops start-up naming that one; a key the plugin does not read is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_plugin_has_its_own_limits() {
+    let real = origin().await;
+    let elsewhere = ["http://127.0.0.1:1"];
+    let with_limits = |names: Value, limits: Value| {
+        let mut b = chain_backend(&real.url(), "/signed/1", names, settings());
+        b["extra_config"]["plugin/http-client"]["limits"] = limits;
+        b
+    };
+    let gw = gateway(service(json!([
+        no_op_endpoint(
+            "/first-refused",
+            with_limits(
+                json!(["header-rewrite", "tag-b", "hmac-signer"]),
+                json!({"header-rewrite": {"allowed_hosts": elsewhere}})
+            )
+        ),
+        no_op_endpoint(
+            "/last-refused",
+            with_limits(
+                json!(["header-rewrite", "hmac-signer"]),
+                json!({"hmac-signer": {"allowed_hosts": elsewhere, "timeout": "1s"}})
+            )
+        ),
+        no_op_endpoint(
+            "/fine",
+            with_limits(
+                json!(["header-rewrite", "hmac-signer"]),
+                json!({"hmac-signer": {"allowed_hosts": [real.url()], "max_instances": 1}})
+            )
+        )
+    ])))
+    .await;
+
+    let resp = get(&gw.url("/first-refused")).await;
+    assert_status(&resp, 500);
+    assert!(
+        resp.text().contains("plugin header-rewrite") && resp.text().contains("allowed_hosts"),
+        "{:?}",
+        resp.text()
+    );
+    let resp = get(&gw.url("/last-refused")).await;
+    assert_status(&resp, 500);
+    assert!(
+        resp.text().contains("plugin hmac-signer") && resp.text().contains("allowed_hosts"),
+        "{:?}",
+        resp.text()
+    );
+    assert_eq!(real.count(), 0, "nothing reached the backend");
+    let resp = get(&gw.url("/fine")).await;
+    assert_status(&resp, 200);
+    assert_eq!(resp.json(), json!({"verified": true, "reason": null}));
+    assert_eq!(real.count(), 1);
+
+    let error = start_error(service(json!([
+        no_op_endpoint(
+            "/small",
+            with_limits(
+                json!(["header-rewrite", "hmac-signer"]),
+                json!({"header-rewrite": {"memory_limit": 1024}})
+            )
+        ),
+        no_op_endpoint(
+            "/native",
+            with_limits(
+                json!(["tag-a", "hmac-signer"]),
+                json!({"tag-a": {"timeout": "1s"}})
+            )
+        )
+    ])))
+    .await;
+    assert!(
+        error.contains(
+            r#"endpoints[0].backend[0].extra_config["plugin/http-client"]: plugin "header-rewrite""#
+        ),
+        "{error}"
+    );
+    assert!(!error.contains(r#"plugin "hmac-signer""#), "{error}");
+    assert!(
+        error.contains(
+            r#"endpoints[1].backend[0].extra_config["plugin/http-client"].limits["tag-a"].timeout: not a limit plugin "tag-a" reads"#
+        ),
+        "{error}"
+    );
+}
+
 /// Config errors: an empty list, a duplicate, a non-string item, each naming its path, at
 /// parse time (so `sluice check` reports them too) and at start-up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
