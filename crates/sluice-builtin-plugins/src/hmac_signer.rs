@@ -7,7 +7,7 @@ use http::{HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 use sluice_plugin::{
     BackendRequest, BackendResponse, BoxFuture, CallContext, ClientPlugin, ExecError, Executor,
-    PluginContext, SharedExecutor,
+    Flow, Hooks, PluginContext, SharedExecutor,
 };
 
 /// What is signed: `METHOD\npath?query\ntimestamp\nhex(sha256(body))`.
@@ -107,12 +107,9 @@ impl Default for HeaderNames {
     }
 }
 
-impl Executor for HmacSigner {
-    fn execute<'a>(
-        &'a self,
-        mut request: BackendRequest,
-        ctx: &'a CallContext,
-    ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
+impl HmacSigner {
+    /// The request with its signature headers.
+    fn sign(&self, mut request: BackendRequest) -> BackendRequest {
         let timestamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -137,6 +134,40 @@ impl Executor for HmacSigner {
         if let Some(key_id) = &self.key_id {
             headers.insert(self.names.key_id.clone(), key_id.clone());
         }
-        self.next.execute(request, ctx)
+        request
+    }
+}
+
+impl Executor for HmacSigner {
+    fn execute<'a>(
+        &'a self,
+        request: BackendRequest,
+        ctx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
+        self.next.execute(self.sign(request), ctx)
+    }
+
+    /// Signing is an `on_request` hook, so it can stand before another plugin in a chain.
+    fn hooks(&self) -> Option<&dyn Hooks> {
+        Some(self)
+    }
+}
+
+impl Hooks for HmacSigner {
+    fn on_request<'a>(
+        &'a self,
+        request: BackendRequest,
+        _ctx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<Flow, ExecError>> {
+        let request = self.sign(request);
+        Box::pin(async move { Ok(Flow::Request(request)) })
+    }
+
+    fn on_response<'a>(
+        &'a self,
+        response: BackendResponse,
+        _ctx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
+        Box::pin(async move { Ok(response) })
     }
 }

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use sluice_plugin::{
     BackendRequest, BackendResponse, BoxFuture, CallContext, ClientPlugin, ExecError, Executor,
-    PluginContext, SharedExecutor, full,
+    Flow, Hooks, PluginContext, SharedExecutor, full,
 };
 
 #[derive(Debug)]
@@ -69,15 +69,47 @@ struct StaticAnswer {
     body: Bytes,
 }
 
+impl StaticAnswer {
+    fn answer(&self) -> BackendResponse {
+        let mut response = BackendResponse::new(full(self.body.clone()));
+        *response.status_mut() = self.status;
+        *response.headers_mut() = self.headers.clone();
+        response
+    }
+}
+
 impl Executor for StaticAnswer {
     fn execute<'a>(
         &'a self,
         _request: BackendRequest,
         _ctx: &'a CallContext,
     ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
-        let mut response = BackendResponse::new(full(self.body.clone()));
-        *response.status_mut() = self.status;
-        *response.headers_mut() = self.headers.clone();
+        let response = self.answer();
+        Box::pin(async move { Ok(response) })
+    }
+
+    /// Answering is an `on_request` hook (as the WebAssembly twin's), so it can stand before
+    /// another plugin in a chain, which it then short-circuits.
+    fn hooks(&self) -> Option<&dyn Hooks> {
+        Some(self)
+    }
+}
+
+impl Hooks for StaticAnswer {
+    fn on_request<'a>(
+        &'a self,
+        _request: BackendRequest,
+        _ctx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<Flow, ExecError>> {
+        let response = self.answer();
+        Box::pin(async move { Ok(Flow::Response(response)) })
+    }
+
+    fn on_response<'a>(
+        &'a self,
+        response: BackendResponse,
+        _ctx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
         Box::pin(async move { Ok(response) })
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::model::{
-    BackendHttpOptions, ClientTls, EndpointProxyOptions, FlatmapOp, GrpcCatalog, PluginRef,
-    RouterOptions, SluiceServerOptions, StaticResponse, StaticStrategy,
+    BackendHttpOptions, ClientTls, EndpointProxyOptions, FlatmapOp, GrpcCatalog, PluginLink,
+    PluginRef, RouterOptions, SluiceServerOptions, StaticResponse, StaticStrategy,
 };
 use crate::read::{Obj, Reader, index_path, is_comment_key, key_path, kind, quote};
 
@@ -456,18 +456,93 @@ pub(crate) fn backend_http_client(
     }
 }
 
-/// `plugin/http-client`: an object whose `name` is exactly one non-empty string.
+/// `plugin/http-client`: an object whose `name` is one non-empty string, or a list of them (a
+/// chain: each plugin once, its settings under its own name).
 pub(crate) fn plugin_ref(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> Option<PluginRef> {
     let block = block?;
     let o = r.as_object(block.value, block.path.clone())?;
-    const EXPECTED: &str = "expected one plugin name as a string";
+    const EXPECTED: &str =
+        "expected one plugin name as a string, or a list of plugin names (a chain)";
+    let single = |name: &String, extra: Map<String, Value>| PluginRef {
+        name: name.clone(),
+        extra,
+        json_path: block.path.clone(),
+        settings_path: key_path(&block.path, name),
+        chain: Vec::new(),
+    };
     match o.map.get("name") {
-        Some(Value::String(name)) if !name.is_empty() => Some(PluginRef {
-            name: name.clone(),
-            extra: o.map.clone(),
-            json_path: block.path.clone(),
-            settings_path: key_path(&block.path, name),
-        }),
+        Some(Value::String(name)) if !name.is_empty() => Some(single(name, o.map.clone())),
+        Some(Value::Array(items)) => {
+            let path = o.path_of("name");
+            if items.is_empty() {
+                r.error(path, format!("an empty list names no plugin; {EXPECTED}"));
+                return None;
+            }
+            let mut chain: Vec<PluginLink> = Vec::with_capacity(items.len());
+            let mut ok = true;
+            for (i, item) in items.iter().enumerate() {
+                let name_path = index_path(&path, i);
+                match item {
+                    Value::String(name) if name == "limits" => {
+                        r.error(
+                            name_path,
+                            "a plugin of a chain cannot be named \"limits\": that key of the \
+                             block holds each plugin's own limits; rename the plugin's file",
+                        );
+                        ok = false;
+                    }
+                    Value::String(name) if !name.is_empty() => {
+                        if let Some(first) = chain.iter().find(|l| &l.name == name) {
+                            r.error(
+                                name_path,
+                                format!(
+                                    "{} is already {}: a plugin appears once in a chain (its \
+                                     settings are the object under its name)",
+                                    quote(name),
+                                    first.name_path
+                                ),
+                            );
+                            ok = false;
+                            continue;
+                        }
+                        chain.push(PluginLink {
+                            name: name.clone(),
+                            settings_path: key_path(&block.path, name),
+                            name_path,
+                            limits: Map::new(),
+                            limits_path: key_path(&o.path_of("limits"), name),
+                        });
+                    }
+                    other => {
+                        r.error(
+                            name_path,
+                            format!(
+                                "expected a plugin name (a non-empty string), found {}",
+                                kind(other)
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            if !ok {
+                return None;
+            }
+            if !chain_limits(r, &o, &mut chain) {
+                return None;
+            }
+            let last = chain.last()?.name.clone();
+            if chain.len() == 1 {
+                // A list of one is the plain name.
+                let mut extra = o.map.clone();
+                extra.insert("name".to_owned(), Value::String(last.clone()));
+                return Some(single(&last, extra));
+            }
+            Some(PluginRef {
+                chain,
+                ..single(&last, o.map.clone())
+            })
+        }
         Some(other) => {
             r.error(
                 o.path_of("name"),
@@ -480,6 +555,45 @@ pub(crate) fn plugin_ref(r: &mut Reader<'_>, block: Option<&Block<'_>>) -> Optio
             None
         }
     }
+}
+
+/// A chain's `limits`: an object whose keys are plugins of the chain, each an object of its own
+/// limits (checked against what the plugin reads when it is built). `false` on a problem.
+fn chain_limits(r: &mut Reader<'_>, o: &Obj<'_>, chain: &mut [PluginLink]) -> bool {
+    let Some(value) = o.get("limits") else {
+        return true;
+    };
+    let Some(limits) = r.as_object(value, o.path_of("limits")) else {
+        return false;
+    };
+    let mut ok = true;
+    for (name, value) in limits.map {
+        let path = limits.path_of(name);
+        let Some(link) = chain.iter_mut().find(|l| &l.name == name) else {
+            r.error(
+                path,
+                format!(
+                    "{} is not a plugin of the chain; expected the name of one of them ({})",
+                    quote(name),
+                    chain
+                        .iter()
+                        .map(|l| l.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            ok = false;
+            continue;
+        };
+        match value {
+            Value::Object(own) => link.limits = own.clone(),
+            other => {
+                r.type_error(path, "an object of limits", other);
+                ok = false;
+            }
+        }
+    }
+    ok
 }
 
 /// `backend/grpc`: the compiled-in client plugin [`namespace::GRPC_PLUGIN`] with these settings
@@ -525,6 +639,7 @@ pub(crate) fn backend_grpc(
         extra,
         json_path: block.path.clone(),
         settings_path: block.path.clone(),
+        chain: Vec::new(),
     };
     (Some(plugin), client_tls)
 }

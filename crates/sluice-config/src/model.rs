@@ -590,7 +590,8 @@ pub struct GrpcCatalog {
 /// `grpc`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PluginRef {
-    /// `name`: exactly one string.
+    /// `name`: the plugin; for a chain (`name` a list of two or more), the last one, which
+    /// answers the call (the others are in [`PluginRef::chain`]).
     pub name: String,
     /// The whole object (with `name`), as given to the plugin factory.
     pub extra: Map<String, Value>,
@@ -599,6 +600,25 @@ pub struct PluginRef {
     /// JSON path of the plugin's settings (the object under its name; for `backend/grpc`, the
     /// block itself), for messages.
     pub settings_path: String,
+    /// `name` as a list of two or more plugins: every one of them in order, the last included
+    /// (it is also [`PluginRef::name`]). Empty when `name` is one string (or a list of one).
+    pub chain: Vec<PluginLink>,
+}
+
+/// One plugin of a chain (`"name": ["auth-headers", "hmac-signer", "static-answer"]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginLink {
+    /// The plugin's name.
+    pub name: String,
+    /// JSON path of its item in `name` (`...["plugin/http-client"].name[1]`), for messages.
+    pub name_path: String,
+    /// JSON path of its settings (the object under its name).
+    pub settings_path: String,
+    /// Its own limits: the object under its name in the block's `limits`, overriding the
+    /// limit keys beside `name` for this plugin only (empty without one).
+    pub limits: Map<String, Value>,
+    /// JSON path of those limits (`...["plugin/http-client"].limits["hmac-signer"]`).
+    pub limits_path: String,
 }
 
 impl Default for ServerOptions {

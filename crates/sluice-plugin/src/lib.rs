@@ -7,6 +7,7 @@
 //! [`Registry`]. Compiled-in Rust plugins and WebAssembly components register the same way.
 
 mod body;
+mod chain;
 mod coding;
 mod error;
 mod outbound;
@@ -17,6 +18,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use body::{Body, BoxError, CollectError, DeadlinePassed, collect, empty, full, with_deadline};
+pub use chain::{Chain, ChainLink, Flow, Hooks, not_hooks_message};
 pub use coding::{ContentCoding, decode_content, gunzip};
 pub use error::{ErrorKind, ErrorSource, ExecError};
 pub use outbound::{AllowedHosts, Origin, OutboundClient, error_outcome};
@@ -120,6 +122,14 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     /// a gRPC backend maps them into its input message.
     fn needs_route_params(&self) -> bool {
         false
+    }
+
+    /// The executor's hooks, when its plugin serves in hooks mode (`on_request` and/or
+    /// `on_response` around a call it does not make itself): what lets it stand before another
+    /// plugin in a chain ([`Chain`]). Asked once per chain call; `None` (the default) for an
+    /// executor that answers the call itself.
+    fn hooks(&self) -> Option<&dyn Hooks> {
+        None
     }
 }
 

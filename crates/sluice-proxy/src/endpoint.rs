@@ -10,7 +10,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use http::HeaderValue;
 use serde_json::{Map, Value};
 use sluice_config::{Backend, Config, Endpoint, OutputEncoding, StaticResponse};
-use sluice_plugin::{Instant, OutboundClient, PluginContext, Registry, SharedExecutor};
+use sluice_plugin::{Instant, Registry, SharedExecutor};
 use sluice_stage::{Components, SharedStage};
 use sluice_transform::flatmap::FlatmapFilter;
 use tokio::sync::Semaphore;
@@ -327,17 +327,6 @@ fn share(timeout: Duration, fraction: f64) -> Duration {
     timeout.mul_f64(fraction)
 }
 
-/// The first key of a `plugin/http-client` object that neither Sluice nor the plugin reads.
-fn unknown_sibling<'a>(
-    extra: &'a Map<String, Value>,
-    name: &str,
-    limit_keys: &[&str],
-) -> Option<&'a str> {
-    extra.keys().map(String::as_str).find(|key| {
-        !matches!(*key, "name" | "allowed_hosts") && *key != name && !limit_keys.contains(key)
-    })
-}
-
 fn combine(mut errors: Vec<ProxyError>) -> Option<ProxyError> {
     match errors.len() {
         0 => None,
@@ -431,83 +420,21 @@ pub fn build_pipelines_with(
             let default_client = clients.for_backend(backend);
             let executor = match &backend.plugin {
                 None => Arc::clone(default_client),
-                Some(plugin) => match registry.get(&plugin.name) {
-                    None => {
-                        let available: Vec<&str> = registry.names().collect();
-                        errors.push(format!(
-                            "{file}: {}.name: no client plugin is named {:?}; available: {}",
-                            plugin.json_path,
-                            plugin.name,
-                            if available.is_empty() {
-                                "none".to_owned()
-                            } else {
-                                available.join(", ")
-                            }
-                        ));
-                        continue;
+                Some(plugin) => {
+                    let site = crate::plugins::Site {
+                        file: &file,
+                        registry,
+                        telemetry,
+                        endpoint,
+                        backend,
+                        default_client,
+                        label: &label,
+                    };
+                    match crate::plugins::build(&site, plugin, &mut errors) {
+                        Some(executor) => executor,
+                        None => continue,
                     }
-                    Some(factory) => {
-                        if let Some(key) =
-                            unknown_sibling(&plugin.extra, &plugin.name, factory.limit_keys())
-                        {
-                            let mut known = vec!["name", plugin.name.as_str(), "allowed_hosts"];
-                            known.extend(factory.limit_keys());
-                            errors.push(format!(
-                                "{file}: {}.{key}: not a key plugin {:?} reads (it would be ignored); expected one of {}",
-                                plugin.json_path,
-                                plugin.name,
-                                known.join(", ")
-                            ));
-                            continue;
-                        }
-                        let client = match OutboundClient::for_backend(
-                            Arc::clone(default_client),
-                            &plugin.name,
-                            &plugin.extra,
-                            &backend.host,
-                        ) {
-                            Ok(client) => {
-                                Arc::new(client.with_metrics(crate::telemetry::outbound_metrics(
-                                    telemetry,
-                                    config,
-                                    endpoint,
-                                    backend,
-                                    &plugin.name,
-                                )))
-                            }
-                            Err(message) => {
-                                errors.push(format!("{file}: {}: {message}", plugin.json_path));
-                                continue;
-                            }
-                        };
-                        let ctx = PluginContext {
-                            extra: &plugin.extra,
-                            settings: plugin.extra.get(&plugin.name),
-                            backend_hosts: &backend.host,
-                            client,
-                            backend_label: &label,
-                            url_pattern: &backend.url_pattern,
-                            settings_path: &plugin.settings_path,
-                        };
-                        match factory.build_at(ctx) {
-                            Ok(executor) => executor,
-                            Err(problems) => {
-                                for problem in problems {
-                                    errors.push(match problem.path {
-                                        Some(path) => {
-                                            format!("{file}: {path}: {}", problem.message)
-                                        }
-                                        None => format!(
-                                            "{file}: {}: plugin {:?}: {}",
-                                            plugin.json_path, plugin.name, problem.message
-                                        ),
-                                    });
-                                }
-                                continue;
-                            }
-                        }
-                    }
-                },
+                }
             };
             let executor = match components.wrap_backend(config, endpoint, backend, executor) {
                 Ok(executor) => executor,

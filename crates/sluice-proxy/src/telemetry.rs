@@ -389,14 +389,15 @@ pub(crate) fn plugin_outcome(result: &ExecResult) -> usize {
     }
 }
 
-/// `sluice.plugin.outbound.*` of the plugin `backend` names: by the origins its
-/// `allowed_hosts` (or its own hosts) allow.
+/// `sluice.plugin.outbound.*` of the plugin `backend` names (or of one plugin of its chain):
+/// by the origins `extra` (that plugin's view of the `plugin/http-client` block) allows through
+/// `allowed_hosts` (or the backend's own hosts).
 pub(crate) fn outbound_metrics(
     telemetry: &Telemetry,
-    _config: &Config,
     endpoint: &Endpoint,
     backend: &sluice_config::Backend,
     plugin: &str,
+    extra: &serde_json::Map<String, serde_json::Value>,
 ) -> Option<Arc<sluice_telemetry::OutboundMetrics>> {
     let route = sluice_telemetry::endpoint_route(&endpoint.endpoint);
     if !telemetry.metrics_enabled() || skipped(telemetry, endpoint, &route) {
@@ -410,10 +411,31 @@ pub(crate) fn outbound_metrics(
         endpoint_route: &endpoint_route,
         endpoint_method: endpoint.method.as_str(),
     };
-    let extra = backend.plugin.as_ref().map(|p| &p.extra)?;
     let origins = match sluice_plugin::AllowedHosts::from_extra(extra, &backend.host).ok()? {
         sluice_plugin::AllowedHosts::Any => Vec::new(),
         sluice_plugin::AllowedHosts::Only(list) => list.iter().map(ToString::to_string).collect(),
     };
     telemetry.outbound_metrics(plugin, &labels, origins)
+}
+
+/// `sluice.plugin.calls` of a hooks-mode plugin of `backend`'s chain (one per hook call; the
+/// backend stage counts the whole call under the last plugin's name).
+pub(crate) fn chain_link_metrics(
+    telemetry: &Telemetry,
+    endpoint: &Endpoint,
+    backend: &sluice_config::Backend,
+    plugin: &str,
+) -> Option<Arc<PluginMetrics>> {
+    let route = sluice_telemetry::endpoint_route(&endpoint.endpoint);
+    if !telemetry.metrics_enabled() || skipped(telemetry, endpoint, &route) {
+        return None;
+    }
+    let url_pattern = sluice_telemetry::backend_route(&backend.url_pattern);
+    let labels = BackendLabels {
+        method: backend.method.as_str(),
+        url_pattern: &url_pattern,
+        endpoint_route: &route,
+        endpoint_method: endpoint.method.as_str(),
+    };
+    telemetry.plugin_metrics(plugin, &labels)
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sluice_plugin::{
     BackendRequest, BackendResponse, BoxFuture, CallContext, ErrorKind, ErrorSource, ExecError,
-    Executor, Instant, SharedExecutor,
+    Executor, Flow, Hooks, Instant, SharedExecutor,
 };
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
@@ -418,15 +418,89 @@ impl Shared {
         }
     }
 
+    /// The call's deadline, capped by the plugin's `timeout` from now.
+    fn deadline(&self, ctx: &CallContext) -> Instant {
+        match self.backend.limits.timeout {
+            Some(cap) => ctx.deadline.min(Instant::now() + cap),
+            None => ctx.deadline,
+        }
+    }
+
+    /// `on-request` alone, for a chain (the request passes through without the flag).
+    async fn hook_request(
+        &self,
+        request: BackendRequest,
+        ctx: &CallContext,
+    ) -> Result<Flow, ExecError> {
+        if !self.hooks.contains(HookSet::ON_REQUEST) {
+            return Ok(Flow::Request(request));
+        }
+        let deadline = self.deadline(ctx);
+        let answer = self
+            .call(
+                Call::OnRequest(to_wit_request(request)),
+                deadline,
+                ctx.max_body_bytes,
+                ctx.trace.as_ref(),
+            )
+            .await?;
+        match answer {
+            Answer::Flow(Ok(RequestOrResponse::Request(r))) => {
+                Ok(Flow::Request(from_wit_request(r)?))
+            }
+            Answer::Flow(Ok(RequestOrResponse::Response(r))) => {
+                to_backend_response(&self.backend, Ok(r)).map(Flow::Response)
+            }
+            Answer::Flow(Err(e)) => Err(wit_to_exec(&self.backend, e)),
+            Answer::Response(_) => Err(ExecError::new(
+                ErrorSource::Internal,
+                ErrorKind::Other,
+                "unexpected answer",
+            )),
+        }
+    }
+
+    /// `on-response` alone, for a chain (the answer passes through without the flag).
+    async fn hook_response(
+        &self,
+        response: BackendResponse,
+        ctx: &CallContext,
+    ) -> Result<BackendResponse, ExecError> {
+        if !self.hooks.contains(HookSet::ON_RESPONSE) {
+            return Ok(response);
+        }
+        let deadline = self.deadline(ctx);
+        let (parts, body) = response.into_parts();
+        let body = outbound::collect_body(body, deadline, ctx.max_body_bytes).await?;
+        let response = WitResponse {
+            status: parts.status.as_u16(),
+            headers: headers_to_wit(&parts.headers),
+            body: body.into(),
+        };
+        let Answer::Response(answer) = self
+            .call(
+                Call::OnResponse(response),
+                deadline,
+                ctx.max_body_bytes,
+                ctx.trace.as_ref(),
+            )
+            .await?
+        else {
+            return Err(ExecError::new(
+                ErrorSource::Internal,
+                ErrorKind::Other,
+                "unexpected answer",
+            ));
+        };
+        to_backend_response(&self.backend, answer)
+    }
+
     async fn run(
         &self,
         request: BackendRequest,
         ctx: &CallContext,
     ) -> Result<BackendResponse, ExecError> {
-        let deadline = match self.backend.limits.timeout {
-            Some(cap) => ctx.deadline.min(Instant::now() + cap),
-            None => ctx.deadline,
-        };
+        let deadline = self.deadline(ctx);
         let max_body = ctx.max_body_bytes;
         if self.hooks == HookSet::empty() {
             let Answer::Response(answer) = self
@@ -526,6 +600,43 @@ impl Executor for SluiceExecutor {
             let result = self.shared.run(request, ctx).await;
             if result.is_err() {
                 stats.bump(Counter::Errors);
+            }
+            result
+        })
+    }
+
+    fn hooks(&self) -> Option<&dyn Hooks> {
+        (self.shared.hooks != HookSet::empty()).then_some(self as &dyn Hooks)
+    }
+}
+
+/// In a chain, each hook is called on its own; a request counts once (at `on-request`).
+impl Hooks for SluiceExecutor {
+    fn on_request<'a>(
+        &'a self,
+        request: BackendRequest,
+        ctx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<Flow, ExecError>> {
+        Box::pin(async move {
+            let stats = &self.shared.backend.stats;
+            stats.bump(Counter::Requests);
+            let result = self.shared.hook_request(request, ctx).await;
+            if result.is_err() {
+                stats.bump(Counter::Errors);
+            }
+            result
+        })
+    }
+
+    fn on_response<'a>(
+        &'a self,
+        response: BackendResponse,
+        ctx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
+        Box::pin(async move {
+            let result = self.shared.hook_response(response, ctx).await;
+            if result.is_err() {
+                self.shared.backend.stats.bump(Counter::Errors);
             }
             result
         })

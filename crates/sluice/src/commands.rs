@@ -363,10 +363,19 @@ fn log_start_up(config: &Config, registry: &Registry) {
         "starting sluice"
     );
     for endpoint in &config.endpoints {
-        let plugins: Vec<&str> = endpoint
+        // A chain shows as its plugins in order: `auth-headers>hmac-signer>static-answer`.
+        let plugins: Vec<String> = endpoint
             .backends
             .iter()
-            .filter_map(|b| b.plugin.as_ref().map(|p| p.name.as_str()))
+            .filter_map(|b| b.plugin.as_ref())
+            .map(|p| match p.chain.as_slice() {
+                [] => p.name.clone(),
+                chain => chain
+                    .iter()
+                    .map(|l| l.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(">"),
+            })
             .collect();
         tracing::info!(
             endpoint = %endpoint.label(),

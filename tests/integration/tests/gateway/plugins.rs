@@ -26,7 +26,7 @@ use sluice_plugin::{
 const CACHE_TTL: u64 = 3600;
 
 /// The secret the origin verifies `hmac-signer` signatures with.
-const HMAC_SECRET: &str = "s3cr3t";
+pub(super) const HMAC_SECRET: &str = "s3cr3t";
 
 /// Nothing listens there: a plugin that called its backend would fail.
 const NOWHERE: &str = "http://127.0.0.1:19";
@@ -172,7 +172,7 @@ fn route(req: &Received) -> Reply {
 /// The backend's side of `hmac-signer` (plugins/hmac-signer/src/sign.rs):
 /// `X-Signature = hex(hmac_sha256(secret, METHOD \n PATH?QUERY \n TIMESTAMP \n hex(sha256(body))))`
 /// with the timestamp in `X-Signature-Timestamp`, which must be close to now.
-fn verify_signature(req: &Received) -> Result<(), String> {
+pub(super) fn verify_signature(req: &Received) -> Result<(), String> {
     use hmac::{Hmac, Mac};
     use sha2::{Digest, Sha256};
     let timestamp = req
@@ -608,15 +608,16 @@ async fn case_10_unknown_plugin_name_stops_start_up() {
     );
 }
 
-/// Case 11 (departure: KrakenD falls back): `name` as a list is a config error naming its path.
+/// Case 11 (departure: KrakenD falls back): a `name` that is neither a string nor a list of
+/// them is a config error naming its path. (A list is a chain of plugins: see `chains.rs`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn case_11_plugin_name_as_a_list_is_a_config_error() {
+async fn case_11_plugin_name_of_the_wrong_type_is_a_config_error() {
     let config = service(json!([endpoint(
         "/list",
         json!([backend(
             NOWHERE,
             "/list",
-            json!({"extra_config": {"plugin/http-client": {"name": ["client-example"]}}})
+            json!({"extra_config": {"plugin/http-client": {"name": 7}}})
         )]),
         Value::Null
     )]));
