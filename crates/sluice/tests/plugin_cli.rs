@@ -494,15 +494,15 @@ fn scaffold_config(root: &Path, name: &str, backend_url: &str) -> PathBuf {
 }
 
 /// `sluice plugin new --lang js` (handle mode, then `--hooks`) scaffolds a JavaScript plugin
-/// that `sluice plugin build` turns into `<name>.wasm` (npm ci of the pinned componentize-js,
+/// whose own tests pass (`npm test`), that `sluice plugin build` turns into `<name>.wasm` (npm ci of the pinned componentize-js,
 /// then componentize-js) and that `sluice plugin test` runs: init with the config's settings,
 /// then a sample GET through the plugin to a real backend; settings it refuses are a `[KO]`.
 #[test]
 fn plugin_new_lang_js_build_and_test_round_trip() {
     let root = tempdir("scaffold-js");
-    for (name, extra, kind) in [
-        ("js-demo", &[][..], "handle-mode"),
-        ("js-hooks-demo", &["--hooks"][..], "hooks-mode"),
+    for (name, extra, kind, passed) in [
+        ("js-demo", &[][..], "handle-mode", 2),
+        ("js-hooks-demo", &["--hooks"][..], "hooks-mode", 3),
     ] {
         let dir = root.join(name);
         let out = run(sluice(&["plugin", "new", name, "--lang", "js", "--dir"])
@@ -524,6 +524,12 @@ fn plugin_new_lang_js_build_and_test_round_trip() {
         let wasm = dir.join(format!("{name}.wasm"));
         assert!(wasm.is_file(), "{out}");
         assert!(out.stdout.contains("Built "), "{out}");
+
+        // The scaffold's own tests (plain Node, on the packages `plugin build` installed).
+        let out = run(Command::new("npm").arg("test").current_dir(&dir));
+        assert_eq!(out.code, Some(0), "npm test of the scaffold\n{out}");
+        assert!(out.stdout.contains(&format!("# pass {passed}")), "{out}");
+        assert!(out.stdout.contains("# fail 0"), "{out}");
 
         // As it stands: loaded, a Sluice-world component.
         let out = run(sluice(&["plugin", "test"]).arg(&wasm));

@@ -9,10 +9,15 @@ use std::process::{Command, ExitCode};
 const TEMPLATE_PLUGIN: &str = include_str!("../../templates/js/plugin.js.tmpl");
 const TEMPLATE_PLUGIN_HOOKS: &str = include_str!("../../templates/js/plugin_hooks.js.tmpl");
 const TEMPLATE_PACKAGE: &str = include_str!("../../templates/js/package.json.tmpl");
+const TEMPLATE_TEST: &str = include_str!("../../templates/js/plugin.test.js.tmpl");
+const TEMPLATE_TEST_HOOKS: &str = include_str!("../../templates/js/plugin_hooks.test.js.tmpl");
 const TEMPLATE_README: &str = include_str!("../../templates/js/README.md.tmpl");
 const TEMPLATE_GITIGNORE: &str = include_str!("../../templates/js/gitignore.tmpl");
 const SDK: &str = include_str!("../../../../plugins/sdk-js/sluice.js");
 const SDK_TYPES: &str = include_str!("../../../../plugins/sdk-js/sluice.d.ts");
+// What `import ... from 'sluice:plugin/host@0.1.0'` is under plain Node (`npm test`).
+const SDK_TEST_HOST: &str = include_str!("../../../../plugins/sdk-js/test/host.mjs");
+const SDK_TEST_REGISTER: &str = include_str!("../../../../plugins/sdk-js/test/register.mjs");
 // The SDK's own package files: the scaffold pins exactly the npm packages the examples build with.
 const SDK_PACKAGE: &str = include_str!("../../../../plugins/sdk-js/package.json");
 const SDK_LOCK: &str = include_str!("../../../../plugins/sdk-js/package-lock.json");
@@ -60,15 +65,18 @@ pub(super) fn new(name: &str, root: &Path, hooks: bool) -> ExitCode {
         &format!("\"name\": \"{name}\""),
         2,
     );
-    let plugin = if hooks {
-        TEMPLATE_PLUGIN_HOOKS
+    let (plugin, test) = if hooks {
+        (TEMPLATE_PLUGIN_HOOKS, TEMPLATE_TEST_HOOKS)
     } else {
-        TEMPLATE_PLUGIN
+        (TEMPLATE_PLUGIN, TEMPLATE_TEST)
     };
-    let files: [(&str, String); 8] = [
+    let files: [(&str, String); 11] = [
         ("package.json", fill(TEMPLATE_PACKAGE)),
         ("package-lock.json", lock),
         ("plugin.js", fill(plugin)),
+        ("plugin.test.js", fill(test)),
+        ("test/host.mjs", SDK_TEST_HOST.to_owned()),
+        ("test/register.mjs", SDK_TEST_REGISTER.to_owned()),
         ("sluice.js", SDK.to_owned()),
         ("sluice.d.ts", SDK_TYPES.to_owned()),
         ("wit/plugin.wit", WIT.to_owned()),
@@ -91,7 +99,10 @@ pub(super) fn new(name: &str, root: &Path, hooks: bool) -> ExitCode {
         "Created {mode} JavaScript plugin {name:?} in {}",
         root.display()
     );
-    println!("  cd {} && sluice plugin build", root.display());
+    println!(
+        "  cd {} && npm ci && npm test && sluice plugin build",
+        root.display()
+    );
     ExitCode::SUCCESS
 }
 
