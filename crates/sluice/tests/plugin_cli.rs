@@ -514,7 +514,13 @@ fn plugin_new_lang_js_build_and_test_round_trip() {
                 .contains(&format!("Created {kind} JavaScript plugin {name:?}")),
             "{out}"
         );
-        for file in ["package.json", "package-lock.json", "plugin.js", "sluice.js", "wit/plugin.wit"] {
+        for file in [
+            "package.json",
+            "package-lock.json",
+            "plugin.js",
+            "sluice.js",
+            "wit/plugin.wit",
+        ] {
             assert!(dir.join(file).is_file(), "{file}\n{out}");
         }
         assert!(!dir.join("Cargo.toml").exists());
@@ -536,7 +542,10 @@ fn plugin_new_lang_js_build_and_test_round_trip() {
         assert_eq!(out.code, Some(0), "{out}");
         assert!(out.lines()[0].starts_with("[OK]"), "{out}");
         assert!(out.lines()[0].contains(name), "{out}");
-        assert!(out.lines()[0].contains("sluice:plugin/http-client"), "{out}");
+        assert!(
+            out.lines()[0].contains("sluice:plugin/http-client"),
+            "{out}"
+        );
 
         // With settings and a sample request through it.
         let backend = debug_backend();
@@ -558,11 +567,15 @@ fn plugin_new_lang_js_build_and_test_round_trip() {
                 .replace(r#""value": "world""#, r#""value": """#),
         )
         .unwrap();
-        let out = run(sluice(&["plugin", "test"]).arg(&wasm).arg("-c").arg(&config));
+        let out = run(sluice(&["plugin", "test"])
+            .arg(&wasm)
+            .arg("-c")
+            .arg(&config));
         assert_eq!(out.code, Some(1), "{out}");
         assert!(
-            out.stdout
-                .contains(&format!("{name}: settings.value must be a non-empty string")),
+            out.stdout.contains(&format!(
+                "{name}: settings.value must be a non-empty string"
+            )),
             "{out}"
         );
     }

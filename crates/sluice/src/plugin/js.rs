@@ -26,8 +26,7 @@ const WIT: &str = include_str!("../../../../plugins/sdk/wit/plugin.wit");
 
 /// The lowest Node.js major version componentize-js runs on.
 const NODE_MAJOR: u32 = 20;
-const INSTALL_NODE: &str =
-    "install Node.js 20 or later with npm (https://nodejs.org, or Debian: apt-get install nodejs npm)";
+const INSTALL_NODE: &str = "install Node.js 20 or later with npm (https://nodejs.org, or Debian: apt-get install nodejs npm)";
 
 /// Whether `dir` holds a JavaScript plugin (a `package.json`, and no `Cargo.toml`).
 pub(super) fn is_project(dir: &Path) -> bool {
@@ -109,8 +108,8 @@ pub(super) fn new(name: &str, root: &Path, hooks: bool) -> ExitCode {
 /// The `name` and entry file (`main`, default `plugin.js`) of `package.json`.
 fn read_package(dir: &Path) -> Result<(String, String), String> {
     let path = dir.join("package.json");
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let package: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let name = match package.get("name") {
@@ -190,8 +189,7 @@ fn try_build(dir: &Path) -> Result<String, String> {
     let (name, main) = read_package(dir)?;
     if !dir.join(&main).is_file() {
         return Err(format!(
-            "no {} in {}: the plugin's entry file (package.json \"main\", default plugin.js)",
-            main,
+            "no {main} in {}: the plugin's entry file (package.json \"main\", default plugin.js)",
             dir.display()
         ));
     }
@@ -211,7 +209,10 @@ fn try_build(dir: &Path) -> Result<String, String> {
         } else {
             "install"
         };
-        println!("Installing the npm packages (npm {install}) in {}", dir.display());
+        println!(
+            "Installing the npm packages (npm {install}) in {}",
+            dir.display()
+        );
         let status = Command::new("npm")
             .args([install, "--no-audit", "--no-fund"])
             .current_dir(dir)

@@ -148,7 +148,12 @@ async fn origin() -> Backend {
             .headers
             .keys()
             .filter(|name| name.as_str() != "host")
-            .map(|name| (name.as_str().to_owned(), json!(req.header_all(name.as_str()))))
+            .map(|name| {
+                (
+                    name.as_str().to_owned(),
+                    json!(req.header_all(name.as_str())),
+                )
+            })
             .collect();
         Reply::json(200, &json!({"path": req.path, "headers": headers}))
             .header("server", "origin")
@@ -243,8 +248,12 @@ async fn js_hmac_signer_is_verified_by_the_backend() {
         let resp = get(&gw.url("/renamed/3")).await;
         assert_complete_json(&resp, CACHE_TTL);
         let got = real.last();
-        let ts = got.header("x-ts").unwrap_or_else(|| panic!("{name}: no X-Ts"));
-        let sig = got.header("x-sig").unwrap_or_else(|| panic!("{name}: no X-Sig"));
+        let ts = got
+            .header("x-ts")
+            .unwrap_or_else(|| panic!("{name}: no X-Ts"));
+        let sig = got
+            .header("x-sig")
+            .unwrap_or_else(|| panic!("{name}: no X-Sig"));
         let mut renamed = got.clone();
         renamed
             .headers
@@ -261,10 +270,18 @@ async fn js_hmac_signer_is_verified_by_the_backend() {
         // Controls: the origin really checks.
         let resp = get(&gw.url("/unsigned/4")).await;
         assert_status(&resp, 500);
-        assert!(resp.text().contains("invalid status code 401"), "{}", resp.text());
+        assert!(
+            resp.text().contains("invalid status code 401"),
+            "{}",
+            resp.text()
+        );
         let resp = get(&gw.url("/wrong/5")).await;
         assert_status(&resp, 500);
-        assert!(resp.text().contains("invalid status code 401"), "{}", resp.text());
+        assert!(
+            resp.text().contains("invalid status code 401"),
+            "{}",
+            resp.text()
+        );
         assert_eq!(real.count(), 6, "{name}");
     }
 }
@@ -288,7 +305,10 @@ async fn js_and_rust_hmac_signers_send_the_same_signature() {
     let gw = start_gateway_with_registry(
         service(json!([endpoint(
             "/both",
-            json!([signed("js-hmac-signer", "js"), signed("hmac-signer", "rust")]),
+            json!([
+                signed("js-hmac-signer", "js"),
+                signed("hmac-signer", "rust")
+            ]),
             Value::Null
         )])),
         registry(),
@@ -315,14 +335,14 @@ async fn js_and_rust_hmac_signers_send_the_same_signature() {
         if ts[0] != ts[1] {
             continue;
         }
-        assert_eq!(
-            pair[0].header("x-signature"),
-            pair[1].header("x-signature")
-        );
+        assert_eq!(pair[0].header("x-signature"), pair[1].header("x-signature"));
         compared = true;
         break;
     }
-    assert!(compared, "the two signers never signed within the same second");
+    assert!(
+        compared,
+        "the two signers never signed within the same second"
+    );
 }
 
 /// `js-header-rewrite` changes the request's and the answer's headers as `header-rewrite` does:
@@ -362,7 +382,11 @@ async fn js_header_rewrite_changes_both_ways_like_the_rust_example() {
         let resp = request(
             Method::GET,
             &gw.url("/both"),
-            &[("X-Test", "original"), ("Cookie", "c=1"), ("X-Keep", "kept")],
+            &[
+                ("X-Test", "original"),
+                ("Cookie", "c=1"),
+                ("X-Keep", "kept"),
+            ],
             "",
         )
         .await;
@@ -401,10 +425,26 @@ async fn js_header_rewrite_changes_both_ways_like_the_rust_example() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_plugins_refuse_bad_settings_at_start_up() {
     for (name, settings, message) in [
-        ("js-hmac-signer", json!({"key_id": "k"}), "settings need a non-empty \"secret\""),
-        ("js-hmac-signer", json!({"secret": "s", "extra": 1}), "unknown field settings.extra"),
-        ("js-header-rewrite", json!({"request": {"set": {"X-A": 1}}}), "request.set.X-A must be a string"),
-        ("js-header-rewrite", json!({"response": {"remove": "Server"}}), "response.remove must be a list"),
+        (
+            "js-hmac-signer",
+            json!({"key_id": "k"}),
+            "settings need a non-empty \"secret\"",
+        ),
+        (
+            "js-hmac-signer",
+            json!({"secret": "s", "extra": 1}),
+            "unknown field settings.extra",
+        ),
+        (
+            "js-header-rewrite",
+            json!({"request": {"set": {"X-A": 1}}}),
+            "request.set.X-A must be a string",
+        ),
+        (
+            "js-header-rewrite",
+            json!({"response": {"remove": "Server"}}),
+            "response.remove must be a list",
+        ),
     ] {
         let config = service(json!([endpoint(
             "/p",
@@ -412,12 +452,21 @@ async fn js_plugins_refuse_bad_settings_at_start_up() {
             Value::Null
         )]));
         let error = match try_start_gateway(config, registry()).await {
-            Ok(gw) => panic!("{name} {settings}: the gateway started on {} but must not", gw.addr),
+            Ok(gw) => panic!(
+                "{name} {settings}: the gateway started on {} but must not",
+                gw.addr
+            ),
             Err(StartFailure::Start(e)) => e.to_string(),
             Err(e @ StartFailure::Config(_)) => panic!("expected a start-up error, got {e}"),
         };
-        assert!(error.contains(message), "{name}: the plugin's message: {error}");
-        assert!(error.contains("endpoints[0].backend[0]"), "{name}: the JSON path: {error}");
+        assert!(
+            error.contains(message),
+            "{name}: the plugin's message: {error}"
+        );
+        assert!(
+            error.contains("endpoints[0].backend[0]"),
+            "{name}: the JSON path: {error}"
+        );
         assert!(error.contains(name), "{name}: {error}");
     }
 }
