@@ -126,7 +126,8 @@ fn expected_signature(req: &Received, secret: &str) -> Result<String, String> {
 
 /// A backend on 127.0.0.1: `/signed/*` verifies the signature headers with [`SECRET`] (200
 /// `{"verified":true,"key_id":..}` or 401); anything else echoes the request's headers as
-/// `{"path","headers":{name: [values]}}` (`host` left out) and answers with `Server: origin` and `X-Drop: 1`.
+/// `{"path","headers":{name: [values]}}` (`host` and `x-forwarded-host`, which name ports, left
+/// out) and answers with `Server: origin` and `X-Drop: 1`.
 async fn origin() -> Backend {
     Backend::start_sync(|req: &Received| {
         if req.path.starts_with("/signed/") {
@@ -147,7 +148,7 @@ async fn origin() -> Backend {
         let headers: serde_json::Map<String, Value> = req
             .headers
             .keys()
-            .filter(|name| name.as_str() != "host")
+            .filter(|name| !["host", "x-forwarded-host"].contains(&name.as_str()))
             .map(|name| {
                 (
                     name.as_str().to_owned(),
