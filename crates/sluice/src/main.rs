@@ -102,7 +102,8 @@ impl LoadArgs {
 
 #[derive(Debug, Subcommand)]
 enum PluginCommand {
-    /// Scaffold a Rust plugin crate that builds and passes its own tests as it stands.
+    /// Scaffold a plugin (a Rust crate, or a JavaScript project with --lang js) that builds and
+    /// passes its own tests as it stands.
     New {
         /// The plugin's name (lower-case, digits, '-'): also its crate and file name.
         name: String,
