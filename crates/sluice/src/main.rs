@@ -102,7 +102,8 @@ impl LoadArgs {
 
 #[derive(Debug, Subcommand)]
 enum PluginCommand {
-    /// Scaffold a Rust plugin crate that builds and passes its own tests as it stands.
+    /// Scaffold a plugin (a Rust crate, or a JavaScript project with --lang js) that builds and
+    /// passes its own tests as it stands.
     New {
         /// The plugin's name (lower-case, digits, '-'): also its crate and file name.
         name: String,
@@ -113,8 +114,12 @@ enum PluginCommand {
         /// instead of a handle-mode one.
         #[arg(long)]
         hooks: bool,
+        /// The plugin's language: rust, or js (JavaScript, built with componentize-js).
+        #[arg(long, default_value = "rust")]
+        lang: String,
     },
-    /// Build a plugin crate into NAME.wasm (cargo build --target wasm32-wasip2).
+    /// Build a plugin into NAME.wasm (a Rust crate: cargo build --target wasm32-wasip2; a
+    /// JavaScript folder with package.json: componentize-js).
     Build {
         /// The plugin crate's folder.
         #[arg(default_value = ".")]
@@ -174,9 +179,12 @@ fn main() -> ExitCode {
         Command::Plugin(command) => {
             commands::init_logging(Some("warn"));
             match command {
-                PluginCommand::New { name, dir, hooks } => {
-                    plugin::new(&name, dir.as_deref(), hooks)
-                }
+                PluginCommand::New {
+                    name,
+                    dir,
+                    hooks,
+                    lang,
+                } => plugin::new(&name, dir.as_deref(), hooks, &lang),
                 PluginCommand::Build { dir, debug } => plugin::build(&dir, !debug),
                 PluginCommand::Hash { files } => plugin::hash(&files),
                 PluginCommand::Test(args) => {

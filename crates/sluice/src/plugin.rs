@@ -1,5 +1,7 @@
 //! `sluice plugin new | build | test`: tooling for plugin authors.
 
+mod js;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
@@ -31,9 +33,13 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
-/// `sluice plugin new NAME [--dir DIR] [--hooks]`: a handle-mode plugin, or with `hooks` one
-/// with `on_request` and `on_response`.
-pub(crate) fn new(name: &str, dir: Option<&Path>, hooks: bool) -> ExitCode {
+/// `sluice plugin new NAME [--dir DIR] [--hooks] [--lang rust|js]`: a handle-mode plugin, or
+/// with `hooks` one with `on_request` and `on_response`.
+pub(crate) fn new(name: &str, dir: Option<&Path>, hooks: bool, lang: &str) -> ExitCode {
+    if !["rust", "js"].contains(&lang) {
+        eprintln!("--lang {lang:?}: expected rust or js");
+        return ExitCode::FAILURE;
+    }
     if !valid_name(name) {
         eprintln!(
             "plugin names are lower-case letters, digits and '-', starting with a letter: {name:?}"
@@ -47,6 +53,9 @@ pub(crate) fn new(name: &str, dir: Option<&Path>, hooks: bool) -> ExitCode {
             root.display()
         );
         return ExitCode::FAILURE;
+    }
+    if lang == "js" {
+        return js::new(name, &root, hooks);
     }
     let fill = |t: &str| {
         t.replace("{{name}}", name)
@@ -92,6 +101,9 @@ pub(crate) fn new(name: &str, dir: Option<&Path>, hooks: bool) -> ExitCode {
 
 /// `sluice plugin build [DIR]`: builds the component and copies it to `DIR/<name>.wasm`.
 pub(crate) fn build(dir: &Path, release: bool) -> ExitCode {
+    if js::is_project(dir) {
+        return js::build(dir);
+    }
     let manifest = dir.join("Cargo.toml");
     if !manifest.is_file() {
         eprintln!(

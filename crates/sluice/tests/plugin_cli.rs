@@ -476,6 +476,140 @@ fn plugin_new_hooks_build_and_test_round_trip() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// A backend config naming `name` with the scaffold's settings (`X-Hello: world`).
+fn scaffold_config(root: &Path, name: &str, backend_url: &str) -> PathBuf {
+    let config = root.join("krakend.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"version": 3, "endpoints": [{{"endpoint": "/test/{{id}}", "backend": [{{
+                "host": ["{backend_url}"], "url_pattern": "/__debug/{{id}}",
+                "extra_config": {{"plugin/http-client": {{"name": "{name}",
+                    "{name}": {{"header": "X-Hello", "value": "world"}}}}}}
+            }}]}}]}}"#
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// `sluice plugin new --lang js` (handle mode, then `--hooks`) scaffolds a JavaScript plugin
+/// whose own tests pass (`npm test`), that `sluice plugin build` turns into `<name>.wasm` (npm ci of the pinned componentize-js,
+/// then componentize-js) and that `sluice plugin test` runs: init with the config's settings,
+/// then a sample GET through the plugin to a real backend; settings it refuses are a `[KO]`.
+#[test]
+fn plugin_new_lang_js_build_and_test_round_trip() {
+    let root = tempdir("scaffold-js");
+    for (name, extra, kind, passed) in [
+        ("js-demo", &[][..], "handle-mode", 2),
+        ("js-hooks-demo", &["--hooks"][..], "hooks-mode", 3),
+    ] {
+        let dir = root.join(name);
+        let out = run(sluice(&["plugin", "new", name, "--lang", "js", "--dir"])
+            .arg(&dir)
+            .args(extra));
+        assert_eq!(out.code, Some(0), "{out}");
+        assert!(
+            out.stdout
+                .contains(&format!("Created {kind} JavaScript plugin {name:?}")),
+            "{out}"
+        );
+        for file in [
+            "package.json",
+            "package-lock.json",
+            "plugin.js",
+            "sluice.js",
+            "wit/plugin.wit",
+        ] {
+            assert!(dir.join(file).is_file(), "{file}\n{out}");
+        }
+        assert!(!dir.join("Cargo.toml").exists());
+
+        let out = run(sluice(&["plugin", "build"]).arg(&dir));
+        assert_eq!(out.code, Some(0), "sluice plugin build\n{out}");
+        let wasm = dir.join(format!("{name}.wasm"));
+        assert!(wasm.is_file(), "{out}");
+        assert!(out.stdout.contains("Built "), "{out}");
+
+        // The scaffold's own tests (plain Node, on the packages `plugin build` installed).
+        let out = run(Command::new("npm").arg("test").current_dir(&dir));
+        assert_eq!(out.code, Some(0), "npm test of the scaffold\n{out}");
+        assert!(out.stdout.contains(&format!("# pass {passed}")), "{out}");
+        assert!(out.stdout.contains("# fail 0"), "{out}");
+
+        // As it stands: loaded, a Sluice-world component.
+        let out = run(sluice(&["plugin", "test"]).arg(&wasm));
+        assert_eq!(out.code, Some(0), "{out}");
+        assert!(out.lines()[0].starts_with("[OK]"), "{out}");
+        assert!(out.lines()[0].contains(name), "{out}");
+        assert!(
+            out.lines()[0].contains("sluice:plugin/http-client"),
+            "{out}"
+        );
+
+        // With settings and a sample request through it.
+        let backend = debug_backend();
+        let config = scaffold_config(&root, name, &backend.url);
+        let url = format!("{}/__debug/x", backend.url);
+        let out = run(sluice(&["plugin", "test"])
+            .arg(&wasm)
+            .arg("-c")
+            .arg(&config)
+            .args(["--url", &url]));
+        assert_sample_answered(&out, &url);
+        assert_eq!(*backend.paths.lock().unwrap(), ["/__debug/x"]);
+
+        // Settings the scaffold refuses: a [KO] with its message.
+        std::fs::write(
+            &config,
+            std::fs::read_to_string(&config)
+                .unwrap()
+                .replace(r#""value": "world""#, r#""value": """#),
+        )
+        .unwrap();
+        let out = run(sluice(&["plugin", "test"])
+            .arg(&wasm)
+            .arg("-c")
+            .arg(&config));
+        assert_eq!(out.code, Some(1), "{out}");
+        assert!(
+            out.stdout.contains(&format!(
+                "{name}: settings.value must be a non-empty string"
+            )),
+            "{out}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Without node on PATH, `plugin build` of a JavaScript plugin says what to install; an unknown
+/// `--lang` is refused.
+#[test]
+fn plugin_build_js_without_node_says_what_to_install() {
+    let root = tempdir("js-no-node");
+    let dir = root.join("no-node");
+    let out = run(sluice(&["plugin", "new", "no-node", "--lang", "js", "--dir"]).arg(&dir));
+    assert_eq!(out.code, Some(0), "{out}");
+    let empty = root.join("empty-path");
+    std::fs::create_dir_all(&empty).unwrap();
+
+    let out = run(sluice(&["plugin", "build"]).arg(&dir).env("PATH", &empty));
+
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains("node is not installed (not on PATH)")
+            && out.stderr.contains("install Node.js 20 or later with npm"),
+        "{out}"
+    );
+    assert!(!dir.join("no-node.wasm").exists());
+
+    let out = run(sluice(&["plugin", "new", "x", "--lang", "cobol", "--dir"]).arg(root.join("x")));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("--lang \"cobol\""), "{out}");
+    assert!(!root.join("x").exists());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 /// A config serving client-example from `plugin.folder` = the built examples.
 fn folder_config(dir: &Path, port: u16, backend_url: &str, settings: &str) -> PathBuf {
     let path = dir.join("krakend.json");

@@ -23,6 +23,7 @@ mod json_schema;
 mod jwt;
 mod krakend_headers;
 mod plugins;
+mod plugins_js;
 mod plugins_python;
 mod ratelimit;
 mod reload;
