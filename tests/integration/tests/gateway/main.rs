@@ -5,6 +5,7 @@
 //! `cargo test` need tens of gigabytes and link 28 times.
 #![allow(clippy::unwrap_used)]
 
+mod backend_pool;
 mod circuit_breaker;
 mod compression;
 mod config_applied;
