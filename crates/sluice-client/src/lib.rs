@@ -12,6 +12,7 @@
 //! https backends are verified against the system's roots (and `client_tls`, see [`tls`]); a
 //! backend with its own `client_tls` gets a client (and a pool) of its own, built once.
 
+mod pool;
 pub mod tls;
 
 use std::future::Future;
@@ -128,7 +129,10 @@ impl tower_service::Service<Uri> for Connector {
 /// The gateway's pooled HTTP/1.1 and HTTP/2 client.
 #[derive(Debug, Clone)]
 pub struct DefaultClient {
+    /// https backends (HTTP/1.1 or HTTP/2, as ALPN decides).
     client: Client<Connector, Full<Bytes>>,
+    /// Plain-http backends: HTTP/1.1 on a pool of Sluice's own.
+    plain: pool::Http1Pool,
     ask_for_gzip: bool,
     response_header_timeout: Option<Duration>,
 }
@@ -141,6 +145,15 @@ impl DefaultClient {
     /// A certificate or key of `tls` that does not load, with its JSON path.
     pub fn new(options: &TransportOptions, tls: Option<&ClientTls>) -> Result<Self, TlsError> {
         let connector = Connector::new(options, tls, true)?;
+        let plain = pool::Http1Pool::new(
+            connector.clone(),
+            if options.disable_keep_alives {
+                0
+            } else {
+                options.max_idle_connections_per_host
+            },
+            (!options.idle_connection_timeout.is_zero()).then_some(options.idle_connection_timeout),
+        );
 
         let mut builder = Client::builder(TokioExecutor::new());
         builder.pool_timer(hyper_util::rt::TokioTimer::new());
@@ -154,6 +167,7 @@ impl DefaultClient {
         }
         Ok(Self {
             client: builder.build(connector),
+            plain,
             ask_for_gzip: !options.disable_compression,
             response_header_timeout: (!options.response_header_timeout.is_zero())
                 .then_some(options.response_header_timeout),
@@ -245,6 +259,17 @@ impl DefaultClient {
             // decides for a request without a body; a client's own Content-Length or
             // Transfer-Encoding never decides.
             headers.remove(header::TRANSFER_ENCODING);
+            // `Host` from the URL's authority as written, as Go's client sends it. hyper-util
+            // would add it too, but through `format!` on every request; plain http only, since
+            // an https backend may speak HTTP/2, which carries the authority instead.
+            if request.url.scheme() == Some(&http::uri::Scheme::HTTP)
+                && !headers.contains_key(header::HOST)
+                && let Some(authority) = request.url.authority()
+                && !authority.as_str().contains('@')
+                && let Ok(host) = HeaderValue::from_str(authority.as_str())
+            {
+                headers.insert(header::HOST, host);
+            }
             if request.body.is_empty()
                 && !matches!(request.method, Method::POST | Method::PUT | Method::PATCH)
             {
@@ -259,6 +284,24 @@ impl DefaultClient {
         let outgoing = builder
             .body(Full::new(request.body.clone()))
             .map_err(|e| ExecError::upstream(ErrorKind::Other, format!("invalid request: {e}")))?;
+        // Plain http with its Host header goes through Sluice's own HTTP/1.1 pool; https (and
+        // a URL with user info, which hyper-util turns into a Host) through hyper-util's.
+        if request.url.scheme() == Some(&http::uri::Scheme::HTTP)
+            && outgoing.headers().contains_key(header::HOST)
+        {
+            let call = self.plain.send(outgoing);
+            let response = match self.response_header_timeout {
+                Some(limit) => tokio::time::timeout(limit, call)
+                    .await
+                    .map_err(|_| ExecError::timeout())?,
+                None => call.await,
+            }
+            .map_err(|e| classify_pooled(e, &request.url))?;
+            return Ok(response.map(|body| {
+                body.map_err(|e| -> sluice_plugin::BoxError { Box::new(e) })
+                    .boxed_unsync()
+            }));
+        }
         let call = self.client.request(outgoing);
         let response = match self.response_header_timeout {
             Some(limit) => tokio::time::timeout(limit, call)
@@ -410,6 +453,22 @@ fn classify(error: &hyper_util::client::legacy::Error, url: &Uri) -> ExecError {
         message.push_str(" (TLS: ");
         message.push_str(&tls::describe(tls));
         message.push(')');
+    }
+    ExecError::upstream(kind, message)
+}
+
+/// A failure of the plain-http pool, in the words hyper-util's client uses for the same.
+fn classify_pooled(error: pool::PoolError, url: &Uri) -> ExecError {
+    let (kind, what, error): (_, _, Box<dyn std::error::Error + Send + Sync>) = match error {
+        pool::PoolError::Connect(e) => (ErrorKind::Connect, "Connect", e),
+        pool::PoolError::Send(e) => (ErrorKind::Protocol, "SendRequest", Box::new(e)),
+    };
+    let mut message = format!("request to {url}: client error ({what}): {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
     }
     ExecError::upstream(kind, message)
 }

@@ -126,6 +126,44 @@ impl Framing {
                 }
                 _ => {}
             }
+            // A whole line in this read, with no CR but its last byte (nearly every line): one
+            // memchr and a look at its start, instead of the byte-by-byte walk below.
+            if let State::Head {
+                line_len: 0,
+                first_line,
+            } = self.state
+                && let Some(nl) = memchr::memchr(b'\n', &bytes[i..])
+            {
+                let raw = &bytes[i..i + nl];
+                let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+                if memchr::memchr(b'\r', line).is_none() {
+                    self.head_bytes += nl + 1;
+                    let end = i + nl;
+                    i = end + 1;
+                    if line.is_empty() {
+                        if self.doubtful || (self.has_content_length && self.has_transfer_encoding)
+                        {
+                            self.state = State::Inert;
+                            return Some(end);
+                        }
+                        self.state = self.body_state();
+                    } else if first_line && is_h2c_preface(line) {
+                        self.state = State::Inert;
+                        return refused;
+                    } else {
+                        self.end_header_line(
+                            &line[..line.len().min(NAME_PREFIX)],
+                            line.len(),
+                            first_line,
+                        );
+                        self.state = State::Head {
+                            line_len: 0,
+                            first_line: false,
+                        };
+                    }
+                    continue;
+                }
+            }
             // The rest of a header line past the name prefix only counts: skip to its end at
             // memchr's speed (a long token or cookie is most of a request head).
             if let State::Head { line_len, .. } = self.state
@@ -157,11 +195,12 @@ impl Framing {
                             }
                             self.state = self.body_state();
                         } else {
-                            if first_line && self.prefix.starts_with(b"PRI * HTTP/2") {
+                            let seen = &self.prefix[..line_len.min(NAME_PREFIX)];
+                            if first_line && is_h2c_preface(seen) {
                                 self.state = State::Inert;
                                 return refused;
                             }
-                            self.end_header_line(line_len, first_line);
+                            self.end_header_line_seen(line_len, first_line);
                             self.state = State::Head {
                                 line_len: 0,
                                 first_line: false,
@@ -244,12 +283,19 @@ impl Framing {
         Some(at)
     }
 
-    fn end_header_line(&mut self, line_len: usize, first_line: bool) {
+    /// [`Self::end_header_line`] on the line kept in `prefix` by the byte-by-byte walk.
+    fn end_header_line_seen(&mut self, line_len: usize, first_line: bool) {
+        let prefix = self.prefix;
+        self.end_header_line(&prefix[..line_len.min(NAME_PREFIX)], line_len, first_line);
+    }
+
+    /// A header line has ended: `seen` is its first `NAME_PREFIX` bytes (CRs left out), of
+    /// `line_len` in all. Names and `chunked` compare without regard to case.
+    fn end_header_line(&mut self, seen: &[u8], line_len: usize, first_line: bool) {
         if first_line {
             return;
         }
-        let seen = &self.prefix[..line_len.min(NAME_PREFIX)];
-        if let Some(rest) = seen.strip_prefix(b"content-length:") {
+        if let Some(rest) = strip_prefix_ignore_case(seen, b"content-length:") {
             // Twice (even with one value), unreadable or too long to see whole: refused.
             self.doubtful |= self.has_content_length || line_len > NAME_PREFIX;
             self.has_content_length = true;
@@ -258,11 +304,11 @@ impl Framing {
                 .then(|| std::str::from_utf8(digits).ok()?.parse().ok())
                 .flatten();
             self.doubtful |= self.content_length.is_none();
-        } else if let Some(rest) = seen.strip_prefix(b"transfer-encoding:") {
+        } else if let Some(rest) = strip_prefix_ignore_case(seen, b"transfer-encoding:") {
             self.doubtful |= self.has_transfer_encoding || line_len > NAME_PREFIX;
             self.has_transfer_encoding = true;
             let last = rest.rsplit(|b| *b == b',').next().unwrap_or_default();
-            self.chunked = last.trim_ascii() == b"chunked";
+            self.chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
             // A request body must end with chunked (RFC 9112 §6.3); anything else is unframed.
             self.doubtful |= !self.chunked;
         }
@@ -295,6 +341,18 @@ impl Framing {
             first_line: true,
         }
     }
+}
+
+/// `line` starts with `name`, whatever the case of its letters: the rest of it.
+fn strip_prefix_ignore_case<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    (line.len() >= name.len() && line[..name.len()].eq_ignore_ascii_case(name))
+        .then(|| &line[name.len()..])
+}
+
+/// The first line of HTTP/2's connection preface (RFC 9113 §3.4): h2c with prior knowledge.
+fn is_h2c_preface(line: &[u8]) -> bool {
+    // Compared without regard to case because the byte-by-byte walk keeps lines lower-cased.
+    strip_prefix_ignore_case(line, b"PRI * HTTP/2").is_some()
 }
 
 /// Where the guard refuses the first message of `bytes` (the index of the byte it breaks), if it
@@ -628,6 +686,44 @@ mod tests {
     #[test]
     fn h2c_preface_turns_the_guard_off() {
         let input = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n";
-        assert_eq!(refused_at(input, 5), None);
+        for split in 0..input.len() {
+            assert_eq!(refused_at(input, split), None, "split at {split}");
+        }
+        // After the preface the guard follows nothing: HTTP/2 frames are never read as a head
+        // (which would limit reads to what is left of `max_header_bytes`).
+        for split in [5, 16, 18, 24] {
+            let mut framing = Framing::with_max_head(100);
+            let (a, b) = input.split_at(split);
+            framing.feed(a);
+            framing.feed(b);
+            assert_eq!(framing.state, State::Inert, "split at {split}");
+            assert_eq!(framing.head_room(), None, "split at {split}");
+        }
+    }
+
+    #[test]
+    fn names_and_chunked_are_matched_whatever_their_case() {
+        let input = b"POST / HTTP/1.1\r\nCONTENT-Length: 1\r\nTransfer-ENCODING: Chunked\r\n\r\n";
+        for split in 0..input.len() {
+            assert_eq!(
+                refused_at(input, split),
+                Some(input.len() - 1),
+                "split at {split}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stray_cr_inside_a_line_reads_as_the_byte_walk_reads_it() {
+        // A CR inside a line is left out of the name (the walk skips it): the line still reads
+        // as Content-Length, whichever path reads it.
+        let input = b"POST / HTTP/1.1\r\nContent-\rLength: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        for split in 0..input.len() {
+            assert_eq!(
+                refused_at(input, split),
+                Some(input.len() - 1),
+                "split at {split}"
+            );
+        }
     }
 }

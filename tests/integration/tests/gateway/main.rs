@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod chains;
+mod backend_pool;
 mod circuit_breaker;
 mod compression;
 mod config_applied;
