@@ -5,8 +5,8 @@
 //! `cargo test` need tens of gigabytes and link 28 times.
 #![allow(clippy::unwrap_used)]
 
-mod chains;
 mod backend_pool;
+mod chains;
 mod circuit_breaker;
 mod compression;
 mod config_applied;
