@@ -102,7 +102,8 @@ impl LoadArgs {
 
 #[derive(Debug, Subcommand)]
 enum PluginCommand {
-    /// Scaffold a Rust plugin crate that builds and passes its own tests as it stands.
+    /// Scaffold a plugin (a Rust crate, or a Python project with --lang python) that builds and
+    /// passes `sluice plugin test` as it stands.
     New {
         /// The plugin's name (lower-case, digits, '-'): also its crate and file name.
         name: String,
@@ -113,13 +114,17 @@ enum PluginCommand {
         /// instead of a handle-mode one.
         #[arg(long)]
         hooks: bool,
+        /// The plugin's language.
+        #[arg(long, value_enum, default_value_t)]
+        lang: plugin::Lang,
     },
-    /// Build a plugin crate into NAME.wasm (cargo build --target wasm32-wasip2).
+    /// Build a plugin folder into NAME.wasm: cargo build --target wasm32-wasip2 (a Cargo.toml),
+    /// or componentize-py (a Python plugin's pyproject.toml or app.py).
     Build {
-        /// The plugin crate's folder.
+        /// The plugin's folder.
         #[arg(default_value = ".")]
         dir: PathBuf,
-        /// Build without optimisations.
+        /// Build without optimisations (Rust only).
         #[arg(long)]
         debug: bool,
     },
@@ -174,8 +179,13 @@ fn main() -> ExitCode {
         Command::Plugin(command) => {
             commands::init_logging(Some("warn"));
             match command {
-                PluginCommand::New { name, dir, hooks } => {
-                    plugin::new(&name, dir.as_deref(), hooks)
+                PluginCommand::New {
+                    name,
+                    dir,
+                    hooks,
+                    lang,
+                } => {
+                    plugin::new(&name, dir.as_deref(), hooks, lang)
                 }
                 PluginCommand::Build { dir, debug } => plugin::build(&dir, !debug),
                 PluginCommand::Hash { files } => plugin::hash(&files),

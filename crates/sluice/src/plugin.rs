@@ -1,5 +1,7 @@
 //! `sluice plugin new | build | test`: tooling for plugin authors.
 
+mod python;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
@@ -21,6 +23,16 @@ const SDK_LOG: &str = include_str!("../../../plugins/sdk/src/log.rs");
 // The contract the SDK targets (0.1.0, frozen): components built on it load on every 0.1.x host.
 const WIT: &str = include_str!("../../../plugins/sdk/wit/plugin.wit");
 
+/// The language `sluice plugin new` scaffolds in (`--lang`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Lang {
+    /// A crate on the Rust SDK (`sluice-plugin-sdk`).
+    #[default]
+    Rust,
+    /// A componentize-py project on the Python SDK (`sluice_plugin.py`).
+    Python,
+}
+
 /// Whether `name` can be a plugin (and crate) name.
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -31,9 +43,9 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
-/// `sluice plugin new NAME [--dir DIR] [--hooks]`: a handle-mode plugin, or with `hooks` one
-/// with `on_request` and `on_response`.
-pub(crate) fn new(name: &str, dir: Option<&Path>, hooks: bool) -> ExitCode {
+/// `sluice plugin new NAME [--dir DIR] [--hooks] [--lang LANG]`: a handle-mode plugin, or with
+/// `hooks` one with `on_request` and `on_response`.
+pub(crate) fn new(name: &str, dir: Option<&Path>, hooks: bool, lang: Lang) -> ExitCode {
     if !valid_name(name) {
         eprintln!(
             "plugin names are lower-case letters, digits and '-', starting with a letter: {name:?}"
@@ -48,11 +60,38 @@ pub(crate) fn new(name: &str, dir: Option<&Path>, hooks: bool) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
+    let files = match lang {
+        Lang::Rust => rust_files(name, hooks),
+        Lang::Python => python::files(name, hooks),
+    };
+    for (relative, content) in files {
+        let path = root.join(relative);
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&path, content));
+        if let Err(e) = written {
+            eprintln!("cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    let mode = if hooks { "hooks-mode" } else { "handle-mode" };
+    println!("Created {mode} plugin {name:?} in {}", root.display());
+    let next = match lang {
+        Lang::Rust => "cargo test && sluice plugin build",
+        Lang::Python => "sluice plugin build",
+    };
+    println!("  cd {} && {next}", root.display());
+    ExitCode::SUCCESS
+}
+
+/// The files of a new Rust plugin crate (the SDK vendored under `sdk/`).
+fn rust_files(name: &str, hooks: bool) -> Vec<(&'static str, String)> {
     let fill = |t: &str| {
         t.replace("{{name}}", name)
             .replace("{{sdk_version}}", env!("CARGO_PKG_VERSION"))
     };
-    let files: [(&str, String); 9] = [
+    vec![
         ("Cargo.toml", fill(TEMPLATE_CARGO)),
         (
             "src/lib.rs",
@@ -69,33 +108,20 @@ pub(crate) fn new(name: &str, dir: Option<&Path>, hooks: bool) -> ExitCode {
         ("sdk/src/http.rs", SDK_HTTP.to_owned()),
         ("sdk/src/log.rs", SDK_LOG.to_owned()),
         ("sdk/wit/plugin.wit", WIT.to_owned()),
-    ];
-    for (relative, content) in files {
-        let path = root.join(relative);
-        let written = path
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::write(&path, content));
-        if let Err(e) = written {
-            eprintln!("cannot write {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-    }
-    let mode = if hooks { "hooks-mode" } else { "handle-mode" };
-    println!("Created {mode} plugin {name:?} in {}", root.display());
-    println!(
-        "  cd {} && cargo test && sluice plugin build",
-        root.display()
-    );
-    ExitCode::SUCCESS
+    ]
 }
 
-/// `sluice plugin build [DIR]`: builds the component and copies it to `DIR/<name>.wasm`.
+/// `sluice plugin build [DIR]`: builds the component and copies it to `DIR/<name>.wasm`. The
+/// folder's language is told by its files: `Cargo.toml` (Rust), else `pyproject.toml` or
+/// `app.py` (Python).
 pub(crate) fn build(dir: &Path, release: bool) -> ExitCode {
     let manifest = dir.join("Cargo.toml");
+    if !manifest.is_file() && python::is_project(dir) {
+        return python::build(dir);
+    }
     if !manifest.is_file() {
         eprintln!(
-            "no Cargo.toml in {}: run it in a plugin crate made by `sluice plugin new`",
+            "no Cargo.toml (Rust) nor pyproject.toml or app.py (Python) in {}: run it in a plugin folder made by `sluice plugin new`",
             dir.display()
         );
         return ExitCode::FAILURE;
