@@ -601,7 +601,7 @@ fn plugin_build_python_without_python_says_what_to_install() {
         "{out}"
     );
 
-    let out = run(sluice(&["plugin", "new", "py-x", "--lang", "cobol"]));
+    let out = run(&mut sluice(&["plugin", "new", "py-x", "--lang", "cobol"]));
     assert_eq!(out.code, Some(2), "{out}");
     assert!(out.stderr.contains("possible values: rust, python"), "{out}");
 
