@@ -85,4 +85,9 @@ class HmacSigner(sp.Plugin):
         return request
 
 
+# componentize-py snapshots the interpreter after importing this module, and a module first
+# imported while serving a request is not found then (`hmac` imports `warnings` lazily): sign
+# once now so everything signing needs is loaded into the snapshot.
+signature(b"warm-up", string_to_sign("GET", "/", 0, b""))
+
 Handler = sp.export(HmacSigner)

@@ -43,6 +43,11 @@ Errors, as the WIT has them:
 
 Instances are long-lived and reused, one request at a time: never rely on state surviving (an
 instance may be replaced at any time) nor being shared between instances.
+
+Imports: componentize-py snapshots the interpreter once ``app.py`` is imported, and a module
+first imported while serving a request is not found then (``ModuleNotFoundError``, a 500).
+Import what the plugin uses at the top of ``app.py``, and call once at import time anything that
+imports lazily (``hmac`` does: see ``plugins/py-hmac-signer``).
 """
 
 import json as _json
