@@ -184,9 +184,7 @@ fn main() -> ExitCode {
                     dir,
                     hooks,
                     lang,
-                } => {
-                    plugin::new(&name, dir.as_deref(), hooks, lang)
-                }
+                } => plugin::new(&name, dir.as_deref(), hooks, lang),
                 PluginCommand::Build { dir, debug } => plugin::build(&dir, !debug),
                 PluginCommand::Hash { files } => plugin::hash(&files),
                 PluginCommand::Test(args) => {

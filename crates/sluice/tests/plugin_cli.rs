@@ -506,11 +506,18 @@ fn scaffold_config(dir: &Path, name: &str, backend_url: &str) -> PathBuf {
 fn python_round_trip(name: &str, extra: &[&str], marker: &str) {
     let root = tempdir(name);
     let dir = root.join(name);
-    let out = run(sluice(&["plugin", "new", name, "--lang", "python", "--dir"])
-        .arg(&dir)
-        .args(extra));
+    let out = run(
+        sluice(&["plugin", "new", name, "--lang", "python", "--dir"])
+            .arg(&dir)
+            .args(extra),
+    );
     assert_eq!(out.code, Some(0), "{out}");
-    for file in ["app.py", "sluice_plugin.py", "pyproject.toml", "wit/plugin.wit"] {
+    for file in [
+        "app.py",
+        "sluice_plugin.py",
+        "pyproject.toml",
+        "wit/plugin.wit",
+    ] {
         assert!(dir.join(file).is_file(), "no {file}\n{out}");
     }
     let app = std::fs::read_to_string(dir.join("app.py")).unwrap();
@@ -544,14 +551,41 @@ fn python_round_trip(name: &str, extra: &[&str], marker: &str) {
         .args(["--url", &url]));
     assert_sample_answered(&out, &url);
     assert!(out.lines()[0].contains(name), "{out}");
-    assert!(out.lines()[0].contains("sluice:plugin/http-client"), "{out}");
+    assert!(
+        out.lines()[0].contains("sluice:plugin/http-client"),
+        "{out}"
+    );
     assert_eq!(*backend.paths.lock().unwrap(), ["/__debug/x"]);
     let heads = backend.heads.lock().unwrap();
     assert!(
-        heads[0].to_ascii_lowercase().contains("\r\nx-hello: world\r\n"),
+        heads[0]
+            .to_ascii_lowercase()
+            .contains("\r\nx-hello: world\r\n"),
         "{heads:?}"
     );
     drop(heads);
+
+    // A host the backend does not name: refused by the gateway (for `send` in handle mode, for
+    // the gateway's own call in hooks mode), a [KO] naming the allow-list, nothing sent.
+    let other = debug_backend();
+    let url = format!("{}/__debug/y", other.url);
+    let out = run(sluice(&["plugin", "test"])
+        .arg(&wasm)
+        .arg("-c")
+        .arg(&config)
+        .args(["--url", &url]));
+    assert_eq!(out.code, Some(1), "{out}");
+    let refused = format!(
+        "sample request to {url}: plugin {name}: {} is not in the plugin's allowed_hosts",
+        other.url
+    );
+    assert!(
+        out.lines()
+            .iter()
+            .any(|l| l.starts_with("[KO] ") && l.ends_with(&refused)),
+        "{out}"
+    );
+    assert!(other.paths.lock().unwrap().is_empty());
 
     let _ = std::fs::remove_dir_all(&root);
 }
@@ -603,7 +637,10 @@ fn plugin_build_python_without_python_says_what_to_install() {
 
     let out = run(&mut sluice(&["plugin", "new", "py-x", "--lang", "cobol"]));
     assert_eq!(out.code, Some(2), "{out}");
-    assert!(out.stderr.contains("possible values: rust, python"), "{out}");
+    assert!(
+        out.stderr.contains("possible values: rust, python"),
+        "{out}"
+    );
 
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -87,7 +87,8 @@ fn try_build(dir: &Path) -> Result<PathBuf, String> {
 
     // Built from a copy of the sources: the bundled interpreter writes __pycache__ beside them.
     let stage = Stage::new()?;
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     for entry in entries.flatten() {
         let path = entry.path();
         if path.extension().is_some_and(|e| e == "py") && path.is_file() {
@@ -266,7 +267,10 @@ mod tests {
             assert!(text("pyproject.toml").contains("name = \"py-demo\""));
             assert!(text("app.py").contains("Handler = sp.export(MyPlugin)"));
             assert_eq!(text("app.py").contains("sp.Hooks.ON_REQUEST"), hooks);
-            assert!(!files.iter().any(|(_, t)| t.contains("{{")), "a placeholder is left");
+            assert!(
+                !files.iter().any(|(_, t)| t.contains("{{")),
+                "a placeholder is left"
+            );
         }
     }
 
@@ -275,8 +279,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sluice-py-name-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
         let manifest = dir.join("pyproject.toml");
-        std::fs::write(&manifest, "[tool.x]\nname = \"no\"\n[project]\nname = \"py-ok\"\n")
-            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(
+            &manifest,
+            "[tool.x]\nname = \"no\"\n[project]\nname = \"py-ok\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(plugin_name(&dir), Ok("py-ok".to_owned()));
         std::fs::write(&manifest, "[project]\nname = \"Bad_Name\"\n")
             .unwrap_or_else(|e| panic!("{e}"));

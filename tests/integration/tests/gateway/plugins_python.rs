@@ -505,7 +505,8 @@ async fn python_header_rewrite_rewrites_both_ways() {
         "response": {"set": {"X-Served-By": "sluice"}, "remove": ["X-Origin"]}
     });
     let request_only = json!({"request": {"set": {"X-Api-Key": "k-2"}}});
-    let headers = json!({"input_headers": ["X-Test", "X-Drop", "X-Keep"], "output_encoding": "no-op"});
+    let headers =
+        json!({"input_headers": ["X-Test", "X-Drop", "X-Keep"], "output_encoding": "no-op"});
     let gw = start_gateway_with_registry(
         service(json!([
             endpoint(
