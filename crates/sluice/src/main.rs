@@ -102,8 +102,8 @@ impl LoadArgs {
 
 #[derive(Debug, Subcommand)]
 enum PluginCommand {
-    /// Scaffold a plugin (a Rust crate, or a JavaScript project with --lang js) that builds and
-    /// passes its own tests as it stands.
+    /// Scaffold a plugin (a Rust crate, or a Python or JavaScript project with --lang) that
+    /// builds and passes its own tests as it stands.
     New {
         /// The plugin's name (lower-case, digits, '-'): also its crate and file name.
         name: String,
@@ -114,17 +114,17 @@ enum PluginCommand {
         /// instead of a handle-mode one.
         #[arg(long)]
         hooks: bool,
-        /// The plugin's language: rust, or js (JavaScript, built with componentize-js).
-        #[arg(long, default_value = "rust")]
-        lang: String,
+        /// The plugin's language.
+        #[arg(long, value_enum, default_value_t)]
+        lang: plugin::Lang,
     },
-    /// Build a plugin into NAME.wasm (a Rust crate: cargo build --target wasm32-wasip2; a
-    /// JavaScript folder with package.json: componentize-js).
+    /// Build a plugin folder into NAME.wasm: cargo build --target wasm32-wasip2 (a Cargo.toml),
+    /// componentize-js (a package.json) or componentize-py (a pyproject.toml or app.py).
     Build {
-        /// The plugin crate's folder.
+        /// The plugin's folder.
         #[arg(default_value = ".")]
         dir: PathBuf,
-        /// Build without optimisations.
+        /// Build without optimisations (Rust only).
         #[arg(long)]
         debug: bool,
     },
@@ -184,7 +184,7 @@ fn main() -> ExitCode {
                     dir,
                     hooks,
                     lang,
-                } => plugin::new(&name, dir.as_deref(), hooks, &lang),
+                } => plugin::new(&name, dir.as_deref(), hooks, lang),
                 PluginCommand::Build { dir, debug } => plugin::build(&dir, !debug),
                 PluginCommand::Hash { files } => plugin::hash(&files),
                 PluginCommand::Test(args) => {

@@ -1,6 +1,7 @@
 //! `sluice plugin new | build | test`: tooling for plugin authors.
 
 mod js;
+mod python;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -23,6 +24,18 @@ const SDK_LOG: &str = include_str!("../../../plugins/sdk/src/log.rs");
 // The contract the SDK targets (0.1.0, frozen): components built on it load on every 0.1.x host.
 const WIT: &str = include_str!("../../../plugins/sdk/wit/plugin.wit");
 
+/// The language `sluice plugin new` scaffolds in (`--lang`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Lang {
+    /// A crate on the Rust SDK (`sluice-plugin-sdk`).
+    #[default]
+    Rust,
+    /// A componentize-py project on the Python SDK (`sluice_plugin.py`).
+    Python,
+    /// A componentize-js project on the JavaScript SDK (`sluice.js`).
+    Js,
+}
+
 /// Whether `name` can be a plugin (and crate) name.
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -33,13 +46,9 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
-/// `sluice plugin new NAME [--dir DIR] [--hooks] [--lang rust|js]`: a handle-mode plugin, or
-/// with `hooks` one with `on_request` and `on_response`.
-pub(crate) fn new(name: &str, dir: Option<&Path>, hooks: bool, lang: &str) -> ExitCode {
-    if !["rust", "js"].contains(&lang) {
-        eprintln!("--lang {lang:?}: expected rust or js");
-        return ExitCode::FAILURE;
-    }
+/// `sluice plugin new NAME [--dir DIR] [--hooks] [--lang LANG]`: a handle-mode plugin, or with
+/// `hooks` one with `on_request` and `on_response`.
+pub(crate) fn new(name: &str, dir: Option<&Path>, hooks: bool, lang: Lang) -> ExitCode {
     if !valid_name(name) {
         eprintln!(
             "plugin names are lower-case letters, digits and '-', starting with a letter: {name:?}"
@@ -54,14 +63,42 @@ pub(crate) fn new(name: &str, dir: Option<&Path>, hooks: bool, lang: &str) -> Ex
         );
         return ExitCode::FAILURE;
     }
-    if lang == "js" {
+    if lang == Lang::Js {
         return js::new(name, &root, hooks);
     }
+    let files = match lang {
+        Lang::Rust => rust_files(name, hooks),
+        Lang::Python => python::files(name, hooks),
+        Lang::Js => unreachable!("scaffolded above"),
+    };
+    for (relative, content) in files {
+        let path = root.join(relative);
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&path, content));
+        if let Err(e) = written {
+            eprintln!("cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    let mode = if hooks { "hooks-mode" } else { "handle-mode" };
+    println!("Created {mode} plugin {name:?} in {}", root.display());
+    let next = match lang {
+        Lang::Rust => "cargo test && sluice plugin build",
+        Lang::Python | Lang::Js => "sluice plugin build",
+    };
+    println!("  cd {} && {next}", root.display());
+    ExitCode::SUCCESS
+}
+
+/// The files of a new Rust plugin crate (the SDK vendored under `sdk/`).
+fn rust_files(name: &str, hooks: bool) -> Vec<(&'static str, String)> {
     let fill = |t: &str| {
         t.replace("{{name}}", name)
             .replace("{{sdk_version}}", env!("CARGO_PKG_VERSION"))
     };
-    let files: [(&str, String); 9] = [
+    vec![
         ("Cargo.toml", fill(TEMPLATE_CARGO)),
         (
             "src/lib.rs",
@@ -78,36 +115,23 @@ pub(crate) fn new(name: &str, dir: Option<&Path>, hooks: bool, lang: &str) -> Ex
         ("sdk/src/http.rs", SDK_HTTP.to_owned()),
         ("sdk/src/log.rs", SDK_LOG.to_owned()),
         ("sdk/wit/plugin.wit", WIT.to_owned()),
-    ];
-    for (relative, content) in files {
-        let path = root.join(relative);
-        let written = path
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::write(&path, content));
-        if let Err(e) = written {
-            eprintln!("cannot write {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-    }
-    let mode = if hooks { "hooks-mode" } else { "handle-mode" };
-    println!("Created {mode} plugin {name:?} in {}", root.display());
-    println!(
-        "  cd {} && cargo test && sluice plugin build",
-        root.display()
-    );
-    ExitCode::SUCCESS
+    ]
 }
 
-/// `sluice plugin build [DIR]`: builds the component and copies it to `DIR/<name>.wasm`.
+/// `sluice plugin build [DIR]`: builds the component and copies it to `DIR/<name>.wasm`. The
+/// folder's language is told by its files: `package.json` without `Cargo.toml` (JavaScript),
+/// `Cargo.toml` (Rust), else `pyproject.toml` or `app.py` (Python).
 pub(crate) fn build(dir: &Path, release: bool) -> ExitCode {
     if js::is_project(dir) {
         return js::build(dir);
     }
     let manifest = dir.join("Cargo.toml");
+    if !manifest.is_file() && python::is_project(dir) {
+        return python::build(dir);
+    }
     if !manifest.is_file() {
         eprintln!(
-            "no Cargo.toml in {}: run it in a plugin crate made by `sluice plugin new`",
+            "no Cargo.toml (Rust), package.json (JavaScript), pyproject.toml or app.py (Python) in {}: run it in a plugin folder made by `sluice plugin new`",
             dir.display()
         );
         return ExitCode::FAILURE;

@@ -124,10 +124,12 @@ fn run(cmd: &mut Command) -> Run {
 }
 
 /// A minimal HTTP/1.1 backend on 127.0.0.1 (one thread, `Connection: close`): `/__debug/*`
-/// answers `{"message":"pong"}`, anything else 404. Records the paths it was asked for.
+/// answers `{"message":"pong"}`, anything else 404. Records the paths it was asked for, and
+/// each request's head (request line and headers).
 struct DebugBackend {
     url: String,
     paths: Arc<Mutex<Vec<String>>>,
+    heads: Arc<Mutex<Vec<String>>>,
 }
 
 fn debug_backend() -> DebugBackend {
@@ -135,6 +137,8 @@ fn debug_backend() -> DebugBackend {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let paths = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&paths);
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let seen_heads = Arc::clone(&heads);
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
@@ -154,6 +158,7 @@ fn debug_backend() -> DebugBackend {
                 ("404 Not Found", "404 page not found\n")
             };
             seen.lock().unwrap().push(path);
+            seen_heads.lock().unwrap().push(head.into_owned());
             let _ = write!(
                 stream,
                 "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -161,7 +166,7 @@ fn debug_backend() -> DebugBackend {
             );
         }
     });
-    DebugBackend { url, paths }
+    DebugBackend { url, paths, heads }
 }
 
 /// Case 15: a good component -> `[OK]` per file, then `[OK] 1 tested plugin(s) in <d>`, exit 0.
@@ -476,9 +481,10 @@ fn plugin_new_hooks_build_and_test_round_trip() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// A backend config naming `name` with the scaffold's settings (`X-Hello: world`).
-fn scaffold_config(root: &Path, name: &str, backend_url: &str) -> PathBuf {
-    let config = root.join("krakend.json");
+/// A config with one backend on `backend_url` naming `name` with `{"header": "X-Hello",
+/// "value": "world"}`, the settings the scaffolds ask for.
+fn scaffold_config(dir: &Path, name: &str, backend_url: &str) -> PathBuf {
+    let config = dir.join("krakend.json");
     std::fs::write(
         &config,
         format!(
@@ -602,11 +608,152 @@ fn plugin_build_js_without_node_says_what_to_install() {
         "{out}"
     );
     assert!(!dir.join("no-node.wasm").exists());
+    let _ = std::fs::remove_dir_all(&root);
+}
 
-    let out = run(sluice(&["plugin", "new", "x", "--lang", "cobol", "--dir"]).arg(root.join("x")));
+/// `sluice plugin new NAME --lang python [--hooks]`, `sluice plugin build` (componentize-py,
+/// installed by the build when missing), then `sluice plugin test` with a config: init with the
+/// settings, and a sample GET through the Python plugin to a real backend, which receives the
+/// header the plugin adds.
+fn python_round_trip(name: &str, extra: &[&str], marker: &str) {
+    let root = tempdir(name);
+    let dir = root.join(name);
+    let out = run(
+        sluice(&["plugin", "new", name, "--lang", "python", "--dir"])
+            .arg(&dir)
+            .args(extra),
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    for file in [
+        "app.py",
+        "sluice_plugin.py",
+        "pyproject.toml",
+        "wit/plugin.wit",
+    ] {
+        assert!(dir.join(file).is_file(), "no {file}\n{out}");
+    }
+    let app = std::fs::read_to_string(dir.join("app.py")).unwrap();
+    assert!(app.contains(marker), "{app}");
+    assert!(!dir.join("Cargo.toml").exists(), "{out}");
+
+    let out = run(sluice(&["plugin", "build"]).arg(&dir));
+    assert_eq!(out.code, Some(0), "sluice plugin build\n{out}");
+    let wasm = dir.join(format!("{name}.wasm"));
+    assert!(wasm.is_file(), "{out}");
+    assert!(
+        out.stdout.contains(&format!("(plugin name {name:?})")),
+        "{out}"
+    );
+    // Nothing half-written is left beside it.
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".part") || n == "__pycache__")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    let backend = debug_backend();
+    let config = scaffold_config(&root, name, &backend.url);
+    let url = format!("{}/__debug/x", backend.url);
+    let out = run(sluice(&["plugin", "test"])
+        .arg(&wasm)
+        .arg("-c")
+        .arg(&config)
+        .args(["--url", &url]));
+    assert_sample_answered(&out, &url);
+    assert!(out.lines()[0].contains(name), "{out}");
+    assert!(
+        out.lines()[0].contains("sluice:plugin/http-client"),
+        "{out}"
+    );
+    assert_eq!(*backend.paths.lock().unwrap(), ["/__debug/x"]);
+    let heads = backend.heads.lock().unwrap();
+    assert!(
+        heads[0]
+            .to_ascii_lowercase()
+            .contains("\r\nx-hello: world\r\n"),
+        "{heads:?}"
+    );
+    drop(heads);
+
+    // A host the backend does not name: refused by the gateway (for `send` in handle mode, for
+    // the gateway's own call in hooks mode), a [KO] naming the allow-list, nothing sent.
+    let other = debug_backend();
+    let url = format!("{}/__debug/y", other.url);
+    let out = run(sluice(&["plugin", "test"])
+        .arg(&wasm)
+        .arg("-c")
+        .arg(&config)
+        .args(["--url", &url]));
     assert_eq!(out.code, Some(1), "{out}");
-    assert!(out.stderr.contains("--lang \"cobol\""), "{out}");
-    assert!(!root.join("x").exists());
+    let refused = format!(
+        "sample request to {url}: plugin {name}: {} is not in the plugin's allowed_hosts",
+        other.url
+    );
+    assert!(
+        out.lines()
+            .iter()
+            .any(|l| l.starts_with("[KO] ") && l.ends_with(&refused)),
+        "{out}"
+    );
+    assert!(other.paths.lock().unwrap().is_empty());
+
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The default (handle-mode) Python scaffold: `handle` adds the header and calls `send`.
+#[test]
+fn plugin_new_python_build_and_test_round_trip() {
+    python_round_trip("py-demo", &[], "def handle(self, request):");
+}
+
+/// The hooks-mode Python scaffold: `on_request` adds the header, the gateway sends it.
+#[test]
+fn plugin_new_python_hooks_build_and_test_round_trip() {
+    python_round_trip(
+        "py-hooks-demo",
+        &["--hooks"],
+        "HOOKS = sp.Hooks.ON_REQUEST | sp.Hooks.ON_RESPONSE",
+    );
+}
+
+/// `plugin build` of a Python plugin without Python says what to install; a folder with an
+/// `app.py` but no `pyproject.toml` says where the name comes from.
+#[test]
+fn plugin_build_python_without_python_says_what_to_install() {
+    let root = tempdir("py-no-python");
+    let dir = root.join("py-nopy");
+    let out = run(sluice(&["plugin", "new", "py-nopy", "--lang", "python", "--dir"]).arg(&dir));
+    assert_eq!(out.code, Some(0), "{out}");
+
+    let missing = root.join("no-such-python3");
+    let out = run(sluice(&["plugin", "build"])
+        .arg(&dir)
+        .env("PYTHON", &missing));
+    assert_eq!(out.code, Some(1), "{out}");
+    let expected = format!(
+        "{} not found: a Python plugin is built with Python 3 (3.9 or later) and pip; install them (Debian/Ubuntu: apt-get install python3 python3-pip), or set PYTHON to an interpreter",
+        missing.display()
+    );
+    assert_eq!(out.stderr.trim(), expected, "{out}");
+    assert!(!dir.join("py-nopy.wasm").exists(), "{out}");
+
+    std::fs::remove_file(dir.join("pyproject.toml")).unwrap();
+    let out = run(sluice(&["plugin", "build"]).arg(&dir));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains("pyproject.toml") && out.stderr.contains("[project] name"),
+        "{out}"
+    );
+
+    let out = run(&mut sluice(&["plugin", "new", "py-x", "--lang", "cobol"]));
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(
+        out.stderr.contains("possible values: rust, python, js"),
+        "{out}"
+    );
+
     let _ = std::fs::remove_dir_all(&root);
 }
 
@@ -828,7 +975,7 @@ fn plugin_build_without_a_cargo_toml_says_so() {
     assert_eq!(
         out.stderr.trim(),
         format!(
-            "no Cargo.toml in {}: run it in a plugin crate made by `sluice plugin new`",
+            "no Cargo.toml (Rust), package.json (JavaScript), pyproject.toml or app.py (Python) in {}: run it in a plugin folder made by `sluice plugin new`",
             dir.display()
         ),
         "{out}"

@@ -78,7 +78,7 @@ async fn gateway(config: Value) -> Gateway {
 }
 
 /// The start-up error text of a config the gateway must refuse.
-async fn start_error(config: Value, registry: Registry) -> String {
+pub(super) async fn start_error(config: Value, registry: Registry) -> String {
     match try_start_gateway(config, registry).await {
         Ok(gw) => panic!("the gateway started on {} but must not", gw.addr),
         Err(StartFailure::Start(e)) => e.to_string(),
@@ -117,7 +117,7 @@ fn assert_error_text(resp: &Response, status: u16, contains: &str) {
 ///   `{"verified":true,"key_id":..}`, or 401 `{"verified":false,"reason":..}`;
 /// - `/hang`: never answers;
 /// - anything else: echoes `{"method","path","query","headers":{lower-case name: value},"body"}`.
-async fn origin() -> Backend {
+pub(super) async fn origin() -> Backend {
     Backend::start(|req: Received| async move {
         if req.path == "/hang" {
             std::future::pending::<()>().await;
