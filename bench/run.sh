@@ -12,6 +12,8 @@
 #   BENCH_DURATION    seconds measured per case (default 10; --quick: 2)
 #   BENCH_WARMUP      seconds of warm-up per case (default 2; --quick: 1)
 #   BENCH_CONNECTIONS wrk connections (default 50)
+#   BENCH_RUNS        rounds of every case (default 3; --quick: 1): the table shows each
+#                     figure's median over the rounds, and each round's CPU µs/req
 #   BENCH_ONLY        extended regex: run only the cases whose name matches (the ratio
 #                     columns need the (a) and (b) cases to be among them)
 #   BENCH_CASES_DIR   extra case files to source (default bench/cases.d), see "Cases" below
@@ -50,6 +52,7 @@ RESULTS_DIR="$ROOT/bench/results"
 
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
+RUNS=${BENCH_RUNS:-3}
 CONNECTIONS=${BENCH_CONNECTIONS:-50}
 CASES_DIR=${BENCH_CASES_DIR:-$ROOT/bench/cases.d}
 PORT_BASE=${BENCH_PORT_BASE:-18081}
@@ -59,6 +62,7 @@ for arg in "$@"; do
         --quick)
             DURATION=2
             WARMUP=${BENCH_WARMUP:-1}
+            RUNS=${BENCH_RUNS:-1}
             ;;
         -h | --help)
             sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
@@ -390,6 +394,7 @@ to_ms() {
 }
 
 declare -A RPS=() P50=() P99=() CPU_TARGET=() CPU_LOAD=() ERRORS=() BYTES=() US_PER_REQ=() OTHER=()
+declare -A ALL_RPS=() ALL_P50=() ALL_P99=() ALL_US=() ALL_TARGET=() ALL_LOAD=() ALL_OTHER=() ALL_ERRORS=()
 
 run_case() {
     local name=$1 url=$2 out size b0 t0 b1 t1 l0 lt0 l1 lt1 own0 own1 requests rps p50 p99 non2xx sockerr
@@ -445,6 +450,13 @@ run_case() {
     log "$name: $rps req/s, p50 ${P50[$name]} ms, p99 ${P99[$name]} ms${ERRORS[$name]:+ (${ERRORS[$name]})}"
 }
 
+# median VALUE...: the middle value (the mean of the two middle ones for an even count).
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "-"; exit }
+        if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 # holds A OP B: a numeric comparison (>= or <) that fails when either side is unknown.
 holds() {
@@ -464,16 +476,25 @@ report() {
     rps_a=${RPS[$REF_DIRECT]:-}
     rps_b=${RPS[$REF_PROXY]:-}
     p99_b=${P99[$REF_PROXY]:-}
-    echo "| case | req/s | p50 ms | p99 ms | req/s vs (a) | req/s vs (b) | p99 vs (b) | CPU µs/req (core 1) | core 1 busy | of which not ours | core 0 busy | body B | errors |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    echo "| case | req/s | p50 ms | p99 ms | req/s vs (a) | req/s vs (b) | p99 vs (b) | CPU µs/req (core 1) | per run | core 1 busy | of which not ours | core 0 busy | limit | body B | errors |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | --- |"
+    local limit
     for name in "${CASE_NAMES[@]}"; do
         [[ -n ${RPS[$name]:-} ]] || continue
-        printf '| %s | %.0f | %s | %s | %s | %s | %s | %s | %s%% | %s%% | %s%% | %s | %s |\n' \
+        # Which side held the rate back: the load generator's core when it was (nearly) full.
+        limit="core 1"
+        holds "${CPU_LOAD[$name]}" ">=" 95 && limit="**load generator**"
+        printf '| %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s%% | %s%% | %s%% | %s | %s | %s |\n' \
             "$name" "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}" \
             "$(ratio "${RPS[$name]}" "$rps_a")" "$(ratio "${RPS[$name]}" "$rps_b")" \
-            "$(ratio "${P99[$name]}" "$p99_b")" "${US_PER_REQ[$name]}" "${CPU_TARGET[$name]}" \
-            "${OTHER[$name]}" "${CPU_LOAD[$name]}" "${BYTES[$name]}" "${ERRORS[$name]:-}"
+            "$(ratio "${P99[$name]}" "$p99_b")" "${US_PER_REQ[$name]}" \
+            "$(echo ${ALL_US[$name]:-} | tr ' ' '/')" "${CPU_TARGET[$name]}" \
+            "${OTHER[$name]}" "${CPU_LOAD[$name]}" "$limit" "${BYTES[$name]}" "${ERRORS[$name]:-}"
     done
+    echo
+    echo "Each figure is the median of $RUNS round(s) of every case; \"per run\" lists each round's"
+    echo "CPU µs/req. \"limit\": the load generator's core (core 0) at 95% or more means wrk, not the"
+    echo "thing under test, set the rate: compare such cases by CPU µs/req, not req/s."
     echo
     echo "CPU µs/req: user + system time of the thing under test (core 1) per request: its"
     echo "capacity, which other work on the machine disturbs less than req/s and latency."
@@ -615,9 +636,36 @@ main() {
         BACKGROUND="$BACKGROUND (WARNING: busy machine, figures unreliable)"
     fi
 
-    local i
-    for i in "${!CASE_NAMES[@]}"; do
-        run_case "${CASE_NAMES[$i]}" "${CASE_URLS[$i]}"
+    # Rounds of every case in turn (not one case N times in a row), so a slow spell of the
+    # machine lands on every case alike; each figure is the median over the rounds.
+    [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not \"$RUNS\""
+    local i round name
+    for ((round = 1; round <= RUNS; round++)); do
+        [[ $RUNS -eq 1 ]] || log "round $round of $RUNS"
+        for i in "${!CASE_NAMES[@]}"; do
+            name=${CASE_NAMES[$i]}
+            run_case "$name" "${CASE_URLS[$i]}"
+            cp "$WORK/wrk-$(printf '%s' "$name" | tr -c 'A-Za-z0-9' '_').txt" \
+                "$WORK/wrk-$(printf '%s' "$name" | tr -c 'A-Za-z0-9' '_')-run$round.txt"
+            ALL_RPS[$name]+=" ${RPS[$name]}"
+            ALL_P50[$name]+=" ${P50[$name]}"
+            ALL_P99[$name]+=" ${P99[$name]}"
+            ALL_US[$name]+=" ${US_PER_REQ[$name]}"
+            ALL_TARGET[$name]+=" ${CPU_TARGET[$name]}"
+            ALL_LOAD[$name]+=" ${CPU_LOAD[$name]}"
+            ALL_OTHER[$name]+=" ${OTHER[$name]}"
+            [[ -z ${ERRORS[$name]} ]] || ALL_ERRORS[$name]+="${ALL_ERRORS[$name]:+; }run $round: ${ERRORS[$name]}"
+        done
+    done
+    for name in "${CASE_NAMES[@]}"; do
+        RPS[$name]=$(median ${ALL_RPS[$name]})
+        P50[$name]=$(median ${ALL_P50[$name]})
+        P99[$name]=$(median ${ALL_P99[$name]})
+        US_PER_REQ[$name]=$(median ${ALL_US[$name]})
+        CPU_TARGET[$name]=$(median ${ALL_TARGET[$name]})
+        CPU_LOAD[$name]=$(median ${ALL_LOAD[$name]})
+        OTHER[$name]=$(median ${ALL_OTHER[$name]})
+        ERRORS[$name]=${ALL_ERRORS[$name]:-}
     done
     PEAK_RSS_KB=$(proc_kb "$sluice_pid" VmHWM)
     kill -0 "$sluice_pid" 2>/dev/null || die "sluice died during the run (see $WORK/sluice.log)"
@@ -644,12 +692,14 @@ main() {
         echo
         echo "## Raw wrk output"
         for i in "${!CASE_NAMES[@]}"; do
-            echo
-            echo "### ${CASE_NAMES[$i]}"
-            echo
-            echo '```'
-            cat "$WORK/wrk-$(printf '%s' "${CASE_NAMES[$i]}" | tr -c 'A-Za-z0-9' '_').txt"
-            echo '```'
+            for ((round = 1; round <= RUNS; round++)); do
+                echo
+                echo "### ${CASE_NAMES[$i]}, round $round"
+                echo
+                echo '```'
+                cat "$WORK/wrk-$(printf '%s' "${CASE_NAMES[$i]}" | tr -c 'A-Za-z0-9' '_')-run$round.txt"
+                echo '```'
+            done
         done
     } >"$RESULTS_DIR/latest.md"
     log "wrote $RESULTS_DIR/latest.md"

@@ -34,3 +34,22 @@ bench_case "(g) native plugin" "$SLUICE_URL/plugin-native"
 sluice_endpoint '{"endpoint": "/plugin-wasi", "backend": [{"url_pattern": "/data.json",
     "extra_config": {"plugin/http-client": {"name": "wasi-passthrough", "max_instances": 64}}}]}'
 bench_case "(h) wasm wasi:http" "$SLUICE_URL/plugin-wasi"
+
+# (f-py), (f-js) the hooks-mode pass-through of (f) written in Python and JavaScript on their
+# SDKs (plugins/sdk-python, plugins/sdk-js). Built when missing; skipped, with a line saying
+# so, when the toolchain is not there (python3 with pip; node 20+ with npm).
+for lang in py:sdk-python js:sdk-js; do
+    plugin="${lang%%:*}-header-rewrite"
+    if [[ ! -f $plugins_dist/$plugin.wasm ]]; then
+        log "building $plugin (plugins/${lang#*:}/build.sh)"
+        bash "$ROOT/plugins/${lang#*:}/build.sh" >&2 || true
+    fi
+    if [[ ! -f $plugins_dist/$plugin.wasm ]]; then
+        log "skipping (f-${lang%%:*}): no $plugins_dist/$plugin.wasm"
+        continue
+    fi
+    cp "$plugins_dist/$plugin.wasm" "$WORK/plugins/"
+    sluice_endpoint "{\"endpoint\": \"/plugin-$plugin\", \"backend\": [{\"url_pattern\": \"/data.json\",
+        \"extra_config\": {\"plugin/http-client\": {\"name\": \"$plugin\", \"$plugin\": {}}}}]}"
+    bench_case "(f-${lang%%:*}) wasm sluice-world hooks, ${lang%%:*}" "$SLUICE_URL/plugin-$plugin"
+done
