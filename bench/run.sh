@@ -12,6 +12,7 @@
 #   BENCH_DURATION    seconds measured per case (default 10; --quick: 2)
 #   BENCH_WARMUP      seconds of warm-up per case (default 2; --quick: 1)
 #   BENCH_CONNECTIONS wrk connections (default 50)
+#   BENCH_READY_TIMEOUT seconds a server may take to answer after start (default 180)
 #   BENCH_RUNS        rounds of every case (default 3; --quick: 1): the table shows each
 #                     figure's median over the rounds, and each round's CPU µs/req
 #   BENCH_ONLY        extended regex: run only the cases whose name matches (the ratio
@@ -177,7 +178,9 @@ port_in_use() {
 
 # wait_ready NAME URL PID: polls URL (at most 10 s) until it answers 2xx; fails if PID died.
 wait_ready() {
-    local name=$1 url=$2 pid=$3 deadline=$((SECONDS + 10))
+    # Long enough for a cold compile of every plugin on one core (a JavaScript component
+    # carries its engine: tens of seconds).
+    local name=$1 url=$2 pid=$3 deadline=$((SECONDS + ${BENCH_READY_TIMEOUT:-180}))
     until curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; do
         if ! kill -0 "$pid" 2>/dev/null; then
             tail -n 20 "$WORK/$name.log" >&2 2>/dev/null || true
@@ -185,7 +188,7 @@ wait_ready() {
         fi
         if [[ $SECONDS -ge $deadline ]]; then
             tail -n 20 "$WORK/$name.log" >&2 2>/dev/null || true
-            die "$name did not answer $url within 10 s"
+            die "$name did not answer $url within ${BENCH_READY_TIMEOUT:-180} s"
         fi
         sleep 0.05
     done
