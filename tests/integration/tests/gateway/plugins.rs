@@ -50,7 +50,7 @@ fn plugin_block(name: &str, settings: Value, siblings: Value) -> Value {
 }
 
 /// A backend object's extra keys naming a plugin (to merge with [`backend`]).
-fn with_plugin(name: &str, settings: Value) -> Value {
+pub(super) fn with_plugin(name: &str, settings: Value) -> Value {
     json!({"extra_config": {"plugin/http-client": plugin_block(name, settings, Value::Null)}})
 }
 
@@ -169,16 +169,28 @@ fn route(req: &Received) -> Reply {
     )
 }
 
-/// The backend's side of `hmac-signer` (plugins/hmac-signer/src/sign.rs):
-/// `X-Signature = hex(hmac_sha256(secret, METHOD \n PATH?QUERY \n TIMESTAMP \n hex(sha256(body))))`
-/// with the timestamp in `X-Signature-Timestamp`, which must be close to now.
+/// The backend's side of `hmac-signer` (plugins/hmac-signer/src/sign.rs), with
+/// [`HMAC_SECRET`]; the signature in `X-Signature`.
 pub(super) fn verify_signature(req: &Received) -> Result<(), String> {
+    let signature = req.header("x-signature").ok_or("no X-Signature")?;
+    let expected = expected_signature(req, HMAC_SECRET)?;
+    if signature == expected {
+        Ok(())
+    } else {
+        Err(format!("signature {signature}, expected {expected}"))
+    }
+}
+
+/// The signature `hmac-signer` (and its Python and JavaScript twins) must send for `req`,
+/// computed independently with the `hmac` crate:
+/// `hex(hmac_sha256(secret, METHOD \n PATH?QUERY \n TIMESTAMP \n hex(sha256(body))))`, the
+/// timestamp read from `X-Signature-Timestamp`, which must be within 5 minutes of now.
+pub(super) fn expected_signature(req: &Received, secret: &str) -> Result<String, String> {
     use hmac::{Hmac, Mac};
     use sha2::{Digest, Sha256};
     let timestamp = req
         .header("x-signature-timestamp")
         .ok_or("no X-Signature-Timestamp")?;
-    let signature = req.header("x-signature").ok_or("no X-Signature")?;
     let ts: u64 = timestamp
         .parse()
         .map_err(|_| format!("bad timestamp {timestamp:?}"))?;
@@ -198,14 +210,9 @@ pub(super) fn verify_signature(req: &Received) -> Result<(), String> {
         req.method,
         hex::encode(Sha256::digest(&req.body))
     );
-    let mut mac = Hmac::<Sha256>::new_from_slice(HMAC_SECRET.as_bytes()).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|e| e.to_string())?;
     mac.update(to_sign.as_bytes());
-    let expected = hex::encode(mac.finalize().into_bytes());
-    if signature == expected {
-        Ok(())
-    } else {
-        Err(format!("signature mismatch for {to_sign:?}"))
-    }
+    Ok(hex::encode(mac.finalize().into_bytes()))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,8 +13,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::plugins::{expected_signature, with_plugin};
 use http::Method;
 use serde_json::{Value, json};
 use sluice_integration::backend::{Backend, Received, Reply};
@@ -85,43 +85,6 @@ fn registry() -> Registry {
             registry
         })
         .clone()
-}
-
-/// A backend's extra keys naming `name` with these settings.
-fn with_plugin(name: &str, settings: Value) -> Value {
-    json!({"extra_config": {"plugin/http-client": {"name": name, name: settings}}})
-}
-
-/// The backend's side of `hmac-signer`, computed independently with the `hmac` crate:
-/// `X-Signature = hex(hmac_sha256(secret, METHOD \n PATH?QUERY \n TIMESTAMP \n hex(sha256(body))))`.
-fn expected_signature(req: &Received, secret: &str) -> Result<String, String> {
-    use hmac::{Hmac, Mac};
-    use sha2::{Digest, Sha256};
-    let timestamp = req
-        .header("x-signature-timestamp")
-        .ok_or("no X-Signature-Timestamp")?;
-    let ts: u64 = timestamp
-        .parse()
-        .map_err(|_| format!("bad timestamp {timestamp:?}"))?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    if now.abs_diff(ts) > 300 {
-        return Err(format!("timestamp {ts} is not within 5 minutes of {now}"));
-    }
-    let target = match &req.query {
-        Some(q) => format!("{}?{q}", req.path),
-        None => req.path.clone(),
-    };
-    let to_sign = format!(
-        "{}\n{target}\n{timestamp}\n{}",
-        req.method,
-        hex::encode(Sha256::digest(&req.body))
-    );
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|e| e.to_string())?;
-    mac.update(to_sign.as_bytes());
-    Ok(hex::encode(mac.finalize().into_bytes()))
 }
 
 /// A backend on 127.0.0.1: `/signed/*` verifies the signature headers with [`SECRET`] (200

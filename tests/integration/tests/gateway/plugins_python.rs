@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use super::plugins::with_plugin;
 use http::Method;
 use serde_json::{Value, json};
 use sluice_integration::backend::{Backend, Received, Reply};
@@ -318,11 +319,6 @@ fn sdk_registry() -> Registry {
             registry
         })
         .clone()
-}
-
-/// `{"extra_config": {"plugin/http-client": {"name": name, name: settings}}}`.
-fn with_plugin(name: &str, settings: Value) -> Value {
-    json!({"extra_config": {"plugin/http-client": {"name": name, name: settings}}})
 }
 
 /// `py-hmac-signer` signs as `hmac-signer` does: the origin verifies the signature (a 401
