@@ -248,6 +248,7 @@ impl DefaultClient {
     }
 
     async fn send_once(&self, request: &BackendRequest) -> Result<BackendResponse, ExecError> {
+        let plain_http = request.url.scheme() == Some(&http::uri::Scheme::HTTP);
         let mut builder = http::Request::builder()
             .method(request.method.clone())
             .uri(request.url.clone());
@@ -262,7 +263,7 @@ impl DefaultClient {
             // `Host` from the URL's authority as written, as Go's client sends it. hyper-util
             // would add it too, but through `format!` on every request; plain http only, since
             // an https backend may speak HTTP/2, which carries the authority instead.
-            if request.url.scheme() == Some(&http::uri::Scheme::HTTP)
+            if plain_http
                 && !headers.contains_key(header::HOST)
                 && let Some(authority) = request.url.authority()
                 && !authority.as_str().contains('@')
@@ -286,35 +287,42 @@ impl DefaultClient {
             .map_err(|e| ExecError::upstream(ErrorKind::Other, format!("invalid request: {e}")))?;
         // Plain http with its Host header goes through Sluice's own HTTP/1.1 pool; https (and
         // a URL with user info, which hyper-util turns into a Host) through hyper-util's.
-        if request.url.scheme() == Some(&http::uri::Scheme::HTTP)
-            && outgoing.headers().contains_key(header::HOST)
-        {
-            let call = self.plain.send(outgoing);
-            let response = match self.response_header_timeout {
-                Some(limit) => tokio::time::timeout(limit, call)
-                    .await
-                    .map_err(|_| ExecError::timeout())?,
-                None => call.await,
-            }
-            .map_err(|e| classify_pooled(e, &request.url))?;
-            return Ok(response.map(|body| {
-                body.map_err(|e| -> sluice_plugin::BoxError { Box::new(e) })
-                    .boxed_unsync()
-            }));
-        }
-        let call = self.client.request(outgoing);
-        let response = match self.response_header_timeout {
+        let response = if plain_http && outgoing.headers().contains_key(header::HOST) {
+            self.within_header_timeout(self.plain.send(outgoing))
+                .await?
+                .map_err(|e| classify_pooled(e, &request.url))?
+                .map(boxed)
+        } else {
+            self.within_header_timeout(self.client.request(outgoing))
+                .await?
+                .map_err(|e| classify(&e, &request.url))?
+                .map(boxed)
+        };
+        Ok(response)
+    }
+
+    /// `call`, bounded by `response_header_timeout` when one is set.
+    async fn within_header_timeout<T>(
+        &self,
+        call: impl Future<Output = T>,
+    ) -> Result<T, ExecError> {
+        match self.response_header_timeout {
             Some(limit) => tokio::time::timeout(limit, call)
                 .await
-                .map_err(|_| ExecError::timeout())?,
-            None => call.await,
+                .map_err(|_| ExecError::timeout()),
+            None => Ok(call.await),
         }
-        .map_err(|e| classify(&e, &request.url))?;
-        Ok(response.map(|body| {
-            body.map_err(|e| -> sluice_plugin::BoxError { Box::new(e) })
-                .boxed_unsync()
-        }))
     }
+}
+
+/// A backend answer's body as the plugin contract carries it.
+fn boxed<B>(body: B) -> sluice_plugin::Body
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    body.map_err(|e| -> sluice_plugin::BoxError { Box::new(e) })
+        .boxed_unsync()
 }
 
 impl Executor for DefaultClient {
@@ -439,13 +447,8 @@ fn classify(error: &hyper_util::client::legacy::Error, url: &Uri) -> ExecError {
     } else {
         ErrorKind::Protocol
     };
-    let mut message = format!("{} {url}: {error}", "request to");
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
+    let mut message = format!("request to {url}: {error}");
+    push_causes(&mut message, error);
     // A TLS failure after the handshake (TLS 1.3 servers refuse a client certificate then).
     if !error.is_connect()
         && let Some(tls) = tls::find_tls_error(error)
@@ -464,13 +467,18 @@ fn classify_pooled(error: pool::PoolError, url: &Uri) -> ExecError {
         pool::PoolError::Send(e) => (ErrorKind::Protocol, "SendRequest", Box::new(e)),
     };
     let mut message = format!("request to {url}: client error ({what}): {error}");
+    push_causes(&mut message, error.as_ref());
+    ExecError::upstream(kind, message)
+}
+
+/// Appends `: cause` for each error in `error`'s source chain.
+fn push_causes(message: &mut String, error: &(dyn std::error::Error + 'static)) {
     let mut source = error.source();
     while let Some(cause) = source {
         message.push_str(": ");
         message.push_str(&cause.to_string());
         source = cause.source();
     }
-    ExecError::upstream(kind, message)
 }
 
 /// Go's transparent decoding: only when the gateway asked for gzip and the answer is gzip

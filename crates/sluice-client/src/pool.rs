@@ -33,12 +33,14 @@ use crate::Connector;
 const REUSED_ATTEMPTS: usize = 3;
 
 type Sender = SendRequest<Full<Bytes>>;
-type Hosts = HashMap<Box<str>, Vec<Idle>, foldhash::fast::RandomState>;
+type Hosts = HashMap<Arc<str>, Vec<Idle>, foldhash::fast::RandomState>;
 
 #[derive(Debug)]
 struct Idle {
     sender: Sender,
     since: Instant,
+    /// Its host's key, made once per connection (not per request).
+    key: Arc<str>,
 }
 
 /// Why a request failed: before anything was sent (the dial) or after.
@@ -93,7 +95,7 @@ impl Http1Pool {
             .path_and_query()
             .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
         for _ in 0..REUSED_ATTEMPTS {
-            let Some(mut sender) = self.checkout(key).await else {
+            let Some((mut sender, key)) = self.checkout(key).await else {
                 break;
             };
             match sender.try_send_request(request).await {
@@ -107,13 +109,13 @@ impl Http1Pool {
         }
         let mut sender = self.dial(&url).await?;
         match sender.try_send_request(request).await {
-            Ok(response) => Ok(self.track(response, sender, key)),
+            Ok(response) => Ok(self.track(response, sender, key.into())),
             Err(e) => Err(PoolError::Send(e.into_error())),
         }
     }
 
     /// The most recently returned idle connection to `key` that is still open and in time.
-    async fn checkout(&self, key: &str) -> Option<Sender> {
+    async fn checkout(&self, key: &str) -> Option<(Sender, Arc<str>)> {
         loop {
             let idle = {
                 let mut hosts = self.inner.hosts.lock().unwrap_or_else(|p| p.into_inner());
@@ -129,7 +131,7 @@ impl Http1Pool {
                 .await
                 .is_ok()
             {
-                return Some(sender);
+                return Some((sender, idle.key));
             }
         }
     }
@@ -157,7 +159,7 @@ impl Http1Pool {
         &self,
         response: Response<Incoming>,
         sender: Sender,
-        key: &str,
+        key: Arc<str>,
     ) -> Response<PooledBody> {
         let keep = self.inner.max_idle_per_host > 0;
         response.map(|body| {
@@ -166,7 +168,7 @@ impl Http1Pool {
                 back: keep.then(|| Back {
                     sender,
                     pool: Arc::downgrade(&self.inner),
-                    key: key.into(),
+                    key,
                 }),
             };
             // An answer without a body (HEAD, 204, 304, an empty one) may never be read.
@@ -184,13 +186,13 @@ impl Inner {
             .is_some_and(|limit| now.saturating_duration_since(idle.since) >= limit)
     }
 
-    fn checkin(self: &Arc<Self>, key: Box<str>, sender: Sender) {
+    fn checkin(self: &Arc<Self>, key: Arc<str>, sender: Sender) {
         if sender.is_closed() {
             return;
         }
         {
             let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
-            let idle = hosts.entry(key).or_default();
+            let idle = hosts.entry(Arc::clone(&key)).or_default();
             if idle.len() >= self.max_idle_per_host {
                 // The oldest goes: it is the one most likely to be closed by the backend.
                 idle.remove(0);
@@ -198,6 +200,7 @@ impl Inner {
             idle.push(Idle {
                 sender,
                 since: Instant::now(),
+                key,
             });
         }
         if let Some(limit) = self.idle_timeout {
@@ -242,7 +245,7 @@ fn spawn_reaper(pool: Weak<Inner>, limit: Duration) {
 struct Back {
     sender: Sender,
     pool: Weak<Inner>,
-    key: Box<str>,
+    key: Arc<str>,
 }
 
 /// An answer's body from a pooled connection: when it ends, the connection goes back to the
