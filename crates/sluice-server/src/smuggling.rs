@@ -49,6 +49,14 @@ enum State {
     Inert,
 }
 
+/// What the end of a head line means for the walk.
+enum LineEnd {
+    /// Go on with the next byte.
+    Continue,
+    /// Stop following: the index of the refused byte, or `None` (an h2c preface).
+    Stop(Option<usize>),
+}
+
 /// The framing tracker, separate from the I/O so it can be tested on plain bytes.
 #[derive(Debug)]
 pub(crate) struct Framing {
@@ -99,11 +107,10 @@ impl Framing {
 
     /// Follows `bytes`; returns the index of the last byte of a head that must be refused.
     pub(crate) fn feed(&mut self, bytes: &[u8]) -> Option<usize> {
-        let mut refused = None;
         let mut i = 0;
         while i < bytes.len() {
             match self.state {
-                State::Inert => return refused,
+                State::Inert => return None,
                 State::Fixed(n) => {
                     let take = n.min((bytes.len() - i) as u64);
                     i += take as usize;
@@ -138,29 +145,13 @@ impl Framing {
                 let line = raw.strip_suffix(b"\r").unwrap_or(raw);
                 if memchr::memchr(b'\r', line).is_none() {
                     self.head_bytes += nl + 1;
-                    let end = i + nl;
-                    i = end + 1;
-                    if line.is_empty() {
-                        if self.doubtful || (self.has_content_length && self.has_transfer_encoding)
-                        {
-                            self.state = State::Inert;
-                            return Some(end);
-                        }
-                        self.state = self.body_state();
-                    } else if first_line && is_h2c_preface(line) {
-                        self.state = State::Inert;
-                        return refused;
-                    } else {
-                        self.end_header_line(
-                            &line[..line.len().min(NAME_PREFIX)],
-                            line.len(),
-                            first_line,
-                        );
-                        self.state = State::Head {
-                            line_len: 0,
-                            first_line: false,
-                        };
+                    let seen = &line[..line.len().min(NAME_PREFIX)];
+                    if let LineEnd::Stop(verdict) =
+                        self.end_line(seen, line.len(), first_line, i + nl)
+                    {
+                        return verdict;
                     }
+                    i += nl + 1;
                     continue;
                 }
             }
@@ -185,26 +176,12 @@ impl Framing {
                 } => {
                     self.head_bytes += 1;
                     if b == b'\n' {
-                        if line_len == 0 {
-                            if self.doubtful
-                                || (self.has_content_length && self.has_transfer_encoding)
-                            {
-                                refused = Some(i);
-                                self.state = State::Inert;
-                                return refused;
-                            }
-                            self.state = self.body_state();
-                        } else {
-                            let seen = &self.prefix[..line_len.min(NAME_PREFIX)];
-                            if first_line && is_h2c_preface(seen) {
-                                self.state = State::Inert;
-                                return refused;
-                            }
-                            self.end_header_line_seen(line_len, first_line);
-                            self.state = State::Head {
-                                line_len: 0,
-                                first_line: false,
-                            };
+                        // The line as kept (lower-cased, CRs left out), copied out of `self`.
+                        let prefix = self.prefix;
+                        let seen = &prefix[..line_len.min(NAME_PREFIX)];
+                        if let LineEnd::Stop(verdict) = self.end_line(seen, line_len, first_line, i)
+                        {
+                            return verdict;
                         }
                     } else if b != b'\r' {
                         if line_len < NAME_PREFIX {
@@ -274,19 +251,35 @@ impl Framing {
             }
             i += 1;
         }
-        refused
+        None
+    }
+
+    /// A line of a head has ended with its LF at byte `at`: `seen` is its first `NAME_PREFIX`
+    /// bytes (CRs left out), of `line_len` in all. An empty line ends the head (refused if its
+    /// framing is ambiguous or doubtful); an h2c preface turns the guard off.
+    fn end_line(&mut self, seen: &[u8], line_len: usize, first_line: bool, at: usize) -> LineEnd {
+        if line_len == 0 {
+            if self.doubtful || (self.has_content_length && self.has_transfer_encoding) {
+                return LineEnd::Stop(self.refuse(at));
+            }
+            self.state = self.body_state();
+        } else if first_line && is_h2c_preface(seen) {
+            self.state = State::Inert;
+            return LineEnd::Stop(None);
+        } else {
+            self.end_header_line(seen, line_len, first_line);
+            self.state = State::Head {
+                line_len: 0,
+                first_line: false,
+            };
+        }
+        LineEnd::Continue
     }
 
     /// Refuses at byte `at` and stops following (the connection ends there).
     fn refuse(&mut self, at: usize) -> Option<usize> {
         self.state = State::Inert;
         Some(at)
-    }
-
-    /// [`Self::end_header_line`] on the line kept in `prefix` by the byte-by-byte walk.
-    fn end_header_line_seen(&mut self, line_len: usize, first_line: bool) {
-        let prefix = self.prefix;
-        self.end_header_line(&prefix[..line_len.min(NAME_PREFIX)], line_len, first_line);
     }
 
     /// A header line has ended: `seen` is its first `NAME_PREFIX` bytes (CRs left out), of
