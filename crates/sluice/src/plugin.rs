@@ -63,13 +63,16 @@ pub(crate) fn new(name: &str, dir: Option<&Path>, hooks: bool, lang: Lang) -> Ex
         );
         return ExitCode::FAILURE;
     }
-    if lang == Lang::Js {
-        return js::new(name, &root, hooks);
-    }
     let files = match lang {
         Lang::Rust => rust_files(name, hooks),
         Lang::Python => python::files(name, hooks),
-        Lang::Js => unreachable!("scaffolded above"),
+        Lang::Js => match js::files(name, hooks) {
+            Ok(files) => files,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        },
     };
     for (relative, content) in files {
         let path = root.join(relative);
@@ -83,11 +86,15 @@ pub(crate) fn new(name: &str, dir: Option<&Path>, hooks: bool, lang: Lang) -> Ex
         }
     }
     let mode = if hooks { "hooks-mode" } else { "handle-mode" };
-    println!("Created {mode} plugin {name:?} in {}", root.display());
-    let next = match lang {
-        Lang::Rust => "cargo test && sluice plugin build",
-        Lang::Python | Lang::Js => "sluice plugin build",
+    let (language, next) = match lang {
+        Lang::Rust => ("Rust", "cargo test && sluice plugin build"),
+        Lang::Python => ("Python", "sluice plugin build"),
+        Lang::Js => ("JavaScript", "npm ci && npm test && sluice plugin build"),
     };
+    println!(
+        "Created {mode} {language} plugin {name:?} in {}",
+        root.display()
+    );
     println!("  cd {} && {next}", root.display());
     ExitCode::SUCCESS
 }

@@ -45,15 +45,9 @@ fn dev_dependencies() -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Writes the scaffold into `root` (checked not to exist; `name` already validated).
-pub(super) fn new(name: &str, root: &Path, hooks: bool) -> ExitCode {
-    let deps = match dev_dependencies() {
-        Ok(deps) => deps,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
-    };
+/// The files of a new JavaScript plugin (the SDK and its lock vendored beside it).
+pub(super) fn files(name: &str, hooks: bool) -> Result<Vec<(&'static str, String)>, String> {
+    let deps = dev_dependencies()?;
     let fill = |t: &str| {
         t.replace("{{name}}", name)
             .replace("{{dev_dependencies}}", &deps)
@@ -69,7 +63,7 @@ pub(super) fn new(name: &str, root: &Path, hooks: bool) -> ExitCode {
     } else {
         (TEMPLATE_PLUGIN, TEMPLATE_TEST)
     };
-    let files: [(&str, String); 11] = [
+    Ok(vec![
         ("package.json", fill(TEMPLATE_PACKAGE)),
         ("package-lock.json", lock),
         ("plugin.js", fill(plugin)),
@@ -81,28 +75,7 @@ pub(super) fn new(name: &str, root: &Path, hooks: bool) -> ExitCode {
         ("wit/plugin.wit", WIT.to_owned()),
         ("README.md", fill(TEMPLATE_README)),
         (".gitignore", TEMPLATE_GITIGNORE.to_owned()),
-    ];
-    for (relative, content) in files {
-        let path = root.join(relative);
-        let written = path
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::write(&path, content));
-        if let Err(e) = written {
-            eprintln!("cannot write {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-    }
-    let mode = if hooks { "hooks-mode" } else { "handle-mode" };
-    println!(
-        "Created {mode} JavaScript plugin {name:?} in {}",
-        root.display()
-    );
-    println!(
-        "  cd {} && npm ci && npm test && sluice plugin build",
-        root.display()
-    );
-    ExitCode::SUCCESS
+    ])
 }
 
 /// The `name` and entry file (`main`, default `plugin.js`) of `package.json`.
