@@ -314,12 +314,12 @@ impl OutboundClient {
                 .unwrap_or_default();
             let mut span = parent.child(name, sluice_telemetry::SpanKind::Client);
             if span.is_recording() {
-                span.set("url.full", request.url.to_string());
+                span.set_display("url.full", &request.url);
                 span.set(
                     "http.request.method",
                     sluice_telemetry::AttrValue::method(&request.method),
                 );
-                span.set("server.address", origin.unwrap_or_default());
+                span.set("server.address", origin.as_deref().unwrap_or_default());
                 span.set("sluice.plugin", &self.plugin);
                 span.set("krakend.stage", "plugin-request");
             }

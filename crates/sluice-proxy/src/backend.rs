@@ -171,9 +171,9 @@ impl BackendStage {
                 .or(self.telemetry.round_trip_trace.as_ref())?;
             let mut span = stage.start(parent, Some(&built.headers));
             if span.is_recording() && self.telemetry.plugin_trace.is_none() {
-                span.set("url.full", built.url.to_string());
+                span.set_display("url.full", &built.url);
                 if let Some(host) = built.url.authority() {
-                    span.set("server.address", host.as_str().to_owned());
+                    span.set("server.address", host.as_str());
                 }
                 span.set("http.request.body.size", built.body.len() as i64);
             }
@@ -210,7 +210,7 @@ impl BackendStage {
         if let Some(plugin) = &self.telemetry.plugin {
             plugin.record(plugin_outcome(&result), round_trip.elapsed());
         }
-        round_trip.finish(&result);
+        let round_trip_ended = round_trip.finish(&result);
         if let Some(span) = &mut call_span {
             match &result {
                 Ok(Ok(response)) => {
@@ -259,7 +259,11 @@ impl BackendStage {
                 },
             });
         }
-        let read_started = self.telemetry.read.as_ref().map(|_| Instant::now());
+        let read_started = self
+            .telemetry
+            .read
+            .as_ref()
+            .map(|_| round_trip_ended.unwrap_or_else(Instant::now));
         let body = read_body(body, self.max_body_bytes, deadline).await;
         if let (Some(read), Some(started)) = (&self.telemetry.read, read_started) {
             let bytes = body.as_ref().map_or(0, |b| b.len() as u64);

@@ -91,7 +91,7 @@ pub(crate) fn end_stage(mut span: Span, error: Option<&ProxyError>, complete: bo
     if span.is_recording() {
         match error {
             Some(e) => {
-                span.set("error", e.to_string());
+                span.set_display("error", e);
                 span.set("http.response.status_code", 500i64);
             }
             None => span.set("http.response.status_code", 200i64),
@@ -350,9 +350,12 @@ impl<'a> RoundTripTimer<'a> {
         self.started.map(|s| s.elapsed()).unwrap_or_default()
     }
 
-    pub(crate) fn finish(mut self, result: &ExecResult) {
+    /// Records the round trip; returns when it ended, when it was timed (the read of the
+    /// body starts then).
+    pub(crate) fn finish(mut self, result: &ExecResult) -> Option<Instant> {
+        let ended = self.started.map(|_| Instant::now());
         let Some((m, target, size)) = self.metrics.take() else {
-            return;
+            return ended;
         };
         let end = match result {
             Err(_) => RoundTripEnd::TimedOut,
@@ -367,7 +370,12 @@ impl<'a> RoundTripTimer<'a> {
                     .and_then(|v| v.parse().ok()),
             },
         };
-        m.record_target(target, size, self.elapsed(), end);
+        let elapsed = match (self.started, ended) {
+            (Some(started), Some(ended)) => ended.duration_since(started),
+            _ => Duration::ZERO,
+        };
+        m.record_target(target, size, elapsed, end);
+        ended
     }
 }
 

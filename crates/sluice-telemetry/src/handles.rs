@@ -16,6 +16,10 @@ const METHODS: [&str; 9] = [
 
 /// The method label krakend-otel's server layer writes (bounded: a client cannot invent one).
 pub(crate) fn method_index(method: &str) -> u32 {
+    // Nearly every request: no scan.
+    if method == METHODS[2] {
+        return 2;
+    }
     METHODS
         .iter()
         .position(|m| m.eq_ignore_ascii_case(method))
@@ -316,12 +320,23 @@ pub struct RoundTripTarget {
 pub struct RoundTripMetrics {
     slots: Slots,
     base: Labels,
-    /// The backend's hosts as `(server.address, server.port)`, from the config.
-    hosts: Vec<(String, u16)>,
+    /// The backend's hosts, from the config.
+    hosts: Vec<RoundTripHost>,
+}
+
+/// One of a backend's hosts, as round trips are labelled.
+#[derive(Debug)]
+pub(crate) struct RoundTripHost {
+    /// `server.address`, lower case.
+    pub(crate) address: String,
+    /// `server.port` (the scheme's when the host names none).
+    pub(crate) port: u16,
+    /// The URL authority as written in the config.
+    pub(crate) authority: String,
 }
 
 impl RoundTripMetrics {
-    pub(crate) fn new(group: &Arc<Group>, base: Labels, hosts: Vec<(String, u16)>) -> Self {
+    pub(crate) fn new(group: &Arc<Group>, base: Labels, hosts: Vec<RoundTripHost>) -> Self {
         Self {
             slots: Slots::new(Arc::clone(group)),
             base,
@@ -343,21 +358,36 @@ impl RoundTripMetrics {
 
     /// What a request to `uri` with `method` is recorded under.
     pub fn target(&self, uri: &http::Uri, method: &http::Method) -> RoundTripTarget {
-        let host = uri.host().unwrap_or("");
-        let port = uri
-            .port_u16()
-            .unwrap_or(if uri.scheme_str() == Some("https") {
-                443
-            } else {
-                80
-            });
-        // A host outside the config's list cannot occur (the builder picks from it); it is
-        // labelled `other` rather than with a value the request chose.
-        let host_index = self
+        // The URL the gateway built has one of the config's hosts' authority as written:
+        // compared as text first, parsed only when that fails.
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        let host_index = match self
             .hosts
             .iter()
-            .position(|(h, p)| *p == port && h.eq_ignore_ascii_case(host))
-            .unwrap_or(self.hosts.len());
+            .position(|h| h.authority == authority)
+            .or_else(|| {
+                self.hosts
+                    .iter()
+                    .position(|h| h.authority.eq_ignore_ascii_case(authority))
+            }) {
+            Some(i) => i,
+            None => {
+                let host = uri.host().unwrap_or("");
+                let port = uri
+                    .port_u16()
+                    .unwrap_or(if uri.scheme_str() == Some("https") {
+                        443
+                    } else {
+                        80
+                    });
+                // A host outside the config's list cannot occur (the builder picks from it);
+                // it is labelled `other` rather than with a value the request chose.
+                self.hosts
+                    .iter()
+                    .position(|h| h.port == port && h.address.eq_ignore_ascii_case(host))
+                    .unwrap_or(self.hosts.len())
+            }
+        };
         RoundTripTarget {
             host: host_index.min(255) as u32,
             method: method_index(method.as_str()),
@@ -387,7 +417,7 @@ impl RoundTripMetrics {
                 let (address, port) = self
                     .hosts
                     .get(host_index)
-                    .map_or(("other".to_owned(), 0), |(h, p)| (h.clone(), *p));
+                    .map_or(("other".to_owned(), 0), |h| (h.address.clone(), h.port));
                 labels.extend([
                     kv("http.request.method", method_label(method_index)),
                     kv("server.address", address),

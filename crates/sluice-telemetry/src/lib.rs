@@ -15,6 +15,7 @@ mod handles;
 pub mod logging;
 mod metrics;
 mod otlp;
+mod pb;
 mod process;
 pub mod prometheus;
 mod request;
@@ -377,7 +378,11 @@ impl Telemetry {
                     } else {
                         80
                     });
-                Some((uri.host()?.to_ascii_lowercase(), port))
+                Some(handles::RoundTripHost {
+                    address: uri.host()?.to_ascii_lowercase(),
+                    port,
+                    authority: uri.authority()?.as_str().to_owned(),
+                })
             })
             .collect();
         Some(Arc::new(RoundTripMetrics::new(

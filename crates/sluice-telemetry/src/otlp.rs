@@ -20,7 +20,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::metrics::{Group, Kind};
-use crate::trace::{AttrValue, SpanData, Status, Tracer};
+use crate::pb::{Pb, key_text, varint_len};
+use crate::trace::{SpanBatch, Tracer};
 use crate::{Family, OtlpSettings, SCOPE};
 
 /// Spans sent per request at most.
@@ -30,121 +31,7 @@ pub(crate) const BATCH: usize = 512;
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------------------------
-// Protobuf encoding.
-
-#[derive(Default)]
-struct Pb(Vec<u8>);
-
-impl Pb {
-    fn varint(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.0.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.0.push(v as u8);
-    }
-
-    fn key(&mut self, field: u32, wire: u8) {
-        self.varint(u64::from(field) << 3 | u64::from(wire));
-    }
-
-    fn uint(&mut self, field: u32, v: u64) {
-        if v != 0 {
-            self.key(field, 0);
-            self.varint(v);
-        }
-    }
-
-    fn int64(&mut self, field: u32, v: i64) {
-        self.key(field, 0);
-        self.varint(v as u64);
-    }
-
-    fn boolean(&mut self, field: u32, v: bool) {
-        self.key(field, 0);
-        self.varint(u64::from(v));
-    }
-
-    fn fixed64(&mut self, field: u32, v: u64) {
-        self.key(field, 1);
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-
-    fn double(&mut self, field: u32, v: f64) {
-        self.key(field, 1);
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-
-    fn bytes(&mut self, field: u32, v: &[u8]) {
-        self.key(field, 2);
-        self.varint(v.len() as u64);
-        self.0.extend_from_slice(v);
-    }
-
-    fn string(&mut self, field: u32, v: &str) {
-        if !v.is_empty() {
-            self.bytes(field, v.as_bytes());
-        }
-    }
-
-    /// A nested message, written in place: one byte is kept for its length (enough below 128
-    /// bytes, most key-values), and the body is moved up only when the length needs more. No
-    /// buffer per message, the bytes are the same as encoding it apart (minimal varints).
-    fn message(&mut self, field: u32, build: impl FnOnce(&mut Pb)) {
-        self.key(field, 2);
-        let at = self.0.len();
-        self.0.push(0);
-        build(self);
-        let len = self.0.len() - at - 1;
-        if len < 0x80 {
-            self.0[at] = len as u8;
-            return;
-        }
-        let mut prefix = [0u8; 10];
-        let mut n = 0;
-        let mut v = len as u64;
-        while v >= 0x80 {
-            prefix[n] = (v as u8) | 0x80;
-            v >>= 7;
-            n += 1;
-        }
-        prefix[n] = v as u8;
-        n += 1;
-        let end = self.0.len();
-        self.0.resize(end + n - 1, 0);
-        self.0.copy_within(at + 1..end, at + n);
-        self.0[at..at + n].copy_from_slice(&prefix[..n]);
-    }
-}
-
-fn any_value(pb: &mut Pb, value: &AttrValue) {
-    match value {
-        AttrValue::Str(s) => pb.bytes(1, s.as_str().as_bytes()),
-        AttrValue::Bool(b) => pb.boolean(2, *b),
-        AttrValue::Int(i) => pb.int64(3, *i),
-        AttrValue::Float(f) => pb.double(4, *f),
-        AttrValue::Strs(list) => pb.message(5, |array| {
-            for s in list {
-                array.message(1, |v| v.bytes(1, s.as_bytes()));
-            }
-        }),
-    }
-}
-
-fn key_value(pb: &mut Pb, field: u32, key: &str, value: &AttrValue) {
-    pb.message(field, |kv| {
-        kv.string(1, key);
-        kv.message(2, |v| any_value(v, value));
-    });
-}
-
-/// A `KeyValue` with a string value.
-fn key_text(pb: &mut Pb, field: u32, key: &str, value: &str) {
-    pb.message(field, |kv| {
-        kv.string(1, key);
-        kv.message(2, |v| v.bytes(1, value.as_bytes()));
-    });
-}
+// Messages.
 
 fn resource(pb: &mut Pb, attributes: &[(String, String)]) {
     pb.message(1, |r| {
@@ -158,46 +45,25 @@ fn scope(pb: &mut Pb) {
     pb.message(1, |s| s.string(1, SCOPE));
 }
 
-/// `ExportTraceServiceRequest` with `spans`.
-pub(crate) fn encode_spans(
-    resource_attrs: &[(String, String)],
-    spans: &[Box<SpanData>],
-) -> Vec<u8> {
-    // About what a request's span takes, so the buffer rarely grows while it is written.
-    let mut pb = Pb(Vec::with_capacity(256 + spans.len() * 512));
-    pb.message(1, |rs| {
-        resource(rs, resource_attrs);
-        rs.message(2, |ss| {
-            scope(ss);
-            for span in spans {
-                ss.message(2, |s| {
-                    s.bytes(1, &span.context.trace_id);
-                    s.bytes(2, &span.context.span_id);
-                    if let Some(parent) = &span.parent {
-                        s.bytes(4, parent);
-                    }
-                    s.string(5, span.name.as_str());
-                    s.uint(6, span.kind as u64);
-                    s.fixed64(7, span.start);
-                    s.fixed64(8, span.end);
-                    for (k, v) in span.attributes() {
-                        key_value(s, 9, k, v);
-                    }
-                    match &span.status {
-                        Status::Unset => {}
-                        Status::Ok => s.message(15, |st| st.uint(3, 1)),
-                        Status::Error(message) => s.message(15, |st| {
-                            st.string(2, message);
-                            st.uint(3, 2);
-                        }),
-                    }
-                    // flags: the W3C trace flags (sampled).
-                    s.key(16, 5);
-                    s.0.extend_from_slice(&1u32.to_le_bytes());
-                });
-            }
-        });
-    });
+/// `ExportTraceServiceRequest` with `batch`'s spans (already encoded when they ended): the
+/// envelope is written around them, their bytes copied once.
+pub(crate) fn encode_spans(resource_attrs: &[(String, String)], batch: &SpanBatch) -> Vec<u8> {
+    let mut head = Pb::default();
+    resource(&mut head, resource_attrs);
+    let mut scope_head = Pb::default();
+    scope(&mut scope_head);
+    let scope_spans = scope_head.0.len() + batch.bytes().len();
+    let resource_spans = head.0.len() + 1 + varint_len(scope_spans as u64) + scope_spans;
+    let mut pb = Pb(Vec::with_capacity(
+        1 + varint_len(resource_spans as u64) + resource_spans,
+    ));
+    pb.key(1, 2);
+    pb.varint(resource_spans as u64);
+    pb.0.extend_from_slice(&head.0);
+    pb.key(2, 2);
+    pb.varint(scope_spans as u64);
+    pb.0.extend_from_slice(&scope_head.0);
+    pb.0.extend_from_slice(batch.bytes());
     pb.0
 }
 
@@ -452,54 +318,11 @@ pub(crate) async fn flush(
     collectors: &[Arc<Collector>],
     resource: &[(String, String)],
 ) {
-    loop {
-        let batch = tracer.drain(BATCH);
-        if batch.is_empty() {
-            return;
-        }
+    while let Some(batch) = tracer.drain() {
         let message = Bytes::from(encode_spans(resource, &batch));
-        drop(batch);
+        tracer.recycle(batch);
         for c in collectors.iter().filter(|c| c.traces()) {
             c.send(true, message.clone()).await;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn varints() {
-        let mut pb = Pb::default();
-        pb.varint(300);
-        assert_eq!(pb.0, [0xac, 0x02]);
-        let mut pb = Pb::default();
-        pb.string(1, "hi");
-        assert_eq!(pb.0, [0x0a, 2, b'h', b'i']);
-    }
-
-    /// Messages written in place are what encoding them apart and copying them in gives.
-    #[test]
-    fn nested_messages_in_place() {
-        for len in [0usize, 1, 127, 128, 300, 16_383, 16_384, 70_000] {
-            let body: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-            let mut inner = Pb::default();
-            inner.bytes(3, &body);
-            let mut apart = Pb::default();
-            apart.uint(1, 7);
-            apart.bytes(2, &inner.0);
-            let mut outer = Pb::default();
-            outer.bytes(5, &apart.0);
-            outer.uint(6, 1);
-
-            let mut pb = Pb::default();
-            pb.message(5, |m| {
-                m.uint(1, 7);
-                m.message(2, |i| i.bytes(3, &body));
-            });
-            pb.uint(6, 1);
-            assert_eq!(pb.0, outer.0, "body of {len} bytes");
         }
     }
 }

@@ -96,12 +96,12 @@ impl RequestScope {
                 } else {
                     let mut span = root.span(path, SpanKind::Server);
                     if span.is_recording() {
-                        span.set("url.full", url_full(uri));
+                        set_url_full(&mut span, uri);
                         if let Some(host) = headers
                             .get(http::header::HOST)
                             .and_then(|h| h.to_str().ok())
                         {
-                            span.set("server.address", host.to_owned());
+                            span.set("server.address", host);
                         }
                         span.set("http.request.method", AttrValue::method(method));
                         if let Some(len) = headers
@@ -115,10 +115,10 @@ impl RequestScope {
                             .get(http::header::USER_AGENT)
                             .and_then(|h| h.to_str().ok())
                         {
-                            span.set("user_agent.original", ua.to_owned());
+                            span.set("user_agent.original", ua);
                         }
                         if let Some(peer) = peer {
-                            span.set("client.address", ip_text(peer));
+                            set_client_address(&mut span, peer);
                         }
                         span.set("krakend.stage", "global");
                         if let Some(statics) = telemetry.global_trace_attributes() {
@@ -205,11 +205,10 @@ impl RequestScope {
         if let Some(mut span) = self.span.take()
             && span.is_recording()
         {
-            let route = match &self.route {
-                Some(r) => AttrValue::from(&r.route),
-                None => AttrValue::from(crate::handles::status_route(status)),
-            };
-            span.set("http.route", route);
+            match &self.route {
+                Some(r) => span.set("http.route", &r.route),
+                None => span.set("http.route", &crate::handles::status_route(status)),
+            }
             span.set("http.response.status_code", i64::from(status));
             span.set(
                 "http.response.body.size",
@@ -229,34 +228,48 @@ impl RequestScope {
 }
 
 /// `url.full` of the request span: the request target as the client sent it. The usual
-/// origin form (`/path?query`) is copied as is, without `Display`'s formatting machinery.
-fn url_full(uri: &Uri) -> String {
-    match uri.path_and_query() {
-        Some(pq) if uri.scheme().is_none() && uri.authority().is_none() => pq.as_str().to_owned(),
-        _ => uri.to_string(),
+/// origin form (`/path?query`) is written as is, without `Display`'s formatting machinery.
+fn set_url_full(span: &mut Span, uri: &Uri) {
+    match origin_form(uri) {
+        Some(target) => span.set("url.full", target),
+        None => span.set_display("url.full", uri),
     }
 }
 
-/// An address as text: IPv4 (nearly every client) written by hand, without `Display`'s
-/// formatting machinery.
-fn ip_text(ip: IpAddr) -> String {
-    let IpAddr::V4(v4) = ip else {
-        return ip.to_string();
-    };
-    let mut s = String::with_capacity(15);
-    for (i, octet) in v4.octets().into_iter().enumerate() {
+fn origin_form(uri: &Uri) -> Option<&str> {
+    uri.path_and_query()
+        .filter(|_| uri.scheme().is_none() && uri.authority().is_none())
+        .map(|pq| pq.as_str())
+}
+
+/// `client.address`: IPv4 (nearly every client) written by hand on the stack, without
+/// `Display`'s formatting machinery.
+fn set_client_address(span: &mut Span, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => span.set("client.address", ipv4_text(v4, &mut [0; 15])),
+        IpAddr::V6(_) => span.set_display("client.address", ip),
+    }
+}
+
+fn ipv4_text(ip: std::net::Ipv4Addr, text: &mut [u8; 15]) -> &str {
+    let mut n = 0;
+    for (i, octet) in ip.octets().into_iter().enumerate() {
         if i > 0 {
-            s.push('.');
+            text[n] = b'.';
+            n += 1;
         }
         if octet >= 100 {
-            s.push(char::from(b'0' + octet / 100));
+            text[n] = b'0' + octet / 100;
+            n += 1;
         }
         if octet >= 10 {
-            s.push(char::from(b'0' + octet / 10 % 10));
+            text[n] = b'0' + octet / 10 % 10;
+            n += 1;
         }
-        s.push(char::from(b'0' + octet % 10));
+        text[n] = b'0' + octet % 10;
+        n += 1;
     }
-    s
+    std::str::from_utf8(&text[..n]).unwrap_or_default()
 }
 
 /// A random (version 4) UUID. Its bytes are shared by the header's clones (the context, the
@@ -288,20 +301,18 @@ mod tests {
 
     #[test]
     fn texts() {
-        for ip in [
-            "0.0.0.0",
-            "127.0.0.1",
-            "10.20.100.255",
-            "::1",
-            "2001:db8::7",
-        ] {
-            let parsed: IpAddr = ip.parse().unwrap_or(IpAddr::from([1, 1, 1, 1]));
-            assert_eq!(ip_text(parsed), parsed.to_string());
-            assert_eq!(ip_text(parsed), ip);
+        for ip in ["0.0.0.0", "127.0.0.1", "10.20.100.255", "255.255.255.255"] {
+            let parsed: std::net::Ipv4Addr = ip.parse().unwrap_or([1, 1, 1, 1].into());
+            assert_eq!(ipv4_text(parsed, &mut [0; 15]), ip);
         }
-        for uri in ["/a?b=c", "/", "http://h:8080/p?q", "*"] {
+        for (uri, origin) in [
+            ("/a?b=c", Some("/a?b=c")),
+            ("/", Some("/")),
+            ("http://h:8080/p?q", None),
+            ("*", Some("*")),
+        ] {
             let parsed: Uri = uri.parse().unwrap_or_default();
-            assert_eq!(url_full(&parsed), parsed.to_string());
+            assert_eq!(origin_form(&parsed), origin, "{uri}");
         }
     }
 

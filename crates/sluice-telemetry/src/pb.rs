@@ -1,0 +1,175 @@
+//! The protobuf wire format, written by hand: what OTLP's messages need (varints, fixed
+//! numbers, length-delimited fields and nested messages written in place), and OTLP's
+//! `KeyValue`, which spans and metrics both carry.
+
+use std::fmt;
+
+/// A protobuf message being written.
+#[derive(Debug, Default)]
+pub(crate) struct Pb(pub(crate) Vec<u8>);
+
+impl Pb {
+    #[inline]
+    pub(crate) fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.0.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.0.push(v as u8);
+    }
+
+    #[inline]
+    pub(crate) fn key(&mut self, field: u32, wire: u8) {
+        self.varint(u64::from(field) << 3 | u64::from(wire));
+    }
+
+    #[inline]
+    pub(crate) fn uint(&mut self, field: u32, v: u64) {
+        if v != 0 {
+            self.key(field, 0);
+            self.varint(v);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn int64(&mut self, field: u32, v: i64) {
+        self.key(field, 0);
+        self.varint(v as u64);
+    }
+
+    #[inline]
+    pub(crate) fn boolean(&mut self, field: u32, v: bool) {
+        self.key(field, 0);
+        self.varint(u64::from(v));
+    }
+
+    #[inline]
+    pub(crate) fn fixed64(&mut self, field: u32, v: u64) {
+        self.key(field, 1);
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+
+    #[inline]
+    pub(crate) fn double(&mut self, field: u32, v: f64) {
+        self.key(field, 1);
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+
+    #[inline]
+    pub(crate) fn bytes(&mut self, field: u32, v: &[u8]) {
+        self.key(field, 2);
+        self.varint(v.len() as u64);
+        self.0.extend_from_slice(v);
+    }
+
+    #[inline]
+    pub(crate) fn string(&mut self, field: u32, v: &str) {
+        if !v.is_empty() {
+            self.bytes(field, v.as_bytes());
+        }
+    }
+
+    /// A nested message, written in place: one byte is kept for its length (enough below 128
+    /// bytes, most key-values), and the body is moved up only when the length needs more. No
+    /// buffer per message, the bytes are the same as encoding it apart (minimal varints).
+    pub(crate) fn message(&mut self, field: u32, build: impl FnOnce(&mut Pb)) {
+        self.key(field, 2);
+        let at = self.0.len();
+        self.0.push(0);
+        build(self);
+        let len = self.0.len() - at - 1;
+        if len < 0x80 {
+            self.0[at] = len as u8;
+            return;
+        }
+        let mut prefix = [0u8; 10];
+        let mut n = 0;
+        let mut v = len as u64;
+        while v >= 0x80 {
+            prefix[n] = (v as u8) | 0x80;
+            v >>= 7;
+            n += 1;
+        }
+        prefix[n] = v as u8;
+        n += 1;
+        let end = self.0.len();
+        self.0.resize(end + n - 1, 0);
+        self.0.copy_within(at + 1..end, at + n);
+        self.0[at..at + n].copy_from_slice(&prefix[..n]);
+    }
+}
+
+impl fmt::Write for Pb {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// How many bytes `v` takes as a varint.
+#[inline]
+pub(crate) fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// How many bytes a length-delimited field of `len` bytes takes (its number below 16).
+#[inline]
+pub(crate) fn delimited_len(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
+/// A `KeyValue` with a string value.
+pub(crate) fn key_text(pb: &mut Pb, field: u32, key: &str, value: &str) {
+    pb.message(field, |kv| {
+        kv.string(1, key);
+        kv.message(2, |v| v.bytes(1, value.as_bytes()));
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varint_lengths() {
+        for v in [0u64, 1, 127, 128, 16_383, 16_384, u64::MAX] {
+            let mut pb = Pb::default();
+            pb.varint(v);
+            assert_eq!(varint_len(v), pb.0.len(), "{v}");
+        }
+    }
+
+    #[test]
+    fn varints() {
+        let mut pb = Pb::default();
+        pb.varint(300);
+        assert_eq!(pb.0, [0xac, 0x02]);
+        let mut pb = Pb::default();
+        pb.string(1, "hi");
+        assert_eq!(pb.0, [0x0a, 2, b'h', b'i']);
+    }
+
+    /// Messages written in place are what encoding them apart and copying them in gives.
+    #[test]
+    fn nested_messages_in_place() {
+        for len in [0usize, 1, 127, 128, 300, 16_383, 16_384, 70_000] {
+            let body: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut inner = Pb::default();
+            inner.bytes(3, &body);
+            let mut apart = Pb::default();
+            apart.uint(1, 7);
+            apart.bytes(2, &inner.0);
+            let mut outer = Pb::default();
+            outer.bytes(5, &apart.0);
+            outer.uint(6, 1);
+
+            let mut pb = Pb::default();
+            pb.message(5, |m| {
+                m.uint(1, 7);
+                m.message(2, |i| i.bytes(3, &body));
+            });
+            pb.uint(6, 1);
+            assert_eq!(pb.0, outer.0, "body of {len} bytes");
+        }
+    }
+}
