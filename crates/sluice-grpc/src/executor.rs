@@ -15,6 +15,7 @@ use sluice_plugin::{
     Executor,
 };
 
+use crate::decode::Decoder;
 use crate::input::{InputError, InputPlan};
 use crate::output::OutputOptions;
 use crate::wire::{self, Deframer, Frame, Status};
@@ -42,6 +43,9 @@ pub(crate) struct GrpcExecutor {
     pub(crate) input: InputPlan,
     pub(crate) output_type: MessageDescriptor,
     pub(crate) output: OutputOptions,
+    /// The answer's bytes straight to JSON (`output` over a `DynamicMessage` is the reference
+    /// path, taken for what the decoder refuses).
+    pub(crate) decoder: Decoder,
     pub(crate) server_streaming: bool,
     pub(crate) header_mapping: Vec<(HeaderName, HeaderName)>,
     pub(crate) client: Arc<Http2Client>,
@@ -53,8 +57,8 @@ pub(crate) struct GrpcExecutor {
 
 /// What a call came to, before it becomes a response.
 enum Outcome {
-    /// The messages of an OK answer, and the metadata.
-    Messages(Vec<DynamicMessage>, HeaderMap),
+    /// The messages of an OK answer as JSON, and the metadata.
+    Messages(Vec<serde_json::Value>, HeaderMap),
     /// A gRPC status other than OK, and the metadata.
     Failed(Status, HeaderMap),
 }
@@ -288,15 +292,28 @@ impl GrpcExecutor {
                     ));
                 }
             };
-            let message = DynamicMessage::decode(self.output_type.clone(), data).map_err(|e| {
-                protocol(format!(
-                    "the answer is not a {}: {e}",
-                    self.output_type.full_name()
-                ))
-            })?;
-            messages.push(message);
+            messages.push(self.answer_json(data)?);
         }
         Ok(Outcome::Messages(messages, metadata))
+    }
+
+    /// One answer message as JSON. Malformed bytes (and the rare shapes the decoder leaves
+    /// alone) go through `DynamicMessage`, whose error (or JSON) is the answer's.
+    fn answer_json(&self, data: Bytes) -> Result<serde_json::Value, ExecError> {
+        match self.decoder.decode(&data) {
+            Ok(json) => Ok(json),
+            Err(reason) => {
+                tracing::debug!(%reason, "gRPC answer: decoding through DynamicMessage");
+                let message =
+                    DynamicMessage::decode(self.output_type.clone(), data).map_err(|e| {
+                        protocol(format!(
+                            "the answer is not a {}: {e}",
+                            self.output_type.full_name()
+                        ))
+                    })?;
+                Ok(self.output.message(&message))
+            }
+        }
     }
 
     fn respond(&self, outcome: Outcome) -> Result<BackendResponse, ExecError> {
@@ -311,12 +328,10 @@ impl GrpcExecutor {
             }
             Outcome::Messages(messages, metadata) => {
                 let data = if self.server_streaming {
-                    serde_json::Value::Array(
-                        messages.iter().map(|m| self.output.message(m)).collect(),
-                    )
+                    serde_json::Value::Array(messages)
                 } else {
-                    match messages.first() {
-                        Some(message) => self.output.message(message),
+                    match messages.into_iter().next() {
+                        Some(message) => message,
                         None => {
                             return Err(protocol(
                                 "the answer is OK but holds no message".to_owned(),

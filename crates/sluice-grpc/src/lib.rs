@@ -14,6 +14,7 @@
 //! client and bidirectional streaming are refused at start-up.
 
 mod catalog;
+mod decode;
 mod executor;
 mod input;
 mod output;
@@ -33,6 +34,7 @@ use sluice_plugin::{ClientPlugin, PluginContext, PluginError, SharedExecutor};
 pub use catalog::Catalog;
 pub use settings::{Naming, Settings};
 
+use crate::decode::Decoder;
 use crate::executor::GrpcExecutor;
 use crate::input::InputPlan;
 use crate::output::OutputOptions;
@@ -224,11 +226,13 @@ impl ClientPlugin for GrpcPlugin {
                 })
                 .collect::<Vec<_>>()
         })?;
+        let output = OutputOptions::new(&settings);
         Ok(Arc::new(GrpcExecutor {
             path,
             input,
             output_type: method.output(),
-            output: OutputOptions::new(&settings),
+            output,
+            decoder: Decoder::new(&method.output(), output),
             server_streaming: method.is_server_streaming(),
             header_mapping: settings.header_mapping.clone(),
             client: self
