@@ -20,7 +20,10 @@
 use std::collections::HashMap;
 
 use base64::Engine as _;
-use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor, Value as Proto};
+use bytes::Bytes;
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value as Proto,
+};
 use serde_json::{Map, Value as Json};
 
 use crate::output::{self, OutputOptions};
@@ -57,6 +60,8 @@ fn error<T>(message: impl Into<String>) -> Result<T> {
 /// The decoder of one answer type under one backend's output settings, built at start-up.
 #[derive(Debug)]
 pub(crate) struct Decoder {
+    /// The answer's type.
+    root: MessageDescriptor,
     options: OutputOptions,
     plans: Vec<MessagePlan>,
     enums: Vec<EnumPlan>,
@@ -289,6 +294,7 @@ impl Decoder {
             builder.plans[index] = Some(plan);
         }
         Decoder {
+            root: root.clone(),
             options,
             plans: builder.plans.into_iter().flatten().collect(),
             enums: builder.enums,
@@ -296,7 +302,22 @@ impl Decoder {
         }
     }
 
-    /// One answer message as JSON.
+    /// One answer message as JSON. What the decoder refuses (malformed bytes, and the rare
+    /// shapes it leaves alone) goes through `DynamicMessage`, whose error (or JSON) is the
+    /// answer's, so both are exactly what they were before the decoder.
+    pub(crate) fn answer(&self, bytes: Bytes) -> std::result::Result<Json, String> {
+        match self.decode(&bytes) {
+            Ok(json) => Ok(json),
+            Err(reason) => {
+                tracing::debug!(%reason, "gRPC answer: decoding through DynamicMessage");
+                DynamicMessage::decode(self.root.clone(), bytes)
+                    .map(|message| self.options.message(&message))
+                    .map_err(|e| format!("the answer is not a {}: {e}", self.root.full_name()))
+            }
+        }
+    }
+
+    /// One message as JSON, or why the decoder does not read it.
     pub(crate) fn decode(&self, bytes: &[u8]) -> Result<Json> {
         self.message(0, bytes, 0)
     }

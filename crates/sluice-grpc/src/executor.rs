@@ -8,7 +8,6 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use prost_reflect::prost::Message as _;
-use prost_reflect::{DynamicMessage, MessageDescriptor};
 use sluice_client::Http2Client;
 use sluice_plugin::{
     BackendRequest, BackendResponse, BoxFuture, CallContext, Decoded, ErrorKind, ExecError,
@@ -17,7 +16,6 @@ use sluice_plugin::{
 
 use crate::decode::Decoder;
 use crate::input::{InputError, InputPlan};
-use crate::output::OutputOptions;
 use crate::wire::{self, Deframer, Frame, Status};
 
 /// Headers never forwarded as metadata: HTTP/2 and gRPC own them.
@@ -41,10 +39,7 @@ pub(crate) struct GrpcExecutor {
     /// `/package.Service/Method`.
     pub(crate) path: String,
     pub(crate) input: InputPlan,
-    pub(crate) output_type: MessageDescriptor,
-    pub(crate) output: OutputOptions,
-    /// The answer's bytes straight to JSON (`output` over a `DynamicMessage` is the reference
-    /// path, taken for what the decoder refuses).
+    /// The answer's messages to JSON.
     pub(crate) decoder: Decoder,
     pub(crate) server_streaming: bool,
     pub(crate) header_mapping: Vec<(HeaderName, HeaderName)>,
@@ -292,28 +287,9 @@ impl GrpcExecutor {
                     ));
                 }
             };
-            messages.push(self.answer_json(data)?);
+            messages.push(self.decoder.answer(data).map_err(protocol)?);
         }
         Ok(Outcome::Messages(messages, metadata))
-    }
-
-    /// One answer message as JSON. Malformed bytes (and the rare shapes the decoder leaves
-    /// alone) go through `DynamicMessage`, whose error (or JSON) is the answer's.
-    fn answer_json(&self, data: Bytes) -> Result<serde_json::Value, ExecError> {
-        match self.decoder.decode(&data) {
-            Ok(json) => Ok(json),
-            Err(reason) => {
-                tracing::debug!(%reason, "gRPC answer: decoding through DynamicMessage");
-                let message =
-                    DynamicMessage::decode(self.output_type.clone(), data).map_err(|e| {
-                        protocol(format!(
-                            "the answer is not a {}: {e}",
-                            self.output_type.full_name()
-                        ))
-                    })?;
-                Ok(self.output.message(&message))
-            }
-        }
     }
 
     fn respond(&self, outcome: Outcome) -> Result<BackendResponse, ExecError> {

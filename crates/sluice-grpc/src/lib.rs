@@ -226,13 +226,10 @@ impl ClientPlugin for GrpcPlugin {
                 })
                 .collect::<Vec<_>>()
         })?;
-        let output = OutputOptions::new(&settings);
         Ok(Arc::new(GrpcExecutor {
             path,
             input,
-            output_type: method.output(),
-            output,
-            decoder: Decoder::new(&method.output(), output),
+            decoder: Decoder::new(&method.output(), OutputOptions::new(&settings)),
             server_streaming: method.is_server_streaming(),
             header_mapping: settings.header_mapping.clone(),
             client: self

@@ -460,3 +460,35 @@ fn whatever_the_decoder_accepts_the_reference_path_maps_the_same() {
     }
     assert!(both_ok > 100 && both_err > 100, "{both_ok} {both_err}");
 }
+
+#[test]
+fn answers_the_decoder_refuses_take_the_reference_path() {
+    let pool = pool();
+    let options = all_options()[0];
+    // Malformed: the reference path's error, named after the answer's type.
+    let desc = pool.get_message_by_name("rich.Rich").unwrap();
+    let e = Decoder::new(&desc, options)
+        .answer(bytes::Bytes::from_static(&[0x72, 0x05, b'a']))
+        .unwrap_err();
+    assert!(e.starts_with("the answer is not a rich.Rich: "), "{e}");
+    // A group: the reference path's JSON.
+    let desc = pool.get_message_by_name("legacy.WithGroup").unwrap();
+    let bytes: &'static [u8] = &[0x0b, 0x10, 0x01, 0x0c];
+    let j = Decoder::new(&desc, options)
+        .answer(bytes::Bytes::from_static(bytes))
+        .unwrap();
+    assert_eq!(
+        serde_json::to_string(&j).unwrap(),
+        reference(&desc, options, bytes).unwrap()
+    );
+    assert_eq!(j, json!({"g": {"x": 1}}));
+    // Valid: the decoder's own JSON.
+    let desc = pool.get_message_by_name("rich.Inner").unwrap();
+    let j = Decoder::new(&desc, options)
+        .answer(bytes::Bytes::from_static(&[0x0a, 0x01, b'n']))
+        .unwrap();
+    assert_eq!(
+        j,
+        json!({"name": "n", "big": 0, "nums": [], "child": null, "color": 0})
+    );
+}
