@@ -3,7 +3,7 @@
 //! message (the mapping and its switches are described in `output.rs`).
 //!
 //! Everything that depends only on the answer's type and the backend's settings is worked out
-//! once, when the executor is built ([`Decoder::new`]): one [`MessagePlan`] per message type
+//! once, when the executor is built ([`Decoder::new`]): one `MessagePlan` per message type
 //! the answer can hold, with its fields indexed by number, their JSON keys, kinds, presence,
 //! oneof and default JSON. Decoding walks the bytes once per message, keeps the last value of
 //! a singular field (proto3's "last one wins"), appends repeated ones (packed or not), fills
@@ -13,9 +13,9 @@
 //! The decoder is at least as strict as `DynamicMessage::decode`: whatever it accepts, the
 //! reference path accepts and maps to the same JSON. What it refuses (malformed data, and the
 //! rare shapes it leaves to the reference path: groups, extended messages) is an [`Error`];
-//! the executor then runs the reference path, so the answer (or its error) is exactly
-//! today's. `Any` keeps the reference path for its payload: its type is looked up at run
-//! time in the whole catalog.
+//! [`Decoder::answer`] then runs the reference path, so the answer (or its error) is exactly
+//! what the reference path makes of it. `Any` keeps the reference path for its payload: its
+//! type is looked up at run time in the whole catalog.
 
 use std::collections::HashMap;
 
@@ -544,14 +544,16 @@ impl Decoder {
         let mut object = Map::new();
         for (i, field) in plan.fields.iter().enumerate() {
             let slot = take(&mut slots, i);
-            let set = match (&slot, &field.shape) {
-                (Slot::Unset, _) => false,
-                (Slot::List(items), _) => !items.is_empty(),
-                (Slot::Map(entries), _) => !entries.is_empty(),
-                (Slot::Scalar(s), _) if !field.presence => {
+            // `DynamicMessage::has_field`: a field without presence is set when it is not its
+            // default (`-0.0` is not set, but written as `-0`).
+            let set = match &slot {
+                Slot::Unset => false,
+                Slot::List(items) => !items.is_empty(),
+                Slot::Map(entries) => !entries.is_empty(),
+                Slot::Scalar(s) if !field.presence => {
                     !field.default.as_ref().is_some_and(|d| s.is(d))
                 }
-                _ => true,
+                Slot::Scalar(_) | Slot::Message(_) => true,
             };
             if !set && (options.remove_unset || field.oneof.is_some()) {
                 continue;
