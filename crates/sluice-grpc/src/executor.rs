@@ -8,15 +8,14 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use prost_reflect::prost::Message as _;
-use prost_reflect::{DynamicMessage, MessageDescriptor};
 use sluice_client::Http2Client;
 use sluice_plugin::{
     BackendRequest, BackendResponse, BoxFuture, CallContext, Decoded, ErrorKind, ExecError,
     Executor,
 };
 
+use crate::decode::Decoder;
 use crate::input::{InputError, InputPlan};
-use crate::output::OutputOptions;
 use crate::wire::{self, Deframer, Frame, Status};
 
 /// Headers never forwarded as metadata: HTTP/2 and gRPC own them.
@@ -40,8 +39,8 @@ pub(crate) struct GrpcExecutor {
     /// `/package.Service/Method`.
     pub(crate) path: String,
     pub(crate) input: InputPlan,
-    pub(crate) output_type: MessageDescriptor,
-    pub(crate) output: OutputOptions,
+    /// The answer's messages to JSON.
+    pub(crate) decoder: Decoder,
     pub(crate) server_streaming: bool,
     pub(crate) header_mapping: Vec<(HeaderName, HeaderName)>,
     pub(crate) client: Arc<Http2Client>,
@@ -53,8 +52,8 @@ pub(crate) struct GrpcExecutor {
 
 /// What a call came to, before it becomes a response.
 enum Outcome {
-    /// The messages of an OK answer, and the metadata.
-    Messages(Vec<DynamicMessage>, HeaderMap),
+    /// The messages of an OK answer as JSON, and the metadata.
+    Messages(Vec<serde_json::Value>, HeaderMap),
     /// A gRPC status other than OK, and the metadata.
     Failed(Status, HeaderMap),
 }
@@ -288,13 +287,7 @@ impl GrpcExecutor {
                     ));
                 }
             };
-            let message = DynamicMessage::decode(self.output_type.clone(), data).map_err(|e| {
-                protocol(format!(
-                    "the answer is not a {}: {e}",
-                    self.output_type.full_name()
-                ))
-            })?;
-            messages.push(message);
+            messages.push(self.decoder.answer(data).map_err(protocol)?);
         }
         Ok(Outcome::Messages(messages, metadata))
     }
@@ -311,12 +304,10 @@ impl GrpcExecutor {
             }
             Outcome::Messages(messages, metadata) => {
                 let data = if self.server_streaming {
-                    serde_json::Value::Array(
-                        messages.iter().map(|m| self.output.message(m)).collect(),
-                    )
+                    serde_json::Value::Array(messages)
                 } else {
-                    match messages.first() {
-                        Some(message) => self.output.message(message),
+                    match messages.into_iter().next() {
+                        Some(message) => message,
                         None => {
                             return Err(protocol(
                                 "the answer is OK but holds no message".to_owned(),

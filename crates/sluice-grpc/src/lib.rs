@@ -14,6 +14,7 @@
 //! client and bidirectional streaming are refused at start-up.
 
 mod catalog;
+mod decode;
 mod executor;
 mod input;
 mod output;
@@ -33,6 +34,7 @@ use sluice_plugin::{ClientPlugin, PluginContext, PluginError, SharedExecutor};
 pub use catalog::Catalog;
 pub use settings::{Naming, Settings};
 
+use crate::decode::Decoder;
 use crate::executor::GrpcExecutor;
 use crate::input::InputPlan;
 use crate::output::OutputOptions;
@@ -227,8 +229,7 @@ impl ClientPlugin for GrpcPlugin {
         Ok(Arc::new(GrpcExecutor {
             path,
             input,
-            output_type: method.output(),
-            output: OutputOptions::new(&settings),
+            decoder: Decoder::new(&method.output(), OutputOptions::new(&settings)),
             server_streaming: method.is_server_streaming(),
             header_mapping: settings.header_mapping.clone(),
             client: self

@@ -17,7 +17,8 @@
 
 use base64::Engine as _;
 use prost_reflect::{
-    DynamicMessage, FieldDescriptor, Kind, MapKey, ReflectMessage as _, Value as Proto,
+    DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MapKey, ReflectMessage as _,
+    Value as Proto,
 };
 use serde_json::{Map, Number, Value as Json};
 
@@ -218,14 +219,19 @@ impl OutputOptions {
             .get_field_by_name("value")
             .and_then(|v| v.as_bytes().cloned())
             .unwrap_or_default();
-        let name = url.rsplit('/').next().unwrap_or(&url);
+        self.any(message.descriptor().parent_pool(), &url, &bytes)
+    }
+
+    /// An `Any` of `type_url` `url` holding `bytes`: the payload's fields beside `@type` (its
+    /// JSON under `value` for a type whose JSON is not an object of its fields), or the bytes
+    /// in base64 under `value` when the catalog does not know the type or they do not decode.
+    pub(crate) fn any(&self, pool: &DescriptorPool, url: &str, bytes: &[u8]) -> Json {
+        let name = url.rsplit('/').next().unwrap_or(url);
         let mut object = Map::new();
-        object.insert("@type".to_owned(), Json::String(url.clone()));
-        let inner = message
-            .descriptor()
-            .parent_pool()
+        object.insert("@type".to_owned(), Json::String(url.to_owned()));
+        let inner = pool
             .get_message_by_name(name)
-            .and_then(|d| DynamicMessage::decode(d, bytes.as_ref()).ok());
+            .and_then(|d| DynamicMessage::decode(d, bytes).ok());
         match inner {
             Some(inner) => match self.message(&inner) {
                 Json::Object(fields) if !special_json(inner.descriptor().full_name()) => {
@@ -238,7 +244,7 @@ impl OutputOptions {
             None => {
                 object.insert(
                     "value".to_owned(),
-                    Json::String(base64::engine::general_purpose::STANDARD.encode(&bytes)),
+                    Json::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
                 );
             }
         }
@@ -258,7 +264,7 @@ fn seconds_nanos(message: &DynamicMessage) -> (i64, i32) {
     (seconds, nanos)
 }
 
-fn is_wrapper(name: &str) -> bool {
+pub(crate) fn is_wrapper(name: &str) -> bool {
     matches!(
         name,
         "google.protobuf.DoubleValue"
@@ -290,7 +296,7 @@ fn special_json(name: &str) -> bool {
         )
 }
 
-fn float(f: f64, text: impl FnOnce() -> String) -> Json {
+pub(crate) fn float(f: f64, text: impl FnOnce() -> String) -> Json {
     if f.is_nan() {
         Json::String("NaN".to_owned())
     } else if f.is_infinite() {
@@ -315,7 +321,7 @@ fn map_key(key: &MapKey) -> String {
     }
 }
 
-fn camel_case(path: &str) -> String {
+pub(crate) fn camel_case(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     let mut upper = false;
     for c in path.chars() {
