@@ -361,15 +361,7 @@ impl RoundTripMetrics {
         // The URL the gateway built has one of the config's hosts' authority as written:
         // compared as text first, parsed only when that fails.
         let authority = uri.authority().map_or("", |a| a.as_str());
-        let host_index = match self
-            .hosts
-            .iter()
-            .position(|h| h.authority == authority)
-            .or_else(|| {
-                self.hosts
-                    .iter()
-                    .position(|h| h.authority.eq_ignore_ascii_case(authority))
-            }) {
+        let host_index = match self.hosts.iter().position(|h| h.authority == authority) {
             Some(i) => i,
             None => {
                 let host = uri.host().unwrap_or("");

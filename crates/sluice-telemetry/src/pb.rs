@@ -118,12 +118,23 @@ pub(crate) fn delimited_len(len: usize) -> usize {
     1 + varint_len(len as u64) + len
 }
 
-/// A `KeyValue` with a string value.
+/// A `KeyValue` with a string value, nearly every attribute: written with its lengths worked
+/// out first, so no length is patched afterwards.
 pub(crate) fn key_text(pb: &mut Pb, field: u32, key: &str, value: &str) {
-    pb.message(field, |kv| {
-        kv.string(1, key);
-        kv.message(2, |v| v.bytes(1, value.as_bytes()));
-    });
+    let any_value = delimited_len(value.len());
+    let key_len = if key.is_empty() {
+        0
+    } else {
+        delimited_len(key.len())
+    };
+    let key_value = key_len + delimited_len(any_value);
+    pb.0.reserve(delimited_len(key_value));
+    pb.key(field, 2);
+    pb.varint(key_value as u64);
+    pb.string(1, key);
+    pb.key(2, 2);
+    pb.varint(any_value as u64);
+    pb.bytes(1, value.as_bytes());
 }
 
 #[cfg(test)]
@@ -136,6 +147,21 @@ mod tests {
             let mut pb = Pb::default();
             pb.varint(v);
             assert_eq!(varint_len(v), pb.0.len(), "{v}");
+        }
+    }
+
+    /// `key_text` writes what the nested form writes.
+    #[test]
+    fn key_text_as_nested_messages() {
+        for (key, value) in [("k", "v"), ("", "v"), ("k", ""), ("key", &*"x".repeat(300))] {
+            let mut nested = Pb::default();
+            nested.message(9, |kv| {
+                kv.string(1, key);
+                kv.message(2, |v| v.bytes(1, value.as_bytes()));
+            });
+            let mut pb = Pb::default();
+            key_text(&mut pb, 9, key, value);
+            assert_eq!(pb.0, nested.0, "{key:?}");
         }
     }
 

@@ -313,6 +313,10 @@ mod tests {
         ] {
             let parsed: Uri = uri.parse().unwrap_or_default();
             assert_eq!(origin_form(&parsed), origin, "{uri}");
+            // What is written as is, is what `Display` would write.
+            if let Some(origin) = origin {
+                assert_eq!(origin, parsed.to_string());
+            }
         }
     }
 

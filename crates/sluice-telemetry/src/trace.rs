@@ -22,7 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
-use crate::pb::{Pb, delimited_len, varint_len};
+use crate::pb::{Pb, delimited_len, key_text, varint_len};
 
 /// The W3C trace context header.
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -286,35 +286,20 @@ impl From<f64> for AttrValue<'_> {
 /// Field 9 of OTLP's `Span`: one `KeyValue`.
 const SPAN_ATTRIBUTE: u32 = 9;
 
-/// Writes one span attribute (`KeyValue { key, value: AnyValue }`). Text, nearly every
-/// attribute, is written with its lengths worked out first: no length to patch afterwards.
+/// Writes one span attribute (`KeyValue { key, value: AnyValue }`).
 fn attribute(pb: &mut Pb, key: &str, value: AttrValue<'_>) {
-    let AttrValue::Str(text) = value else {
+    let scalar = |pb: &mut Pb, write: &dyn Fn(&mut Pb)| {
         pb.message(SPAN_ATTRIBUTE, |kv| {
             kv.string(1, key);
-            kv.message(2, |v| match value {
-                AttrValue::Str(_) => {}
-                AttrValue::Bool(b) => v.boolean(2, b),
-                AttrValue::Int(i) => v.int64(3, i),
-                AttrValue::Float(f) => v.double(4, f),
-            });
+            kv.message(2, write);
         });
-        return;
     };
-    let any_value = delimited_len(text.len());
-    let key_len = if key.is_empty() {
-        0
-    } else {
-        delimited_len(key.len())
-    };
-    let key_value = key_len + delimited_len(any_value);
-    pb.0.reserve(delimited_len(key_value));
-    pb.key(SPAN_ATTRIBUTE, 2);
-    pb.varint(key_value as u64);
-    pb.string(1, key);
-    pb.key(2, 2);
-    pb.varint(any_value as u64);
-    pb.bytes(1, text.as_bytes());
+    match value {
+        AttrValue::Str(text) => key_text(pb, SPAN_ATTRIBUTE, key, text),
+        AttrValue::Bool(b) => scalar(pb, &|v| v.boolean(2, b)),
+        AttrValue::Int(i) => scalar(pb, &|v| v.int64(3, i)),
+        AttrValue::Float(f) => scalar(pb, &|v| v.double(4, f)),
+    }
 }
 
 /// A span's status.
