@@ -314,7 +314,7 @@ impl OutboundClient {
                 .unwrap_or_default();
             let mut span = parent.child(name, sluice_telemetry::SpanKind::Client);
             if span.is_recording() {
-                span.set_display("url.full", &request.url);
+                span.set_uri("url.full", &request.url);
                 span.set(
                     "http.request.method",
                     sluice_telemetry::AttrValue::method(&request.method),

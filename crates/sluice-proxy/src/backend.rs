@@ -171,7 +171,7 @@ impl BackendStage {
                 .or(self.telemetry.round_trip_trace.as_ref())?;
             let mut span = stage.start(parent, Some(&built.headers));
             if span.is_recording() && self.telemetry.plugin_trace.is_none() {
-                span.set_display("url.full", &built.url);
+                span.set_uri("url.full", &built.url);
                 if let Some(host) = built.url.authority() {
                     span.set("server.address", host.as_str());
                 }

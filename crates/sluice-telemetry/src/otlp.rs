@@ -14,14 +14,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::metrics::{Group, Kind};
 use crate::pb::{Pb, key_text, varint_len};
-use crate::trace::{SpanBatch, Tracer};
+use crate::trace::Tracer;
 use crate::{Family, OtlpSettings, SCOPE};
 
 /// Spans sent per request at most.
@@ -45,17 +45,43 @@ fn scope(pb: &mut Pb) {
     pb.message(1, |s| s.string(1, SCOPE));
 }
 
-/// `ExportTraceServiceRequest` with `batch`'s spans (already encoded when they ended): the
-/// envelope is written around them, their bytes copied once.
-pub(crate) fn encode_spans(resource_attrs: &[(String, String)], batch: &SpanBatch) -> Vec<u8> {
+/// An export request's protobuf message in two pieces, sent one after the other: a batch of
+/// spans (hundreds of KiB) goes out as it was batched, never copied into its envelope.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Message {
+    head: Bytes,
+    tail: Bytes,
+}
+
+impl Message {
+    fn len(&self) -> usize {
+        self.head.len() + self.tail.len()
+    }
+}
+
+impl From<Vec<u8>> for Message {
+    fn from(whole: Vec<u8>) -> Self {
+        Message {
+            head: whole.into(),
+            tail: Bytes::new(),
+        }
+    }
+}
+
+/// `ExportTraceServiceRequest` around `spans` (already encoded as they ended: the batch's
+/// bytes): only the envelope's head is written here.
+pub(crate) fn encode_spans(resource_attrs: &[(String, String)], spans: Bytes) -> Message {
     let mut head = Pb::default();
     resource(&mut head, resource_attrs);
     let mut scope_head = Pb::default();
     scope(&mut scope_head);
-    let scope_spans = scope_head.0.len() + batch.bytes().len();
+    let scope_spans = scope_head.0.len() + spans.len();
     let resource_spans = head.0.len() + 1 + varint_len(scope_spans as u64) + scope_spans;
     let mut pb = Pb(Vec::with_capacity(
-        1 + varint_len(resource_spans as u64) + resource_spans,
+        2 + varint_len(resource_spans as u64)
+            + varint_len(scope_spans as u64)
+            + head.0.len()
+            + scope_head.0.len(),
     ));
     pb.key(1, 2);
     pb.varint(resource_spans as u64);
@@ -63,8 +89,39 @@ pub(crate) fn encode_spans(resource_attrs: &[(String, String)], batch: &SpanBatc
     pb.key(2, 2);
     pb.varint(scope_spans as u64);
     pb.0.extend_from_slice(&scope_head.0);
-    pb.0.extend_from_slice(batch.bytes());
-    pb.0
+    Message {
+        head: pb.0.into(),
+        tail: spans,
+    }
+}
+
+/// A request body of up to three pieces (a gRPC frame's prefix, then a [`Message`]).
+#[derive(Debug)]
+struct Pieces(std::collections::VecDeque<Bytes>);
+
+impl http_body::Body for Pieces {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(
+            self.get_mut()
+                .0
+                .pop_front()
+                .map(|b| Ok(http_body::Frame::data(b))),
+        )
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.0.iter().map(|b| b.len() as u64).sum())
+    }
 }
 
 /// `ExportMetricsServiceRequest` with every series of `groups` and `families` (cumulative).
@@ -190,8 +247,8 @@ pub(crate) fn encode_metrics(
 #[derive(Debug)]
 pub(crate) struct Collector {
     settings: OtlpSettings,
-    h1: Client<HttpConnector, Full<Bytes>>,
-    h2: Client<HttpConnector, Full<Bytes>>,
+    h1: Client<HttpConnector, Pieces>,
+    h2: Client<HttpConnector, Pieces>,
     last_warning: std::sync::Mutex<Option<Instant>>,
 }
 
@@ -223,7 +280,7 @@ impl Collector {
     }
 
     /// Sends a trace or metrics export request; failures are logged (rate limited).
-    pub(crate) async fn send(&self, traces: bool, message: Bytes) {
+    pub(crate) async fn send(&self, traces: bool, message: Message) {
         if let Err(e) = tokio::time::timeout(SEND_TIMEOUT, self.try_send(traces, message))
             .await
             .unwrap_or_else(|_| Err("timed out".to_owned()))
@@ -241,26 +298,33 @@ impl Collector {
         }
     }
 
-    async fn try_send(&self, traces: bool, message: Bytes) -> Result<(), String> {
+    async fn try_send(&self, traces: bool, message: Message) -> Result<(), String> {
         let authority = format!("{}:{}", self.settings.host, self.settings.port);
-        let (path, content_type, body, client) = if self.settings.use_http {
+        let mut pieces = std::collections::VecDeque::with_capacity(3);
+        let (path, content_type, client) = if self.settings.use_http {
             let path = if traces { "/v1/traces" } else { "/v1/metrics" };
-            (path, "application/x-protobuf", message, &self.h1)
+            (path, "application/x-protobuf", &self.h1)
         } else {
             let path = if traces {
                 "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
             } else {
                 "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
             };
-            let mut framed = Vec::with_capacity(message.len() + 5);
-            framed.push(0);
-            framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
-            framed.extend_from_slice(&message);
-            (path, "application/grpc", Bytes::from(framed), &self.h2)
+            // The gRPC frame: uncompressed, then the message's length.
+            let len = u32::try_from(message.len()).map_err(|_| "message too large".to_owned())?;
+            let mut prefix = [0u8; 5];
+            prefix[1..].copy_from_slice(&len.to_be_bytes());
+            pieces.push_back(Bytes::copy_from_slice(&prefix));
+            (path, "application/grpc", &self.h2)
         };
+        pieces.push_back(message.head);
+        if !message.tail.is_empty() {
+            pieces.push_back(message.tail);
+        }
+        let body = Pieces(pieces);
         let mut request = http::Request::post(format!("http://{authority}{path}"))
             .header(http::header::CONTENT_TYPE, content_type)
-            .body(Full::new(body))
+            .body(body)
             .map_err(|e| e.to_string())?;
         if !self.settings.use_http {
             request
@@ -319,10 +383,16 @@ pub(crate) async fn flush(
     resource: &[(String, String)],
 ) {
     while let Some(batch) = tracer.drain() {
-        let message = Bytes::from(encode_spans(resource, &batch));
-        tracer.recycle(batch);
+        let spans = Bytes::from(batch.into_bytes());
+        let message = encode_spans(resource, spans.clone());
         for c in collectors.iter().filter(|c| c.traces()) {
             c.send(true, message.clone()).await;
+        }
+        drop(message);
+        // The batch's buffer serves the next batch when every send has let go of it.
+        if let Ok(mut buffer) = spans.try_into_mut() {
+            buffer.clear();
+            tracer.recycle(Vec::from(buffer));
         }
     }
 }

@@ -31,7 +31,7 @@ impl Pb {
         }
     }
 
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn int64(&mut self, field: u32, v: i64) {
         self.key(field, 0);
         self.varint(v as u64);
@@ -118,10 +118,12 @@ pub(crate) fn delimited_len(len: usize) -> usize {
     1 + varint_len(len as u64) + len
 }
 
-/// A `KeyValue` with a string value, nearly every attribute: written with its lengths worked
-/// out first, so no length is patched afterwards.
-pub(crate) fn key_text(pb: &mut Pb, field: u32, key: &str, value: &str) {
-    let any_value = delimited_len(value.len());
+/// Writes a `KeyValue` (`field` below 16) up to its `AnyValue`'s content (the key-value's key
+/// and length, the key, the `AnyValue`'s key and length), its lengths worked out first so
+/// none is patched afterwards. Nearly every attribute is short: all four lengths then take a
+/// byte each, written as two 4-byte groups around the key.
+#[inline]
+fn key_value_head(pb: &mut Pb, field: u32, key: &str, any_value: usize) {
     let key_len = if key.is_empty() {
         0
     } else {
@@ -129,12 +131,57 @@ pub(crate) fn key_text(pb: &mut Pb, field: u32, key: &str, value: &str) {
     };
     let key_value = key_len + delimited_len(any_value);
     pb.0.reserve(delimited_len(key_value));
+    debug_assert!(field < 16);
+    if key_value < 0x80 && !key.is_empty() {
+        let tag = (field << 3) as u8 | 2;
+        pb.0.extend_from_slice(&[tag, key_value as u8, 1 << 3 | 2, key.len() as u8]);
+        pb.0.extend_from_slice(key.as_bytes());
+        pb.0.extend_from_slice(&[2 << 3 | 2, any_value as u8]);
+        return;
+    }
     pb.key(field, 2);
     pb.varint(key_value as u64);
     pb.string(1, key);
     pb.key(2, 2);
     pb.varint(any_value as u64);
+}
+
+/// A `KeyValue` with a string value, nearly every attribute.
+pub(crate) fn key_text(pb: &mut Pb, field: u32, key: &str, value: &str) {
+    key_value_head(pb, field, key, delimited_len(value.len()));
     pb.bytes(1, value.as_bytes());
+}
+
+/// A `KeyValue` with a string value given in pieces (a URL's parts), written without
+/// gathering them first.
+pub(crate) fn key_text_parts(pb: &mut Pb, field: u32, key: &str, parts: &[&str]) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    key_value_head(pb, field, key, delimited_len(len));
+    pb.key(1, 2);
+    pb.varint(len as u64);
+    for part in parts {
+        pb.0.extend_from_slice(part.as_bytes());
+    }
+}
+
+/// A `KeyValue` with a boolean value.
+pub(crate) fn key_bool(pb: &mut Pb, field: u32, key: &str, value: bool) {
+    key_value_head(pb, field, key, 2);
+    pb.boolean(2, value);
+}
+
+/// A `KeyValue` with an integer value.
+pub(crate) fn key_int(pb: &mut Pb, field: u32, key: &str, value: i64) {
+    let v = value as u64;
+    key_value_head(pb, field, key, 1 + varint_len(v));
+    pb.key(3, 0);
+    pb.varint(v);
+}
+
+/// A `KeyValue` with a double value.
+pub(crate) fn key_double(pb: &mut Pb, field: u32, key: &str, value: f64) {
+    key_value_head(pb, field, key, 9);
+    pb.double(4, value);
 }
 
 #[cfg(test)]
@@ -162,6 +209,59 @@ mod tests {
             let mut pb = Pb::default();
             key_text(&mut pb, 9, key, value);
             assert_eq!(pb.0, nested.0, "{key:?}");
+        }
+    }
+
+    /// Text in pieces is text.
+    #[test]
+    fn key_text_in_parts() {
+        for parts in [
+            &["http", "://", "a:1", "/p", "?q"][..],
+            &[][..],
+            &["x"; 300][..],
+        ] {
+            let mut whole = Pb::default();
+            key_text(&mut whole, 9, "url.full", &parts.concat());
+            let mut pb = Pb::default();
+            key_text_parts(&mut pb, 9, "url.full", parts);
+            assert_eq!(pb.0, whole.0, "{parts:?}");
+        }
+    }
+
+    /// The scalar key-values write what the nested form writes.
+    #[test]
+    fn key_scalars_as_nested_messages() {
+        for key in ["k", "", &*"k".repeat(200)] {
+            for i in [0i64, 1, 300, -1, i64::MAX, i64::MIN] {
+                let mut nested = Pb::default();
+                nested.message(9, |kv| {
+                    kv.string(1, key);
+                    kv.message(2, |v| v.int64(3, i));
+                });
+                let mut pb = Pb::default();
+                key_int(&mut pb, 9, key, i);
+                assert_eq!(pb.0, nested.0, "{key:?} {i}");
+            }
+            for b in [false, true] {
+                let mut nested = Pb::default();
+                nested.message(9, |kv| {
+                    kv.string(1, key);
+                    kv.message(2, |v| v.boolean(2, b));
+                });
+                let mut pb = Pb::default();
+                key_bool(&mut pb, 9, key, b);
+                assert_eq!(pb.0, nested.0, "{key:?} {b}");
+            }
+            for f in [0.0f64, -1.5, f64::MAX] {
+                let mut nested = Pb::default();
+                nested.message(9, |kv| {
+                    kv.string(1, key);
+                    kv.message(2, |v| v.double(4, f));
+                });
+                let mut pb = Pb::default();
+                key_double(&mut pb, 9, key, f);
+                assert_eq!(pb.0, nested.0, "{key:?} {f}");
+            }
         }
     }
 

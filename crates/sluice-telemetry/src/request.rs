@@ -232,7 +232,7 @@ impl RequestScope {
 fn set_url_full(span: &mut Span, uri: &Uri) {
     match origin_form(uri) {
         Some(target) => span.set("url.full", target),
-        None => span.set_display("url.full", uri),
+        None => span.set_uri("url.full", uri),
     }
 }
 

@@ -18,11 +18,10 @@ use std::collections::VecDeque;
 use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
-use crate::pb::{Pb, delimited_len, key_text, varint_len};
+use crate::pb::{Pb, delimited_len, key_bool, key_double, key_int, key_text, key_text_parts};
 
 /// The W3C trace context header.
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -155,9 +154,10 @@ fn new_trace_id() -> [u8; 16] {
     }
 }
 
+/// Unix time in nanoseconds, for span times.
 fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
@@ -288,17 +288,11 @@ const SPAN_ATTRIBUTE: u32 = 9;
 
 /// Writes one span attribute (`KeyValue { key, value: AnyValue }`).
 fn attribute(pb: &mut Pb, key: &str, value: AttrValue<'_>) {
-    let scalar = |pb: &mut Pb, write: &dyn Fn(&mut Pb)| {
-        pb.message(SPAN_ATTRIBUTE, |kv| {
-            kv.string(1, key);
-            kv.message(2, write);
-        });
-    };
     match value {
         AttrValue::Str(text) => key_text(pb, SPAN_ATTRIBUTE, key, text),
-        AttrValue::Bool(b) => scalar(pb, &|v| v.boolean(2, b)),
-        AttrValue::Int(i) => scalar(pb, &|v| v.int64(3, i)),
-        AttrValue::Float(f) => scalar(pb, &|v| v.double(4, f)),
+        AttrValue::Bool(b) => key_bool(pb, SPAN_ATTRIBUTE, key, b),
+        AttrValue::Int(i) => key_int(pb, SPAN_ATTRIBUTE, key, i),
+        AttrValue::Float(f) => key_double(pb, SPAN_ATTRIBUTE, key, f),
     }
 }
 
@@ -324,8 +318,14 @@ pub(crate) struct SpanBatch {
 
 impl SpanBatch {
     /// The encoded spans.
+    #[cfg(test)]
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.pb.0
+    }
+
+    /// The encoded spans, to send (the buffer comes back through [`Tracer::recycle`]).
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.pb.0
     }
 
     /// How many spans it holds.
@@ -416,10 +416,10 @@ impl Tracer {
     }
 
     /// Gives an exported batch's buffer back, for the next batch.
-    pub(crate) fn recycle(&self, mut batch: SpanBatch) {
-        batch.pb.0.clear();
+    pub(crate) fn recycle(&self, mut buffer: Vec<u8>) {
+        buffer.clear();
         let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        queue.spare.get_or_insert(batch.pb);
+        queue.spare.get_or_insert(Pb(buffer));
     }
 
     /// Spans dropped because the queue was full, since start.
@@ -623,6 +623,27 @@ impl Span {
         }
     }
 
+    /// Sets a URL attribute, written as `Uri`'s `Display` writes it (without its formatting
+    /// machinery: the backend URL is reported on every traced request).
+    pub fn set_uri(&mut self, key: &str, uri: &http::Uri) {
+        if let Some(r) = &mut self.recorded {
+            let scheme = uri.scheme_str();
+            let (query_mark, query) = match uri.query() {
+                Some(query) => ("?", query),
+                None => ("", ""),
+            };
+            let parts = [
+                scheme.unwrap_or(""),
+                if scheme.is_some() { "://" } else { "" },
+                uri.authority().map_or("", |a| a.as_str()),
+                uri.path(),
+                query_mark,
+                query,
+            ];
+            key_text_parts(&mut r.attributes, SPAN_ATTRIBUTE, key, &parts);
+        }
+    }
+
     /// Sets every attribute of `attributes`.
     pub fn set_shared(&mut self, attributes: &SharedAttributes) {
         if let Some(r) = &mut self.recorded {
@@ -697,35 +718,63 @@ impl Drop for Span {
             } else {
                 delimited_len(name.len())
             }
-            + 1
-            + varint_len(r.kind as u64)
+            + 2
             + 2 * 9
             + r.attributes.0.len()
             + status
             + 2
             + 4;
-        r.tracer.push(len, |s| {
-            s.bytes(1, &context.trace_id);
-            s.bytes(2, &context.span_id);
-            if let Some(parent) = &r.parent {
-                s.bytes(4, parent);
+        // The fixed-size fields are gathered on the stack and appended at once.
+        let mut ids = [0u8; 38];
+        ids[..2].copy_from_slice(&[1 << 3 | 2, 16]);
+        ids[2..18].copy_from_slice(&context.trace_id);
+        ids[18..20].copy_from_slice(&[2 << 3 | 2, 8]);
+        ids[20..28].copy_from_slice(&context.span_id);
+        let ids = match &r.parent {
+            Some(parent) => {
+                ids[28..30].copy_from_slice(&[4 << 3 | 2, 8]);
+                ids[30..].copy_from_slice(parent);
+                &ids[..]
             }
+            None => &ids[..28],
+        };
+        // kind (below 128: one byte), start, end.
+        let mut times = [0u8; 20];
+        times[..2].copy_from_slice(&[6 << 3, r.kind as u8]);
+        times[2] = 7 << 3 | 1;
+        times[3..11].copy_from_slice(&r.start.to_le_bytes());
+        times[11] = 8 << 3 | 1;
+        times[12..].copy_from_slice(&end.to_le_bytes());
+        // flags (field 16, fixed32: the W3C trace flags, sampled).
+        const FLAGS: [u8; 6] = [0x85, 0x01, 1, 0, 0, 0];
+        r.tracer.push(len, |s| {
+            s.0.extend_from_slice(ids);
             s.string(5, r.name.as_str());
-            s.uint(6, r.kind as u64);
-            s.fixed64(7, r.start);
-            s.fixed64(8, end);
+            s.0.extend_from_slice(&times);
             s.0.extend_from_slice(&r.attributes.0);
             match &r.status {
-                Status::Unset => {}
-                Status::Ok => s.message(15, |st| st.uint(3, 1)),
-                Status::Error(message) => s.message(15, |st| {
-                    st.string(2, message);
-                    st.uint(3, 2);
-                }),
+                Status::Unset => s.0.extend_from_slice(&FLAGS),
+                // `Status { code: OK }`.
+                Status::Ok => s.0.extend_from_slice(&[
+                    15 << 3 | 2,
+                    2,
+                    3 << 3,
+                    1,
+                    FLAGS[0],
+                    FLAGS[1],
+                    FLAGS[2],
+                    FLAGS[3],
+                    FLAGS[4],
+                    FLAGS[5],
+                ]),
+                Status::Error(message) => {
+                    s.message(15, |st| {
+                        st.string(2, message);
+                        st.uint(3, 2);
+                    });
+                    s.0.extend_from_slice(&FLAGS);
+                }
             }
-            // flags: the W3C trace flags (sampled).
-            s.key(16, 5);
-            s.0.extend_from_slice(&1u32.to_le_bytes());
         });
         recycle_buffer(r.attributes.0);
     }
@@ -734,6 +783,30 @@ impl Drop for Span {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `set_uri` writes what `set_display` of the URL writes.
+    #[test]
+    fn uri_attribute() {
+        let tracer = Arc::new(Tracer::new(1.0));
+        for uri in [
+            "http://a.b:8080/p/q?x=1&y",
+            "https://h/",
+            "/only/path?q",
+            "/",
+            "http://h",
+            "*",
+        ] {
+            let uri: http::Uri = uri.parse().expect("uri");
+            let mut ours = TraceRoot::new(&tracer, None).span("a", SpanKind::Client);
+            ours.set_uri("url.full", &uri);
+            let mut shown = TraceRoot::new(&tracer, None).span("a", SpanKind::Client);
+            shown.set_display("url.full", &uri);
+            let (Some(a), Some(b)) = (&ours.recorded, &shown.recorded) else {
+                panic!("recorded");
+            };
+            assert_eq!(a.attributes.0, b.attributes.0, "{uri}");
+        }
+    }
 
     #[test]
     fn traceparent_round_trip() {
@@ -856,12 +929,14 @@ mod tests {
             3
         );
         // The batch's buffer is reused for the next batch.
-        tracer.recycle(batch);
+        let buffer = batch.into_bytes();
+        let at = buffer.as_ptr();
+        tracer.recycle(buffer);
         drop(TraceRoot::new(&tracer, None).span("t", SpanKind::Server));
-        assert_eq!(
-            decode::spans(tracer.drain().expect("a span").bytes())[0].name,
-            "t"
-        );
+        let next = tracer.drain().expect("a span");
+        assert_eq!(decode::spans(next.bytes())[0].name, "t");
+        let reused = next.into_bytes();
+        assert_eq!(reused.as_ptr(), at, "the recycled buffer");
     }
 
     /// Just enough of a protobuf reader to check the spans written above (the gateway tests
