@@ -122,7 +122,7 @@ pub(crate) fn delimited_len(len: usize) -> usize {
 /// and length, the key, the `AnyValue`'s key and length), its lengths worked out first so
 /// none is patched afterwards. Nearly every attribute is short: all four lengths then take a
 /// byte each, written as two 4-byte groups around the key.
-#[inline]
+#[inline(always)]
 fn key_value_head(pb: &mut Pb, field: u32, key: &str, any_value: usize) {
     let key_len = if key.is_empty() {
         0
@@ -147,6 +147,7 @@ fn key_value_head(pb: &mut Pb, field: u32, key: &str, any_value: usize) {
 }
 
 /// A `KeyValue` with a string value, nearly every attribute.
+#[inline]
 pub(crate) fn key_text(pb: &mut Pb, field: u32, key: &str, value: &str) {
     key_value_head(pb, field, key, delimited_len(value.len()));
     pb.bytes(1, value.as_bytes());

@@ -279,18 +279,13 @@ fn new_request_id() -> HeaderValue {
     let mut bytes = rand::random::<u128>().to_be_bytes();
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut text = [0u8; 36];
-    let mut j = 0;
-    for (i, b) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            text[j] = b'-';
-            j += 1;
-        }
-        text[j] = HEX[usize::from(b >> 4)];
-        text[j + 1] = HEX[usize::from(b & 0x0f)];
-        j += 2;
-    }
+    let mut text = [b'-'; 36];
+    // 8-4-4-4-12 hex digits.
+    crate::trace::write_hex(&mut text[..8], &bytes[..4]);
+    crate::trace::write_hex(&mut text[9..13], &bytes[4..6]);
+    crate::trace::write_hex(&mut text[14..18], &bytes[6..8]);
+    crate::trace::write_hex(&mut text[19..23], &bytes[8..10]);
+    crate::trace::write_hex(&mut text[24..], &bytes[10..]);
     HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text))
         .unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
@@ -326,6 +321,15 @@ mod tests {
         let s = id.to_str().unwrap_or_default();
         assert_eq!(s.len(), 36);
         assert_eq!(&s[14..15], "4");
+        assert!(matches!(&s[19..20], "8" | "9" | "a" | "b"), "{s}");
+        for (i, c) in s.char_indices() {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                assert_eq!(c, '-', "{s}");
+            } else {
+                assert!(c.is_ascii_hexdigit() && !c.is_ascii_uppercase(), "{s}");
+            }
+        }
+        assert_ne!(new_request_id(), id);
         let mut headers = HeaderMap::new();
         headers.insert(REQUEST_ID_HEADER, HeaderValue::from_static("abc-123"));
         let scope = RequestScope::begin(

@@ -110,7 +110,8 @@ fn push_hex(s: &mut String, bytes: &[u8]) {
 }
 
 /// Writes `bytes` in lower-case hex into `out` (twice as long).
-fn write_hex(out: &mut [u8], bytes: &[u8]) {
+#[inline]
+pub(crate) fn write_hex(out: &mut [u8], bytes: &[u8]) {
     for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
         pair[0] = HEX[usize::from(b >> 4)];
         pair[1] = HEX[usize::from(b & 0x0f)];
@@ -287,6 +288,7 @@ impl From<f64> for AttrValue<'_> {
 const SPAN_ATTRIBUTE: u32 = 9;
 
 /// Writes one span attribute (`KeyValue { key, value: AnyValue }`).
+#[inline(always)]
 fn attribute(pb: &mut Pb, key: &str, value: AttrValue<'_>) {
     match value {
         AttrValue::Str(text) => key_text(pb, SPAN_ATTRIBUTE, key, text),
