@@ -450,6 +450,28 @@ async fn wasi_http_passthrough() {
     let (_, _, body) = call(&exec, post, SECOND).await.expect("post");
     assert_eq!(json(&body)["body"], "payload");
 
+    // Hop-by-hop and proxy headers never reach the guest (wasi:http's forbidden list), so a
+    // pass-through cannot forward them; other headers pass.
+    let mut req = request("GET", &format!("{}/echo/h", backend.url));
+    for (name, value) in [
+        ("proxy-authorization", "Basic c2VjcmV0"),
+        ("keep-alive", "timeout=5"),
+        ("upgrade", "websocket"),
+        ("x-kept", "yes"),
+    ] {
+        req.headers
+            .insert(name, http::HeaderValue::from_static(value));
+    }
+    let (_, _, body) = call(&exec, req, SECOND).await.expect("headers");
+    let echo = json(&body);
+    assert_eq!(echo["headers"]["x-kept"], "yes");
+    for name in ["proxy-authorization", "keep-alive", "upgrade"] {
+        assert!(
+            echo["headers"].get(name).is_none(),
+            "{name} reached the backend: {echo}"
+        );
+    }
+
     // Only the backend's hosts are reachable.
     let exec = build(
         &plugin,
