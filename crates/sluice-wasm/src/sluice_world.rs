@@ -23,13 +23,17 @@ mod bindings {
         world: "sluice:plugin/http-client",
         imports: { "sluice:plugin/host.send": async, "sluice:plugin/host.send-http2": async },
         exports: { default: async },
+        // What the host hands a guest export (a request, a response for `on-response`) is
+        // borrowed: it is lowered into guest memory straight from the host's own header map
+        // and body, with no owned copy made first.
+        ownership: Borrowing { duplicate_if_necessary: true },
     });
 }
 
 use bindings::HttpClient;
 use bindings::sluice::plugin::types::{
-    Error as WitError, ErrorKind as WitErrorKind, HookSet, Http2Response, Level,
-    Request as WitRequest, RequestOrResponse, Response as WitResponse,
+    Error as WitError, ErrorKind as WitErrorKind, HookSet, Http2Response, Level, RequestOrResponse,
+    RequestParam, RequestResult as WitRequest, ResponseParam, ResponseResult as WitResponse,
 };
 
 /// Bytes of guest stderr kept per instance (panic messages end up there).
@@ -347,10 +351,10 @@ fn classify(backend: &Backend, store: &Store<State>, error: &wasmtime::Error) ->
     ExecError::plugin(kind, format!("plugin {} {message}", backend.plugin))
 }
 
-enum Call {
-    Handle(WitRequest),
-    OnRequest(WitRequest),
-    OnResponse(WitResponse),
+enum Call<'a> {
+    Handle(RequestParam<'a>),
+    OnRequest(RequestParam<'a>),
+    OnResponse(ResponseParam<'a>),
 }
 
 enum Answer {
@@ -358,13 +362,13 @@ enum Answer {
     Flow(Result<RequestOrResponse, WitError>),
 }
 
-async fn invoke(instance: &mut Instance, call: Call) -> wasmtime::Result<Answer> {
+async fn invoke(instance: &mut Instance, call: Call<'_>) -> wasmtime::Result<Answer> {
     let handler = instance.plugin.sluice_plugin_handler();
     let store = &mut instance.store;
     Ok(match call {
-        Call::Handle(r) => Answer::Response(handler.call_handle(store, &r).await?),
-        Call::OnRequest(r) => Answer::Flow(handler.call_on_request(store, &r).await?),
-        Call::OnResponse(r) => Answer::Response(handler.call_on_response(store, &r).await?),
+        Call::Handle(r) => Answer::Response(handler.call_handle(store, r).await?),
+        Call::OnRequest(r) => Answer::Flow(handler.call_on_request(store, r).await?),
+        Call::OnResponse(r) => Answer::Response(handler.call_on_response(store, r).await?),
     })
 }
 
@@ -373,7 +377,7 @@ impl Shared {
     /// whose call is cut is dropped (a new one is made on demand).
     async fn call(
         &self,
-        call: Call,
+        call: Call<'_>,
         deadline: Instant,
         max_body_bytes: usize,
         trace: Option<&sluice_telemetry::TraceParent>,
@@ -436,9 +440,11 @@ impl Shared {
             return Ok(Flow::Request(request));
         }
         let deadline = self.deadline(ctx);
+        let url = request.url.to_string();
+        let headers = headers_view(&request.headers);
         let answer = self
             .call(
-                Call::OnRequest(to_wit_request(request)),
+                Call::OnRequest(request_param(&request, &url, &headers)),
                 deadline,
                 ctx.max_body_bytes,
                 ctx.trace.as_ref(),
@@ -446,7 +452,7 @@ impl Shared {
             .await?;
         match answer {
             Answer::Flow(Ok(RequestOrResponse::Request(r))) => {
-                Ok(Flow::Request(from_wit_request(r)?))
+                Ok(Flow::Request(from_wit_request_reusing(r, &url, request)?))
             }
             Answer::Flow(Ok(RequestOrResponse::Response(r))) => {
                 to_backend_response(&self.backend, Ok(r)).map(Flow::Response)
@@ -472,10 +478,11 @@ impl Shared {
         let deadline = self.deadline(ctx);
         let (parts, body) = response.into_parts();
         let body = outbound::collect_body(body, deadline, ctx.max_body_bytes).await?;
-        let response = WitResponse {
+        let headers = headers_view(&parts.headers);
+        let response = ResponseParam {
             status: parts.status.as_u16(),
-            headers: headers_to_wit(&parts.headers),
-            body: body.into(),
+            headers: &headers,
+            body: &body,
         };
         let Answer::Response(answer) = self
             .call(
@@ -503,9 +510,11 @@ impl Shared {
         let deadline = self.deadline(ctx);
         let max_body = ctx.max_body_bytes;
         if self.hooks == HookSet::empty() {
+            let url = request.url.to_string();
+            let headers = headers_view(&request.headers);
             let Answer::Response(answer) = self
                 .call(
-                    Call::Handle(to_wit_request(request)),
+                    Call::Handle(request_param(&request, &url, &headers)),
                     deadline,
                     max_body,
                     ctx.trace.as_ref(),
@@ -521,16 +530,20 @@ impl Shared {
             return to_backend_response(&self.backend, answer);
         }
         let request = if self.hooks.contains(HookSet::ON_REQUEST) {
-            match self
+            let url = request.url.to_string();
+            let headers = headers_view(&request.headers);
+            let answer = self
                 .call(
-                    Call::OnRequest(to_wit_request(request)),
+                    Call::OnRequest(request_param(&request, &url, &headers)),
                     deadline,
                     max_body,
                     ctx.trace.as_ref(),
                 )
-                .await?
-            {
-                Answer::Flow(Ok(RequestOrResponse::Request(r))) => from_wit_request(r)?,
+                .await?;
+            match answer {
+                Answer::Flow(Ok(RequestOrResponse::Request(r))) => {
+                    from_wit_request_reusing(r, &url, request)?
+                }
                 Answer::Flow(Ok(RequestOrResponse::Response(r))) => {
                     return to_backend_response(&self.backend, Ok(r));
                 }
@@ -564,10 +577,11 @@ impl Shared {
             ctx.trace.as_ref(),
         )
         .await?;
-        let response = WitResponse {
+        let headers = headers_view(&parts.headers);
+        let response = ResponseParam {
             status: parts.status.as_u16(),
-            headers: headers_to_wit(&parts.headers),
-            body: body.into(),
+            headers: &headers,
+            body: &body,
         };
         let Answer::Response(answer) = self
             .call(
@@ -643,13 +657,26 @@ impl Hooks for SluiceExecutor {
     }
 }
 
-fn to_wit_request(request: BackendRequest) -> WitRequest {
-    WitRequest {
-        method: request.method.as_str().to_owned(),
-        url: request.url.to_string(),
-        headers: headers_to_wit(&request.headers),
-        body: request.body.into(),
+/// The guest's view of `request`, borrowed (`url` is the request's URL as text).
+fn request_param<'a>(
+    request: &'a BackendRequest,
+    url: &'a str,
+    headers: &'a [(&'a str, &'a [u8])],
+) -> RequestParam<'a> {
+    RequestParam {
+        method: request.method.as_str(),
+        url,
+        headers,
+        body: &request.body,
     }
+}
+
+/// A header map as the borrowed list a guest export is given.
+fn headers_view(headers: &http::HeaderMap) -> Vec<(&str, &[u8])> {
+    headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_bytes()))
+        .collect()
 }
 
 pub(crate) fn headers_to_wit(headers: &http::HeaderMap) -> Vec<(String, Vec<u8>)> {
@@ -663,19 +690,62 @@ fn plugin_error(message: String) -> ExecError {
     ExecError::plugin(ErrorKind::Other, message)
 }
 
-fn from_wit_request(request: WitRequest) -> Result<BackendRequest, ExecError> {
-    let method = http::Method::from_bytes(request.method.as_bytes())
-        .map_err(|_| plugin_error(format!("invalid method {:?}", request.method)))?;
-    let url: http::Uri = request
-        .url
+/// The request `on-request` answered with, given the one it was handed (`sent`, whose URL
+/// as text is `sent_url`). Each part the guest left as it was keeps the host's parsed value
+/// (checked when it was made) instead of being parsed again from the guest's text.
+fn from_wit_request_reusing(
+    request: WitRequest,
+    sent_url: &str,
+    sent: BackendRequest,
+) -> Result<BackendRequest, ExecError> {
+    let method = if request.method == sent.method.as_str() {
+        sent.method
+    } else {
+        parse_method(&request.method)?
+    };
+    let url = if request.url == sent_url {
+        sent.url
+    } else {
+        parse_url(&request.url)?
+    };
+    let same_headers = request.headers.len() == sent.headers.len()
+        && request
+            .headers
+            .iter()
+            .zip(sent.headers.iter())
+            .all(|((n, v), (sn, sv))| n.as_str() == sn.as_str() && v.as_slice() == sv.as_bytes());
+    let mut headers = if same_headers {
+        sent.headers
+    } else {
+        headers::from_guest(|| "the plugin's request".into(), request.headers)?
+    };
+    fix_framing(&mut headers, request.body.len());
+    Ok(BackendRequest {
+        method,
+        url,
+        headers,
+        body: Bytes::from(request.body),
+    })
+}
+
+fn parse_method(method: &str) -> Result<http::Method, ExecError> {
+    http::Method::from_bytes(method.as_bytes())
+        .map_err(|_| plugin_error(format!("invalid method {method:?}")))
+}
+
+fn parse_url(text: &str) -> Result<http::Uri, ExecError> {
+    let url: http::Uri = text
         .parse()
-        .map_err(|_| plugin_error(format!("invalid URL {:?}", request.url)))?;
+        .map_err(|_| plugin_error(format!("invalid URL {text:?}")))?;
     if url.scheme().is_none() || url.authority().is_none() {
-        return Err(plugin_error(format!(
-            "the URL must be absolute: {:?}",
-            request.url
-        )));
+        return Err(plugin_error(format!("the URL must be absolute: {text:?}")));
     }
+    Ok(url)
+}
+
+fn from_wit_request(request: WitRequest) -> Result<BackendRequest, ExecError> {
+    let method = parse_method(&request.method)?;
+    let url = parse_url(&request.url)?;
     let mut headers = headers::from_guest(|| "the plugin's request".into(), request.headers)?;
     fix_framing(&mut headers, request.body.len());
     Ok(BackendRequest {

@@ -654,6 +654,57 @@ async fn header_rewrite_uses_both_hooks() {
     assert_eq!(err.kind, ErrorKind::HostNotAllowed);
 }
 
+/// An `on-request` that hands the request back as it was (the host then keeps its own parsed
+/// method, URL and headers instead of parsing the guest's copy): the backend gets exactly that
+/// request, again and again on the same instance; one that changes a header gets that change
+/// through and the rest as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_request_unchanged_parts_pass_as_they_were() {
+    let plugin = load("header-rewrite");
+    let backend = start_backend().await;
+    let original = || {
+        let mut req = request("POST", &format!("{}/echo/p?q=1&r=two", backend.url));
+        req.headers
+            .insert("x-custom", http::HeaderValue::from_static("v1"));
+        req.headers
+            .insert("content-length", http::HeaderValue::from_static("5"));
+        req.body = bytes::Bytes::from_static(b"hello");
+        req
+    };
+    let exec = build(
+        &plugin,
+        json!({"name": "header-rewrite", "header-rewrite": {}}),
+        &backend.url,
+    )
+    .expect("build");
+    for _ in 0..3 {
+        let (status, _, body) = call(&exec, original(), SECOND).await.expect("call");
+        assert_eq!(status, 200);
+        let echo = json(&body);
+        assert_eq!(echo["method"], "POST");
+        assert_eq!(echo["path"], "/echo/p");
+        assert_eq!(echo["query"], "q=1&r=two");
+        assert_eq!(echo["headers"]["user-agent"], "Sluice Version test");
+        assert_eq!(echo["headers"]["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(echo["headers"]["x-custom"], "v1");
+        assert_eq!(echo["headers"]["content-length"], "5");
+        assert_eq!(echo["body"], "hello");
+    }
+
+    let exec = build(
+        &plugin,
+        json!({"name": "header-rewrite", "header-rewrite": {"request": {"set": {"X-Custom": "v2"}}}}),
+        &backend.url,
+    )
+    .expect("build");
+    let (_, _, body) = call(&exec, original(), SECOND).await.expect("call");
+    let echo = json(&body);
+    assert_eq!(echo["headers"]["x-custom"], "v2");
+    assert_eq!(echo["headers"]["user-agent"], "Sluice Version test");
+    assert_eq!(echo["query"], "q=1&r=two");
+    assert_eq!(echo["body"], "hello");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_instances_caps_concurrency() {
     let (exec, backend) = fault_executor(json!({"max_instances": 1})).await;
