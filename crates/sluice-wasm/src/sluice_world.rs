@@ -52,6 +52,16 @@ pub(crate) struct State {
     max_body_bytes: Option<usize>,
     /// The current call's span (its `send`s are children of it).
     trace: Option<sluice_telemetry::TraceParent>,
+    /// The status and headers of the current call's last `send` answer, as the host parsed
+    /// them: a `handle` that answers with them unchanged (a pass-through) reuses them.
+    sent_back: Option<Given>,
+}
+
+/// A status and headers the host gave a guest (an answer of `send`, the response handed to
+/// `on-response`), kept so an answer that repeats them is not parsed again.
+struct Given {
+    status: u16,
+    headers: http::HeaderMap,
 }
 
 impl WasiView for State {
@@ -125,11 +135,16 @@ impl bindings::sluice::plugin::host::Host for State {
         )
         .await
         .map_err(exec_to_wit)?;
-        Ok(WitResponse {
+        let response = WitResponse {
             status: parts.status.as_u16(),
             headers: headers_to_wit(&parts.headers),
             body: body.into(),
-        })
+        };
+        self.sent_back = Some(Given {
+            status: response.status,
+            headers: parts.headers,
+        });
+        Ok(response)
     }
 
     async fn send_http2(&mut self, request: WitRequest) -> Result<Http2Response, WitError> {
@@ -266,6 +281,7 @@ async fn new_instance(
         deadline,
         max_body_bytes: None,
         trace: None,
+        sent_back: None,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
@@ -358,7 +374,8 @@ enum Call<'a> {
 }
 
 enum Answer {
-    Response(Result<WitResponse, WitError>),
+    /// The answer, with the last `send` answer of the call (see [`State::sent_back`]).
+    Response(Result<WitResponse, WitError>, Option<Given>),
     Flow(Result<RequestOrResponse, WitError>),
 }
 
@@ -366,9 +383,9 @@ async fn invoke(instance: &mut Instance, call: Call<'_>) -> wasmtime::Result<Ans
     let handler = instance.plugin.sluice_plugin_handler();
     let store = &mut instance.store;
     Ok(match call {
-        Call::Handle(r) => Answer::Response(handler.call_handle(store, r).await?),
+        Call::Handle(r) => Answer::Response(handler.call_handle(store, r).await?, None),
         Call::OnRequest(r) => Answer::Flow(handler.call_on_request(store, r).await?),
-        Call::OnResponse(r) => Answer::Response(handler.call_on_response(store, r).await?),
+        Call::OnResponse(r) => Answer::Response(handler.call_on_response(store, r).await?, None),
     })
 }
 
@@ -394,12 +411,18 @@ impl Shared {
             state.deadline = deadline;
             state.max_body_bytes = Some(max_body_bytes);
             state.trace = trace.cloned();
+            state.sent_back = None;
         }
         instance.store.set_epoch_deadline(1);
         match tokio::time::timeout_at(deadline, invoke(&mut instance, call)).await {
-            Ok(Ok(answer)) => {
-                instance.store.data_mut().max_body_bytes = None;
-                instance.store.data_mut().trace = None;
+            Ok(Ok(mut answer)) => {
+                let state = instance.store.data_mut();
+                state.max_body_bytes = None;
+                state.trace = None;
+                if let Answer::Response(_, sent_back) = &mut answer {
+                    *sent_back = state.sent_back.take();
+                }
+                state.sent_back = None;
                 self.pool.checkin(lease, instance);
                 Ok(answer)
             }
@@ -455,10 +478,10 @@ impl Shared {
                 Ok(Flow::Request(from_wit_request_reusing(r, &url, request)?))
             }
             Answer::Flow(Ok(RequestOrResponse::Response(r))) => {
-                to_backend_response(&self.backend, Ok(r)).map(Flow::Response)
+                to_backend_response(&self.backend, Ok(r), None).map(Flow::Response)
             }
             Answer::Flow(Err(e)) => Err(wit_to_exec(&self.backend, e)),
-            Answer::Response(_) => Err(ExecError::new(
+            Answer::Response(..) => Err(ExecError::new(
                 ErrorSource::Internal,
                 ErrorKind::Other,
                 "unexpected answer",
@@ -484,7 +507,7 @@ impl Shared {
             headers: &headers,
             body: &body,
         };
-        let Answer::Response(answer) = self
+        let Answer::Response(answer, _) = self
             .call(
                 Call::OnResponse(response),
                 deadline,
@@ -499,7 +522,11 @@ impl Shared {
                 "unexpected answer",
             ));
         };
-        to_backend_response(&self.backend, answer)
+        let given = Given {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+        };
+        to_backend_response(&self.backend, answer, Some(given))
     }
 
     async fn run(
@@ -512,7 +539,7 @@ impl Shared {
         if self.hooks == HookSet::empty() {
             let url = request.url.to_string();
             let headers = headers_view(&request.headers);
-            let Answer::Response(answer) = self
+            let Answer::Response(answer, sent_back) = self
                 .call(
                     Call::Handle(request_param(&request, &url, &headers)),
                     deadline,
@@ -527,7 +554,7 @@ impl Shared {
                     "unexpected answer",
                 ));
             };
-            return to_backend_response(&self.backend, answer);
+            return to_backend_response(&self.backend, answer, sent_back);
         }
         let request = if self.hooks.contains(HookSet::ON_REQUEST) {
             let url = request.url.to_string();
@@ -545,10 +572,10 @@ impl Shared {
                     from_wit_request_reusing(r, &url, request)?
                 }
                 Answer::Flow(Ok(RequestOrResponse::Response(r))) => {
-                    return to_backend_response(&self.backend, Ok(r));
+                    return to_backend_response(&self.backend, Ok(r), None);
                 }
                 Answer::Flow(Err(e)) => return Err(wit_to_exec(&self.backend, e)),
-                Answer::Response(_) => {
+                Answer::Response(..) => {
                     return Err(ExecError::new(
                         ErrorSource::Internal,
                         ErrorKind::Other,
@@ -583,7 +610,7 @@ impl Shared {
             headers: &headers,
             body: &body,
         };
-        let Answer::Response(answer) = self
+        let Answer::Response(answer, _) = self
             .call(
                 Call::OnResponse(response),
                 deadline,
@@ -598,7 +625,11 @@ impl Shared {
                 "unexpected answer",
             ));
         };
-        to_backend_response(&self.backend, answer)
+        let given = Given {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+        };
+        to_backend_response(&self.backend, answer, Some(given))
     }
 }
 
@@ -708,13 +739,7 @@ fn from_wit_request_reusing(
     } else {
         parse_url(&request.url)?
     };
-    let same_headers = request.headers.len() == sent.headers.len()
-        && request
-            .headers
-            .iter()
-            .zip(sent.headers.iter())
-            .all(|((n, v), (sn, sv))| n.as_str() == sn.as_str() && v.as_slice() == sv.as_bytes());
-    let mut headers = if same_headers {
+    let mut headers = if same_headers(&request.headers, &sent.headers) {
         sent.headers
     } else {
         headers::from_guest(|| "the plugin's request".into(), request.headers)?
@@ -726,6 +751,16 @@ fn from_wit_request_reusing(
         headers,
         body: Bytes::from(request.body),
     })
+}
+
+/// Whether a guest's header list is exactly `map` as the host handed it over (same names,
+/// as the host writes them, same values, same order).
+fn same_headers(list: &[(String, Vec<u8>)], map: &http::HeaderMap) -> bool {
+    list.len() == map.len()
+        && list
+            .iter()
+            .zip(map.iter())
+            .all(|((n, v), (mn, mv))| n.as_str() == mn.as_str() && v.as_slice() == mv.as_bytes())
 }
 
 fn parse_method(method: &str) -> Result<http::Method, ExecError> {
@@ -756,9 +791,13 @@ fn from_wit_request(request: WitRequest) -> Result<BackendRequest, ExecError> {
     })
 }
 
+/// The guest's answer as the gateway's response. `given` is a status and headers the host
+/// handed the guest during the call: when the answer repeats them, the host's parsed headers
+/// are kept instead of parsing the guest's copy.
 fn to_backend_response(
     backend: &Backend,
     answer: Result<WitResponse, WitError>,
+    given: Option<Given>,
 ) -> Result<BackendResponse, ExecError> {
     let response = answer.map_err(|e| wit_to_exec(backend, e))?;
     let status = http::StatusCode::from_u16(response.status).map_err(|_| {
@@ -767,10 +806,18 @@ fn to_backend_response(
             backend.plugin, response.status
         ))
     })?;
-    let mut headers = headers::from_guest(
-        || format!("the answer of plugin {}", backend.plugin),
-        response.headers,
-    )?;
+    let mut headers = match given {
+        Some(given)
+            if given.status == response.status
+                && same_headers(&response.headers, &given.headers) =>
+        {
+            given.headers
+        }
+        _ => headers::from_guest(
+            || format!("the answer of plugin {}", backend.plugin),
+            response.headers,
+        )?,
+    };
     fix_framing(&mut headers, response.body.len());
     let mut out = http::Response::new(sluice_plugin::full(Bytes::from(response.body)));
     *out.status_mut() = status;
