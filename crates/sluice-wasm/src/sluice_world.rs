@@ -55,6 +55,15 @@ pub(crate) struct State {
     /// The status and headers of the current call's last `send` answer, as the host parsed
     /// them: a `handle` that answers with them unchanged (a pass-through) reuses them.
     sent_back: Option<Given>,
+    /// The request the current `handle` call was handed: a `send` of that same request (a
+    /// pass-through) reuses its parsed parts.
+    handed: Option<Arc<HandedRequest>>,
+}
+
+/// A request handed to `handle`, with its URL as the guest was given it.
+struct HandedRequest {
+    request: BackendRequest,
+    url: String,
 }
 
 /// A status and headers the host gave a guest (an answer of `send`, the response handed to
@@ -125,7 +134,13 @@ impl bindings::sluice::plugin::host::Host for State {
                 message: "send is not available during init".into(),
             });
         };
-        let request = from_wit_request(request).map_err(exec_to_wit)?;
+        let request = match self.handed.as_deref() {
+            Some(handed) => {
+                from_wit_request_reusing(request, &handed.url, Sent::Shared(&handed.request))
+            }
+            None => from_wit_request(request),
+        }
+        .map_err(exec_to_wit)?;
         let (parts, body) = outbound::send_buffered(
             &self.backend,
             request,
@@ -282,6 +297,7 @@ async fn new_instance(
         max_body_bytes: None,
         trace: None,
         sent_back: None,
+        handed: None,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
@@ -395,6 +411,7 @@ impl Shared {
     async fn call(
         &self,
         call: Call<'_>,
+        handed: Option<Arc<HandedRequest>>,
         deadline: Instant,
         max_body_bytes: usize,
         trace: Option<&sluice_telemetry::TraceParent>,
@@ -412,6 +429,7 @@ impl Shared {
             state.max_body_bytes = Some(max_body_bytes);
             state.trace = trace.cloned();
             state.sent_back = None;
+            state.handed = handed;
         }
         instance.store.set_epoch_deadline(1);
         match tokio::time::timeout_at(deadline, invoke(&mut instance, call)).await {
@@ -423,6 +441,7 @@ impl Shared {
                     *sent_back = state.sent_back.take();
                 }
                 state.sent_back = None;
+                state.handed = None;
                 self.pool.checkin(lease, instance);
                 Ok(answer)
             }
@@ -468,15 +487,16 @@ impl Shared {
         let answer = self
             .call(
                 Call::OnRequest(request_param(&request, &url, &headers)),
+                None,
                 deadline,
                 ctx.max_body_bytes,
                 ctx.trace.as_ref(),
             )
             .await?;
         match answer {
-            Answer::Flow(Ok(RequestOrResponse::Request(r))) => {
-                Ok(Flow::Request(from_wit_request_reusing(r, &url, request)?))
-            }
+            Answer::Flow(Ok(RequestOrResponse::Request(r))) => Ok(Flow::Request(
+                from_wit_request_reusing(r, &url, Sent::Owned(request))?,
+            )),
             Answer::Flow(Ok(RequestOrResponse::Response(r))) => {
                 to_backend_response(&self.backend, Ok(r), None).map(Flow::Response)
             }
@@ -510,6 +530,7 @@ impl Shared {
         let Answer::Response(answer, _) = self
             .call(
                 Call::OnResponse(response),
+                None,
                 deadline,
                 ctx.max_body_bytes,
                 ctx.trace.as_ref(),
@@ -537,11 +558,15 @@ impl Shared {
         let deadline = self.deadline(ctx);
         let max_body = ctx.max_body_bytes;
         if self.hooks == HookSet::empty() {
-            let url = request.url.to_string();
-            let headers = headers_view(&request.headers);
+            let handed = Arc::new(HandedRequest {
+                url: request.url.to_string(),
+                request,
+            });
+            let headers = headers_view(&handed.request.headers);
             let Answer::Response(answer, sent_back) = self
                 .call(
-                    Call::Handle(request_param(&request, &url, &headers)),
+                    Call::Handle(request_param(&handed.request, &handed.url, &headers)),
+                    Some(Arc::clone(&handed)),
                     deadline,
                     max_body,
                     ctx.trace.as_ref(),
@@ -562,6 +587,7 @@ impl Shared {
             let answer = self
                 .call(
                     Call::OnRequest(request_param(&request, &url, &headers)),
+                    None,
                     deadline,
                     max_body,
                     ctx.trace.as_ref(),
@@ -569,7 +595,7 @@ impl Shared {
                 .await?;
             match answer {
                 Answer::Flow(Ok(RequestOrResponse::Request(r))) => {
-                    from_wit_request_reusing(r, &url, request)?
+                    from_wit_request_reusing(r, &url, Sent::Owned(request))?
                 }
                 Answer::Flow(Ok(RequestOrResponse::Response(r))) => {
                     return to_backend_response(&self.backend, Ok(r), None);
@@ -613,6 +639,7 @@ impl Shared {
         let Answer::Response(answer, _) = self
             .call(
                 Call::OnResponse(response),
+                None,
                 deadline,
                 max_body,
                 ctx.trace.as_ref(),
@@ -721,28 +748,58 @@ fn plugin_error(message: String) -> ExecError {
     ExecError::plugin(ErrorKind::Other, message)
 }
 
-/// The request `on-request` answered with, given the one it was handed (`sent`, whose URL
-/// as text is `sent_url`). Each part the guest left as it was keeps the host's parsed value
-/// (checked when it was made) instead of being parsed again from the guest's text.
+/// A request the host handed a guest: its own (`on-request`: the parts it reuses are moved)
+/// or shared (`handle`, for a `send` of it: they are cloned). Passed by value once per call
+/// and never stored, so the owned variant stays inline: boxing it would cost an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Sent<'a> {
+    Owned(BackendRequest),
+    Shared(&'a BackendRequest),
+}
+
+/// The request a guest handed back (`on-request`'s answer, or what it `send`s), given one
+/// the host handed it (`sent`, whose URL as text is `sent_url`). Each part the guest left as
+/// it was keeps the host's parsed value (checked when it was made) instead of being parsed
+/// again from the guest's text.
 fn from_wit_request_reusing(
     request: WitRequest,
     sent_url: &str,
-    sent: BackendRequest,
+    sent: Sent<'_>,
 ) -> Result<BackendRequest, ExecError> {
-    let method = if request.method == sent.method.as_str() {
-        sent.method
-    } else {
-        parse_method(&request.method)?
+    let (same_method, same_url, same_headers) = {
+        let sent = match &sent {
+            Sent::Owned(r) => r,
+            Sent::Shared(r) => *r,
+        };
+        (
+            request.method == sent.method.as_str(),
+            request.url == sent_url,
+            same_headers(&request.headers, &sent.headers),
+        )
     };
-    let url = if request.url == sent_url {
-        sent.url
-    } else {
-        parse_url(&request.url)?
+    let (method, url, headers) = match sent {
+        Sent::Owned(r) => (
+            Some(r.method).filter(|_| same_method),
+            Some(r.url).filter(|_| same_url),
+            Some(r.headers).filter(|_| same_headers),
+        ),
+        Sent::Shared(r) => (
+            same_method.then(|| r.method.clone()),
+            same_url.then(|| r.url.clone()),
+            same_headers.then(|| r.headers.clone()),
+        ),
     };
-    let mut headers = if same_headers(&request.headers, &sent.headers) {
-        sent.headers
-    } else {
-        headers::from_guest(|| "the plugin's request".into(), request.headers)?
+    let method = match method {
+        Some(method) => method,
+        None => parse_method(&request.method)?,
+    };
+    let url = match url {
+        Some(url) => url,
+        None => parse_url(&request.url)?,
+    };
+    let mut headers = match headers {
+        Some(headers) => headers,
+        None => headers::from_guest(|| "the plugin's request".into(), request.headers)?,
     };
     fix_framing(&mut headers, request.body.len());
     Ok(BackendRequest {
