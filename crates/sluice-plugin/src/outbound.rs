@@ -80,6 +80,34 @@ impl Origin {
         })
     }
 
+    /// Whether an authority written exactly as this origin's `host[:port]` (the port may be
+    /// left out when it is the scheme's default) is on this origin: a comparison of the text,
+    /// without parsing the authority. `false` says nothing (userinfo, an empty port...): the
+    /// caller then parses.
+    fn matches_text(&self, scheme: &str, authority: &str) -> bool {
+        if !self.scheme.eq_ignore_ascii_case(scheme) {
+            return false;
+        }
+        let Some(rest) = authority
+            .get(..self.host.len())
+            .filter(|host| host.eq_ignore_ascii_case(&self.host))
+            .map(|_| &authority[self.host.len()..])
+        else {
+            return false;
+        };
+        match rest.strip_prefix(':') {
+            None => {
+                let default_port = if self.scheme == "https" { 443 } else { 80 };
+                rest.is_empty() && self.port == default_port
+            }
+            Some(digits) => {
+                !digits.is_empty()
+                    && digits.bytes().all(|b| b.is_ascii_digit())
+                    && digits.parse::<u16>() == Ok(self.port)
+            }
+        }
+    }
+
     /// Whether `uri` is on this origin, without allocating (checked on every plugin call).
     fn matches(&self, scheme: &str, host: &str, port: u16) -> bool {
         self.port == port
@@ -158,9 +186,20 @@ impl AllowedHosts {
     pub fn allows(&self, uri: &http::Uri) -> bool {
         match self {
             AllowedHosts::Any => true,
-            AllowedHosts::Only(list) => uri_parts(uri).is_some_and(|(scheme, host, port)| {
-                list.iter().any(|o| o.matches(scheme, host, port))
-            }),
+            AllowedHosts::Only(list) => {
+                // The URL's authority is almost always written as the allowed origin is: then
+                // a text comparison says yes; anything else is parsed.
+                if let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority())
+                    && list
+                        .iter()
+                        .any(|o| o.matches_text(scheme, authority.as_str()))
+                {
+                    return true;
+                }
+                uri_parts(uri).is_some_and(|(scheme, host, port)| {
+                    list.iter().any(|o| o.matches(scheme, host, port))
+                })
+            }
         }
     }
 
@@ -386,6 +425,32 @@ mod tests {
             "the list replaces the backend's hosts"
         );
         assert!(allowed.allows(&"http://c/x".parse().unwrap()));
+        // The text comparison and the parse agree, whatever the authority looks like.
+        let listed = json!({"allowed_hosts": ["http://b:8080", "https://[::1]", "http://c"]});
+        let allowed = AllowedHosts::from_extra(listed.as_object().unwrap(), &hosts).unwrap();
+        for (url, ok) in [
+            ("http://b:8080/x", true),
+            ("HTTP://B:8080/x", true),
+            ("http://b:08080/x", true),
+            ("http://user@b:8080/x", true),
+            ("http://b/x", false),
+            ("http://b:80/x", false),
+            ("http://b:8081/x", false),
+            ("http://b:8080@d:8080/x", false),
+            ("http://bb:8080/x", false),
+            ("https://b:8080/x", false),
+            ("https://[::1]/x", true),
+            ("https://[::1]:443/x", true),
+            ("http://[::1]/x", false),
+            ("http://c/x", true),
+            ("http://c:/x", true),
+            ("http://c:80/x", true),
+            ("http://c.d/x", false),
+            ("http://d@c/x", true),
+            ("http://c@d/x", false),
+        ] {
+            assert_eq!(allowed.allows(&url.parse().unwrap()), ok, "{url}");
+        }
         let any = json!({"allowed_hosts": ["*"]});
         assert_eq!(
             AllowedHosts::from_extra(any.as_object().unwrap(), &hosts).unwrap(),

@@ -296,6 +296,11 @@ impl WasmHost {
         config.epoch_interruption(true);
         config.parallel_compilation(true);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        // Nothing runs concurrently inside a guest (both worlds are wasip2, one call at a
+        // time per store): no per-store state for the component-model async ABI. Already
+        // the default while wasmtime's `component-model-async` feature is off; said here so
+        // that turning the feature on elsewhere does not add it to every store.
+        config.concurrency_support(false);
         if options.pooling {
             let mut pool = PoolingAllocationConfig::new();
             let n = options.pool_instances.max(1);

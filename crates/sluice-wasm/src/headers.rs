@@ -45,9 +45,11 @@ pub(crate) fn from_guest(
         let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
             ExecError::plugin(ErrorKind::Other, format!("invalid header name {name:?}"))
         })?;
-        let value = http::HeaderValue::from_bytes(&value).map_err(|_| {
-            ExecError::plugin(ErrorKind::Other, format!("invalid value for header {name}"))
-        })?;
+        // The guest's bytes become the value as they are (no second copy).
+        let value =
+            http::HeaderValue::from_maybe_shared(bytes::Bytes::from(value)).map_err(|_| {
+                ExecError::plugin(ErrorKind::Other, format!("invalid value for header {name}"))
+            })?;
         map.append(name, value);
     }
     Ok(map)
@@ -84,5 +86,17 @@ mod tests {
         assert!(err.message.contains("30000 headers"), "{err}");
         let err = from_guest(|| "t".into(), list(2, MAX_HEADER_BYTES)).expect_err("too big");
         assert!(err.message.contains("bytes of headers"), "{err}");
+        // Values are taken over as they are, but still checked.
+        let map = from_guest(|| "t".into(), vec![("X-A".into(), b"v 1".to_vec())]).expect("ok");
+        assert_eq!(map["x-a"], "v 1");
+        let err = from_guest(|| "t".into(), vec![("x-a".into(), b"a\nb".to_vec())])
+            .expect_err("newline in a value");
+        assert!(
+            err.message.contains("invalid value for header x-a"),
+            "{err}"
+        );
+        let err = from_guest(|| "t".into(), vec![("x a".into(), b"v".to_vec())])
+            .expect_err("space in a name");
+        assert!(err.message.contains("invalid header name"), "{err}");
     }
 }

@@ -93,6 +93,12 @@ impl WasiHttpHooks for Hooks {
         false
     }
 
+    /// The default list, checked in place: the trait's default builds an `Arc`'d filter on
+    /// every call, and wasi:http asks once per header a guest sets or receives.
+    fn is_forbidden_header(&mut self, name: &http::HeaderName) -> bool {
+        wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS.contains(name)
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,

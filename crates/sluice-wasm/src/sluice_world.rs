@@ -23,13 +23,17 @@ mod bindings {
         world: "sluice:plugin/http-client",
         imports: { "sluice:plugin/host.send": async, "sluice:plugin/host.send-http2": async },
         exports: { default: async },
+        // What the host hands a guest export (a request, a response for `on-response`) is
+        // borrowed: it is lowered into guest memory straight from the host's own header map
+        // and body, with no owned copy made first.
+        ownership: Borrowing { duplicate_if_necessary: true },
     });
 }
 
 use bindings::HttpClient;
 use bindings::sluice::plugin::types::{
-    Error as WitError, ErrorKind as WitErrorKind, HookSet, Http2Response, Level,
-    Request as WitRequest, RequestOrResponse, Response as WitResponse,
+    Error as WitError, ErrorKind as WitErrorKind, HookSet, Http2Response, Level, RequestOrResponse,
+    RequestParam, RequestResult as WitRequest, ResponseParam, ResponseResult as WitResponse,
 };
 
 /// Bytes of guest stderr kept per instance (panic messages end up there).
@@ -48,6 +52,25 @@ pub(crate) struct State {
     max_body_bytes: Option<usize>,
     /// The current call's span (its `send`s are children of it).
     trace: Option<sluice_telemetry::TraceParent>,
+    /// The status and headers of the current call's last `send` answer, as the host parsed
+    /// them: a `handle` that answers with them unchanged (a pass-through) reuses them.
+    sent_back: Option<Given>,
+    /// The request the current `handle` call was handed: a `send` of that same request (a
+    /// pass-through) reuses its parsed parts.
+    handed: Option<Arc<HandedRequest>>,
+}
+
+/// A request handed to `handle`, with its URL as the guest was given it.
+struct HandedRequest {
+    request: BackendRequest,
+    url: String,
+}
+
+/// A status and headers the host gave a guest (an answer of `send`, the response handed to
+/// `on-response`), kept so an answer that repeats them is not parsed again.
+struct Given {
+    status: u16,
+    headers: http::HeaderMap,
 }
 
 impl WasiView for State {
@@ -111,7 +134,13 @@ impl bindings::sluice::plugin::host::Host for State {
                 message: "send is not available during init".into(),
             });
         };
-        let request = from_wit_request(request).map_err(exec_to_wit)?;
+        let request = match self.handed.as_deref() {
+            Some(handed) => {
+                from_wit_request_reusing(request, &handed.url, Sent::Shared(&handed.request))
+            }
+            None => from_wit_request(request),
+        }
+        .map_err(exec_to_wit)?;
         let (parts, body) = outbound::send_buffered(
             &self.backend,
             request,
@@ -121,11 +150,16 @@ impl bindings::sluice::plugin::host::Host for State {
         )
         .await
         .map_err(exec_to_wit)?;
-        Ok(WitResponse {
+        let response = WitResponse {
             status: parts.status.as_u16(),
             headers: headers_to_wit(&parts.headers),
             body: body.into(),
-        })
+        };
+        self.sent_back = Some(Given {
+            status: response.status,
+            headers: parts.headers,
+        });
+        Ok(response)
     }
 
     async fn send_http2(&mut self, request: WitRequest) -> Result<Http2Response, WitError> {
@@ -262,6 +296,8 @@ async fn new_instance(
         deadline,
         max_body_bytes: None,
         trace: None,
+        sent_back: None,
+        handed: None,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
@@ -347,24 +383,25 @@ fn classify(backend: &Backend, store: &Store<State>, error: &wasmtime::Error) ->
     ExecError::plugin(kind, format!("plugin {} {message}", backend.plugin))
 }
 
-enum Call {
-    Handle(WitRequest),
-    OnRequest(WitRequest),
-    OnResponse(WitResponse),
+enum Call<'a> {
+    Handle(RequestParam<'a>),
+    OnRequest(RequestParam<'a>),
+    OnResponse(ResponseParam<'a>),
 }
 
 enum Answer {
-    Response(Result<WitResponse, WitError>),
+    /// The answer, with the last `send` answer of the call (see [`State::sent_back`]).
+    Response(Result<WitResponse, WitError>, Option<Given>),
     Flow(Result<RequestOrResponse, WitError>),
 }
 
-async fn invoke(instance: &mut Instance, call: Call) -> wasmtime::Result<Answer> {
+async fn invoke(instance: &mut Instance, call: Call<'_>) -> wasmtime::Result<Answer> {
     let handler = instance.plugin.sluice_plugin_handler();
     let store = &mut instance.store;
     Ok(match call {
-        Call::Handle(r) => Answer::Response(handler.call_handle(store, &r).await?),
-        Call::OnRequest(r) => Answer::Flow(handler.call_on_request(store, &r).await?),
-        Call::OnResponse(r) => Answer::Response(handler.call_on_response(store, &r).await?),
+        Call::Handle(r) => Answer::Response(handler.call_handle(store, r).await?, None),
+        Call::OnRequest(r) => Answer::Flow(handler.call_on_request(store, r).await?),
+        Call::OnResponse(r) => Answer::Response(handler.call_on_response(store, r).await?, None),
     })
 }
 
@@ -373,7 +410,8 @@ impl Shared {
     /// whose call is cut is dropped (a new one is made on demand).
     async fn call(
         &self,
-        call: Call,
+        call: Call<'_>,
+        handed: Option<Arc<HandedRequest>>,
         deadline: Instant,
         max_body_bytes: usize,
         trace: Option<&sluice_telemetry::TraceParent>,
@@ -390,12 +428,20 @@ impl Shared {
             state.deadline = deadline;
             state.max_body_bytes = Some(max_body_bytes);
             state.trace = trace.cloned();
+            state.sent_back = None;
+            state.handed = handed;
         }
         instance.store.set_epoch_deadline(1);
         match tokio::time::timeout_at(deadline, invoke(&mut instance, call)).await {
-            Ok(Ok(answer)) => {
-                instance.store.data_mut().max_body_bytes = None;
-                instance.store.data_mut().trace = None;
+            Ok(Ok(mut answer)) => {
+                let state = instance.store.data_mut();
+                state.max_body_bytes = None;
+                state.trace = None;
+                if let Answer::Response(_, sent_back) = &mut answer {
+                    *sent_back = state.sent_back.take();
+                }
+                state.sent_back = None;
+                state.handed = None;
                 self.pool.checkin(lease, instance);
                 Ok(answer)
             }
@@ -436,23 +482,26 @@ impl Shared {
             return Ok(Flow::Request(request));
         }
         let deadline = self.deadline(ctx);
+        let url = request.url.to_string();
+        let headers = headers_view(&request.headers);
         let answer = self
             .call(
-                Call::OnRequest(to_wit_request(request)),
+                Call::OnRequest(request_param(&request, &url, &headers)),
+                None,
                 deadline,
                 ctx.max_body_bytes,
                 ctx.trace.as_ref(),
             )
             .await?;
         match answer {
-            Answer::Flow(Ok(RequestOrResponse::Request(r))) => {
-                Ok(Flow::Request(from_wit_request(r)?))
-            }
+            Answer::Flow(Ok(RequestOrResponse::Request(r))) => Ok(Flow::Request(
+                from_wit_request_reusing(r, &url, Sent::Owned(request))?,
+            )),
             Answer::Flow(Ok(RequestOrResponse::Response(r))) => {
-                to_backend_response(&self.backend, Ok(r)).map(Flow::Response)
+                to_backend_response(&self.backend, Ok(r), None).map(Flow::Response)
             }
             Answer::Flow(Err(e)) => Err(wit_to_exec(&self.backend, e)),
-            Answer::Response(_) => Err(ExecError::new(
+            Answer::Response(..) => Err(ExecError::new(
                 ErrorSource::Internal,
                 ErrorKind::Other,
                 "unexpected answer",
@@ -472,14 +521,16 @@ impl Shared {
         let deadline = self.deadline(ctx);
         let (parts, body) = response.into_parts();
         let body = outbound::collect_body(body, deadline, ctx.max_body_bytes).await?;
-        let response = WitResponse {
+        let headers = headers_view(&parts.headers);
+        let response = ResponseParam {
             status: parts.status.as_u16(),
-            headers: headers_to_wit(&parts.headers),
-            body: body.into(),
+            headers: &headers,
+            body: &body,
         };
-        let Answer::Response(answer) = self
+        let Answer::Response(answer, _) = self
             .call(
                 Call::OnResponse(response),
+                None,
                 deadline,
                 ctx.max_body_bytes,
                 ctx.trace.as_ref(),
@@ -492,7 +543,11 @@ impl Shared {
                 "unexpected answer",
             ));
         };
-        to_backend_response(&self.backend, answer)
+        let given = Given {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+        };
+        to_backend_response(&self.backend, answer, Some(given))
     }
 
     async fn run(
@@ -503,9 +558,15 @@ impl Shared {
         let deadline = self.deadline(ctx);
         let max_body = ctx.max_body_bytes;
         if self.hooks == HookSet::empty() {
-            let Answer::Response(answer) = self
+            let handed = Arc::new(HandedRequest {
+                url: request.url.to_string(),
+                request,
+            });
+            let headers = headers_view(&handed.request.headers);
+            let Answer::Response(answer, sent_back) = self
                 .call(
-                    Call::Handle(to_wit_request(request)),
+                    Call::Handle(request_param(&handed.request, &handed.url, &headers)),
+                    Some(Arc::clone(&handed)),
                     deadline,
                     max_body,
                     ctx.trace.as_ref(),
@@ -518,24 +579,29 @@ impl Shared {
                     "unexpected answer",
                 ));
             };
-            return to_backend_response(&self.backend, answer);
+            return to_backend_response(&self.backend, answer, sent_back);
         }
         let request = if self.hooks.contains(HookSet::ON_REQUEST) {
-            match self
+            let url = request.url.to_string();
+            let headers = headers_view(&request.headers);
+            let answer = self
                 .call(
-                    Call::OnRequest(to_wit_request(request)),
+                    Call::OnRequest(request_param(&request, &url, &headers)),
+                    None,
                     deadline,
                     max_body,
                     ctx.trace.as_ref(),
                 )
-                .await?
-            {
-                Answer::Flow(Ok(RequestOrResponse::Request(r))) => from_wit_request(r)?,
+                .await?;
+            match answer {
+                Answer::Flow(Ok(RequestOrResponse::Request(r))) => {
+                    from_wit_request_reusing(r, &url, Sent::Owned(request))?
+                }
                 Answer::Flow(Ok(RequestOrResponse::Response(r))) => {
-                    return to_backend_response(&self.backend, Ok(r));
+                    return to_backend_response(&self.backend, Ok(r), None);
                 }
                 Answer::Flow(Err(e)) => return Err(wit_to_exec(&self.backend, e)),
-                Answer::Response(_) => {
+                Answer::Response(..) => {
                     return Err(ExecError::new(
                         ErrorSource::Internal,
                         ErrorKind::Other,
@@ -564,14 +630,16 @@ impl Shared {
             ctx.trace.as_ref(),
         )
         .await?;
-        let response = WitResponse {
+        let headers = headers_view(&parts.headers);
+        let response = ResponseParam {
             status: parts.status.as_u16(),
-            headers: headers_to_wit(&parts.headers),
-            body: body.into(),
+            headers: &headers,
+            body: &body,
         };
-        let Answer::Response(answer) = self
+        let Answer::Response(answer, _) = self
             .call(
                 Call::OnResponse(response),
+                None,
                 deadline,
                 max_body,
                 ctx.trace.as_ref(),
@@ -584,7 +652,11 @@ impl Shared {
                 "unexpected answer",
             ));
         };
-        to_backend_response(&self.backend, answer)
+        let given = Given {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+        };
+        to_backend_response(&self.backend, answer, Some(given))
     }
 }
 
@@ -643,13 +715,26 @@ impl Hooks for SluiceExecutor {
     }
 }
 
-fn to_wit_request(request: BackendRequest) -> WitRequest {
-    WitRequest {
-        method: request.method.as_str().to_owned(),
-        url: request.url.to_string(),
-        headers: headers_to_wit(&request.headers),
-        body: request.body.into(),
+/// The guest's view of `request`, borrowed (`url` is the request's URL as text).
+fn request_param<'a>(
+    request: &'a BackendRequest,
+    url: &'a str,
+    headers: &'a [(&'a str, &'a [u8])],
+) -> RequestParam<'a> {
+    RequestParam {
+        method: request.method.as_str(),
+        url,
+        headers,
+        body: &request.body,
     }
+}
+
+/// A header map as the borrowed list a guest export is given.
+fn headers_view(headers: &http::HeaderMap) -> Vec<(&str, &[u8])> {
+    headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_bytes()))
+        .collect()
 }
 
 pub(crate) fn headers_to_wit(headers: &http::HeaderMap) -> Vec<(String, Vec<u8>)> {
@@ -663,19 +748,96 @@ fn plugin_error(message: String) -> ExecError {
     ExecError::plugin(ErrorKind::Other, message)
 }
 
-fn from_wit_request(request: WitRequest) -> Result<BackendRequest, ExecError> {
-    let method = http::Method::from_bytes(request.method.as_bytes())
-        .map_err(|_| plugin_error(format!("invalid method {:?}", request.method)))?;
-    let url: http::Uri = request
-        .url
+/// A request the host handed a guest: its own (`on-request`: the parts it reuses are moved)
+/// or shared (`handle`, for a `send` of it: they are cloned). Passed by value once per call
+/// and never stored, so the owned variant stays inline: boxing it would cost an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Sent<'a> {
+    Owned(BackendRequest),
+    Shared(&'a BackendRequest),
+}
+
+/// The request a guest handed back (`on-request`'s answer, or what it `send`s), given one
+/// the host handed it (`sent`, whose URL as text is `sent_url`). Each part the guest left as
+/// it was keeps the host's parsed value (checked when it was made) instead of being parsed
+/// again from the guest's text.
+fn from_wit_request_reusing(
+    request: WitRequest,
+    sent_url: &str,
+    sent: Sent<'_>,
+) -> Result<BackendRequest, ExecError> {
+    let (same_method, same_url, same_headers) = {
+        let sent = match &sent {
+            Sent::Owned(r) => r,
+            Sent::Shared(r) => *r,
+        };
+        (
+            request.method == sent.method.as_str(),
+            request.url == sent_url,
+            same_headers(&request.headers, &sent.headers),
+        )
+    };
+    let (method, url, headers) = match sent {
+        Sent::Owned(r) => (
+            Some(r.method).filter(|_| same_method),
+            Some(r.url).filter(|_| same_url),
+            Some(r.headers).filter(|_| same_headers),
+        ),
+        Sent::Shared(r) => (
+            same_method.then(|| r.method.clone()),
+            same_url.then(|| r.url.clone()),
+            same_headers.then(|| r.headers.clone()),
+        ),
+    };
+    let method = match method {
+        Some(method) => method,
+        None => parse_method(&request.method)?,
+    };
+    let url = match url {
+        Some(url) => url,
+        None => parse_url(&request.url)?,
+    };
+    let mut headers = match headers {
+        Some(headers) => headers,
+        None => headers::from_guest(|| "the plugin's request".into(), request.headers)?,
+    };
+    fix_framing(&mut headers, request.body.len());
+    Ok(BackendRequest {
+        method,
+        url,
+        headers,
+        body: Bytes::from(request.body),
+    })
+}
+
+/// Whether a guest's header list is exactly `map` as the host handed it over (same names,
+/// as the host writes them, same values, same order).
+fn same_headers(list: &[(String, Vec<u8>)], map: &http::HeaderMap) -> bool {
+    list.len() == map.len()
+        && list
+            .iter()
+            .zip(map.iter())
+            .all(|((n, v), (mn, mv))| n.as_str() == mn.as_str() && v.as_slice() == mv.as_bytes())
+}
+
+fn parse_method(method: &str) -> Result<http::Method, ExecError> {
+    http::Method::from_bytes(method.as_bytes())
+        .map_err(|_| plugin_error(format!("invalid method {method:?}")))
+}
+
+fn parse_url(text: &str) -> Result<http::Uri, ExecError> {
+    let url: http::Uri = text
         .parse()
-        .map_err(|_| plugin_error(format!("invalid URL {:?}", request.url)))?;
+        .map_err(|_| plugin_error(format!("invalid URL {text:?}")))?;
     if url.scheme().is_none() || url.authority().is_none() {
-        return Err(plugin_error(format!(
-            "the URL must be absolute: {:?}",
-            request.url
-        )));
+        return Err(plugin_error(format!("the URL must be absolute: {text:?}")));
     }
+    Ok(url)
+}
+
+fn from_wit_request(request: WitRequest) -> Result<BackendRequest, ExecError> {
+    let method = parse_method(&request.method)?;
+    let url = parse_url(&request.url)?;
     let mut headers = headers::from_guest(|| "the plugin's request".into(), request.headers)?;
     fix_framing(&mut headers, request.body.len());
     Ok(BackendRequest {
@@ -686,9 +848,13 @@ fn from_wit_request(request: WitRequest) -> Result<BackendRequest, ExecError> {
     })
 }
 
+/// The guest's answer as the gateway's response. `given` is a status and headers the host
+/// handed the guest during the call: when the answer repeats them, the host's parsed headers
+/// are kept instead of parsing the guest's copy.
 fn to_backend_response(
     backend: &Backend,
     answer: Result<WitResponse, WitError>,
+    given: Option<Given>,
 ) -> Result<BackendResponse, ExecError> {
     let response = answer.map_err(|e| wit_to_exec(backend, e))?;
     let status = http::StatusCode::from_u16(response.status).map_err(|_| {
@@ -697,10 +863,18 @@ fn to_backend_response(
             backend.plugin, response.status
         ))
     })?;
-    let mut headers = headers::from_guest(
-        || format!("the answer of plugin {}", backend.plugin),
-        response.headers,
-    )?;
+    let mut headers = match given {
+        Some(given)
+            if given.status == response.status
+                && same_headers(&response.headers, &given.headers) =>
+        {
+            given.headers
+        }
+        _ => headers::from_guest(
+            || format!("the answer of plugin {}", backend.plugin),
+            response.headers,
+        )?,
+    };
     fix_framing(&mut headers, response.body.len());
     let mut out = http::Response::new(sluice_plugin::full(Bytes::from(response.body)));
     *out.status_mut() = status;

@@ -43,12 +43,18 @@ async fn client_example_passes_through_and_hijacks() {
     )
     .expect("build");
 
-    let url = format!("{}/__debug/normal", backend.url);
-    let (status, _, body) = call(&exec, request("GET", &url), SECOND)
-        .await
-        .expect("pass-through");
-    assert_eq!(status, 200);
-    assert_eq!(json(&body), json!({"message": "pong"}));
+    // The backend's answer comes back whole (the host keeps its own parsed headers when the
+    // plugin answers with those of `send`), call after call on the same instance.
+    for _ in 0..3 {
+        let url = format!("{}/__debug/normal", backend.url);
+        let (status, headers, body) = call(&exec, request("GET", &url), SECOND)
+            .await
+            .expect("pass-through");
+        assert_eq!(status, 200);
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(headers["content-length"], body.len().to_string().as_str());
+        assert_eq!(json(&body), json!({"message": "pong"}));
+    }
 
     let url = format!("{}/__debug/hijack-me", backend.url);
     let (status, headers, body) = call(&exec, request("GET", &url), SECOND)
@@ -450,6 +456,28 @@ async fn wasi_http_passthrough() {
     let (_, _, body) = call(&exec, post, SECOND).await.expect("post");
     assert_eq!(json(&body)["body"], "payload");
 
+    // Hop-by-hop and proxy headers never reach the guest (wasi:http's forbidden list), so a
+    // pass-through cannot forward them; other headers pass.
+    let mut req = request("GET", &format!("{}/echo/h", backend.url));
+    for (name, value) in [
+        ("proxy-authorization", "Basic c2VjcmV0"),
+        ("keep-alive", "timeout=5"),
+        ("upgrade", "websocket"),
+        ("x-kept", "yes"),
+    ] {
+        req.headers
+            .insert(name, http::HeaderValue::from_static(value));
+    }
+    let (_, _, body) = call(&exec, req, SECOND).await.expect("headers");
+    let echo = json(&body);
+    assert_eq!(echo["headers"]["x-kept"], "yes");
+    for name in ["proxy-authorization", "keep-alive", "upgrade"] {
+        assert!(
+            echo["headers"].get(name).is_none(),
+            "{name} reached the backend: {echo}"
+        );
+    }
+
     // Only the backend's hosts are reachable.
     let exec = build(
         &plugin,
@@ -630,6 +658,57 @@ async fn header_rewrite_uses_both_hooks() {
     .await
     .expect_err("refused");
     assert_eq!(err.kind, ErrorKind::HostNotAllowed);
+}
+
+/// An `on-request` that hands the request back as it was (the host then keeps its own parsed
+/// method, URL and headers instead of parsing the guest's copy): the backend gets exactly that
+/// request, again and again on the same instance; one that changes a header gets that change
+/// through and the rest as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_request_unchanged_parts_pass_as_they_were() {
+    let plugin = load("header-rewrite");
+    let backend = start_backend().await;
+    let original = || {
+        let mut req = request("POST", &format!("{}/echo/p?q=1&r=two", backend.url));
+        req.headers
+            .insert("x-custom", http::HeaderValue::from_static("v1"));
+        req.headers
+            .insert("content-length", http::HeaderValue::from_static("5"));
+        req.body = bytes::Bytes::from_static(b"hello");
+        req
+    };
+    let exec = build(
+        &plugin,
+        json!({"name": "header-rewrite", "header-rewrite": {}}),
+        &backend.url,
+    )
+    .expect("build");
+    for _ in 0..3 {
+        let (status, _, body) = call(&exec, original(), SECOND).await.expect("call");
+        assert_eq!(status, 200);
+        let echo = json(&body);
+        assert_eq!(echo["method"], "POST");
+        assert_eq!(echo["path"], "/echo/p");
+        assert_eq!(echo["query"], "q=1&r=two");
+        assert_eq!(echo["headers"]["user-agent"], "Sluice Version test");
+        assert_eq!(echo["headers"]["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(echo["headers"]["x-custom"], "v1");
+        assert_eq!(echo["headers"]["content-length"], "5");
+        assert_eq!(echo["body"], "hello");
+    }
+
+    let exec = build(
+        &plugin,
+        json!({"name": "header-rewrite", "header-rewrite": {"request": {"set": {"X-Custom": "v2"}}}}),
+        &backend.url,
+    )
+    .expect("build");
+    let (_, _, body) = call(&exec, original(), SECOND).await.expect("call");
+    let echo = json(&body);
+    assert_eq!(echo["headers"]["x-custom"], "v2");
+    assert_eq!(echo["headers"]["user-agent"], "Sluice Version test");
+    assert_eq!(echo["query"], "q=1&r=two");
+    assert_eq!(echo["body"], "hello");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
