@@ -797,17 +797,27 @@ fn from_wit_request_reusing(
         Some(url) => url,
         None => parse_url(&request.url)?,
     };
-    let mut headers = match headers {
+    let headers = match headers {
         Some(headers) => headers,
         None => headers::from_guest(|| "the plugin's request".into(), request.headers)?,
     };
-    fix_framing(&mut headers, request.body.len());
-    Ok(BackendRequest {
+    Ok(backend_request(method, url, headers, request.body))
+}
+
+/// A guest's request from its checked parts, its framing fixed for the body it carries.
+fn backend_request(
+    method: http::Method,
+    url: http::Uri,
+    mut headers: http::HeaderMap,
+    body: Vec<u8>,
+) -> BackendRequest {
+    fix_framing(&mut headers, body.len());
+    BackendRequest {
         method,
         url,
         headers,
-        body: Bytes::from(request.body),
-    })
+        body: Bytes::from(body),
+    }
 }
 
 /// Whether a guest's header list is exactly `map` as the host handed it over (same names,
@@ -838,14 +848,8 @@ fn parse_url(text: &str) -> Result<http::Uri, ExecError> {
 fn from_wit_request(request: WitRequest) -> Result<BackendRequest, ExecError> {
     let method = parse_method(&request.method)?;
     let url = parse_url(&request.url)?;
-    let mut headers = headers::from_guest(|| "the plugin's request".into(), request.headers)?;
-    fix_framing(&mut headers, request.body.len());
-    Ok(BackendRequest {
-        method,
-        url,
-        headers,
-        body: Bytes::from(request.body),
-    })
+    let headers = headers::from_guest(|| "the plugin's request".into(), request.headers)?;
+    Ok(backend_request(method, url, headers, request.body))
 }
 
 /// The guest's answer as the gateway's response. `given` is a status and headers the host
