@@ -34,11 +34,7 @@ impl Origin {
             Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
             None => ("http".to_owned(), s),
         };
-        let default_port = match scheme.as_str() {
-            "http" => 80,
-            "https" => 443,
-            _ => return None,
-        };
+        let default_port = default_port(&scheme)?;
         let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
         let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
         if authority.is_empty() {
@@ -96,10 +92,7 @@ impl Origin {
             return false;
         };
         match rest.strip_prefix(':') {
-            None => {
-                let default_port = if self.scheme == "https" { 443 } else { 80 };
-                rest.is_empty() && self.port == default_port
-            }
+            None => rest.is_empty() && default_port(&self.scheme) == Some(self.port),
             Some(digits) => {
                 !digits.is_empty()
                     && digits.bytes().all(|b| b.is_ascii_digit())
@@ -120,14 +113,19 @@ impl Origin {
 /// absolute http(s).
 fn uri_parts(uri: &http::Uri) -> Option<(&str, &str, u16)> {
     let scheme = uri.scheme_str()?;
-    let default_port = if scheme.eq_ignore_ascii_case("http") {
-        80
-    } else if scheme.eq_ignore_ascii_case("https") {
-        443
-    } else {
-        return None;
-    };
+    let default_port = default_port(scheme)?;
     Some((scheme, uri.host()?, uri.port_u16().unwrap_or(default_port)))
+}
+
+/// The port of `http` and `https` (in any case) when a URL names none; other schemes have none.
+fn default_port(scheme: &str) -> Option<u16> {
+    if scheme.eq_ignore_ascii_case("http") {
+        Some(80)
+    } else if scheme.eq_ignore_ascii_case("https") {
+        Some(443)
+    } else {
+        None
+    }
 }
 
 impl std::fmt::Display for Origin {

@@ -30,7 +30,7 @@ pub use handles::{
     OutboundMetrics, PLUGIN_OUTCOMES, PluginMetrics, ReadMetrics, RoundTripEnd, RoundTripMetrics,
     RoundTripTarget, ServerMetrics, StageMetrics, StageOutcome,
 };
-pub use request::{REQUEST_ID_HEADER, RequestContext, RequestScope, RouteTelemetry};
+pub use request::{REQUEST_ID_HEADER, RequestContext, RequestScope, RouteTelemetry, ipv4_text};
 pub use trace::{
     AttrValue, SharedAttributes, Span, SpanKind, Status, Text, TraceParent, shared_attributes,
 };

@@ -149,12 +149,12 @@ fn key_value_head(pb: &mut Pb, field: u32, key: &str, any_value: usize) {
 /// A `KeyValue` with a string value, nearly every attribute.
 #[inline]
 pub(crate) fn key_text(pb: &mut Pb, field: u32, key: &str, value: &str) {
-    key_value_head(pb, field, key, delimited_len(value.len()));
-    pb.bytes(1, value.as_bytes());
+    key_text_parts(pb, field, key, &[value]);
 }
 
 /// A `KeyValue` with a string value given in pieces (a URL's parts), written without
 /// gathering them first.
+#[inline]
 pub(crate) fn key_text_parts(pb: &mut Pb, field: u32, key: &str, parts: &[&str]) {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     key_value_head(pb, field, key, delimited_len(len));
@@ -202,14 +202,12 @@ mod tests {
     #[test]
     fn key_text_as_nested_messages() {
         for (key, value) in [("k", "v"), ("", "v"), ("k", ""), ("key", &*"x".repeat(300))] {
-            let mut nested = Pb::default();
-            nested.message(9, |kv| {
-                kv.string(1, key);
-                kv.message(2, |v| v.bytes(1, value.as_bytes()));
-            });
-            let mut pb = Pb::default();
-            key_text(&mut pb, 9, key, value);
-            assert_eq!(pb.0, nested.0, "{key:?}");
+            same_as_nested(
+                key,
+                value,
+                |v| v.bytes(1, value.as_bytes()),
+                |pb| key_text(pb, 9, key, value),
+            );
         }
     }
 
@@ -229,39 +227,35 @@ mod tests {
         }
     }
 
+    /// What `ours` writes equals `value` written as the nested form, as key `key`.
+    fn same_as_nested(
+        key: &str,
+        what: impl std::fmt::Debug,
+        value: impl FnOnce(&mut Pb),
+        ours: impl FnOnce(&mut Pb),
+    ) {
+        let mut nested = Pb::default();
+        nested.message(9, |kv| {
+            kv.string(1, key);
+            kv.message(2, value);
+        });
+        let mut pb = Pb::default();
+        ours(&mut pb);
+        assert_eq!(pb.0, nested.0, "{key:?} {what:?}");
+    }
+
     /// The scalar key-values write what the nested form writes.
     #[test]
     fn key_scalars_as_nested_messages() {
         for key in ["k", "", &*"k".repeat(200)] {
             for i in [0i64, 1, 300, -1, i64::MAX, i64::MIN] {
-                let mut nested = Pb::default();
-                nested.message(9, |kv| {
-                    kv.string(1, key);
-                    kv.message(2, |v| v.int64(3, i));
-                });
-                let mut pb = Pb::default();
-                key_int(&mut pb, 9, key, i);
-                assert_eq!(pb.0, nested.0, "{key:?} {i}");
+                same_as_nested(key, i, |v| v.int64(3, i), |pb| key_int(pb, 9, key, i));
             }
             for b in [false, true] {
-                let mut nested = Pb::default();
-                nested.message(9, |kv| {
-                    kv.string(1, key);
-                    kv.message(2, |v| v.boolean(2, b));
-                });
-                let mut pb = Pb::default();
-                key_bool(&mut pb, 9, key, b);
-                assert_eq!(pb.0, nested.0, "{key:?} {b}");
+                same_as_nested(key, b, |v| v.boolean(2, b), |pb| key_bool(pb, 9, key, b));
             }
             for f in [0.0f64, -1.5, f64::MAX] {
-                let mut nested = Pb::default();
-                nested.message(9, |kv| {
-                    kv.string(1, key);
-                    kv.message(2, |v| v.double(4, f));
-                });
-                let mut pb = Pb::default();
-                key_double(&mut pb, 9, key, f);
-                assert_eq!(pb.0, nested.0, "{key:?} {f}");
+                same_as_nested(key, f, |v| v.double(4, f), |pb| key_double(pb, 9, key, f));
             }
         }
     }

@@ -698,35 +698,8 @@ impl Drop for Span {
         let end = now_nanos();
         let context = &self.context;
         let name = r.name.as_str();
-        let status = match &r.status {
-            Status::Unset => 0,
-            Status::Ok => delimited_len(2),
-            Status::Error(message) => {
-                let text = if message.is_empty() {
-                    0
-                } else {
-                    delimited_len(message.len())
-                };
-                delimited_len(text + 2)
-            }
-        };
-        // ids, parent, name, kind, start and end, attributes, status, flags (field 16: two
-        // bytes of key).
-        let len = delimited_len(16)
-            + delimited_len(8)
-            + r.parent.map_or(0, |_| delimited_len(8))
-            + if name.is_empty() {
-                0
-            } else {
-                delimited_len(name.len())
-            }
-            + 2
-            + 2 * 9
-            + r.attributes.0.len()
-            + status
-            + 2
-            + 4;
-        // The fixed-size fields are gathered on the stack and appended at once.
+        // The fixed-size fields are gathered on the stack and appended at once: ids (and the
+        // parent's), then kind (below 128: one byte), start and end.
         let mut ids = [0u8; 38];
         ids[..2].copy_from_slice(&[1 << 3 | 2, 16]);
         ids[2..18].copy_from_slice(&context.trace_id);
@@ -740,43 +713,48 @@ impl Drop for Span {
             }
             None => &ids[..28],
         };
-        // kind (below 128: one byte), start, end.
         let mut times = [0u8; 20];
         times[..2].copy_from_slice(&[6 << 3, r.kind as u8]);
         times[2] = 7 << 3 | 1;
         times[3..11].copy_from_slice(&r.start.to_le_bytes());
         times[11] = 8 << 3 | 1;
         times[12..].copy_from_slice(&end.to_le_bytes());
+        // `Status { code: OK }`.
+        const STATUS_OK: [u8; 4] = [15 << 3 | 2, 2, 3 << 3, 1];
         // flags (field 16, fixed32: the W3C trace flags, sampled).
         const FLAGS: [u8; 6] = [0x85, 0x01, 1, 0, 0, 0];
+        let status = match &r.status {
+            Status::Unset => 0,
+            Status::Ok => STATUS_OK.len(),
+            Status::Error(message) => {
+                let text = if message.is_empty() {
+                    0
+                } else {
+                    delimited_len(message.len())
+                };
+                delimited_len(text + 2)
+            }
+        };
+        let name_len = if name.is_empty() {
+            0
+        } else {
+            delimited_len(name.len())
+        };
+        let len = ids.len() + name_len + times.len() + r.attributes.0.len() + status + FLAGS.len();
         r.tracer.push(len, |s| {
             s.0.extend_from_slice(ids);
-            s.string(5, r.name.as_str());
+            s.string(5, name);
             s.0.extend_from_slice(&times);
             s.0.extend_from_slice(&r.attributes.0);
             match &r.status {
-                Status::Unset => s.0.extend_from_slice(&FLAGS),
-                // `Status { code: OK }`.
-                Status::Ok => s.0.extend_from_slice(&[
-                    15 << 3 | 2,
-                    2,
-                    3 << 3,
-                    1,
-                    FLAGS[0],
-                    FLAGS[1],
-                    FLAGS[2],
-                    FLAGS[3],
-                    FLAGS[4],
-                    FLAGS[5],
-                ]),
-                Status::Error(message) => {
-                    s.message(15, |st| {
-                        st.string(2, message);
-                        st.uint(3, 2);
-                    });
-                    s.0.extend_from_slice(&FLAGS);
-                }
+                Status::Unset => {}
+                Status::Ok => s.0.extend_from_slice(&STATUS_OK),
+                Status::Error(message) => s.message(15, |st| {
+                    st.string(2, message);
+                    st.uint(3, 2);
+                }),
             }
+            s.0.extend_from_slice(&FLAGS);
         });
         recycle_buffer(r.attributes.0);
     }
