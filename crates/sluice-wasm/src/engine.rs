@@ -497,10 +497,25 @@ impl WasmHost {
             .load(&self.shared.engine, &bytes)
             .map_err(|reason| LoadError::new(file, reason))?;
         let kind = match detect_world(&self.shared.engine, &component) {
-            Some(World::Sluice) => Kind::Sluice(
-                sluice_world::Loaded::new(&self.sluice_linker, &component)
+            Some(World::Sluice(Some(version))) => Kind::Sluice(
+                sluice_world::Loaded::new(&self.sluice_linker, &component, version)
                     .map_err(|reason| LoadError::new(file, reason))?,
             ),
+            Some(World::Sluice(None)) => {
+                let exports = export_names(&self.shared.engine, &component);
+                let handler = exports
+                    .iter()
+                    .find(|n| n.starts_with(sluice_world::EXPORT_PREFIX))
+                    .map_or("", String::as_str);
+                return Err(LoadError::new(
+                    file,
+                    format!(
+                        "the component exports {handler}, a version of the Sluice world this host \
+                         does not serve (it serves sluice:plugin 0.1.x and 0.2.x): build it with an \
+                         SDK of one of those, or upgrade Sluice"
+                    ),
+                ));
+            }
             Some(World::Proxy) => Kind::Proxy(
                 proxy_world::Loaded::new(&self.proxy_linker, &component)
                     .map_err(|reason| LoadError::new(file, reason))?,
@@ -510,7 +525,7 @@ impl WasmHost {
                 return Err(LoadError::new(
                     file,
                     format!(
-                        "the component exports neither {SLUICE_EXPORT}x (world sluice:plugin/http-client) \
+                        "the component exports neither sluice:plugin/handler@0.2.x (world sluice:plugin/http-client) \
                          nor wasi:http/incoming-handler@0.2 (world wasi:http/proxy); it exports [{}]",
                         exports.join(", ")
                     ),
@@ -534,12 +549,9 @@ impl WasmHost {
     }
 }
 
-/// The export that marks the Sluice world.
-/// Matched by semver: a component built on 0.1.0 exports `handler@0.1.0` and is a 0.1.x one.
-pub(crate) const SLUICE_EXPORT: &str = "sluice:plugin/handler@0.1.";
-
 enum World {
-    Sluice,
+    /// The Sluice world, in a version the host serves (`None`: one it does not).
+    Sluice(Option<sluice_world::Version>),
     Proxy,
 }
 
@@ -547,8 +559,8 @@ fn detect_world(engine: &Engine, component: &Component) -> Option<World> {
     let ty = component.component_type();
     let mut proxy = false;
     for (name, _) in ty.exports(engine) {
-        if name.starts_with(SLUICE_EXPORT) {
-            return Some(World::Sluice);
+        if name.starts_with(sluice_world::EXPORT_PREFIX) {
+            return Some(World::Sluice(sluice_world::Version::of_export(name)));
         }
         if name.starts_with("wasi:http/incoming-handler@0.2") {
             proxy = true;

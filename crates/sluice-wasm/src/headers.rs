@@ -1,4 +1,8 @@
-//! The one bound on header lists a plugin hands to the host, in both worlds.
+//! Header lists between host and guest: the Sluice world's encoding, and the one bound on
+//! what a plugin hands the host, in both worlds.
+//!
+//! `sluice:plugin@0.2` carries header fields as one byte list, each field `name:value\n`
+//! ([`encode`], [`from_guest`]); 0.1 carried pairs ([`from_pairs`]).
 //!
 //! A guest can build any list (30,000 headers, megabytes of values); unchecked, that is host
 //! memory and CPU spent on its behalf, and `http::HeaderMap` panics past its capacity. The
@@ -21,38 +25,161 @@ fn too_many(what: String, count: usize) -> ExecError {
     )
 }
 
-/// Converts a guest's header list, refusing one over the bounds before allocating for it.
-/// `what` names the list in the error (built only then: this is on every request's path).
+fn too_big(what: String, bytes: usize) -> ExecError {
+    ExecError::plugin(
+        ErrorKind::Other,
+        format!("{what} has {bytes} bytes of headers, more than the {MAX_HEADER_BYTES} allowed"),
+    )
+}
+
+fn bad_name(name: &[u8]) -> ExecError {
+    ExecError::plugin(
+        ErrorKind::Other,
+        format!(
+            "invalid header name {:?}",
+            String::from_utf8_lossy(name).as_ref()
+        ),
+    )
+}
+
+fn bad_value(name: &str) -> ExecError {
+    ExecError::plugin(ErrorKind::Other, format!("invalid value for header {name}"))
+}
+
+/// The encoded length of `headers`: names, values and two separator bytes per field.
+fn encoded_len(headers: &http::HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 2)
+        .sum()
+}
+
+/// Encodes a header map as a Sluice-world (0.2) header list: `name:value\n` per field, in the
+/// map's order. A `HeaderName` holds no `:` and neither it nor a `HeaderValue` holds `\n`, so
+/// the list decodes back to the same fields.
+pub(crate) fn encode(headers: &http::HeaderMap) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded_len(headers));
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.push(b':');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
+/// Whether an encoded list is exactly `headers` encoded (same fields, same order, names as the
+/// host writes them): a guest that hands back what it was given keeps the host's parsed map.
+pub(crate) fn is_encoding_of(encoded: &[u8], headers: &http::HeaderMap) -> bool {
+    if encoded.len() != encoded_len(headers) {
+        return false;
+    }
+    let mut rest = encoded;
+    for (name, value) in headers {
+        let (name, value) = (name.as_str().as_bytes(), value.as_bytes());
+        let field = name.len() + value.len() + 2;
+        let Some((head, tail)) = rest.split_at_checked(field) else {
+            return false;
+        };
+        if &head[..name.len()] != name
+            || head[name.len()] != b':'
+            || &head[name.len() + 1..field - 1] != value
+            || head[field - 1] != b'\n'
+        {
+            return false;
+        }
+        rest = tail;
+    }
+    rest.is_empty()
+}
+
+/// The fields of an encoded list as `(name, value)` slices of it, for a list the host encoded
+/// (a 0.1 guest is handed pairs). A field without `:` is skipped: [`encode`] writes none.
+pub(crate) fn fields(encoded: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    encoded
+        .split(|&b| b == b'\n')
+        .filter_map(|field| memchr::memchr(b':', field).map(|at| (&field[..at], &field[at + 1..])))
+}
+
+/// Parses a guest's encoded header list (0.2), refusing one over the bounds before allocating
+/// for it, and one that breaks the encoding. `what` names the list in the error (built only
+/// then: this is on every request's path). The values share the guest's bytes (one buffer,
+/// no copy per value).
 pub(crate) fn from_guest(
     what: impl FnOnce() -> String,
-    headers: Vec<(String, Vec<u8>)>,
+    encoded: Vec<u8>,
 ) -> Result<http::HeaderMap, ExecError> {
-    if headers.len() > MAX_HEADERS {
-        return Err(too_many(what(), headers.len()));
+    let count = memchr::memchr_iter(b'\n', &encoded).count();
+    if count > MAX_HEADERS {
+        return Err(too_many(what(), count));
     }
-    let bytes: usize = headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+    // Names and values, as 0.1 counted them (the separators are not the guest's data).
+    let bytes = encoded.len() - 2 * count.min(encoded.len() / 2);
     if bytes > MAX_HEADER_BYTES {
+        return Err(too_big(what(), bytes));
+    }
+    if encoded.last().is_some_and(|&b| b != b'\n') {
         return Err(ExecError::plugin(
             ErrorKind::Other,
             format!(
-                "{} has {bytes} bytes of headers, more than the {MAX_HEADER_BYTES} allowed",
+                "{} is not a valid header list: its last field does not end with a newline",
                 what()
             ),
         ));
     }
-    let mut map = http::HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-            ExecError::plugin(ErrorKind::Other, format!("invalid header name {name:?}"))
-        })?;
-        // The guest's bytes become the value as they are (no second copy).
-        let value =
-            http::HeaderValue::from_maybe_shared(bytes::Bytes::from(value)).map_err(|_| {
-                ExecError::plugin(ErrorKind::Other, format!("invalid value for header {name}"))
-            })?;
+    let shared = bytes::Bytes::from(encoded);
+    let mut map = http::HeaderMap::with_capacity(count);
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', &shared) {
+        let field = &shared[start..end];
+        let Some(colon) = memchr::memchr(b':', field) else {
+            return Err(ExecError::plugin(
+                ErrorKind::Other,
+                format!(
+                    "{} is not a valid header list: field {:?} has no ':'",
+                    what(),
+                    String::from_utf8_lossy(field).as_ref()
+                ),
+            ));
+        };
+        let name =
+            http::HeaderName::from_bytes(&field[..colon]).map_err(|_| bad_name(&field[..colon]))?;
+        let value = http::HeaderValue::from_maybe_shared(shared.slice(start + colon + 1..end))
+            .map_err(|_| bad_value(name.as_str()))?;
         map.append(name, value);
+        start = end + 1;
     }
     Ok(map)
+}
+
+/// Encodes a 0.1 guest's header pairs as a 0.2 list, with the same bounds as [`from_guest`]
+/// checked first, and refusing a pair the encoding cannot carry (which HTTP refuses too: `:`
+/// or a newline in a name, a newline in a value). [`from_guest`] checks the rest.
+pub(crate) fn encode_pairs(
+    what: impl FnOnce() -> String,
+    pairs: Vec<(String, Vec<u8>)>,
+) -> Result<Vec<u8>, ExecError> {
+    if pairs.len() > MAX_HEADERS {
+        return Err(too_many(what(), pairs.len()));
+    }
+    let bytes: usize = pairs.iter().map(|(n, v)| n.len() + v.len()).sum();
+    if bytes > MAX_HEADER_BYTES {
+        return Err(too_big(what(), bytes));
+    }
+    let mut out = Vec::with_capacity(bytes + 2 * pairs.len());
+    for (name, value) in &pairs {
+        if memchr::memchr2(b':', b'\n', name.as_bytes()).is_some() {
+            return Err(bad_name(name.as_bytes()));
+        }
+        if memchr::memchr(b'\n', value).is_some() {
+            return Err(bad_value(name));
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.push(b':');
+        out.extend_from_slice(value);
+        out.push(b'\n');
+    }
+    Ok(out)
 }
 
 /// Checks a header map a wasi:http guest built (its size is bounded as it is built).
@@ -70,13 +197,18 @@ pub(crate) fn check(
 mod tests {
     use super::*;
 
+    fn list(n: usize, len: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            out.extend_from_slice(format!("x-{i}:").as_bytes());
+            out.extend(std::iter::repeat_n(b'v', len));
+            out.push(b'\n');
+        }
+        out
+    }
+
     #[test]
     fn bounds() {
-        let list = |n: usize, len: usize| -> Vec<(String, Vec<u8>)> {
-            (0..n)
-                .map(|i| (format!("x-{i}"), vec![b'v'; len]))
-                .collect()
-        };
         assert_eq!(
             from_guest(|| "t".into(), list(3, 1)).expect("small").len(),
             3
@@ -86,17 +218,79 @@ mod tests {
         assert!(err.message.contains("30000 headers"), "{err}");
         let err = from_guest(|| "t".into(), list(2, MAX_HEADER_BYTES)).expect_err("too big");
         assert!(err.message.contains("bytes of headers"), "{err}");
-        // Values are taken over as they are, but still checked.
-        let map = from_guest(|| "t".into(), vec![("X-A".into(), b"v 1".to_vec())]).expect("ok");
-        assert_eq!(map["x-a"], "v 1");
-        let err = from_guest(|| "t".into(), vec![("x-a".into(), b"a\nb".to_vec())])
-            .expect_err("newline in a value");
+        // The same bounds for 0.1's pairs, before anything is encoded.
+        let pairs = |n: usize| -> Vec<(String, Vec<u8>)> {
+            (0..n).map(|i| (format!("x-{i}"), b"v".to_vec())).collect()
+        };
+        let err = encode_pairs(|| "the answer".into(), pairs(30_000)).expect_err("too many");
+        assert!(err.message.contains("30000 headers"), "{err}");
+    }
+
+    #[test]
+    fn a_guest_list_is_checked() {
+        let map = from_guest(|| "t".into(), b"X-A:v 1\nx-b:\nx-a:2\n".to_vec()).expect("ok");
+        assert_eq!(map.len(), 3);
+        let a: Vec<_> = map.get_all("x-a").iter().collect();
+        assert_eq!(a, ["v 1", "2"]);
+        assert_eq!(map["x-b"], "");
         assert!(
-            err.message.contains("invalid value for header x-a"),
-            "{err}"
+            from_guest(|| "t".into(), Vec::new())
+                .expect("empty")
+                .is_empty()
         );
-        let err = from_guest(|| "t".into(), vec![("x a".into(), b"v".to_vec())])
-            .expect_err("space in a name");
-        assert!(err.message.contains("invalid header name"), "{err}");
+        for (list, expect) in [
+            (&b"x-a:a\rb\n"[..], "invalid value for header x-a"),
+            (b"x a:v\n", "invalid header name \"x a\""),
+            (b"x-a\n", "field \"x-a\" has no ':'"),
+            (
+                b"x-a:1\nx-b:2",
+                "its last field does not end with a newline",
+            ),
+            (b":v\n", "invalid header name \"\""),
+        ] {
+            let err = from_guest(|| "t".into(), list.to_vec()).expect_err("refused");
+            assert!(err.message.contains(expect), "{list:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn encoding_round_trips() {
+        let mut map = http::HeaderMap::new();
+        map.append("x-a", http::HeaderValue::from_static("1"));
+        map.append("x-url", http::HeaderValue::from_static("http://h:1/"));
+        map.append("x-a", http::HeaderValue::from_static(""));
+        let encoded = encode(&map);
+        assert_eq!(encoded, b"x-a:1\nx-a:\nx-url:http://h:1/\n");
+        assert!(is_encoding_of(&encoded, &map));
+        assert_eq!(from_guest(|| "t".into(), encoded.clone()).expect("ok"), map);
+        let fields: Vec<_> = fields(&encoded).collect();
+        assert_eq!(fields.len(), 3);
+        assert_eq!(fields[2], (&b"x-url"[..], &b"http://h:1/"[..]));
+        // Any difference, even one the map would not see (case), is not the same list.
+        for other in [
+            &b"X-A:1\nx-a:\nx-url:http://h:1/\n"[..],
+            b"x-a:1\nx-a:\nx-url:http://h:1/",
+            b"x-a:1\nx-url:http://h:1/\nx-a:\n",
+            b"x-a:1\nx-a:\nx-url:http://h:2/\n",
+            b"x-a:1\nx-a:\nx-url:http://h:1/\nx-b:1\n",
+        ] {
+            assert!(!is_encoding_of(other, &map), "{other:?}");
+        }
+        assert!(is_encoding_of(b"", &http::HeaderMap::new()));
+    }
+
+    #[test]
+    fn pairs_that_would_split_are_refused() {
+        let ok = encode_pairs(|| "t".into(), vec![("X-A".into(), b"a:b".to_vec())]).expect("ok");
+        assert_eq!(ok, b"X-A:a:b\n");
+        for (name, value, expect) in [
+            ("x-a:b", "v", "invalid header name"),
+            ("x-a\nx-b", "v", "invalid header name"),
+            ("x-a", "1\nx-evil:2", "invalid value for header x-a"),
+        ] {
+            let err = encode_pairs(|| "t".into(), vec![(name.into(), value.into())])
+                .expect_err("refused");
+            assert!(err.message.contains(expect), "{name:?}: {err}");
+        }
     }
 }

@@ -1,4 +1,9 @@
-//! Components of the Sluice world (`sluice:plugin/http-client@0.1.0`): the fast path.
+//! Components of the Sluice world (`sluice:plugin/http-client@0.2.0`): the fast path.
+//!
+//! Components built on 0.1.x (header fields as pairs) are served too, through the adapter in
+//! [`v0_1`]: the executor below speaks 0.2 and the adapter converts at the boundary.
+
+mod v0_1;
 
 use std::sync::Arc;
 
@@ -20,7 +25,7 @@ use crate::{headers, outbound};
 mod bindings {
     wasmtime::component::bindgen!({
         path: "../../wit",
-        world: "sluice:plugin/http-client",
+        world: "sluice:plugin/http-client@0.2.0",
         imports: { "sluice:plugin/host.send": async, "sluice:plugin/host.send-http2": async },
         exports: { default: async },
         // What the host hands a guest export (a request, a response for `on-response`) is
@@ -31,7 +36,7 @@ mod bindings {
 }
 
 use bindings::HttpClient;
-use bindings::sluice::plugin::types::{
+pub(crate) use bindings::sluice::plugin::types::{
     Error as WitError, ErrorKind as WitErrorKind, HookSet, Http2Response, Level, RequestOrResponse,
     RequestParam, RequestResult as WitRequest, ResponseParam, ResponseResult as WitResponse,
 };
@@ -152,7 +157,7 @@ impl bindings::sluice::plugin::host::Host for State {
         .map_err(exec_to_wit)?;
         let response = WitResponse {
             status: parts.status.as_u16(),
-            headers: headers_to_wit(&parts.headers),
+            headers: headers::encode(&parts.headers),
             body: body.into(),
         };
         self.sent_back = Some(Given {
@@ -176,9 +181,9 @@ impl bindings::sluice::plugin::host::Host for State {
                 .map_err(exec_to_wit)?;
         Ok(Http2Response {
             status: parts.status.as_u16(),
-            headers: headers_to_wit(&parts.headers),
+            headers: headers::encode(&parts.headers),
             body: body.into(),
-            trailers: headers_to_wit(&trailers),
+            trailers: headers::encode(&trailers),
         })
     }
 
@@ -200,34 +205,79 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<State>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     HttpClient::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
+    v0_1::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 
+/// The versions of the Sluice world the host serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Version {
+    /// `sluice:plugin@0.1.x`: header fields as pairs.
+    V0_1,
+    /// `sluice:plugin@0.2.x`: header fields as one encoded list.
+    V0_2,
+}
+
+impl Version {
+    /// The version a component's handler export names (`sluice:plugin/handler@0.2.0`), if it
+    /// is one the host serves; matched by semver, so 0.1.0 and 0.1.1 are both 0.1.
+    pub(crate) fn of_export(name: &str) -> Option<Version> {
+        match name.strip_prefix(EXPORT_PREFIX)? {
+            v if v.starts_with("0.2.") => Some(Version::V0_2),
+            v if v.starts_with("0.1.") => Some(Version::V0_1),
+            _ => None,
+        }
+    }
+}
+
+/// The export that marks a Sluice-world component, before its version.
+pub(crate) const EXPORT_PREFIX: &str = "sluice:plugin/handler@";
+
 /// A compiled component of this world, pre-instantiated.
 pub(crate) struct Loaded {
-    pre: bindings::HttpClientPre<State>,
+    pre: Pre,
+}
+
+#[derive(Clone)]
+enum Pre {
+    V0_2(bindings::HttpClientPre<State>),
+    V0_1(v0_1::HttpClientPre<State>),
 }
 
 impl Loaded {
-    pub(crate) fn new(linker: &Linker<State>, component: &Component) -> Result<Self, String> {
+    pub(crate) fn new(
+        linker: &Linker<State>,
+        component: &Component,
+        version: Version,
+    ) -> Result<Self, String> {
         let pre = linker
             .instantiate_pre(component)
             .map_err(|e| format!("the component needs imports the host does not provide: {e:#}"))?;
-        let pre = bindings::HttpClientPre::new(pre)
-            .map_err(|e| format!("not a sluice:plugin/http-client component: {e:#}"))?;
+        let not_ours =
+            |e: wasmtime::Error| format!("not a sluice:plugin/http-client component: {e:#}");
+        let pre = match version {
+            Version::V0_2 => Pre::V0_2(bindings::HttpClientPre::new(pre).map_err(not_ours)?),
+            Version::V0_1 => Pre::V0_1(v0_1::HttpClientPre::new(pre).map_err(not_ours)?),
+        };
         Ok(Loaded { pre })
     }
 }
 
+/// An instance of either version.
+enum Guest {
+    V0_2(HttpClient),
+    V0_1(v0_1::HttpClient),
+}
+
 struct Instance {
     store: Store<State>,
-    plugin: HttpClient,
+    plugin: Guest,
     _live: LiveInstance,
 }
 
 struct Shared {
     backend: Arc<Backend>,
-    pre: bindings::HttpClientPre<State>,
+    pre: Pre,
     hooks: HookSet,
     pool: Arc<Pool<Instance>>,
 }
@@ -255,11 +305,15 @@ pub(crate) fn build(loaded: &Loaded, backend: Arc<Backend>) -> Result<SharedExec
         let mut instance = new_instance(&loaded.pre, &backend, deadline)
             .await
             .map_err(|e| e.message)?;
-        let hooks = instance
-            .plugin
-            .sluice_plugin_handler()
-            .call_hooks(&mut instance.store)
-            .await;
+        let hooks = match &instance.plugin {
+            Guest::V0_2(plugin) => {
+                plugin
+                    .sluice_plugin_handler()
+                    .call_hooks(&mut instance.store)
+                    .await
+            }
+            Guest::V0_1(plugin) => v0_1::hooks(plugin, &mut instance.store).await,
+        };
         let hooks = hooks.map_err(|e| classify(&backend, &instance.store, &e).message)?;
         Ok::<_, String>((instance, hooks))
     })??;
@@ -277,11 +331,14 @@ pub(crate) fn build(loaded: &Loaded, backend: Arc<Backend>) -> Result<SharedExec
 
 /// Instantiates and initialises a fresh instance.
 async fn new_instance(
-    pre: &bindings::HttpClientPre<State>,
+    pre: &Pre,
     backend: &Arc<Backend>,
     deadline: Instant,
 ) -> Result<Instance, ExecError> {
-    let engine = pre.engine();
+    let engine = match pre {
+        Pre::V0_2(pre) => pre.engine(),
+        Pre::V0_1(pre) => pre.engine(),
+    };
     let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
     let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
     let state = State {
@@ -310,12 +367,24 @@ async fn new_instance(
     });
     store.set_epoch_deadline(1);
     let run = async {
-        let plugin = pre.instantiate_async(&mut store).await?;
-        let init = plugin
-            .sluice_plugin_handler()
-            .call_init(&mut store, &backend.settings)
-            .await?;
-        Ok::<_, wasmtime::Error>((plugin, init))
+        Ok::<_, wasmtime::Error>(match pre {
+            Pre::V0_2(pre) => {
+                let plugin = pre.instantiate_async(&mut store).await?;
+                let init = plugin
+                    .sluice_plugin_handler()
+                    .call_init(&mut store, &backend.settings)
+                    .await?;
+                (Guest::V0_2(plugin), init)
+            }
+            Pre::V0_1(pre) => {
+                let plugin = pre.instantiate_async(&mut store).await?;
+                let init = plugin
+                    .sluice_plugin_handler()
+                    .call_init(&mut store, &backend.settings)
+                    .await?;
+                (Guest::V0_1(plugin), init)
+            }
+        })
     };
     let result = tokio::time::timeout_at(deadline, run).await;
     match result {
@@ -396,8 +465,11 @@ enum Answer {
 }
 
 async fn invoke(instance: &mut Instance, call: Call<'_>) -> wasmtime::Result<Answer> {
-    let handler = instance.plugin.sluice_plugin_handler();
     let store = &mut instance.store;
+    let handler = match &instance.plugin {
+        Guest::V0_2(plugin) => plugin.sluice_plugin_handler(),
+        Guest::V0_1(plugin) => return v0_1::invoke(plugin, store, call).await,
+    };
     Ok(match call {
         Call::Handle(r) => Answer::Response(handler.call_handle(store, r).await?, None),
         Call::OnRequest(r) => Answer::Flow(handler.call_on_request(store, r).await?),
@@ -483,7 +555,7 @@ impl Shared {
         }
         let deadline = self.deadline(ctx);
         let url = request.url.to_string();
-        let headers = headers_view(&request.headers);
+        let headers = headers::encode(&request.headers);
         let answer = self
             .call(
                 Call::OnRequest(request_param(&request, &url, &headers)),
@@ -521,7 +593,7 @@ impl Shared {
         let deadline = self.deadline(ctx);
         let (parts, body) = response.into_parts();
         let body = outbound::collect_body(body, deadline, ctx.max_body_bytes).await?;
-        let headers = headers_view(&parts.headers);
+        let headers = headers::encode(&parts.headers);
         let response = ResponseParam {
             status: parts.status.as_u16(),
             headers: &headers,
@@ -562,7 +634,7 @@ impl Shared {
                 url: request.url.to_string(),
                 request,
             });
-            let headers = headers_view(&handed.request.headers);
+            let headers = headers::encode(&handed.request.headers);
             let Answer::Response(answer, sent_back) = self
                 .call(
                     Call::Handle(request_param(&handed.request, &handed.url, &headers)),
@@ -583,7 +655,7 @@ impl Shared {
         }
         let request = if self.hooks.contains(HookSet::ON_REQUEST) {
             let url = request.url.to_string();
-            let headers = headers_view(&request.headers);
+            let headers = headers::encode(&request.headers);
             let answer = self
                 .call(
                     Call::OnRequest(request_param(&request, &url, &headers)),
@@ -630,7 +702,7 @@ impl Shared {
             ctx.trace.as_ref(),
         )
         .await?;
-        let headers = headers_view(&parts.headers);
+        let headers = headers::encode(&parts.headers);
         let response = ResponseParam {
             status: parts.status.as_u16(),
             headers: &headers,
@@ -719,7 +791,7 @@ impl Hooks for SluiceExecutor {
 fn request_param<'a>(
     request: &'a BackendRequest,
     url: &'a str,
-    headers: &'a [(&'a str, &'a [u8])],
+    headers: &'a [u8],
 ) -> RequestParam<'a> {
     RequestParam {
         method: request.method.as_str(),
@@ -727,21 +799,6 @@ fn request_param<'a>(
         headers,
         body: &request.body,
     }
-}
-
-/// A header map as the borrowed list a guest export is given.
-fn headers_view(headers: &http::HeaderMap) -> Vec<(&str, &[u8])> {
-    headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_bytes()))
-        .collect()
-}
-
-pub(crate) fn headers_to_wit(headers: &http::HeaderMap) -> Vec<(String, Vec<u8>)> {
-    headers
-        .iter()
-        .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
-        .collect()
 }
 
 fn plugin_error(message: String) -> ExecError {
@@ -774,7 +831,7 @@ fn from_wit_request_reusing(
         (
             request.method == sent.method.as_str(),
             request.url == sent_url,
-            same_headers(&request.headers, &sent.headers),
+            headers::is_encoding_of(&request.headers, &sent.headers),
         )
     };
     let (method, url, headers) = match sent {
@@ -820,16 +877,6 @@ fn backend_request(
     }
 }
 
-/// Whether a guest's header list is exactly `map` as the host handed it over (same names,
-/// as the host writes them, same values, same order).
-fn same_headers(list: &[(String, Vec<u8>)], map: &http::HeaderMap) -> bool {
-    list.len() == map.len()
-        && list
-            .iter()
-            .zip(map.iter())
-            .all(|((n, v), (mn, mv))| n.as_str() == mn.as_str() && v.as_slice() == mv.as_bytes())
-}
-
 fn parse_method(method: &str) -> Result<http::Method, ExecError> {
     http::Method::from_bytes(method.as_bytes())
         .map_err(|_| plugin_error(format!("invalid method {method:?}")))
@@ -870,7 +917,7 @@ fn to_backend_response(
     let mut headers = match given {
         Some(given)
             if given.status == response.status
-                && same_headers(&response.headers, &given.headers) =>
+                && headers::is_encoding_of(&response.headers, &given.headers) =>
         {
             given.headers
         }

@@ -21,7 +21,7 @@ const SDK_CARGO: &str = include_str!("../templates/sdk.Cargo.toml.tmpl");
 const SDK_LIB: &str = include_str!("../../../plugins/sdk/src/lib.rs");
 const SDK_HTTP: &str = include_str!("../../../plugins/sdk/src/http.rs");
 const SDK_LOG: &str = include_str!("../../../plugins/sdk/src/log.rs");
-// The contract the SDK targets (0.1.0, frozen): components built on it load on every 0.1.x host.
+// The contract the SDK targets (0.2.0): components built on it load on every 0.2.x host.
 const WIT: &str = include_str!("../../../plugins/sdk/wit/plugin.wit");
 
 /// The language `sluice plugin new` scaffolds in (`--lang`).

@@ -2,23 +2,56 @@
 
 use crate::{Request, Response};
 
-/// Header fields as they cross the boundary: name/value pairs in order, names may repeat.
-pub type Headers = Vec<(String, Vec<u8>)>;
+/// Header fields as they cross the boundary: one byte list, each field `name:value\n`, in
+/// order; names may repeat (`sluice:plugin@0.2`). The helpers below read and change it in
+/// place, so a plugin that leaves headers alone hands back the very bytes it was given.
+pub type Headers = Vec<u8>;
 
-fn get<'a>(headers: &'a Headers, name: &str) -> Option<&'a [u8]> {
-    headers
-        .iter()
+/// The `(name, value)` fields of an encoded list.
+pub(crate) fn fields(headers: &[u8]) -> impl Iterator<Item = (&str, &[u8])> {
+    headers.split(|&b| b == b'\n').filter_map(|field| {
+        let colon = field.iter().position(|&b| b == b':')?;
+        let name = std::str::from_utf8(&field[..colon]).ok()?;
+        Some((name, &field[colon + 1..]))
+    })
+}
+
+fn get<'a>(headers: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    fields(headers)
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_slice())
+        .map(|(_, v)| v)
 }
 
-fn set(headers: &mut Headers, name: &str, value: impl Into<Vec<u8>>) {
+/// Appends one field. A name or value HTTP forbids is written so that the gateway refuses it
+/// (as it refuses any invalid header) instead of splitting it into other fields: `:` or a
+/// newline in a name becomes a space, a newline in a value a NUL byte.
+pub(crate) fn append(headers: &mut Vec<u8>, name: &str, value: &[u8]) {
+    headers.extend(name.bytes().map(|b| match b {
+        b':' | b'\n' => b' ',
+        b => b.to_ascii_lowercase(),
+    }));
+    headers.push(b':');
+    headers.extend(value.iter().map(|&b| if b == b'\n' { 0 } else { b }));
+    headers.push(b'\n');
+}
+
+fn set(headers: &mut Vec<u8>, name: &str, value: &[u8]) {
     remove(headers, name);
-    headers.push((name.to_ascii_lowercase(), value.into()));
+    append(headers, name, value);
 }
 
-fn remove(headers: &mut Headers, name: &str) {
-    headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+fn remove(headers: &mut Vec<u8>, name: &str) {
+    if get(headers, name).is_none() {
+        return;
+    }
+    let mut kept = Vec::with_capacity(headers.len());
+    for field in headers.split_inclusive(|&b| b == b'\n') {
+        let field_name = field.split(|&b| b == b':').next().unwrap_or_default();
+        if !field_name.eq_ignore_ascii_case(name.as_bytes()) {
+            kept.extend_from_slice(field);
+        }
+    }
+    *headers = kept;
 }
 
 macro_rules! header_methods {
@@ -35,20 +68,24 @@ macro_rules! header_methods {
 
         /// All values of header `name`, in order.
         pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-            self.headers
-                .iter()
+            fields(&self.headers)
                 .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_slice())
+                .map(|(_, v)| v)
+        }
+
+        /// Every header field, `(name, value)`, in order.
+        pub fn header_fields(&self) -> impl Iterator<Item = (&str, &[u8])> {
+            fields(&self.headers)
         }
 
         /// Replaces every value of header `name` with `value`.
-        pub fn set_header(&mut self, name: &str, value: impl Into<Vec<u8>>) {
-            set(&mut self.headers, name, value);
+        pub fn set_header(&mut self, name: &str, value: impl AsRef<[u8]>) {
+            set(&mut self.headers, name, value.as_ref());
         }
 
         /// Adds a value to header `name`, keeping the others.
-        pub fn append_header(&mut self, name: &str, value: impl Into<Vec<u8>>) {
-            self.headers.push((name.to_ascii_lowercase(), value.into()));
+        pub fn append_header(&mut self, name: &str, value: impl AsRef<[u8]>) {
+            append(&mut self.headers, name, value.as_ref());
         }
 
         /// Removes header `name`.
@@ -57,7 +94,7 @@ macro_rules! header_methods {
         }
 
         /// Sets header `name` and returns `self`, for building.
-        pub fn with_header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
+        pub fn with_header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
             self.set_header(name, value);
             self
         }
@@ -164,5 +201,28 @@ mod tests {
         assert_eq!(r.header_str("x-a"), Some("3"));
         r.remove_header("X-A");
         assert!(r.header("x-a").is_none());
+    }
+
+    #[test]
+    fn the_encoded_list() {
+        let mut r = Response::new(200);
+        r.headers = b"a:1\nb:2\na:3\n".to_vec();
+        let fields: Vec<_> = r.header_fields().collect();
+        assert_eq!(fields, [("a", &b"1"[..]), ("b", b"2"), ("a", b"3")]);
+        assert_eq!(r.header_all("A").collect::<Vec<_>>(), [&b"1"[..], b"3"]);
+        // Removing a header that is not there leaves the bytes as they were.
+        r.remove_header("c");
+        assert_eq!(r.headers, b"a:1\nb:2\na:3\n");
+        r.set_header("A", "4");
+        assert_eq!(r.headers, b"b:2\na:4\n");
+        // A value may hold `:`; names are written lower-case.
+        r.append_header("X-Url", "http://h:1/");
+        assert_eq!(r.header_str("x-url"), Some("http://h:1/"));
+        assert_eq!(r.headers, b"b:2\na:4\nx-url:http://h:1/\n");
+        // What HTTP forbids cannot split into other fields: the gateway refuses it instead.
+        let mut r = Response::new(200);
+        r.append_header("x-a:b", "1\nx-evil:2");
+        assert_eq!(r.headers, b"x-a b:1\0x-evil:2\n");
+        assert_eq!(r.header_fields().count(), 1);
     }
 }

@@ -1,6 +1,6 @@
 //! Write Sluice HTTP client plugins in Rust.
 //!
-//! A plugin is a WebAssembly component targeting the `sluice:plugin/http-client@0.1.0` world
+//! A plugin is a WebAssembly component targeting the `sluice:plugin/http-client@0.2.0` world
 //! (see `wit/plugin.wit` at the root of the Sluice repository). It replaces the executor of the
 //! backends that name it in `extra_config."plugin/http-client".name`: the gateway hands it the
 //! request it is about to send and the plugin answers it, itself or by calling hosts through
@@ -47,7 +47,7 @@ extern crate self as sluice_plugin_sdk;
 pub mod bindings {
     wit_bindgen::generate!({
         path: "wit",
-        world: "sluice:plugin/http-client@0.1.0",
+        world: "sluice:plugin/http-client@0.2.0",
         pub_export_macro: true,
         export_macro_name: "__sluice_export_world",
         default_bindings_module: "::sluice_plugin_sdk::bindings",

@@ -1,0 +1,213 @@
+//! Components built on `sluice:plugin@0.1.x`, which carried header fields as name/value pairs.
+//!
+//! The executor speaks 0.2; this adapter converts at the boundary: the header list the host
+//! encoded is handed to a 0.1 guest as pairs borrowed from it, and what the guest answers (or
+//! sends) is encoded into a 0.2 list, refusing a pair the encoding cannot carry. A 0.1 plugin
+//! pays the pairs' cost it always paid; nothing else differs.
+
+use wasmtime::Store;
+use wasmtime::component::{HasSelf, Linker};
+
+use super::{
+    Answer, Call, RequestOrResponse as Flow02, RequestParam as RequestParam02, State, WitError,
+    WitErrorKind, WitRequest, WitResponse,
+};
+use crate::headers;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit/0.1",
+        world: "sluice:plugin/http-client@0.1.1",
+        imports: { "sluice:plugin/host.send": async, "sluice:plugin/host.send-http2": async },
+        exports: { default: async },
+        ownership: Borrowing { duplicate_if_necessary: true },
+    });
+}
+
+use bindings::sluice::plugin::types as v1;
+pub(super) use bindings::{HttpClient, HttpClientPre};
+
+/// Adds the 0.1 `host` interface (`sluice:plugin/host@0.1.1`) beside 0.2's.
+pub(super) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
+    HttpClient::add_to_linker::<State, HasSelf<State>>(linker, |s| s)
+}
+
+pub(super) async fn hooks(
+    plugin: &HttpClient,
+    store: &mut Store<State>,
+) -> wasmtime::Result<super::HookSet> {
+    let hooks = plugin.sluice_plugin_handler().call_hooks(store).await?;
+    let mut out = super::HookSet::empty();
+    if hooks.contains(v1::HookSet::ON_REQUEST) {
+        out |= super::HookSet::ON_REQUEST;
+    }
+    if hooks.contains(v1::HookSet::ON_RESPONSE) {
+        out |= super::HookSet::ON_RESPONSE;
+    }
+    Ok(out)
+}
+
+/// Calls a 0.1 export with a 0.2 call's arguments; answers as 0.2.
+pub(super) async fn invoke(
+    plugin: &HttpClient,
+    store: &mut Store<State>,
+    call: Call<'_>,
+) -> wasmtime::Result<Answer> {
+    let handler = plugin.sluice_plugin_handler();
+    Ok(match call {
+        Call::Handle(r) => {
+            let pairs = pairs(r.headers);
+            let answer = handler.call_handle(store, request(&r, &pairs)).await?;
+            Answer::Response(
+                answer.map_err(error_from_v1).and_then(response_from_v1),
+                None,
+            )
+        }
+        Call::OnRequest(r) => {
+            let pairs = pairs(r.headers);
+            let answer = handler.call_on_request(store, request(&r, &pairs)).await?;
+            Answer::Flow(answer.map_err(error_from_v1).and_then(|flow| match flow {
+                v1::RequestOrResponse::Request(r) => request_from_v1(r).map(Flow02::Request),
+                v1::RequestOrResponse::Response(r) => response_from_v1(r).map(Flow02::Response),
+            }))
+        }
+        Call::OnResponse(r) => {
+            let pairs = pairs(r.headers);
+            let response = v1::ResponseParam {
+                status: r.status,
+                headers: &pairs,
+                body: r.body,
+            };
+            let answer = handler.call_on_response(store, response).await?;
+            Answer::Response(
+                answer.map_err(error_from_v1).and_then(response_from_v1),
+                None,
+            )
+        }
+    })
+}
+
+/// The pairs of a list the host encoded, borrowed from it (its names are `HeaderName`s: ASCII).
+fn pairs(encoded: &[u8]) -> Vec<(&str, &[u8])> {
+    headers::fields(encoded)
+        .map(|(name, value)| (std::str::from_utf8(name).unwrap_or_default(), value))
+        .collect()
+}
+
+fn pairs_owned(encoded: &[u8]) -> Vec<(String, Vec<u8>)> {
+    pairs(encoded)
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.to_vec()))
+        .collect()
+}
+
+fn request<'a>(r: &RequestParam02<'a>, pairs: &'a [(&'a str, &'a [u8])]) -> v1::RequestParam<'a> {
+    v1::RequestParam {
+        method: r.method,
+        url: r.url,
+        headers: pairs,
+        body: r.body,
+    }
+}
+
+/// A guest's header pairs as a 0.2 list; a pair the encoding cannot carry (nor HTTP) is the
+/// plugin's error.
+fn encode(what: &str, pairs: Vec<(String, Vec<u8>)>) -> Result<Vec<u8>, WitError> {
+    headers::encode_pairs(|| what.to_owned(), pairs).map_err(|e| WitError {
+        kind: WitErrorKind::Plugin,
+        message: e.message,
+    })
+}
+
+fn request_from_v1(r: v1::RequestResult) -> Result<WitRequest, WitError> {
+    Ok(WitRequest {
+        headers: encode("the plugin's request", r.headers)?,
+        method: r.method,
+        url: r.url,
+        body: r.body,
+    })
+}
+
+fn response_from_v1(r: v1::ResponseResult) -> Result<WitResponse, WitError> {
+    Ok(WitResponse {
+        status: r.status,
+        headers: encode("the plugin's answer", r.headers)?,
+        body: r.body,
+    })
+}
+
+fn error_from_v1(e: v1::Error) -> WitError {
+    let kind = match e.kind {
+        v1::ErrorKind::Connect => WitErrorKind::Connect,
+        v1::ErrorKind::Timeout => WitErrorKind::Timeout,
+        v1::ErrorKind::Protocol => WitErrorKind::Protocol,
+        v1::ErrorKind::BodyTooLarge => WitErrorKind::BodyTooLarge,
+        v1::ErrorKind::HostNotAllowed => WitErrorKind::HostNotAllowed,
+        v1::ErrorKind::Plugin => WitErrorKind::Plugin,
+        v1::ErrorKind::Other => WitErrorKind::Other,
+    };
+    WitError {
+        kind,
+        message: e.message,
+    }
+}
+
+fn error_to_v1(e: WitError) -> v1::Error {
+    let kind = match e.kind {
+        WitErrorKind::Connect => v1::ErrorKind::Connect,
+        WitErrorKind::Timeout => v1::ErrorKind::Timeout,
+        WitErrorKind::Protocol => v1::ErrorKind::Protocol,
+        WitErrorKind::BodyTooLarge => v1::ErrorKind::BodyTooLarge,
+        WitErrorKind::HostNotAllowed => v1::ErrorKind::HostNotAllowed,
+        WitErrorKind::Plugin => v1::ErrorKind::Plugin,
+        WitErrorKind::Other => v1::ErrorKind::Other,
+    };
+    v1::Error {
+        kind,
+        message: e.message,
+    }
+}
+
+impl v1::Host for State {}
+
+/// 0.1's imports: the request is encoded and handed to 0.2's, the answer decoded back.
+impl bindings::sluice::plugin::host::Host for State {
+    async fn send(&mut self, request: v1::RequestResult) -> Result<v1::ResponseResult, v1::Error> {
+        let request = request_from_v1(request).map_err(error_to_v1)?;
+        let response = super::bindings::sluice::plugin::host::Host::send(self, request)
+            .await
+            .map_err(error_to_v1)?;
+        Ok(v1::ResponseResult {
+            status: response.status,
+            headers: pairs_owned(&response.headers),
+            body: response.body,
+        })
+    }
+
+    async fn send_http2(
+        &mut self,
+        request: v1::RequestResult,
+    ) -> Result<v1::Http2Response, v1::Error> {
+        let request = request_from_v1(request).map_err(error_to_v1)?;
+        let response = super::bindings::sluice::plugin::host::Host::send_http2(self, request)
+            .await
+            .map_err(error_to_v1)?;
+        Ok(v1::Http2Response {
+            status: response.status,
+            headers: pairs_owned(&response.headers),
+            body: response.body,
+            trailers: pairs_owned(&response.trailers),
+        })
+    }
+
+    fn log(&mut self, level: v1::Level, message: String) {
+        let level = match level {
+            v1::Level::Trace => super::Level::Trace,
+            v1::Level::Debug => super::Level::Debug,
+            v1::Level::Info => super::Level::Info,
+            v1::Level::Warn => super::Level::Warn,
+            v1::Level::Error => super::Level::Error,
+        };
+        super::bindings::sluice::plugin::host::Host::log(self, level, message);
+    }
+}
