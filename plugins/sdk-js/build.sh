@@ -5,7 +5,7 @@
 # - Installs the pinned npm packages of package-lock.json (componentize-js and what it needs)
 #   into ./node_modules with `npm ci` when they are missing or the lock file changed
 #   (node_modules is git-ignored).
-# - Targets the WIT the SDK targets: ../sdk/wit/plugin.wit (sluice:plugin@0.1.0, world
+# - Targets the WIT the SDK targets: ../sdk/wit/plugin.wit (sluice:plugin@0.2.0, world
 #   http-client), without wasi:http (`--disable http fetch-event`): a plugin calls hosts through
 #   the gateway's `send`.
 # - Writes each component atomically (a temporary file renamed into place), and only when an

@@ -1,12 +1,22 @@
-// Types of sluice.js, the Sluice plugin SDK for JavaScript (sluice:plugin/http-client@0.1.0).
+// Types of sluice.js, the Sluice plugin SDK for JavaScript (sluice:plugin/http-client@0.2.0).
 
 /** Header fields as name/value pairs, in order; a name may repeat. */
 export type Headers = [string, Uint8Array][];
+/**
+ * Header fields encoded as the WIT carries them: one byte list, `name:value\n` each, in order
+ * (no spaces around `:`, no `\r`).
+ */
+export type EncodedHeaders = Uint8Array;
 /** What a header value or a body may be given as (strings are UTF-8). */
 export type Bytes = string | Uint8Array | ArrayBuffer | ArrayBufferView | number[];
 
 /** The bytes of a string (UTF-8) or of a byte container. */
 export function toBytes(value: Bytes | null | undefined): Uint8Array;
+
+/** The fields of an encoded list (values are views into it); throws a PluginError if malformed. */
+export function decodeHeaders(bytes: EncodedHeaders): Headers;
+/** Encodes fields; throws a PluginError for a name with `:`/`\r`/`\n` or a value with `\r`/`\n`. */
+export function encodeHeaders(fields: [string, Bytes][]): EncodedHeaders;
 
 /** The WIT `error-kind`s. */
 export declare const ErrorKind: {
@@ -29,8 +39,11 @@ export declare class PluginError extends Error {
 }
 
 declare abstract class Message {
+  /** The fields, to read or change in place (reading it means the list is encoded again). */
   headers: Headers;
   body: Uint8Array;
+  /** The fields as the WIT carries them: the bytes received when nothing changed them. */
+  encodedHeaders(): EncodedHeaders;
   /** The first value of header `name` (case-insensitive) as text. */
   header(name: string): string | undefined;
   /** The first value of header `name` as bytes. */
@@ -53,7 +66,7 @@ declare abstract class Message {
 
 /** An HTTP request; `url` is absolute (`http://host:port/path?query`). */
 export declare class Request extends Message {
-  constructor(method: string, url: string, headers?: [string, Bytes][], body?: Bytes);
+  constructor(method: string, url: string, headers?: [string, Bytes][] | EncodedHeaders, body?: Bytes);
   method: string;
   url: string;
   /** `scheme://authority` ('' if the URL is not absolute). */
@@ -68,7 +81,7 @@ export declare class Request extends Message {
 
 /** An HTTP response, body fully buffered. */
 export declare class Response extends Message {
-  constructor(status: number, headers?: [string, Bytes][], body?: Bytes);
+  constructor(status: number, headers?: [string, Bytes][] | EncodedHeaders, body?: Bytes);
   status: number;
   /** A JSON body with `content-type: application/json`. */
   static json(status: number, value: unknown): Response;

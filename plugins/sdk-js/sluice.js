@@ -1,4 +1,4 @@
-// Sluice plugin SDK for JavaScript: write `sluice:plugin/http-client@0.1.0` components (the fast
+// Sluice plugin SDK for JavaScript: write `sluice:plugin/http-client@0.2.0` components (the fast
 // path) with componentize-js. One ES module, no dependencies.
 //
 //   import { definePlugin, Response, log } from './sluice.js';
@@ -27,10 +27,10 @@
 // Build: componentize-js plugin.js --wit <dir with plugin.wit> --world-name http-client
 //        --disable http fetch-event -o NAME.wasm     (what `sluice plugin build` runs)
 //
-// The WIT this targets is plugins/sdk/wit/plugin.wit (sluice:plugin@0.1.0, frozen): components
-// built on it load on every 0.1.x host.
+// The WIT this targets is plugins/sdk/wit/plugin.wit (sluice:plugin@0.2.0): header fields cross
+// the boundary as one byte list, `name:value\n` each (see `decodeHeaders`).
 
-import { send as hostSend, log as hostLog } from 'sluice:plugin/host@0.1.0';
+import { send as hostSend, log as hostLog } from 'sluice:plugin/host@0.2.0';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -73,9 +73,110 @@ export class PluginError extends Error {
   }
 }
 
+const COLON = 0x3a;
+const LF = 0x0a;
+const CR = 0x0d;
+const NAME_REFUSED = /[:\r\n]/;
+
+/**
+ * The header fields of the WIT's encoded list (`name:value\n` each, in order) as
+ * [name, Uint8Array] pairs; the values are views into the list, not copies. Throws a `plugin`
+ * PluginError on a field without `:` or a last field without `\n` (the host never sends those).
+ */
+export function decodeHeaders(encoded) {
+  const bytes = toBytes(encoded);
+  const fields = [];
+  let at = 0;
+  while (at < bytes.length) {
+    const end = bytes.indexOf(LF, at);
+    if (end < 0) throw PluginError.plugin('malformed header list: the last field does not end in a newline');
+    // The first colon ends the name (a value may hold colons); past `end` it is another field's.
+    const colon = bytes.indexOf(COLON, at);
+    if (colon < 0 || colon > end) throw PluginError.plugin('malformed header list: a field without ":"');
+    fields.push([decoder.decode(bytes.subarray(at, colon)), bytes.subarray(colon + 1, end)]);
+    at = end + 1;
+  }
+  return fields;
+}
+
+/**
+ * [name, value] pairs (values as strings or bytes) as the WIT's encoded list. Throws a `plugin`
+ * PluginError for a name with `:`, `\r` or `\n` or a value with `\r` or `\n`: HTTP allows none
+ * of them, and the list would be ambiguous (the host would refuse it or read other fields).
+ */
+export function encodeHeaders(fields) {
+  const parts = new Array(fields.length * 2);
+  let length = 0;
+  for (let i = 0; i < fields.length; i++) {
+    const [name, value] = fields[i];
+    if (NAME_REFUSED.test(name)) {
+      throw PluginError.plugin(`invalid header name ${JSON.stringify(name)}: it contains ':', '\\r' or '\\n'`);
+    }
+    const bytes = toBytes(value);
+    if (bytes.indexOf(LF) >= 0 || bytes.indexOf(CR) >= 0) {
+      throw PluginError.plugin(`invalid value of header ${JSON.stringify(name)}: it contains '\\r' or '\\n'`);
+    }
+    const nameBytes = encoder.encode(name);
+    parts[2 * i] = nameBytes;
+    parts[2 * i + 1] = bytes;
+    length += nameBytes.length + bytes.length + 2;
+  }
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (let i = 0; i < parts.length; i += 2) {
+    out.set(parts[i], at);
+    at += parts[i].length;
+    out[at++] = COLON;
+    out.set(parts[i + 1], at);
+    at += parts[i + 1].length;
+    out[at++] = LF;
+  }
+  return out;
+}
+
 // Header helpers shared by Request and Response: `headers` is an array of [name, Uint8Array],
-// in order, a name may repeat; names compare case-insensitively.
+// in order, a name may repeat; names compare case-insensitively. A message from the host keeps
+// the encoded list it came with and decodes it only when a header is read or changed, so a
+// pass-through hands the very same bytes back without decoding or encoding anything.
 class Message {
+  // The encoded list while it is known to match the fields, else null.
+  #encoded = null;
+  // The decoded fields, or null until something needs them.
+  #fields = null;
+
+  constructor(headers) {
+    // Not `instanceof Uint8Array`: inside the component the bindings' arrays come from another
+    // realm, whose Uint8Array is not this one.
+    if (ArrayBuffer.isView(headers)) this.#encoded = headers;
+    else this.#fields = headers.map(([n, v]) => [n, toBytes(v)]);
+  }
+  #decoded() {
+    if (this.#fields === null) this.#fields = decodeHeaders(this.#encoded);
+    return this.#fields;
+  }
+  // The fields, about to change: the encoded list no longer matches them.
+  #changing() {
+    const fields = this.#decoded();
+    this.#encoded = null;
+    return fields;
+  }
+  /**
+   * The header fields as [name, Uint8Array] pairs, to read or change in place. Reading this
+   * property counts as a change (the caller may mutate the array): the list is encoded again on
+   * the way out. `header()` and the other readers do not.
+   */
+  get headers() {
+    return this.#changing();
+  }
+  set headers(fields) {
+    this.#fields = fields;
+    this.#encoded = null;
+  }
+  /** The fields encoded as the WIT carries them: the bytes received if nothing changed them. */
+  encodedHeaders() {
+    // Not kept: the array `headers` handed out may still change.
+    return this.#encoded ?? encodeHeaders(this.#fields);
+  }
   /** The first value of header `name` as text, or undefined. */
   header(name) {
     const bytes = this.headerBytes(name);
@@ -84,29 +185,35 @@ class Message {
   /** The first value of header `name` as bytes, or undefined. */
   headerBytes(name) {
     const lower = name.toLowerCase();
-    const found = this.headers.find(([n]) => n.toLowerCase() === lower);
+    const found = this.#decoded().find(([n]) => n.toLowerCase() === lower);
     return found === undefined ? undefined : found[1];
   }
   /** Every value of header `name` as text, in order. */
   headerAll(name) {
     const lower = name.toLowerCase();
-    return this.headers.filter(([n]) => n.toLowerCase() === lower).map(([, v]) => decoder.decode(v));
+    return this.#decoded().filter(([n]) => n.toLowerCase() === lower).map(([, v]) => decoder.decode(v));
   }
   /** Replaces every value of header `name` (string or bytes); returns this. */
   setHeader(name, value) {
     this.removeHeader(name);
-    this.headers.push([name.toLowerCase(), toBytes(value)]);
+    this.#changing().push([name.toLowerCase(), toBytes(value)]);
     return this;
   }
   /** Adds a value to header `name`, keeping the others; returns this. */
   appendHeader(name, value) {
-    this.headers.push([name.toLowerCase(), toBytes(value)]);
+    this.#changing().push([name.toLowerCase(), toBytes(value)]);
     return this;
   }
   /** Removes header `name`; returns this. */
   removeHeader(name) {
     const lower = name.toLowerCase();
-    this.headers = this.headers.filter(([n]) => n.toLowerCase() !== lower);
+    const fields = this.#decoded();
+    const kept = fields.filter(([n]) => n.toLowerCase() !== lower);
+    // Removing an absent header changes nothing: the received list may still be handed back.
+    if (kept.length !== fields.length) {
+      this.#fields = kept;
+      this.#encoded = null;
+    }
     return this;
   }
   /** Replaces the body (string or bytes); returns this. */
@@ -124,13 +231,15 @@ class Message {
   }
 }
 
-/** An HTTP request: `method`, absolute `url`, `headers`, `body` (Uint8Array). */
+/**
+ * An HTTP request: `method`, absolute `url`, `headers`, `body` (Uint8Array). `headers` may be
+ * given as [name, value] pairs or as an encoded list (a Uint8Array, see `decodeHeaders`).
+ */
 export class Request extends Message {
   constructor(method, url, headers = [], body = new Uint8Array(0)) {
-    super();
+    super(headers);
     this.method = method;
     this.url = url;
-    this.headers = headers.map(([n, v]) => [n, toBytes(v)]);
     this.body = toBytes(body);
   }
   /** `scheme://authority` of the URL ('' if it is not absolute). */
@@ -155,12 +264,11 @@ export class Request extends Message {
   }
 }
 
-/** An HTTP response: `status`, `headers`, `body` (Uint8Array). */
+/** An HTTP response: `status`, `headers` (pairs or an encoded list), `body` (Uint8Array). */
 export class Response extends Message {
   constructor(status, headers = [], body = new Uint8Array(0)) {
-    super();
+    super(headers);
     this.status = status;
-    this.headers = headers.map(([n, v]) => [n, toBytes(v)]);
     this.body = toBytes(body);
   }
   /** A response with a JSON body and `content-type: application/json`. */
@@ -186,8 +294,8 @@ function splitUrl(url) {
 }
 
 // The records as they cross the boundary.
-const toWitRequest = (r) => ({ method: r.method, url: r.url, headers: r.headers.map(([n, v]) => [n, toBytes(v)]), body: toBytes(r.body) });
-const toWitResponse = (r) => ({ status: r.status, headers: r.headers.map(([n, v]) => [n, toBytes(v)]), body: toBytes(r.body) });
+const toWitRequest = (r) => ({ method: r.method, url: r.url, headers: r.encodedHeaders(), body: toBytes(r.body) });
+const toWitResponse = (r) => ({ status: r.status, headers: r.encodedHeaders(), body: toBytes(r.body) });
 const fromWitRequest = (r) => new Request(r.method, r.url, r.headers, r.body);
 const fromWitResponse = (r) => new Response(r.status, r.headers, r.body);
 

@@ -15,7 +15,7 @@ const TEMPLATE_README: &str = include_str!("../../templates/js/README.md.tmpl");
 const TEMPLATE_GITIGNORE: &str = include_str!("../../templates/js/gitignore.tmpl");
 const SDK: &str = include_str!("../../../../plugins/sdk-js/sluice.js");
 const SDK_TYPES: &str = include_str!("../../../../plugins/sdk-js/sluice.d.ts");
-// What `import ... from 'sluice:plugin/host@0.1.0'` is under plain Node (`npm test`).
+// What `import ... from 'sluice:plugin/host@0.2.0'` is under plain Node (`npm test`).
 const SDK_TEST_HOST: &str = include_str!("../../../../plugins/sdk-js/test/host.mjs");
 const SDK_TEST_REGISTER: &str = include_str!("../../../../plugins/sdk-js/test/register.mjs");
 // The SDK's own package files: the scaffold pins exactly the npm packages the examples build with.
