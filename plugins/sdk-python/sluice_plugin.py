@@ -128,29 +128,29 @@ class PluginError(Exception):
 # fields they do not touch. Names surrogate-escape so that any byte round-trips.
 
 
-def _bad_name(name: str) -> bool:
-    return ":" in name or "\n" in name or "\r" in name
+def _name(name: str) -> bytes:
+    """A header name as the helpers store it (lower-case, encoded); refused when it would make
+    the list ambiguous."""
+    if not isinstance(name, str):
+        raise TypeError(f"a header name must be str, got {type(name).__name__}")
+    if ":" in name or "\n" in name or "\r" in name:
+        raise PluginError(f"invalid header name {name!r}: it cannot contain ':', CR or LF")
+    return name.lower().encode(errors="surrogateescape")
+
+
+def _value(name: str, value: Value) -> bytes:
+    value = value if type(value) is bytes else _bytes(value)
+    if b"\n" in value or b"\r" in value:
+        raise PluginError(f"invalid value for header {name!r}: it cannot contain CR or LF")
+    return value
 
 
 def _key(name: str) -> Optional[bytes]:
     """What starts a field named ``name`` in ``b"\\n" + list``, lower-case; None for a name no
-    field can have."""
-    if _bad_name(name):
+    field can have (a look-up of it finds nothing)."""
+    if ":" in name or "\n" in name or "\r" in name:
         return None
     return b"\n" + name.lower().encode(errors="surrogateescape") + b":"
-
-
-def _field(name: str, value: Value) -> bytes:
-    """One encoded field, the name lower-case (as the helpers store it); refuses what would
-    make the list ambiguous."""
-    if not isinstance(name, str):
-        raise TypeError(f"a header name must be str, got {type(name).__name__}")
-    if _bad_name(name):
-        raise PluginError(f"invalid header name {name!r}: it cannot contain ':', CR or LF")
-    value = _bytes(value)
-    if b"\n" in value or b"\r" in value:
-        raise PluginError(f"invalid value for header {name!r}: it cannot contain CR or LF")
-    return b"%s:%s\n" % (name.lower().encode(errors="surrogateescape"), value)
 
 
 def _first(raw: bytes, key: Optional[bytes]) -> Optional[bytes]:
@@ -165,31 +165,39 @@ def _first(raw: bytes, key: Optional[bytes]) -> Optional[bytes]:
     return raw[start:] if end < 0 else raw[start:end]
 
 
-def _spans(raw: bytes, key: Optional[bytes]) -> List[Tuple[int, int, int]]:
-    """(start, value start, end past the LF) of every field ``key`` names."""
-    spans: List[Tuple[int, int, int]] = []
+def _values(raw: bytes, key: Optional[bytes]) -> List[bytes]:
+    values: List[bytes] = []
     if key is None:
-        return spans
+        return values
     hay = (b"\n" + raw).lower()
     at = hay.find(key)
     while at >= 0:
         start = at + len(key) - 1
-        end = raw.find(b"\n", start) + 1 or len(raw) + 1  # a last field without LF ends there
-        spans.append((at, start, end))
-        at = hay.find(key, end)  # hay[end] is the LF that ends this field
-    return spans
+        end = raw.find(b"\n", start)
+        if end < 0:  # a last field without LF
+            values.append(raw[start:])
+            break
+        values.append(raw[start:end])
+        at = hay.find(key, end + 1)  # hay[end + 1] is the LF that ends this field
+    return values
 
 
 def _without(raw: bytes, key: Optional[bytes], field: bytes = b"") -> bytes:
     """``raw`` without the fields ``key`` names, plus ``field``; ``raw`` itself when that
     changes nothing."""
+    if key is None:
+        return raw
+    hay = (b"\n" + raw).lower()
+    at = hay.find(key)
+    if at < 0:
+        return raw + field if field else raw
+    skip = len(key) - 1
     pieces = []
     last = 0
-    for start, _, end in _spans(raw, key):
-        pieces.append(raw[last:start])
-        last = end
-    if not pieces:
-        return raw + field if field else raw
+    while at >= 0:
+        pieces.append(raw[last:at])
+        last = raw.find(b"\n", at + skip) + 1 or len(raw)  # a last field without LF ends there
+        at = hay.find(key, last)
     pieces.append(raw[last:])
     pieces.append(field)
     return b"".join(pieces)
@@ -219,7 +227,8 @@ def _encode(headers: Headers) -> bytes:
     # Checked once over the whole list: one LF per field, no CR, no `:` in a name.
     if raw.count(b"\n") * 2 != len(parts) or b"\r" in raw or b":" in b"".join(parts[0::2]):
         for name, value in headers:
-            _field(name, value)  # raises for the first bad field
+            _name(name)  # raises for the first field that cannot be encoded
+            _value(name, value)
     return raw
 
 
@@ -228,8 +237,9 @@ class _HeaderMethods:
     case-insensitively; names set through these helpers are stored lower-case.
 
     The headers are held either encoded (``_raw``, as the host sent them or as the helpers
-    edited them) or as the list of pairs (``_list``) once ``headers`` was read or assigned: the
-    list may then be changed in place, so it is the truth and is encoded on the way out."""
+    edited them) or as a list of pairs (``_list``: given to the constructor, assigned, or decoded
+    when ``headers`` was read). A list may be changed in place behind the helpers' back, so once
+    there is one it is the truth, and it is encoded on the way out."""
 
     __slots__ = ()
     _raw: Optional[bytes]
@@ -274,27 +284,28 @@ class _HeaderMethods:
     def header_all(self, name: str) -> Iterator[bytes]:
         """Every value of header ``name``, in order."""
         if self._list is None:
-            raw = self._raw
-            return iter([raw[start : end - 1] for _, start, end in _spans(raw, _key(name))])
+            return iter(_values(self._raw, _key(name)))
         name = name.lower()
         return (v for n, v in self._list if n.lower() == name)
 
     def set_header(self, name: str, value: Value) -> None:
         """Replaces every value of header ``name`` with ``value``."""
-        field = _field(name, value)
+        lname = _name(name)
+        value = _value(name, value)
         if self._list is None:
-            self._raw = _without(self._raw, _key(name), field)
+            self._raw = _without(self._raw, b"\n%s:" % lname, b"%s:%s\n" % (lname, value))
         else:
             self.remove_header(name)
-            self._list.append((name.lower(), _bytes(value)))
+            self._list.append((name.lower(), value))
 
     def append_header(self, name: str, value: Value) -> None:
         """Adds a value to header ``name``, keeping the others."""
-        field = _field(name, value)
+        lname = _name(name)
+        value = _value(name, value)
         if self._list is None:
-            self._raw += field
+            self._raw += b"%s:%s\n" % (lname, value)
         else:
-            self._list.append((name.lower(), _bytes(value)))
+            self._list.append((name.lower(), value))
 
     def remove_header(self, name: str) -> None:
         """Removes header ``name``."""

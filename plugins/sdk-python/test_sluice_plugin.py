@@ -10,6 +10,7 @@ What only the gateway can show (the component loads, the host accepts its lists)
 """
 
 import os
+import random
 import sys
 import types as _pytypes
 import unittest
@@ -182,6 +183,30 @@ class Changes(unittest.TestCase):
             self.assertEqual(wire(r), b"b:2\n")
             r.remove_header("b")
             self.assertEqual(wire(r), b"")
+        r = incoming(b"a:1\na:2\nb:3\na:4")  # repeated, adjacent, and last without LF
+        r.remove_header("A")
+        self.assertEqual(wire(r), b"b:3\n")
+
+    def test_the_encoded_list_agrees_with_the_list_of_pairs(self):
+        # Random edits on both forms; the list's (the 0.1 SDK's) behaviour is the reference.
+        rng = random.Random(7)
+        names = ["a", "A", "b", "x-a", "a-x", "set-cookie"]
+        for _ in range(300):
+            pairs = [(rng.choice(names).lower(), b"v%d" % i) for i in range(rng.randrange(6))]
+            raw, listed = incoming(sp._encode(pairs)), sp.Request("GET", URL, list(pairs))
+            for step in range(4):
+                op, name, value = rng.randrange(4), rng.choice(names), b"w%d" % step
+                for r in (raw, listed):
+                    if op == 0:
+                        r.set_header(name, value)
+                    elif op == 1:
+                        r.append_header(name, value)
+                    elif op == 2:
+                        r.remove_header(name)
+                for n in names:
+                    self.assertEqual(raw.header_bytes(n), listed.header_bytes(n))
+                    self.assertEqual(list(raw.header_all(n)), list(listed.header_all(n)))
+            self.assertEqual(wire(raw), wire(listed))
 
     def test_the_list_may_be_changed_in_place(self):
         r = incoming()
