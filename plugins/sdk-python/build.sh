@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Python plugins on the Sluice SDK (sluice_plugin.py, world
-# sluice:plugin/http-client@0.1.0) into ../dist/<name>.wasm with componentize-py.
+# sluice:plugin/http-client@0.2.0) into ../dist/<name>.wasm with componentize-py.
 #
 #   plugins/sdk-python/build.sh                 # every example: py-hmac-signer py-header-rewrite
 #   plugins/sdk-python/build.sh py-hmac-signer  # one (a folder of plugins/ holding app.py)
@@ -10,8 +10,8 @@
 #   version: `$PYTHON -m pip install --quiet componentize-py==VERSION` (PYTHON defaults to
 #   python3; point it at a virtualenv's python to keep the install there).
 # - The component is built from a copy of the plugin's *.py files plus this folder's
-#   sluice_plugin.py, against ../sdk/wit/plugin.wit (the frozen 0.1.0 contract the SDKs
-#   target, which every 0.1.x gateway loads).
+#   sluice_plugin.py, against ../sdk/wit/plugin.wit (the 0.2.0 contract the SDKs target:
+#   headers as one encoded byte list).
 # - Writes each component atomically (a temporary file renamed into place), and only when an
 #   input changed (dist/<name>.inputs records them): componentize-py never writes the same
 #   bytes twice and the gateway caches compiled components by content hash.

@@ -1,7 +1,7 @@
 """Write Sluice HTTP client plugins in Python, for the fast ``sluice:plugin/http-client`` world.
 
 A plugin is a WebAssembly component built with componentize-py against ``wit/plugin.wit``
-(package ``sluice:plugin@0.1.0``, world ``http-client``). The gateway hands it the request it is
+(package ``sluice:plugin@0.2.0``, world ``http-client``). The gateway hands it the request it is
 about to send to a backend and the plugin answers it, itself or by calling hosts through the
 gateway (:func:`send`), or, in hooks mode, changes the request and the answer while the gateway
 makes the call itself.
@@ -44,6 +44,12 @@ Errors, as the WIT has them:
 Instances are long-lived and reused, one request at a time: never rely on state surviving (an
 instance may be replaced at any time) nor being shared between instances.
 
+Headers cross the boundary as one encoded byte list (``name:value\n`` per field). A message
+keeps those bytes and the header helpers work on them directly, so a hook that changes no header
+hands the host back the very bytes it got; reading ``request.headers`` (the list of pairs) decodes
+them once and the list is encoded again on the way out. A name with ``:``, CR or LF, or a value
+with CR or LF, cannot be encoded: setting one raises :class:`PluginError`.
+
 Imports: componentize-py snapshots the interpreter once ``app.py`` is imported, and a module
 first imported while serving a request is not found then (``ModuleNotFoundError``, a 500).
 Import what the plugin uses at the top of ``app.py``, and call once at import time anything that
@@ -84,8 +90,8 @@ Level = _types.Level
 #: The WIT's error record (kind + message), as the host sees it.
 Error = _types.Error
 
-#: Header fields as they cross the boundary: (name, value) pairs in order, names may repeat.
-#: Names from the host are lower-case.
+#: Header fields as a plugin sees them in ``request.headers``: (name, value) pairs in order,
+#: names may repeat. Names from the host are lower-case.
 Headers = List[Tuple[str, bytes]]
 
 Value = Union[str, bytes]
@@ -115,18 +121,157 @@ class PluginError(Exception):
         return f"PluginError({self.message!r}, {self.kind})"
 
 
+# --- the encoded header list ---------------------------------------------------------------
+# The WIT's `headers`: each field is `name:value\n`, no spaces, no CR. A name never holds `:`
+# and nothing holds LF, so `\nname:` in b"\n" + list finds exactly the fields named `name`: the
+# helpers below look fields up and edit the list with bytes.find and join, never decoding the
+# fields they do not touch. Names surrogate-escape so that any byte round-trips.
+
+
+def _name(name: str) -> bytes:
+    """A header name as the helpers store it (lower-case, encoded); refused when it would make
+    the list ambiguous."""
+    if not isinstance(name, str):
+        raise TypeError(f"a header name must be str, got {type(name).__name__}")
+    if ":" in name or "\n" in name or "\r" in name:
+        raise PluginError(f"invalid header name {name!r}: it cannot contain ':', CR or LF")
+    return name.lower().encode(errors="surrogateescape")
+
+
+def _value(name: str, value: Value) -> bytes:
+    value = value if type(value) is bytes else _bytes(value)
+    if b"\n" in value or b"\r" in value:
+        raise PluginError(f"invalid value for header {name!r}: it cannot contain CR or LF")
+    return value
+
+
+def _key(name: str) -> Optional[bytes]:
+    """What starts a field named ``name`` in ``b"\\n" + list``, lower-case; None for a name no
+    field can have (a look-up of it finds nothing)."""
+    if ":" in name or "\n" in name or "\r" in name:
+        return None
+    return b"\n" + name.lower().encode(errors="surrogateescape") + b":"
+
+
+def _first(raw: bytes, key: Optional[bytes]) -> Optional[bytes]:
+    if key is None:
+        return None
+    # Lower-cased only to find names whatever their case; values are sliced from `raw`.
+    at = (b"\n" + raw).lower().find(key)
+    if at < 0:
+        return None
+    start = at + len(key) - 1  # `at` in b"\n" + raw is where the field starts in raw
+    end = raw.find(b"\n", start)
+    return raw[start:] if end < 0 else raw[start:end]
+
+
+def _values(raw: bytes, key: Optional[bytes]) -> List[bytes]:
+    values: List[bytes] = []
+    if key is None:
+        return values
+    hay = (b"\n" + raw).lower()
+    at = hay.find(key)
+    while at >= 0:
+        start = at + len(key) - 1
+        end = raw.find(b"\n", start)
+        if end < 0:  # a last field without LF
+            values.append(raw[start:])
+            break
+        values.append(raw[start:end])
+        at = hay.find(key, end + 1)  # hay[end + 1] is the LF that ends this field
+    return values
+
+
+def _without(raw: bytes, key: Optional[bytes], field: bytes = b"") -> bytes:
+    """``raw`` without the fields ``key`` names, plus ``field``; ``raw`` itself when that
+    changes nothing."""
+    if key is None:
+        return raw
+    hay = (b"\n" + raw).lower()
+    at = hay.find(key)
+    if at < 0:
+        return raw + field if field else raw
+    skip = len(key) - 1
+    pieces = []
+    last = 0
+    while at >= 0:
+        pieces.append(raw[last:at])
+        last = raw.find(b"\n", at + skip) + 1 or len(raw)  # a last field without LF ends there
+        at = hay.find(key, last)
+    pieces.append(raw[last:])
+    pieces.append(field)
+    return b"".join(pieces)
+
+
+def _decode(raw: bytes) -> Headers:
+    fields = raw.split(b"\n")
+    if fields[-1] == b"":
+        del fields[-1]
+    out = []
+    for f in fields:
+        name, _, value = f.partition(b":")
+        out.append((name.decode(errors="surrogateescape"), value))
+    return out
+
+
+def _encode(headers: Headers) -> bytes:
+    """The encoded list of ``headers`` (names as they are), or :class:`PluginError` when a field
+    cannot be encoded."""
+    parts = []
+    for name, value in headers:
+        if not isinstance(name, str):
+            raise TypeError(f"a header name must be str, got {type(name).__name__}")
+        parts.append(name.encode(errors="surrogateescape"))
+        parts.append(value if type(value) is bytes else _bytes(value))
+    raw = b"%s:%s\n" * (len(parts) // 2) % tuple(parts)
+    # Checked once over the whole list: one LF per field, no CR, no `:` in a name.
+    if raw.count(b"\n") * 2 != len(parts) or b"\r" in raw or b":" in b"".join(parts[0::2]):
+        for name, value in headers:
+            _name(name)  # raises for the first field that cannot be encoded
+            _value(name, value)
+    return raw
+
+
 class _HeaderMethods:
     """Header and body helpers shared by :class:`Request` and :class:`Response`. Names match
-    case-insensitively; names set through these helpers are stored lower-case."""
+    case-insensitively; names set through these helpers are stored lower-case.
+
+    The headers are held either encoded (``_raw``, as the host sent them or as the helpers
+    edited them) or as a list of pairs (``_list``: given to the constructor, assigned, or decoded
+    when ``headers`` was read). A list may be changed in place behind the helpers' back, so once
+    there is one it is the truth, and it is encoded on the way out."""
 
     __slots__ = ()
-    headers: Headers
+    _raw: Optional[bytes]
+    _list: Optional[Headers]
     body: bytes
+
+    @property
+    def headers(self) -> Headers:
+        """The header fields as a list of (name, bytes) pairs, decoded on first use; change it
+        in place or assign a new list."""
+        if self._list is None:
+            self._list = _decode(self._raw)
+            self._raw = None
+        return self._list
+
+    @headers.setter
+    def headers(self, headers: Headers) -> None:
+        self._list = headers
+        self._raw = None
+
+    def _wire_headers(self) -> bytes:
+        return self._raw if self._list is None else _encode(self._list)
+
+    def _header_count(self) -> int:
+        return self._raw.count(b"\n") if self._list is None else len(self._list)
 
     def header_bytes(self, name: str) -> Optional[bytes]:
         """The first value of header ``name``, or None."""
+        if self._list is None:
+            return _first(self._raw, _key(name))
         name = name.lower()
-        for n, v in self.headers:
+        for n, v in self._list:
             if n.lower() == name:
                 return v
         return None
@@ -138,22 +283,37 @@ class _HeaderMethods:
 
     def header_all(self, name: str) -> Iterator[bytes]:
         """Every value of header ``name``, in order."""
+        if self._list is None:
+            return iter(_values(self._raw, _key(name)))
         name = name.lower()
-        return (v for n, v in self.headers if n.lower() == name)
+        return (v for n, v in self._list if n.lower() == name)
 
     def set_header(self, name: str, value: Value) -> None:
         """Replaces every value of header ``name`` with ``value``."""
-        self.remove_header(name)
-        self.headers.append((name.lower(), _bytes(value)))
+        lname = _name(name)
+        value = _value(name, value)
+        if self._list is None:
+            self._raw = _without(self._raw, b"\n%s:" % lname, b"%s:%s\n" % (lname, value))
+        else:
+            self.remove_header(name)
+            self._list.append((name.lower(), value))
 
     def append_header(self, name: str, value: Value) -> None:
         """Adds a value to header ``name``, keeping the others."""
-        self.headers.append((name.lower(), _bytes(value)))
+        lname = _name(name)
+        value = _value(name, value)
+        if self._list is None:
+            self._raw += b"%s:%s\n" % (lname, value)
+        else:
+            self._list.append((name.lower(), value))
 
     def remove_header(self, name: str) -> None:
         """Removes header ``name``."""
-        name = name.lower()
-        self.headers = [(n, v) for n, v in self.headers if n.lower() != name]
+        if self._list is None:
+            self._raw = _without(self._raw, _key(name))
+        else:
+            name = name.lower()
+            self._list = [(n, v) for n, v in self._list if n.lower() != name]
 
     def with_header(self, name: str, value: Value):
         """:meth:`set_header`, returning ``self`` for building."""
@@ -191,14 +351,15 @@ def _split_url(url: str) -> Tuple[str, str]:
 class Request(_HeaderMethods):
     """A backend request: ``method``, absolute ``url``, ``headers`` (:data:`Headers`), ``body``."""
 
-    __slots__ = ("method", "url", "headers", "body")
+    __slots__ = ("method", "url", "_raw", "_list", "body")
 
     def __init__(
         self, method: str, url: str, headers: Optional[Headers] = None, body: Value = b""
     ) -> None:
         self.method = method
         self.url = url
-        self.headers = [] if headers is None else headers
+        self._raw = b"" if headers is None else None
+        self._list = headers
         self.body = _bytes(body)
 
     @property
@@ -224,50 +385,64 @@ class Request(_HeaderMethods):
         return parts[1] if len(parts) == 2 else None
 
     def __repr__(self) -> str:
-        return f"Request({self.method!r}, {self.url!r}, {len(self.headers)} headers, {len(self.body)} bytes)"
+        return f"Request({self.method!r}, {self.url!r}, {self._header_count()} headers, {len(self.body)} bytes)"
 
 
 class Response(_HeaderMethods):
     """A response: ``status``, ``headers`` (:data:`Headers`), ``body`` (fully buffered)."""
 
-    __slots__ = ("status", "headers", "body")
+    __slots__ = ("status", "_raw", "_list", "body")
 
     def __init__(self, status: int, headers: Optional[Headers] = None, body: Value = b"") -> None:
         self.status = status
-        self.headers = [] if headers is None else headers
+        self._raw = b"" if headers is None else None
+        self._list = headers
         self.body = _bytes(body)
 
     @classmethod
     def from_json(cls, status: int, value: Any) -> "Response":
         """A response with ``value`` as compact JSON and ``content-type: application/json``."""
         body = _json.dumps(value, separators=(",", ":"))
-        return cls(status, [("content-type", b"application/json")], body)
+        response = cls(status, None, body)
+        response._raw = b"content-type:application/json\n"
+        return response
 
     def __repr__(self) -> str:
-        return f"Response({self.status}, {len(self.headers)} headers, {len(self.body)} bytes)"
+        return f"Response({self.status}, {self._header_count()} headers, {len(self.body)} bytes)"
 
 
 # --- crossing the boundary ----------------------------------------------------------------
 
 
-def _wire_headers(headers: Headers) -> Headers:
-    out = []
-    for name, value in headers:
-        if not isinstance(name, str):
-            raise TypeError(f"a header name must be str, got {type(name).__name__}")
-        out.append((name, value if type(value) is bytes else _bytes(value)))
-    return out
+def _from_wit_request(request: "_types.Request") -> Request:
+    # The host's encoded headers are kept as they are: decoded only if the plugin reads the list.
+    r = Request.__new__(Request)
+    r.method = request.method
+    r.url = request.url
+    r._raw = request.headers
+    r._list = None
+    r.body = request.body
+    return r
+
+
+def _from_wit_response(response: "_types.Response") -> Response:
+    r = Response.__new__(Response)
+    r.status = response.status
+    r._raw = response.headers
+    r._list = None
+    r.body = response.body
+    return r
 
 
 def _to_wit_request(request: Request) -> "_types.Request":
     return _types.Request(
-        request.method, request.url, _wire_headers(request.headers), _bytes(request.body)
+        request.method, request.url, request._wire_headers(), _bytes(request.body)
     )
 
 
 def _to_wit_response(response: Response) -> "_types.Response":
     return _types.Response(
-        int(response.status), _wire_headers(response.headers), _bytes(response.body)
+        int(response.status), response._wire_headers(), _bytes(response.body)
     )
 
 
@@ -280,7 +455,7 @@ def send(request: Request) -> Response:
         answer = _host.send(_to_wit_request(request))
     except Err as e:
         raise PluginError(e.value.message, e.value.kind) from None
-    return Response(answer.status, answer.headers, answer.body)
+    return _from_wit_response(answer)
 
 
 class _Log:
@@ -390,7 +565,7 @@ def export(plugin_class: Type[Plugin]) -> type:
         def handle(self, request: "_types.Request") -> "_types.Response":
             p = plugin()
             try:
-                answer = p.handle(Request(request.method, request.url, request.headers, request.body))
+                answer = p.handle(_from_wit_request(request))
                 if not isinstance(answer, Response):
                     raise TypeError(f"handle returned {type(answer).__name__}, not a Response")
                 return _to_wit_response(answer)
@@ -400,7 +575,7 @@ def export(plugin_class: Type[Plugin]) -> type:
         def on_request(self, request: "_types.Request") -> "_types.RequestOrResponse":
             p = plugin()
             try:
-                flow = p.on_request(Request(request.method, request.url, request.headers, request.body))
+                flow = p.on_request(_from_wit_request(request))
                 if isinstance(flow, Request):
                     return _types.RequestOrResponse_Request(_to_wit_request(flow))
                 if isinstance(flow, Response):
@@ -414,7 +589,7 @@ def export(plugin_class: Type[Plugin]) -> type:
         def on_response(self, response: "_types.Response") -> "_types.Response":
             p = plugin()
             try:
-                answer = p.on_response(Response(response.status, response.headers, response.body))
+                answer = p.on_response(_from_wit_response(response))
                 if not isinstance(answer, Response):
                     raise TypeError(f"on_response returned {type(answer).__name__}, not a Response")
                 return _to_wit_response(answer)

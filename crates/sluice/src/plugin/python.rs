@@ -1,6 +1,6 @@
 //! `sluice plugin new --lang python` and `sluice plugin build` of a Python plugin: a folder with
 //! `app.py` (the plugin), `sluice_plugin.py` (the SDK, `plugins/sdk-python`), `wit/plugin.wit`
-//! (the 0.1.0 contract) and `pyproject.toml` (`[project] name` is the plugin's name), built
+//! (the 0.2.0 contract) and `pyproject.toml` (`[project] name` is the plugin's name), built
 //! with componentize-py into `NAME.wasm`.
 
 use std::path::{Path, PathBuf};
