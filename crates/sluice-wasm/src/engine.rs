@@ -678,7 +678,10 @@ impl ClientPlugin for WasmPlugin {
 
     fn kind(&self) -> String {
         match &self.kind {
-            Kind::Sluice(_) => "component of world sluice:plugin/http-client@0.1".to_owned(),
+            Kind::Sluice(loaded) => format!(
+                "component of world sluice:plugin/http-client@{}",
+                loaded.version()
+            ),
             Kind::Proxy(_) => "component of world wasi:http/proxy".to_owned(),
         }
     }
@@ -792,5 +795,22 @@ mod tests {
                 .contains("core")
         );
         assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
+    }
+
+    #[test]
+    fn sluice_world_versions_by_semver() {
+        use sluice_world::Version;
+        for (export, version) in [
+            ("sluice:plugin/handler@0.2.0", Some(Version::V0_2)),
+            ("sluice:plugin/handler@0.2.7", Some(Version::V0_2)),
+            ("sluice:plugin/handler@0.1.0", Some(Version::V0_1)),
+            ("sluice:plugin/handler@0.1.1", Some(Version::V0_1)),
+            ("sluice:plugin/handler@0.3.0", None),
+            ("sluice:plugin/handler@1.0.0", None),
+            ("sluice:plugin/handler@0.20.0", None),
+            ("sluice:plugin/other@0.2.0", None),
+        ] {
+            assert_eq!(Version::of_export(export), version, "{export}");
+        }
     }
 }

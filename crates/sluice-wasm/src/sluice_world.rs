@@ -218,6 +218,15 @@ pub(crate) enum Version {
     V0_2,
 }
 
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Version::V0_1 => "0.1",
+            Version::V0_2 => "0.2",
+        })
+    }
+}
+
 impl Version {
     /// The version a component's handler export names (`sluice:plugin/handler@0.2.0`), if it
     /// is one the host serves; matched by semver, so 0.1.0 and 0.1.1 are both 0.1.
@@ -236,6 +245,7 @@ pub(crate) const EXPORT_PREFIX: &str = "sluice:plugin/handler@";
 /// A compiled component of this world, pre-instantiated.
 pub(crate) struct Loaded {
     pre: Pre,
+    version: Version,
 }
 
 #[derive(Clone)]
@@ -259,7 +269,12 @@ impl Loaded {
             Version::V0_2 => Pre::V0_2(bindings::HttpClientPre::new(pre).map_err(not_ours)?),
             Version::V0_1 => Pre::V0_1(v0_1::HttpClientPre::new(pre).map_err(not_ours)?),
         };
-        Ok(Loaded { pre })
+        Ok(Loaded { pre, version })
+    }
+
+    /// The version of the world the component targets.
+    pub(crate) fn version(&self) -> Version {
+        self.version
     }
 }
 

@@ -308,7 +308,7 @@ fn sdk_registry() -> Registry {
                 assert_eq!(loaded, name);
                 assert_eq!(
                     plugin.kind(),
-                    "component of world sluice:plugin/http-client@0.1",
+                    "component of world sluice:plugin/http-client@0.2",
                     "{name} must be a Sluice-world component, not wasi:http"
                 );
                 registry
