@@ -32,10 +32,14 @@
 mod cache;
 mod engine;
 mod headers;
+mod ledger;
 mod limits;
+mod loader;
 mod outbound;
+mod plugin;
 mod pool;
 mod proxy_world;
+mod reaper;
 mod sluice_world;
 mod stats;
 
@@ -46,8 +50,9 @@ use std::sync::Arc;
 use sluice_plugin::ClientPlugin;
 
 pub use cache::CacheStats;
-pub use engine::{WasmHost, WasmHostOptions, file_sha256};
+pub use engine::{WasmHost, WasmHostOptions};
 pub use limits::Limits;
+pub use loader::file_sha256;
 pub use stats::{PluginStats, StatsSnapshot};
 
 /// A file of the plugin folder that could not be loaded.

@@ -7,7 +7,7 @@ use sluice_plugin::{
     BackendRequest, BackendResponse, CallContext, ErrorKind, ExecError, Executor, Instant,
 };
 
-use crate::engine::Backend;
+use crate::plugin::Backend;
 use crate::stats::Counter;
 
 /// Refuses hosts outside the allow-list (logged by the outbound client, counted here).

@@ -26,7 +26,7 @@ use wasmtime_wasi_http::{
     RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
 };
 
-use crate::engine::{Backend, block_on};
+use crate::plugin::{Backend, block_on};
 use crate::pool::Pool;
 use crate::sluice_world::{DeadlineExceeded, MemoryLimiter};
 use crate::stats::{Counter, LiveInstance};

@@ -17,7 +17,7 @@ use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::engine::{Backend, block_on};
+use crate::plugin::{Backend, block_on};
 use crate::pool::{Lease, Pool};
 use crate::stats::{Counter, LiveInstance};
 use crate::{headers, outbound};

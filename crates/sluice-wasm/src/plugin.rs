@@ -1,0 +1,163 @@
+//! A loaded component as the gateway's plugin factory: each backend that names it gets an
+//! executor of its own (limits, settings, instances, allow-list).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sluice_plugin::{ClientPlugin, OutboundClient, PluginContext, SharedExecutor};
+
+use crate::engine::EngineShared;
+use crate::ledger::{Reservation, Slots};
+use crate::limits::Limits;
+use crate::stats::PluginStats;
+use crate::{proxy_world, sluice_world};
+
+/// Which world a component serves, compiled and pre-instantiated for it.
+pub(crate) enum Kind {
+    Sluice(sluice_world::Loaded),
+    Proxy(proxy_world::Loaded),
+}
+
+impl Kind {
+    pub(crate) fn world(&self) -> &'static str {
+        match self {
+            Kind::Sluice(_) => "sluice:plugin/http-client",
+            Kind::Proxy(_) => "wasi:http/proxy",
+        }
+    }
+}
+
+/// One loaded component, registered under its name.
+pub(crate) struct WasmPlugin {
+    pub(crate) name: String,
+    pub(crate) file: PathBuf,
+    pub(crate) kind: Kind,
+    /// Pool resources one instance takes.
+    pub(crate) slots: Slots,
+    pub(crate) stats: Arc<PluginStats>,
+    pub(crate) engine: Arc<EngineShared>,
+}
+
+impl std::fmt::Debug for WasmPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmPlugin")
+            .field("name", &self.name)
+            .field("file", &self.file)
+            .field("world", &self.kind.world())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What both worlds' executors know about their backend.
+#[derive(Debug)]
+pub(crate) struct Backend {
+    pub(crate) plugin: String,
+    pub(crate) label: String,
+    pub(crate) limits: Limits,
+    pub(crate) settings: String,
+    pub(crate) settings_value: serde_json::Value,
+    /// The plugin's only way out (allow-listed on every hop).
+    pub(crate) client: Arc<OutboundClient>,
+    pub(crate) stats: Arc<PluginStats>,
+    pub(crate) engine: Arc<EngineShared>,
+    /// This backend's share of the instance pool; every instance holds the backend, so the
+    /// share goes back only when the last of them is gone.
+    pub(crate) _reservation: Option<Reservation>,
+}
+
+impl Backend {
+    /// This backend's instance pool, holding `first` (made at build time to run `init`), with
+    /// the backend's limits, and swept by the engine's reaper for idle expiry.
+    pub(crate) fn new_pool<I: Send + 'static>(&self, first: I) -> Arc<crate::pool::Pool<I>> {
+        let pool = Arc::new(crate::pool::Pool::new(
+            self.limits.max_instances,
+            self.limits.max_requests_per_instance,
+            self.limits.instance_idle_timeout,
+            Arc::clone(&self.stats),
+        ));
+        pool.put_idle(first);
+        let weak = Arc::downgrade(&pool);
+        self.engine.register_pool(weak);
+        pool
+    }
+}
+
+impl ClientPlugin for WasmPlugin {
+    fn origin(&self) -> String {
+        self.file.display().to_string()
+    }
+
+    fn limit_keys(&self) -> &'static [&'static str] {
+        crate::limits::KEYS
+    }
+
+    fn kind(&self) -> String {
+        match &self.kind {
+            Kind::Sluice(loaded) => format!(
+                "component of world sluice:plugin/http-client@{}",
+                loaded.version()
+            ),
+            Kind::Proxy(_) => "component of world wasi:http/proxy".to_owned(),
+        }
+    }
+
+    fn build(&self, ctx: PluginContext<'_>) -> Result<SharedExecutor, String> {
+        let limits = Limits::from_extra(ctx.extra)?;
+        if limits.memory_limit > self.engine.options.max_memory_size {
+            return Err(format!(
+                "memory_limit: {} bytes is above the host's maximum of {} bytes",
+                limits.memory_limit, self.engine.options.max_memory_size
+            ));
+        }
+        let reservation = match &self.engine.ledger {
+            Some(ledger) => Some(ledger.reserve(&self.name, limits.max_instances, self.slots)?),
+            None => None,
+        };
+        let settings_value = ctx
+            .settings
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({}));
+        let settings_value = if settings_value.is_null() {
+            serde_json::json!({})
+        } else {
+            settings_value
+        };
+        let backend = Arc::new(Backend {
+            plugin: self.name.clone(),
+            label: ctx.backend_label.to_owned(),
+            limits,
+            settings: settings_value.to_string(),
+            settings_value,
+            client: ctx.client,
+            stats: Arc::clone(&self.stats),
+            engine: Arc::clone(&self.engine),
+            _reservation: reservation,
+        });
+        match &self.kind {
+            Kind::Sluice(loaded) => sluice_world::build(loaded, backend),
+            Kind::Proxy(loaded) => proxy_world::build(loaded, backend),
+        }
+    }
+}
+
+/// Runs a future to completion on a private current-thread runtime in a scoped thread, so it
+/// works whether or not the caller is itself inside a tokio runtime (plugin factories are
+/// synchronous).
+pub(crate) fn block_on<F>(fut: F) -> Result<F::Output, String>
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                    .map_err(|e| format!("cannot start a runtime for init: {e}"))?;
+                Ok(rt.block_on(fut))
+            })
+            .join()
+            .map_err(|_| "the init thread panicked".to_owned())?
+    })
+}
