@@ -40,6 +40,7 @@ mod plugin;
 mod pool;
 mod proxy_world;
 mod reaper;
+mod sandbox;
 mod sluice_world;
 mod stats;
 

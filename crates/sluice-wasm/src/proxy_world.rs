@@ -28,11 +28,9 @@ use wasmtime_wasi_http::{
 
 use crate::plugin::{Backend, block_on};
 use crate::pool::Pool;
-use crate::sluice_world::{DeadlineExceeded, MemoryLimiter};
+use crate::sandbox::{self, Fault, MemoryLimiter, STDERR_CAPACITY};
 use crate::stats::{Counter, LiveInstance};
 use crate::{headers, outbound};
-
-const STDERR_CAPACITY: usize = 4096;
 
 /// Resource-table entries an idle instance may hold (stdio streams and the like); more means
 /// requests leave things behind, and the instance is not reused.
@@ -268,16 +266,12 @@ async fn new_instance(
         },
         stderr,
     };
-    let mut store = Store::new(pre.engine(), state);
-    store.limiter(|s| &mut s.limiter);
-    store.epoch_deadline_callback(|ctx| {
-        if Instant::now() >= ctx.data().hooks.deadline {
-            Err(wasmtime::Error::new(DeadlineExceeded))
-        } else {
-            Ok(wasmtime::UpdateDeadline::Yield(1))
-        }
-    });
-    store.set_epoch_deadline(1);
+    let mut store = sandbox::new_store(
+        pre.engine(),
+        state,
+        |s| &mut s.limiter,
+        |s| s.hooks.deadline,
+    );
     match tokio::time::timeout_at(deadline, pre.instantiate_async(&mut store)).await {
         Ok(Ok(proxy)) => {
             backend.stats.bump(Counter::InstancesCreated);
@@ -297,49 +291,25 @@ async fn new_instance(
 
 fn classify(backend: &Backend, store: &Store<State>, error: &wasmtime::Error) -> ExecError {
     let state = store.data();
-    let (kind, counter, message) = if error.downcast_ref::<DeadlineExceeded>().is_some() {
-        (
-            ErrorKind::Timeout,
-            Some(Counter::Timeouts),
-            "was cut at the deadline".to_owned(),
-        )
-    } else if state.limiter.hit {
-        (
-            ErrorKind::PluginFault,
-            Some(Counter::OutOfMemory),
-            format!(
-                "ran out of memory (memory_limit {} bytes)",
-                state.limiter.limit
-            ),
-        )
-    } else if state.hooks.refused {
-        (
-            ErrorKind::HostNotAllowed,
-            None,
-            "called a host not in allowed_hosts".to_owned(),
-        )
-    } else {
-        let stderr = String::from_utf8_lossy(&state.stderr.contents())
-            .trim()
-            .to_owned();
-        let detail = if stderr.is_empty() {
-            String::new()
-        } else {
-            format!(": {stderr}")
-        };
-        (
-            ErrorKind::PluginFault,
-            Some(Counter::Traps),
-            // The root cause: the trap, or what the host refused (e.g. fields past their
-            // size bound); the outer error is only "error while executing" and a backtrace.
-            format!("failed ({}){detail}", error.root_cause()),
-        )
-    };
-    if let Some(counter) = counter {
-        backend.stats.bump(counter);
-    }
-    tracing::warn!(plugin = %backend.plugin, backend = %backend.label, kind = ?kind, "plugin {message}");
-    ExecError::plugin(kind, format!("plugin {} {message}", backend.plugin))
+    Fault::common(error, &state.limiter)
+        .unwrap_or_else(|| {
+            if state.hooks.refused {
+                Fault::new(
+                    ErrorKind::HostNotAllowed,
+                    None,
+                    "called a host not in allowed_hosts".to_owned(),
+                )
+            } else {
+                // The root cause: the trap, or what the host refused (e.g. fields past their
+                // size bound); the outer error is only "error while executing" and a backtrace.
+                Fault::trap(format!(
+                    "failed ({}){}",
+                    error.root_cause(),
+                    sandbox::stderr_detail(&state.stderr)
+                ))
+            }
+        })
+        .report(backend)
 }
 
 impl Shared {

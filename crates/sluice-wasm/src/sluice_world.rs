@@ -19,6 +19,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::plugin::{Backend, block_on};
 use crate::pool::{Lease, Pool};
+use crate::sandbox::{self, Fault, MemoryLimiter, STDERR_CAPACITY};
 use crate::stats::{Counter, LiveInstance};
 use crate::{headers, outbound};
 
@@ -40,9 +41,6 @@ pub(crate) use bindings::sluice::plugin::types::{
     Error as WitError, ErrorKind as WitErrorKind, HookSet, Http2Response, Level, RequestOrResponse,
     RequestParam, RequestResult as WitRequest, ResponseParam, ResponseResult as WitResponse,
 };
-
-/// Bytes of guest stderr kept per instance (panic messages end up there).
-const STDERR_CAPACITY: usize = 4096;
 
 /// Per-instance host state.
 pub(crate) struct State {
@@ -86,48 +84,6 @@ impl WasiView for State {
         }
     }
 }
-
-/// Caps linear memory and remembers whether the cap was hit.
-pub(crate) struct MemoryLimiter {
-    pub(crate) limit: u64,
-    pub(crate) hit: bool,
-}
-
-impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.limit {
-            self.hit = true;
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
-    }
-}
-
-/// The epoch callback's verdict when a call runs past its deadline.
-#[derive(Debug)]
-pub(crate) struct DeadlineExceeded;
-
-impl std::fmt::Display for DeadlineExceeded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the plugin ran past the deadline")
-    }
-}
-
-impl std::error::Error for DeadlineExceeded {}
 
 impl bindings::sluice::plugin::types::Host for State {}
 
@@ -371,16 +327,7 @@ async fn new_instance(
         sent_back: None,
         handed: None,
     };
-    let mut store = Store::new(engine, state);
-    store.limiter(|s| &mut s.limiter);
-    store.epoch_deadline_callback(|ctx| {
-        if Instant::now() >= ctx.data().deadline {
-            Err(wasmtime::Error::new(DeadlineExceeded))
-        } else {
-            Ok(wasmtime::UpdateDeadline::Yield(1))
-        }
-    });
-    store.set_epoch_deadline(1);
+    let mut store = sandbox::new_store(engine, state, |s| &mut s.limiter, |s| s.deadline);
     let run = async {
         Ok::<_, wasmtime::Error>(match pre {
             Pre::V0_2(pre) => {
@@ -426,45 +373,15 @@ async fn new_instance(
 /// Turns a wasmtime error (trap, interruption) into the gateway's error, logged and counted.
 fn classify(backend: &Backend, store: &Store<State>, error: &wasmtime::Error) -> ExecError {
     let state = store.data();
-    let (kind, counter, message) = if error.downcast_ref::<DeadlineExceeded>().is_some() {
-        (
-            ErrorKind::Timeout,
-            Counter::Timeouts,
-            "was cut at the deadline".to_owned(),
-        )
-    } else if state.limiter.hit {
-        (
-            ErrorKind::PluginFault,
-            Counter::OutOfMemory,
-            format!(
-                "ran out of memory (memory_limit {} bytes)",
-                state.limiter.limit
-            ),
-        )
-    } else if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
-        let stderr = String::from_utf8_lossy(&state.stderr.contents())
-            .trim()
-            .to_owned();
-        let detail = if stderr.is_empty() {
-            String::new()
-        } else {
-            format!(": {stderr}")
-        };
-        (
-            ErrorKind::PluginFault,
-            Counter::Traps,
-            format!("trapped ({trap}){detail}"),
-        )
-    } else {
-        (
-            ErrorKind::PluginFault,
-            Counter::Traps,
-            format!("failed: {error:#}"),
-        )
-    };
-    backend.stats.bump(counter);
-    tracing::warn!(plugin = %backend.plugin, backend = %backend.label, kind = ?kind, "plugin {message}");
-    ExecError::plugin(kind, format!("plugin {} {message}", backend.plugin))
+    Fault::common(error, &state.limiter)
+        .unwrap_or_else(|| match error.downcast_ref::<wasmtime::Trap>() {
+            Some(trap) => Fault::trap(format!(
+                "trapped ({trap}){}",
+                sandbox::stderr_detail(&state.stderr)
+            )),
+            None => Fault::trap(format!("failed: {error:#}")),
+        })
+        .report(backend)
 }
 
 enum Call<'a> {

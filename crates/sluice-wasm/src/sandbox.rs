@@ -1,0 +1,146 @@
+//! What every plugin instance runs inside, whichever its world: linear memory capped, the
+//! call's deadline checked at every epoch tick, the guest's stderr kept for fault messages;
+//! and how a fault becomes the gateway's error (counted, logged, naming the plugin).
+
+use sluice_plugin::{ErrorKind, ExecError, Instant};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+use crate::plugin::Backend;
+use crate::stats::Counter;
+
+/// Bytes of guest stderr kept per instance (panic messages end up there).
+pub(crate) const STDERR_CAPACITY: usize = 4096;
+
+/// Caps linear memory and remembers whether the cap was hit.
+pub(crate) struct MemoryLimiter {
+    pub(crate) limit: u64,
+    pub(crate) hit: bool,
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.limit {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// The epoch callback's verdict when a call runs past its deadline.
+#[derive(Debug)]
+pub(crate) struct DeadlineExceeded;
+
+impl std::fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the plugin ran past the deadline")
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
+
+/// A store for `state`: linear memory capped by the state's limiter, and the guest interrupted
+/// at the first epoch tick past the deadline `deadline_of` reads (until then it yields to the
+/// runtime at every tick, so a spinning guest does not hold a worker thread).
+pub(crate) fn new_store<T: Send + 'static>(
+    engine: &Engine,
+    state: T,
+    limiter: fn(&mut T) -> &mut MemoryLimiter,
+    deadline_of: fn(&T) -> Instant,
+) -> Store<T> {
+    let mut store = Store::new(engine, state);
+    store.limiter(move |s| limiter(s) as &mut dyn wasmtime::ResourceLimiter);
+    store.epoch_deadline_callback(move |ctx| {
+        if Instant::now() >= deadline_of(ctx.data()) {
+            Err(wasmtime::Error::new(DeadlineExceeded))
+        } else {
+            Ok(wasmtime::UpdateDeadline::Yield(1))
+        }
+    });
+    store.set_epoch_deadline(1);
+    store
+}
+
+/// A guest's fault, before it is reported.
+pub(crate) struct Fault {
+    kind: ErrorKind,
+    counter: Option<Counter>,
+    message: String,
+}
+
+impl Fault {
+    /// A fault of the plugin's own (a trap, a failed call), counted as a trap.
+    pub(crate) fn trap(message: String) -> Fault {
+        Fault {
+            kind: ErrorKind::PluginFault,
+            counter: Some(Counter::Traps),
+            message,
+        }
+    }
+
+    /// A fault of another kind, counted under `counter` if any.
+    pub(crate) fn new(kind: ErrorKind, counter: Option<Counter>, message: String) -> Fault {
+        Fault {
+            kind,
+            counter,
+            message,
+        }
+    }
+
+    /// The faults every world has: cut at the deadline, or out of memory.
+    pub(crate) fn common(error: &wasmtime::Error, limiter: &MemoryLimiter) -> Option<Fault> {
+        if error.downcast_ref::<DeadlineExceeded>().is_some() {
+            Some(Fault::new(
+                ErrorKind::Timeout,
+                Some(Counter::Timeouts),
+                "was cut at the deadline".to_owned(),
+            ))
+        } else if limiter.hit {
+            Some(Fault::new(
+                ErrorKind::PluginFault,
+                Some(Counter::OutOfMemory),
+                format!("ran out of memory (memory_limit {} bytes)", limiter.limit),
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// Counts and logs the fault, and makes it the gateway's error, naming the plugin.
+    pub(crate) fn report(self, backend: &Backend) -> ExecError {
+        if let Some(counter) = self.counter {
+            backend.stats.bump(counter);
+        }
+        let (kind, message) = (self.kind, self.message);
+        tracing::warn!(plugin = %backend.plugin, backend = %backend.label, kind = ?kind, "plugin {message}");
+        ExecError::plugin(kind, format!("plugin {} {message}", backend.plugin))
+    }
+}
+
+/// What the guest wrote to stderr, as `: <text>` to append to a fault's message (empty when
+/// it wrote nothing).
+pub(crate) fn stderr_detail(stderr: &MemoryOutputPipe) -> String {
+    let text = String::from_utf8_lossy(&stderr.contents())
+        .trim()
+        .to_owned();
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    }
+}
