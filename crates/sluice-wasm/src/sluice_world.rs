@@ -63,17 +63,20 @@ pub(crate) struct State {
     handed: Option<Arc<HandedRequest>>,
 }
 
-/// A request handed to `handle`, with its URL as the guest was given it.
+/// A request handed to `handle`, with its URL and headers as the guest was given them.
 struct HandedRequest {
     request: BackendRequest,
     url: String,
+    headers: Vec<u8>,
 }
 
 /// A status and headers the host gave a guest (an answer of `send`, the response handed to
-/// `on-response`), kept so an answer that repeats them is not parsed again.
+/// `on-response`), kept so an answer that repeats them is not parsed again: `encoded` is
+/// the list the guest was given, which a pass-through hands back byte for byte.
 struct Given {
     status: u16,
     headers: http::HeaderMap,
+    encoded: Vec<u8>,
 }
 
 impl WasiView for State {
@@ -96,9 +99,12 @@ impl bindings::sluice::plugin::host::Host for State {
             });
         };
         let request = match self.handed.as_deref() {
-            Some(handed) => {
-                from_wit_request_reusing(request, &handed.url, Sent::Shared(&handed.request))
-            }
+            Some(handed) => from_wit_request_reusing(
+                request,
+                &handed.url,
+                &handed.headers,
+                Sent::Shared(&handed.request),
+            ),
             None => from_wit_request(request),
         }
         .map_err(exec_to_wit)?;
@@ -111,14 +117,16 @@ impl bindings::sluice::plugin::host::Host for State {
         )
         .await
         .map_err(exec_to_wit)?;
+        let encoded = headers::encode(&parts.headers);
         let response = WitResponse {
             status: parts.status.as_u16(),
-            headers: headers::encode(&parts.headers),
+            headers: encoded.clone(),
             body: body.into(),
         };
         self.sent_back = Some(Given {
             status: response.status,
             headers: parts.headers,
+            encoded,
         });
         Ok(response)
     }
@@ -499,7 +507,7 @@ impl Shared {
             .await?;
         match answer {
             Answer::Flow(Ok(RequestOrResponse::Request(r))) => Ok(Flow::Request(
-                from_wit_request_reusing(r, &url, Sent::Owned(request))?,
+                from_wit_request_reusing(r, &url, &headers, Sent::Owned(request))?,
             )),
             Answer::Flow(Ok(RequestOrResponse::Response(r))) => {
                 to_backend_response(&self.backend, Ok(r), None).map(Flow::Response)
@@ -550,6 +558,7 @@ impl Shared {
         let given = Given {
             status: parts.status.as_u16(),
             headers: parts.headers,
+            encoded: headers,
         };
         to_backend_response(&self.backend, answer, Some(given))
     }
@@ -564,12 +573,12 @@ impl Shared {
         if self.hooks == HookSet::empty() {
             let handed = Arc::new(HandedRequest {
                 url: request.url.to_string(),
+                headers: headers::encode(&request.headers),
                 request,
             });
-            let headers = headers::encode(&handed.request.headers);
             let Answer::Response(answer, sent_back) = self
                 .call(
-                    Call::Handle(request_param(&handed.request, &handed.url, &headers)),
+                    Call::Handle(request_param(&handed.request, &handed.url, &handed.headers)),
                     Some(Arc::clone(&handed)),
                     deadline,
                     max_body,
@@ -599,7 +608,7 @@ impl Shared {
                 .await?;
             match answer {
                 Answer::Flow(Ok(RequestOrResponse::Request(r))) => {
-                    from_wit_request_reusing(r, &url, Sent::Owned(request))?
+                    from_wit_request_reusing(r, &url, &headers, Sent::Owned(request))?
                 }
                 Answer::Flow(Ok(RequestOrResponse::Response(r))) => {
                     return to_backend_response(&self.backend, Ok(r), None);
@@ -659,6 +668,7 @@ impl Shared {
         let given = Given {
             status: parts.status.as_u16(),
             headers: parts.headers,
+            encoded: headers,
         };
         to_backend_response(&self.backend, answer, Some(given))
     }
@@ -747,12 +757,13 @@ enum Sent<'a> {
 }
 
 /// The request a guest handed back (`on-request`'s answer, or what it `send`s), given one
-/// the host handed it (`sent`, whose URL as text is `sent_url`). Each part the guest left as
-/// it was keeps the host's parsed value (checked when it was made) instead of being parsed
-/// again from the guest's text.
+/// the host handed it (`sent`, whose URL and headers as the guest was given them are
+/// `sent_url` and `sent_headers`). Each part the guest left as it was keeps the host's parsed
+/// value (checked when it was made) instead of being parsed again from the guest's text.
 fn from_wit_request_reusing(
     request: WitRequest,
     sent_url: &str,
+    sent_headers: &[u8],
     sent: Sent<'_>,
 ) -> Result<BackendRequest, ExecError> {
     let (same_method, same_url, same_headers) = {
@@ -763,7 +774,7 @@ fn from_wit_request_reusing(
         (
             request.method == sent.method.as_str(),
             request.url == sent_url,
-            headers::is_encoding_of(&request.headers, &sent.headers),
+            request.headers == sent_headers,
         )
     };
     let (method, url, headers) = match sent {
@@ -849,7 +860,7 @@ fn to_backend_response(
     let mut headers = match given {
         Some(given)
             if given.status == response.status
-                && headers::is_encoding_of(&response.headers, &given.headers) =>
+                && response.headers == given.encoded =>
         {
             given.headers
         }
