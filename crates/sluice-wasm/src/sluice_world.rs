@@ -37,7 +37,7 @@ mod bindings {
 }
 
 use bindings::HttpClient;
-pub(crate) use bindings::sluice::plugin::types::{
+use bindings::sluice::plugin::types::{
     Error as WitError, ErrorKind as WitErrorKind, HookSet, Http2Response, Level, RequestOrResponse,
     RequestParam, RequestResult as WitRequest, ResponseParam, ResponseResult as WitResponse,
 };
@@ -858,10 +858,7 @@ fn to_backend_response(
         ))
     })?;
     let mut headers = match given {
-        Some(given)
-            if given.status == response.status
-                && response.headers == given.encoded =>
-        {
+        Some(given) if given.status == response.status && response.headers == given.encoded => {
             given.headers
         }
         _ => headers::from_guest(
