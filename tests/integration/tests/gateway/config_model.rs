@@ -124,9 +124,9 @@ const FIELDS: &[(&str, &str)] = &[
     ("Component.levels", "crates/sluice-config/src/extra.rs"),
     ("EnvOverride.key", "crates/sluice/src/commands.rs"),
     ("EnvOverride.variable", "crates/sluice/src/commands.rs"),
-    ("PluginFolder.folder", "crates/sluice-wasm/src/engine.rs"),
-    ("PluginFolder.pattern", "crates/sluice-wasm/src/engine.rs"),
-    ("PluginFolder.sha256", "crates/sluice-wasm/src/engine.rs"),
+    ("PluginFolder.folder", "crates/sluice-wasm/src/loader.rs"),
+    ("PluginFolder.pattern", "crates/sluice-wasm/src/loader.rs"),
+    ("PluginFolder.sha256", "crates/sluice-wasm/src/loader.rs"),
     (
         "ServerOptions.read_timeout",
         "crates/sluice-server/src/lib.rs",
