@@ -66,6 +66,14 @@ pub(crate) struct Backend {
 }
 
 impl Backend {
+    /// A call's deadline: the request's, capped by the plugin's `timeout` from now.
+    pub(crate) fn deadline(&self, ctx: &sluice_plugin::CallContext) -> sluice_plugin::Instant {
+        match self.limits.timeout {
+            Some(cap) => ctx.deadline.min(sluice_plugin::Instant::now() + cap),
+            None => ctx.deadline,
+        }
+    }
+
     /// This backend's instance pool, holding `first` (made at build time to run `init`), with
     /// the backend's limits, and swept by the engine's reaper for idle expiry.
     pub(crate) fn new_pool<I: Send + 'static>(&self, first: I) -> Arc<crate::pool::Pool<I>> {

@@ -319,10 +319,7 @@ impl Shared {
         ctx: &CallContext,
     ) -> Result<BackendResponse, ExecError> {
         let backend = &self.backend;
-        let deadline = match backend.limits.timeout {
-            Some(cap) => ctx.deadline.min(Instant::now() + cap),
-            None => ctx.deadline,
-        };
+        let deadline = backend.deadline(ctx);
         let mut lease = self.pool.checkout(deadline).await?;
         let mut instance = match lease.instance.take() {
             Some(instance) => instance,
@@ -400,15 +397,7 @@ impl Shared {
         .await;
         let (returned, answered) = match ran {
             Ok(ran) => ran,
-            Err(_elapsed) => {
-                backend.stats.bump(Counter::Timeouts);
-                backend.stats.bump(Counter::InstancesDiscarded);
-                tracing::warn!(plugin = %backend.plugin, backend = %backend.label, "plugin call cut at the deadline");
-                return Err(ExecError::plugin(
-                    ErrorKind::Timeout,
-                    format!("plugin {} was cut at the deadline", backend.plugin),
-                ));
-            }
+            Err(_elapsed) => return Err(sandbox::cut_at_deadline(backend)),
         };
         if let Err(trap) = returned {
             let err = classify(backend, &instance.store, &trap);

@@ -132,6 +132,19 @@ impl Fault {
     }
 }
 
+/// A call cut at its deadline from outside (the guest was suspended, typically in a host call):
+/// the instance may be in any state, so the caller drops it; counted as a timeout and a
+/// discarded instance.
+pub(crate) fn cut_at_deadline(backend: &Backend) -> ExecError {
+    backend.stats.bump(Counter::Timeouts);
+    backend.stats.bump(Counter::InstancesDiscarded);
+    tracing::warn!(plugin = %backend.plugin, backend = %backend.label, "plugin call cut at the deadline");
+    ExecError::plugin(
+        ErrorKind::Timeout,
+        format!("plugin {} was cut at the deadline", backend.plugin),
+    )
+}
+
 /// What the guest wrote to stderr, as `: <text>` to append to a fault's message (empty when
 /// it wrote nothing).
 pub(crate) fn stderr_detail(stderr: &MemoryOutputPipe) -> String {

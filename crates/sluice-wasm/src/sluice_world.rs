@@ -462,25 +462,8 @@ impl Shared {
                 backend.stats.bump(Counter::InstancesDiscarded);
                 Err(err)
             }
-            Err(_elapsed) => {
-                // Cancelled mid-call (typically while the host awaited `send`): the instance
-                // may be in any state, so it goes.
-                backend.stats.bump(Counter::Timeouts);
-                backend.stats.bump(Counter::InstancesDiscarded);
-                tracing::warn!(plugin = %backend.plugin, backend = %backend.label, "plugin call cut at the deadline");
-                Err(ExecError::plugin(
-                    ErrorKind::Timeout,
-                    format!("plugin {} was cut at the deadline", backend.plugin),
-                ))
-            }
-        }
-    }
-
-    /// The call's deadline, capped by the plugin's `timeout` from now.
-    fn deadline(&self, ctx: &CallContext) -> Instant {
-        match self.backend.limits.timeout {
-            Some(cap) => ctx.deadline.min(Instant::now() + cap),
-            None => ctx.deadline,
+            // Cancelled mid-call (typically while the host awaited `send`): the instance goes.
+            Err(_elapsed) => Err(sandbox::cut_at_deadline(backend)),
         }
     }
 
@@ -493,7 +476,7 @@ impl Shared {
         if !self.hooks.contains(HookSet::ON_REQUEST) {
             return Ok(Flow::Request(request));
         }
-        let deadline = self.deadline(ctx);
+        let deadline = self.backend.deadline(ctx);
         let url = request.url.to_string();
         let headers = headers::encode(&request.headers);
         let answer = self
@@ -530,7 +513,7 @@ impl Shared {
         if !self.hooks.contains(HookSet::ON_RESPONSE) {
             return Ok(response);
         }
-        let deadline = self.deadline(ctx);
+        let deadline = self.backend.deadline(ctx);
         let (parts, body) = response.into_parts();
         let body = outbound::collect_body(body, deadline, ctx.max_body_bytes).await?;
         let headers = headers::encode(&parts.headers);
@@ -568,7 +551,7 @@ impl Shared {
         request: BackendRequest,
         ctx: &CallContext,
     ) -> Result<BackendResponse, ExecError> {
-        let deadline = self.deadline(ctx);
+        let deadline = self.backend.deadline(ctx);
         let max_body = ctx.max_body_bytes;
         if self.hooks == HookSet::empty() {
             let handed = Arc::new(HandedRequest {
