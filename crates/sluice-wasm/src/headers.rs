@@ -2,7 +2,7 @@
 //! what a plugin hands the host, in both worlds.
 //!
 //! `sluice:plugin@0.2` carries header fields as one byte list, each field `name:value\n`
-//! ([`encode`], [`from_guest`]); 0.1 carried pairs ([`from_pairs`]).
+//! ([`encode`], [`from_guest`]); 0.1 carried pairs, which its adapter encodes ([`encode_pairs`]).
 //!
 //! A guest can build any list (30,000 headers, megabytes of values); unchecked, that is host
 //! memory and CPU spent on its behalf, and `http::HeaderMap` panics past its capacity. The
