@@ -244,6 +244,38 @@ mod tests {
         assert!(encode(&http::HeaderMap::new()).is_empty());
     }
 
+    /// Any bytes a guest may hand over: never a panic, and whatever is accepted encodes back
+    /// to a list that parses to the same map (a deterministic walk over lists built from the
+    /// bytes that matter to the encoding).
+    #[test]
+    fn any_guest_list_is_refused_or_round_trips() {
+        const ALPHABET: &[u8] = b"ab:\n\r \t\0\x7f\xff-X:\n";
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            // xorshift64: reproducible, no dependency.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut accepted = 0;
+        for _ in 0..20_000 {
+            let len = (next() % 24) as usize;
+            let list: Vec<u8> = (0..len)
+                .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
+                .collect();
+            if let Ok(map) = from_guest(|| "t".into(), list.clone()) {
+                accepted += 1;
+                let again = from_guest(|| "t".into(), encode(&map))
+                    .unwrap_or_else(|e| panic!("{list:?}: {e}"));
+                assert_eq!(again, map, "{list:?}");
+                assert_eq!(map.len(), list.iter().filter(|&&b| b == b'\n').count());
+            }
+        }
+        // The walk reaches both outcomes.
+        assert!(accepted > 100 && accepted < 20_000, "{accepted}");
+    }
+
     #[test]
     fn pairs_that_would_split_are_refused() {
         let ok = encode_pairs(|| "t".into(), vec![("X-A".into(), b"a:b".to_vec())]).expect("ok");
