@@ -449,10 +449,10 @@ impl Shared {
                 let state = instance.store.data_mut();
                 state.max_body_bytes = None;
                 state.trace = None;
-                if let Answer::Response(_, sent_back) = &mut answer {
-                    *sent_back = state.sent_back.take();
+                let sent_back = state.sent_back.take();
+                if let Answer::Response(_, slot) = &mut answer {
+                    *slot = sent_back;
                 }
-                state.sent_back = None;
                 state.handed = None;
                 self.pool.checkin(lease, instance);
                 Ok(answer)
@@ -476,7 +476,33 @@ impl Shared {
         if !self.hooks.contains(HookSet::ON_REQUEST) {
             return Ok(Flow::Request(request));
         }
+        self.on_request(request, self.backend.deadline(ctx), ctx)
+            .await
+    }
+
+    /// `on-response` alone, for a chain (the answer passes through without the flag).
+    async fn hook_response(
+        &self,
+        response: BackendResponse,
+        ctx: &CallContext,
+    ) -> Result<BackendResponse, ExecError> {
+        if !self.hooks.contains(HookSet::ON_RESPONSE) {
+            return Ok(response);
+        }
         let deadline = self.backend.deadline(ctx);
+        let (parts, body) = response.into_parts();
+        let body = outbound::collect_body(body, deadline, ctx.max_body_bytes).await?;
+        self.on_response(parts, body, deadline, ctx).await
+    }
+
+    /// Calls `on-request`: the request to send on (the host's parsed parts kept for what the
+    /// guest left unchanged), or the guest's own answer.
+    async fn on_request(
+        &self,
+        request: BackendRequest,
+        deadline: Instant,
+        ctx: &CallContext,
+    ) -> Result<Flow, ExecError> {
         let url = request.url.to_string();
         let headers = headers::encode(&request.headers);
         let answer = self
@@ -496,26 +522,19 @@ impl Shared {
                 to_backend_response(&self.backend, Ok(r), None).map(Flow::Response)
             }
             Answer::Flow(Err(e)) => Err(wit_to_exec(&self.backend, e)),
-            Answer::Response(..) => Err(ExecError::new(
-                ErrorSource::Internal,
-                ErrorKind::Other,
-                "unexpected answer",
-            )),
+            Answer::Response(..) => Err(unexpected_answer()),
         }
     }
 
-    /// `on-response` alone, for a chain (the answer passes through without the flag).
-    async fn hook_response(
+    /// Calls `on-response` with a buffered answer (the host's parsed headers kept when the
+    /// guest answers with them unchanged).
+    async fn on_response(
         &self,
-        response: BackendResponse,
+        parts: http::response::Parts,
+        body: Bytes,
+        deadline: Instant,
         ctx: &CallContext,
     ) -> Result<BackendResponse, ExecError> {
-        if !self.hooks.contains(HookSet::ON_RESPONSE) {
-            return Ok(response);
-        }
-        let deadline = self.backend.deadline(ctx);
-        let (parts, body) = response.into_parts();
-        let body = outbound::collect_body(body, deadline, ctx.max_body_bytes).await?;
         let headers = headers::encode(&parts.headers);
         let response = ResponseParam {
             status: parts.status.as_u16(),
@@ -532,11 +551,7 @@ impl Shared {
             )
             .await?
         else {
-            return Err(ExecError::new(
-                ErrorSource::Internal,
-                ErrorKind::Other,
-                "unexpected answer",
-            ));
+            return Err(unexpected_answer());
         };
         let given = Given {
             status: parts.status.as_u16(),
@@ -569,41 +584,14 @@ impl Shared {
                 )
                 .await?
             else {
-                return Err(ExecError::new(
-                    ErrorSource::Internal,
-                    ErrorKind::Other,
-                    "unexpected answer",
-                ));
+                return Err(unexpected_answer());
             };
             return to_backend_response(&self.backend, answer, sent_back);
         }
         let request = if self.hooks.contains(HookSet::ON_REQUEST) {
-            let url = request.url.to_string();
-            let headers = headers::encode(&request.headers);
-            let answer = self
-                .call(
-                    Call::OnRequest(request_param(&request, &url, &headers)),
-                    None,
-                    deadline,
-                    max_body,
-                    ctx.trace.as_ref(),
-                )
-                .await?;
-            match answer {
-                Answer::Flow(Ok(RequestOrResponse::Request(r))) => {
-                    from_wit_request_reusing(r, &url, &headers, Sent::Owned(request))?
-                }
-                Answer::Flow(Ok(RequestOrResponse::Response(r))) => {
-                    return to_backend_response(&self.backend, Ok(r), None);
-                }
-                Answer::Flow(Err(e)) => return Err(wit_to_exec(&self.backend, e)),
-                Answer::Response(..) => {
-                    return Err(ExecError::new(
-                        ErrorSource::Internal,
-                        ErrorKind::Other,
-                        "unexpected answer",
-                    ));
-                }
+            match self.on_request(request, deadline, ctx).await? {
+                Flow::Request(request) => request,
+                Flow::Response(response) => return Ok(response),
             }
         } else {
             request
@@ -626,35 +614,13 @@ impl Shared {
             ctx.trace.as_ref(),
         )
         .await?;
-        let headers = headers::encode(&parts.headers);
-        let response = ResponseParam {
-            status: parts.status.as_u16(),
-            headers: &headers,
-            body: &body,
-        };
-        let Answer::Response(answer, _) = self
-            .call(
-                Call::OnResponse(response),
-                None,
-                deadline,
-                max_body,
-                ctx.trace.as_ref(),
-            )
-            .await?
-        else {
-            return Err(ExecError::new(
-                ErrorSource::Internal,
-                ErrorKind::Other,
-                "unexpected answer",
-            ));
-        };
-        let given = Given {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            encoded: headers,
-        };
-        to_backend_response(&self.backend, answer, Some(given))
+        self.on_response(parts, body, deadline, ctx).await
     }
+}
+
+/// An export answered with the other export's kind of answer: the host's own mistake.
+fn unexpected_answer() -> ExecError {
+    ExecError::new(ErrorSource::Internal, ErrorKind::Other, "unexpected answer")
 }
 
 impl Executor for SluiceExecutor {
