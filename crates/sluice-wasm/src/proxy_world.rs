@@ -420,13 +420,8 @@ impl Shared {
             Some(answered) => answered,
             None => match tokio::time::timeout_at(deadline, answer).await {
                 Ok(answered) => answered,
-                Err(_elapsed) => {
-                    backend.stats.bump(Counter::Timeouts);
-                    Err(ExecError::plugin(
-                        ErrorKind::Timeout,
-                        format!("plugin {} was cut at the deadline", backend.plugin),
-                    ))
-                }
+                // The guest returned without finishing its answer in time.
+                Err(_elapsed) => Err(Fault::deadline().report(backend)),
             },
         };
         match instance {

@@ -102,14 +102,19 @@ impl Fault {
         }
     }
 
+    /// A call cut at its deadline (by the epoch callback inside the guest, or from outside).
+    pub(crate) fn deadline() -> Fault {
+        Fault::new(
+            ErrorKind::Timeout,
+            Some(Counter::Timeouts),
+            "was cut at the deadline".to_owned(),
+        )
+    }
+
     /// The faults every world has: cut at the deadline, or out of memory.
     pub(crate) fn common(error: &wasmtime::Error, limiter: &MemoryLimiter) -> Option<Fault> {
         if error.downcast_ref::<DeadlineExceeded>().is_some() {
-            Some(Fault::new(
-                ErrorKind::Timeout,
-                Some(Counter::Timeouts),
-                "was cut at the deadline".to_owned(),
-            ))
+            Some(Fault::deadline())
         } else if limiter.hit {
             Some(Fault::new(
                 ErrorKind::PluginFault,
@@ -136,13 +141,8 @@ impl Fault {
 /// the instance may be in any state, so the caller drops it; counted as a timeout and a
 /// discarded instance.
 pub(crate) fn cut_at_deadline(backend: &Backend) -> ExecError {
-    backend.stats.bump(Counter::Timeouts);
     backend.stats.bump(Counter::InstancesDiscarded);
-    tracing::warn!(plugin = %backend.plugin, backend = %backend.label, "plugin call cut at the deadline");
-    ExecError::plugin(
-        ErrorKind::Timeout,
-        format!("plugin {} was cut at the deadline", backend.plugin),
-    )
+    Fault::deadline().report(backend)
 }
 
 /// What the guest wrote to stderr, as `: <text>` to append to a fault's message (empty when
