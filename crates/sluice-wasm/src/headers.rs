@@ -90,7 +90,7 @@ pub(crate) fn from_guest(
         return Err(too_many(what(), count));
     }
     // Names and values, as 0.1 counted them (the separators are not the guest's data).
-    let bytes = encoded.len() - 2 * count.min(encoded.len() / 2);
+    let bytes = encoded.len().saturating_sub(2 * count);
     if bytes > MAX_HEADER_BYTES {
         return Err(too_big(what(), bytes));
     }

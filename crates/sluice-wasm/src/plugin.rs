@@ -100,12 +100,10 @@ impl ClientPlugin for WasmPlugin {
     }
 
     fn kind(&self) -> String {
+        let world = self.kind.world();
         match &self.kind {
-            Kind::Sluice(loaded) => format!(
-                "component of world sluice:plugin/http-client@{}",
-                loaded.version()
-            ),
-            Kind::Proxy(_) => "component of world wasi:http/proxy".to_owned(),
+            Kind::Sluice(loaded) => format!("component of world {world}@{}", loaded.version()),
+            Kind::Proxy(_) => format!("component of world {world}"),
         }
     }
 

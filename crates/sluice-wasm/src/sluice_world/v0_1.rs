@@ -95,9 +95,8 @@ fn pairs(encoded: &[u8]) -> Vec<(&str, &[u8])> {
 }
 
 fn pairs_owned(encoded: &[u8]) -> Vec<(String, Vec<u8>)> {
-    pairs(encoded)
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value.to_vec()))
+    headers::fields(encoded)
+        .map(|(name, value)| (String::from_utf8_lossy(name).into_owned(), value.to_vec()))
         .collect()
 }
 
