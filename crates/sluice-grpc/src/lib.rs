@@ -134,16 +134,8 @@ impl ClientPlugin for GrpcPlugin {
     }
 
     fn build(&self, ctx: PluginContext<'_>) -> Result<SharedExecutor, String> {
-        self.build_at(ctx).map_err(|problems| {
-            problems
-                .into_iter()
-                .map(|p| match p.path {
-                    Some(path) => format!("{path}: {}", p.message),
-                    None => p.message,
-                })
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
+        self.build_at(ctx)
+            .map_err(|problems| PluginError::join(&problems))
     }
 
     fn build_at(&self, ctx: PluginContext<'_>) -> Result<SharedExecutor, Vec<PluginError>> {

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::{OutboundClient, SharedExecutor};
+use crate::{BoxFuture, OutboundClient, SharedExecutor};
 
 /// What a plugin factory is given for one backend.
 #[derive(Debug, Clone)]
@@ -45,6 +45,26 @@ impl PluginError {
     }
 }
 
+impl fmt::Display for PluginError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.path {
+            Some(path) => write!(f, "{path}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl PluginError {
+    /// Several problems as one line, `; `-separated (for callers that report one message).
+    pub fn join(problems: &[PluginError]) -> String {
+        problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
 impl From<String> for PluginError {
     fn from(message: String) -> Self {
         Self {
@@ -74,10 +94,20 @@ pub trait ClientPlugin: Send + Sync + fmt::Debug {
     fn build(&self, ctx: PluginContext<'_>) -> Result<SharedExecutor, String>;
 
     /// [`ClientPlugin::build`], with every problem found and the JSON path of each when the
-    /// plugin can tell. The pipeline builder calls this one; the default calls `build`.
+    /// plugin can tell. The default calls `build`.
     fn build_at(&self, ctx: PluginContext<'_>) -> Result<SharedExecutor, Vec<PluginError>> {
         self.build(ctx)
             .map_err(|message| vec![PluginError::from(message)])
+    }
+
+    /// What the gateway calls, on its own runtime: [`ClientPlugin::build_at`] as a future, for
+    /// a plugin whose set-up waits on something (a WebAssembly component's `init` runs within
+    /// its deadline without a thread of its own). The default is `build_at`, done at once.
+    fn build_async<'a>(
+        &'a self,
+        ctx: PluginContext<'a>,
+    ) -> BoxFuture<'a, Result<SharedExecutor, Vec<PluginError>>> {
+        Box::pin(std::future::ready(self.build_at(ctx)))
     }
 }
 

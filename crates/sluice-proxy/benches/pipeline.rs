@@ -78,10 +78,12 @@ impl Executor for FixedAnswer {
     }
 }
 
-fn pipelines() -> Vec<EndpointPipeline> {
+async fn pipelines() -> Vec<EndpointPipeline> {
     let config = sluice_config::parse_str(CONFIG, Path::new("bench.json")).unwrap();
     let executor: SharedExecutor = Arc::new(FixedAnswer);
-    build_pipelines(&config, &Registry::new(), &executor).unwrap()
+    build_pipelines(&config, &Registry::new(), &executor)
+        .await
+        .unwrap()
 }
 
 /// A client request as the server hands it over: a few typical headers, no body.
@@ -110,7 +112,7 @@ fn bench_pipeline(c: &mut Criterion) {
         .enable_time()
         .build()
         .unwrap();
-    let pipelines = pipelines();
+    let pipelines = runtime.block_on(pipelines());
     let options = RenderOptions {
         return_error_msg: false,
         version: HeaderValue::from_static("Version bench"),

@@ -373,7 +373,7 @@ impl Clients {
 
 /// Builds every endpoint's pipeline, resolving each backend's executor: its client plugin
 /// from `registry`, or `default_client`. Every problem is reported, not just the first.
-pub fn build_pipelines(
+pub async fn build_pipelines(
     config: &Config,
     registry: &Registry,
     default_client: &SharedExecutor,
@@ -385,6 +385,7 @@ pub fn build_pipelines(
         &Components::new(),
         &Telemetry::disabled(),
     )
+    .await
 }
 
 /// [`build_pipelines`] with a client per backend where [`Clients`] has one, the gateway's
@@ -394,7 +395,7 @@ pub fn build_pipelines(
 ///
 /// # Errors
 /// Every problem found, one line each (file, JSON path, what is wrong).
-pub fn build_pipelines_with(
+pub async fn build_pipelines_with(
     config: &Config,
     registry: &Registry,
     clients: &Clients,
@@ -430,7 +431,7 @@ pub fn build_pipelines_with(
                         default_client,
                         label: &label,
                     };
-                    match crate::plugins::build(&site, plugin, &mut errors) {
+                    match crate::plugins::build(&site, plugin, &mut errors).await {
                         Some(executor) => executor,
                         None => continue,
                     }

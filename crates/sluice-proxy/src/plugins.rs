@@ -23,15 +23,15 @@ pub(crate) struct Site<'a> {
 
 /// The backend's executor for `plugin`: the plugin's own for one name, a [`Chain`] for a list.
 /// Every problem goes to `errors`; `None` when there was one.
-pub(crate) fn build(
+pub(crate) async fn build(
     site: &Site<'_>,
     plugin: &PluginRef,
     errors: &mut Vec<String>,
 ) -> Option<SharedExecutor> {
     if plugin.chain.is_empty() {
-        return single(site, plugin, errors);
+        return single(site, plugin, errors).await;
     }
-    chain(site, plugin, errors)
+    chain(site, plugin, errors).await
 }
 
 fn unknown_name(site: &Site<'_>, path: &str, name: &str) -> String {
@@ -48,7 +48,11 @@ fn unknown_name(site: &Site<'_>, path: &str, name: &str) -> String {
 }
 
 /// One plugin, as today: `extra` is the whole block.
-fn single(site: &Site<'_>, plugin: &PluginRef, errors: &mut Vec<String>) -> Option<SharedExecutor> {
+async fn single(
+    site: &Site<'_>,
+    plugin: &PluginRef,
+    errors: &mut Vec<String>,
+) -> Option<SharedExecutor> {
     let Some(factory) = site.registry.get(&plugin.name) else {
         errors.push(unknown_name(
             site,
@@ -77,12 +81,13 @@ fn single(site: &Site<'_>, plugin: &PluginRef, errors: &mut Vec<String>) -> Opti
         &plugin.json_path,
         &plugin.settings_path,
         errors,
-    )?;
+    )
+    .await?;
     Some(executor)
 }
 
 /// Builds one plugin from its view of the block; its executor and its outbound client.
-fn one(
+async fn one(
     site: &Site<'_>,
     factory: &dyn ClientPlugin,
     name: &str,
@@ -119,7 +124,7 @@ fn one(
         url_pattern: &backend.url_pattern,
         settings_path,
     };
-    match factory.build_at(ctx) {
+    match factory.build_async(ctx).await {
         Ok(executor) => Some((executor, client)),
         Err(problems) => {
             for problem in problems {
@@ -139,7 +144,11 @@ fn one(
 /// A chain: each plugin found, the block's keys checked against what the plugins read, each
 /// plugin built with its own view of the block (its name, its settings, `allowed_hosts` and the
 /// limit keys it reads), every plugin but the last in hooks mode.
-fn chain(site: &Site<'_>, plugin: &PluginRef, errors: &mut Vec<String>) -> Option<SharedExecutor> {
+async fn chain(
+    site: &Site<'_>,
+    plugin: &PluginRef,
+    errors: &mut Vec<String>,
+) -> Option<SharedExecutor> {
     let before = errors.len();
     let mut factories = Vec::with_capacity(plugin.chain.len());
     for link in &plugin.chain {
@@ -211,7 +220,9 @@ fn chain(site: &Site<'_>, plugin: &PluginRef, errors: &mut Vec<String>) -> Optio
             &plugin.json_path,
             &link.settings_path,
             errors,
-        ) else {
+        )
+        .await
+        else {
             continue;
         };
         if i == last {

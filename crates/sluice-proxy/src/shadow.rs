@@ -229,7 +229,7 @@ mod tests {
         }
     }
 
-    fn pipeline(executor: &Arc<Gated>, proxy: &str, budget: usize) -> EndpointPipeline {
+    async fn pipeline(executor: &Arc<Gated>, proxy: &str, budget: usize) -> EndpointPipeline {
         let config = format!(
             r#"{{"version": 3, "host": ["http://127.0.0.1:9999"], "timeout": "10s",
               "extra_config": {{"sluice/server": {{"max_buffered_body_bytes": {budget}}}}},
@@ -241,6 +241,7 @@ mod tests {
         let config = sluice_config::parse_str(&config, Path::new("t.json")).unwrap();
         let executor: SharedExecutor = executor.clone();
         build_pipelines(&config, &Registry::new(), &executor)
+            .await
             .unwrap()
             .pop()
             .unwrap()
@@ -266,7 +267,7 @@ mod tests {
     #[tokio::test]
     async fn calls_past_the_cap_are_dropped_and_counted() {
         let executor = Arc::new(Gated::new());
-        let pipeline = pipeline(&executor, r#"{"shadow": true}"#, 1 << 20);
+        let pipeline = pipeline(&executor, r#"{"shadow": true}"#, 1 << 20).await;
         let extra = 5;
         for _ in 0..MAX_SHADOW_CALLS_PER_ENDPOINT + extra {
             // Every client answer is complete and none waits for its (blocked) shadow.
@@ -299,7 +300,7 @@ mod tests {
     async fn bodies_held_by_shadows_share_a_budget() {
         let executor = Arc::new(Gated::new());
         // Room for one 6-byte body, not two.
-        let pipeline = pipeline(&executor, r#"{"shadow": true}"#, 10);
+        let pipeline = pipeline(&executor, r#"{"shadow": true}"#, 10).await;
         assert!(is_complete(&pipeline.call(&request(b"123456")).await));
         executor
             .until(|e| e.started.load(Ordering::SeqCst) == 1)
@@ -321,7 +322,8 @@ mod tests {
             &executor,
             r#"{"shadow": true, "shadow_timeout": "100ms"}"#,
             1 << 20,
-        );
+        )
+        .await;
         let started = Instant::now();
         assert!(is_complete(&pipeline.call(&request(b"x")).await));
         executor
@@ -345,8 +347,8 @@ mod tests {
         .unwrap();
     }
 
-    #[test]
-    fn the_deadline_is_the_longest_of_the_shadows() {
+    #[tokio::test]
+    async fn the_deadline_is_the_longest_of_the_shadows() {
         let config = r#"{"version": 3, "host": ["http://127.0.0.1:9999"], "timeout": "2s",
           "endpoints": [{"endpoint": "/a", "backend": [
             {"url_pattern": "/r"},
@@ -360,7 +362,9 @@ mod tests {
           ]}]}"#;
         let config = sluice_config::parse_str(config, Path::new("t.json")).unwrap();
         let executor: SharedExecutor = Arc::new(Gated::new());
-        let pipelines = build_pipelines(&config, &Registry::new(), &executor).unwrap();
+        let pipelines = build_pipelines(&config, &Registry::new(), &executor)
+            .await
+            .unwrap();
         let timeouts: Vec<Duration> = pipelines
             .iter()
             .map(|p| p.shadow.as_ref().unwrap().timeout)

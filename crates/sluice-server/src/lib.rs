@@ -313,7 +313,7 @@ pub async fn start(
     listener: Option<tokio::net::TcpListener>,
 ) -> Result<RunningGateway, StartError> {
     let telemetry = telemetry::from_config(&config);
-    let gateway = Gateway::build_with(&config, &registry, &Components::new(), &telemetry)?;
+    let gateway = Gateway::build_with(&config, &registry, &Components::new(), &telemetry).await?;
     serve_with(gateway, listener, &telemetry).await
 }
 
@@ -369,8 +369,9 @@ async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
 }
 
 /// Builds the routing table and pipelines; `check` uses this without binding anything.
-pub fn validate(config: &Config, registry: &Registry) -> Result<(), Vec<String>> {
+pub async fn validate(config: &Config, registry: &Registry) -> Result<(), Vec<String>> {
     Gateway::build(config, registry)
+        .await
         .map(|_| ())
         .map_err(|e| match e {
             StartError::Pipeline(errors) => errors,
@@ -383,12 +384,12 @@ pub fn validate(config: &Config, registry: &Registry) -> Result<(), Vec<String>>
 impl Gateway {
     /// Builds what `config` describes: the listener's settings and TLS, the backend clients,
     /// the routes and every endpoint pipeline (plugins resolved through `registry`). Nothing is
-    /// bound.
+    /// bound. A plugin's set-up (a component's `init`) runs on the caller's runtime.
     ///
     /// # Errors
     /// [`StartError::Pipeline`] with every problem found.
-    pub fn build(config: &Config, registry: &Registry) -> Result<Gateway, StartError> {
-        Self::build_with(config, registry, &Components::new(), &Telemetry::disabled())
+    pub async fn build(config: &Config, registry: &Registry) -> Result<Gateway, StartError> {
+        Self::build_with(config, registry, &Components::new(), &Telemetry::disabled()).await
     }
 
     /// [`Gateway::build`] with the gateway's components (JWT, CORS, rate limits...): the
@@ -397,7 +398,7 @@ impl Gateway {
     ///
     /// # Errors
     /// [`StartError::Pipeline`] with every problem found.
-    pub fn build_with(
+    pub async fn build_with(
         config: &Config,
         registry: &Registry,
         components: &Components,
@@ -407,12 +408,13 @@ impl Gateway {
         let tls = tls::Acceptor::from_config(config);
         let clients = clients(config);
         let service_stages = components.service_stages(config);
-        let pipelines = clients
-            .as_ref()
-            .map_err(|_| Vec::new())
-            .and_then(|clients| {
-                build_pipelines_with(config, registry, clients, components, telemetry)
-            });
+        // Without the clients, the pipelines are not built (the clients' errors say why).
+        let pipelines = match &clients {
+            Ok(clients) => {
+                build_pipelines_with(config, registry, clients, components, telemetry).await
+            }
+            Err(_) => Err(Vec::new()),
+        };
         let (tls, service_stages, pipelines) = match (tls, clients, service_stages, pipelines) {
             (Ok(tls), Ok(_), Ok(stages), Ok(pipelines)) => (tls, stages, pipelines),
             (tls, clients, stages, pipelines) => {

@@ -31,6 +31,7 @@
 
 mod cache;
 mod engine;
+mod executor;
 mod headers;
 mod ledger;
 mod limits;

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sluice_plugin::{ClientPlugin, OutboundClient, PluginContext, SharedExecutor};
+use sluice_plugin::{
+    BoxFuture, ClientPlugin, OutboundClient, PluginContext, PluginError, SharedExecutor,
+};
 
 use crate::engine::EngineShared;
 use crate::ledger::{Reservation, Slots};
@@ -73,21 +75,6 @@ impl Backend {
             None => ctx.deadline,
         }
     }
-
-    /// This backend's instance pool, holding `first` (made at build time to run `init`), with
-    /// the backend's limits, and swept by the engine's reaper for idle expiry.
-    pub(crate) fn new_pool<I: Send + 'static>(&self, first: I) -> Arc<crate::pool::Pool<I>> {
-        let pool = Arc::new(crate::pool::Pool::new(
-            self.limits.max_instances,
-            self.limits.max_requests_per_instance,
-            self.limits.instance_idle_timeout,
-            Arc::clone(&self.stats),
-        ));
-        pool.put_idle(first);
-        let weak = Arc::downgrade(&pool);
-        self.engine.register_pool(weak);
-        pool
-    }
 }
 
 impl ClientPlugin for WasmPlugin {
@@ -107,7 +94,31 @@ impl ClientPlugin for WasmPlugin {
         }
     }
 
+    /// For a caller with no runtime at hand: [`ClientPlugin::build_async`] on a thread of its
+    /// own. The gateway calls `build_async`.
     fn build(&self, ctx: PluginContext<'_>) -> Result<SharedExecutor, String> {
+        block_on(self.build_async(ctx))?.map_err(|problems| PluginError::join(&problems))
+    }
+
+    fn build_async<'a>(
+        &'a self,
+        ctx: PluginContext<'a>,
+    ) -> BoxFuture<'a, Result<SharedExecutor, Vec<PluginError>>> {
+        Box::pin(async move {
+            let backend = self.backend(ctx).map_err(|e| vec![PluginError::from(e)])?;
+            let built = match &self.kind {
+                Kind::Sluice(loaded) => sluice_world::build(loaded, backend).await,
+                Kind::Proxy(loaded) => proxy_world::build(loaded, backend).await,
+            };
+            built.map_err(|e| vec![PluginError::from(e)])
+        })
+    }
+}
+
+impl WasmPlugin {
+    /// The backend's state: its limits checked against the host's, its share of the pool
+    /// reserved, its settings as JSON text.
+    fn backend(&self, ctx: PluginContext<'_>) -> Result<Arc<Backend>, String> {
         let limits = Limits::from_extra(ctx.extra)?;
         if limits.memory_limit > self.engine.options.max_memory_size {
             return Err(format!(
@@ -119,16 +130,11 @@ impl ClientPlugin for WasmPlugin {
             Some(ledger) => Some(ledger.reserve(&self.name, limits.max_instances, self.slots)?),
             None => None,
         };
-        let settings_value = ctx
-            .settings
-            .cloned()
-            .unwrap_or_else(|| serde_json::json!({}));
-        let settings_value = if settings_value.is_null() {
-            serde_json::json!({})
-        } else {
-            settings_value
+        let settings_value = match ctx.settings {
+            None | Some(serde_json::Value::Null) => serde_json::json!({}),
+            Some(settings) => settings.clone(),
         };
-        let backend = Arc::new(Backend {
+        Ok(Arc::new(Backend {
             plugin: self.name.clone(),
             label: ctx.backend_label.to_owned(),
             limits,
@@ -138,17 +144,13 @@ impl ClientPlugin for WasmPlugin {
             stats: Arc::clone(&self.stats),
             engine: Arc::clone(&self.engine),
             _reservation: reservation,
-        });
-        match &self.kind {
-            Kind::Sluice(loaded) => sluice_world::build(loaded, backend),
-            Kind::Proxy(loaded) => proxy_world::build(loaded, backend),
-        }
+        }))
     }
 }
 
 /// Runs a future to completion on a private current-thread runtime in a scoped thread, so it
-/// works whether or not the caller is itself inside a tokio runtime (plugin factories are
-/// synchronous).
+/// works whether or not the caller is itself inside a tokio runtime: the synchronous
+/// [`ClientPlugin::build`], for callers without a runtime.
 pub(crate) fn block_on<F>(fut: F) -> Result<F::Output, String>
 where
     F: std::future::Future + Send,

@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full};
 use sluice_plugin::{
-    BackendRequest, BackendResponse, BoxFuture, CallContext, ErrorKind, ExecError, Executor,
-    Instant, SharedExecutor,
+    BackendRequest, BackendResponse, CallContext, ErrorKind, ExecError, Instant, SharedExecutor,
 };
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
@@ -26,10 +25,9 @@ use wasmtime_wasi_http::{
     RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
 };
 
-use crate::plugin::{Backend, block_on};
-use crate::pool::Pool;
+use crate::executor::{Instance, PluginExecutor, World};
+use crate::plugin::Backend;
 use crate::sandbox::{self, Fault, MemoryLimiter, STDERR_CAPACITY};
-use crate::stats::{Counter, LiveInstance};
 use crate::{headers, outbound};
 
 /// Resource-table entries an idle instance may hold (stdio streams and the like); more means
@@ -179,36 +177,26 @@ impl Loaded {
     }
 }
 
-struct Instance {
-    store: Store<State>,
-    proxy: wasmtime_wasi_http::p2::bindings::Proxy,
-    _live: LiveInstance,
-}
-
-struct Shared {
-    backend: Arc<Backend>,
+/// The wasi:http proxy world, for one backend: the component pre-instantiated, and the
+/// settings as `wasi:config/store` offers them.
+pub(crate) struct ProxyWorld {
     pre: ProxyPre<State>,
     config: Arc<WasiConfigVariables>,
-    pool: Arc<Pool<Instance>>,
 }
 
-/// The executor of one backend whose plugin is a wasi:http/proxy component.
-pub(crate) struct ProxyExecutor {
-    shared: Arc<Shared>,
-}
+type ProxyExecutor = PluginExecutor<ProxyWorld>;
 
-impl std::fmt::Debug for ProxyExecutor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProxyExecutor")
-            .field("plugin", &self.shared.backend.plugin)
-            .field("backend", &self.shared.backend.label)
-            .field("pool", &self.shared.pool)
-            .finish()
-    }
-}
+/// The guest's answer as it arrives: set through the response outparam (whose sender lives in
+/// the instance's table), its body collected within the deadline.
+type AnswerFuture = std::pin::Pin<
+    Box<dyn Future<Output = Result<(http::response::Parts, bytes::Bytes), ExecError>> + Send>,
+>;
 
 /// Builds the executor; instantiates one instance up front to surface start-up failures.
-pub(crate) fn build(loaded: &Loaded, backend: Arc<Backend>) -> Result<SharedExecutor, String> {
+pub(crate) async fn build(
+    loaded: &Loaded,
+    backend: Arc<Backend>,
+) -> Result<SharedExecutor, String> {
     let mut vars = WasiConfigVariables::new();
     match &backend.settings_value {
         serde_json::Value::Object(fields) => {
@@ -222,20 +210,16 @@ pub(crate) fn build(loaded: &Loaded, backend: Arc<Backend>) -> Result<SharedExec
             ));
         }
     }
-    let config = Arc::new(vars);
-    let deadline = Instant::now() + backend.engine.options.init_timeout;
-    let instance =
-        block_on(new_instance(&loaded.pre, &backend, &config, deadline))?.map_err(|e| e.message)?;
-    let pool = backend.new_pool(instance);
-    let shared = Shared {
-        pool,
-        backend,
+    let world = ProxyWorld {
         pre: loaded.pre.clone(),
-        config,
+        config: Arc::new(vars),
     };
-    Ok(Arc::new(ProxyExecutor {
-        shared: Arc::new(shared),
-    }))
+    let deadline = Instant::now() + backend.engine.options.init_timeout;
+    let first = world
+        .instantiate(&backend, deadline)
+        .await
+        .map_err(|e| e.message)?;
+    Ok(Arc::new(PluginExecutor::new(world, backend, first)))
 }
 
 async fn new_instance(
@@ -243,7 +227,7 @@ async fn new_instance(
     backend: &Arc<Backend>,
     config: &Arc<WasiConfigVariables>,
     deadline: Instant,
-) -> Result<Instance, ExecError> {
+) -> Result<Instance<ProxyWorld>, ExecError> {
     let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
     let mut http = WasiHttpCtx::new();
     // The guest's `fields` are `HeaderMap`s built by the host: bounded as they are built.
@@ -273,15 +257,8 @@ async fn new_instance(
         |s| s.hooks.deadline,
     );
     match tokio::time::timeout_at(deadline, pre.instantiate_async(&mut store)).await {
-        Ok(Ok(proxy)) => {
-            backend.stats.bump(Counter::InstancesCreated);
-            Ok(Instance {
-                store,
-                proxy,
-                _live: LiveInstance::new(&backend.stats),
-            })
-        }
-        Ok(Err(e)) => Err(classify(backend, &store, &e)),
+        Ok(Ok(proxy)) => Ok(Instance::new(backend, store, proxy)),
+        Ok(Err(e)) => Err(ProxyWorld::classify(backend, &store, &e)),
         Err(_) => Err(ExecError::plugin(
             ErrorKind::Timeout,
             "instantiation ran past its deadline",
@@ -289,51 +266,49 @@ async fn new_instance(
     }
 }
 
-fn classify(backend: &Backend, store: &Store<State>, error: &wasmtime::Error) -> ExecError {
-    let state = store.data();
-    Fault::common(error, &state.limiter)
-        .unwrap_or_else(|| {
-            if state.hooks.refused {
-                Fault::new(
-                    ErrorKind::HostNotAllowed,
-                    None,
-                    "called a host not in allowed_hosts".to_owned(),
-                )
-            } else {
-                // The root cause: the trap, or what the host refused (e.g. fields past their
-                // size bound); the outer error is only "error while executing" and a backtrace.
-                Fault::trap(format!(
-                    "failed ({}){}",
-                    error.root_cause(),
-                    sandbox::stderr_detail(&state.stderr)
-                ))
-            }
-        })
-        .report(backend)
-}
+impl World for ProxyWorld {
+    type State = State;
+    type Guest = wasmtime_wasi_http::p2::bindings::Proxy;
 
-impl Shared {
-    async fn run(
+    fn instantiate(
         &self,
+        backend: &Arc<Backend>,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Instance<Self>, ExecError>> + Send {
+        new_instance(&self.pre, backend, &self.config, deadline)
+    }
+
+    fn classify(backend: &Backend, store: &Store<State>, error: &wasmtime::Error) -> ExecError {
+        let state = store.data();
+        Fault::common(error, &state.limiter)
+            .unwrap_or_else(|| {
+                if state.hooks.refused {
+                    Fault::new(
+                        ErrorKind::HostNotAllowed,
+                        None,
+                        "called a host not in allowed_hosts".to_owned(),
+                    )
+                } else {
+                    // The root cause: the trap, or what the host refused (e.g. fields past
+                    // their size bound); the outer error is only "error while executing" and a
+                    // backtrace.
+                    Fault::trap(format!(
+                        "failed ({}){}",
+                        error.root_cause(),
+                        sandbox::stderr_detail(&state.stderr)
+                    ))
+                }
+            })
+            .report(backend)
+    }
+
+    async fn run(
+        executor: &ProxyExecutor,
         request: BackendRequest,
         ctx: &CallContext,
     ) -> Result<BackendResponse, ExecError> {
-        let backend = &self.backend;
+        let backend = &executor.backend;
         let deadline = backend.deadline(ctx);
-        let mut lease = self.pool.checkout(deadline).await?;
-        let mut instance = match lease.instance.take() {
-            Some(instance) => instance,
-            None => new_instance(&self.pre, backend, &self.config, deadline).await?,
-        };
-        {
-            let hooks = &mut instance.store.data_mut().hooks;
-            hooks.deadline = deadline;
-            hooks.max_body_bytes = ctx.max_body_bytes;
-            hooks.refused = false;
-            hooks.trace = ctx.trace.clone();
-        }
-        instance.store.set_epoch_deadline(1);
-
         let scheme = match request.url.scheme_str() {
             Some("https") => Scheme::Https,
             _ => Scheme::Http,
@@ -342,28 +317,12 @@ impl Shared {
         *incoming.method_mut() = request.method;
         *incoming.uri_mut() = request.url;
         *incoming.headers_mut() = request.headers;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let prepared = (|| {
-            let mut http = instance.store.data_mut().http();
-            let incoming = http.new_incoming_request(scheme, incoming)?;
-            let out = http.new_response_outparam(tx)?;
-            Ok::<_, wasmtime::Error>((incoming, out))
-        })();
-        let (incoming, out) = match prepared {
-            Ok(p) => p,
-            Err(e) => {
-                self.pool.checkin(lease, instance);
-                return Err(ExecError::plugin(
-                    ErrorKind::Other,
-                    format!("cannot present the request: {e}"),
-                ));
-            }
-        };
-
+        let (tx, rx) =
+            tokio::sync::oneshot::channel::<Result<http::Response<WasiBody>, ErrorCode>>();
         let max_body = ctx.max_body_bytes;
         let plugin = backend.plugin.clone();
         // The answer owns only the receiving end: it stays valid when the instance goes.
-        let mut answer = Box::pin(async move {
+        let mut answer: AnswerFuture = Box::pin(async move {
             match rx.await {
                 Ok(Ok(response)) => {
                     let (parts, body) = response.into_parts();
@@ -378,44 +337,56 @@ impl Shared {
                 )),
             }
         });
+        let mut leased = executor.checkout(deadline).await?;
+        let hooks = &mut leased.instance.store.data_mut().hooks;
+        hooks.deadline = deadline;
+        hooks.max_body_bytes = max_body;
+        hooks.refused = false;
+        hooks.trace = ctx.trace.clone();
+        let mut http = leased.instance.store.data_mut().http();
+        let presented = http
+            .new_incoming_request(scheme, incoming)
+            .and_then(|incoming| Ok((incoming, http.new_response_outparam(tx)?)));
+        let (incoming, out) = match presented {
+            Ok(presented) => presented,
+            Err(e) => {
+                executor.discard(leased);
+                return Err(ExecError::plugin(
+                    ErrorKind::Other,
+                    format!("cannot present the request: {e}"),
+                ));
+            }
+        };
         // The guest sets its answer and then streams the body from within `handle`, so both
         // run together; but a trap ends the call at once. The answer's sender lives in the
-        // instance's table, so nothing resolves it after a trap: waiting for both (as
-        // `join!` would) holds the request until its deadline.
-        let ran = tokio::time::timeout_at(deadline, async {
-            let call = instance.proxy.wasi_http_incoming_handler().call_handle(
+        // instance's table, so nothing resolves it after a trap: waiting for both (as `join!`
+        // would) holds the request until its deadline.
+        let instance = &mut leased.instance;
+        let outcome = tokio::time::timeout_at(deadline, async {
+            let call = instance.guest.wasi_http_incoming_handler().call_handle(
                 &mut instance.store,
                 incoming,
                 out,
             );
             tokio::pin!(call);
             tokio::select! {
-                returned = &mut call => (returned, None),
-                answered = &mut answer => (call.await, Some(answered)),
+                returned = &mut call => returned.map(|()| None),
+                answered = &mut answer => call.await.map(|()| Some(answered)),
             }
         })
         .await;
-        let (returned, answered) = match ran {
-            Ok(ran) => ran,
-            Err(_elapsed) => return Err(sandbox::cut_at_deadline(backend)),
-        };
-        if let Err(trap) = returned {
-            let err = classify(backend, &instance.store, &trap);
-            backend.stats.bump(Counter::InstancesDiscarded);
-            return Err(err);
-        }
-        // The guest returned. Whatever it left in the table (a leaked request, body, answer)
-        // would live as long as the instance: such an instance is dropped, not reused, which
-        // also ends an answer it never set or finished.
-        let refused = instance.store.data().hooks.refused;
-        let instance = if holds_request_state(&mut instance.store.data_mut().table) {
-            tracing::debug!(plugin = %backend.plugin, backend = %backend.label, "plugin left resources behind; instance not reused");
-            backend.stats.bump(Counter::InstancesRecycled);
-            drop(instance);
-            None
-        } else {
-            Some(instance)
-        };
+        let mut refused = false;
+        // Whatever the guest left in the table (a leaked request, body, answer) would live as
+        // long as the instance: such an instance is dropped, not reused, which also ends an
+        // answer it never set or finished.
+        let answered = executor.settle(leased, outcome, |store, _| {
+            refused = store.data().hooks.refused;
+            let leftovers = holds_request_state(&mut store.data_mut().table);
+            if leftovers {
+                tracing::debug!(plugin = %backend.plugin, backend = %backend.label, "plugin left resources behind; instance not reused");
+            }
+            !leftovers
+        })?;
         let answered = match answered {
             Some(answered) => answered,
             None => match tokio::time::timeout_at(deadline, answer).await {
@@ -424,10 +395,6 @@ impl Shared {
                 Err(_elapsed) => Err(Fault::deadline().report(backend)),
             },
         };
-        match instance {
-            Some(instance) => self.pool.checkin(lease, instance),
-            None => drop(lease),
-        }
         match answered {
             Ok((parts, body)) => Ok(BackendResponse::from_parts(
                 parts,
@@ -489,22 +456,4 @@ fn error_code_to_exec(code: &ErrorCode) -> ExecError {
         _ => ErrorKind::Other,
     };
     ExecError::plugin(kind, format!("the plugin answered an error: {code:?}"))
-}
-
-impl Executor for ProxyExecutor {
-    fn execute<'a>(
-        &'a self,
-        request: BackendRequest,
-        ctx: &'a CallContext,
-    ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
-        Box::pin(async move {
-            let stats = &self.shared.backend.stats;
-            stats.bump(Counter::Requests);
-            let result = self.shared.run(request, ctx).await;
-            if result.is_err() {
-                stats.bump(Counter::Errors);
-            }
-            result
-        })
-    }
 }

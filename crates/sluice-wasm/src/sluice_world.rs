@@ -10,17 +10,17 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sluice_plugin::{
     BackendRequest, BackendResponse, BoxFuture, CallContext, ErrorKind, ErrorSource, ExecError,
-    Executor, Flow, Hooks, Instant, SharedExecutor,
+    Flow, Hooks, Instant, SharedExecutor,
 };
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::plugin::{Backend, block_on};
-use crate::pool::{Lease, Pool};
+use crate::executor::{Instance, PluginExecutor, World};
+use crate::plugin::Backend;
 use crate::sandbox::{self, Fault, MemoryLimiter, STDERR_CAPACITY};
-use crate::stats::{Counter, LiveInstance};
+use crate::stats::Counter;
 use crate::{headers, outbound};
 
 mod bindings {
@@ -243,69 +243,44 @@ impl Loaded {
 }
 
 /// An instance of either version.
-enum Guest {
+pub(crate) enum Guest {
     V0_2(HttpClient),
     V0_1(v0_1::HttpClient),
 }
 
-struct Instance {
-    store: Store<State>,
-    plugin: Guest,
-    _live: LiveInstance,
-}
-
-struct Shared {
-    backend: Arc<Backend>,
+/// The Sluice world, for one backend: the component pre-instantiated, and the hooks it serves
+/// (none: `handle` mode).
+pub(crate) struct SluiceWorld {
     pre: Pre,
     hooks: HookSet,
-    pool: Arc<Pool<Instance>>,
 }
 
-/// The executor of one backend whose plugin is a Sluice-world component.
-pub(crate) struct SluiceExecutor {
-    shared: Arc<Shared>,
-}
-
-impl std::fmt::Debug for SluiceExecutor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SluiceExecutor")
-            .field("plugin", &self.shared.backend.plugin)
-            .field("backend", &self.shared.backend.label)
-            .field("hooks", &self.shared.hooks)
-            .field("pool", &self.shared.pool)
-            .finish()
-    }
-}
+type SluiceExecutor = PluginExecutor<SluiceWorld>;
 
 /// Validates the settings with `init` on a first instance and builds the executor.
-pub(crate) fn build(loaded: &Loaded, backend: Arc<Backend>) -> Result<SharedExecutor, String> {
+pub(crate) async fn build(
+    loaded: &Loaded,
+    backend: Arc<Backend>,
+) -> Result<SharedExecutor, String> {
     let deadline = Instant::now() + backend.engine.options.init_timeout;
-    let (instance, hooks) = block_on(async {
-        let mut instance = new_instance(&loaded.pre, &backend, deadline)
-            .await
-            .map_err(|e| e.message)?;
-        let hooks = match &instance.plugin {
-            Guest::V0_2(plugin) => {
-                plugin
-                    .sluice_plugin_handler()
-                    .call_hooks(&mut instance.store)
-                    .await
-            }
-            Guest::V0_1(plugin) => v0_1::hooks(plugin, &mut instance.store).await,
-        };
-        let hooks = hooks.map_err(|e| classify(&backend, &instance.store, &e).message)?;
-        Ok::<_, String>((instance, hooks))
-    })??;
-    let pool = backend.new_pool(instance);
-    let shared = Shared {
-        pool,
-        backend,
+    let mut instance = new_instance(&loaded.pre, &backend, deadline)
+        .await
+        .map_err(|e| e.message)?;
+    let hooks = match &instance.guest {
+        Guest::V0_2(plugin) => {
+            plugin
+                .sluice_plugin_handler()
+                .call_hooks(&mut instance.store)
+                .await
+        }
+        Guest::V0_1(plugin) => v0_1::hooks(plugin, &mut instance.store).await,
+    };
+    let hooks = hooks.map_err(|e| SluiceWorld::classify(&backend, &instance.store, &e).message)?;
+    let world = SluiceWorld {
         pre: loaded.pre.clone(),
         hooks,
     };
-    Ok(Arc::new(SluiceExecutor {
-        shared: Arc::new(shared),
-    }))
+    Ok(Arc::new(PluginExecutor::new(world, backend, instance)))
 }
 
 /// Instantiates and initialises a fresh instance.
@@ -313,7 +288,7 @@ async fn new_instance(
     pre: &Pre,
     backend: &Arc<Backend>,
     deadline: Instant,
-) -> Result<Instance, ExecError> {
+) -> Result<Instance<SluiceWorld>, ExecError> {
     let engine = match pre {
         Pre::V0_2(pre) => pre.engine(),
         Pre::V0_1(pre) => pre.engine(),
@@ -358,38 +333,17 @@ async fn new_instance(
     };
     let result = tokio::time::timeout_at(deadline, run).await;
     match result {
-        Ok(Ok((plugin, Ok(())))) => {
-            backend.stats.bump(Counter::InstancesCreated);
-            Ok(Instance {
-                store,
-                plugin,
-                _live: LiveInstance::new(&backend.stats),
-            })
-        }
+        Ok(Ok((plugin, Ok(())))) => Ok(Instance::new(backend, store, plugin)),
         Ok(Ok((_, Err(rejection)))) => Err(ExecError::plugin(
             ErrorKind::Other,
             format!("rejected its settings: {rejection}"),
         )),
-        Ok(Err(e)) => Err(classify(backend, &store, &e)),
+        Ok(Err(e)) => Err(SluiceWorld::classify(backend, &store, &e)),
         Err(_elapsed) => Err(ExecError::plugin(
             ErrorKind::Timeout,
             "init ran past its deadline",
         )),
     }
-}
-
-/// Turns a wasmtime error (trap, interruption) into the gateway's error, logged and counted.
-fn classify(backend: &Backend, store: &Store<State>, error: &wasmtime::Error) -> ExecError {
-    let state = store.data();
-    Fault::common(error, &state.limiter)
-        .unwrap_or_else(|| match error.downcast_ref::<wasmtime::Trap>() {
-            Some(trap) => Fault::trap(format!(
-                "trapped ({trap}){}",
-                sandbox::stderr_detail(&state.stderr)
-            )),
-            None => Fault::trap(format!("failed: {error:#}")),
-        })
-        .report(backend)
 }
 
 enum Call<'a> {
@@ -404,9 +358,9 @@ enum Answer {
     Flow(Result<RequestOrResponse, WitError>),
 }
 
-async fn invoke(instance: &mut Instance, call: Call<'_>) -> wasmtime::Result<Answer> {
+async fn invoke(instance: &mut Instance<SluiceWorld>, call: Call<'_>) -> wasmtime::Result<Answer> {
     let store = &mut instance.store;
-    let handler = match &instance.plugin {
+    let handler = match &instance.guest {
         Guest::V0_2(plugin) => plugin.sluice_plugin_handler(),
         Guest::V0_1(plugin) => return v0_1::invoke(plugin, store, call).await,
     };
@@ -417,10 +371,48 @@ async fn invoke(instance: &mut Instance, call: Call<'_>) -> wasmtime::Result<Ans
     })
 }
 
-impl Shared {
-    /// Runs one export on a pooled instance, within the deadline. An instance that faults or
-    /// whose call is cut is dropped (a new one is made on demand).
-    async fn call(
+impl World for SluiceWorld {
+    type State = State;
+    type Guest = Guest;
+
+    fn instantiate(
+        &self,
+        backend: &Arc<Backend>,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Instance<Self>, ExecError>> + Send {
+        new_instance(&self.pre, backend, deadline)
+    }
+
+    /// A trap (with the guest's stderr), or any other failure of the call.
+    fn classify(backend: &Backend, store: &Store<State>, error: &wasmtime::Error) -> ExecError {
+        let state = store.data();
+        Fault::common(error, &state.limiter)
+            .unwrap_or_else(|| match error.downcast_ref::<wasmtime::Trap>() {
+                Some(trap) => Fault::trap(format!(
+                    "trapped ({trap}){}",
+                    sandbox::stderr_detail(&state.stderr)
+                )),
+                None => Fault::trap(format!("failed: {error:#}")),
+            })
+            .report(backend)
+    }
+
+    async fn run(
+        executor: &SluiceExecutor,
+        request: BackendRequest,
+        ctx: &CallContext,
+    ) -> Result<BackendResponse, ExecError> {
+        executor.run(request, ctx).await
+    }
+
+    fn hooks(executor: &SluiceExecutor) -> Option<&dyn Hooks> {
+        (executor.world.hooks != HookSet::empty()).then_some(executor as &dyn Hooks)
+    }
+}
+
+impl SluiceExecutor {
+    /// Calls one export on a pooled instance, with the call's state set in its store.
+    async fn call_guest(
         &self,
         call: Call<'_>,
         handed: Option<Arc<HandedRequest>>,
@@ -428,43 +420,25 @@ impl Shared {
         max_body_bytes: usize,
         trace: Option<&sluice_telemetry::TraceParent>,
     ) -> Result<Answer, ExecError> {
-        let backend = &self.backend;
-        let lease: Lease<Instance> = self.pool.checkout(deadline).await?;
-        let mut lease = lease;
-        let mut instance = match lease.instance.take() {
-            Some(instance) => instance,
-            None => new_instance(&self.pre, backend, deadline).await?,
-        };
-        {
-            let state = instance.store.data_mut();
-            state.deadline = deadline;
-            state.max_body_bytes = Some(max_body_bytes);
-            state.trace = trace.cloned();
-            state.sent_back = None;
-            state.handed = handed;
-        }
-        instance.store.set_epoch_deadline(1);
-        match tokio::time::timeout_at(deadline, invoke(&mut instance, call)).await {
-            Ok(Ok(mut answer)) => {
-                let state = instance.store.data_mut();
-                state.max_body_bytes = None;
-                state.trace = None;
-                let sent_back = state.sent_back.take();
-                if let Answer::Response(_, slot) = &mut answer {
-                    *slot = sent_back;
-                }
-                state.handed = None;
-                self.pool.checkin(lease, instance);
-                Ok(answer)
+        let mut leased = self.checkout(deadline).await?;
+        let state = leased.instance.store.data_mut();
+        state.deadline = deadline;
+        state.max_body_bytes = Some(max_body_bytes);
+        state.trace = trace.cloned();
+        state.sent_back = None;
+        state.handed = handed;
+        let outcome = tokio::time::timeout_at(deadline, invoke(&mut leased.instance, call)).await;
+        self.settle(leased, outcome, |store, answer| {
+            let state = store.data_mut();
+            state.max_body_bytes = None;
+            state.trace = None;
+            state.handed = None;
+            let sent_back = state.sent_back.take();
+            if let Answer::Response(_, slot) = answer {
+                *slot = sent_back;
             }
-            Ok(Err(e)) => {
-                let err = classify(backend, &instance.store, &e);
-                backend.stats.bump(Counter::InstancesDiscarded);
-                Err(err)
-            }
-            // Cancelled mid-call (typically while the host awaited `send`): the instance goes.
-            Err(_elapsed) => Err(sandbox::cut_at_deadline(backend)),
-        }
+            true
+        })
     }
 
     /// `on-request` alone, for a chain (the request passes through without the flag).
@@ -473,7 +447,7 @@ impl Shared {
         request: BackendRequest,
         ctx: &CallContext,
     ) -> Result<Flow, ExecError> {
-        if !self.hooks.contains(HookSet::ON_REQUEST) {
+        if !self.world.hooks.contains(HookSet::ON_REQUEST) {
             return Ok(Flow::Request(request));
         }
         self.on_request(request, self.backend.deadline(ctx), ctx)
@@ -486,7 +460,7 @@ impl Shared {
         response: BackendResponse,
         ctx: &CallContext,
     ) -> Result<BackendResponse, ExecError> {
-        if !self.hooks.contains(HookSet::ON_RESPONSE) {
+        if !self.world.hooks.contains(HookSet::ON_RESPONSE) {
             return Ok(response);
         }
         let deadline = self.backend.deadline(ctx);
@@ -506,7 +480,7 @@ impl Shared {
         let url = request.url.to_string();
         let headers = headers::encode(&request.headers);
         let answer = self
-            .call(
+            .call_guest(
                 Call::OnRequest(request_param(&request, &url, &headers)),
                 None,
                 deadline,
@@ -542,7 +516,7 @@ impl Shared {
             body: &body,
         };
         let Answer::Response(answer, _) = self
-            .call(
+            .call_guest(
                 Call::OnResponse(response),
                 None,
                 deadline,
@@ -568,14 +542,14 @@ impl Shared {
     ) -> Result<BackendResponse, ExecError> {
         let deadline = self.backend.deadline(ctx);
         let max_body = ctx.max_body_bytes;
-        if self.hooks == HookSet::empty() {
+        if self.world.hooks == HookSet::empty() {
             let handed = Arc::new(HandedRequest {
                 url: request.url.to_string(),
                 headers: headers::encode(&request.headers),
                 request,
             });
             let Answer::Response(answer, sent_back) = self
-                .call(
+                .call_guest(
                     Call::Handle(request_param(&handed.request, &handed.url, &handed.headers)),
                     Some(Arc::clone(&handed)),
                     deadline,
@@ -588,7 +562,7 @@ impl Shared {
             };
             return to_backend_response(&self.backend, answer, sent_back);
         }
-        let request = if self.hooks.contains(HookSet::ON_REQUEST) {
+        let request = if self.world.hooks.contains(HookSet::ON_REQUEST) {
             match self.on_request(request, deadline, ctx).await? {
                 Flow::Request(request) => request,
                 Flow::Response(response) => return Ok(response),
@@ -596,7 +570,7 @@ impl Shared {
         } else {
             request
         };
-        if !self.hooks.contains(HookSet::ON_RESPONSE) {
+        if !self.world.hooks.contains(HookSet::ON_RESPONSE) {
             return outbound::execute(
                 &self.backend,
                 request,
@@ -623,28 +597,6 @@ fn unexpected_answer() -> ExecError {
     ExecError::new(ErrorSource::Internal, ErrorKind::Other, "unexpected answer")
 }
 
-impl Executor for SluiceExecutor {
-    fn execute<'a>(
-        &'a self,
-        request: BackendRequest,
-        ctx: &'a CallContext,
-    ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
-        Box::pin(async move {
-            let stats = &self.shared.backend.stats;
-            stats.bump(Counter::Requests);
-            let result = self.shared.run(request, ctx).await;
-            if result.is_err() {
-                stats.bump(Counter::Errors);
-            }
-            result
-        })
-    }
-
-    fn hooks(&self) -> Option<&dyn Hooks> {
-        (self.shared.hooks != HookSet::empty()).then_some(self as &dyn Hooks)
-    }
-}
-
 /// In a chain, each hook is called on its own; a request counts once (at `on-request`).
 impl Hooks for SluiceExecutor {
     fn on_request<'a>(
@@ -653,9 +605,9 @@ impl Hooks for SluiceExecutor {
         ctx: &'a CallContext,
     ) -> BoxFuture<'a, Result<Flow, ExecError>> {
         Box::pin(async move {
-            let stats = &self.shared.backend.stats;
+            let stats = &self.backend.stats;
             stats.bump(Counter::Requests);
-            let result = self.shared.hook_request(request, ctx).await;
+            let result = self.hook_request(request, ctx).await;
             if result.is_err() {
                 stats.bump(Counter::Errors);
             }
@@ -669,9 +621,9 @@ impl Hooks for SluiceExecutor {
         ctx: &'a CallContext,
     ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
         Box::pin(async move {
-            let result = self.shared.hook_response(response, ctx).await;
+            let result = self.hook_response(response, ctx).await;
             if result.is_err() {
-                self.shared.backend.stats.bump(Counter::Errors);
+                self.backend.stats.bump(Counter::Errors);
             }
             result
         })

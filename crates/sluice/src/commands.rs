@@ -290,7 +290,7 @@ pub(crate) fn run(
             None
         };
         let built =
-            sluice_server::Gateway::build_with(&config, &registry, &components(), &telemetry);
+            sluice_server::Gateway::build_with(&config, &registry, &components(), &telemetry).await;
         let served = match built {
             Ok(gateway) => sluice_server::serve_with(gateway, None, &telemetry).await,
             Err(e) => Err(e),
@@ -411,12 +411,17 @@ pub(crate) fn check(path: &Path, options: &LoadOptions, print_config: bool) -> E
             (Registry::new(), Vec::new())
         }
     };
-    let built = sluice_server::Gateway::build_with(
+    // Built as `run` builds it: a plugin's set-up (a component's `init`) runs on the runtime.
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let built = runtime.block_on(sluice_server::Gateway::build_with(
         &config,
         &registry,
         &components(),
         &sluice_telemetry::Telemetry::disabled(),
-    );
+    ));
     if let Err(sluice_server::StartError::Pipeline(errors)) = built {
         // A backend naming a plugin whose file failed to load is that file's one error, not
         // a second "no client plugin is named" one.

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sluice_plugin::{
-    BackendRequest, CallContext, ClientPlugin, OutboundClient, PluginContext, SharedExecutor,
+    BackendRequest, CallContext, ClientPlugin, OutboundClient, PluginContext, PluginError,
+    SharedExecutor,
 };
 
 const TEMPLATE_CARGO: &str = include_str!("../templates/Cargo.toml.tmpl");
@@ -419,9 +420,13 @@ fn test_one(
             url_pattern: &backend.url_pattern,
             settings_path: &plugin_ref.settings_path,
         };
-        let executor = plugin
-            .build(ctx)
-            .map_err(|e| format!("{}: init rejected its settings: {e}", plugin_ref.json_path))?;
+        let executor = runtime.block_on(plugin.build_async(ctx)).map_err(|e| {
+            format!(
+                "{}: init rejected its settings: {}",
+                plugin_ref.json_path,
+                PluginError::join(&e)
+            )
+        })?;
         lines.push(format!(
             "     init OK for {label} -> {}",
             backend.url_pattern
@@ -432,7 +437,7 @@ fn test_one(
         let uri: http::Uri = url.parse().map_err(|e| format!("--url {url:?}: {e}"))?;
         let executor = match executors.first() {
             Some(executor) => Arc::clone(executor),
-            None => build_for_url(plugin.as_ref(), &name, &uri, client)?,
+            None => build_for_url(plugin.as_ref(), &name, &uri, client, runtime)?,
         };
         let request = BackendRequest {
             method: http::Method::GET,
@@ -465,6 +470,7 @@ fn build_for_url(
     name: &str,
     uri: &http::Uri,
     client: &SharedExecutor,
+    runtime: &tokio::runtime::Runtime,
 ) -> Result<SharedExecutor, String> {
     let origin = format!(
         "{}://{}",
@@ -477,8 +483,8 @@ fn build_for_url(
     )]);
     let hosts = [origin];
     let outbound = OutboundClient::for_backend(Arc::clone(client), name, &extra, &hosts)?;
-    plugin
-        .build(PluginContext {
+    runtime
+        .block_on(plugin.build_async(PluginContext {
             extra: &extra,
             settings: None,
             backend_hosts: &hosts,
@@ -486,9 +492,12 @@ fn build_for_url(
             backend_label: "sluice plugin test",
             url_pattern: uri.path(),
             settings_path: name,
-        })
+        }))
         .map_err(|e| {
-            format!("init rejected empty settings (pass -c with a config that names it): {e}")
+            format!(
+                "init rejected empty settings (pass -c with a config that names it): {}",
+                PluginError::join(&e)
+            )
         })
 }
 

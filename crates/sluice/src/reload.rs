@@ -82,8 +82,9 @@ impl Source {
     }
 
     /// A whole new gateway: config, plugins and pipelines, nothing bound; and its plugin
-    /// host's counters.
-    pub(crate) fn build(&self) -> Result<Built, Vec<String>> {
+    /// host's counters. Called on a blocking thread of the gateway's runtime (components
+    /// compile there); the plugins' set-up runs on `runtime`.
+    pub(crate) fn build(&self, runtime: &tokio::runtime::Handle) -> Result<Built, Vec<String>> {
         let config = self.config()?;
         let (otel, logging) = &self.started_telemetry;
         for (changed, namespace) in [
@@ -99,16 +100,17 @@ impl Source {
             }
         }
         let plugins = crate::commands::registry(&config)?;
-        let gateway = Gateway::build_with(
-            &config,
-            &plugins.registry,
-            &crate::commands::components(),
-            &self.telemetry,
-        )
-        .map_err(|e| match e {
-            sluice_server::StartError::Pipeline(errors) => errors,
-            other => vec![other.to_string()],
-        })?;
+        let gateway = runtime
+            .block_on(Gateway::build_with(
+                &config,
+                &plugins.registry,
+                &crate::commands::components(),
+                &self.telemetry,
+            ))
+            .map_err(|e| match e {
+                sluice_server::StartError::Pipeline(errors) => errors,
+                other => vec![other.to_string()],
+            })?;
         Ok(Built {
             gateway,
             config,
@@ -129,7 +131,8 @@ pub(crate) struct Built {
 pub(crate) async fn reload(source: &mut Source, server: &RunningGateway, counts: &Counts) -> bool {
     let from = server.current().digest().to_owned();
     let building = source.clone();
-    let built = tokio::task::spawn_blocking(move || building.build())
+    let runtime = tokio::runtime::Handle::current();
+    let built = tokio::task::spawn_blocking(move || building.build(&runtime))
         .await
         .unwrap_or_else(|e| Err(vec![format!("the reload stopped: {e}")]));
     let outcome = match built {

@@ -39,8 +39,9 @@ impl Gateway {
         registry: &Registry,
     ) -> Result<sluice_server::Reloaded, StartFailure> {
         let config = parse_config(config).map_err(|d| StartFailure::Config(format!("{d}")))?;
-        let gateway =
-            sluice_server::Gateway::build(&config, registry).map_err(StartFailure::Start)?;
+        let gateway = sluice_server::Gateway::build(&config, registry)
+            .await
+            .map_err(StartFailure::Start)?;
         self.running
             .reload(gateway)
             .await
@@ -131,6 +132,7 @@ pub async fn try_start_gateway_with_components(
         .map_err(|d| StartFailure::Config(format!("{d}")))?;
     let telemetry = sluice_server::telemetry::from_config(&config);
     let gateway = sluice_server::Gateway::build_with(&config, &registry, components, &telemetry)
+        .await
         .map_err(StartFailure::Start)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -166,7 +168,7 @@ pub async fn try_start_gateway_with_grpc(
 }
 
 /// What `sluice check` reports for `config` with gRPC composed in: every problem, or none.
-pub fn check_with_grpc(config: &serde_json::Value) -> Vec<String> {
+pub async fn check_with_grpc(config: &serde_json::Value) -> Vec<String> {
     let parsed = match parse_config(config) {
         Ok(parsed) => parsed,
         Err(d) => return d.to_string().lines().map(str::to_owned).collect(),
@@ -179,6 +181,7 @@ pub fn check_with_grpc(config: &serde_json::Value) -> Vec<String> {
         Err(errors) => return errors,
     }
     sluice_server::validate(&parsed, &registry)
+        .await
         .err()
         .unwrap_or_default()
 }
@@ -222,6 +225,7 @@ pub async fn try_start_gateway_with(
         &sluice_stage::Components::new(),
         &telemetry,
     )
+    .await
     .map_err(StartFailure::Start)?;
     let running = sluice_server::serve_with(gateway, Some(listener), &telemetry)
         .await

@@ -613,15 +613,15 @@ async fn a_descriptor_set_serves_the_same_as_the_sources() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn check_names_the_file_the_json_path_and_the_proto() {
+#[tokio::test]
+async fn check_names_the_file_the_json_path_and_the_proto() {
     let catalog = protos_dir();
     let cfg = json!({
         "version": 3,
         "extra_config": {"grpc": {"catalog": [catalog, "missing/folder"]}},
         "endpoints": [{"endpoint": "/a", "backend": [{"host": ["localhost:4242"], "url_pattern": "/x"}]}]
     });
-    let errors = check_with_grpc(&cfg);
+    let errors = check_with_grpc(&cfg).await;
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert!(
         errors[0]
@@ -651,7 +651,7 @@ fn check_names_the_file_the_json_path_and_the_proto() {
                 "extra_config": {"plugin/http-client": {"name": "grpc", "allowed_hosts": ["*"]}}}]}
         ]
     });
-    let errors = check_with_grpc(&cfg);
+    let errors = check_with_grpc(&cfg).await;
     let expected = [
         "test.json: endpoints[0].backend[0].url_pattern: \"/flight_finder.Flights/FindFlights\": the service flight_finder.Flights has no method \"FindFlights\" (its methods: FindFlight, GetFlight, StreamDepartures, BookSeats, Book)",
         "test.json: endpoints[1].backend[0].url_pattern: \"/flight_finder.Planes/Find\": the catalog has no service \"flight_finder.Planes\" (its services: bench.Users, flight_finder.Flights)",
@@ -676,7 +676,7 @@ fn check_names_the_file_the_json_path_and_the_proto() {
             "input_mapping": {"Origin": "where.frm", "lat": "where", "x": "flights", "t": "tags.k", "ok": "where.from"}
         }))]}]
     });
-    let errors = check_with_grpc(&cfg);
+    let errors = check_with_grpc(&cfg).await;
     let mapping = "test.json: endpoints[0].backend[0].extra_config[\"backend/grpc\"].input_mapping";
     for e in [
         format!(
@@ -830,7 +830,7 @@ async fn https_backends_use_the_backends_client_tls_or_the_services() {
     // A certificate that does not load, and two spellings of the backend's TLS.
     let bad = config(json!([{"endpoint": "/bad/{id}", "backend": [backend(json!({
         "client_tls": {"ca_certs": [dir.path("missing.pem")]}}))]}]));
-    let problems = check_with_grpc(&bad).join("\n");
+    let problems = check_with_grpc(&bad).await.join("\n");
     assert!(
         problems.contains(
             "endpoints[0].backend[0].extra_config[\"backend/grpc\"].client_tls.ca_certs[0]"
@@ -842,6 +842,7 @@ async fn https_backends_use_the_backends_client_tls_or_the_services() {
     let problems = check_with_grpc(&config(
         json!([{"endpoint": "/twice/{id}", "backend": [twice]}]),
     ))
+    .await
     .join("\n");
     assert!(problems.contains("keep one of them"), "{problems}");
 }

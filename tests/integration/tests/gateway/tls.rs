@@ -632,6 +632,7 @@ async fn certificates_and_keys_that_do_not_load_stop_start_up_naming_file_and_pa
     // `sluice check` reports the same through validate.
     let parsed = parse_config(&config).unwrap();
     let checked = sluice_server::validate(&parsed, &sluice_plugin::Registry::new())
+        .await
         .unwrap_err()
         .join("\n");
     assert!(
