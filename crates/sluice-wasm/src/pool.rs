@@ -65,12 +65,14 @@ impl<I> Pool<I> {
 
     /// Waits (until `deadline`) for a free slot; hands out a warm instance if there is one.
     pub(crate) async fn checkout(&self, deadline: Instant) -> Result<Lease<I>, ExecError> {
-        let permit = match tokio::time::timeout_at(
-            deadline,
-            Arc::clone(&self.permits).acquire_owned(),
-        )
-        .await
-        {
+        // A free slot is the common case: taken without arming a timer.
+        let waited = match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(permit) => Ok(Ok(permit)),
+            Err(_) => {
+                tokio::time::timeout_at(deadline, Arc::clone(&self.permits).acquire_owned()).await
+            }
+        };
+        let permit = match waited {
             Ok(Ok(permit)) => permit,
             Ok(Err(_closed)) => {
                 return Err(ExecError::plugin(

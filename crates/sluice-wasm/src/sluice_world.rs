@@ -477,7 +477,7 @@ impl SluiceExecutor {
         deadline: Instant,
         ctx: &CallContext,
     ) -> Result<Flow, ExecError> {
-        let url = request.url.to_string();
+        let url = url_text(&request.url);
         let headers = headers::encode(&request.headers);
         let answer = self
             .call_guest(
@@ -544,7 +544,7 @@ impl SluiceExecutor {
         let max_body = ctx.max_body_bytes;
         if self.world.hooks == HookSet::empty() {
             let handed = Arc::new(HandedRequest {
-                url: request.url.to_string(),
+                url: url_text(&request.url),
                 headers: headers::encode(&request.headers),
                 request,
             });
@@ -628,6 +628,33 @@ impl Hooks for SluiceExecutor {
             result
         })
     }
+}
+
+/// `url` as text, exactly as its `Display` writes it, in one allocation of the right size
+/// (`to_string` grows its buffer through several reallocations, on every call).
+fn url_text(url: &http::Uri) -> String {
+    let scheme = url.scheme_str();
+    let authority = url.authority().map(http::uri::Authority::as_str);
+    let path = url.path();
+    let query = url.query();
+    let len = scheme.map_or(0, |s| s.len() + 3)
+        + authority.map_or(0, str::len)
+        + path.len()
+        + query.map_or(0, |q| q.len() + 1);
+    let mut text = String::with_capacity(len);
+    if let Some(scheme) = scheme {
+        text.push_str(scheme);
+        text.push_str("://");
+    }
+    if let Some(authority) = authority {
+        text.push_str(authority);
+    }
+    text.push_str(path);
+    if let Some(query) = query {
+        text.push('?');
+        text.push_str(query);
+    }
+    text
 }
 
 /// The guest's view of `request`, borrowed (`url` is the request's URL as text).
@@ -816,4 +843,29 @@ fn wit_to_exec(backend: &Backend, error: WitError) -> ExecError {
     };
     tracing::debug!(plugin = %backend.plugin, backend = %backend.label, kind = ?kind, "plugin answered an error: {}", error.message);
     ExecError::new(source, kind, error.message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_text;
+
+    #[test]
+    fn url_text_is_what_display_writes() {
+        for url in [
+            "http://127.0.0.1:8080/data.json",
+            "https://api.example.com/a/b?x=1&y=%20",
+            "http://example.com",
+            "http://example.com?q",
+            "http://user@example.com:1/",
+            "/relative/path?x",
+            "/",
+            "*",
+            "example.com:443",
+        ] {
+            let uri: http::Uri = url.parse().expect("a valid URI");
+            let text = url_text(&uri);
+            assert_eq!(text, uri.to_string(), "{url}");
+            assert_eq!(text.capacity(), text.len(), "{url}");
+        }
+    }
 }
