@@ -39,6 +39,28 @@ pub fn plugins_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins")
 }
 
+/// Runs the build script of a plugin folder built without cargo (`plugins/<folder>/build.sh`:
+/// Python, JavaScript, C) from the folder itself, and returns `plugins/dist`, where it writes.
+///
+/// # Panics
+/// If the script cannot run or fails, with its output and `needs` (what the build takes).
+pub fn run_build_script(folder: &str, needs: &str) -> PathBuf {
+    let dir = plugins_dir().join(folder);
+    let out = Command::new("bash")
+        .arg(dir.join("build.sh"))
+        .current_dir(&dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run plugins/{folder}/build.sh: {e}"));
+    assert!(
+        out.status.success(),
+        "plugins/{folder}/build.sh failed ({}); {needs}:\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    plugins_dir().join("dist")
+}
+
 /// Builds the example plugins once per test binary (`plugins/build.sh`) and returns the folder
 /// holding them (`plugins/dist`, or `SLUICE_PLUGINS_DIST`).
 ///

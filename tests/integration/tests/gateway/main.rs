@@ -24,6 +24,7 @@ mod json_schema;
 mod jwt;
 mod krakend_headers;
 mod plugins;
+mod plugins_c;
 mod plugins_js;
 mod plugins_python;
 mod ratelimit;

@@ -11,7 +11,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use super::plugins::{expected_signature, with_plugin};
@@ -19,7 +18,7 @@ use http::Method;
 use serde_json::{Value, json};
 use sluice_integration::backend::{Backend, Received, Reply};
 use sluice_integration::config::{backend, endpoint};
-use sluice_integration::plugins::{plugin_file, plugins_dir, wasm_host};
+use sluice_integration::plugins::{plugin_file, run_build_script, wasm_host};
 use sluice_integration::*;
 use sluice_plugin::Registry;
 
@@ -39,21 +38,11 @@ const NOWHERE: &str = "http://127.0.0.1:19";
 fn js_dist() -> &'static Path {
     static DIST: OnceLock<PathBuf> = OnceLock::new();
     DIST.get_or_init(|| {
-        let dir = plugins_dir().join("sdk-js");
-        let out = Command::new("bash")
-            .arg(dir.join("build.sh"))
-            .current_dir(&dir)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run plugins/sdk-js/build.sh: {e}"));
-        assert!(
-            out.status.success(),
-            "plugins/sdk-js/build.sh failed ({}); the JavaScript plugins need node 20+ and npm, \
-             and the npm registry on the first run (the script runs npm ci):\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        plugins_dir().join("dist")
+        run_build_script(
+            "sdk-js",
+            "the JavaScript plugins need node 20+ and npm, and the npm registry on the first run \
+             (the script runs npm ci)",
+        )
     })
 }
 

@@ -12,7 +12,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use super::plugins::with_plugin;
@@ -20,7 +19,7 @@ use http::Method;
 use serde_json::{Value, json};
 use sluice_integration::backend::{Backend, Received, Reply};
 use sluice_integration::config::{backend, endpoint};
-use sluice_integration::plugins::{plugins_dir, wasm_host};
+use sluice_integration::plugins::{plugins_dir, run_build_script, wasm_host};
 use sluice_integration::*;
 use sluice_plugin::Registry;
 
@@ -36,21 +35,12 @@ const NOWHERE: &str = "http://127.0.0.1:19";
 fn py_hello_file() -> &'static Path {
     static FILE: OnceLock<PathBuf> = OnceLock::new();
     FILE.get_or_init(|| {
-        let dir = plugins_dir().join("py-hello");
-        let out = Command::new("bash")
-            .arg(dir.join("build.sh"))
-            .current_dir(&dir)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run plugins/py-hello/build.sh: {e}"));
-        assert!(
-            out.status.success(),
-            "plugins/py-hello/build.sh failed ({}); the Python plugin needs python3 with pip and \
-             componentize-py from PyPI (the script installs it):\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let file = plugins_dir().join("dist/py-hello.wasm");
+        let file = run_build_script(
+            "py-hello",
+            "the Python plugin needs python3 with pip and componentize-py from PyPI (the script \
+             installs it)",
+        )
+        .join("py-hello.wasm");
         assert!(file.is_file(), "build.sh did not write {}", file.display());
         file
     })
@@ -285,19 +275,10 @@ fn sdk_registry() -> Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY
         .get_or_init(|| {
-            let script = plugins_dir().join("sdk-python/build.sh");
-            let out = Command::new("bash")
-                .arg(&script)
-                .current_dir(plugins_dir())
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run plugins/sdk-python/build.sh: {e}"));
-            assert!(
-                out.status.success(),
-                "plugins/sdk-python/build.sh failed ({}); the Python plugins need python3 with \
-                 pip and componentize-py from PyPI (the script installs it):\n{}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
+            run_build_script(
+                "sdk-python",
+                "the Python plugins need python3 with pip and componentize-py from PyPI (the \
+                 script installs it)",
             );
             let mut registry = Registry::new();
             for name in ["py-hmac-signer", "py-header-rewrite"] {
