@@ -19,6 +19,7 @@ mod pb;
 mod process;
 pub mod prometheus;
 mod request;
+pub mod stdout;
 pub mod trace;
 
 use std::net::SocketAddr;

@@ -4,7 +4,6 @@
 //! as KrakenD's. Times are written in UTC.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -239,7 +238,7 @@ impl<S: Subscriber> Layer<S> for LogLayer {
         if self.settings.stdout || access {
             let mut line = self.format(level, &message.text, now);
             line.push('\n');
-            let _ = std::io::stdout().lock().write_all(line.as_bytes());
+            crate::stdout::write_line(line.as_bytes());
         }
         if !access
             && let Some(socket) = &self.syslog

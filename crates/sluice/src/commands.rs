@@ -19,6 +19,7 @@ pub(crate) fn init_logging(filter: Option<&str>) {
         .with_env_filter(filter)
         .with_target(false)
         .with_ansi(ansi)
+        .with_writer(sluice_telemetry::stdout::BatchedStdout)
         .init();
 }
 
@@ -92,6 +93,11 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     } else {
         tokio::runtime::Builder::new_multi_thread()
     };
+    // Log lines written while a runtime thread works go out together when it parks (one
+    // write per burst of requests, not one per access line).
+    builder
+        .on_thread_unpark(sluice_telemetry::stdout::burst_started)
+        .on_thread_park(sluice_telemetry::stdout::burst_ended);
     builder.enable_all().build().map_err(|e| {
         eprintln!("cannot start the runtime: {e}");
         ExitCode::FAILURE

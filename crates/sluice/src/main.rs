@@ -141,6 +141,18 @@ enum PluginCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Log lines batched during a burst of work go out before a panic's message and at exit.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        sluice_telemetry::stdout::flush_on_panic();
+        report(info);
+    }));
+    let code = command(cli);
+    sluice_telemetry::stdout::flush();
+    code
+}
+
+fn command(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run {
             config,

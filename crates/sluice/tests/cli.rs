@@ -443,6 +443,37 @@ fn access_log_has_a_line_per_request_unless_disabled() {
     }
 }
 
+/// Access lines are batched per burst of work, not held: each shows up on stdout while the
+/// gateway runs (the runtime writes a burst's lines when it parks), in the order of the
+/// requests, with the default log and with `telemetry/logging`.
+#[test]
+fn access_lines_reach_stdout_while_the_gateway_runs() {
+    for logging in [
+        "",
+        r#", "telemetry/logging": {"level": "INFO", "stdout": true}"#,
+    ] {
+        let port = free_port();
+        let path = write_config(
+            &format!("access-live-{}", logging.len()),
+            &format!(
+                r#"{{"version": 3, "port": {port}, "listen_ip": "127.0.0.1",
+                    "extra_config": {{"router": {{}}{logging}}},
+                    "endpoints": []}}"#
+            ),
+        );
+        let mut child = run_logged(&path, port);
+        let lines = log_lines(&mut child);
+        for n in 0..3 {
+            let response = http_get(port, &format!("/live/{n}")).unwrap();
+            assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+            let line = wait_for_line(&lines, &format!("/live/{n}"));
+            assert!(line.contains("404"), "{logging}: {line}");
+        }
+        terminate(&child);
+        child.wait().unwrap();
+    }
+}
+
 /// The gateway's peak resident memory, from /proc.
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
