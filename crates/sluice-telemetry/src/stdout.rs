@@ -65,9 +65,12 @@ pub fn write_line(line: &[u8]) {
     lock().push(line, batching, &mut io::stdout().lock());
 }
 
-/// Writes out what is buffered.
+/// Writes out what is buffered (on every park: stdout is not even locked when nothing waits).
 pub fn flush() {
-    lock().write_to(&mut io::stdout().lock());
+    let mut batch = lock();
+    if !batch.lines.is_empty() {
+        batch.write_to(&mut io::stdout().lock());
+    }
 }
 
 /// [`flush`] for a panic hook: skipped if the buffer is held (by the panicking thread itself,
