@@ -11,11 +11,11 @@
 //! One [`WasmHost`] per process owns the wasmtime `Engine` (pooling allocator, epoch
 //! interruption driven by a ticker thread). [`WasmHost::load_folder`] compiles each candidate
 //! file once (compiled artefacts are cached on disk by content hash) and returns a
-//! [`ClientPlugin`](sluice_plugin::ClientPlugin) per file. Each backend that names one gets an
-//! executor of the same shape whatever the world (`executor.rs`: a pool of instances, each call
-//! checked out, made within its deadline and settled); the world's module says how an instance
-//! is made and called. The first instance is made, and its `init` run, on the gateway's runtime
-//! ([`ClientPlugin::build_async`](sluice_plugin::ClientPlugin::build_async)).
+//! [`ClientPlugin`] per file. Each backend that names one gets an executor of the same shape
+//! whatever the world (`executor.rs`: a pool of instances, each call checked out, made within
+//! its deadline and settled); the world's module says how an instance is made and called. The
+//! first instance is made, and its `init` run, on the gateway's runtime
+//! ([`ClientPlugin::build_async`]).
 //!
 //! # Limits, per backend
 //! Sibling keys of `name` in the backend's `plugin/http-client` object:
