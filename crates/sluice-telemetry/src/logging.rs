@@ -16,6 +16,9 @@ use tracing_subscriber::layer::Context;
 /// The target of the access log lines.
 pub const ACCESS_TARGET: &str = "sluice::access";
 
+mod default_lines;
+pub use default_lines::DefaultLines;
+
 /// `telemetry/logging`, config-free.
 #[derive(Debug, Clone)]
 pub struct LogSettings {

@@ -15,11 +15,13 @@ pub(crate) fn init_logging(filter: Option<&str>) {
     // Colours only on a terminal, and never with NO_COLOR set: log files and pipes get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    // The full format without targets; the access line (one per request) by a fast path that
+    // writes the same bytes.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
         .with_ansi(ansi)
         .with_writer(sluice_telemetry::stdout::BatchedStdout)
+        .event_format(sluice_telemetry::logging::DefaultLines::new())
         .init();
 }
 
