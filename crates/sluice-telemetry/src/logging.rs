@@ -127,7 +127,7 @@ impl LogLayer {
                     line.push_str(&self.settings.prefix);
                     line.push(' ');
                 }
-                line.push_str(&go_time(now, "2006/01/02 - 15:04:05.000"));
+                write_go_time(&mut line, now, "2006/01/02 - 15:04:05.000");
                 line.push_str(" ▶ ");
                 line.extend(level_name.chars().take(6));
                 line.push(' ');
@@ -166,7 +166,7 @@ impl LogLayer {
                             } else {
                                 arg
                             };
-                            line.push_str(&go_time(now, layout));
+                            write_go_time(&mut line, now, layout);
                         }
                         "level" => {
                             let width = arg
@@ -310,56 +310,70 @@ fn json_string(s: &str, out: &mut String) {
 /// `01`, `Jan`, `02`, `_2`, `15`, `04`, `05`, `.000`/`.999`, `Z07:00`, `-07:00`, `-0700`,
 /// `MST`).
 pub fn go_time(now: SystemTime, layout: &str) -> String {
-    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil(days);
-    let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    let millis = since.subsec_millis();
+    let mut out = String::with_capacity(layout.len() + 8);
+    write_go_time(&mut out, now, layout);
+    out
+}
+
+/// [`go_time`] appended to `out`, each layout element written as it is met (a line's time is
+/// written once per log line: nothing is formatted that the layout does not use).
+fn write_go_time(out: &mut String, now: SystemTime, layout: &str) {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let tokens: [(&str, String); 15] = [
-        ("2006", format!("{y:04}")),
-        ("Z07:00", "Z".to_owned()),
-        ("-07:00", "+00:00".to_owned()),
-        ("-0700", "+0000".to_owned()),
-        ("MST", "UTC".to_owned()),
-        (".000", format!(".{millis:03}")),
-        (".999", {
-            let t = format!("{millis:03}");
-            let t = t.trim_end_matches('0');
-            if t.is_empty() {
-                String::new()
-            } else {
-                format!(".{t}")
-            }
-        }),
-        ("Jan", MONTHS[(m - 1) as usize].to_owned()),
-        ("01", format!("{m:02}")),
-        ("02", format!("{d:02}")),
-        ("_2", format!("{d:>2}")),
-        ("15", format!("{hh:02}")),
-        ("04", format!("{mm:02}")),
-        ("05", format!("{ss:02}")),
-        ("06", format!("{:02}", y % 100)),
+    // Longest first where one is a prefix of another's text (`2006` before `06`).
+    const TOKENS: [&str; 15] = [
+        "2006", "Z07:00", "-07:00", "-0700", "MST", ".000", ".999", "Jan", "01", "02", "_2", "15",
+        "04", "05", "06",
     ];
-    let mut out = String::with_capacity(layout.len() + 8);
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let rem = secs % 86_400;
+    let (y, m, d) = civil((secs / 86_400) as i64);
+    let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    let millis = since.subsec_millis();
     let mut rest = layout;
     'outer: while !rest.is_empty() {
-        for (token, value) in &tokens {
-            if let Some(after) = rest.strip_prefix(token) {
-                out.push_str(value);
-                rest = after;
-                continue 'outer;
-            }
+        for (i, token) in TOKENS.iter().enumerate() {
+            let Some(after) = rest.strip_prefix(token) else {
+                continue;
+            };
+            let _ = match i {
+                0 => write!(out, "{y:04}"),
+                1 => out.write_str("Z"),
+                2 => out.write_str("+00:00"),
+                3 => out.write_str("+0000"),
+                4 => out.write_str("UTC"),
+                5 => write!(out, ".{millis:03}"),
+                6 => {
+                    // Trailing zeros dropped, and the dot with them when nothing is left.
+                    let (mut digits, mut n) = (3, millis);
+                    while digits > 0 && n % 10 == 0 {
+                        n /= 10;
+                        digits -= 1;
+                    }
+                    if digits == 0 {
+                        Ok(())
+                    } else {
+                        write!(out, ".{n:0digits$}")
+                    }
+                }
+                7 => out.write_str(MONTHS[(m - 1) as usize]),
+                8 => write!(out, "{m:02}"),
+                9 => write!(out, "{d:02}"),
+                10 => write!(out, "{d:>2}"),
+                11 => write!(out, "{hh:02}"),
+                12 => write!(out, "{mm:02}"),
+                13 => write!(out, "{ss:02}"),
+                _ => write!(out, "{:02}", y % 100),
+            };
+            rest = after;
+            continue 'outer;
         }
         let c = rest.chars().next().unwrap_or(' ');
         out.push(c);
         rest = &rest[c.len_utf8()..];
     }
-    out
 }
 
 /// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
@@ -416,5 +430,31 @@ mod tests {
             "2022-06-15 15:37:02 ERRO [KRAKEND] boom #001"
         );
         assert_eq!(go_time(at(), "Jan _2 15:04:05"), "Jun 15 15:37:02");
+    }
+
+    #[test]
+    fn every_layout_element() {
+        assert_eq!(
+            go_time(
+                at(),
+                "2006 06 01 Jan 02 _2 15:04:05.000 Z07:00 -07:00 -0700 MST x"
+            ),
+            "2022 22 06 Jun 15 15 15:37:02.619 Z +00:00 +0000 UTC x"
+        );
+        // `.999`: trailing zeros dropped, the dot too when nothing is left.
+        let second = UNIX_EPOCH + Duration::from_secs(1_655_307_422);
+        for (millis, text) in [
+            (619, "02.619"),
+            (120, "02.12"),
+            (50, "02.05"),
+            (5, "02.005"),
+        ] {
+            let at = second + Duration::from_millis(millis);
+            assert_eq!(go_time(at, "05.999"), text);
+        }
+        assert_eq!(go_time(second, "05.999"), "02");
+        // A day of one digit, padded by `_2`; a month and day of one digit by `01` and `02`.
+        let march = UNIX_EPOCH + Duration::from_secs(1_709_596_800); // 2024-03-05 00:00:00
+        assert_eq!(go_time(march, "Jan _2|01/02"), "Mar  5|03/05");
     }
 }
