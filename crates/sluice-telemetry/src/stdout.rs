@@ -33,11 +33,12 @@ impl Batch {
         Batch { lines: Vec::new() }
     }
 
-    /// Adds `line`; writes everything to `sink` unless `batching` and below the threshold.
-    fn push(&mut self, line: &[u8], batching: bool, sink: &mut impl Write) {
+    /// Adds `line`; writes everything to the sink `sink` opens unless `batching` and below the
+    /// threshold (stdout is locked only to write).
+    fn push<W: Write>(&mut self, line: &[u8], batching: bool, sink: impl FnOnce() -> W) {
         self.lines.extend_from_slice(line);
         if !batching || self.lines.len() >= FLUSH_AT {
-            self.write_to(sink);
+            self.write_to(&mut sink());
         }
     }
 
@@ -62,7 +63,7 @@ fn lock() -> std::sync::MutexGuard<'static, Batch> {
 /// Writes one or more whole lines (each ending in `\n`).
 pub fn write_line(line: &[u8]) {
     let batching = BATCHING.get();
-    lock().push(line, batching, &mut io::stdout().lock());
+    lock().push(line, batching, || io::stdout().lock());
 }
 
 /// Writes out what is buffered (on every park: stdout is not even locked when nothing waits).
@@ -133,13 +134,13 @@ mod tests {
     fn a_burst_is_written_once_and_in_order() {
         let mut batch = Batch::new();
         let mut sink = Vec::new();
-        batch.push(b"a\n", true, &mut sink);
-        batch.push(b"b\n", true, &mut sink);
+        batch.push(b"a\n", true, || &mut sink);
+        batch.push(b"b\n", true, || &mut sink);
         assert!(sink.is_empty(), "held while the burst lasts");
         // A line from outside a burst goes out at once, after the held ones.
-        batch.push(b"c\n", false, &mut sink);
+        batch.push(b"c\n", false, || &mut sink);
         assert_eq!(sink, b"a\nb\nc\n");
-        batch.push(b"d\n", true, &mut sink);
+        batch.push(b"d\n", true, || &mut sink);
         batch.write_to(&mut sink);
         assert_eq!(sink, b"a\nb\nc\nd\n");
         batch.write_to(&mut sink);
@@ -156,7 +157,7 @@ mod tests {
             .collect::<Vec<u8>>();
         let mut pushed = 0;
         while sink.is_empty() {
-            batch.push(&line, true, &mut sink);
+            batch.push(&line, true, || &mut sink);
             pushed += line.len();
             assert!(pushed <= FLUSH_AT, "never more than the threshold held");
         }
