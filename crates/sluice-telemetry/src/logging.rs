@@ -327,10 +327,7 @@ fn write_go_time(out: &mut String, now: SystemTime, layout: &str) {
         "04", "05", "06",
     ];
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let rem = secs % 86_400;
-    let (y, m, d) = civil((secs / 86_400) as i64);
-    let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    let (y, m, d, hh, mm, ss) = utc(since.as_secs());
     let millis = since.subsec_millis();
     let mut rest = layout;
     'outer: while !rest.is_empty() {
@@ -374,6 +371,13 @@ fn write_go_time(out: &mut String, now: SystemTime, layout: &str) {
         out.push(c);
         rest = &rest[c.len_utf8()..];
     }
+}
+
+/// Seconds since the epoch as UTC (year, month, day, hour, minute, second).
+fn utc(secs: u64) -> (i64, u32, u32, u64, u64, u64) {
+    let (y, m, d) = civil((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).

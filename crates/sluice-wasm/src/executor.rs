@@ -175,15 +175,7 @@ impl<W: World> Executor for PluginExecutor<W> {
         request: BackendRequest,
         ctx: &'a CallContext,
     ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
-        Box::pin(async move {
-            let stats = &self.backend.stats;
-            stats.bump(Counter::Requests);
-            let result = W::run(self, request, ctx).await;
-            if result.is_err() {
-                stats.bump(Counter::Errors);
-            }
-            result
-        })
+        Box::pin(self.backend.stats.counted(true, W::run(self, request, ctx)))
     }
 
     fn hooks(&self) -> Option<&dyn Hooks> {

@@ -20,7 +20,6 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::executor::{Instance, PluginExecutor, World};
 use crate::plugin::Backend;
 use crate::sandbox::{self, Fault, MemoryLimiter, STDERR_CAPACITY};
-use crate::stats::Counter;
 use crate::{headers, outbound};
 
 mod bindings {
@@ -604,15 +603,11 @@ impl Hooks for SluiceExecutor {
         request: BackendRequest,
         ctx: &'a CallContext,
     ) -> BoxFuture<'a, Result<Flow, ExecError>> {
-        Box::pin(async move {
-            let stats = &self.backend.stats;
-            stats.bump(Counter::Requests);
-            let result = self.hook_request(request, ctx).await;
-            if result.is_err() {
-                stats.bump(Counter::Errors);
-            }
-            result
-        })
+        Box::pin(
+            self.backend
+                .stats
+                .counted(true, self.hook_request(request, ctx)),
+        )
     }
 
     fn on_response<'a>(
@@ -620,13 +615,11 @@ impl Hooks for SluiceExecutor {
         response: BackendResponse,
         ctx: &'a CallContext,
     ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
-        Box::pin(async move {
-            let result = self.hook_response(response, ctx).await;
-            if result.is_err() {
-                self.backend.stats.bump(Counter::Errors);
-            }
-            result
-        })
+        Box::pin(
+            self.backend
+                .stats
+                .counted(false, self.hook_response(response, ctx)),
+        )
     }
 }
 

@@ -87,6 +87,23 @@ impl PluginStats {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Awaits `call`, counting it: a request when `request` (a chain counts one per request,
+    /// at `on-request`), an error when it fails.
+    pub(crate) async fn counted<T, E>(
+        &self,
+        request: bool,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        if request {
+            self.bump(Counter::Requests);
+        }
+        let result = call.await;
+        if result.is_err() {
+            self.bump(Counter::Errors);
+        }
+        result
+    }
+
     /// The counters now.
     pub fn snapshot(&self) -> StatsSnapshot {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);

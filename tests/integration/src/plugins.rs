@@ -46,19 +46,31 @@ pub fn plugins_dir() -> PathBuf {
 /// If the script cannot run or fails, with its output and `needs` (what the build takes).
 pub fn run_build_script(folder: &str, needs: &str) -> PathBuf {
     let dir = plugins_dir().join(folder);
-    let out = Command::new("bash")
-        .arg(dir.join("build.sh"))
-        .current_dir(&dir)
+    let mut script = Command::new("bash");
+    script.arg(dir.join("build.sh")).current_dir(&dir);
+    run_script(
+        &mut script,
+        &format!("plugins/{folder}/build.sh"),
+        &format!("; {needs}"),
+    );
+    plugins_dir().join("dist")
+}
+
+/// Runs a build script to its end.
+///
+/// # Panics
+/// If it cannot run or fails, with its output (`needs` follows the exit status).
+fn run_script(script: &mut Command, name: &str, needs: &str) {
+    let out = script
         .output()
-        .unwrap_or_else(|e| panic!("cannot run plugins/{folder}/build.sh: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
     assert!(
         out.status.success(),
-        "plugins/{folder}/build.sh failed ({}); {needs}:\n{}\n{}",
+        "{name} failed ({}){needs}:\n{}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    plugins_dir().join("dist")
 }
 
 /// Builds the example plugins once per test binary (`plugins/build.sh`) and returns the folder
@@ -79,16 +91,7 @@ pub fn dist() -> &'static Path {
         if let Some(target) = std::env::var_os("SLUICE_GUEST_TARGET_DIR") {
             cmd.env("CARGO_TARGET_DIR", target);
         }
-        let out = cmd
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run plugins/build.sh: {e}"));
-        assert!(
-            out.status.success(),
-            "plugins/build.sh failed ({}):\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_script(&mut cmd, "plugins/build.sh", "");
         dir.join("dist")
     })
 }

@@ -93,28 +93,31 @@ fn timestamp(writer: &mut impl fmt::Write, now: SystemTime) -> fmt::Result {
     PREFIX.with_borrow_mut(|(second, prefix)| {
         if *second != secs {
             prefix.clear();
-            let (y, m, d) = super::civil((secs / 86_400) as i64);
-            let rem = secs % 86_400;
-            let _ = write!(
-                prefix,
-                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.",
-                rem / 3600,
-                rem % 3600 / 60,
-                rem % 60
-            );
+            let (y, m, d, hh, mm, ss) = super::utc(secs);
+            let _ = write!(prefix, "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.");
             *second = secs;
         }
         writer.write_str(prefix)
     })?;
-    let mut micros = [b'0'; 6];
-    let mut n = since.subsec_micros();
-    for digit in micros.iter_mut().rev() {
-        *digit = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    // Six ASCII digits.
-    writer.write_str(std::str::from_utf8(&micros).unwrap_or("000000"))?;
+    decimal(writer, u64::from(since.subsec_micros()), 6)?;
     writer.write_str("Z ")
+}
+
+/// `n` in decimal, zero-padded to at least `width` digits, without `fmt`'s machinery.
+fn decimal(writer: &mut impl fmt::Write, mut n: u64, width: usize) -> fmt::Result {
+    let mut digits = [b'0'; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let at = at.min(digits.len().saturating_sub(width));
+    // ASCII digits only.
+    writer.write_str(std::str::from_utf8(&digits[at..]).unwrap_or("0"))
 }
 
 /// The fields as the full format's visitor writes them: the message first and bare, then
@@ -141,21 +144,9 @@ impl<W: fmt::Write> Fields<'_, W> {
 impl<W: fmt::Write> Visit for Fields<'_, W> {
     fn record_u64(&mut self, field: &Field, value: u64) {
         if self.result.is_ok() {
-            self.result = self.name(field).and_then(|()| {
-                let mut digits = [0u8; 20];
-                let mut at = digits.len();
-                let mut n = value;
-                loop {
-                    at -= 1;
-                    digits[at] = b'0' + (n % 10) as u8;
-                    n /= 10;
-                    if n == 0 {
-                        break;
-                    }
-                }
-                self.writer
-                    .write_str(std::str::from_utf8(&digits[at..]).unwrap_or("0"))
-            });
+            self.result = self
+                .name(field)
+                .and_then(|()| decimal(self.writer, value, 1));
         }
     }
 
