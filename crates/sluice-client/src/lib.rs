@@ -21,6 +21,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
+use futures_util::future::Either;
 use http::header::{self, HeaderValue};
 use http::{Method, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
@@ -301,16 +303,18 @@ impl DefaultClient {
         Ok(response)
     }
 
-    /// `call`, bounded by `response_header_timeout` when one is set.
-    async fn within_header_timeout<T>(
+    /// `call`, bounded by `response_header_timeout` when one is set. Not an `async fn`: that
+    /// would keep `call` twice in its state (as the argument and inside the timeout), and the
+    /// whole backend call moves through it.
+    fn within_header_timeout<F: Future>(
         &self,
-        call: impl Future<Output = T>,
-    ) -> Result<T, ExecError> {
+        call: F,
+    ) -> impl Future<Output = Result<F::Output, ExecError>> {
         match self.response_header_timeout {
-            Some(limit) => tokio::time::timeout(limit, call)
-                .await
-                .map_err(|_| ExecError::timeout()),
-            None => Ok(call.await),
+            Some(limit) => Either::Left(
+                tokio::time::timeout(limit, call).map(|r| r.map_err(|_| ExecError::timeout())),
+            ),
+            None => Either::Right(call.map(Ok)),
         }
     }
 }

@@ -107,7 +107,9 @@ impl Http1Pool {
                 },
             }
         }
-        let mut sender = self.dial(&url).await?;
+        // Boxed: the dial and handshake are the cold path, and kept inline they would make
+        // every call's future (moved several times on the way) a few KiB larger.
+        let mut sender = Box::pin(self.dial(&url)).await?;
         match sender.try_send_request(request).await {
             Ok(response) => Ok(self.track(response, sender, key.into())),
             Err(e) => Err(PoolError::Send(e.into_error())),

@@ -183,12 +183,16 @@ impl UrlTemplate {
         })
     }
 
-    /// The path (and any query of the pattern itself) with params filled in. Route params were
-    /// checked by the router (no dot segments, no encoded slashes); values from earlier backends
-    /// are escaped as one segment, and a bare `.` or `..` in the path is refused, as no escape
-    /// stops a server from normalising it.
-    fn render(&self, request: &ProxyRequest, responses: &[Earlier]) -> Result<String, String> {
-        let mut out = String::with_capacity(64);
+    /// Appends the path (and any query of the pattern itself) with params filled in to `out`.
+    /// Route params were checked by the router (no dot segments, no encoded slashes); values
+    /// from earlier backends are escaped as one segment, and a bare `.` or `..` in the path is
+    /// refused, as no escape stops a server from normalising it.
+    fn render_into(
+        &self,
+        out: &mut String,
+        request: &ProxyRequest,
+        responses: &[Earlier],
+    ) -> Result<(), String> {
         for piece in &self.pieces {
             match piece {
                 Piece::Text(text) => out.push_str(text),
@@ -197,19 +201,19 @@ impl UrlTemplate {
                     if let Some(Earlier::Data(data)) = responses.get(*index)
                         && let Some(value) = sluice_transform::sequential::lookup_path(data, path)
                     {
-                        push_segment(&mut out, &value, *in_path, || format!("resp{index}_{path}"))?;
+                        push_segment(out, &value, *in_path, || format!("resp{index}_{path}"))?;
                     }
                 }
                 Piece::RawResponse(index, in_path) => {
                     // KrakenD sets `Resp<N>` only from a no-op backend's body.
                     if let Some(Earlier::Raw(body)) = responses.get(*index) {
                         let value = String::from_utf8_lossy(body);
-                        push_segment(&mut out, &value, *in_path, || format!("resp{index}"))?;
+                        push_segment(out, &value, *in_path, || format!("resp{index}"))?;
                     }
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -295,7 +299,7 @@ impl RequestBuilder {
         let host = self.pick_host()?;
         let mut url = String::with_capacity(host.len() + 64);
         url.push_str(host);
-        url.push_str(&self.template.render(request, responses)?);
+        self.template.render_into(&mut url, request, responses)?;
         self.append_query(&mut url, request.query.as_deref());
         let url: Uri = url
             .parse()

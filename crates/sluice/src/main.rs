@@ -9,6 +9,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc, not the system allocator: a proxied request allocates and frees dozens of small
+/// objects (header maps, decoded JSON), and glibc's per-thread cache (seven chunks a size)
+/// overflows into its slower bins under load. bench/README.md has the measurements.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Sluice: an API gateway that serves KrakenD v3 configurations.
 #[derive(Debug, Parser)]
 #[command(name = "sluice", version, about)]
