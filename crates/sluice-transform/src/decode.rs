@@ -9,6 +9,8 @@
 //! | `rss`      | an RSS or Atom feed as the map KrakenD's krakend-rss builds (see [`decode`]) |
 //! | `no-op`    | nothing is decoded: an empty map (the caller keeps the raw body) |
 
+mod json;
+
 use std::borrow::Cow;
 
 use quick_xml::Reader;
@@ -210,6 +212,9 @@ fn parse_json(body: &[u8]) -> Result<Value, DecodeError> {
         Ok(text) => std::borrow::Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(body),
     };
+    if let Some(value) = json::read(&text) {
+        return Ok(value);
+    }
     let mut values = serde_json::Deserializer::from_str(&text).into_iter::<Value>();
     match values.next() {
         Some(Ok(value)) => Ok(value),

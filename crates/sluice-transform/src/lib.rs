@@ -20,6 +20,18 @@ pub mod merge;
 pub mod render;
 pub mod sequential;
 
+/// A fixed pseudo-random walk (xorshift64) for the generated test inputs: reproducible, and no
+/// dependency.
+#[cfg(test)]
+pub(crate) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
 pub use decode::{DecodeError, decode};
 pub use flatmap::FlatmapFilter;
 pub use format::EntityFormatter;

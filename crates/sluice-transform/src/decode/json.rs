@@ -1,0 +1,445 @@
+//! A JSON reader for the common case: a valid document whose top level is an object or an
+//! array, read in one pass straight into `serde_json::Value` (numbers keep their text, as
+//! `arbitrary_precision` keeps it).
+//!
+//! `serde_json` builds a `Value` through serde's visitors: each key is checked against its
+//! private number token, and each number is scanned, handed over as a one-entry map and parsed
+//! again. This reader does neither. It reads only what it is sure of: on anything else (an
+//! error of any kind, a scalar at the top, nesting near serde_json's limit, a string
+//! serde_json would judge) it answers `None`, and the caller reads the body with serde_json,
+//! whose values, errors and edge cases stay the reference. A test compares the two on
+//! generated documents.
+
+use std::str::FromStr;
+
+use serde_json::{Map, Number, Value};
+
+/// Deeper than this, serde_json decides (it refuses nesting at 128).
+const MAX_DEPTH: usize = 100;
+
+/// The value of the first JSON document in `text` when it is an object or an array that this
+/// reader reads exactly as serde_json would; what follows it is not looked at (as Go's
+/// `json.Decoder.Decode` and serde_json's stream reader leave it).
+pub(super) fn read(text: &str) -> Option<Value> {
+    let mut reader = Reader {
+        text,
+        bytes: text.as_bytes(),
+        pos: 0,
+        depth: 0,
+    };
+    reader.skip_whitespace();
+    match reader.peek()? {
+        b'{' | b'[' => reader.value(),
+        _ => None,
+    }
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    depth: usize,
+}
+
+impl Reader<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// Consumes `byte` after any whitespace.
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        self.skip_whitespace();
+        (self.peek()? == byte).then(|| self.pos += 1)
+    }
+
+    fn value(&mut self) -> Option<Value> {
+        self.skip_whitespace();
+        match self.peek()? {
+            b'{' => self.object(),
+            b'[' => self.array(),
+            b'"' => self.string().map(Value::String),
+            b't' => self.literal(b"true", Value::Bool(true)),
+            b'f' => self.literal(b"false", Value::Bool(false)),
+            b'n' => self.literal(b"null", Value::Null),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn object(&mut self) -> Option<Value> {
+        self.enter()?;
+        let mut map = Map::new();
+        self.skip_whitespace();
+        if self.peek()? == b'}' {
+            self.pos += 1;
+        } else {
+            loop {
+                self.skip_whitespace();
+                if self.peek()? != b'"' {
+                    return None;
+                }
+                let key = self.string()?;
+                // serde_json reads an object whose first key is its private number token as a
+                // number: leave such a document to it.
+                if key.starts_with("$serde_json::private::") {
+                    return None;
+                }
+                self.eat(b':')?;
+                let value = self.value()?;
+                map.insert(key, value);
+                self.skip_whitespace();
+                match self.peek()? {
+                    b',' => self.pos += 1,
+                    b'}' => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        self.depth -= 1;
+        Some(Value::Object(map))
+    }
+
+    fn array(&mut self) -> Option<Value> {
+        self.enter()?;
+        let mut items = Vec::new();
+        self.skip_whitespace();
+        if self.peek()? == b']' {
+            self.pos += 1;
+        } else {
+            loop {
+                items.push(self.value()?);
+                self.skip_whitespace();
+                match self.peek()? {
+                    b',' => self.pos += 1,
+                    b']' => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        self.depth -= 1;
+        Some(Value::Array(items))
+    }
+
+    /// Steps over `{` or `[` into one more level of nesting.
+    fn enter(&mut self) -> Option<()> {
+        self.depth += 1;
+        self.pos += 1;
+        (self.depth <= MAX_DEPTH).then_some(())
+    }
+
+    fn literal(&mut self, word: &[u8], value: Value) -> Option<Value> {
+        let end = self.pos + word.len();
+        (self.bytes.get(self.pos..end)? == word).then(|| {
+            self.pos = end;
+            value
+        })
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, kept as written.
+    fn number(&mut self) -> Option<Value> {
+        let start = self.pos;
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek()? {
+            b'0' => self.pos += 1,
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            self.at_least_one_digit()?;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            self.at_least_one_digit()?;
+        }
+        // The text is a JSON number, so this cannot fail; `FromStr` keeps it as written.
+        Number::from_str(&self.text[start..self.pos])
+            .ok()
+            .map(Value::Number)
+    }
+
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn at_least_one_digit(&mut self) -> Option<()> {
+        let start = self.pos;
+        self.digits();
+        (self.pos > start).then_some(())
+    }
+
+    /// A string at `"`. Escapes other than `\uXXXX` surrogate pairs are read here; a surrogate
+    /// alone (which serde_json refuses) ends the fast path.
+    fn string(&mut self) -> Option<String> {
+        self.pos += 1;
+        let start = self.pos;
+        // The common case: no escape, one copy.
+        self.skip_plain();
+        match self.peek()? {
+            b'"' => {
+                let text = self.text[start..self.pos].to_owned();
+                self.pos += 1;
+                return Some(text);
+            }
+            b'\\' => {}
+            _ => return None,
+        }
+        let mut out = String::from(&self.text[start..self.pos]);
+        loop {
+            // At `\`: the escape, then the plain run after it.
+            self.pos += 1;
+            let escaped = self.peek()?;
+            self.pos += 1;
+            match escaped {
+                b'"' => out.push('"'),
+                b'\\' => out.push('\\'),
+                b'/' => out.push('/'),
+                b'b' => out.push('\u{8}'),
+                b'f' => out.push('\u{c}'),
+                b'n' => out.push('\n'),
+                b'r' => out.push('\r'),
+                b't' => out.push('\t'),
+                b'u' => out.push(self.unicode_escape()?),
+                _ => return None,
+            }
+            let run = self.pos;
+            self.skip_plain();
+            out.push_str(&self.text[run..self.pos]);
+            match self.peek()? {
+                b'"' => {
+                    self.pos += 1;
+                    return Some(out);
+                }
+                b'\\' => {}
+                _ => return None,
+            }
+        }
+    }
+
+    /// Steps over string bytes that need no attention: up to `"`, `\`, a control character
+    /// (which JSON forbids unescaped) or the end.
+    fn skip_plain(&mut self) {
+        let rest = &self.bytes[self.pos..];
+        self.pos += rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+            .unwrap_or(rest.len());
+    }
+
+    /// The character of `\uXXXX` (the `\u` read), with its low surrogate when it is a high one.
+    fn unicode_escape(&mut self) -> Option<char> {
+        let first = self.hex4()?;
+        match first {
+            0xD800..=0xDBFF => {
+                if self.bytes.get(self.pos..self.pos + 2)? != b"\\u" {
+                    return None;
+                }
+                self.pos += 2;
+                let second = self.hex4()?;
+                if !(0xDC00..=0xDFFF).contains(&second) {
+                    return None;
+                }
+                char::from_u32(0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00))
+            }
+            0xDC00..=0xDFFF => None,
+            _ => char::from_u32(first),
+        }
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let digits = self.bytes.get(self.pos..self.pos + 4)?;
+        let mut value = 0;
+        for &digit in digits {
+            value = value * 16 + char::from(digit).to_digit(16)?;
+        }
+        self.pos += 4;
+        Some(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// What serde_json reads from `text` the way `parse_json` asks it: the first value.
+    fn reference(text: &str) -> Option<Value> {
+        serde_json::Deserializer::from_str(text)
+            .into_iter::<Value>()
+            .next()
+            .and_then(Result::ok)
+    }
+
+    /// The fast reader never disagrees with serde_json: what it reads, serde_json reads the
+    /// same; what it leaves, serde_json decides.
+    fn agrees(text: &str) -> bool {
+        match read(text) {
+            Some(value) => {
+                assert_eq!(Some(&value), reference(text).as_ref(), "{text:?}");
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn reads_what_backends_answer() {
+        for text in [
+            r#"{"id":123456,"name":"Elliot","active":true,"score":98.5,"tags":["a","b"]}"#,
+            " \n\t{ \"a\" : [ 1 , -0 , 0.5 , 1E5 , 1e+5 , 2.50e-3 , -12345678901234567890123 ] } ",
+            r#"[{"a":null},{"b":false},[],{}]"#,
+            r#"{"esc":"\"\\\/\b\f\n\r\t\u00e9\u20ac\ud83d\ude00<&>","":""}"#,
+            r#"{"dup":1,"dup":2}"#,
+            r#"{"a":1} trailing text"#,
+            r#"[1]]"#,
+            "{\"é€😀\":\"\u{2028}\"}",
+        ] {
+            assert!(agrees(text), "fast path not taken for {text:?}");
+        }
+    }
+
+    #[test]
+    fn leaves_the_rest_to_serde_json() {
+        for text in [
+            "",
+            "   ",
+            "1",
+            "\"s\"",
+            "true",
+            "null",
+            "{",
+            "[",
+            "{\"a\"}",
+            "{\"a\":}",
+            "{,}",
+            "[1,]",
+            "{\"a\":1,}",
+            "[01]",
+            "[1.]",
+            "[.5]",
+            "[1e]",
+            "[-]",
+            "[+1]",
+            "[1x]",
+            "[tru]",
+            "[nul]",
+            "{\"a\" 1}",
+            "{1:2}",
+            "[\"\\x\"]",
+            "[\"\\u12\"]",
+            "[\"\\ud800\"]",
+            "[\"\\udc00\"]",
+            "[\"\\ud800\\u0041\"]",
+            "[\"a\u{1}\"]",
+            "[\"unterminated",
+            "{\"$serde_json::private::Number\":\"1\"}",
+            "[NaN]",
+            "[Infinity]",
+            "\u{feff}{}",
+        ] {
+            assert!(!agrees(text), "read {text:?}, which serde_json decides");
+        }
+        // Nesting: the fast path stops well before serde_json's limit.
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(agrees(&deep));
+        let deeper = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        assert!(!agrees(&deeper));
+    }
+
+    #[test]
+    fn generated_documents_agree_with_serde_json() {
+        // A fixed pseudo-random walk (xorshift) over pieces of JSON, valid or not, so a
+        // failure reproduces.
+        let pieces = [
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            " ",
+            "\n",
+            "\"k\"",
+            "\"\"",
+            "\"\\u00e9\"",
+            "\"\\\"\"",
+            "\"\\ud83d\\ude00\"",
+            "\"\\ud83d\"",
+            "1",
+            "-0",
+            "0.5",
+            "1e3",
+            "-2E-2",
+            "01",
+            "1.",
+            "true",
+            "false",
+            "null",
+            "x",
+            "\"a\u{1}\"",
+            "\"\\n\"",
+            "\"é\"",
+        ];
+        let mut next = crate::xorshift(0x9e37_79b9_7f4a_7c15);
+        let mut read_fast = 0;
+        for _ in 0..20_000 {
+            let mut text = String::from(if next().is_multiple_of(2) { "{" } else { "[" });
+            for _ in 0..(next() % 12) {
+                text.push_str(pieces[(next() % pieces.len() as u64) as usize]);
+            }
+            if agrees(&text) {
+                read_fast += 1;
+            }
+        }
+        // Some of them are valid, and those the fast path reads.
+        assert!(read_fast > 100, "only {read_fast} read");
+        // Valid documents built from the same pieces: every one read, every one the same.
+        for _ in 0..2_000 {
+            let value = generate(&mut next, 0);
+            let text = serde_json::to_string(&Value::Array(vec![value])).unwrap();
+            assert!(agrees(&text), "fast path not taken for {text:?}");
+        }
+    }
+
+    fn generate(next: &mut impl FnMut() -> u64, depth: usize) -> Value {
+        let numbers = ["0", "-1", "3.25", "1e-7", "12345678901234567890123", "-0.0"];
+        let strings = [
+            "", "k", "é", "\"q\"", "\\", "\u{1}", "😀", "</a>", "\u{2028}",
+        ];
+        match next() % if depth > 4 { 4 } else { 6 } {
+            0 => Value::Null,
+            1 => Value::Bool(next().is_multiple_of(2)),
+            2 => Value::Number(Number::from_str(numbers[(next() % 6) as usize]).unwrap()),
+            3 => Value::String(strings[(next() % 9) as usize].to_owned()),
+            4 => Value::Array((0..next() % 4).map(|_| generate(next, depth + 1)).collect()),
+            _ => Value::Object(
+                (0..next() % 4)
+                    .map(|_| {
+                        let key = strings[(next() % 9) as usize].to_owned();
+                        (key, generate(next, depth + 1))
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
