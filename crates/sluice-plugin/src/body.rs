@@ -143,6 +143,10 @@ pub async fn collect(mut body: Body, limit: usize) -> Result<Bytes, CollectError
             None if buffer.is_empty() => first = Some(data),
             previous => {
                 if let Some(previous) = previous {
+                    // From the second frame on, room for what the body says is left (within
+                    // the limit), so a large body is not copied into ever larger buffers.
+                    let rest = usize::try_from(body.size_hint().lower()).unwrap_or(usize::MAX);
+                    buffer.reserve(total.saturating_add(rest).min(limit));
                     buffer.extend_from_slice(&previous);
                 }
                 buffer.extend_from_slice(&data);
