@@ -125,8 +125,7 @@ impl From<CollectError> for crate::ExecError {
 /// huge body is abandoned as soon as it passes the limit).
 pub async fn collect(mut body: Body, limit: usize) -> Result<Bytes, CollectError> {
     use http_body::Body as _;
-    let mut buffer = bytes::BytesMut::new();
-    let mut first: Option<Bytes> = None;
+    let mut whole = BodyBuffer::default();
     while let Some(frame) =
         std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
     {
@@ -134,24 +133,81 @@ pub async fn collect(mut body: Body, limit: usize) -> Result<Bytes, CollectError
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        let total = first.as_ref().map_or(0, Bytes::len) + buffer.len() + data.len();
+        let total = whole.len() + data.len();
         if total > limit {
             return Err(CollectError::TooLarge(limit));
         }
-        // Most bodies are one frame: keep it without copying.
-        match first.take() {
-            None if buffer.is_empty() => first = Some(data),
+        // What the body says is left after this frame, within the limit.
+        let rest = usize::try_from(body.size_hint().lower()).unwrap_or(usize::MAX);
+        whole.push(data, total.saturating_add(rest).min(limit));
+    }
+    Ok(whole.finish())
+}
+
+/// A body being read whole. One that comes in one frame (most) is kept as it came, without a
+/// copy; from the second frame on, the frames go into one buffer sized for what the body is
+/// expected to total, so a large body is not copied into ever larger buffers (each growth
+/// holding the old and the new at once).
+#[derive(Debug, Default)]
+pub struct BodyBuffer {
+    first: Option<Bytes>,
+    rest: bytes::BytesMut,
+}
+
+impl BodyBuffer {
+    /// Bytes received so far.
+    pub fn len(&self) -> usize {
+        self.first.as_ref().map_or(0, Bytes::len) + self.rest.len()
+    }
+
+    /// Whether nothing was received.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds a frame's data; `expected` is what the whole body should total (its declared
+    /// length; a hint for the buffer's size, never a bound).
+    pub fn push(&mut self, data: Bytes, expected: usize) {
+        match self.first.take() {
+            None if self.rest.is_empty() => self.first = Some(data),
             previous => {
                 if let Some(previous) = previous {
-                    // From the second frame on, room for what the body says is left (within
-                    // the limit), so a large body is not copied into ever larger buffers.
-                    let rest = usize::try_from(body.size_hint().lower()).unwrap_or(usize::MAX);
-                    buffer.reserve(total.saturating_add(rest).min(limit));
-                    buffer.extend_from_slice(&previous);
+                    self.rest.reserve(expected.max(previous.len() + data.len()));
+                    self.rest.extend_from_slice(&previous);
                 }
-                buffer.extend_from_slice(&data);
+                self.rest.extend_from_slice(&data);
             }
         }
     }
-    Ok(first.unwrap_or_else(|| buffer.freeze()))
+
+    /// The whole body.
+    pub fn finish(self) -> Bytes {
+        self.first.unwrap_or_else(|| self.rest.freeze())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_frame_is_kept_and_several_share_one_buffer() {
+        let single = Bytes::from_static(b"one frame");
+        let mut whole = BodyBuffer::default();
+        whole.push(single.clone(), 9);
+        let kept = whole.finish();
+        assert_eq!(kept.as_ptr(), single.as_ptr(), "one frame is not copied");
+
+        let mut whole = BodyBuffer::default();
+        assert!(whole.is_empty());
+        whole.push(Bytes::from_static(b"ab"), 1000);
+        whole.push(Bytes::from_static(b"cd"), 1000);
+        // Room for the whole declared body once the second frame came: no growth after it.
+        assert!(whole.rest.capacity() >= 1000);
+        let capacity = whole.rest.capacity();
+        whole.push(Bytes::from_static(b"ef"), 1000);
+        assert_eq!(whole.rest.capacity(), capacity);
+        assert_eq!(whole.len(), 6);
+        assert_eq!(&whole.finish()[..], b"abcdef");
+    }
 }

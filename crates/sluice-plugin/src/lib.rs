@@ -17,7 +17,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-pub use body::{Body, BoxError, CollectError, DeadlinePassed, collect, empty, full, with_deadline};
+pub use body::{
+    Body, BodyBuffer, BoxError, CollectError, DeadlinePassed, collect, empty, full, with_deadline,
+};
 pub use chain::{Chain, ChainLink, Flow, Hooks, not_hooks_message};
 pub use coding::{ContentCoding, decode_content, gunzip};
 pub use error::{ErrorKind, ErrorSource, ExecError};

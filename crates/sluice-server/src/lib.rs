@@ -967,11 +967,8 @@ async fn read_body(
         Some(n) => Some(reserve(n).ok_or_else(over_budget)?),
         None => None,
     };
-    // A body that comes in one frame (most) is kept as it came; from the second frame on, one
-    // buffer sized for the whole declared length (already reserved in the budget), so a large
-    // body is never copied into ever larger buffers (which also held old and new at once).
-    let mut first: Option<Bytes> = None;
-    let mut buffer = bytes::BytesMut::new();
+    // Sized for the declared length from the second frame on (its bytes are reserved already).
+    let mut whole = sluice_plugin::BodyBuffer::default();
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_) => {
@@ -987,8 +984,7 @@ async fn read_body(
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        let received = first.as_ref().map_or(0, Bytes::len) + buffer.len();
-        if received + data.len() > MAX_REQUEST_BODY_BYTES {
+        if whole.len() + data.len() > MAX_REQUEST_BODY_BYTES {
             return Err(too_large());
         }
         if declared.is_none() && !data.is_empty() {
@@ -998,19 +994,9 @@ async fn read_body(
                 None => reserved = Some(more),
             }
         }
-        match first.take() {
-            None if buffer.is_empty() => first = Some(data),
-            previous => {
-                if let Some(previous) = previous {
-                    let whole = declared.map_or(0, |n| n as usize);
-                    buffer.reserve(whole.max(received + data.len()));
-                    buffer.extend_from_slice(&previous);
-                }
-                buffer.extend_from_slice(&data);
-            }
-        }
+        whole.push(data, declared.map_or(0, |n| n as usize));
     }
-    Ok((first.unwrap_or_else(|| buffer.freeze()), reserved))
+    Ok((whole.finish(), reserved))
 }
 
 /// gin's redirects (see [`respond::router_redirect`]), keeping the query.
