@@ -73,70 +73,61 @@ impl Reader<'_> {
     }
 
     fn object(&mut self) -> Option<Value> {
-        self.enter()?;
         let mut map = Map::new();
-        self.skip_whitespace();
-        if self.peek()? == b'}' {
-            self.pos += 1;
-        } else {
-            loop {
-                self.skip_whitespace();
-                if self.peek()? != b'"' {
-                    return None;
-                }
-                let key = self.string()?;
-                // serde_json reads an object whose first key is its private number token as a
-                // number: leave such a document to it.
-                if key.starts_with("$serde_json::private::") {
-                    return None;
-                }
-                self.eat(b':')?;
-                let value = self.value()?;
-                map.insert(key, value);
-                self.skip_whitespace();
-                match self.peek()? {
-                    b',' => self.pos += 1,
-                    b'}' => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return None,
-                }
+        self.items(b'}', |reader| {
+            if reader.peek()? != b'"' {
+                return None;
             }
-        }
-        self.depth -= 1;
+            let key = reader.string()?;
+            // serde_json reads an object whose first key is its private number token as a
+            // number: leave such a document to it.
+            if key.starts_with("$serde_json::private::") {
+                return None;
+            }
+            reader.eat(b':')?;
+            let value = reader.value()?;
+            map.insert(key, value);
+            Some(())
+        })?;
         Some(Value::Object(map))
     }
 
     fn array(&mut self) -> Option<Value> {
-        self.enter()?;
         let mut items = Vec::new();
+        self.items(b']', |reader| {
+            items.push(reader.value()?);
+            Some(())
+        })?;
+        Some(Value::Array(items))
+    }
+
+    /// A container at `{` or `[`, one level of nesting deeper, up to its `close`: `item` reads
+    /// each of its items (at the item, whitespace skipped), which `,` separates.
+    fn items(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.depth += 1;
+        self.pos += 1;
+        if self.depth > MAX_DEPTH {
+            return None;
+        }
         self.skip_whitespace();
-        if self.peek()? == b']' {
+        if self.peek()? == close {
             self.pos += 1;
         } else {
             loop {
-                items.push(self.value()?);
                 self.skip_whitespace();
-                match self.peek()? {
-                    b',' => self.pos += 1,
-                    b']' => {
-                        self.pos += 1;
-                        break;
-                    }
+                item(self)?;
+                self.skip_whitespace();
+                let separator = self.peek()?;
+                self.pos += 1;
+                match separator {
+                    b',' => {}
+                    byte if byte == close => break,
                     _ => return None,
                 }
             }
         }
         self.depth -= 1;
-        Some(Value::Array(items))
-    }
-
-    /// Steps over `{` or `[` into one more level of nesting.
-    fn enter(&mut self) -> Option<()> {
-        self.depth += 1;
-        self.pos += 1;
-        (self.depth <= MAX_DEPTH).then_some(())
+        Some(())
     }
 
     fn literal(&mut self, word: &[u8], value: Value) -> Option<Value> {
