@@ -335,6 +335,9 @@ impl Executor for DefaultClient {
         request: BackendRequest,
         ctx: &'a CallContext,
     ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
+        if ctx.caller_enforces_deadline {
+            return Box::pin(self.send_following_redirects(request, ctx));
+        }
         Box::pin(async move {
             tokio::time::timeout_at(ctx.deadline, self.send_following_redirects(request, ctx))
                 .await

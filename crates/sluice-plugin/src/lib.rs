@@ -77,11 +77,16 @@ pub struct CallContext {
     /// The endpoint's `{params}` by name as the endpoint writes them, percent-decoded: filled
     /// only for executors that ask for them ([`Executor::needs_route_params`]), empty otherwise.
     pub params: Vec<(String, String)>,
+    /// Set by a caller that stops awaiting the call at `deadline` itself (the proxy's backend
+    /// stage; the plugin host's outbound calls): an executor then arms no timer of its own for
+    /// it (each costs a registration in tokio's timer wheel). A call made from a task that
+    /// outlives the caller's wait must not carry it.
+    pub caller_enforces_deadline: bool,
 }
 
 impl CallContext {
     /// A context with the given deadline and body limit, no host restriction, bodies not
-    /// resent on redirects and no route params.
+    /// resent on redirects, no route params, and the deadline left to the executor to enforce.
     pub fn new(deadline: Instant, max_body_bytes: usize) -> Self {
         Self {
             deadline,
@@ -90,6 +95,7 @@ impl CallContext {
             send_body_on_redirect: false,
             trace: None,
             params: Vec::new(),
+            caller_enforces_deadline: false,
         }
     }
 

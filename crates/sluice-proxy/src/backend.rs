@@ -1,16 +1,19 @@
 //! The backend stage: build the request, run the executor within the deadline, check the
 //! status, decode by the backend's encoding and reshape (spec §2.3-2.5, §2.8).
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use http::StatusCode;
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use serde_json::{Map, Value};
 use sluice_config::Encoding;
 use sluice_plugin::{Body, CallContext, Instant, SharedExecutor};
 use sluice_transform::format::EntityFormatter;
+use tokio::time::Sleep;
 
 use crate::error::ProxyError;
 use crate::request::{Earlier, ProxyRequest, RequestBuilder};
@@ -84,11 +87,13 @@ impl BackendStage {
         }
     }
 
-    /// Calls the backend (`concurrent_calls` times at once when configured).
+    /// Calls the backend (`concurrent_calls` times at once when configured). `shared_headers`:
+    /// see [`RequestBuilder::build`].
     pub(crate) async fn call(
         &self,
         request: &ProxyRequest,
         responses: &[Earlier],
+        shared_headers: Option<&HeaderMap>,
         deadline: Instant,
     ) -> Result<Answer, ProxyError> {
         let timer = StageTimer::start(self.telemetry.stage.as_deref());
@@ -99,7 +104,13 @@ impl BackendStage {
         };
         let trace = span.as_ref().map(|s| s.as_parent());
         let result = self
-            .call_all(request, responses, deadline, trace.as_ref().or(parent))
+            .call_all(
+                request,
+                responses,
+                shared_headers,
+                deadline,
+                trace.as_ref().or(parent),
+            )
             .await;
         let complete = matches!(
             result,
@@ -131,15 +142,18 @@ impl BackendStage {
         &self,
         request: &ProxyRequest,
         responses: &[Earlier],
+        shared_headers: Option<&HeaderMap>,
         deadline: Instant,
         trace: Option<&sluice_telemetry::TraceParent>,
     ) -> Result<Answer, ProxyError> {
         if self.concurrent_calls <= 1 {
-            return self.call_once(request, responses, deadline, trace).await;
+            return self
+                .call_once(request, responses, shared_headers, deadline, trace)
+                .await;
         }
         // The first complete answer wins; the others are dropped (cancelled).
         let mut calls: FuturesUnordered<_> = (0..self.concurrent_calls)
-            .map(|_| self.call_once(request, responses, deadline, trace))
+            .map(|_| self.call_once(request, responses, shared_headers, deadline, trace))
             .collect();
         let mut last = Err(ProxyError::Timeout);
         while let Some(result) = calls.next().await {
@@ -155,12 +169,13 @@ impl BackendStage {
         &self,
         request: &ProxyRequest,
         responses: &[Earlier],
+        shared_headers: Option<&HeaderMap>,
         deadline: Instant,
         trace: Option<&sluice_telemetry::TraceParent>,
     ) -> Result<Answer, ProxyError> {
         let mut built = self
             .builder
-            .build(request, responses)
+            .build(request, responses, shared_headers)
             .map_err(ProxyError::Request)?;
         // The call's own span: the plugin's, or the round trip's (krakend-otel's client span).
         let mut call_span = trace.and_then(|parent| {
@@ -199,6 +214,7 @@ impl BackendStage {
             } else {
                 Vec::new()
             },
+            caller_enforces_deadline: true,
             ..CallContext::new(deadline, self.max_body_bytes)
         };
         let round_trip = RoundTripTimer::start(
@@ -206,7 +222,10 @@ impl BackendStage {
             &built,
             self.telemetry.plugin.is_some(),
         );
-        let result = tokio::time::timeout_at(deadline, self.executor.execute(built, &ctx)).await;
+        // One timer bounds the call and the body read: registered once in tokio's wheel, on the
+        // first poll that waits.
+        let mut timer = std::pin::pin!(tokio::time::sleep_until(deadline));
+        let result = before(timer.as_mut(), self.executor.execute(built, &ctx)).await;
         if let Some(plugin) = &self.telemetry.plugin {
             plugin.record(plugin_outcome(&result), round_trip.elapsed());
         }
@@ -264,7 +283,10 @@ impl BackendStage {
             .read
             .as_ref()
             .map(|_| round_trip_ended.unwrap_or_else(Instant::now));
-        let body = read_body(body, self.max_body_bytes, deadline).await;
+        let body = match before(timer, sluice_plugin::collect(body, self.max_body_bytes)).await {
+            Err(TimedOut) => Err(ProxyError::Timeout),
+            Ok(result) => result.map_err(|e| ProxyError::Exec(e.into())),
+        };
         if let (Some(read), Some(started)) = (&self.telemetry.read, read_started) {
             let bytes = body.as_ref().map_or(0, |b| b.len() as u64);
             read.record(bytes, started.elapsed(), body.is_err());
@@ -304,17 +326,31 @@ impl BackendStage {
     }
 }
 
+/// A backend call's deadline passed before it finished.
+#[derive(Debug)]
+pub(crate) struct TimedOut;
+
+/// `future`'s output, unless `timer` fires first. Polled in that order, as tokio's `Timeout`:
+/// an answer that is ready wins over a deadline that has just passed.
+async fn before<F: Future>(mut timer: Pin<&mut Sleep>, future: F) -> Result<F::Output, TimedOut> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        timer.as_mut().poll(cx).map(|()| Err(TimedOut))
+    })
+    .await
+}
+
 /// Reads a no-op answer's body whole (for `{Resp<N>}`), bounded like any backend body.
 pub(crate) async fn read_raw_body(
     response: http::Response<Body>,
     limit: usize,
     deadline: Instant,
 ) -> Result<Bytes, ProxyError> {
-    read_body(response.into_body(), limit, deadline).await
-}
-
-async fn read_body(body: Body, limit: usize, deadline: Instant) -> Result<Bytes, ProxyError> {
-    match tokio::time::timeout_at(deadline, sluice_plugin::collect(body, limit)).await {
+    let body = sluice_plugin::collect(response.into_body(), limit);
+    match tokio::time::timeout_at(deadline, body).await {
         Err(_) => Err(ProxyError::Timeout),
         Ok(result) => result.map_err(|e| ProxyError::Exec(e.into())),
     }

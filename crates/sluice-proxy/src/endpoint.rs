@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use http::HeaderMap;
 use http::HeaderValue;
 use serde_json::{Map, Value};
 use sluice_config::{Backend, Config, Endpoint, OutputEncoding, StaticResponse};
@@ -208,7 +209,7 @@ impl Fanout {
                 } else {
                     limit
                 };
-                match single.call(request, &[], stage_deadline).await {
+                match single.call(request, &[], None, stage_deadline).await {
                     Ok(answer) => Outcome {
                         answer: Some(answer),
                         error: None,
@@ -230,11 +231,22 @@ impl Fanout {
         }
     }
 
+    /// The headers every backend without header lists of its own sends, built once for the
+    /// request when two or more backends share them.
+    fn shared_headers(&self, request: &ProxyRequest) -> Option<HeaderMap> {
+        self.stages
+            .iter()
+            .filter(|stage| stage.builder.shares_headers())
+            .nth(1)
+            .map(|stage| stage.builder.headers(request))
+    }
+
     async fn parallel(&self, request: &ProxyRequest, deadline: Instant) -> Outcome {
+        let shared = self.shared_headers(request);
         let mut calls: FuturesUnordered<_> = self
             .stages
             .iter()
-            .map(|stage| stage.call(request, &[], deadline))
+            .map(|stage| stage.call(request, &[], shared.as_ref(), deadline))
             .collect();
         let mut merged: Option<Map<String, Value>> = None;
         let mut complete = true;
@@ -265,8 +277,12 @@ impl Fanout {
     async fn sequential(&self, request: &ProxyRequest, deadline: Instant) -> Outcome {
         let mut responses: Vec<Earlier> = Vec::with_capacity(self.stages.len());
         let mut merged: Option<Map<String, Value>> = None;
+        let shared = self.shared_headers(request);
         for (index, stage) in self.stages.iter().enumerate() {
-            match stage.call(request, &responses, deadline).await {
+            match stage
+                .call(request, &responses, shared.as_ref(), deadline)
+                .await
+            {
                 Ok(Answer::Data { data, complete }) => {
                     responses.push(Earlier::Data(data.clone()));
                     match merged.as_mut() {

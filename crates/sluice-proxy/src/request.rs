@@ -290,11 +290,13 @@ impl RequestBuilder {
     }
 
     /// Builds the request for one call; `responses` are what the earlier backends answered
-    /// (sequential endpoints only).
+    /// (sequential endpoints only); `shared` is [`Self::headers`] as another backend of the
+    /// endpoint built it for this request, taken when this backend's are the same.
     pub(crate) fn build(
         &self,
         request: &ProxyRequest,
         responses: &[Earlier],
+        shared: Option<&HeaderMap>,
     ) -> Result<sluice_plugin::BackendRequest, String> {
         let host = self.pick_host()?;
         let mut url = String::with_capacity(host.len() + 64);
@@ -307,7 +309,10 @@ impl RequestBuilder {
         Ok(sluice_plugin::BackendRequest {
             method: self.method.clone(),
             url,
-            headers: self.headers(request),
+            headers: match shared {
+                Some(headers) if self.shares_headers() => headers.clone(),
+                _ => self.headers(request),
+            },
             body: request.body.clone(),
         })
     }
@@ -341,7 +346,15 @@ impl RequestBuilder {
         }
     }
 
-    fn headers(&self, request: &ProxyRequest) -> HeaderMap {
+    /// Whether this backend forwards the endpoint's headers as they are (no `input_headers` of
+    /// its own): then every such backend of the endpoint sends the same [`Self::headers`].
+    pub(crate) fn shares_headers(&self) -> bool {
+        self.backend_headers.is_none()
+    }
+
+    /// The headers sent to the backend: the client's the allow-lists let through, less the
+    /// hop-by-hop ones, with `X-Forwarded-*`, the `User-Agent` and the request id.
+    pub(crate) fn headers(&self, request: &ProxyRequest) -> HeaderMap {
         let mut headers = HeaderMap::with_capacity(8);
         for (name, value) in &request.headers {
             // `Connection` is copied whatever the lists say, so the strip below sees the headers
@@ -430,27 +443,45 @@ mod tests {
     #[test]
     fn fills_params_and_filters_query() {
         let b = builder("/x/{bar}?foo={foo}", &[], &["a"]);
-        let built = b.build(&request(Some("a=1&b=2&a=3")), &[]).unwrap();
+        let built = b.build(&request(Some("a=1&b=2&a=3")), &[], None).unwrap();
         assert_eq!(built.url, "http://h:1/x/B?foo=F&a=1&a=3");
     }
 
     #[test]
     fn no_query_by_default() {
         let b = builder("/x", &[], &[]);
-        let built = b.build(&request(Some("a=1")), &[]).unwrap();
+        let built = b.build(&request(Some("a=1")), &[], None).unwrap();
         assert_eq!(built.url, "http://h:1/x");
     }
 
     #[test]
     fn headers_allow_list_and_forwarded() {
         let b = builder("/x", &["Authorization"], &[]);
-        let built = b.build(&request(None), &[]).unwrap();
+        let built = b.build(&request(None), &[], None).unwrap();
         let names: Vec<_> = built.headers.keys().map(|k| k.as_str()).collect();
         assert!(names.contains(&"authorization"));
         assert!(!names.contains(&"x-y-z"));
         assert_eq!(built.headers["x-forwarded-for"], "127.0.0.1");
         assert_eq!(built.headers["x-forwarded-host"], "gw:8080");
         assert_eq!(built.headers["user-agent"], "Sluice Version test");
+    }
+
+    #[test]
+    fn shared_headers_only_where_the_backend_has_no_list_of_its_own() {
+        let shared = builder("/x", &["*"], &[]);
+        let headers = shared.headers(&request(None));
+        assert!(headers.contains_key("x-y-z"));
+        let same = builder("/y", &["*"], &[]);
+        let built = same.build(&request(None), &[], Some(&headers)).unwrap();
+        assert_eq!(built.headers, headers);
+        let own = RequestBuilder {
+            backend_headers: Some(AllowList::headers(&["Authorization".to_owned()])),
+            ..builder("/z", &["*"], &[])
+        };
+        assert!(!own.shares_headers());
+        let built = own.build(&request(None), &[], Some(&headers)).unwrap();
+        assert!(built.headers.contains_key("authorization"));
+        assert!(!built.headers.contains_key("x-y-z"));
     }
 
     #[test]
@@ -476,20 +507,23 @@ mod tests {
         let mut data = Map::new();
         data.insert("a".into(), Value::String("../admin?x=1#f".into()));
         let built = b
-            .build(&request(None), &[Earlier::Data(data.clone())])
+            .build(&request(None), &[Earlier::Data(data.clone())], None)
             .unwrap();
         assert_eq!(
             built.url,
             "http://h:1/x/..%2Fadmin%3Fx=1%23f?q=..%2Fadmin%3Fx=1%23f"
         );
         data.insert("a".into(), Value::String("..".into()));
-        assert!(b.build(&request(None), &[Earlier::Data(data)]).is_err());
+        assert!(
+            b.build(&request(None), &[Earlier::Data(data)], None)
+                .is_err()
+        );
         let in_query = builder("/x?q={resp0_a}", &[], &[]);
         let mut dots = Map::new();
         dots.insert("a".into(), Value::String("..".into()));
         assert_eq!(
             in_query
-                .build(&request(None), &[Earlier::Data(dots)])
+                .build(&request(None), &[Earlier::Data(dots)], None)
                 .unwrap()
                 .url,
             "http://h:1/x?q=.."
@@ -501,19 +535,25 @@ mod tests {
         let b = builder("/x/{Resp0}?all={Resp0}", &[], &[]);
         let raw = Earlier::Raw(Bytes::from_static(br#"{"message":"pong"}"#));
         assert_eq!(
-            b.build(&request(None), &[raw]).unwrap().url,
+            b.build(&request(None), &[raw], None).unwrap().url,
             "http://h:1/x/%7B%22message%22:%22pong%22%7D?all=%7B%22message%22:%22pong%22%7D"
         );
         // A backend that was decoded (or failed) gives no raw body, as in KrakenD.
         let mut data = Map::new();
         data.insert("message".into(), Value::String("pong".into()));
         assert_eq!(
-            b.build(&request(None), &[Earlier::Data(data)]).unwrap().url,
+            b.build(&request(None), &[Earlier::Data(data)], None)
+                .unwrap()
+                .url,
             "http://h:1/x/?all="
         );
         assert!(
-            b.build(&request(None), &[Earlier::Raw(Bytes::from_static(b".."))])
-                .is_err()
+            b.build(
+                &request(None),
+                &[Earlier::Raw(Bytes::from_static(b".."))],
+                None
+            )
+            .is_err()
         );
         // Not listed in sequential_propagated_params: an endpoint param of that name.
         let t = UrlTemplate::compile("/x/{Resp1}", &["resp0".to_owned()]);

@@ -324,8 +324,7 @@ pub(crate) struct RoundTripTimer<'a> {
     metrics: Option<(&'a RoundTripMetrics, RoundTripTarget, u64)>,
 }
 
-pub(crate) type ExecResult =
-    Result<Result<BackendResponse, ExecError>, tokio::time::error::Elapsed>;
+pub(crate) type ExecResult = Result<Result<BackendResponse, ExecError>, crate::backend::TimedOut>;
 
 impl<'a> RoundTripTimer<'a> {
     pub(crate) fn start(

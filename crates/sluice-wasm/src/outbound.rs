@@ -28,6 +28,7 @@ pub(crate) async fn execute(
 ) -> Result<BackendResponse, ExecError> {
     let ctx = CallContext {
         trace: trace.cloned(),
+        caller_enforces_deadline: true,
         ..CallContext::new(deadline, max_body_bytes)
     };
     let result =

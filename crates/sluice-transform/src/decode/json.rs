@@ -141,13 +141,29 @@ impl Reader<'_> {
     /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, kept as written.
     fn number(&mut self) -> Option<Value> {
         let start = self.pos;
-        if self.peek() == Some(b'-') {
+        let negative = self.peek() == Some(b'-');
+        if negative {
             self.pos += 1;
         }
+        let integer = self.pos;
         match self.peek()? {
             b'0' => self.pos += 1,
             b'1'..=b'9' => self.digits(),
             _ => return None,
+        }
+        // Most numbers are short integers: their value, which `From` writes back as the same
+        // text (18 digits cannot overflow; `-0` stays text in serde_json, so it goes below).
+        if !matches!(self.peek(), Some(b'.' | b'e' | b'E')) && self.pos - integer <= 18 {
+            let magnitude = self.bytes[integer..self.pos]
+                .iter()
+                .fold(0u64, |n, digit| n * 10 + u64::from(digit - b'0'));
+            match (negative, i64::try_from(magnitude)) {
+                (false, _) => return Some(Value::Number(magnitude.into())),
+                (true, Ok(magnitude)) if magnitude != 0 => {
+                    return Some(Value::Number((-magnitude).into()));
+                }
+                _ => {}
+            }
         }
         if self.peek() == Some(b'.') {
             self.pos += 1;
@@ -303,6 +319,8 @@ mod tests {
             r#"{"dup":1,"dup":2}"#,
             r#"{"a":1} trailing text"#,
             r#"[1]]"#,
+            "[0,-0,7,-7,123456789012345678,-123456789012345678,1234567890123456789,-1234567890123456789]",
+            "[18446744073709551615,18446744073709551616,-9223372036854775808,-9223372036854775809]",
             "{\"é€😀\":\"\u{2028}\"}",
         ] {
             assert!(agrees(text), "fast path not taken for {text:?}");
@@ -413,14 +431,23 @@ mod tests {
     }
 
     fn generate(next: &mut impl FnMut() -> u64, depth: usize) -> Value {
-        let numbers = ["0", "-1", "3.25", "1e-7", "12345678901234567890123", "-0.0"];
+        let numbers = [
+            "0",
+            "-1",
+            "3.25",
+            "1e-7",
+            "12345678901234567890123",
+            "-0.0",
+            "-0",
+            "42",
+        ];
         let strings = [
             "", "k", "é", "\"q\"", "\\", "\u{1}", "😀", "</a>", "\u{2028}",
         ];
         match next() % if depth > 4 { 4 } else { 6 } {
             0 => Value::Null,
             1 => Value::Bool(next().is_multiple_of(2)),
-            2 => Value::Number(Number::from_str(numbers[(next() % 6) as usize]).unwrap()),
+            2 => Value::Number(Number::from_str(numbers[(next() % 8) as usize]).unwrap()),
             3 => Value::String(strings[(next() % 9) as usize].to_owned()),
             4 => Value::Array((0..next() % 4).map(|_| generate(next, depth + 1)).collect()),
             _ => Value::Object(
