@@ -246,7 +246,9 @@ impl Fanout {
         let mut calls: FuturesUnordered<_> = self
             .stages
             .iter()
-            .map(|stage| stage.call(request, &[], shared.as_ref(), deadline))
+            // Boxed: the set moves each future into its task (three copies of a large future
+            // where a box takes one).
+            .map(|stage| Box::pin(stage.call(request, &[], shared.as_ref(), deadline)))
             .collect();
         let mut merged: Option<Map<String, Value>> = None;
         let mut complete = true;
