@@ -137,9 +137,7 @@ pub async fn collect(mut body: Body, limit: usize) -> Result<Bytes, CollectError
         if total > limit {
             return Err(CollectError::TooLarge(limit));
         }
-        // What the body says is left after this frame, within the limit.
-        let rest = usize::try_from(body.size_hint().lower()).unwrap_or(usize::MAX);
-        whole.push(data, total.saturating_add(rest).min(limit));
+        whole.push_hinted(data, body.size_hint(), limit);
     }
     Ok(whole.finish())
 }
@@ -180,6 +178,14 @@ impl BodyBuffer {
         }
     }
 
+    /// Adds a frame's data of a body that announces `left` more bytes after it (its size
+    /// hint), read up to `limit`: the buffer is sized for that total, within the limit.
+    pub fn push_hinted(&mut self, data: Bytes, left: http_body::SizeHint, limit: usize) {
+        let left = usize::try_from(left.lower()).unwrap_or(usize::MAX);
+        let expected = (self.len() + data.len()).saturating_add(left).min(limit);
+        self.push(data, expected);
+    }
+
     /// The whole body.
     pub fn finish(self) -> Bytes {
         self.first.unwrap_or_else(|| self.rest.freeze())
@@ -209,5 +215,37 @@ mod tests {
         assert_eq!(whole.rest.capacity(), capacity);
         assert_eq!(whole.len(), 6);
         assert_eq!(&whole.finish()[..], b"abcdef");
+    }
+
+    #[test]
+    fn a_hinted_body_is_sized_for_what_it_announces_within_the_limit() {
+        let mut whole = BodyBuffer::default();
+        whole.push_hinted(
+            Bytes::from_static(b"ab"),
+            http_body::SizeHint::with_exact(798),
+            10_000,
+        );
+        whole.push_hinted(
+            Bytes::from_static(b"cd"),
+            http_body::SizeHint::with_exact(796),
+            10_000,
+        );
+        assert!(whole.rest.capacity() >= 800);
+        let mut capped = BodyBuffer::default();
+        capped.push_hinted(
+            Bytes::from_static(b"ab"),
+            http_body::SizeHint::with_exact(1 << 40),
+            64,
+        );
+        capped.push_hinted(
+            Bytes::from_static(b"cd"),
+            http_body::SizeHint::with_exact(1 << 40),
+            64,
+        );
+        assert!(
+            capped.rest.capacity() < 1 << 20,
+            "the limit bounds the reservation"
+        );
+        assert_eq!(&capped.finish()[..], b"abcd");
     }
 }

@@ -1,10 +1,11 @@
 //! Calls a plugin makes (or the host makes for it): through the plugin's outbound client,
 //! only to allowed hosts (every hop), within the remaining deadline, bodies bounded.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body_util::BodyExt;
 use sluice_plugin::{
-    BackendRequest, BackendResponse, CallContext, ErrorKind, ExecError, Executor, Instant,
+    BackendRequest, BackendResponse, BodyBuffer, CallContext, ErrorKind, ExecError, Executor,
+    Instant,
 };
 
 use crate::plugin::Backend;
@@ -77,7 +78,7 @@ pub(crate) async fn send_http2(
     let call = async {
         let response = backend.engine.http2.send(outgoing).await?;
         let (parts, mut body) = response.into_parts();
-        let mut data = BytesMut::new();
+        let mut data = BodyBuffer::default();
         let mut trailers = http::HeaderMap::new();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| {
@@ -91,7 +92,7 @@ pub(crate) async fn send_http2(
                             format!("response body larger than {max_body_bytes} bytes"),
                         ));
                     }
-                    data.extend_from_slice(&chunk);
+                    data.push_hinted(chunk, http_body::Body::size_hint(&body), max_body_bytes);
                 }
                 Err(frame) => {
                     if let Ok(t) = frame.into_trailers() {
@@ -100,7 +101,7 @@ pub(crate) async fn send_http2(
                 }
             }
         }
-        Ok((parts, data.freeze(), trailers))
+        Ok((parts, data.finish(), trailers))
     };
     match tokio::time::timeout_at(deadline, call).await {
         Ok(result) => result,
@@ -120,9 +121,7 @@ where
 {
     let read = async {
         let mut body = std::pin::pin!(body);
-        let mut first: Option<Bytes> = None;
-        let mut rest: Option<BytesMut> = None;
-        let mut len = 0usize;
+        let mut whole = BodyBuffer::default();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| {
                 ExecError::upstream(
@@ -133,29 +132,15 @@ where
             let Ok(data) = frame.into_data() else {
                 continue;
             };
-            len += data.len();
-            if len > max_body_bytes {
+            if whole.len() + data.len() > max_body_bytes {
                 return Err(ExecError::upstream(
                     ErrorKind::BodyTooLarge,
                     format!("response body larger than {max_body_bytes} bytes"),
                 ));
             }
-            match (&mut first, &mut rest) {
-                (None, _) => first = Some(data),
-                (Some(f), None) => {
-                    let mut buf = BytesMut::with_capacity(f.len() + data.len());
-                    buf.extend_from_slice(f);
-                    buf.extend_from_slice(&data);
-                    rest = Some(buf);
-                }
-                (Some(_), Some(buf)) => buf.extend_from_slice(&data),
-            }
+            whole.push_hinted(data, body.size_hint(), max_body_bytes);
         }
-        Ok(match (first, rest) {
-            (_, Some(buf)) => buf.freeze(),
-            (Some(f), None) => f,
-            (None, None) => Bytes::new(),
-        })
+        Ok(whole.finish())
     };
     match tokio::time::timeout_at(deadline, read).await {
         Ok(result) => result,
