@@ -12,6 +12,7 @@
 //! https backends are verified against the system's roots (and `client_tls`, see [`tls`]); a
 //! backend with its own `client_tls` gets a client (and a pool) of its own, built once.
 
+mod h1;
 mod pool;
 pub mod tls;
 
@@ -250,7 +251,23 @@ impl DefaultClient {
     }
 
     async fn send_once(&self, request: &BackendRequest) -> Result<BackendResponse, ExecError> {
-        let plain_http = request.url.scheme() == Some(&http::uri::Scheme::HTTP);
+        // Plain http goes through Sluice's own HTTP/1.1 pool, which writes the request's head
+        // from it as it is (`Host` from the URL's authority as written, as Go's client sends
+        // it); https (which may speak HTTP/2) and a URL with user info but no `Host` through
+        // hyper-util's.
+        if request.url.scheme() == Some(&http::uri::Scheme::HTTP)
+            && (request.headers.contains_key(header::HOST)
+                || request
+                    .url
+                    .authority()
+                    .is_some_and(|a| !a.as_str().contains('@')))
+        {
+            return Ok(self
+                .within_header_timeout(self.plain.send(request))
+                .await?
+                .map_err(|e| classify_pooled(e, &request.url))?
+                .map(boxed));
+        }
         let mut builder = http::Request::builder()
             .method(request.method.clone())
             .uri(request.url.clone());
@@ -260,19 +277,8 @@ impl DefaultClient {
             // client chunks a body of unknown length). An empty body: `Content-Length: 0` for
             // POST, PUT and PATCH, none for any other method, as Go's `shouldSendContentLength`
             // decides for a request without a body; a client's own Content-Length or
-            // Transfer-Encoding never decides.
+            // Transfer-Encoding never decides. (The plain-http pool writes the same.)
             headers.remove(header::TRANSFER_ENCODING);
-            // `Host` from the URL's authority as written, as Go's client sends it. hyper-util
-            // would add it too, but through `format!` on every request; plain http only, since
-            // an https backend may speak HTTP/2, which carries the authority instead.
-            if plain_http
-                && !headers.contains_key(header::HOST)
-                && let Some(authority) = request.url.authority()
-                && !authority.as_str().contains('@')
-                && let Ok(host) = HeaderValue::from_str(authority.as_str())
-            {
-                headers.insert(header::HOST, host);
-            }
             if request.body.is_empty()
                 && !matches!(request.method, Method::POST | Method::PUT | Method::PATCH)
             {
@@ -287,20 +293,11 @@ impl DefaultClient {
         let outgoing = builder
             .body(Full::new(request.body.clone()))
             .map_err(|e| ExecError::upstream(ErrorKind::Other, format!("invalid request: {e}")))?;
-        // Plain http with its Host header goes through Sluice's own HTTP/1.1 pool; https (and
-        // a URL with user info, which hyper-util turns into a Host) through hyper-util's.
-        let response = if plain_http && outgoing.headers().contains_key(header::HOST) {
-            self.within_header_timeout(self.plain.send(outgoing))
-                .await?
-                .map_err(|e| classify_pooled(e, &request.url))?
-                .map(boxed)
-        } else {
-            self.within_header_timeout(self.client.request(outgoing))
-                .await?
-                .map_err(|e| classify(&e, &request.url))?
-                .map(boxed)
-        };
-        Ok(response)
+        Ok(self
+            .within_header_timeout(self.client.request(outgoing))
+            .await?
+            .map_err(|e| classify(&e, &request.url))?
+            .map(boxed))
     }
 
     /// `call`, bounded by `response_header_timeout` when one is set. Not an `async fn`: that

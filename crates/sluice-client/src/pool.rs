@@ -1,17 +1,16 @@
 //! The pool of plain-http HTTP/1.1 connections: per backend authority, a stack of idle
-//! connections, on hyper's connection API directly.
+//! connections, each driven by the call that takes it ([`crate::h1`]).
 //!
 //! hyper-util's pool (still used for https, where ALPN may pick HTTP/2) hashes its key with
 //! SipHash twice per request, formats the `Host` header, and spawns a task to hand a connection
 //! back. Here a connection goes back on its host's stack when the answer's body ends, and is
-//! checked for readiness when it is next taken, so a request costs one lock, one fast hash and
-//! no task. The most recently used connection is taken first (it is the warmest, and the others
-//! age out).
+//! checked for quiet (asking the reactor, no system call) when it is next taken, so a request
+//! costs one lock, one fast hash and no task. The most recently used connection is taken first
+//! (it is the warmest, and the others age out).
 //!
 //! The same rules as Go's transport, so KrakenD's: at most `max_idle_connections_per_host` idle
 //! connections per host, an idle one closed after `idle_connection_timeout`, none kept with
-//! `disable_keep_alives`. A request that a reused connection could not take (the backend closed
-//! it while it was idle) is sent again on another: it never reached the backend.
+//! `disable_keep_alives`.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -20,24 +19,23 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response, Uri};
-use http_body_util::Full;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{self, SendRequest};
+use http::{Method, Response, Uri};
+use hyper::body::{Body, Frame, SizeHint};
+use sluice_plugin::BackendRequest;
 use tower_service::Service;
 
 use crate::Connector;
+use crate::h1::{Conn, Framing, H1Error, Head};
 
 /// A request is tried on at most this many pooled connections that turn out closed before a
 /// fresh one is dialled (the last attempt).
 const REUSED_ATTEMPTS: usize = 3;
 
-type Sender = SendRequest<Full<Bytes>>;
 type Hosts = HashMap<Arc<str>, Vec<Idle>, foldhash::fast::RandomState>;
 
 #[derive(Debug)]
 struct Idle {
-    sender: Sender,
+    conn: Conn,
     since: Instant,
     /// Its host's key, made once per connection (not per request).
     key: Arc<str>,
@@ -47,7 +45,17 @@ struct Idle {
 #[derive(Debug)]
 pub(crate) enum PoolError {
     Connect(Box<dyn std::error::Error + Send + Sync>),
-    Send(hyper::Error),
+    Send(H1Error),
+}
+
+/// A request that failed on a connection.
+struct Failed {
+    error: H1Error,
+    /// No byte of an answer came and the connection turned out closed (or reset): on a reused
+    /// connection, the backend had closed it while it was idle.
+    closed: bool,
+    /// The request's bytes that went out before it failed.
+    written: usize,
 }
 
 #[derive(Debug)]
@@ -82,63 +90,50 @@ impl Http1Pool {
         }
     }
 
-    /// Sends `request` (an absolute `http` URL, with its `Host` header) on a pooled connection
-    /// to its authority, or a new one.
+    /// Sends `request` (an absolute `http` URL) on a pooled connection to its authority, or a
+    /// new one.
+    ///
+    /// A reused connection that turns out closed before any answer came costs no request: it
+    /// is sent again on another when nothing of it had gone out, or when it may be replayed
+    /// (Go's transport's rule, so KrakenD's: an idempotent method, or an idempotency key).
     pub(crate) async fn send(
         &self,
-        mut request: Request<Full<Bytes>>,
+        request: &BackendRequest,
     ) -> Result<Response<PooledBody>, PoolError> {
-        let url = request.uri().clone();
-        let key = url.authority().map_or("", |a| a.as_str());
-        // HTTP/1 sends the origin form: the path and the query.
-        *request.uri_mut() = url
-            .path_and_query()
-            .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
+        let key = request.url.authority().map_or("", |a| a.as_str());
         for _ in 0..REUSED_ATTEMPTS {
-            let Some((mut sender, key)) = self.checkout(key).await else {
+            let Some(idle) = self.checkout(key) else {
                 break;
             };
-            match sender.try_send_request(request).await {
-                Ok(response) => return Ok(self.track(response, sender, key)),
-                Err(mut e) => match e.take_message() {
-                    // Refused before a byte was written: the connection had been closed.
-                    Some(back) => request = back,
-                    None => return Err(PoolError::Send(e.into_error())),
-                },
+            match exchange(idle.conn, request).await {
+                Ok((head, conn)) => return Ok(self.track(head, conn, idle.key)),
+                Err(failed) if failed.closed && (failed.written == 0 || replayable(request)) => {}
+                Err(failed) => return Err(PoolError::Send(failed.error)),
             }
         }
-        // Boxed: the dial and handshake are the cold path, and kept inline they would make
-        // every call's future (moved several times on the way) a few KiB larger.
-        let mut sender = Box::pin(self.dial(&url)).await?;
-        match sender.try_send_request(request).await {
-            Ok(response) => Ok(self.track(response, sender, key.into())),
-            Err(e) => Err(PoolError::Send(e.into_error())),
+        // Boxed: the dial is the cold path, and kept inline it would make every call's future
+        // (moved several times on the way) larger.
+        let conn = Box::pin(self.dial(&request.url)).await?;
+        match exchange(conn, request).await {
+            Ok((head, conn)) => Ok(self.track(head, conn, key.into())),
+            Err(failed) => Err(PoolError::Send(failed.error)),
         }
     }
 
-    /// The most recently returned idle connection to `key` that is still open and in time.
-    async fn checkout(&self, key: &str) -> Option<(Sender, Arc<str>)> {
+    /// The most recently returned idle connection to `key` that is still quiet and in time.
+    fn checkout(&self, key: &str) -> Option<Idle> {
         loop {
-            let idle = {
+            let mut idle = {
                 let mut hosts = self.inner.hosts.lock().unwrap_or_else(|p| p.into_inner());
                 hosts.get_mut(key)?.pop()?
             };
-            if idle.sender.is_closed() || self.inner.expired(&idle, Instant::now()) {
-                continue;
-            }
-            let mut sender = idle.sender;
-            // Handed back when its last answer's body ended: the connection task may not have
-            // seen that end yet, which it does at once (or finds the connection closed).
-            if std::future::poll_fn(|cx| sender.poll_ready(cx))
-                .await
-                .is_ok()
-            {
-                return Some((sender, idle.key));
+            if !self.inner.expired(&idle, Instant::now()) && idle.conn.is_quiet() {
+                return Some(idle);
             }
         }
     }
 
-    async fn dial(&self, url: &Uri) -> Result<Sender, PoolError> {
+    async fn dial(&self, url: &Uri) -> Result<Conn, PoolError> {
         // HttpConnector is always ready: no `poll_ready` to wait on.
         let stream = self
             .inner
@@ -147,39 +142,77 @@ impl Http1Pool {
             .call(url.clone())
             .await
             .map_err(PoolError::Connect)?;
-        let (sender, connection) = http1::handshake(stream).await.map_err(PoolError::Send)?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "backend connection ended with an error");
-            }
-        });
-        Ok(sender)
+        match stream {
+            hyper_rustls::MaybeHttpsStream::Http(io) => Ok(Conn::new(io.into_inner())),
+            hyper_rustls::MaybeHttpsStream::Https(_) => Err(PoolError::Connect(
+                "a TLS connection for a plain-http URL".into(),
+            )),
+        }
     }
 
     /// The answer, its body handing the connection back when it ends.
-    fn track(
-        &self,
-        response: Response<Incoming>,
-        sender: Sender,
-        key: Arc<str>,
-    ) -> Response<PooledBody> {
-        let keep = self.inner.max_idle_per_host > 0;
-        response.map(|body| {
-            let mut pooled = PooledBody {
-                body,
-                back: keep.then(|| Back {
-                    sender,
-                    pool: Arc::downgrade(&self.inner),
-                    key,
-                }),
-            };
-            // An answer without a body (HEAD, 204, 304, an empty one) may never be read.
-            if pooled.body.is_end_stream() {
-                pooled.give_back();
-            }
-            pooled
-        })
+    fn track(&self, head: Head, conn: Conn, key: Arc<str>) -> Response<PooledBody> {
+        let keep = head.keep_alive && self.inner.max_idle_per_host > 0;
+        let mut body = PooledBody {
+            conn: Some(conn),
+            framing: head.framing,
+            back: keep.then(|| Back {
+                pool: Arc::downgrade(&self.inner),
+                key,
+            }),
+        };
+        // An answer without a body (HEAD, 204, 304, an empty one) may never be read.
+        if body.framing.is_done() {
+            body.finish();
+        }
+        let mut response = Response::new(body);
+        *response.status_mut() = head.status;
+        *response.version_mut() = head.version;
+        *response.headers_mut() = head.headers;
+        response
     }
+}
+
+/// Writes `request` on `conn` and reads its answer's head.
+async fn exchange(mut conn: Conn, request: &BackendRequest) -> Result<(Head, Conn), Failed> {
+    if let Err((error, written)) = conn
+        .write_request(
+            &request.method,
+            &request.url,
+            &request.headers,
+            &request.body,
+        )
+        .await
+    {
+        return Err(Failed {
+            error,
+            closed: true,
+            written,
+        });
+    }
+    match conn.read_head(&request.method).await {
+        Ok(head) => Ok((head, conn)),
+        Err(None) => Err(Failed {
+            error: H1Error::closed_before_head(),
+            closed: true,
+            written: usize::MAX,
+        }),
+        Err(Some(error)) => Err(Failed {
+            error,
+            closed: false,
+            written: usize::MAX,
+        }),
+    }
+}
+
+/// Whether a request may be sent again after it (or part of it) went out on a connection that
+/// turned out closed: Go's `isReplayable` (the body is always known in full here).
+fn replayable(request: &BackendRequest) -> bool {
+    matches!(
+        request.method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    ) || request.headers.contains_key("idempotency-key")
+        || request.headers.contains_key("x-idempotency-key")
 }
 
 impl Inner {
@@ -188,10 +221,7 @@ impl Inner {
             .is_some_and(|limit| now.saturating_duration_since(idle.since) >= limit)
     }
 
-    fn checkin(self: &Arc<Self>, key: Arc<str>, sender: Sender) {
-        if sender.is_closed() {
-            return;
-        }
+    fn checkin(self: &Arc<Self>, key: Arc<str>, conn: Conn) {
         {
             let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
             let idle = hosts.entry(Arc::clone(&key)).or_default();
@@ -200,7 +230,7 @@ impl Inner {
                 idle.remove(0);
             }
             idle.push(Idle {
-                sender,
+                conn,
                 since: Instant::now(),
                 key,
             });
@@ -211,12 +241,13 @@ impl Inner {
         }
     }
 
-    /// Closes the connections idle past the limit; forgets hosts left without any.
+    /// Closes the connections idle past the limit or closed by their backend; forgets hosts
+    /// left without any.
     fn evict_expired(&self) {
         let now = Instant::now();
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
         hosts.retain(|_, idle| {
-            idle.retain(|i| !i.sender.is_closed() && !self.expired(i, now));
+            idle.retain_mut(|i| !self.expired(i, now) && i.conn.is_quiet());
             !idle.is_empty()
         });
     }
@@ -245,53 +276,74 @@ fn spawn_reaper(pool: Weak<Inner>, limit: Duration) {
 
 #[derive(Debug)]
 struct Back {
-    sender: Sender,
     pool: Weak<Inner>,
     key: Arc<str>,
 }
 
-/// An answer's body from a pooled connection: when it ends, the connection goes back to the
-/// pool; dropped before its end, the connection is closed with it (its rest is unread).
+/// An answer's body, read from its connection by whoever polls it: when it ends, the
+/// connection goes back to the pool (when the answer allowed keep-alive and nothing came after
+/// it); dropped before its end, the connection is closed with it (its rest is unread).
 #[derive(Debug)]
 pub(crate) struct PooledBody {
-    body: Incoming,
+    conn: Option<Conn>,
+    framing: Framing,
     back: Option<Back>,
 }
 
 impl PooledBody {
-    fn give_back(&mut self) {
-        if let Some(back) = self.back.take()
+    fn finish(&mut self) {
+        self.framing = Framing::Done;
+        let conn = self.conn.take();
+        if let (Some(conn), Some(back)) = (conn, self.back.take())
+            && conn.is_drained()
             && let Some(pool) = back.pool.upgrade()
         {
-            pool.checkin(back.key, back.sender);
+            pool.checkin(back.key, conn);
         }
     }
 }
 
 impl Body for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = H1Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let poll = Pin::new(&mut self.body).poll_frame(cx);
-        match &poll {
-            Poll::Ready(None) => self.give_back(),
-            Poll::Ready(Some(Ok(_))) if self.body.is_end_stream() => self.give_back(),
-            // An error: the connection is not reused.
-            Poll::Ready(Some(Err(_))) => self.back = None,
-            _ => {}
+    ) -> Poll<Option<Result<Frame<Bytes>, H1Error>>> {
+        let this = &mut *self;
+        let Some(conn) = this.conn.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match conn.poll_data(&mut this.framing, cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                this.finish();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Ok(data))) => {
+                if this.framing.is_done() {
+                    this.finish();
+                }
+                Poll::Ready(Some(Ok(Frame::data(data))))
+            }
+            // The connection is not reused.
+            Poll::Ready(Some(Err(e))) => {
+                this.back = None;
+                this.conn = None;
+                this.framing = Framing::Done;
+                Poll::Ready(Some(Err(e)))
+            }
         }
-        poll
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.framing.is_done()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        self.framing
+            .exact_len()
+            .map_or_else(SizeHint::default, SizeHint::with_exact)
     }
 }

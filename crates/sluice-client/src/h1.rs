@@ -1,0 +1,853 @@
+//! HTTP/1.1 on one connection, driven by the task that makes the call.
+//!
+//! hyper's client connection runs as a task of its own: a request crosses a channel to it, its
+//! answer a oneshot back and its body a third channel, each a wake-up of another task and a
+//! move of the message. A backend call of the gateway is one request at a time on one
+//! connection, so here the caller writes the request and reads the answer itself (pingora's
+//! shape): no task, no channel. The head is parsed by httparse (as hyper does) and the body
+//! framed as RFC 9112 §6.3 says; the limits are hyper's.
+
+use std::future::Future as _;
+use std::io;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker, ready};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, StatusCode, Uri, Version};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The most headers an answer may carry (hyper's default).
+const MAX_HEADERS: usize = 100;
+/// The largest answer head (hyper's default read-buffer limit).
+const MAX_HEAD_BYTES: usize = 8192 + 4096 * 100;
+/// A chunk-size line with its extensions, at most.
+const MAX_CHUNK_LINE: usize = 4096;
+/// A chunked body's trailer section, at most (read and dropped, as Go's client does for
+/// KrakenD).
+const MAX_TRAILER_BYTES: usize = 16 * 1024;
+/// The read buffer's least free room before a read.
+const READ_ROOM: usize = 8 * 1024;
+/// The most room asked for one read of a long body.
+const MAX_READ_ROOM: usize = 64 * 1024;
+/// A request body at most this long goes out in the head's write; a longer one on its own.
+const INLINE_BODY: usize = 16 * 1024;
+
+/// Why a request or its answer failed on the connection.
+#[derive(Debug)]
+pub(crate) struct H1Error {
+    kind: H1ErrorKind,
+    source: Option<io::Error>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum H1ErrorKind {
+    /// Writing the request failed.
+    Write,
+    /// The connection closed before the answer's head was complete.
+    ClosedBeforeHead,
+    /// Reading failed (a reset, ...).
+    Read,
+    /// The answer's head is not HTTP/1.
+    Head(&'static str),
+    /// The answer's head is larger than [`MAX_HEAD_BYTES`].
+    HeadTooLarge,
+    /// The body's framing is broken (a bad chunk size, a missing CRLF, too long a line).
+    Framing(&'static str),
+    /// The connection closed before the body was complete.
+    Incomplete,
+}
+
+impl H1Error {
+    fn new(kind: H1ErrorKind) -> Self {
+        Self { kind, source: None }
+    }
+
+    fn io(kind: H1ErrorKind, source: io::Error) -> Self {
+        Self {
+            kind,
+            source: Some(source),
+        }
+    }
+
+    /// The connection closed before an answer's head.
+    pub(crate) fn closed_before_head() -> Self {
+        Self::new(H1ErrorKind::ClosedBeforeHead)
+    }
+
+    #[cfg(test)]
+    fn kind(&self) -> H1ErrorKind {
+        self.kind
+    }
+}
+
+impl std::fmt::Display for H1Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            H1ErrorKind::Write => f.write_str("error writing the request"),
+            H1ErrorKind::ClosedBeforeHead => {
+                f.write_str("connection closed before an answer's head was complete")
+            }
+            H1ErrorKind::Read => f.write_str("error reading the answer"),
+            H1ErrorKind::Head(what) => write!(f, "invalid HTTP answer: {what}"),
+            H1ErrorKind::HeadTooLarge => write!(
+                f,
+                "invalid HTTP answer: its head is larger than {MAX_HEAD_BYTES} bytes"
+            ),
+            H1ErrorKind::Framing(what) => write!(f, "invalid answer body: {what}"),
+            H1ErrorKind::Incomplete => {
+                f.write_str("connection closed before the body was complete")
+            }
+        }
+    }
+}
+
+impl std::error::Error for H1Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_ref().map(|e| e as _)
+    }
+}
+
+/// How the answer's body ends (RFC 9112 §6.3).
+#[derive(Debug)]
+pub(crate) enum Framing {
+    /// This many bytes are left.
+    Length(u64),
+    Chunked(Chunked),
+    /// Until the backend closes the connection.
+    Eof,
+    Done,
+}
+
+impl Framing {
+    pub(crate) fn is_done(&self) -> bool {
+        matches!(self, Self::Done | Self::Length(0))
+    }
+
+    pub(crate) fn exact_len(&self) -> Option<u64> {
+        match self {
+            Self::Length(n) => Some(*n),
+            Self::Done => Some(0),
+            _ => None,
+        }
+    }
+}
+
+/// An answer's head, and whether the connection may serve another request after its body.
+#[derive(Debug)]
+pub(crate) struct Head {
+    pub(crate) status: StatusCode,
+    pub(crate) version: Version,
+    pub(crate) headers: HeaderMap,
+    pub(crate) framing: Framing,
+    pub(crate) keep_alive: bool,
+}
+
+/// One HTTP/1.1 connection to a backend.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    io: TcpStream,
+    /// Read and not yet taken.
+    buf: BytesMut,
+    /// The request being written (its allocation kept for the next).
+    out: Vec<u8>,
+}
+
+impl Conn {
+    pub(crate) fn new(io: TcpStream) -> Self {
+        Self {
+            io,
+            buf: BytesMut::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Whether an idle connection can take a request: nothing arrived while it was idle (the
+    /// backend's close, or a stray answer such as a 408). The reactor is asked first, so a
+    /// quiet connection costs no system call.
+    pub(crate) fn is_quiet(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.io.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            // Readable: an EOF or bytes (neither leaves it usable), or readiness left over from
+            // a read that filled its buffer exactly, which this read clears.
+            Poll::Ready(Ok(())) => {
+                let mut probe = [0u8; 1];
+                matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+        }
+    }
+
+    /// Writes the request: the origin form of `url`, `Host` from its authority unless
+    /// `headers` has one, `headers` without `Transfer-Encoding` or `Content-Length`, and a
+    /// `Content-Length` for a non-empty body, or an empty one of a POST, PUT or PATCH (Go's
+    /// rule). On an error, also how many bytes had gone out.
+    pub(crate) async fn write_request(
+        &mut self,
+        method: &Method,
+        url: &Uri,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<(), (H1Error, usize)> {
+        let out = &mut self.out;
+        out.clear();
+        out.extend_from_slice(method.as_str().as_bytes());
+        out.push(b' ');
+        match url.path_and_query() {
+            Some(pq) if !pq.as_str().is_empty() => out.extend_from_slice(pq.as_str().as_bytes()),
+            _ => out.push(b'/'),
+        }
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        if !headers.contains_key(header::HOST)
+            && let Some(authority) = url.authority()
+        {
+            out.extend_from_slice(b"host: ");
+            out.extend_from_slice(authority.as_str().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        for (name, value) in headers {
+            if name == header::TRANSFER_ENCODING || name == header::CONTENT_LENGTH {
+                continue;
+            }
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        if !body.is_empty() || matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
+            out.extend_from_slice(b"content-length: ");
+            let digits = itoa_buf(body.len());
+            out.extend_from_slice(digits.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        let inline = body.len() <= INLINE_BODY;
+        if inline {
+            out.extend_from_slice(body);
+        }
+        let written = write_all(&mut self.io, &self.out, 0).await?;
+        if !inline {
+            write_all(&mut self.io, body, written).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the answer's head (past any 1xx but a 101). `Err(None)` when the connection
+    /// closed (or was reset) before a byte of an answer came: a reused connection the backend
+    /// had closed.
+    pub(crate) async fn read_head(&mut self, method: &Method) -> Result<Head, Option<H1Error>> {
+        let mut received = false;
+        loop {
+            if !self.buf.is_empty() {
+                received = true;
+                if let Some(head) = parse_head(&mut self.buf, method).map_err(Some)? {
+                    return Ok(head);
+                }
+                if self.buf.len() >= MAX_HEAD_BYTES {
+                    return Err(Some(H1Error::new(H1ErrorKind::HeadTooLarge)));
+                }
+            }
+            self.buf.reserve(READ_ROOM);
+            match self.io.read_buf(&mut self.buf).await {
+                Ok(0) if !received => return Err(None),
+                Ok(0) => return Err(Some(H1Error::new(H1ErrorKind::ClosedBeforeHead))),
+                Ok(_) => {}
+                Err(e) if !received && e.kind() == io::ErrorKind::ConnectionReset => {
+                    return Err(None);
+                }
+                Err(e) => return Err(Some(H1Error::io(H1ErrorKind::Read, e))),
+            }
+        }
+    }
+
+    /// The body's next piece, `None` at its end.
+    pub(crate) fn poll_data(
+        &mut self,
+        framing: &mut Framing,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, H1Error>>> {
+        loop {
+            match framing {
+                Framing::Done => return Poll::Ready(None),
+                Framing::Length(0) => {
+                    *framing = Framing::Done;
+                    return Poll::Ready(None);
+                }
+                Framing::Length(left) => {
+                    if !self.buf.is_empty() {
+                        let n = usize::try_from(*left)
+                            .map_or(self.buf.len(), |l| l.min(self.buf.len()));
+                        *left -= n as u64;
+                        return Poll::Ready(Some(Ok(self.buf.split_to(n).freeze())));
+                    }
+                    let room =
+                        usize::try_from(*left).map_or(MAX_READ_ROOM, |l| l.min(MAX_READ_ROOM));
+                    match ready!(self.poll_fill(cx, room.max(READ_ROOM))) {
+                        Ok(0) => {
+                            return Poll::Ready(Some(Err(H1Error::new(H1ErrorKind::Incomplete))));
+                        }
+                        Ok(_) => {}
+                        Err(e) => return Poll::Ready(Some(Err(H1Error::io(H1ErrorKind::Read, e)))),
+                    }
+                }
+                Framing::Eof => {
+                    if !self.buf.is_empty() {
+                        return Poll::Ready(Some(Ok(self.buf.split().freeze())));
+                    }
+                    match ready!(self.poll_fill(cx, READ_ROOM)) {
+                        Ok(0) => *framing = Framing::Done,
+                        Ok(_) => {}
+                        Err(e) => return Poll::Ready(Some(Err(H1Error::io(H1ErrorKind::Read, e)))),
+                    }
+                }
+                Framing::Chunked(chunked) => match chunked.decode(&mut self.buf) {
+                    Err(e) => return Poll::Ready(Some(Err(e))),
+                    Ok(Some(data)) => return Poll::Ready(Some(Ok(data))),
+                    Ok(None) if chunked.is_done() => *framing = Framing::Done,
+                    Ok(None) => match ready!(self.poll_fill(cx, READ_ROOM)) {
+                        Ok(0) => {
+                            return Poll::Ready(Some(Err(H1Error::new(H1ErrorKind::Incomplete))));
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            return Poll::Ready(Some(Err(H1Error::io(H1ErrorKind::Read, e))));
+                        }
+                    },
+                },
+            }
+        }
+    }
+
+    /// Whether nothing is left over past the answer: bytes after it are a broken backend (or
+    /// an attempt at smuggling a second answer), and the connection is not reused.
+    pub(crate) fn is_drained(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    fn poll_fill(&mut self, cx: &mut Context<'_>, room: usize) -> Poll<io::Result<usize>> {
+        self.buf.reserve(room);
+        // `read_buf` clears the socket's readiness on a short read, so the next read waits for
+        // the reactor instead of costing a system call that finds nothing.
+        pin!(self.io.read_buf(&mut self.buf)).poll(cx)
+    }
+}
+
+/// Writes `bytes` in full; on an error, how many bytes of the request had gone out.
+async fn write_all(
+    io: &mut TcpStream,
+    bytes: &[u8],
+    before: usize,
+) -> Result<usize, (H1Error, usize)> {
+    let mut done = 0;
+    while done < bytes.len() {
+        match io.write(&bytes[done..]).await {
+            Ok(0) => {
+                let e = io::Error::from(io::ErrorKind::WriteZero);
+                return Err((H1Error::io(H1ErrorKind::Write, e), before + done));
+            }
+            Ok(n) => done += n,
+            Err(e) => return Err((H1Error::io(H1ErrorKind::Write, e), before + done)),
+        }
+    }
+    Ok(before + done)
+}
+
+/// A decimal rendering without `format!`.
+fn itoa_buf(mut n: usize) -> Digits {
+    let mut digits = Digits {
+        buf: [0; 20],
+        start: 20,
+    };
+    loop {
+        digits.start -= 1;
+        digits.buf[digits.start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return digits;
+        }
+    }
+}
+
+struct Digits {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+/// The head at the start of `buf` if it is complete (taken out of `buf`), `None` if more is
+/// needed. A 1xx answer other than 101 is dropped and the next head parsed.
+fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, H1Error> {
+    loop {
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut slots);
+        let len = match response.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(H1Error::new(H1ErrorKind::Head("more than 100 headers")));
+            }
+            Err(e) => return Err(H1Error::new(H1ErrorKind::Head(parse_error(e)))),
+        };
+        let code = response.code.unwrap_or_default();
+        let status = StatusCode::from_u16(code)
+            .map_err(|_| H1Error::new(H1ErrorKind::Head("a status code out of range")))?;
+        let version = if response.version == Some(0) {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        };
+        let base = buf.as_ptr() as usize;
+        let mut names = Vec::with_capacity(response.headers.len());
+        for h in response.headers.iter() {
+            let name = HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|_| H1Error::new(H1ErrorKind::Head("an invalid header name")))?;
+            let start = h.value.as_ptr() as usize - base;
+            names.push((name, start, h.value.len()));
+        }
+        let head = buf.split_to(len).freeze();
+        if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
+            continue;
+        }
+        let mut headers = HeaderMap::with_capacity(names.len());
+        for (name, start, len) in names {
+            let value = HeaderValue::from_maybe_shared(head.slice(start..start + len))
+                .map_err(|_| H1Error::new(H1ErrorKind::Head("an invalid header value")))?;
+            headers.append(name, value);
+        }
+        let (framing, keep_alive) = framing(status, version, method, &headers)?;
+        return Ok(Some(Head {
+            status,
+            version,
+            headers,
+            framing,
+            keep_alive,
+        }));
+    }
+}
+
+fn parse_error(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "an invalid header name",
+        httparse::Error::HeaderValue => "an invalid header value",
+        httparse::Error::NewLine => "an invalid line ending",
+        httparse::Error::Status => "an invalid status",
+        httparse::Error::Version => "not HTTP/1.x",
+        _ => "an invalid head",
+    }
+}
+
+/// How the body ends and whether the connection outlives it (RFC 9112 §6.3 and §9.3).
+fn framing(
+    status: StatusCode,
+    version: Version,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<(Framing, bool), H1Error> {
+    let mut keep_alive = if version == Version::HTTP_11 {
+        !has_token(headers, &header::CONNECTION, "close")
+    } else {
+        has_token(headers, &header::CONNECTION, "keep-alive")
+    };
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Ok((Framing::Done, false));
+    }
+    if *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok((Framing::Done, keep_alive));
+    }
+    if version == Version::HTTP_11 && headers.contains_key(header::TRANSFER_ENCODING) {
+        let chunked_last = headers
+            .get_all(header::TRANSFER_ENCODING)
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+        // Both framings: the length is ignored, and the connection not trusted again.
+        if headers.contains_key(header::CONTENT_LENGTH) {
+            keep_alive = false;
+        }
+        return Ok(if chunked_last {
+            (Framing::Chunked(Chunked::default()), keep_alive)
+        } else {
+            (Framing::Eof, false)
+        });
+    }
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        for part in value.as_bytes().split(|&b| b == b',') {
+            let n = parse_decimal(trim(part))
+                .ok_or_else(|| H1Error::new(H1ErrorKind::Head("an invalid Content-Length")))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(H1Error::new(H1ErrorKind::Head(
+                    "Content-Length values that differ",
+                )));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        Some(n) => (Framing::Length(n), keep_alive),
+        None => (Framing::Eof, false),
+    })
+}
+
+fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| trim(t).eq_ignore_ascii_case(token.as_bytes()))
+    })
+}
+
+fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t'))
+        .map_or(start, |e| e + 1);
+    &bytes[start..end]
+}
+
+/// Digits only (no sign, no blank), at most 19 of them.
+fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(
+        digits
+            .iter()
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')),
+    )
+}
+
+/// The chunked coding's decoder: chunk-size lines (extensions ignored), data, the CRLF after
+/// it, and the trailer section (read and dropped).
+#[derive(Debug, Default)]
+pub(crate) struct Chunked {
+    state: ChunkState,
+    trailer_bytes: usize,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    #[default]
+    Size,
+    Data(u64),
+    DataEnd,
+    Trailers,
+    Done,
+}
+
+impl Chunked {
+    fn is_done(&self) -> bool {
+        self.state == ChunkState::Done
+    }
+
+    /// The next piece of data from `buf`, `None` when `buf` holds no more of it (the end, or
+    /// more must be read first).
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, H1Error> {
+        loop {
+            match self.state {
+                ChunkState::Done => return Ok(None),
+                ChunkState::Size => {
+                    let Some(line) = take_line(buf, MAX_CHUNK_LINE, "a chunk-size line")? else {
+                        return Ok(None);
+                    };
+                    let size = chunk_size(&line)?;
+                    self.state = if size == 0 {
+                        ChunkState::Trailers
+                    } else {
+                        ChunkState::Data(size)
+                    };
+                }
+                ChunkState::Data(left) => {
+                    if buf.is_empty() {
+                        return Ok(None);
+                    }
+                    let n = usize::try_from(left).map_or(buf.len(), |l| l.min(buf.len()));
+                    let left = left - n as u64;
+                    self.state = if left == 0 {
+                        ChunkState::DataEnd
+                    } else {
+                        ChunkState::Data(left)
+                    };
+                    return Ok(Some(buf.split_to(n).freeze()));
+                }
+                ChunkState::DataEnd => {
+                    if buf.len() < 2 {
+                        return Ok(None);
+                    }
+                    if &buf[..2] != b"\r\n" {
+                        return Err(H1Error::new(H1ErrorKind::Framing(
+                            "a chunk's data is not followed by CRLF",
+                        )));
+                    }
+                    let _ = buf.split_to(2);
+                    self.state = ChunkState::Size;
+                }
+                ChunkState::Trailers => {
+                    let limit = MAX_TRAILER_BYTES.saturating_sub(self.trailer_bytes);
+                    let Some(line) = take_line(buf, limit, "the trailer section")? else {
+                        return Ok(None);
+                    };
+                    self.trailer_bytes += line.len() + 2;
+                    if line.is_empty() {
+                        self.state = ChunkState::Done;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The line at the start of `buf` without its CRLF (taken out of `buf`), `None` if it is not
+/// complete yet. A bare LF, or a line longer than `limit`, is an error.
+fn take_line(
+    buf: &mut BytesMut,
+    limit: usize,
+    what: &'static str,
+) -> Result<Option<BytesMut>, H1Error> {
+    match buf.iter().position(|&b| b == b'\n') {
+        Some(end) if end > limit => Err(H1Error::new(H1ErrorKind::Framing(too_long(what)))),
+        Some(end) => {
+            if end == 0 || buf[end - 1] != b'\r' {
+                return Err(H1Error::new(H1ErrorKind::Framing(
+                    "a line ending without CR",
+                )));
+            }
+            let mut line = buf.split_to(end + 1);
+            line.truncate(end - 1);
+            Ok(Some(line))
+        }
+        None if buf.len() > limit => Err(H1Error::new(H1ErrorKind::Framing(too_long(what)))),
+        None => Ok(None),
+    }
+}
+
+fn too_long(what: &'static str) -> &'static str {
+    if what == "the trailer section" {
+        "the trailer section is too long"
+    } else {
+        "a chunk-size line is too long"
+    }
+}
+
+/// A chunk-size line's size: hex digits, then optional blanks and `;extensions`.
+fn chunk_size(line: &[u8]) -> Result<u64, H1Error> {
+    let bad = || H1Error::new(H1ErrorKind::Framing("an invalid chunk size"));
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 || digits > 16 {
+        return Err(bad());
+    }
+    let rest = trim(&line[digits..]);
+    if !rest.is_empty() && rest[0] != b';' {
+        return Err(bad());
+    }
+    let mut size = 0u64;
+    for &d in &line[..digits] {
+        let v = (d as char).to_digit(16).ok_or_else(bad)?;
+        size = (size << 4) | u64::from(v);
+    }
+    Ok(size)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn chunks(input: &[u8]) -> Result<(Vec<u8>, bool), H1Error> {
+        let mut buf = BytesMut::from(input);
+        let mut decoder = Chunked::default();
+        let mut out = Vec::new();
+        while let Some(data) = decoder.decode(&mut buf)? {
+            out.extend_from_slice(&data);
+        }
+        Ok((out, decoder.is_done()))
+    }
+
+    #[test]
+    fn decodes_chunks_with_extensions_and_trailers() {
+        let (data, done) =
+            chunks(b"5;name=x\r\nhello\r\n1 \r\n \r\nA\r\n0123456789\r\n0\r\nx-t: 1\r\n\r\n")
+                .unwrap();
+        assert_eq!(data, b"hello 0123456789");
+        assert!(done);
+    }
+
+    #[test]
+    fn chunks_split_anywhere_decode_the_same() {
+        let input = b"3\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n";
+        for cut in 0..input.len() {
+            let mut buf = BytesMut::from(&input[..cut]);
+            let mut decoder = Chunked::default();
+            let mut out = Vec::new();
+            while let Some(d) = decoder.decode(&mut buf).unwrap() {
+                out.extend_from_slice(&d);
+            }
+            buf.extend_from_slice(&input[cut..]);
+            while let Some(d) = decoder.decode(&mut buf).unwrap() {
+                out.extend_from_slice(&d);
+            }
+            assert_eq!(out, b"abc0123456789abcdef", "cut at {cut}");
+            assert!(decoder.is_done(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn rejects_broken_chunks() {
+        for (input, what) in [
+            (&b"x\r\n"[..], "an invalid chunk size"),
+            (b"-1\r\n", "an invalid chunk size"),
+            (b"11111111111111111\r\n", "an invalid chunk size"),
+            (b"3 x\r\n", "an invalid chunk size"),
+            (b"3\nabc", "a line ending without CR"),
+            (b"3\r\nabcX\r\n", "a chunk's data is not followed by CRLF"),
+        ] {
+            let e = chunks(input).unwrap_err();
+            assert_eq!(e.kind(), H1ErrorKind::Framing(what), "{input:?}");
+        }
+        let long = [b'1'; MAX_CHUNK_LINE + 10];
+        assert!(chunks(&long).is_err());
+        let mut trailers = b"0\r\n".to_vec();
+        trailers.extend(std::iter::repeat_n(b"x: y\r\n", 4000).flatten());
+        assert!(chunks(&trailers).is_err());
+    }
+
+    fn head(input: &[u8], method: &Method) -> Result<Option<Head>, H1Error> {
+        parse_head(&mut BytesMut::from(input), method)
+    }
+
+    #[test]
+    fn frames_answers_as_rfc_9112_says() {
+        let get = Method::GET;
+        let h = head(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", &get)
+            .unwrap()
+            .unwrap();
+        assert!(matches!(h.framing, Framing::Length(5)) && h.keep_alive);
+        let h = head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\nConnection: close\r\n\r\n",
+            &get,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(matches!(h.framing, Framing::Length(5)) && !h.keep_alive);
+        let h = head(b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\n", &get)
+            .unwrap()
+            .unwrap();
+        assert!(!h.keep_alive && h.version == Version::HTTP_10);
+        let h = head(
+            b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 5\r\n\r\n",
+            &get,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(h.keep_alive);
+        let h = head(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n",
+            &get,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(matches!(h.framing, Framing::Chunked(_)) && !h.keep_alive);
+        let h = head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", &get)
+            .unwrap()
+            .unwrap();
+        assert!(matches!(h.framing, Framing::Eof) && !h.keep_alive);
+        let h = head(b"HTTP/1.1 200 OK\r\n\r\n", &get).unwrap().unwrap();
+        assert!(matches!(h.framing, Framing::Eof) && !h.keep_alive);
+        let h = head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+            &Method::HEAD,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(h.framing.is_done() && h.keep_alive);
+        for status in [204, 304] {
+            let input = format!("HTTP/1.1 {status} X\r\nContent-Length: 5\r\n\r\n");
+            let h = head(input.as_bytes(), &get).unwrap().unwrap();
+            assert!(h.framing.is_done(), "{status}");
+        }
+        // 1xx answers are passed over; the final one is the answer.
+        let h = head(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early\r\nLink: x\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", &get)
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.status, StatusCode::CREATED);
+        assert!(h.headers.get("link").is_none());
+        assert!(
+            head(b"HTTP/1.1 200 OK\r\nContent-Le", &get)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn rejects_broken_heads() {
+        let get = Method::GET;
+        for (input, what) in [
+            (
+                &b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"[..],
+                "Content-Length values that differ",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n",
+                "an invalid Content-Length",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5x\r\n\r\n",
+                "an invalid Content-Length",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n",
+                "an invalid Content-Length",
+            ),
+            (b"HTTP/1.1 099 Low\r\n\r\n", "a status code out of range"),
+            (b"HTTP/2.0 200 OK\r\n\r\n", "not HTTP/1.x"),
+            (
+                b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+                "an invalid header name",
+            ),
+        ] {
+            let e = head(input, &get).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                H1ErrorKind::Head(what),
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..101 {
+            many.extend_from_slice(format!("x-{i}: y\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert_eq!(
+            head(&many, &get).unwrap_err().kind(),
+            H1ErrorKind::Head("more than 100 headers")
+        );
+    }
+
+    #[test]
+    fn renders_lengths() {
+        for n in [0usize, 7, 10, 196, 65536, usize::MAX] {
+            assert_eq!(itoa_buf(n).as_bytes(), n.to_string().as_bytes());
+        }
+    }
+}
