@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -186,4 +187,145 @@ async fn at_most_max_idle_connections_per_host_stay_open() {
             .is_err(),
         "the kept connection stays open"
     );
+}
+
+/// A backend on raw sockets that writes `answer` for every request (each read up to its blank
+/// line), closing the connection after it when `close`. Counts the connections it accepted.
+async fn scripted_backend(answer: &'static [u8], close: bool) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut filled = 0;
+                loop {
+                    let Ok(n) = stream.read(&mut buf[filled..]).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    filled += n;
+                    while let Some(end) = buf[..filled].windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.copy_within(end + 4..filled, 0);
+                        filled -= end + 4;
+                        if stream.write_all(answer).await.is_err() || close {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_after_an_answer_are_never_taken_for_the_next_one() {
+    // A second answer smuggled behind the first: the connection is not reused, so every call
+    // gets the first answer on a connection of its own.
+    let (addr, accepted) = scripted_backend(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}\
+HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{\"evil\":true}",
+        false,
+    )
+    .await;
+    let gw = start_gateway(one_endpoint(&format!("http://{addr}"), json!({}))).await;
+    for i in 0..3 {
+        let response = get(&gw.url("/data")).await;
+        assert_eq!(response.status, 200, "call {i}: {}", response.text());
+        assert_eq!(response.json(), json!({"ok": true}), "call {i}");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3, "a connection per call");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_in_chunks_until_the_close_or_after_1xx_are_read_whole() {
+    let cases: [(&str, &'static [u8], bool, usize); 4] = [
+        (
+            "chunked, with an extension and a trailer",
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n\
+5;ext=1\r\n{\"ok\"\r\n6\r\n:true}\r\n0\r\nx-trailer: t\r\n\r\n",
+            false,
+            1,
+        ),
+        (
+            "HTTP/1.0 until the close",
+            b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"ok\":true}",
+            true,
+            3,
+        ),
+        (
+            "after 100 Continue and 103 Early Hints",
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n\
+HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}",
+            false,
+            1,
+        ),
+        (
+            "Connection: close",
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}",
+            true,
+            3,
+        ),
+    ];
+    for (what, answer, close, connections) in cases {
+        let (addr, accepted) = scripted_backend(answer, close).await;
+        let gw = start_gateway(one_endpoint(&format!("http://{addr}"), json!({}))).await;
+        for i in 0..3 {
+            let response = get(&gw.url("/data")).await;
+            assert_eq!(
+                response.status,
+                200,
+                "{what}, call {i}: {}",
+                response.text()
+            );
+            assert_eq!(response.json(), json!({"ok": true}), "{what}, call {i}");
+            assert!(
+                response.header("link").is_none(),
+                "{what}: a 1xx's headers are not kept"
+            );
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            connections,
+            "{what}: connections"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_answer_is_a_bad_gateway_and_its_connection_is_dropped() {
+    for (what, answer) in [
+        (
+            "two lengths",
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok"[..],
+        ),
+        (
+            "a bad chunk size",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n",
+        ),
+        ("not HTTP", b"SSH-2.0-OpenSSH_9.6\r\n\r\n"),
+    ] {
+        let (addr, accepted) = scripted_backend(answer, false).await;
+        let gw = start_gateway(one_endpoint(&format!("http://{addr}"), json!({}))).await;
+        for i in 0..2 {
+            let response = get(&gw.url("/data")).await;
+            assert!(
+                response.status.is_server_error(),
+                "{what}, call {i}: {} {}",
+                response.status,
+                response.text()
+            );
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "{what}: a connection per call"
+        );
+    }
 }
