@@ -23,8 +23,9 @@
 #   SLUICE_BIN        use this sluice binary instead of building (to compare two builds)
 #   SLUICE_BASE_BIN   a second sluice binary (e.g. a build of main before a change): it serves
 #                     the same config on BENCH_PORT_BASE+4, also pinned to core 1,
-#                     and the case "(d0) base json" measures its json endpoint in the same run
-#                     as (d), so the two builds' CPU per request compare directly
+#                     and the cases "(c0) base no-op" and "(d0) base json" measure its no-op
+#                     and json endpoints in the same run as (c) and (d), so the two builds'
+#                     CPU per request compare directly
 #
 # Cases: `declare_cases` below is the one place they are listed. These functions add more, from
 # there or from a file in BENCH_CASES_DIR (sourced in name order, after the built-in cases):
@@ -317,6 +318,7 @@ declare_cases() {
     sluice_endpoint '{"endpoint": "/noop", "output_encoding": "no-op",
         "backend": [{"url_pattern": "/data.json", "encoding": "no-op"}]}'
     bench_case "(c) sluice no-op" "$SLUICE_URL/noop"
+    [[ -z ${SLUICE_BASE_BIN:-} ]] || bench_case "(c0) base no-op" "http://127.0.0.1:$BASE_PORT/noop"
 
     sluice_endpoint '{"endpoint": "/json",
         "backend": [{"url_pattern": "/data.json"}]}'
