@@ -152,6 +152,7 @@ pub(crate) struct Conn {
     buf: BytesMut,
     /// The request being written (its allocation kept for the next).
     out: Vec<u8>,
+    names: NameCache,
 }
 
 impl Conn {
@@ -160,6 +161,7 @@ impl Conn {
             io,
             buf: BytesMut::new(),
             out: Vec::new(),
+            names: NameCache::default(),
         }
     }
 
@@ -245,7 +247,9 @@ impl Conn {
         loop {
             if !self.buf.is_empty() {
                 received = true;
-                if let Some(head) = parse_head(&mut self.buf, method).map_err(Some)? {
+                if let Some(head) =
+                    parse_head(&mut self.buf, method, &mut self.names).map_err(Some)?
+                {
                     return Ok(head);
                 }
                 if self.buf.len() >= MAX_HEAD_BYTES {
@@ -384,9 +388,117 @@ impl Digits {
     }
 }
 
+/// The names of a connection's last answer, by position: a backend sends the same names in the
+/// same order answer after answer, so each is matched by its bytes instead of being parsed
+/// (`HeaderName::from_bytes` looks up the standard names and lower-cases the others) again.
+#[derive(Debug, Default)]
+pub(crate) struct NameCache {
+    names: Vec<(Box<[u8]>, HeaderName)>,
+}
+
+/// How many of an answer's names a connection remembers.
+const CACHED_NAMES: usize = 32;
+
+impl NameCache {
+    fn name(&mut self, at: usize, raw: &[u8]) -> Result<HeaderName, H1Error> {
+        if let Some((bytes, name)) = self.names.get(at)
+            && **bytes == *raw
+        {
+            return Ok(name.clone());
+        }
+        let name = HeaderName::from_bytes(raw)
+            .map_err(|_| H1Error::new(H1ErrorKind::Head("an invalid header name")))?;
+        if at < self.names.len() {
+            self.names[at] = (raw.into(), name.clone());
+        } else if at == self.names.len() && at < CACHED_NAMES {
+            self.names.push((raw.into(), name.clone()));
+        }
+        Ok(name)
+    }
+}
+
+/// What decides an answer's framing, gathered while its headers are read (RFC 9112 §6.3 and
+/// §9.3).
+#[derive(Debug, Default)]
+struct FramingHeaders {
+    content_length: Option<u64>,
+    transfer_encoding: bool,
+    /// The last coding of the last `Transfer-Encoding` is `chunked`.
+    chunked_last: bool,
+    close: bool,
+    keep_alive: bool,
+}
+
+impl FramingHeaders {
+    fn see(&mut self, name: &HeaderName, value: &[u8]) -> Result<(), H1Error> {
+        if *name == header::CONTENT_LENGTH {
+            for part in value.split(|&b| b == b',') {
+                let n = parse_decimal(trim(part))
+                    .ok_or_else(|| H1Error::new(H1ErrorKind::Head("an invalid Content-Length")))?;
+                if self.content_length.is_some_and(|l| l != n) {
+                    return Err(H1Error::new(H1ErrorKind::Head(
+                        "Content-Length values that differ",
+                    )));
+                }
+                self.content_length = Some(n);
+            }
+        } else if *name == header::TRANSFER_ENCODING {
+            self.transfer_encoding = true;
+            self.chunked_last = value
+                .rsplit(|&b| b == b',')
+                .next()
+                .is_some_and(|last| trim(last).eq_ignore_ascii_case(b"chunked"));
+        } else if *name == header::CONNECTION {
+            for token in value.split(|&b| b == b',').map(trim) {
+                self.close |= token.eq_ignore_ascii_case(b"close");
+                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+        Ok(())
+    }
+
+    /// How the body ends and whether the connection outlives it.
+    fn framing(&self, status: StatusCode, version: Version, method: &Method) -> (Framing, bool) {
+        let mut keep_alive = if version == Version::HTTP_11 {
+            !self.close
+        } else {
+            self.keep_alive && !self.close
+        };
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            return (Framing::Done, false);
+        }
+        if *method == Method::HEAD
+            || status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+        {
+            return (Framing::Done, keep_alive);
+        }
+        if version == Version::HTTP_11 && self.transfer_encoding {
+            // Both framings: the length is ignored, and the connection not trusted again.
+            if self.content_length.is_some() {
+                keep_alive = false;
+            }
+            return if self.chunked_last {
+                (Framing::Chunked(Chunked::default()), keep_alive)
+            } else {
+                (Framing::Eof, false)
+            };
+        }
+        match self.content_length {
+            Some(n) => (Framing::Length(n), keep_alive),
+            None => (Framing::Eof, false),
+        }
+    }
+}
+
 /// The head at the start of `buf` if it is complete (taken out of `buf`), `None` if more is
 /// needed. A 1xx answer other than 101 is dropped and the next head parsed.
-fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, H1Error> {
+fn parse_head(
+    buf: &mut BytesMut,
+    method: &Method,
+    cache: &mut NameCache,
+) -> Result<Option<Head>, H1Error> {
     loop {
         let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut slots);
@@ -406,25 +518,26 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, H1Err
         } else {
             Version::HTTP_11
         };
-        let base = buf.as_ptr() as usize;
-        let mut names = Vec::with_capacity(response.headers.len());
-        for h in response.headers.iter() {
-            let name = HeaderName::from_bytes(h.name.as_bytes())
-                .map_err(|_| H1Error::new(H1ErrorKind::Head("an invalid header name")))?;
-            let start = h.value.as_ptr() as usize - base;
-            names.push((name, start, h.value.len()));
-        }
-        let head = buf.split_to(len).freeze();
         if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
+            let _ = buf.split_to(len);
             continue;
         }
-        let mut headers = HeaderMap::with_capacity(names.len());
-        for (name, start, len) in names {
+        let base = buf.as_ptr() as usize;
+        let mut found = FramingHeaders::default();
+        let mut spans = Vec::with_capacity(response.headers.len());
+        for (at, h) in response.headers.iter().enumerate() {
+            let name = cache.name(at, h.name.as_bytes())?;
+            found.see(&name, h.value)?;
+            spans.push((name, h.value.as_ptr() as usize - base, h.value.len()));
+        }
+        let head = buf.split_to(len).freeze();
+        let mut headers = HeaderMap::with_capacity(spans.len());
+        for (name, start, len) in spans {
             let value = HeaderValue::from_maybe_shared(head.slice(start..start + len))
                 .map_err(|_| H1Error::new(H1ErrorKind::Head("an invalid header value")))?;
             headers.append(name, value);
         }
-        let (framing, keep_alive) = framing(status, version, method, &headers)?;
+        let (framing, keep_alive) = found.framing(status, version, method);
         return Ok(Some(Head {
             status,
             version,
@@ -444,73 +557,6 @@ fn parse_error(e: httparse::Error) -> &'static str {
         httparse::Error::Version => "not HTTP/1.x",
         _ => "an invalid head",
     }
-}
-
-/// How the body ends and whether the connection outlives it (RFC 9112 §6.3 and §9.3).
-fn framing(
-    status: StatusCode,
-    version: Version,
-    method: &Method,
-    headers: &HeaderMap,
-) -> Result<(Framing, bool), H1Error> {
-    let mut keep_alive = if version == Version::HTTP_11 {
-        !has_token(headers, &header::CONNECTION, "close")
-    } else {
-        has_token(headers, &header::CONNECTION, "keep-alive")
-    };
-    if status == StatusCode::SWITCHING_PROTOCOLS {
-        return Ok((Framing::Done, false));
-    }
-    if *method == Method::HEAD
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
-        return Ok((Framing::Done, keep_alive));
-    }
-    if version == Version::HTTP_11 && headers.contains_key(header::TRANSFER_ENCODING) {
-        let chunked_last = headers
-            .get_all(header::TRANSFER_ENCODING)
-            .iter()
-            .next_back()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
-        // Both framings: the length is ignored, and the connection not trusted again.
-        if headers.contains_key(header::CONTENT_LENGTH) {
-            keep_alive = false;
-        }
-        return Ok(if chunked_last {
-            (Framing::Chunked(Chunked::default()), keep_alive)
-        } else {
-            (Framing::Eof, false)
-        });
-    }
-    let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|&b| b == b',') {
-            let n = parse_decimal(trim(part))
-                .ok_or_else(|| H1Error::new(H1ErrorKind::Head("an invalid Content-Length")))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(H1Error::new(H1ErrorKind::Head(
-                    "Content-Length values that differ",
-                )));
-            }
-            length = Some(n);
-        }
-    }
-    Ok(match length {
-        Some(n) => (Framing::Length(n), keep_alive),
-        None => (Framing::Eof, false),
-    })
-}
-
-fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|v| {
-        v.as_bytes()
-            .split(|&b| b == b',')
-            .any(|t| trim(t).eq_ignore_ascii_case(token.as_bytes()))
-    })
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {
@@ -732,7 +778,11 @@ mod tests {
     }
 
     fn head(input: &[u8], method: &Method) -> Result<Option<Head>, H1Error> {
-        parse_head(&mut BytesMut::from(input), method)
+        parse_head(
+            &mut BytesMut::from(input),
+            method,
+            &mut NameCache::default(),
+        )
     }
 
     #[test]
@@ -842,6 +892,36 @@ mod tests {
             head(&many, &get).unwrap_err().kind(),
             H1ErrorKind::Head("more than 100 headers")
         );
+    }
+
+    #[test]
+    fn a_connections_names_are_matched_by_position_and_bytes() {
+        let mut cache = NameCache::default();
+        let mut parse = |input: &[u8]| {
+            parse_head(&mut BytesMut::from(input), &Method::GET, &mut cache)
+                .unwrap()
+                .unwrap()
+                .headers
+        };
+        let first =
+            parse(b"HTTP/1.1 200 OK\r\nContent-Type: a\r\nX-One: 1\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(first.get("content-type").unwrap(), "a");
+        assert_eq!(first.get("x-one").unwrap(), "1");
+        // Other names, and the same names elsewhere or written otherwise.
+        let second = parse(b"HTTP/1.1 200 OK\r\nX-One: 2\r\ncontent-TYPE: b\r\nX-Two: 3\r\nContent-Length: 0\r\n\r\n");
+        let names: Vec<_> = second.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-one", "content-type", "x-two", "content-length"]);
+        assert_eq!(second.get("content-type").unwrap(), "b");
+        assert_eq!(second.get("x-two").unwrap(), "3");
+        let third = parse(b"HTTP/1.1 200 OK\r\nX-One: 4\r\ncontent-TYPE: c\r\nX-Two: 5\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(third, {
+            let mut expected = HeaderMap::new();
+            expected.insert("x-one", HeaderValue::from_static("4"));
+            expected.insert("content-type", HeaderValue::from_static("c"));
+            expected.insert("x-two", HeaderValue::from_static("5"));
+            expected.insert("content-length", HeaderValue::from_static("0"));
+            expected
+        });
     }
 
     #[test]
