@@ -15,6 +15,7 @@ use std::task::{Context, Poll, Waker, ready};
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
+use hyper::body::Frame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -24,8 +25,7 @@ const MAX_HEADERS: usize = 100;
 const MAX_HEAD_BYTES: usize = 8192 + 4096 * 100;
 /// A chunk-size line with its extensions, at most.
 const MAX_CHUNK_LINE: usize = 4096;
-/// A chunked body's trailer section, at most (read and dropped, as Go's client does for
-/// KrakenD).
+/// A chunked body's trailer section, at most (its fields are the body's last frame).
 const MAX_TRAILER_BYTES: usize = 16 * 1024;
 /// The read buffer's least free room before a read.
 const READ_ROOM: usize = 8 * 1024;
@@ -269,12 +269,12 @@ impl Conn {
         }
     }
 
-    /// The body's next piece, `None` at its end.
-    pub(crate) fn poll_data(
+    /// The body's next frame (data, or a chunked body's trailers last), `None` at its end.
+    pub(crate) fn poll_frame(
         &mut self,
         framing: &mut Framing,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Bytes, H1Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, H1Error>>> {
         loop {
             match framing {
                 Framing::Done => return Poll::Ready(None),
@@ -287,7 +287,7 @@ impl Conn {
                         let n = usize::try_from(*left)
                             .map_or(self.buf.len(), |l| l.min(self.buf.len()));
                         *left -= n as u64;
-                        return Poll::Ready(Some(Ok(self.buf.split_to(n).freeze())));
+                        return Poll::Ready(Some(Ok(Frame::data(self.buf.split_to(n).freeze()))));
                     }
                     let room =
                         usize::try_from(*left).map_or(MAX_READ_ROOM, |l| l.min(MAX_READ_ROOM));
@@ -301,7 +301,7 @@ impl Conn {
                 }
                 Framing::Eof => {
                     if !self.buf.is_empty() {
-                        return Poll::Ready(Some(Ok(self.buf.split().freeze())));
+                        return Poll::Ready(Some(Ok(Frame::data(self.buf.split().freeze()))));
                     }
                     match ready!(self.poll_fill(cx, READ_ROOM)) {
                         Ok(0) => *framing = Framing::Done,
@@ -311,8 +311,14 @@ impl Conn {
                 }
                 Framing::Chunked(chunked) => match chunked.decode(&mut self.buf) {
                     Err(e) => return Poll::Ready(Some(Err(e))),
-                    Ok(Some(data)) => return Poll::Ready(Some(Ok(data))),
-                    Ok(None) if chunked.is_done() => *framing = Framing::Done,
+                    Ok(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Ok(None) if chunked.is_done() => {
+                        let trailers = chunked.trailers.take();
+                        *framing = Framing::Done;
+                        if let Some(trailers) = trailers {
+                            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                        }
+                    }
                     Ok(None) => match ready!(self.poll_fill(cx, READ_ROOM)) {
                         Ok(0) => {
                             return Poll::Ready(Some(Err(H1Error::new(H1ErrorKind::Incomplete))));
@@ -584,11 +590,12 @@ fn parse_decimal(digits: &[u8]) -> Option<u64> {
 }
 
 /// The chunked coding's decoder: chunk-size lines (extensions ignored), data, the CRLF after
-/// it, and the trailer section (read and dropped).
+/// it, and the trailer section (handed on as the body's last frame, as hyper does).
 #[derive(Debug, Default)]
 pub(crate) struct Chunked {
     state: ChunkState,
     trailer_bytes: usize,
+    trailers: Option<HeaderMap>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -656,6 +663,11 @@ impl Chunked {
                     self.trailer_bytes += line.len() + 2;
                     if line.is_empty() {
                         self.state = ChunkState::Done;
+                    } else {
+                        let (name, value) = trailer_field(&line)?;
+                        self.trailers
+                            .get_or_insert_with(HeaderMap::new)
+                            .append(name, value);
                     }
                 }
             }
@@ -695,6 +707,15 @@ fn too_long(what: &'static str) -> &'static str {
     }
 }
 
+/// A trailer line's `name: value`.
+fn trailer_field(line: &[u8]) -> Result<(HeaderName, HeaderValue), H1Error> {
+    let bad = || H1Error::new(H1ErrorKind::Framing("an invalid trailer field"));
+    let colon = line.iter().position(|&b| b == b':').ok_or_else(bad)?;
+    let name = HeaderName::from_bytes(&line[..colon]).map_err(|_| bad())?;
+    let value = HeaderValue::from_bytes(trim(&line[colon + 1..])).map_err(|_| bad())?;
+    Ok((name, value))
+}
+
 /// A chunk-size line's size: hex digits, then optional blanks and `;extensions`.
 fn chunk_size(line: &[u8]) -> Result<u64, H1Error> {
     let bad = || H1Error::new(H1ErrorKind::Framing("an invalid chunk size"));
@@ -720,13 +741,17 @@ mod tests {
     use super::*;
 
     fn chunks(input: &[u8]) -> Result<(Vec<u8>, bool), H1Error> {
+        decode_all(input).map(|(data, done, _)| (data, done))
+    }
+
+    fn decode_all(input: &[u8]) -> Result<(Vec<u8>, bool, Option<HeaderMap>), H1Error> {
         let mut buf = BytesMut::from(input);
         let mut decoder = Chunked::default();
         let mut out = Vec::new();
         while let Some(data) = decoder.decode(&mut buf)? {
             out.extend_from_slice(&data);
         }
-        Ok((out, decoder.is_done()))
+        Ok((out, decoder.is_done(), decoder.trailers))
     }
 
     #[test]
@@ -736,6 +761,16 @@ mod tests {
                 .unwrap();
         assert_eq!(data, b"hello 0123456789");
         assert!(done);
+        let (_, _, trailers) =
+            decode_all(b"1\r\nx\r\n0\r\nX-Checksum: abc \r\nx-more:1\r\n\r\n").unwrap();
+        let trailers = trailers.unwrap();
+        assert_eq!(trailers.get("x-checksum").unwrap(), "abc");
+        assert_eq!(trailers.get("x-more").unwrap(), "1");
+        assert!(decode_all(b"0\r\n\r\n").unwrap().2.is_none());
+        assert_eq!(
+            chunks(b"0\r\nno colon\r\n\r\n").unwrap_err().kind(),
+            H1ErrorKind::Framing("an invalid trailer field")
+        );
     }
 
     #[test]

@@ -515,6 +515,74 @@ mod tests {
         assert!(!same_or_subdomain(None, Some("a")));
     }
 
+    /// A plain-http backend on a raw socket answering every request with a chunked body and a
+    /// trailer: the trailers reach the caller as the body's last frame, and the connection
+    /// serves the next call.
+    #[tokio::test]
+    async fn plain_http_trailers_arrive_and_the_connection_is_reused() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Ok(n) = stream.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            let answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                                3\r\nhel\r\n2\r\nlo\r\n0\r\nX-Checksum: abc\r\n\r\n";
+                            if stream.write_all(answer).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let client = DefaultClient::new(&TransportOptions::default(), None).unwrap();
+        for call in 0..2 {
+            let request = BackendRequest {
+                method: Method::GET,
+                url: format!("http://{addr}/x").parse().unwrap(),
+                headers: http::HeaderMap::new(),
+                body: Bytes::new(),
+            };
+            let ctx = CallContext::new(
+                tokio::time::Instant::now() + Duration::from_secs(5),
+                1 << 20,
+            );
+            let response = client.execute(request, &ctx).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let collected = response.into_body().collect().await.unwrap();
+            let trailers = collected
+                .trailers()
+                .cloned()
+                .unwrap_or_else(|| panic!("no trailers, call {call}"));
+            assert_eq!(trailers.get("x-checksum").unwrap(), "abc", "call {call}");
+            assert_eq!(collected.to_bytes(), "hello", "call {call}");
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "one connection for both calls"
+        );
+    }
+
     #[test]
     fn resolves_locations() {
         let base: Uri = "http://a:1/x/y?z=1".parse().unwrap();

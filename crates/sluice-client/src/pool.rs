@@ -315,17 +315,17 @@ impl Body for PooledBody {
         let Some(conn) = this.conn.as_mut() else {
             return Poll::Ready(None);
         };
-        match conn.poll_data(&mut this.framing, cx) {
+        match conn.poll_frame(&mut this.framing, cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => {
                 this.finish();
                 Poll::Ready(None)
             }
-            Poll::Ready(Some(Ok(data))) => {
+            Poll::Ready(Some(Ok(frame))) => {
                 if this.framing.is_done() {
                     this.finish();
                 }
-                Poll::Ready(Some(Ok(Frame::data(data))))
+                Poll::Ready(Some(Ok(frame)))
             }
             // The connection is not reused.
             Poll::Ready(Some(Err(e))) => {
