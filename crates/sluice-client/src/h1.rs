@@ -276,59 +276,17 @@ impl Conn {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, H1Error>>> {
         loop {
-            match framing {
-                Framing::Done => return Poll::Ready(None),
-                Framing::Length(0) => {
-                    *framing = Framing::Done;
-                    return Poll::Ready(None);
-                }
-                Framing::Length(left) => {
-                    if !self.buf.is_empty() {
-                        let n = usize::try_from(*left)
-                            .map_or(self.buf.len(), |l| l.min(self.buf.len()));
-                        *left -= n as u64;
-                        return Poll::Ready(Some(Ok(Frame::data(self.buf.split_to(n).freeze()))));
-                    }
-                    let room =
-                        usize::try_from(*left).map_or(MAX_READ_ROOM, |l| l.min(MAX_READ_ROOM));
-                    match ready!(self.poll_fill(cx, room.max(READ_ROOM))) {
-                        Ok(0) => {
-                            return Poll::Ready(Some(Err(H1Error::new(H1ErrorKind::Incomplete))));
-                        }
-                        Ok(_) => {}
-                        Err(e) => return Poll::Ready(Some(Err(H1Error::io(H1ErrorKind::Read, e)))),
-                    }
-                }
-                Framing::Eof => {
-                    if !self.buf.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(self.buf.split().freeze()))));
-                    }
-                    match ready!(self.poll_fill(cx, READ_ROOM)) {
-                        Ok(0) => *framing = Framing::Done,
-                        Ok(_) => {}
-                        Err(e) => return Poll::Ready(Some(Err(H1Error::io(H1ErrorKind::Read, e)))),
-                    }
-                }
-                Framing::Chunked(chunked) => match chunked.decode(&mut self.buf) {
-                    Err(e) => return Poll::Ready(Some(Err(e))),
-                    Ok(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
-                    Ok(None) if chunked.is_done() => {
-                        let trailers = chunked.trailers.take();
-                        *framing = Framing::Done;
-                        if let Some(trailers) = trailers {
-                            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
-                        }
-                    }
-                    Ok(None) => match ready!(self.poll_fill(cx, READ_ROOM)) {
-                        Ok(0) => {
-                            return Poll::Ready(Some(Err(H1Error::new(H1ErrorKind::Incomplete))));
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            return Poll::Ready(Some(Err(H1Error::io(H1ErrorKind::Read, e))));
-                        }
-                    },
-                },
+            let room = match step(&mut self.buf, framing) {
+                Ok(Step::Frame(frame)) => return Poll::Ready(Some(Ok(frame))),
+                Ok(Step::End) => return Poll::Ready(None),
+                Ok(Step::Read(room)) => room,
+                Err(e) => return Poll::Ready(Some(Err(e))),
+            };
+            match ready!(self.poll_fill(cx, room)) {
+                Ok(0) if matches!(framing, Framing::Eof) => *framing = Framing::Done,
+                Ok(0) => return Poll::Ready(Some(Err(H1Error::new(H1ErrorKind::Incomplete)))),
+                Ok(_) => {}
+                Err(e) => return Poll::Ready(Some(Err(H1Error::io(H1ErrorKind::Read, e)))),
             }
         }
     }
@@ -345,6 +303,76 @@ impl Conn {
         // the reactor instead of costing a system call that finds nothing.
         pin!(self.io.read_buf(&mut self.buf)).poll(cx)
     }
+}
+
+/// What the body's framing makes of the bytes read so far.
+enum Step {
+    Frame(Frame<Bytes>),
+    End,
+    /// More must be read, with at least this much room.
+    Read(usize),
+}
+
+fn step(buf: &mut BytesMut, framing: &mut Framing) -> Result<Step, H1Error> {
+    match framing {
+        Framing::Done => Ok(Step::End),
+        Framing::Length(0) => {
+            *framing = Framing::Done;
+            Ok(Step::End)
+        }
+        Framing::Length(left) => {
+            if buf.is_empty() {
+                let room = usize::try_from(*left).map_or(MAX_READ_ROOM, |l| l.min(MAX_READ_ROOM));
+                return Ok(Step::Read(room.max(READ_ROOM)));
+            }
+            let n = usize::try_from(*left).map_or(buf.len(), |l| l.min(buf.len()));
+            *left -= n as u64;
+            Ok(Step::Frame(Frame::data(buf.split_to(n).freeze())))
+        }
+        Framing::Eof if buf.is_empty() => Ok(Step::Read(READ_ROOM)),
+        Framing::Eof => Ok(Step::Frame(Frame::data(buf.split().freeze()))),
+        Framing::Chunked(chunked) => match chunked.decode(buf)? {
+            Some(data) => Ok(Step::Frame(Frame::data(data))),
+            None if chunked.is_done() => {
+                let trailers = chunked.trailers.take();
+                *framing = Framing::Done;
+                Ok(trailers.map_or(Step::End, |t| Step::Frame(Frame::trailers(t))))
+            }
+            None => Ok(Step::Read(READ_ROOM)),
+        },
+    }
+}
+
+/// A whole answer as the client reads it from a connection that gives `bytes` and then closes:
+/// its status, its body and trailers, and whether the connection could serve again; the error
+/// the client would give instead. For the fuzz target and the property tests.
+#[doc(hidden)]
+pub fn read_answer(
+    bytes: &[u8],
+    method: &Method,
+) -> Result<(StatusCode, Vec<u8>, Option<HeaderMap>, bool), String> {
+    let mut buf = BytesMut::from(bytes);
+    let head = parse_head(&mut buf, method, &mut NameCache::default())
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| H1Error::closed_before_head().to_string())?;
+    let (mut framing, mut body, mut trailers) = (head.framing, Vec::new(), None);
+    loop {
+        match step(&mut buf, &mut framing).map_err(|e| e.to_string())? {
+            Step::Frame(frame) => match frame.into_data() {
+                Ok(data) => body.extend_from_slice(&data),
+                Err(frame) => trailers = frame.into_trailers().ok(),
+            },
+            Step::End => break,
+            Step::Read(_) if matches!(framing, Framing::Eof) => framing = Framing::Done,
+            Step::Read(_) => return Err(H1Error::new(H1ErrorKind::Incomplete).to_string()),
+        }
+    }
+    Ok((
+        head.status,
+        body,
+        trailers,
+        head.keep_alive && buf.is_empty(),
+    ))
 }
 
 /// Writes `bytes` in full; on an error, how many bytes of the request had gone out.
@@ -957,6 +985,91 @@ mod tests {
             expected.insert("content-length", HeaderValue::from_static("0"));
             expected
         });
+    }
+
+    /// A small deterministic generator (xorshift), so the property tests need no crate.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn any_body_cut_into_any_chunks_reads_back_whole() {
+        let mut rng = Rng(0x5eed_1234_abcd_ef01);
+        for case in 0..3000 {
+            let body: Vec<u8> = (0..rng.below(400)).map(|_| rng.next() as u8).collect();
+            let mut answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            let mut rest = &body[..];
+            while !rest.is_empty() {
+                let n = 1 + rng.below(rest.len());
+                let size = if rng.below(2) == 0 {
+                    format!("{n:x}")
+                } else {
+                    format!("{n:X}")
+                };
+                answer.extend_from_slice(size.as_bytes());
+                if rng.below(4) == 0 {
+                    answer.extend_from_slice(b" ;ext=\"v\"");
+                }
+                answer.extend_from_slice(b"\r\n");
+                answer.extend_from_slice(&rest[..n]);
+                answer.extend_from_slice(b"\r\n");
+                rest = &rest[n..];
+            }
+            answer.extend_from_slice(b"0\r\n");
+            let trailer = rng.below(3) == 0;
+            if trailer {
+                answer.extend_from_slice(b"X-Sum: 1\r\n");
+            }
+            answer.extend_from_slice(b"\r\n");
+            let (status, read, trailers, reusable) =
+                read_answer(&answer, &Method::GET).unwrap_or_else(|e| panic!("case {case}: {e}"));
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(read, body, "case {case}");
+            assert_eq!(trailers.is_some(), trailer, "case {case}");
+            assert!(reusable, "case {case}");
+        }
+    }
+
+    #[test]
+    fn broken_answers_are_errors_never_panics() {
+        let valid: [&[u8]; 3] = [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nT: 1\r\n\r\n",
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 404 Not Found\r\n\r\ngone",
+        ];
+        let mut rng = Rng(0x0ddb_a11c_0ffe_e000);
+        for case in 0..20_000 {
+            let mut answer = valid[case % valid.len()].to_vec();
+            for _ in 0..1 + rng.below(4) {
+                const BYTES: &[u8] = b"\r\n:;0aF, \t";
+                match rng.below(3) {
+                    0 if !answer.is_empty() => {
+                        let at = rng.below(answer.len());
+                        answer[at] = rng.next() as u8;
+                    }
+                    1 => answer.truncate(rng.below(answer.len() + 1)),
+                    _ => {
+                        let at = rng.below(answer.len() + 1);
+                        answer.insert(at, BYTES[rng.below(BYTES.len())]);
+                    }
+                }
+            }
+            // Whatever it returns, it returns: a body never longer than what came.
+            if let Ok((_, body, _, _)) = read_answer(&answer, &Method::GET) {
+                assert!(body.len() <= answer.len(), "case {case}");
+            }
+        }
     }
 
     #[test]

@@ -16,6 +16,9 @@ mod h1;
 mod pool;
 pub mod tls;
 
+#[doc(hidden)]
+pub use h1::read_answer;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
