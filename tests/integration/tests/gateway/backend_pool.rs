@@ -329,3 +329,45 @@ async fn a_broken_answer_is_a_bad_gateway_and_its_connection_is_dropped() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_hands_on_a_chunked_answers_trailers_and_reuses_its_connection() {
+    use http_body_util::BodyExt;
+    use sluice_plugin::{BackendRequest, CallContext, Executor};
+
+    let (addr, accepted) = scripted_backend(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+3\r\nhel\r\n2\r\nlo\r\n0\r\nX-Checksum: abc\r\n\r\n",
+        false,
+    )
+    .await;
+    let client =
+        sluice_client::DefaultClient::new(&sluice_config::TransportOptions::default(), None)
+            .unwrap();
+    for call in 0..2 {
+        let request = BackendRequest {
+            method: http::Method::GET,
+            url: format!("http://{addr}/x").parse().unwrap(),
+            headers: http::HeaderMap::new(),
+            body: bytes::Bytes::new(),
+        };
+        let ctx = CallContext::new(
+            tokio::time::Instant::now() + Duration::from_secs(5),
+            1 << 20,
+        );
+        let response = client.execute(request, &ctx).await.unwrap();
+        assert_eq!(response.status(), 200, "call {call}");
+        let collected = response.into_body().collect().await.unwrap();
+        let trailers = collected
+            .trailers()
+            .cloned()
+            .unwrap_or_else(|| panic!("no trailers, call {call}"));
+        assert_eq!(trailers.get("x-checksum").unwrap(), "abc", "call {call}");
+        assert_eq!(collected.to_bytes(), "hello", "call {call}");
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one connection for both calls"
+    );
+}
