@@ -54,8 +54,8 @@ struct Failed {
     /// No byte of an answer came and the connection turned out closed (or reset): on a reused
     /// connection, the backend had closed it while it was idle.
     closed: bool,
-    /// The request's bytes that went out before it failed.
-    written: usize,
+    /// Nothing of the request had gone out.
+    nothing_written: bool,
 }
 
 #[derive(Debug)]
@@ -107,7 +107,8 @@ impl Http1Pool {
             };
             match exchange(idle.conn, request).await {
                 Ok((head, conn)) => return Ok(self.track(head, conn, idle.key)),
-                Err(failed) if failed.closed && (failed.written == 0 || replayable(request)) => {}
+                Err(failed) if failed.closed && (failed.nothing_written || replayable(request)) => {
+                }
                 Err(failed) => return Err(PoolError::Send(failed.error)),
             }
         }
@@ -175,7 +176,7 @@ impl Http1Pool {
 
 /// Writes `request` on `conn` and reads its answer's head.
 async fn exchange(mut conn: Conn, request: &BackendRequest) -> Result<(Head, Conn), Failed> {
-    if let Err((error, written)) = conn
+    if let Err((error, nothing_written)) = conn
         .write_request(
             &request.method,
             &request.url,
@@ -187,20 +188,15 @@ async fn exchange(mut conn: Conn, request: &BackendRequest) -> Result<(Head, Con
         return Err(Failed {
             error,
             closed: true,
-            written,
+            nothing_written,
         });
     }
     match conn.read_head(&request.method).await {
         Ok(head) => Ok((head, conn)),
-        Err(None) => Err(Failed {
-            error: H1Error::closed_before_head(),
-            closed: true,
-            written: usize::MAX,
-        }),
-        Err(Some(error)) => Err(Failed {
+        Err(error) => Err(Failed {
+            closed: error.is_closed(),
             error,
-            closed: false,
-            written: usize::MAX,
+            nothing_written: false,
         }),
     }
 }
