@@ -455,11 +455,12 @@ run_case() {
     log "$name: $rps req/s, p50 ${P50[$name]} ms, p99 ${P99[$name]} ms${ERRORS[$name]:+ (${ERRORS[$name]})}"
 }
 
-# median VALUE...: the middle value (the mean of the two middle ones for an even count).
+# median VALUE...: the middle value (the mean of the two middle ones for an even count, written
+# with MEDIAN_FORMAT, %.1f unless set).
 median() {
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+    printf '%s\n' "$@" | sort -g | awk -v fmt="${MEDIAN_FORMAT:-%.1f}" '{ v[NR] = $1 } END {
         if (NR == 0) { print "-"; exit }
-        if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+        if (NR % 2) print v[(NR + 1) / 2]; else printf fmt, (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
@@ -491,9 +492,8 @@ cpu_target() {
     local label=$1 a=$2 b=$3 op=$4 limit=$5 rounds median_of_rounds met
     [[ -n ${US_PER_REQ[$a]:-} && -n ${US_PER_REQ[$b]:-} ]] || return 0
     rounds=$(round_ratios "$a" "$b")
-    median_of_rounds=$(printf '%s\n' "${rounds//\//$'\n'}" | sort -g | awk '{ v[NR] = $1 } END {
-        if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]
-        else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+    # shellcheck disable=SC2086 # the rounds' ratios, one word each
+    median_of_rounds=$(MEDIAN_FORMAT=%.2f median ${rounds//\// })
     if [[ $op == "<=" ]]; then
         met=$(verdict holds "$limit" ">=" "$median_of_rounds")
     else
