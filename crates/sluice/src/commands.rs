@@ -297,6 +297,7 @@ pub(crate) fn run(
         } else {
             None
         };
+        let counts = crate::reload::Counts::register(&telemetry, &config.digest);
         let built =
             sluice_server::Gateway::build_with(&config, &registry, &components(), &telemetry).await;
         let served = match built {
@@ -313,7 +314,7 @@ pub(crate) fn run(
         for (name, addr) in gateway.prometheus_addrs() {
             tracing::info!(exporter = %name, address = %addr, "Prometheus metrics at /metrics");
         }
-        crate::reload::serve(source, gateway, watch, signals).await;
+        crate::reload::serve(source, gateway, watch, signals, counts).await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })

@@ -41,6 +41,19 @@ pub(crate) struct Counts {
     digest: Mutex<String>,
 }
 
+impl Counts {
+    /// The counts of a process that serves the config `digest`, reported by `telemetry` from
+    /// now on: before the listener opens, so that the first scrape already has them.
+    pub(crate) fn register(telemetry: &Telemetry, digest: &str) -> Arc<Counts> {
+        let counts = Arc::new(Counts {
+            digest: Mutex::new(digest.to_owned()),
+            ..Counts::default()
+        });
+        telemetry.register_collector(Arc::clone(&counts) as Arc<dyn Collector>);
+        counts
+    }
+}
+
 impl Collector for Counts {
     fn collect(&self) -> Vec<Family> {
         let result = |r: &str| vec![("result".to_owned(), r.to_owned())];
@@ -216,14 +229,8 @@ pub(crate) async fn serve(
     server: RunningGateway,
     watch: Option<Watch>,
     signals: Signals,
+    counts: Arc<Counts>,
 ) {
-    let counts = Arc::new(Counts {
-        digest: Mutex::new(server.current().digest().to_owned()),
-        ..Counts::default()
-    });
-    source
-        .telemetry
-        .register_collector(Arc::clone(&counts) as Arc<dyn Collector>);
     let mut changes = watch;
     let Signals {
         mut hangups,
