@@ -394,8 +394,10 @@ async fn write_all(io: &mut TcpStream, bytes: &[u8]) -> Result<(), (H1Error, boo
 /// The names of a connection's last answer, by position: a backend sends the same names in the
 /// same order answer after answer, so each is matched by its bytes instead of being parsed
 /// (`HeaderName::from_bytes` looks up the standard names and lower-cases the others) again.
+///
+/// The gateway's server reads client request heads with it too.
 #[derive(Debug, Default)]
-pub(crate) struct NameCache {
+pub struct NameCache {
     names: Vec<(Box<[u8]>, HeaderName)>,
 }
 
@@ -403,14 +405,18 @@ pub(crate) struct NameCache {
 const CACHED_NAMES: usize = 32;
 
 impl NameCache {
-    fn name(&mut self, at: usize, raw: &[u8]) -> Result<HeaderName, H1Error> {
+    /// The name `raw`, the `at`-th of its head.
+    pub fn name(
+        &mut self,
+        at: usize,
+        raw: &[u8],
+    ) -> Result<HeaderName, http::header::InvalidHeaderName> {
         if let Some((bytes, name)) = self.names.get(at)
             && **bytes == *raw
         {
             return Ok(name.clone());
         }
-        let name = HeaderName::from_bytes(raw)
-            .map_err(|_| H1Error::new(H1ErrorKind::Head("an invalid header name")))?;
+        let name = HeaderName::from_bytes(raw)?;
         if at < self.names.len() {
             self.names[at] = (raw.into(), name.clone());
         } else if at == self.names.len() && at < CACHED_NAMES {
@@ -529,7 +535,9 @@ fn parse_head(
         let mut found = FramingHeaders::default();
         let mut spans = Vec::with_capacity(response.headers.len());
         for (at, h) in response.headers.iter().enumerate() {
-            let name = cache.name(at, h.name.as_bytes())?;
+            let name = cache
+                .name(at, h.name.as_bytes())
+                .map_err(|_| H1Error::new(H1ErrorKind::Head("an invalid header name")))?;
             found.see(&name, h.value)?;
             spans.push((name, h.value.as_ptr() as usize - base, h.value.len()));
         }

@@ -95,6 +95,13 @@ impl<S> Timed<S> {
     }
 }
 
+impl<S> Timed<S> {
+    /// The connection without its limits (they go with the state, which stays shared).
+    pub(crate) fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
 impl<S: AsyncRead> AsyncRead for Timed<S> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -186,6 +193,65 @@ impl<S: AsyncWrite> AsyncWrite for Timed<S> {
         let this = self.project();
         let poll = this.inner.poll_write_vectored(cx, bufs);
         bounded(poll, this.state, this.write, cx)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A connection whose first bytes were read already: they are read again first (h1.rs
+    /// hands a connection to hyper with the head it did not serve).
+    #[derive(Debug)]
+    pub(crate) struct Prefixed<S> {
+        read: bytes::Bytes,
+        #[pin]
+        inner: S,
+    }
+}
+
+impl<S> Prefixed<S> {
+    pub(crate) fn new(read: bytes::Bytes, inner: S) -> Self {
+        Self { read, inner }
+    }
+}
+
+impl<S: AsyncRead> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.project();
+        if this.read.is_empty() {
+            return this.inner.poll_read(cx, buf);
+        }
+        let n = this.read.len().min(buf.remaining());
+        buf.put_slice(&this.read.split_to(n));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()

@@ -5,15 +5,18 @@ mod builtin;
 mod client_ip;
 mod clients;
 mod conn;
+mod h1;
 mod router;
 mod smuggling;
 pub mod telemetry;
 mod tls;
 
 pub use clients::clients;
+pub use h1::own_loop_takes;
 pub use smuggling::guard_refuses;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +27,6 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use sluice_config::Config;
@@ -241,6 +243,12 @@ pub struct Gateway {
     http: auto::Builder<TokioExecutor>,
     /// How a TLS connection that agreed on `h2` by ALPN is served.
     http2: auto::Builder<TokioExecutor>,
+    /// HTTP/1 connections start on the gateway's own loop (h1.rs): off with `use_h2c`, whose
+    /// preface hyper detects.
+    own_http1: bool,
+    /// How long a head may take from the moment a connection waits for it (hyper's
+    /// `header_read_timeout` as set in [`http_builder`]).
+    head_timeout: Duration,
     /// `max_shutdown_wait_time`.
     shutdown_wait: Duration,
     /// Go's server: an `idle_timeout` of 0 means `read_timeout`.
@@ -463,6 +471,8 @@ impl Gateway {
                 http.clone().http1_only()
             },
             http2: http.http2_only(),
+            own_http1: !config.server.use_h2c,
+            head_timeout: head_timeout(config, idle_timeout),
             tls,
             shutdown_wait: server.max_shutdown_wait_time,
             idle_timeout,
@@ -527,16 +537,20 @@ fn http_builder(
         let mut http1 = builder.http1();
         http1.timer(TokioTimer::new());
         http1.max_buf_size(max_head);
-        // hyper starts this timer as soon as the connection waits for a head, idle or not;
-        // the idle wait has its own limit (conn.rs), so it is added here, not counted twice.
-        let header = non_zero(config.server.read_header_timeout).unwrap_or(DEFAULT_HEADER_TIMEOUT);
-        http1.header_read_timeout(header + idle_timeout.unwrap_or_default());
+        http1.header_read_timeout(head_timeout(config, idle_timeout));
     }
     // `max_header_bytes` bounds HTTP/2 heads too, as in Go's server.
     builder
         .http2()
         .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX));
     builder
+}
+
+/// hyper starts its head timer as soon as the connection waits for a head, idle or not; the
+/// idle wait has its own limit (conn.rs), so it is added here, not counted twice.
+fn head_timeout(config: &Config, idle_timeout: Option<Duration>) -> Duration {
+    let header = non_zero(config.server.read_header_timeout).unwrap_or(DEFAULT_HEADER_TIMEOUT);
+    header + idle_timeout.unwrap_or_default()
 }
 
 fn non_zero(d: Duration) -> Option<Duration> {
@@ -576,55 +590,48 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let settings = current.load_full();
-        let tracks_requests = settings.idle_timeout.is_some() || settings.write_timeout.is_some();
-        let current = Arc::clone(&current);
-        let state = Arc::new(conn::ConnState::default());
-        let service_state = Arc::clone(&state);
-        let service = hyper::service::service_fn(move |request| {
-            // One snapshot for the request's whole life, whatever a reload does meanwhile.
-            let gateway = current.load_full();
-            // Requests in flight and write deadlines matter only to the idle and write limits:
-            // without them, a request pays for neither.
-            let tracked = tracks_requests
-                .then(|| (service_state.start_request(), Arc::clone(&service_state)));
-            async move {
-                // Only what the line needs, and only when someone reads it.
-                let access = (gateway.access_log
-                    && tracing::enabled!(target: "sluice::access", tracing::Level::INFO))
-                .then(|| request.uri().clone());
-                // Telemetry: one call here and one at the end (telemetry.rs).
-                let mut scope = gateway.telemetry.begin(&request, peer, access.is_some());
-                let method = request.method().clone();
-                let response = handle(&gateway, request, peer, &mut scope).await;
-                gateway.telemetry.end(&mut scope, &method, &response);
-                if let Some(uri) = access {
-                    tracing::info!(
-                        target: "sluice::access",
-                        status = response.status().as_u16(),
-                        method = %method,
-                        path = %uri,
-                        peer = %peer,
-                        elapsed = ?scope.started().elapsed(),
-                        request_id = scope.request_id(),
-                        "request"
-                    );
-                }
-                Ok::<_, Infallible>(finish(&gateway, response, tracked))
-            }
-        });
+        let requests = Requests {
+            current: Arc::clone(&current),
+            state: Arc::new(conn::ConnState::default()),
+            tracked: settings.idle_timeout.is_some() || settings.write_timeout.is_some(),
+            peer,
+        };
         let watcher = graceful.watcher();
+        let shutdown = shutdown.clone();
         tokio::spawn(async move {
             // The TLS handshake (when on) runs here, by its deadline, holding the slot.
             let Some((stream, h2)) = tls::wrap(settings.tls.as_ref(), stream, peer).await else {
                 return drop(slot);
+            };
+            let state = Arc::clone(&requests.state);
+            // HTTP/1 (without h2c) is served by the gateway itself until a request it leaves
+            // to hyper (h1.rs), which then takes the connection with every byte read so far.
+            let (stream, read) = if settings.own_http1 && !h2 {
+                let io = conn::Timed::new(stream, Arc::clone(&state), settings.idle_timeout);
+                let limits = h1::Limits {
+                    max_head: settings.max_head,
+                    head_timeout: settings.head_timeout,
+                };
+                let served = h1::serve(io, limits, shutdown, |request| requests.serve(request));
+                match served.await {
+                    h1::Ended::Closed => return drop((slot, watcher)),
+                    h1::Ended::HandOver(io, read) => (io.into_inner(), read),
+                }
+            } else {
+                (stream, Bytes::new())
             };
             // With TLS, HTTP/2 is agreed by ALPN before the first byte: such a connection is
             // served as HTTP/2 only, any other as without TLS.
             let builder = if h2 { &settings.http2 } else { &settings.http };
             // After TLS the guard reads the decrypted bytes; an HTTP/2 connection starts with
             // its preface, which turns the guard off.
-            let guarded = smuggling::Guarded::new(stream, settings.max_head);
+            let guarded =
+                smuggling::Guarded::new(conn::Prefixed::new(read, stream), settings.max_head);
             let io = conn::Timed::new(guarded, state, settings.idle_timeout);
+            let service = hyper::service::service_fn(move |request| {
+                let answer = requests.serve(request);
+                async move { Ok::<_, Infallible>(answer.await) }
+            });
             let connection = builder.serve_connection(TokioIo::new(io), service);
             if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(error = %e, peer = %peer, "connection ended with an error");
@@ -642,6 +649,55 @@ async fn accept_loop(
             ?wait,
             "shutdown: in-flight requests still running, stopping anyway"
         );
+    }
+}
+
+/// What every request of one connection needs, whichever server (h1.rs or hyper) reads it.
+struct Requests {
+    current: Arc<ArcSwap<Gateway>>,
+    state: Arc<conn::ConnState>,
+    /// Requests in flight and write deadlines matter only to the idle and write limits:
+    /// without them, a request pays for neither.
+    tracked: bool,
+    peer: SocketAddr,
+}
+
+impl Requests {
+    /// The answer to `request`, on the snapshot current now for the request's whole life,
+    /// whatever a reload does meanwhile.
+    fn serve<B>(&self, request: Request<B>) -> impl Future<Output = Response<Body>> + Send + use<B>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
+    {
+        let gateway = self.current.load_full();
+        let tracked = self
+            .tracked
+            .then(|| (self.state.start_request(), Arc::clone(&self.state)));
+        let peer = self.peer;
+        async move {
+            // Only what the line needs, and only when someone reads it.
+            let access = (gateway.access_log
+                && tracing::enabled!(target: "sluice::access", tracing::Level::INFO))
+            .then(|| request.uri().clone());
+            // Telemetry: one call here and one at the end (telemetry.rs).
+            let mut scope = gateway.telemetry.begin(&request, peer, access.is_some());
+            let method = request.method().clone();
+            let response = handle(&gateway, request, peer, &mut scope).await;
+            gateway.telemetry.end(&mut scope, &method, &response);
+            if let Some(uri) = access {
+                tracing::info!(
+                    target: "sluice::access",
+                    status = response.status().as_u16(),
+                    method = %method,
+                    path = %uri,
+                    peer = %peer,
+                    elapsed = ?scope.started().elapsed(),
+                    request_id = scope.request_id(),
+                    "request"
+                );
+            }
+            finish(&gateway, response, tracked)
+        }
     }
 }
 
@@ -707,9 +763,15 @@ impl hyper::body::Body for InFlightBody {
     }
 }
 
-async fn handle(
+/// A client's request body, as either server hands it over (hyper's `Incoming`, or h1.rs's
+/// empty body).
+trait ClientBody: hyper::body::Body<Data = Bytes> + Send + Unpin {}
+
+impl<B: hyper::body::Body<Data = Bytes> + Send + Unpin> ClientBody for B {}
+
+async fn handle<B: ClientBody>(
     gateway: &Gateway,
-    request: Request<Incoming>,
+    request: Request<B>,
     peer: SocketAddr,
     scope: &mut RequestScope,
 ) -> Response<Body> {
@@ -768,10 +830,10 @@ impl SeenRequest {
     }
 }
 
-async fn route(
+async fn route<B: ClientBody>(
     gateway: &Gateway,
     parts: http::request::Parts,
-    body: Incoming,
+    body: B,
     client_ip: IpAddr,
     scope: &mut RequestScope,
 ) -> Response<Body> {
@@ -845,12 +907,12 @@ async fn route(
     clippy::too_many_arguments,
     reason = "the request's parts as route() split them; a struct would only rename them"
 )]
-async fn call(
+async fn call<B: ClientBody>(
     gateway: &Gateway,
     pipeline: &sluice_proxy::EndpointPipeline,
     mut parts: http::request::Parts,
     mut params: Vec<(String, String)>,
-    body: Incoming,
+    body: B,
     body_deadline: Instant,
     client_ip: IpAddr,
     scope: &RequestScope,
@@ -936,12 +998,11 @@ fn refuse(status: StatusCode, message: &'static str) -> Response<Body> {
 /// reserving its bytes in the process-wide budget as they arrive (503 at once when the budget is
 /// spent; the whole declared `Content-Length` is reserved up front). The reservation is returned
 /// with the body and released when dropped.
-async fn read_body(
+async fn read_body<B: ClientBody>(
     gateway: &Gateway,
-    mut body: Incoming,
+    mut body: B,
     deadline: Instant,
 ) -> Result<(Bytes, Option<OwnedSemaphorePermit>), Response<Body>> {
-    use hyper::body::Body as _;
     let too_large = || {
         refuse(
             StatusCode::PAYLOAD_TOO_LARGE,

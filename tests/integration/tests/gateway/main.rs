@@ -32,6 +32,7 @@ mod reload;
 mod request_building;
 mod robustness;
 mod rss;
+mod server_h1;
 mod shadow;
 mod stages;
 mod telemetry_metrics;
