@@ -74,6 +74,11 @@ where
     let mut out = Vec::with_capacity(1024);
     let mut names = NameCache::default();
     let mut head_deadline = pin!(tokio::time::sleep(limits.head_timeout));
+    // One wait for shutdown for the connection's life (registered once, not per request);
+    // `stopping` reads the same channel without waiting.
+    let stopping = shutdown.clone();
+    let mut stop = pin!(shutdown.changed());
+    let mut stopped = false;
     loop {
         // The next head.
         let mut armed = false;
@@ -84,7 +89,7 @@ where
                     Parsed::Partial if buf.len() < limits.max_head => {}
                     Parsed::Partial | Parsed::Other => return Ended::HandOver(io, buf.freeze()),
                 }
-            } else if *shutdown.borrow() {
+            } else if stopped || *stopping.borrow() {
                 return Ended::Closed;
             }
             if !armed {
@@ -94,15 +99,15 @@ where
                 armed = true;
             }
             let idle = buf.is_empty();
-            let mut stop = pin!(shutdown.changed());
             let read = poll_fn(|cx| {
                 if let Poll::Ready(read) = poll_read(&mut io, &mut buf, cx) {
                     return Poll::Ready(Some(read));
                 }
-                // Past the head's deadline, or shut down while nothing of a head is here.
-                if head_deadline.as_mut().poll(cx).is_ready()
-                    || (idle && stop.as_mut().poll(cx).is_ready())
-                {
+                // Shut down while nothing of a head is here, or past the head's deadline.
+                if !stopped && stop.as_mut().poll(cx).is_ready() {
+                    stopped = true;
+                }
+                if (idle && stopped) || head_deadline.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(None);
                 }
                 Poll::Pending
@@ -138,7 +143,7 @@ where
             return Ended::Closed;
         };
 
-        let keep_alive = keep_alive && !*shutdown.borrow();
+        let keep_alive = keep_alive && !stopped && !*stopping.borrow();
         out.clear();
         let (parts, mut body) = response.into_parts();
         let (encoding, last) = encode_head(&mut out, &method, parts, &body, keep_alive);

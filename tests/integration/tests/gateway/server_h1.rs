@@ -202,3 +202,54 @@ async fn refused_heads_get_hypers_answers() {
     }
     assert_eq!(b.count(), 0);
 }
+
+/// Shutdown closes a keep-alive connection that waits for its next request at once, and lets
+/// one with a request in flight finish it, with `connection: close`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_idle_connections_and_finishes_busy_ones() {
+    let slow = Backend::start(|_| async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Reply::json(200, &json!({"slow": true}))
+    })
+    .await;
+    let gw = gateway_on(&slow, json!({"max_shutdown_wait_time": "5s"})).await;
+    let host = gw.authority();
+    let request = format!("GET /get HTTP/1.1\r\nHost: {host}\r\n\r\n");
+
+    // One connection served once and now idle, one with a request in flight.
+    let mut idle = TcpStream::connect(&host).await.unwrap();
+    idle.write_all(request.as_bytes()).await.unwrap();
+    let mut first = vec![0_u8; 4096];
+    let n = idle.read(&mut first).await.unwrap();
+    assert!(
+        first[..n].starts_with(b"HTTP/1.1 200 OK"),
+        "{}",
+        first[..n].escape_ascii()
+    );
+    let mut busy = TcpStream::connect(&host).await.unwrap();
+    busy.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let started = std::time::Instant::now();
+    let stopping = tokio::spawn(gw.shutdown());
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(2), idle.read_to_end(&mut rest))
+        .await
+        .expect("the idle connection is closed")
+        .unwrap();
+    assert!(rest.is_empty(), "{}", rest.escape_ascii());
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(3), busy.read_to_end(&mut answer))
+        .await
+        .expect("the busy connection is answered, then closed")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    stopping.await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
