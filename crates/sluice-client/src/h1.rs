@@ -582,8 +582,9 @@ fn trim(bytes: &[u8]) -> &[u8] {
     &bytes[start..end]
 }
 
-/// Digits only (no sign, no blank), at most 19 of them.
-fn parse_decimal(digits: &[u8]) -> Option<u64> {
+/// Digits only (no sign, no blank), at most 19 of them: a `Content-Length` value (the
+/// gateway's server reads its answers' with it too).
+pub fn parse_decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }

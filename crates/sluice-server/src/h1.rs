@@ -347,7 +347,8 @@ fn encode_head(
                 }
                 let length = match hint {
                     Some(Some(known)) => known,
-                    Some(None) => match parse_length(value.as_bytes()) {
+                    Some(None) => match sluice_client::parse_decimal(value.as_bytes().trim_ascii())
+                    {
                         Some(length) => length,
                         None => continue,
                     },
@@ -449,18 +450,6 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
     value
         .split(|&b| b == b',')
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-}
-
-fn parse_length(digits: &[u8]) -> Option<u64> {
-    let digits = digits.trim_ascii();
-    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(
-        digits
-            .iter()
-            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')),
-    )
 }
 
 /// Writes the head in `out` and the body framed by `encoding`; `false` when the body failed
