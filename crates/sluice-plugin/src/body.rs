@@ -39,14 +39,18 @@ impl std::error::Error for DeadlinePassed {}
 pub fn with_deadline(body: Body, deadline: tokio::time::Instant) -> Body {
     Deadline {
         inner: body,
-        sleep: Box::pin(tokio::time::sleep_until(deadline)),
+        deadline,
+        sleep: None,
     }
     .boxed_unsync()
 }
 
 struct Deadline {
     inner: Body,
-    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    deadline: tokio::time::Instant,
+    /// Armed the first time the body has to wait: a body whose frames are ready (most answers,
+    /// read with their head) is checked against the clock and never costs a timer.
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl http_body::Body for Deadline {
@@ -57,11 +61,23 @@ impl http_body::Body for Deadline {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
-        // The deadline first: a body that is always ready must not outrun it either.
-        if self.sleep.as_mut().poll(cx).is_ready() {
-            return std::task::Poll::Ready(Some(Err(Box::new(DeadlinePassed))));
+        use std::task::Poll;
+        let passed = || Poll::Ready(Some(Err(Box::new(DeadlinePassed) as BoxError)));
+        match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
+            // A body that is always ready must not outrun the deadline either.
+            Poll::Ready(frame) if tokio::time::Instant::now() < self.deadline => Poll::Ready(frame),
+            Poll::Ready(_) => passed(),
+            Poll::Pending => {
+                let deadline = self.deadline;
+                let sleep = self
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if sleep.as_mut().poll(cx).is_ready() {
+                    return passed();
+                }
+                Poll::Pending
+            }
         }
-        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -195,6 +211,48 @@ impl BodyBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Ready frames are checked against the clock, a body that waits against a timer: both
+    /// end with `DeadlinePassed` once the deadline has passed, and not before.
+    #[tokio::test]
+    async fn a_deadline_cuts_ready_and_waiting_bodies_alike() {
+        use std::time::Duration;
+        use tokio::time::Instant;
+        let later = Instant::now() + Duration::from_secs(60);
+        let mut body = with_deadline(full("whole"), later);
+        let frame = body.frame().await.expect("a frame").expect("in time");
+        assert_eq!(frame.into_data().expect("data"), "whole");
+
+        let passed = Instant::now()
+            .checked_sub(Duration::from_millis(1))
+            .expect("an instant before now");
+        let mut body = with_deadline(full("late"), passed);
+        let error = body.frame().await.expect("a frame").expect_err("too late");
+        assert!(error.is::<DeadlinePassed>(), "{error}");
+
+        /// A body that never has a frame.
+        struct Never;
+        impl http_body::Body for Never {
+            type Data = Bytes;
+            type Error = BoxError;
+            fn poll_frame(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+                std::task::Poll::Pending
+            }
+        }
+        let never = Never;
+        let started = Instant::now();
+        let mut body = with_deadline(never.boxed_unsync(), started + Duration::from_millis(50));
+        let error = tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .expect("cut by its deadline")
+            .expect("a frame")
+            .expect_err("too late");
+        assert!(error.is::<DeadlinePassed>(), "{error}");
+        assert!(started.elapsed() >= Duration::from_millis(50));
+    }
 
     #[test]
     fn one_frame_is_kept_and_several_share_one_buffer() {
