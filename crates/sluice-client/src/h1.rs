@@ -453,10 +453,7 @@ impl FramingHeaders {
             }
         } else if *name == header::TRANSFER_ENCODING {
             self.transfer_encoding = true;
-            self.chunked_last = value
-                .rsplit(|&b| b == b',')
-                .next()
-                .is_some_and(|last| trim(last).eq_ignore_ascii_case(b"chunked"));
+            self.chunked_last = ends_in_chunked(value);
         } else if *name == header::CONNECTION {
             for token in value.split(|&b| b == b',').map(trim) {
                 self.close |= token.eq_ignore_ascii_case(b"close");
@@ -580,6 +577,15 @@ fn trim(bytes: &[u8]) -> &[u8] {
         .rposition(|b| !matches!(b, b' ' | b'\t'))
         .map_or(start, |e| e + 1);
     &bytes[start..end]
+}
+
+/// Whether the last coding of a `Transfer-Encoding` value is `chunked` (the gateway's server
+/// writes its answers' by it too).
+pub fn ends_in_chunked(value: &[u8]) -> bool {
+    value
+        .rsplit(|&b| b == b',')
+        .next()
+        .is_some_and(|last| trim(last).eq_ignore_ascii_case(b"chunked"))
 }
 
 /// Digits only (no sign, no blank), at most 19 of them: a `Content-Length` value (the

@@ -240,15 +240,8 @@ fn parse(buf: &mut BytesMut, names: &mut NameCache) -> Parsed {
             | header::TRANSFER_ENCODING
             | header::EXPECT
             | header::UPGRADE => return Parsed::Other,
-            header::CONNECTION => {
-                for token in field.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                    if token.eq_ignore_ascii_case(b"close") {
-                        keep_alive = false;
-                    } else if token.eq_ignore_ascii_case(b"upgrade") {
-                        return Parsed::Other;
-                    }
-                }
-            }
+            header::CONNECTION if has_token(field.value, b"upgrade") => return Parsed::Other,
+            header::CONNECTION if has_token(field.value, b"close") => keep_alive = false,
             _ => {}
         }
         spans.push((
@@ -380,10 +373,7 @@ fn encode_head(
         out.extend_from_slice(field.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
-        if *field == header::TRANSFER_ENCODING
-            && !ends_chunked(&headers)
-            && is_last_te(&headers, value)
-        {
+        if *field == header::TRANSFER_ENCODING && chunked_to_add(&headers, value) {
             out.extend_from_slice(b", chunked");
         }
         out.extend_from_slice(b"\r\n");
@@ -428,22 +418,15 @@ fn encode_head(
     (encoding, last)
 }
 
-/// Whether the last coding of the answer's `transfer-encoding` is `chunked`.
-fn ends_chunked(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .next_back()
-        .and_then(|value| value.as_bytes().rsplit(|&b| b == b',').next())
-        .is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"))
-}
-
-fn is_last_te(headers: &HeaderMap, value: &HeaderValue) -> bool {
+/// Whether `value` is the answer's last `transfer-encoding` value and does not end in
+/// `chunked`: then `, chunked` follows it (hyper's repair).
+fn chunked_to_add(headers: &HeaderMap, value: &HeaderValue) -> bool {
     headers
         .get_all(header::TRANSFER_ENCODING)
         .iter()
         .next_back()
         .is_some_and(|last| std::ptr::eq(last, value))
+        && !sluice_client::ends_in_chunked(value.as_bytes())
 }
 
 fn has_token(value: &[u8], token: &[u8]) -> bool {
@@ -698,6 +681,15 @@ mod tests {
             String::from_utf8(out).expect("ASCII"),
             "HTTP/1.1 200 OK\r\ncontent-length: 3\r\ndate: then\r\n\r\n"
         );
+
+        // A given transfer coding not ending in chunked gets `, chunked` (hyper's repair).
+        let mut coded = Response::new(Frames(vec![Ok(Bytes::from_static(b"x"))]).boxed_unsync());
+        coded
+            .headers_mut()
+            .insert(header::TRANSFER_ENCODING, HeaderValue::from_static("gzip"));
+        let (text, encoding, _) = head_of(Method::GET, coded, true);
+        assert_eq!(text, "HTTP/1.1 200 OK\ntransfer-encoding: gzip, chunked\n");
+        assert_eq!(encoding, Encoding::Chunked);
     }
 
     /// Frames one after the other, of unknown length.
