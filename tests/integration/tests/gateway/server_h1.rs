@@ -46,12 +46,18 @@ async fn gateway_on(b: &Backend, fields: Value) -> Gateway {
 async fn exchange(gw: &Gateway, bytes: &[u8]) -> String {
     let mut stream = TcpStream::connect(gw.authority()).await.unwrap();
     stream.write_all(bytes).await.unwrap();
-    let mut seen = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut seen))
-        .await
-        .expect("the gateway closes the connection")
-        .unwrap();
+    let seen = read_until_closed(&mut stream, Duration::from_secs(10), "the gateway closes").await;
     String::from_utf8_lossy(&seen).into_owned()
+}
+
+/// Everything `stream` gives until the gateway closes it, which must happen within `limit`.
+async fn read_until_closed(stream: &mut TcpStream, limit: Duration, what: &str) -> Vec<u8> {
+    let mut seen = Vec::new();
+    tokio::time::timeout(limit, stream.read_to_end(&mut seen))
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not closed within {limit:?}"))
+        .unwrap();
+    seen
 }
 
 /// Requests written in one go, bodiless and with a body mixed: every one answered, in order,
@@ -145,8 +151,7 @@ async fn heads_in_pieces_and_heads_that_stall() {
         stream.write_all(&[*byte]).await.unwrap();
         stream.flush().await.unwrap();
     }
-    let mut seen = Vec::new();
-    stream.read_to_end(&mut seen).await.unwrap();
+    let seen = read_until_closed(&mut stream, Duration::from_secs(10), "answered").await;
     assert!(
         seen.starts_with(b"HTTP/1.1 200 OK\r\n"),
         "{}",
@@ -159,11 +164,7 @@ async fn heads_in_pieces_and_heads_that_stall() {
         .await
         .unwrap();
     let started = std::time::Instant::now();
-    let mut seen = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut seen))
-        .await
-        .expect("closed at the head's deadline")
-        .unwrap();
+    let seen = read_until_closed(&mut stream, Duration::from_secs(5), "the head's deadline").await;
     assert!(seen.is_empty(), "{}", seen.escape_ascii());
     assert!(
         started.elapsed() >= Duration::from_millis(900),
@@ -228,21 +229,20 @@ async fn shutdown_closes_idle_connections_and_finishes_busy_ones() {
     );
     let mut busy = TcpStream::connect(&host).await.unwrap();
     busy.write_all(request.as_bytes()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // In flight once the backend has it.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while slow.count() == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the busy request reached the backend");
 
     let started = std::time::Instant::now();
     let stopping = tokio::spawn(gw.shutdown());
-    let mut rest = Vec::new();
-    tokio::time::timeout(Duration::from_secs(2), idle.read_to_end(&mut rest))
-        .await
-        .expect("the idle connection is closed")
-        .unwrap();
+    let rest = read_until_closed(&mut idle, Duration::from_secs(2), "the idle connection").await;
     assert!(rest.is_empty(), "{}", rest.escape_ascii());
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(3), busy.read_to_end(&mut answer))
-        .await
-        .expect("the busy connection is answered, then closed")
-        .unwrap();
+    let answer = read_until_closed(&mut busy, Duration::from_secs(3), "the busy connection").await;
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
     assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
