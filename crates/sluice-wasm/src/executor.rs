@@ -130,7 +130,7 @@ impl<W: World> PluginExecutor<W> {
     pub(crate) fn settle<T>(
         &self,
         leased: Leased<W>,
-        outcome: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
+        outcome: Option<wasmtime::Result<T>>,
         finish: impl FnOnce(&mut Store<W::State>, &mut T) -> bool,
     ) -> Result<T, ExecError> {
         let backend = &self.backend;
@@ -139,7 +139,7 @@ impl<W: World> PluginExecutor<W> {
             mut instance,
         } = leased;
         match outcome {
-            Ok(Ok(mut answer)) => {
+            Some(Ok(mut answer)) => {
                 if finish(&mut instance.store, &mut answer) {
                     self.pool.checkin(lease, instance);
                 } else {
@@ -147,12 +147,12 @@ impl<W: World> PluginExecutor<W> {
                 }
                 Ok(answer)
             }
-            Ok(Err(e)) => {
+            Some(Err(e)) => {
                 let err = W::classify(backend, &instance.store, &e);
                 backend.stats.bump(Counter::InstancesDiscarded);
                 Err(err)
             }
-            Err(_elapsed) => Err(sandbox::cut_at_deadline(backend)),
+            None => Err(sandbox::cut_at_deadline(backend)),
         }
     }
 
@@ -175,7 +175,14 @@ impl<W: World> Executor for PluginExecutor<W> {
         request: BackendRequest,
         ctx: &'a CallContext,
     ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
-        Box::pin(self.backend.stats.counted(true, W::run(self, request, ctx)))
+        // The world's future is made inside the boxed one, not beside it and then moved in: a
+        // call's future is kilobytes (wasmtime's own call future is nested in it), and every
+        // move of it is a copy.
+        let stats = &self.backend.stats;
+        Box::pin(async move {
+            stats.bump(Counter::Requests);
+            stats.count_error(W::run(self, request, ctx).await)
+        })
     }
 
     fn hooks(&self) -> Option<&dyn Hooks> {

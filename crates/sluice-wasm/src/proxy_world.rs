@@ -362,7 +362,7 @@ impl World for ProxyWorld {
         // instance's table, so nothing resolves it after a trap: waiting for both (as `join!`
         // would) holds the request until its deadline.
         let instance = &mut leased.instance;
-        let outcome = tokio::time::timeout_at(deadline, async {
+        let outcome = sandbox::within(deadline, async {
             let call = instance.guest.wasi_http_incoming_handler().call_handle(
                 &mut instance.store,
                 incoming,

@@ -76,6 +76,29 @@ pub(crate) fn new_store<T: Send + 'static>(
     store
 }
 
+/// `call`'s output, or `None` when `deadline` passes first. Polled in tokio's `Timeout` order
+/// (an answer that is ready wins), but the timer is armed only when the call has to wait: a
+/// guest call that runs through without awaiting the host (every hook that does not `send`)
+/// costs no timer. Time spent inside the guest is bounded by the epoch callback instead.
+pub(crate) async fn within<F: Future>(deadline: Instant, call: F) -> Option<F::Output> {
+    let mut call = std::pin::pin!(call);
+    let mut timer = std::pin::pin!(None::<tokio::time::Sleep>);
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(output) = call.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Some(output));
+        }
+        if timer.is_none() {
+            timer.set(Some(tokio::time::sleep_until(deadline)));
+        }
+        match timer.as_mut().as_pin_mut() {
+            Some(timer) => timer.poll(cx).map(|()| None),
+            // Armed just above; were it not, the call counts as cut (fail closed).
+            None => std::task::Poll::Ready(None),
+        }
+    })
+    .await
+}
+
 /// A guest's fault, before it is reported.
 pub(crate) struct Fault {
     kind: ErrorKind,
@@ -155,5 +178,42 @@ pub(crate) fn stderr_detail(stderr: &MemoryOutputPipe) -> String {
         String::new()
     } else {
         format!(": {text}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::within;
+    use sluice_plugin::Instant;
+
+    #[tokio::test]
+    async fn a_ready_call_wins_even_past_its_deadline() {
+        // As tokio's `Timeout`: the answer is polled first.
+        let past = Instant::now() - Duration::from_millis(10);
+        assert_eq!(within(past, async { 7 }).await, Some(7));
+    }
+
+    #[tokio::test]
+    async fn a_call_that_waits_finishes_before_its_deadline() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let call = async {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            "answered"
+        };
+        assert_eq!(within(deadline, call).await, Some("answered"));
+    }
+
+    #[tokio::test]
+    async fn a_call_that_never_answers_is_cut_at_its_deadline() {
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(50);
+        let cut = within(deadline, std::future::pending::<()>()).await;
+        assert_eq!(cut, None);
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(50), "{waited:?}");
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
     }
 }

@@ -20,6 +20,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::executor::{Instance, PluginExecutor, World};
 use crate::plugin::Backend;
 use crate::sandbox::{self, Fault, MemoryLimiter, STDERR_CAPACITY};
+use crate::stats::Counter;
 use crate::{headers, outbound};
 
 mod bindings {
@@ -426,7 +427,9 @@ impl SluiceExecutor {
         state.trace = trace.cloned();
         state.sent_back = None;
         state.handed = handed;
-        let outcome = tokio::time::timeout_at(deadline, invoke(&mut leased.instance, call)).await;
+        // Boxed: wasmtime's call future is most of this one's size, and the futures that await
+        // this one (the hooks, `run`, the executor's box) would each carry and move a copy.
+        let outcome = sandbox::within(deadline, Box::pin(invoke(&mut leased.instance, call))).await;
         self.settle(leased, outcome, |store, answer| {
             let state = store.data_mut();
             state.max_body_bytes = None;
@@ -603,11 +606,11 @@ impl Hooks for SluiceExecutor {
         request: BackendRequest,
         ctx: &'a CallContext,
     ) -> BoxFuture<'a, Result<Flow, ExecError>> {
-        Box::pin(
-            self.backend
-                .stats
-                .counted(true, self.hook_request(request, ctx)),
-        )
+        let stats = &self.backend.stats;
+        Box::pin(async move {
+            stats.bump(Counter::Requests);
+            stats.count_error(self.hook_request(request, ctx).await)
+        })
     }
 
     fn on_response<'a>(
@@ -615,11 +618,8 @@ impl Hooks for SluiceExecutor {
         response: BackendResponse,
         ctx: &'a CallContext,
     ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
-        Box::pin(
-            self.backend
-                .stats
-                .counted(false, self.hook_response(response, ctx)),
-        )
+        let stats = &self.backend.stats;
+        Box::pin(async move { stats.count_error(self.hook_response(response, ctx).await) })
     }
 }
 

@@ -87,17 +87,8 @@ impl PluginStats {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Awaits `call`, counting it: a request when `request` (a chain counts one per request,
-    /// at `on-request`), an error when it fails.
-    pub(crate) async fn counted<T, E>(
-        &self,
-        request: bool,
-        call: impl Future<Output = Result<T, E>>,
-    ) -> Result<T, E> {
-        if request {
-            self.bump(Counter::Requests);
-        }
-        let result = call.await;
+    /// Counts a failed call (`result` is handed back as it is).
+    pub(crate) fn count_error<T, E>(&self, result: Result<T, E>) -> Result<T, E> {
         if result.is_err() {
             self.bump(Counter::Errors);
         }
