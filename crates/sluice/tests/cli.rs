@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+use support::Running;
+
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 
 fn write_config(name: &str, text: &str) -> PathBuf {
@@ -245,25 +248,21 @@ fn http_get(port: u16, path: &str) -> std::io::Result<String> {
 }
 
 /// Starts `command` with its output discarded, ready on `port`.
-fn start_quiet(command: &mut Command, port: u16) -> Child {
-    let mut child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+fn start_quiet(command: &mut Command, port: u16) -> Running {
+    let mut child = Running::spawn(command.stdout(Stdio::null()).stderr(Stdio::null()));
     wait_ready(&mut child, port);
     child
 }
 
 /// `sluice run --log info` on `path`, its output kept for the test to read, ready on `port`.
-fn run_logged(path: &std::path::Path, port: u16) -> Child {
-    let mut child = Command::new(BIN)
-        .args(["run", "--log", "info", "-c"])
-        .arg(path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+fn run_logged(path: &std::path::Path, port: u16) -> Running {
+    let mut child = Running::spawn(
+        Command::new(BIN)
+            .args(["run", "--log", "info", "-c"])
+            .arg(path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     wait_ready(&mut child, port);
     child
 }
@@ -292,7 +291,7 @@ fn wait_ready(child: &mut Child, port: u16) {
 }
 
 /// `sluice run` (behind `wrapper`, e.g. taskset) serving `/slow` from a [`slow_backend`], ready.
-fn run_slow_gateway(name: &str, wrapper: &[&str]) -> (Child, u16) {
+fn run_slow_gateway(name: &str, wrapper: &[&str]) -> (Running, u16) {
     let backend = slow_backend();
     let port = free_port();
     let path = write_config(
@@ -1228,13 +1227,13 @@ fn watch_reloads_when_the_folder_changes_as_a_configmap_does() {
     std::fs::write(dir.join("v1/krakend.json"), self_config(port, "/a")).unwrap();
     std::os::unix::fs::symlink("v1", dir.join("data")).unwrap();
     std::os::unix::fs::symlink("data/krakend.json", dir.join("krakend.json")).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["run", "--watch", "--log", "info", "-c"])
-        .arg(dir.join("krakend.json"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Running::spawn(
+        Command::new(BIN)
+            .args(["run", "--watch", "--log", "info", "-c"])
+            .arg(dir.join("krakend.json"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
     wait_ready(&mut child, port);
     let first = served_digest(port).unwrap();
 
@@ -1263,14 +1262,14 @@ fn telemetry_logging_formats_the_application_log() {
                               {{"endpoint": "/echo", "backend": [{{"host": ["http://127.0.0.1:{port}"], "url_pattern": "/__echo/"}}]}}]}}"#
         ),
     );
-    let mut child = Command::new(BIN)
-        .args(["run", "-c"])
-        .arg(&path)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Running::spawn(
+        Command::new(BIN)
+            .args(["run", "-c"])
+            .arg(&path)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     wait_ready(&mut child, port);
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(

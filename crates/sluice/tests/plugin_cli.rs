@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, OnceLock};
 
+mod support;
+use support::Running;
+
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 
 fn repo() -> PathBuf {
@@ -825,12 +828,12 @@ fn run_serves_a_component_from_the_plugin_folder() {
         &backend.url,
         r#"{"path": "/__debug/hijack-me"}"#,
     );
-    let mut child = sluice(&["run", "--log", "warn", "-c"])
-        .arg(&config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Running::spawn(
+        sluice(&["run", "--log", "warn", "-c"])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
 
     // Bounded readiness poll (the components may need compiling on a cold cache).
     let started = std::time::Instant::now();
@@ -1150,12 +1153,12 @@ fn a_changed_plugin_file_is_swapped_in_by_a_reload() {
             "extra_config": {"plugin/http-client": {"name": "p", "p": {"body": {"v": 1}}}}}]}]
     });
     std::fs::write(&config, text.to_string()).unwrap();
-    let mut child = sluice(&["run", "-c"])
-        .arg(&config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Running::spawn(
+        sluice(&["run", "-c"])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
     let answer = |child: &mut std::process::Child, want: &str| {
         let started = std::time::Instant::now();
         while started.elapsed() < std::time::Duration::from_secs(30) {
