@@ -117,7 +117,9 @@ impl<W: World> PluginExecutor<W> {
         let mut lease = self.pool.checkout(deadline).await?;
         let mut instance = match lease.instance.take() {
             Some(instance) => instance,
-            None => self.world.instantiate(&self.backend, deadline).await?,
+            // Boxed: making an instance (instantiation and `init`) is a large future and a rare
+            // one; inline, every call's future would carry its size.
+            None => Box::pin(self.world.instantiate(&self.backend, deadline)).await?,
         };
         instance.store.set_epoch_deadline(1);
         Ok(Leased { lease, instance })
