@@ -61,14 +61,22 @@ pub(crate) struct State {
     /// The request the current `handle` call was handed: a `send` of that same request (a
     /// pass-through) reuses its parsed parts.
     handed: Option<Arc<HandedRequest>>,
+    /// The handed request's URL and header map as the host parsed them: the first `send` that
+    /// repeats both takes them (moved, not cloned); a `send` that repeats one clones it.
+    handed_parts: Option<(http::Uri, http::HeaderMap)>,
 }
 
-/// A request handed to `handle`, with its URL and headers as the guest was given them.
+/// A request handed to `handle`: what the guest was given (the URL and headers as text).
 struct HandedRequest {
-    request: BackendRequest,
+    method: http::Method,
+    body: Bytes,
     url: String,
     headers: Vec<u8>,
 }
+
+/// The request a `handle` call is handed: the part the guest sees (shared with the call's
+/// parameters) and the host's parsed URL and headers.
+type Handed = (Arc<HandedRequest>, http::Uri, http::HeaderMap);
 
 /// A status and headers the host gave a guest (an answer of `send`, the response handed to
 /// `on-response`), kept so an answer that repeats them is not parsed again: `encoded` is
@@ -99,12 +107,34 @@ impl bindings::sluice::plugin::host::Host for State {
             });
         };
         let request = match self.handed.as_deref() {
-            Some(handed) => from_wit_request_reusing(
-                request,
-                &handed.url,
-                &handed.headers,
-                Sent::Shared(&handed.request),
-            ),
+            Some(handed) => {
+                // A pass-through (URL and headers as handed) takes the parsed parts; any other
+                // send clones what it repeats and leaves them for a later pass-through.
+                let same_url = request.url == handed.url;
+                let same_headers = request.headers == handed.headers;
+                let (url, headers) = match self.handed_parts.take() {
+                    Some((url, headers)) if same_url && same_headers => (Some(url), Some(headers)),
+                    Some((url, headers)) => {
+                        let reused = (
+                            same_url.then(|| url.clone()),
+                            same_headers.then(|| headers.clone()),
+                        );
+                        self.handed_parts = Some((url, headers));
+                        reused
+                    }
+                    None => (None, None),
+                };
+                from_wit_request_reusing(
+                    request,
+                    &handed.url,
+                    &handed.headers,
+                    Sent::Handed {
+                        method: &handed.method,
+                        url,
+                        headers,
+                    },
+                )
+            }
             None => from_wit_request(request),
         }
         .map_err(exec_to_wit)?;
@@ -309,6 +339,7 @@ async fn new_instance(
         trace: None,
         sent_back: None,
         handed: None,
+        handed_parts: None,
     };
     let mut store = sandbox::new_store(engine, state, |s| &mut s.limiter, |s| s.deadline);
     let run = async {
@@ -415,7 +446,7 @@ impl SluiceExecutor {
     async fn call_guest(
         &self,
         call: Call<'_>,
-        handed: Option<Arc<HandedRequest>>,
+        handed: Option<Handed>,
         deadline: Instant,
         max_body_bytes: usize,
         trace: Option<&sluice_telemetry::TraceParent>,
@@ -426,7 +457,10 @@ impl SluiceExecutor {
         state.max_body_bytes = Some(max_body_bytes);
         state.trace = trace.cloned();
         state.sent_back = None;
-        state.handed = handed;
+        (state.handed, state.handed_parts) = match handed {
+            Some((shared, url, headers)) => (Some(shared), Some((url, headers))),
+            None => (None, None),
+        };
         // Boxed: wasmtime's call future is most of this one's size, and the futures that await
         // this one (the hooks, `run`, the executor's box) would each carry and move a copy.
         let outcome = sandbox::within(deadline, Box::pin(invoke(&mut leased.instance, call))).await;
@@ -435,6 +469,7 @@ impl SluiceExecutor {
             state.max_body_bytes = None;
             state.trace = None;
             state.handed = None;
+            state.handed_parts = None;
             let sent_back = state.sent_back.take();
             if let Answer::Response(_, slot) = answer {
                 *slot = sent_back;
@@ -545,15 +580,28 @@ impl SluiceExecutor {
         let deadline = self.backend.deadline(ctx);
         let max_body = ctx.max_body_bytes;
         if self.world.hooks == HookSet::empty() {
+            let BackendRequest {
+                method,
+                url,
+                headers,
+                body,
+            } = request;
             let handed = Arc::new(HandedRequest {
-                url: url_text(&request.url),
-                headers: headers::encode(&request.headers),
-                request,
+                url: url_text(&url),
+                headers: headers::encode(&headers),
+                method,
+                body,
             });
+            let param = RequestParam {
+                method: handed.method.as_str(),
+                url: &handed.url,
+                headers: &handed.headers,
+                body: &handed.body,
+            };
             let Answer::Response(answer, sent_back) = self
                 .call_guest(
-                    Call::Handle(request_param(&handed.request, &handed.url, &handed.headers)),
-                    Some(Arc::clone(&handed)),
+                    Call::Handle(param),
+                    Some((Arc::clone(&handed), url, headers)),
                     deadline,
                     max_body,
                     ctx.trace.as_ref(),
@@ -668,13 +716,18 @@ fn plugin_error(message: String) -> ExecError {
     ExecError::plugin(ErrorKind::Other, message)
 }
 
-/// A request the host handed a guest: its own (`on-request`: the parts it reuses are moved)
-/// or shared (`handle`, for a `send` of it: they are cloned). Passed by value once per call
-/// and never stored, so the owned variant stays inline: boxing it would cost an allocation.
+/// A request the host handed a guest: its own (`on-request`: the parts it reuses are moved),
+/// or the one `handle` was handed (for a `send` of it: the method is cloned, the parsed URL
+/// and headers moved if the call still has them). Passed by value once per call and never
+/// stored, so the owned variant stays inline: boxing it would cost an allocation.
 #[allow(clippy::large_enum_variant)]
 enum Sent<'a> {
     Owned(BackendRequest),
-    Shared(&'a BackendRequest),
+    Handed {
+        method: &'a http::Method,
+        url: Option<http::Uri>,
+        headers: Option<http::HeaderMap>,
+    },
 }
 
 /// The request a guest handed back (`on-request`'s answer, or what it `send`s), given one
@@ -687,27 +740,27 @@ fn from_wit_request_reusing(
     sent_headers: &[u8],
     sent: Sent<'_>,
 ) -> Result<BackendRequest, ExecError> {
-    let (same_method, same_url, same_headers) = {
-        let sent = match &sent {
-            Sent::Owned(r) => r,
-            Sent::Shared(r) => *r,
-        };
-        (
-            request.method == sent.method.as_str(),
-            request.url == sent_url,
-            request.headers == sent_headers,
-        )
+    let sent_method = match &sent {
+        Sent::Owned(r) => &r.method,
+        Sent::Handed { method, .. } => *method,
     };
+    let same_method = request.method == sent_method.as_str();
+    let same_url = request.url == sent_url;
+    let same_headers = request.headers == sent_headers;
     let (method, url, headers) = match sent {
         Sent::Owned(r) => (
             Some(r.method).filter(|_| same_method),
             Some(r.url).filter(|_| same_url),
             Some(r.headers).filter(|_| same_headers),
         ),
-        Sent::Shared(r) => (
-            same_method.then(|| r.method.clone()),
-            same_url.then(|| r.url.clone()),
-            same_headers.then(|| r.headers.clone()),
+        Sent::Handed {
+            method,
+            url,
+            headers,
+        } => (
+            same_method.then(|| method.clone()),
+            url.filter(|_| same_url),
+            headers.filter(|_| same_headers),
         ),
     };
     let method = match method {
