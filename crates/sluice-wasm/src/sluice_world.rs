@@ -107,34 +107,15 @@ impl bindings::sluice::plugin::host::Host for State {
             });
         };
         let request = match self.handed.as_deref() {
-            Some(handed) => {
-                // A pass-through (URL and headers as handed) takes the parsed parts; any other
-                // send clones what it repeats and leaves them for a later pass-through.
-                let same_url = request.url == handed.url;
-                let same_headers = request.headers == handed.headers;
-                let (url, headers) = match self.handed_parts.take() {
-                    Some((url, headers)) if same_url && same_headers => (Some(url), Some(headers)),
-                    Some((url, headers)) => {
-                        let reused = (
-                            same_url.then(|| url.clone()),
-                            same_headers.then(|| headers.clone()),
-                        );
-                        self.handed_parts = Some((url, headers));
-                        reused
-                    }
-                    None => (None, None),
-                };
-                from_wit_request_reusing(
-                    request,
-                    &handed.url,
-                    &handed.headers,
-                    Sent::Handed {
-                        method: &handed.method,
-                        url,
-                        headers,
-                    },
-                )
-            }
+            Some(handed) => from_wit_request_reusing(
+                request,
+                &handed.url,
+                &handed.headers,
+                Sent::Handed {
+                    method: &handed.method,
+                    parts: &mut self.handed_parts,
+                },
+            ),
             None => from_wit_request(request),
         }
         .map_err(exec_to_wit)?;
@@ -717,16 +698,16 @@ fn plugin_error(message: String) -> ExecError {
 }
 
 /// A request the host handed a guest: its own (`on-request`: the parts it reuses are moved),
-/// or the one `handle` was handed (for a `send` of it: the method is cloned, the parsed URL
-/// and headers moved if the call still has them). Passed by value once per call and never
-/// stored, so the owned variant stays inline: boxing it would cost an allocation.
+/// or the one `handle` was handed (for a `send` of it: the method is cloned; the parsed URL
+/// and headers, while the call still has them, are taken by a pass-through that repeats both
+/// and cloned by a send that repeats one). Passed by value once per call and never stored, so
+/// the owned variant stays inline: boxing it would cost an allocation.
 #[allow(clippy::large_enum_variant)]
 enum Sent<'a> {
     Owned(BackendRequest),
     Handed {
         method: &'a http::Method,
-        url: Option<http::Uri>,
-        headers: Option<http::HeaderMap>,
+        parts: &'a mut Option<(http::Uri, http::HeaderMap)>,
     },
 }
 
@@ -753,15 +734,23 @@ fn from_wit_request_reusing(
             Some(r.url).filter(|_| same_url),
             Some(r.headers).filter(|_| same_headers),
         ),
-        Sent::Handed {
-            method,
-            url,
-            headers,
-        } => (
-            same_method.then(|| method.clone()),
-            url.filter(|_| same_url),
-            headers.filter(|_| same_headers),
-        ),
+        Sent::Handed { method, parts } => {
+            let method = same_method.then(|| method.clone());
+            if same_url
+                && same_headers
+                && let Some((url, headers)) = parts.take()
+            {
+                (method, Some(url), Some(headers))
+            } else {
+                let (url, headers) = parts.as_ref().map_or((None, None), |(url, headers)| {
+                    (
+                        same_url.then(|| url.clone()),
+                        same_headers.then(|| headers.clone()),
+                    )
+                });
+                (method, url, headers)
+            }
+        }
     };
     let method = match method {
         Some(method) => method,
