@@ -1,5 +1,6 @@
 //! The `sluice` command: a thin shell over the gateway crates.
 
+mod alloc;
 mod commands;
 mod plugin;
 mod reload;
@@ -13,7 +14,7 @@ use clap::{Parser, Subcommand};
 /// objects (header maps, decoded JSON), and glibc's per-thread cache (seven chunks a size)
 /// overflows into its slower bins under load. bench/README.md has the measurements.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: alloc::Allocator = alloc::Allocator;
 
 /// Sluice: an API gateway that serves KrakenD v3 configurations.
 #[derive(Debug, Parser)]
