@@ -19,6 +19,7 @@ pub mod format;
 pub mod merge;
 pub mod render;
 pub mod sequential;
+mod swar;
 
 /// A fixed pseudo-random walk (xorshift64) for the generated test inputs: reproducible, and no
 /// dependency.

@@ -10,6 +10,7 @@ pub use xml::to_xml;
 pub use yaml::to_yaml;
 
 use crate::decode::{COLLECTION_KEY, CONTENT_KEY};
+use crate::swar;
 
 /// `Content-Type` of the JSON renders.
 pub const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
@@ -116,19 +117,41 @@ static SPECIAL: [bool; 256] = {
     table
 };
 
+/// [`SPECIAL`] for eight bytes at once. `<` and `>` differ in one bit (0x3C, 0x3E), as do `"`
+/// and `&` (0x22, 0x26): each pair is one comparison with that bit set.
+fn special_marks(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    swar::below(word, 0x20)
+        | swar::equal(word | (ONES * 0x02), b'>')
+        | swar::equal(word | (ONES * 0x04), b'&')
+        | swar::equal(word, b'\\')
+        | swar::equal(word, 0xE2)
+}
+
+/// The index of the first byte from `from` that [`SPECIAL`] marks, or the length: a word at a
+/// time while eight bytes are left, then byte by byte.
+fn next_special(bytes: &[u8], mut from: usize) -> usize {
+    while let Some(word) = swar::word_at(bytes, from) {
+        if let Some(at) = swar::first(special_marks(word)) {
+            return from + at;
+        }
+        from += 8;
+    }
+    let rest = &bytes[from..];
+    from + rest
+        .iter()
+        .position(|&b| SPECIAL[usize::from(b)])
+        .unwrap_or(rest.len())
+}
+
 fn write_str(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut start = 0;
-    let mut i = 0;
+    let mut i = next_special(bytes, 0);
     while i < bytes.len() {
-        let byte = bytes[i];
-        if !SPECIAL[byte as usize] {
-            i += 1;
-            continue;
-        }
-        let (escape, width): (&[u8], usize) = match byte {
+        let (escape, width): (&[u8], usize) = match bytes[i] {
             b'"' => (b"\\\"", 1),
             b'\\' => (b"\\\\", 1),
             b'\n' => (b"\\n", 1),
@@ -144,7 +167,7 @@ fn write_str(out: &mut Vec<u8>, text: &str) {
                 Some([0x80, 0xA9]) => (b"\\u2029", 3),
                 // Any other character starting with 0xE2 (`€`, `…`) is written as it is.
                 _ => {
-                    i += 1;
+                    i = next_special(bytes, i + 1);
                     continue;
                 }
             },
@@ -154,15 +177,15 @@ fn write_str(out: &mut Vec<u8>, text: &str) {
                 out.extend_from_slice(b"\\u00");
                 out.push(HEX[usize::from(control >> 4)]);
                 out.push(HEX[usize::from(control & 0xF)]);
-                i += 1;
-                start = i;
+                start = i + 1;
+                i = next_special(bytes, start);
                 continue;
             }
         };
         out.extend_from_slice(&bytes[start..i]);
         out.extend_from_slice(escape);
-        i += width;
-        start = i;
+        start = i + width;
+        i = next_special(bytes, start);
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
@@ -333,14 +356,38 @@ mod tests {
         ];
         // Every character that is escaped, next to and between others, in keys and values.
         let pieces = [
-            "", "a", "\"", "\\", "/", "\n", "\r", "\t", "\u{8}", "\u{c}", "\u{0}", "\u{1f}",
-            "\u{7f}", "<", ">", "&", "\u{2028}", "\u{2029}", "\u{2027}", "\u{202a}", "€", "…", "é",
-            "😀", "\u{e2}",
+            "",
+            "a",
+            "\"",
+            "\\",
+            "/",
+            "\n",
+            "\r",
+            "\t",
+            "\u{8}",
+            "\u{c}",
+            "\u{0}",
+            "\u{1f}",
+            "\u{7f}",
+            "<",
+            ">",
+            "&",
+            "\u{2028}",
+            "\u{2029}",
+            "\u{2027}",
+            "\u{202a}",
+            "€",
+            "…",
+            "é",
+            "😀",
+            "\u{e2}",
+            "plain",
+            "a longer plain run",
         ];
         let mut next = crate::xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..2000 {
             let mut text = String::new();
-            for _ in 0..(next() % 7) {
+            for _ in 0..(next() % 12) {
                 text.push_str(pieces[(next() % pieces.len() as u64) as usize]);
             }
             values.push(json!({ text.clone(): [text] }));
@@ -351,6 +398,24 @@ mod tests {
                 text(reference_json(value)),
                 "{value:?}"
             );
+        }
+    }
+
+    /// The word-at-a-time search finds exactly the bytes the table marks, at every offset.
+    #[test]
+    fn next_special_agrees_with_the_table() {
+        for byte in 0..=255u8 {
+            for at in 0..20 {
+                let mut bytes = vec![b'a'; 20];
+                bytes[at] = byte;
+                let expected = if SPECIAL[usize::from(byte)] { at } else { 20 };
+                assert_eq!(next_special(&bytes, 0), expected, "{byte:#04x} at {at}");
+                assert_eq!(
+                    next_special(&bytes, at.min(3)),
+                    expected,
+                    "{byte:#04x} at {at}"
+                );
+            }
         }
     }
 

@@ -14,6 +14,8 @@ use std::str::FromStr;
 
 use serde_json::{Map, Number, Value};
 
+use crate::swar;
+
 /// Deeper than this, serde_json decides (it refuses nesting at 128).
 const MAX_DEPTH: usize = 100;
 
@@ -245,6 +247,15 @@ impl Reader<'_> {
     /// Steps over string bytes that need no attention: up to `"`, `\`, a control character
     /// (which JSON forbids unescaped) or the end.
     fn skip_plain(&mut self) {
+        while let Some(word) = swar::word_at(self.bytes, self.pos) {
+            let marks =
+                swar::below(word, 0x20) | swar::equal(word, b'"') | swar::equal(word, b'\\');
+            if let Some(at) = swar::first(marks) {
+                self.pos += at;
+                return;
+            }
+            self.pos += 8;
+        }
         let rest = &self.bytes[self.pos..];
         self.pos += rest
             .iter()
@@ -408,6 +419,12 @@ mod tests {
             "\"a\u{1}\"",
             "\"\\n\"",
             "\"é\"",
+            // Longer strings, read a word at a time, with an escape or a control character at
+            // different offsets.
+            "\"a plain string longer than a word\"",
+            "\"seven\\\"then more than a word\"",
+            "\"sixteen bytes ok\\n\"",
+            "\"nine byte\u{1f}s and a control\"",
         ];
         let mut next = crate::xorshift(0x9e37_79b9_7f4a_7c15);
         let mut read_fast = 0;
