@@ -25,7 +25,8 @@
 #                     the same config on BENCH_PORT_BASE+4, also pinned to core 1,
 #                     and the cases "(c0) base no-op" and "(d0) base json" measure its no-op
 #                     and json endpoints in the same run as (c) and (d), so the two builds'
-#                     CPU per request compare directly
+#                     CPU per request compare directly (next to each other in every round,
+#                     the base first in even rounds; the report ends with the ratios)
 #
 # Cases: `declare_cases` below is the one place they are listed. These functions add more, from
 # there or from a file in BENCH_CASES_DIR (sourced in name order, after the built-in cases):
@@ -557,6 +558,22 @@ report() {
     cpu_target "(f') handle + send capacity >= 0.85x (d)" "$d" "(f') wasm sluice-world handle" ">=" 0.85
     cpu_target "(h) wasi:http capacity >= 0.5x (d)" "$d" "(h) wasm wasi:http" ">=" 0.5
     echo "- idle RSS < 20 MiB: $(mib "$IDLE_RSS_KB") MiB -> $(verdict holds "$IDLE_RSS_KB" "<" 20480)"
+    if [[ -n ${US_PER_REQ["(c0) base no-op"]:-}${US_PER_REQ["(d0) base json"]:-} ]]; then
+        echo
+        echo "This build against the base build (SLUICE_BASE_BIN), CPU µs/req, measured next to each"
+        echo "other in every round (the base first in even rounds):"
+        cpu_compare "(c) no-op against (c0)" "$c" "(c0) base no-op"
+        cpu_compare "(d) json against (d0)" "$d" "(d0) base json"
+    fi
+}
+
+# cpu_compare LABEL A B: case A's CPU µs/req over case B's, the rounds' own ratios and their median.
+cpu_compare() {
+    local label=$1 a=$2 b=$3 rounds
+    [[ -n ${US_PER_REQ[$a]:-} && -n ${US_PER_REQ[$b]:-} ]] || return 0
+    rounds=$(round_ratios "$a" "$b")
+    # shellcheck disable=SC2086 # the rounds' ratios, one word each
+    echo "- $label: $(ratio "${US_PER_REQ[$a]}" "${US_PER_REQ[$b]}"); per round $rounds, median $(MEDIAN_FORMAT=%.2f median ${rounds//\// })"
 }
 
 # --- main ---------------------------------------------------------------------------------------
@@ -674,10 +691,23 @@ main() {
     # Rounds of every case in turn (not one case N times in a row), so a slow spell of the
     # machine lands on every case alike; each figure is the median over the rounds.
     [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not \"$RUNS\""
-    local i round name
+    local i round name order
     for ((round = 1; round <= RUNS; round++)); do
         [[ $RUNS -eq 1 ]] || log "round $round of $RUNS"
-        for i in "${!CASE_NAMES[@]}"; do
+        order=("${!CASE_NAMES[@]}")
+        # With a base build, every other round measures it before its counterpart (new-base,
+        # then base-new): a drift of the host's speed within a round then favours neither.
+        if ((round % 2 == 0)); then
+            for ((i = 1; i < ${#order[@]}; i++)); do
+                if [[ ${CASE_NAMES[${order[$i]}]} == "(c0) base no-op" && ${CASE_NAMES[${order[$((i - 1))]}]} == "(c) sluice no-op" ]] ||
+                    [[ ${CASE_NAMES[${order[$i]}]} == "(d0) base json" && ${CASE_NAMES[${order[$((i - 1))]}]} == "(d) sluice json" ]]; then
+                    local first=${order[$((i - 1))]}
+                    order[i - 1]=${order[$i]}
+                    order[i]=$first
+                fi
+            done
+        fi
+        for i in "${order[@]}"; do
             name=${CASE_NAMES[$i]}
             run_case "$name" "${CASE_URLS[$i]}"
             cp "$WORK/wrk-$(printf '%s' "$name" | tr -c 'A-Za-z0-9' '_').txt" \
