@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Instructions per request: Sluice under callgrind, serving the bench's no-op, json and merge
+# endpoints (an nginx backend with the same 196-byte JSON document), one path at a time.
+#
+#   bench/instructions.sh                 /noop /json /merge
+#   bench/instructions.sh /json           one path
+#
+# The count repeats within ~1-2% from run to run whatever else the machine does, where CPU time
+# on a shared VM swings by 10-50%: it is the measure for a change of a few percent. Run it on
+# the build before and the build after (SLUICE_BIN) and compare. Per path: a fresh gateway under
+# `valgrind --tool=callgrind --instr-atstart=no`, 5 s of warm-up load, then instrumentation on
+# for INSTR_SECONDS of load (wrk, 1 thread); instructions per request = the instructions counted
+# over the requests wrk completed. Profiles stay in the work directory with INSTR_KEEP=1
+# (`callgrind_annotate FILE` shows where they went).
+#
+# Environment:
+#   SLUICE_BIN          the binary to measure (default: a release build under CARGO_TARGET_DIR
+#                       or target/, built if missing)
+#   INSTR_SECONDS       seconds of measured load per path (default 10)
+#   INSTR_CONNECTIONS   wrk connections (default 50)
+#   INSTR_PORT_BASE     backend port; the gateway listens on the next one (default 18191)
+#   INSTR_KEEP=1        keep the work directory (configs, logs, callgrind profiles)
+# Needs valgrind, wrk, curl and nginx. Everything listens on 127.0.0.1; every process it starts
+# is stopped on exit.
+set -euo pipefail
+
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+SECONDS_MEASURED=${INSTR_SECONDS:-10}
+CONNECTIONS=${INSTR_CONNECTIONS:-50}
+BACKEND_PORT=${INSTR_PORT_BASE:-18191}
+GATEWAY_PORT=$((BACKEND_PORT + 1))
+PATHS=("$@")
+[[ ${#PATHS[@]} -gt 0 ]] || PATHS=(/noop /json /merge)
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() {
+    printf 'instructions.sh: %s\n' "$*" >&2
+    exit 1
+}
+
+for tool in valgrind callgrind_control callgrind_annotate wrk curl; do
+    command -v "$tool" >/dev/null || die "$tool is not installed (Debian: apt-get install valgrind wrk curl)"
+done
+NGINX=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null) || die "nginx is not installed"
+[[ $SECONDS_MEASURED =~ ^[1-9][0-9]*$ ]] || die "INSTR_SECONDS must be a positive integer"
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for port in "$BACKEND_PORT" "$GATEWAY_PORT"; do
+    ! port_in_use "$port" || die "port $port on 127.0.0.1 is taken (set INSTR_PORT_BASE)"
+done
+
+if [[ -n ${SLUICE_BIN:-} ]]; then
+    SLUICE=$SLUICE_BIN
+else
+    target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
+    [[ $target_dir == /* ]] || target_dir="$ROOT/$target_dir"
+    SLUICE="$target_dir/release/sluice"
+    [[ -x $SLUICE ]] || (cd "$ROOT" && cargo build --release -p sluice)
+fi
+[[ -x $SLUICE ]] || die "no binary at $SLUICE"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/sluice-instructions.XXXXXX")
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ ${INSTR_KEEP:-} == 1 ]]; then
+        log "kept $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT INT TERM
+
+# wait_ready URL PID LOG: polls URL (at most 120 s: valgrind starts slowly) until it answers 200.
+wait_ready() {
+    local url=$1 pid=$2 log_file=$3 deadline=$((SECONDS + 120))
+    until curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; do
+        kill -0 "$pid" 2>/dev/null || {
+            tail -n 20 "$log_file" >&2
+            die "the process behind $url exited (log above)"
+        }
+        [[ $SECONDS -lt $deadline ]] || die "$url did not answer within 120 s"
+        sleep 0.2
+    done
+}
+
+# The backend: nginx with the bench's document (workers of a root nginx run as nobody).
+chmod 755 "$WORK"
+mkdir -p "$WORK/www" "$WORK/nginx"
+printf '%s' '{"id":123456,"name":"Elliot Alderson","email":"elliot@example.com","active":true,"role":"admin","address":{"city":"New York","zip":"10001","street":"5th Avenue"},"tags":["a","b","c"],"score":98.5}' \
+    >"$WORK/www/data.json"
+chmod -R a+rX "$WORK/www"
+user_line=""
+[[ $(id -u) -ne 0 ]] || user_line="user nobody $(id -gn nobody 2>/dev/null || echo nogroup);"
+cat >"$WORK/nginx/nginx.conf" <<EOF
+$user_line
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/cb;
+    proxy_temp_path $WORK/nginx/proxy;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+    default_type application/json;
+    keepalive_requests 1000000;
+    keepalive_timeout 65s;
+    server { listen 127.0.0.1:$BACKEND_PORT; location / { root $WORK/www; } }
+}
+EOF
+"$NGINX" -p "$WORK/nginx/" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" \
+    >"$WORK/nginx.log" 2>&1 &
+PIDS+=($!)
+wait_ready "http://127.0.0.1:$BACKEND_PORT/data.json" "$!" "$WORK/nginx.log"
+
+# The gateway's config: the bench's three endpoints.
+cat >"$WORK/sluice.json" <<EOF
+{"version": 3, "name": "instructions", "port": $GATEWAY_PORT, "listen_ip": "127.0.0.1",
+ "timeout": "3s", "host": ["http://127.0.0.1:$BACKEND_PORT"],
+ "endpoints": [
+  {"endpoint": "/noop", "output_encoding": "no-op",
+   "backend": [{"url_pattern": "/data.json", "encoding": "no-op"}]},
+  {"endpoint": "/json", "backend": [{"url_pattern": "/data.json"}]},
+  {"endpoint": "/merge", "backend": [{"url_pattern": "/data.json", "group": "a"},
+   {"url_pattern": "/data.json", "group": "b"}, {"url_pattern": "/data.json", "group": "c"}]}
+ ]}
+EOF
+
+echo "| path | requests | instructions | per request |"
+echo "|---|---:|---:|---:|"
+for path in "${PATHS[@]}"; do
+    name=$(printf '%s' "$path" | tr -c 'A-Za-z0-9' '_')
+    profile="$WORK/callgrind$name.out"
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$profile" \
+        "$SLUICE" run --log warn -c "$WORK/sluice.json" >"$WORK/sluice$name.log" 2>&1 &
+    gateway=$!
+    PIDS+=("$gateway")
+    url="http://127.0.0.1:$GATEWAY_PORT$path"
+    wait_ready "$url" "$gateway" "$WORK/sluice$name.log"
+    log "$path: warm-up 5 s, then ${SECONDS_MEASURED} s counted"
+    wrk -t1 -c"$CONNECTIONS" -d5s "$url" >/dev/null
+    callgrind_control -i on "$gateway" >/dev/null 2>&1
+    requests=$(wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_MEASURED}s" "$url" | awk '/ requests in / { print $1 }')
+    callgrind_control -i off "$gateway" >/dev/null 2>&1
+    callgrind_control -d "$gateway" >/dev/null 2>&1
+    kill -INT "$gateway"
+    wait "$gateway" || true
+    # The dump asked for above is the first part; the exit writes the rest (nothing counted).
+    instructions=$(callgrind_annotate "$profile.1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
+    [[ -n $requests && $requests -gt 0 && -n $instructions ]] ||
+        die "$path: no count (wrk requests: ${requests:-none}; see $WORK/sluice$name.log, INSTR_KEEP=1)"
+    printf '| %s | %s | %s | %s |\n' "$path" "$requests" "$instructions" "$((instructions / requests))"
+done
