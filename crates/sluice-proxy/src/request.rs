@@ -175,6 +175,17 @@ impl UrlTemplate {
         }
     }
 
+    /// The pattern as it is, when it has no placeholder (every request renders the same).
+    fn fixed(&self) -> Option<String> {
+        self.pieces
+            .iter()
+            .map(|piece| match piece {
+                Piece::Text(text) => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The backends whose raw body this pattern uses (`{Resp<N>}`).
     pub(crate) fn raw_indices(&self) -> impl Iterator<Item = usize> + '_ {
         self.pieces.iter().filter_map(|piece| match piece {
@@ -301,28 +312,15 @@ impl RequestBuilder {
     fn with_fixed_urls(mut self) -> Self {
         let no_query =
             |list: &AllowList<String>| matches!(list, AllowList::Only(names) if names.is_empty());
-        let fixed_path = self
-            .template
-            .pieces
-            .iter()
-            .all(|p| matches!(p, Piece::Text(_)));
         let forwards_query =
             !no_query(&self.endpoint_query) && !self.backend_query.as_ref().is_some_and(no_query);
-        if !fixed_path || forwards_query {
+        let Some(path) = self.template.fixed().filter(|_| !forwards_query) else {
             return self;
-        }
+        };
         let urls: Option<Vec<Uri>> = self
             .hosts
             .iter()
-            .map(|host| {
-                let mut url = host.clone();
-                for piece in &self.template.pieces {
-                    if let Piece::Text(text) = piece {
-                        url.push_str(text);
-                    }
-                }
-                url.parse().ok()
-            })
+            .map(|host| format!("{host}{path}").parse().ok())
             .collect();
         self.fixed_urls = urls.unwrap_or_default();
         self

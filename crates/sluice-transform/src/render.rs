@@ -118,30 +118,18 @@ static SPECIAL: [bool; 256] = {
 };
 
 /// [`SPECIAL`] for eight bytes at once. `<` and `>` differ in one bit (0x3C, 0x3E), as do `"`
-/// and `&` (0x22, 0x26): each pair is one comparison with that bit set.
+/// and `&` (0x22, 0x26): each pair is one comparison with that bit ignored.
 fn special_marks(word: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
     swar::below(word, 0x20)
-        | swar::equal(word | (ONES * 0x02), b'>')
-        | swar::equal(word | (ONES * 0x04), b'&')
+        | swar::equal_ignoring(word, b'<', 0x02)
+        | swar::equal_ignoring(word, b'"', 0x04)
         | swar::equal(word, b'\\')
         | swar::equal(word, 0xE2)
 }
 
-/// The index of the first byte from `from` that [`SPECIAL`] marks, or the length: a word at a
-/// time while eight bytes are left, then byte by byte.
-fn next_special(bytes: &[u8], mut from: usize) -> usize {
-    while let Some(word) = swar::word_at(bytes, from) {
-        if let Some(at) = swar::first(special_marks(word)) {
-            return from + at;
-        }
-        from += 8;
-    }
-    let rest = &bytes[from..];
-    from + rest
-        .iter()
-        .position(|&b| SPECIAL[usize::from(b)])
-        .unwrap_or(rest.len())
+/// The index of the first byte from `from` that [`SPECIAL`] marks, or the length.
+fn next_special(bytes: &[u8], from: usize) -> usize {
+    swar::position_from(bytes, from, special_marks, |b| SPECIAL[usize::from(b)])
 }
 
 fn write_str(out: &mut Vec<u8>, text: &str) {

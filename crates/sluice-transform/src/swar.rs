@@ -26,6 +26,30 @@ pub(crate) const fn equal(word: u64, byte: u8) -> u64 {
     below(word ^ (ONES * byte as u64), 1)
 }
 
+/// Marks the bytes equal to `byte` once the bits of `ignored` are set in both: with one bit, the
+/// two byte values that differ only in it (`equal_ignoring(w, b'<', 0x02)`: `<` and `>`).
+pub(crate) const fn equal_ignoring(word: u64, byte: u8, ignored: u8) -> u64 {
+    equal(word | (ONES * ignored as u64), byte | ignored)
+}
+
+/// The index of the first byte from `from` that needs attention, or the length: `marks` tests
+/// eight bytes at once while eight are left, `is` the last ones byte by byte (the two must agree).
+pub(crate) fn position_from(
+    bytes: &[u8],
+    mut from: usize,
+    marks: impl Fn(u64) -> u64,
+    is: impl Fn(u8) -> bool,
+) -> usize {
+    while let Some(word) = word_at(bytes, from) {
+        if let Some(at) = first(marks(word)) {
+            return from + at;
+        }
+        from += 8;
+    }
+    let rest = &bytes[from..];
+    from + rest.iter().position(|&b| is(b)).unwrap_or(rest.len())
+}
+
 /// The index in the word of the first marked byte, if any.
 pub(crate) const fn first(marks: u64) -> Option<usize> {
     if marks == 0 {

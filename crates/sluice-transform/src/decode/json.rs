@@ -247,20 +247,12 @@ impl Reader<'_> {
     /// Steps over string bytes that need no attention: up to `"`, `\`, a control character
     /// (which JSON forbids unescaped) or the end.
     fn skip_plain(&mut self) {
-        while let Some(word) = swar::word_at(self.bytes, self.pos) {
-            let marks =
-                swar::below(word, 0x20) | swar::equal(word, b'"') | swar::equal(word, b'\\');
-            if let Some(at) = swar::first(marks) {
-                self.pos += at;
-                return;
-            }
-            self.pos += 8;
-        }
-        let rest = &self.bytes[self.pos..];
-        self.pos += rest
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-            .unwrap_or(rest.len());
+        self.pos = swar::position_from(
+            self.bytes,
+            self.pos,
+            |word| swar::below(word, 0x20) | swar::equal(word, b'"') | swar::equal(word, b'\\'),
+            |b| b == b'"' || b == b'\\' || b < 0x20,
+        );
     }
 
     /// The character of `\uXXXX` (the `\u` read), with its low surrogate when it is a high one.
