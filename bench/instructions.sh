@@ -90,11 +90,10 @@ wait_ready() {
     done
 }
 
-# The backend: nginx with the bench's document (workers of a root nginx run as nobody).
+# The backend: nginx with the bench's document, bench/data.json (workers of a root nginx run as nobody).
 chmod 755 "$WORK"
 mkdir -p "$WORK/www" "$WORK/nginx"
-printf '%s' '{"id":123456,"name":"Elliot Alderson","email":"elliot@example.com","active":true,"role":"admin","address":{"city":"New York","zip":"10001","street":"5th Avenue"},"tags":["a","b","c"],"score":98.5}' \
-    >"$WORK/www/data.json"
+cp "$ROOT/bench/data.json" "$WORK/www/data.json"
 chmod -R a+rX "$WORK/www"
 user_line=""
 [[ $(id -u) -ne 0 ]] || user_line="user nobody $(id -gn nobody 2>/dev/null || echo nogroup);"

@@ -604,9 +604,8 @@ main() {
     # Workers of an nginx started as root run as nobody and must read the file.
     chmod 755 "$WORK"
     mkdir -p "$WORK/www"
-    # About 200 bytes of JSON, the size of a small API answer.
-    printf '%s' '{"id":123456,"name":"Elliot Alderson","email":"elliot@example.com","active":true,"role":"admin","address":{"city":"New York","zip":"10001","street":"5th Avenue"},"tags":["a","b","c"],"score":98.5}' \
-        >"$WORK/www/data.json"
+    # bench/data.json: 196 bytes of JSON, the size of a small API answer (instructions.sh serves it too).
+    cp "$ROOT/bench/data.json" "$WORK/www/data.json"
     chmod -R a+rX "$WORK/www"
 
     declare_cases
