@@ -727,12 +727,13 @@ fn unreadable_file_is_a_diagnostic() {
 
 #[test]
 fn non_utf8_file_is_a_diagnostic() {
-    let path =
-        std::env::temp_dir().join(format!("sluice-config-latin1-{}.json", std::process::id()));
-    std::fs::write(&path, b"{\"version\": 3,\n \"name\": \"caf\xe9\"}").unwrap();
-    let result = load(&path);
-    std::fs::remove_file(&path).unwrap();
-    let diagnostics = result.unwrap_err();
+    let file = tempfile::Builder::new()
+        .prefix("sluice-config-latin1-")
+        .suffix(".json")
+        .tempfile()
+        .unwrap();
+    std::fs::write(file.path(), b"{\"version\": 3,\n \"name\": \"caf\xe9\"}").unwrap();
+    let diagnostics = load(file.path()).unwrap_err();
     assert_eq!(diagnostics.len(), 1);
     let error = &diagnostics.errors[0];
     assert_eq!(error.message, "the file is not UTF-8 text");

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 
 use sluice_config::{Config, EnvOverride, Environment, LoadOptions, load_with, parse_str_with};
 
-/// A fresh folder for one test.
-fn folder(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sluice-sources-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh folder for one test (`sluice-sources-<name>-…`), removed when dropped.
+fn folder(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("sluice-sources-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn options(vars: &[(&str, &str)]) -> LoadOptions {
@@ -71,7 +71,8 @@ fn hcl_and_properties_are_refused_by_name() {
 
 #[test]
 fn env_overrides_root_values_that_exist() {
-    let dir = folder("env");
+    let temp = folder("env");
+    let dir = temp.path();
     let path = dir.join("krakend.yaml");
     std::fs::write(
         &path,
@@ -155,7 +156,8 @@ fn env_overrides_root_values_that_exist() {
 /// A flexible configuration: settings, a partial, a template; FC_OUT written in its format.
 #[test]
 fn flexible_configuration() {
-    let dir = folder("fc");
+    let temp = folder("fc");
+    let dir = temp.path();
     for sub in ["settings", "partials", "templates"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
     }

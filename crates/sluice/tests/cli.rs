@@ -2,23 +2,50 @@
 //! drain on SIGTERM.
 #![allow(clippy::unwrap_used)]
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
-use support::Running;
+use support::{Running, TempFolder};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 
-fn write_config(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sluice-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("krakend.json");
-    std::fs::write(&path, text).unwrap();
-    path
+/// A file in a temporary folder of its own (`sluice-cli-<name>-…`), read as the file's path;
+/// the folder goes when this is dropped. A test keeps it until the gateway that reads it has
+/// stopped: declared before the [`Running`], it is dropped after it.
+struct TempFile {
+    path: PathBuf,
+    _folder: TempFolder,
+}
+
+impl Deref for TempFile {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for TempFile {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<OsStr> for TempFile {
+    fn as_ref(&self) -> &OsStr {
+        self.path.as_os_str()
+    }
+}
+
+/// `text` as `krakend.json` in a folder of its own.
+fn write_config(name: &str, text: &str) -> TempFile {
+    write_file(name, "krakend.json", text)
 }
 
 #[test]
@@ -290,8 +317,9 @@ fn wait_ready(child: &mut Child, port: u16) {
     panic!("sluice did not become ready on port {port}");
 }
 
-/// `sluice run` (behind `wrapper`, e.g. taskset) serving `/slow` from a [`slow_backend`], ready.
-fn run_slow_gateway(name: &str, wrapper: &[&str]) -> (Running, u16) {
+/// `sluice run` (behind `wrapper`, e.g. taskset) serving `/slow` from a [`slow_backend`], ready;
+/// its config first, to be dropped after the gateway.
+fn run_slow_gateway(name: &str, wrapper: &[&str]) -> (TempFile, Running, u16) {
     let backend = slow_backend();
     let port = free_port();
     let path = write_config(
@@ -315,12 +343,12 @@ fn run_slow_gateway(name: &str, wrapper: &[&str]) -> (Running, u16) {
             .arg(&path),
         port,
     );
-    (child, port)
+    (path, child, port)
 }
 
 #[test]
 fn sigterm_drains_in_flight_requests() {
-    let (mut child, port) = run_slow_gateway("drain", &[]);
+    let (_config, mut child, port) = run_slow_gateway("drain", &[]);
 
     // Open the request, make sure it reached the gateway, then ask the gateway to stop.
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -359,7 +387,7 @@ fn serves_on_one_core_with_the_single_threaded_runtime() {
         Command::new("taskset").arg("--version").output().is_ok(),
         "taskset (util-linux) is needed to pin the gateway to one core"
     );
-    let (mut child, port) = run_slow_gateway("one-core", &["taskset", "-c", "0"]);
+    let (_config, mut child, port) = run_slow_gateway("one-core", &["taskset", "-c", "0"]);
     let response = http_get(port, "/slow").unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.ends_with(r#"{"slow":true}"#), "{response}");
@@ -750,11 +778,15 @@ fn one_bad_plugin_file_is_one_error() {
     );
 }
 
-/// `name` written as `file` in a folder of its own.
-fn write_file(name: &str, file: &str, text: &str) -> PathBuf {
-    let path = write_config(name, "{}").with_file_name(file);
+/// `text` written as `file` in a folder of its own, named after `name`.
+fn write_file(name: &str, file: &str, text: &str) -> TempFile {
+    let folder = TempFolder::new(&format!("sluice-cli-{name}-"));
+    let path = folder.join(file);
     std::fs::write(&path, text).unwrap();
-    path
+    TempFile {
+        path,
+        _folder: folder,
+    }
 }
 
 /// `sluice check` on `path` with `vars` set: the exit code, stdout and stderr.
@@ -934,7 +966,8 @@ fn environment_overrides_both_prefixes() {
 #[test]
 fn the_flexible_configuration_example_checks_and_runs() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/flexible");
-    let out_file = write_config("fc-example", "{}").with_file_name("rendered.json");
+    let out_folder = TempFolder::new("sluice-cli-fc-example-");
+    let out_file = out_folder.join("rendered.json");
     let settings = format!("{dir}/settings/dev");
     let partials = format!("{dir}/partials");
     let templates = format!("{dir}/templates");
@@ -1221,8 +1254,7 @@ fn reloads_are_counted_on_the_prometheus_endpoint() {
 fn watch_reloads_when_the_folder_changes_as_a_configmap_does() {
     let port = free_port();
     // A Kubernetes ConfigMap: the file is a symlink into a data folder that is swapped whole.
-    let dir = std::env::temp_dir().join(format!("sluice-cli-{}-watch", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = TempFolder::new("sluice-cli-watch-");
     std::fs::create_dir_all(dir.join("v1")).unwrap();
     std::fs::write(dir.join("v1/krakend.json"), self_config(port, "/a")).unwrap();
     std::os::unix::fs::symlink("v1", dir.join("data")).unwrap();

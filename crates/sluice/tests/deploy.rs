@@ -37,12 +37,15 @@ fn the_kubernetes_example_checks_and_drains() {
         .as_str()
         .unwrap()
         .to_owned();
-    let dir = std::env::temp_dir().join(format!("sluice-deploy-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("krakend.json"), &config).unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-deploy-")
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join("krakend.json");
+    std::fs::write(&path, &config).unwrap();
     let out = Command::new(BIN)
         .args(["check", "-c"])
-        .arg(dir.join("krakend.json"))
+        .arg(&path)
         .output()
         .unwrap();
     assert!(

@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, OnceLock};
 
 mod support;
-use support::Running;
+use support::{Running, TempFolder};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 
@@ -48,12 +48,9 @@ fn dist() -> &'static Path {
     })
 }
 
-/// A fresh folder for one test.
-fn tempdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sluice-plugin-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh folder for one test (`sluice-plugin-cli-<name>-…`), removed when dropped.
+fn tempdir(name: &str) -> TempFolder {
+    TempFolder::new(&format!("sluice-plugin-cli-{name}-"))
 }
 
 /// `sluice <args>` with the component cache in a temp folder.
@@ -281,7 +278,8 @@ fn case_17_plugin_test_argument_errors() {
         "{out}"
     );
 
-    let missing = tempdir("missing").join("nope.wasm");
+    let dir = tempdir("missing");
+    let missing = dir.join("nope.wasm");
     let out = run(sluice(&["plugin", "test"]).arg(&missing));
     assert_eq!(out.code, Some(1), "{out}");
     assert!(
@@ -439,8 +437,6 @@ fn plugin_new_build_and_test_round_trip() {
         out.last_line().starts_with("[OK] 1 tested plugin(s) in"),
         "{out}"
     );
-
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 /// `sluice plugin new --hooks` scaffolds a hooks-mode plugin (on_request + on_response) whose
@@ -480,8 +476,6 @@ fn plugin_new_hooks_build_and_test_round_trip() {
     assert_sample_answered(&out, &url);
     assert!(out.lines()[0].contains("hooks-demo"), "{out}");
     assert_eq!(*backend.paths.lock().unwrap(), ["/__debug/x"]);
-
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 /// A config with one backend on `backend_url` naming `name` with `{"header": "X-Hello",
@@ -588,7 +582,6 @@ fn plugin_new_lang_js_build_and_test_round_trip() {
             "{out}"
         );
     }
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 /// Without node on PATH, `plugin build` of a JavaScript plugin says what to install; an unknown
@@ -611,7 +604,6 @@ fn plugin_build_js_without_node_says_what_to_install() {
         "{out}"
     );
     assert!(!dir.join("no-node.wasm").exists());
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 /// `sluice plugin new NAME --lang python [--hooks]`, `sluice plugin build` (componentize-py,
@@ -701,8 +693,6 @@ fn python_round_trip(name: &str, extra: &[&str], marker: &str) {
         "{out}"
     );
     assert!(other.paths.lock().unwrap().is_empty());
-
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 /// The default (handle-mode) Python scaffold: `handle` adds the header and calls `send`.
@@ -756,8 +746,6 @@ fn plugin_build_python_without_python_says_what_to_install() {
         out.stderr.contains("possible values: rust, python, js"),
         "{out}"
     );
-
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 /// A config serving client-example from `plugin.folder` = the built examples.

@@ -20,27 +20,25 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion
 
 /// A folder of its own under the system's temporary folder, removed when dropped.
 #[derive(Debug)]
-pub struct TempDir(PathBuf);
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
-    /// A new, empty folder; `tag` goes into its name.
+    /// A new, empty folder named `sluice-<tag>-` and a random tail.
     ///
     /// # Panics
     /// If it cannot be created.
     pub fn new(tag: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "sluice-{tag}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("create the temporary folder");
-        TempDir(dir)
+        TempDir(
+            tempfile::Builder::new()
+                .prefix(&format!("sluice-{tag}-"))
+                .tempdir()
+                .expect("create the temporary folder"),
+        )
     }
 
     /// The path of `name` in it.
     pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
+        self.0.path().join(name)
     }
 
     /// Writes `contents` to `name` in it; returns the path as a string, for configs.
@@ -51,12 +49,6 @@ impl TempDir {
         let path = self.path(name);
         std::fs::write(&path, contents).expect("write a test file");
         path_str(&path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

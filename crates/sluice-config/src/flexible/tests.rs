@@ -6,12 +6,12 @@ use serde_json::json;
 
 use super::*;
 
-/// A fresh folder for one test.
-fn folder(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sluice-fc-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh folder for one test (`sluice-fc-<name>-…`), removed when dropped.
+fn folder(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("sluice-fc-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn env(vars: &[(&str, &str)]) -> Environment {
@@ -194,7 +194,8 @@ fn work_output_and_depth_are_bounded() {
 
 #[test]
 fn renders_with_settings_partials_and_templates() {
-    let dir = folder("full");
+    let temp = folder("full");
+    let dir = temp.path();
     std::fs::create_dir_all(dir.join("settings")).unwrap();
     std::fs::create_dir_all(dir.join("partials")).unwrap();
     std::fs::create_dir_all(dir.join("templates")).unwrap();
@@ -273,13 +274,14 @@ fn renders_with_settings_partials_and_templates() {
 
 #[test]
 fn duplicate_definitions() {
-    let dir = folder("dup");
+    let temp = folder("dup");
+    let dir = temp.path();
     std::fs::write(dir.join("a.tmpl"), "{{ define \"x\" }}1{{ end }}").unwrap();
     std::fs::write(dir.join("b.tmpl"), "{{ define \"x\" }}2{{ end }}").unwrap();
     let fc = Settings {
         settings: None,
         partials: None,
-        templates: Some(dir.clone()),
+        templates: Some(dir.to_path_buf()),
         out: None,
     };
     let main = dir.join("main.tmpl");

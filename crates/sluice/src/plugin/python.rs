@@ -276,20 +276,22 @@ mod tests {
 
     #[test]
     fn the_name_comes_from_pyproject() {
-        let dir = std::env::temp_dir().join(format!("sluice-py-name-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let folder = tempfile::Builder::new()
+            .prefix("sluice-py-name-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let dir = folder.path();
         let manifest = dir.join("pyproject.toml");
         std::fs::write(
             &manifest,
             "[tool.x]\nname = \"no\"\n[project]\nname = \"py-ok\"\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(plugin_name(&dir), Ok("py-ok".to_owned()));
+        assert_eq!(plugin_name(dir), Ok("py-ok".to_owned()));
         std::fs::write(&manifest, "[project]\nname = \"Bad_Name\"\n")
             .unwrap_or_else(|e| panic!("{e}"));
-        assert!(plugin_name(&dir).is_err_and(|e| e.contains("not a plugin name")));
+        assert!(plugin_name(dir).is_err_and(|e| e.contains("not a plugin name")));
         std::fs::write(&manifest, "[project]\nversion = \"1\"\n").unwrap_or_else(|e| panic!("{e}"));
-        assert!(plugin_name(&dir).is_err_and(|e| e.contains("no [project] name")));
-        let _ = std::fs::remove_dir_all(&dir);
+        assert!(plugin_name(dir).is_err_and(|e| e.contains("no [project] name")));
     }
 }

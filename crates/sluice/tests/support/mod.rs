@@ -1,6 +1,8 @@
 //! What the CLI test binaries share.
 
+use std::ffi::OsStr;
 use std::ops::{Deref, DerefMut};
+use std::path::Path;
 use std::process::{Child, Command, Output};
 
 /// A `sluice` process a test started. It is killed and reaped when the test ends, also when
@@ -45,5 +47,43 @@ impl Drop for Running {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// A folder of its own under the system's temporary folder, for one test: it and all it holds
+/// are removed when this is dropped, when the test ends, also when it fails half-way. Its name
+/// starts with the prefix given, so one left behind (a killed test binary) names its test.
+/// Reads as the folder's path.
+pub(crate) struct TempFolder(tempfile::TempDir);
+
+impl TempFolder {
+    /// A new, empty folder named `prefix` and a random tail.
+    pub(crate) fn new(prefix: &str) -> TempFolder {
+        TempFolder(
+            tempfile::Builder::new()
+                .prefix(prefix)
+                .tempdir()
+                .expect("cannot create a temporary folder"),
+        )
+    }
+}
+
+impl Deref for TempFolder {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for TempFolder {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<OsStr> for TempFolder {
+    fn as_ref(&self) -> &OsStr {
+        self.0.path().as_os_str()
     }
 }

@@ -581,14 +581,16 @@ async fn alternate_hosts_take_over_when_one_cannot_be_reached() {
 async fn a_descriptor_set_serves_the_same_as_the_sources() {
     // The catalog as KrakenD reads it: a .pb written by protoc --include_imports (here by
     // protox, which writes the same bytes).
-    let dir = std::env::temp_dir().join(format!("sluice-grpc-pb-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-grpc-pb-")
+        .tempdir()
+        .unwrap();
     let mut compiler = protox::Compiler::new([protos_dir()]).unwrap();
     compiler.include_imports(true);
     compiler
         .open_files(["flights/flight_finder.proto"])
         .unwrap();
-    let pb = dir.join("flights.pb");
+    let pb = dir.path().join("flights.pb");
     std::fs::write(&pb, compiler.encode_file_descriptor_set()).unwrap();
 
     let pool = pool();
@@ -610,7 +612,6 @@ async fn a_descriptor_set_serves_the_same_as_the_sources() {
     cfg["extra_config"]["grpc"] = json!({"catalog": [pb]});
     let gw = gateway(cfg).await;
     assert_eq!(get(&gw.url("/f")).await.json(), json!({"code": "PB"}));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::TcpListener as StdListener;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -376,21 +376,20 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn temp_dir(what: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "sluice-{what}-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A folder of its own (`sluice-<what>-…`) for a server's files, removed when dropped: the
+/// servers below hold it as a field, dropped after their `Drop` has stopped the process.
+fn temp_dir(what: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("sluice-{what}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// A `redis-server` of our own, stopped on drop.
 struct RedisServer {
     child: Option<Child>,
     port: u16,
-    dir: PathBuf,
+    dir: tempfile::TempDir,
     /// Arguments after the common ones (cluster mode).
     extra: Vec<String>,
 }
@@ -401,10 +400,10 @@ impl RedisServer {
     }
 
     /// A server whose extra arguments are `extra(port, dir)`.
-    async fn start_with(extra: impl FnOnce(u16, &PathBuf) -> Vec<String>) -> Self {
+    async fn start_with(extra: impl FnOnce(u16, &Path) -> Vec<String>) -> Self {
         let port = free_port();
         let dir = temp_dir("redis");
-        let extra = extra(port, &dir);
+        let extra = extra(port, dir.path());
         let mut server = RedisServer {
             child: None,
             port,
@@ -420,7 +419,7 @@ impl RedisServer {
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .arg("--dir")
-            .arg(&self.dir)
+            .arg(self.dir.path())
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -460,7 +459,6 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -468,7 +466,8 @@ impl Drop for RedisServer {
 struct Nginx {
     child: Child,
     port: u16,
-    dir: PathBuf,
+    /// Its prefix (configuration, pid, temp files); removed after the process is stopped.
+    _dir: tempfile::TempDir,
 }
 
 impl Nginx {
@@ -479,7 +478,7 @@ impl Nginx {
             .iter()
             .map(|u| format!("        server {u};\n"))
             .collect();
-        let d = dir.display();
+        let d = dir.path().display();
         // One process (no master), no daemon: killing the child stops it all.
         let conf = format!(
             "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
@@ -491,22 +490,26 @@ impl Nginx {
              \x20           proxy_pass http://gateways;\n            proxy_http_version 1.1;\n\
              \x20           proxy_set_header Connection \"\";\n        }}\n    }}\n}}\n"
         );
-        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
         let bin = ["/usr/sbin/nginx", "nginx"]
             .into_iter()
             .find(|b| Command::new(b).arg("-v").output().is_ok())
             .expect("nginx must be installed (apt-get install nginx)");
         let child = Command::new(bin)
             .arg("-p")
-            .arg(&dir)
+            .arg(dir.path())
             .arg("-c")
-            .arg(dir.join("nginx.conf"))
+            .arg(dir.path().join("nginx.conf"))
             .args(["-e", "stderr"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let nginx = Nginx { child, port, dir };
+        let nginx = Nginx {
+            child,
+            port,
+            _dir: dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(resp) =
@@ -530,7 +533,6 @@ impl Drop for Nginx {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
