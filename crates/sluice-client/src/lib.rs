@@ -17,7 +17,7 @@ mod pool;
 pub mod tls;
 
 #[doc(hidden)]
-pub use h1::{NameCache, ends_in_chunked, parse_decimal, read_answer};
+pub use h1::{NameCache, ends_in_chunked, parse_decimal, parsed_value, read_answer};
 
 use std::future::Future;
 use std::pin::Pin;

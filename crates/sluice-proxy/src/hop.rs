@@ -3,8 +3,9 @@
 
 use http::header::{self, HeaderMap, HeaderName};
 
-/// Always hop-by-hop, whatever `Connection` says (Go's `httputil.ReverseProxy` list).
-const HOP_BY_HOP: [HeaderName; 9] = [
+/// Always hop-by-hop, whatever `Connection` says (Go's `httputil.ReverseProxy` list). A
+/// `static`: a `const` array of names is built and dropped again wherever it is used.
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -49,15 +50,19 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // The names listed in `Connection` first: they are only known while it is there. The
     // usual `keep-alive` is in the list already.
     if present & 1 != 0 {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|token| !token.eq_ignore_ascii_case("keep-alive"))
-            .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
-            .collect();
+        let mut named: Vec<HeaderName> = Vec::new();
+        for value in headers.get_all(header::CONNECTION) {
+            for token in value.as_bytes().split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.is_empty() || token.eq_ignore_ascii_case(b"keep-alive") {
+                    continue;
+                }
+                // A token that is no header name names nothing to remove.
+                if let Ok(name) = HeaderName::from_bytes(token) {
+                    named.push(name);
+                }
+            }
+        }
         for name in named {
             headers.remove(name);
         }
@@ -109,5 +114,19 @@ mod tests {
         let mut names: Vec<_> = headers.keys().map(HeaderName::as_str).collect();
         names.sort_unstable();
         assert_eq!(names, ["content-type", "x-kept"]);
+    }
+
+    #[test]
+    fn a_token_that_is_no_name_leaves_the_others_named() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_bytes(b"close,, \xffbad, x-a").expect("a valid value"),
+        );
+        headers.insert("x-a", HeaderValue::from_static("1"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut headers);
+        let names: Vec<_> = headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-kept"]);
     }
 }

@@ -16,6 +16,7 @@
 
 use std::future::{Future, poll_fn};
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -202,9 +203,10 @@ enum Parsed {
 }
 
 fn parse(buf: &mut BytesMut, names: &mut NameCache) -> Parsed {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Request::new(&mut slots);
-    let len = match parsed.parse(buf) {
+    // Not initialised first: httparse writes the ones it uses.
+    let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut []);
+    let len = match parsed.parse_with_uninit_headers(buf, &mut slots) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(_) => return Parsed::Other,
@@ -255,8 +257,7 @@ fn parse(buf: &mut BytesMut, names: &mut NameCache) -> Parsed {
         let uri = Uri::from_maybe_shared(head.slice(path_at..path_at + path_len)).ok()?;
         let mut headers = HeaderMap::with_capacity(spans.len());
         for (name, at, len) in spans {
-            let value = HeaderValue::from_maybe_shared(head.slice(at..at + len)).ok()?;
-            headers.append(name, value);
+            headers.append(name, sluice_client::parsed_value(head.slice(at..at + len)));
         }
         Some((uri, headers))
     })();
