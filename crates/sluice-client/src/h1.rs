@@ -766,6 +766,34 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// What `parsed_value` relies on: httparse accepts a byte in a header value exactly when
+    /// `HeaderValue` does, at every position of a value long enough for its SIMD paths.
+    #[test]
+    fn httparse_accepts_exactly_the_bytes_a_header_value_allows() {
+        for byte in 0..=255u8 {
+            if matches!(byte, b'\r' | b'\n') {
+                continue;
+            }
+            for at in [0, 1, 15, 31, 32, 47, 63] {
+                let mut value = vec![b'v'; 64];
+                value[at] = byte;
+                let mut head = b"HTTP/1.1 200 OK\r\nx-test: ".to_vec();
+                head.extend_from_slice(&value);
+                head.extend_from_slice(b"\r\n\r\n");
+                let mut buf = BytesMut::from(&head[..]);
+                let parsed = parse_head(&mut buf, &Method::GET, &mut NameCache::default());
+                // httparse trims a value's leading and trailing blanks, so those positions
+                // hold only bytes both accept.
+                let allowed = HeaderValue::from_bytes(&value).is_ok();
+                assert_eq!(parsed.is_ok(), allowed, "byte {byte:#04x} at {at}");
+                if let Ok(Some(parsed)) = parsed {
+                    let got = parsed.headers.get("x-test").unwrap().as_bytes();
+                    assert_eq!(got, value.trim_ascii(), "byte {byte:#04x} at {at}");
+                }
+            }
+        }
+    }
+
     fn chunks(input: &[u8]) -> Result<(Vec<u8>, bool), H1Error> {
         decode_all(input).map(|(data, done, _)| (data, done))
     }
