@@ -64,6 +64,8 @@ impl http_body::Body for Deadline {
         use std::task::Poll;
         let passed = || Poll::Ready(Some(Err(Box::new(DeadlinePassed) as BoxError)));
         match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
+            // The end of a body that is all there: no clock read for it.
+            Poll::Ready(None) => Poll::Ready(None),
             // A body that is always ready must not outrun the deadline either.
             Poll::Ready(frame) if tokio::time::Instant::now() < self.deadline => Poll::Ready(frame),
             Poll::Ready(_) => passed(),
@@ -229,6 +231,9 @@ mod tests {
         let mut body = with_deadline(full("late"), passed);
         let error = body.frame().await.expect("a frame").expect_err("too late");
         assert!(error.is::<DeadlinePassed>(), "{error}");
+        // Its end is no frame to cut: a body that is all there ends as it is.
+        let mut body = with_deadline(empty(), passed);
+        assert!(body.frame().await.is_none());
 
         /// A body that never has a frame.
         struct Never;
