@@ -27,16 +27,46 @@ pub(crate) async fn execute(
     max_body_bytes: usize,
     trace: Option<&sluice_telemetry::TraceParent>,
 ) -> Result<BackendResponse, ExecError> {
-    let ctx = CallContext {
-        trace: trace.cloned(),
-        caller_enforces_deadline: true,
-        ..CallContext::new(deadline, max_body_bytes)
-    };
+    let ctx = call_context(deadline, max_body_bytes, trace);
     let result =
         match tokio::time::timeout_at(deadline, backend.client.execute(request, &ctx)).await {
             Ok(result) => result,
             Err(_elapsed) => Err(ExecError::timeout()),
         };
+    counted(backend, result)
+}
+
+/// [`execute`] for a caller that races the call against `deadline` itself (the backend stage,
+/// around a hooks-mode plugin that leaves the answer alone): without a timer of its own, which
+/// would only fire at the same instant (a timer costs its registration and removal per call).
+pub(crate) async fn execute_in_callers_deadline(
+    backend: &Backend,
+    request: BackendRequest,
+    deadline: Instant,
+    max_body_bytes: usize,
+    trace: Option<&sluice_telemetry::TraceParent>,
+) -> Result<BackendResponse, ExecError> {
+    let ctx = call_context(deadline, max_body_bytes, trace);
+    counted(backend, backend.client.execute(request, &ctx).await)
+}
+
+fn call_context(
+    deadline: Instant,
+    max_body_bytes: usize,
+    trace: Option<&sluice_telemetry::TraceParent>,
+) -> CallContext {
+    CallContext {
+        trace: trace.cloned(),
+        caller_enforces_deadline: true,
+        ..CallContext::new(deadline, max_body_bytes)
+    }
+}
+
+/// Counts a refused host in the plugin's stats.
+fn counted(
+    backend: &Backend,
+    result: Result<BackendResponse, ExecError>,
+) -> Result<BackendResponse, ExecError> {
     if let Err(e) = &result
         && e.kind == ErrorKind::HostNotAllowed
     {
