@@ -19,47 +19,33 @@ pub(crate) fn check_allowed(backend: &Backend, uri: &http::Uri) -> Result<(), Ex
 }
 
 /// Executes `request` through the plugin's outbound client (the allow-list holds on every hop);
-/// the response body may still stream.
+/// the response body may still stream. `own_timer: false` is for a caller that races the call
+/// against `deadline` itself (the backend stage, around a hooks-mode plugin that leaves the
+/// answer alone): a second timer would only fire at the same instant, and a timer costs its
+/// registration and removal per call.
 pub(crate) async fn execute(
     backend: &Backend,
     request: BackendRequest,
     deadline: Instant,
+    own_timer: bool,
     max_body_bytes: usize,
     trace: Option<&sluice_telemetry::TraceParent>,
 ) -> Result<BackendResponse, ExecError> {
-    let ctx = call_context(deadline, max_body_bytes, trace);
-    let result =
-        match tokio::time::timeout_at(deadline, backend.client.execute(request, &ctx)).await {
-            Ok(result) => result,
-            Err(_elapsed) => Err(ExecError::timeout()),
-        };
-    counted(backend, result)
-}
-
-/// [`execute`] for a caller that races the call against `deadline` itself (the backend stage,
-/// around a hooks-mode plugin that leaves the answer alone): without a timer of its own, which
-/// would only fire at the same instant (a timer costs its registration and removal per call).
-pub(crate) async fn execute_in_callers_deadline(
-    backend: &Backend,
-    request: BackendRequest,
-    deadline: Instant,
-    max_body_bytes: usize,
-    trace: Option<&sluice_telemetry::TraceParent>,
-) -> Result<BackendResponse, ExecError> {
-    let ctx = call_context(deadline, max_body_bytes, trace);
-    counted(backend, backend.client.execute(request, &ctx).await)
-}
-
-fn call_context(
-    deadline: Instant,
-    max_body_bytes: usize,
-    trace: Option<&sluice_telemetry::TraceParent>,
-) -> CallContext {
-    CallContext {
+    let ctx = CallContext {
         trace: trace.cloned(),
         caller_enforces_deadline: true,
         ..CallContext::new(deadline, max_body_bytes)
-    }
+    };
+    let call = backend.client.execute(request, &ctx);
+    let result = if own_timer {
+        match tokio::time::timeout_at(deadline, call).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(ExecError::timeout()),
+        }
+    } else {
+        call.await
+    };
+    counted(backend, result)
 }
 
 /// Counts a refused host in the plugin's stats.
@@ -83,7 +69,7 @@ pub(crate) async fn send_buffered(
     max_body_bytes: usize,
     trace: Option<&sluice_telemetry::TraceParent>,
 ) -> Result<(http::response::Parts, Bytes), ExecError> {
-    let response = execute(backend, request, deadline, max_body_bytes, trace).await?;
+    let response = execute(backend, request, deadline, true, max_body_bytes, trace).await?;
     let (parts, body) = response.into_parts();
     let body = collect_body(body, deadline, max_body_bytes).await?;
     Ok((parts, body))

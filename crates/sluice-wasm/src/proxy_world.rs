@@ -131,15 +131,21 @@ impl WasiHttpHooks for Hooks {
                 headers: parts.headers,
                 body,
             };
-            let response =
-                outbound::execute(&backend, request, deadline, max_body_bytes, trace.as_ref())
-                    .await
-                    .map_err(|e| match e.kind {
-                        ErrorKind::Connect => wasmtime_wasi_http::Error::ConnectionRefused,
-                        ErrorKind::Timeout => wasmtime_wasi_http::Error::ConnectionReadTimeout,
-                        ErrorKind::HostNotAllowed => wasmtime_wasi_http::Error::HttpRequestDenied,
-                        _ => wasmtime_wasi_http::Error::InternalError(Some(e.message)),
-                    })?;
+            let response = outbound::execute(
+                &backend,
+                request,
+                deadline,
+                true,
+                max_body_bytes,
+                trace.as_ref(),
+            )
+            .await
+            .map_err(|e| match e.kind {
+                ErrorKind::Connect => wasmtime_wasi_http::Error::ConnectionRefused,
+                ErrorKind::Timeout => wasmtime_wasi_http::Error::ConnectionReadTimeout,
+                ErrorKind::HostNotAllowed => wasmtime_wasi_http::Error::HttpRequestDenied,
+                _ => wasmtime_wasi_http::Error::InternalError(Some(e.message)),
+            })?;
             let response = response.map(|body| {
                 body.map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string())))
                     .boxed_unsync()

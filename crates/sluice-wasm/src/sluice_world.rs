@@ -602,22 +602,14 @@ impl SluiceExecutor {
             request
         };
         if !self.world.hooks.contains(HookSet::ON_RESPONSE) {
-            // The caller's own deadline, raced by the caller: no second timer for it. A
+            // The caller's own deadline is raced by the caller: no second timer for it. A
             // plugin `timeout` that ends earlier keeps its own.
-            if ctx.caller_enforces_deadline && deadline == ctx.deadline {
-                return outbound::execute_in_callers_deadline(
-                    &self.backend,
-                    request,
-                    deadline,
-                    max_body,
-                    ctx.trace.as_ref(),
-                )
-                .await;
-            }
+            let own_timer = !(ctx.caller_enforces_deadline && deadline == ctx.deadline);
             return outbound::execute(
                 &self.backend,
                 request,
                 deadline,
+                own_timer,
                 max_body,
                 ctx.trace.as_ref(),
             )
