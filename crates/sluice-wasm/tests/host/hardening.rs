@@ -15,23 +15,20 @@ use sluice_wasm::{WasmHost, WasmHostOptions};
 
 const SECOND: Duration = Duration::from_secs(1);
 
-fn tempdir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "sluice-hardening-{name}-{}-{nanos}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("tempdir");
-    dir
+/// A fresh folder in the target's temporary folder, removed with the guard (also when the
+/// test fails half-way).
+fn tempdir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("sluice-hardening-{name}-"))
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("tempdir")
 }
 
 /// Loads a built plugin under another name, so this test's counters are its own.
 fn load_as(host: &WasmHost, plugin: &str, alias: &str) -> Arc<dyn ClientPlugin> {
+    // The file is read whole when it loads: its folder goes when this returns.
     let dir = tempdir(alias);
-    let file = dir.join(format!("{alias}.wasm"));
+    let file = dir.path().join(format!("{alias}.wasm"));
     std::fs::copy(plugin_file(plugin), &file).expect("copy plugin");
     let (name, loaded) = host.load_file(&file).expect("plugin loads");
     assert_eq!(name, alias);
@@ -401,7 +398,8 @@ fn artefact(dir: &Path, wasm: &Path) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn untrusted_cache_directory_is_not_used() {
     use std::os::unix::fs::PermissionsExt;
-    let root = tempdir("cache-trust").join("cache");
+    let scratch = tempdir("cache-trust");
+    let root = scratch.path().join("cache");
     let options = || WasmHostOptions {
         pool_instances: 20,
         cache_dir: Some(root.clone()),

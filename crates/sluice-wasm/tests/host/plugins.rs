@@ -498,7 +498,8 @@ async fn wasi_http_passthrough() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_folder_uses_the_cache_and_rejects_non_components() {
     let dist = dist();
-    let root = tempdir("load-folder");
+    let scratch = tempdir("load-folder");
+    let root = scratch.path();
     let folder = root.join("plugins");
     std::fs::create_dir_all(&folder).expect("mkdir");
     std::fs::copy(
@@ -582,21 +583,13 @@ async fn load_folder_uses_the_cache_and_rejects_non_components() {
     assert!(plugins.is_empty() && errors.len() == 1, "{errors:?}");
 }
 
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "sluice-wasm-{name}-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("tempdir");
-    dir
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
+/// A fresh folder in the target's temporary folder, removed with the guard (also when the
+/// test fails half-way).
+fn tempdir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("sluice-wasm-{name}-"))
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("tempdir")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
