@@ -15,15 +15,6 @@ use sluice_wasm::{WasmHost, WasmHostOptions};
 
 const SECOND: Duration = Duration::from_secs(1);
 
-/// A fresh folder in the target's temporary folder, removed with the guard (also when the
-/// test fails half-way).
-fn tempdir(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("sluice-hardening-{name}-"))
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("tempdir")
-}
-
 /// Loads a built plugin under another name, so this test's counters are its own.
 fn load_as(host: &WasmHost, plugin: &str, alias: &str) -> Arc<dyn ClientPlugin> {
     // The file is read whole when it loads: its folder goes when this returns.

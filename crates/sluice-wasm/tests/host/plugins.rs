@@ -583,15 +583,6 @@ async fn load_folder_uses_the_cache_and_rejects_non_components() {
     assert!(plugins.is_empty() && errors.len() == 1, "{errors:?}");
 }
 
-/// A fresh folder in the target's temporary folder, removed with the guard (also when the
-/// test fails half-way).
-fn tempdir(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("sluice-wasm-{name}-"))
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("tempdir")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn header_rewrite_uses_both_hooks() {
     let plugin = load("header-rewrite");

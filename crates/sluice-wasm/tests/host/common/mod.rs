@@ -25,6 +25,15 @@ use sluice_wasm::{WasmHost, WasmHostOptions};
 /// The secret the test backend verifies `hmac-signer` signatures with.
 pub const HMAC_SECRET: &str = "s3cr3t";
 
+/// A fresh folder named `sluice-<name>-…` in the target's temporary folder, removed with the
+/// guard (also when the test fails half-way).
+pub fn tempdir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("sluice-{name}-"))
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("tempdir")
+}
+
 /// The plugins workspace.
 pub fn plugins_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins")
