@@ -45,14 +45,6 @@ pub(crate) async fn execute(
     } else {
         call.await
     };
-    counted(backend, result)
-}
-
-/// Counts a refused host in the plugin's stats.
-fn counted(
-    backend: &Backend,
-    result: Result<BackendResponse, ExecError>,
-) -> Result<BackendResponse, ExecError> {
     if let Err(e) = &result
         && e.kind == ErrorKind::HostNotAllowed
     {
