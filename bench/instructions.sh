@@ -44,7 +44,10 @@ done
 NGINX=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null) || die "nginx is not installed"
 [[ $SECONDS_MEASURED =~ ^[1-9][0-9]*$ ]] || die "INSTR_SECONDS must be a positive integer"
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# port_in_use, wait_ready (at most 120 s here: valgrind starts slowly), nginx_conf.
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+BENCH_READY_TIMEOUT=${BENCH_READY_TIMEOUT:-120}
 for port in "$BACKEND_PORT" "$GATEWAY_PORT"; do
     ! port_in_use "$port" || die "port $port on 127.0.0.1 is taken (set INSTR_PORT_BASE)"
 done
@@ -77,50 +80,15 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# wait_ready URL PID LOG: polls URL (at most 120 s: valgrind starts slowly) until it answers 200.
-wait_ready() {
-    local url=$1 pid=$2 log_file=$3 deadline=$((SECONDS + 120))
-    until curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; do
-        kill -0 "$pid" 2>/dev/null || {
-            tail -n 20 "$log_file" >&2
-            die "the process behind $url exited (log above)"
-        }
-        [[ $SECONDS -lt $deadline ]] || die "$url did not answer within 120 s"
-        sleep 0.2
-    done
-}
-
-# The backend: nginx with the bench's document, bench/data.json (workers of a root nginx run as nobody).
+# The backend: nginx serving the bench's document, bench/data.json.
 chmod 755 "$WORK"
-mkdir -p "$WORK/www" "$WORK/nginx"
+mkdir -p "$WORK/www"
 cp "$ROOT/bench/data.json" "$WORK/www/data.json"
 chmod -R a+rX "$WORK/www"
-user_line=""
-[[ $(id -u) -ne 0 ]] || user_line="user nobody $(id -gn nobody 2>/dev/null || echo nogroup);"
-cat >"$WORK/nginx/nginx.conf" <<EOF
-$user_line
-worker_processes 1;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/nginx/cb;
-    proxy_temp_path $WORK/nginx/proxy;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
-    default_type application/json;
-    keepalive_requests 1000000;
-    keepalive_timeout 65s;
-    server { listen 127.0.0.1:$BACKEND_PORT; location / { root $WORK/www; } }
-}
-EOF
-"$NGINX" -p "$WORK/nginx/" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" \
-    >"$WORK/nginx.log" 2>&1 &
+conf=$(nginx_conf backend "$BACKEND_PORT" "location / { root $WORK/www; }")
+"$NGINX" -p "$WORK/backend/" -c "$conf" -e "$WORK/backend/error.log" >"$WORK/backend.log" 2>&1 &
 PIDS+=($!)
-wait_ready "http://127.0.0.1:$BACKEND_PORT/data.json" "$!" "$WORK/nginx.log"
+wait_ready backend "http://127.0.0.1:$BACKEND_PORT/data.json" "$!"
 
 # The gateway's config: the bench's three endpoints.
 cat >"$WORK/sluice.json" <<EOF
@@ -145,7 +113,7 @@ for path in "${PATHS[@]}"; do
     gateway=$!
     PIDS+=("$gateway")
     url="http://127.0.0.1:$GATEWAY_PORT$path"
-    wait_ready "$url" "$gateway" "$WORK/sluice$name.log"
+    wait_ready "sluice$name" "$url" "$gateway"
     log "$path: warm-up 5 s, then ${SECONDS_MEASURED} s counted"
     wrk -t1 -c"$CONNECTIONS" -d5s "$url" >/dev/null
     callgrind_control -i on "$gateway" >/dev/null 2>&1

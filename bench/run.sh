@@ -97,6 +97,9 @@ die() {
     printf 'run.sh: error: %s\n' "$*" >&2
     exit 1
 }
+# port_in_use, wait_ready, nginx_conf (instructions.sh uses them too).
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # --- tools --------------------------------------------------------------------------------------
 
@@ -173,29 +176,6 @@ cleanup() {
     exit "$status"
 }
 
-port_in_use() {
-    # A successful connect means something already listens there.
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# wait_ready NAME URL PID: polls URL (at most 10 s) until it answers 2xx; fails if PID died.
-wait_ready() {
-    # Long enough for a cold compile of every plugin on one core (a JavaScript component
-    # carries its engine: tens of seconds).
-    local name=$1 url=$2 pid=$3 deadline=$((SECONDS + ${BENCH_READY_TIMEOUT:-180}))
-    until curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            tail -n 20 "$WORK/$name.log" >&2 2>/dev/null || true
-            die "$name exited during start-up (log above)"
-        fi
-        if [[ $SECONDS -ge $deadline ]]; then
-            tail -n 20 "$WORK/$name.log" >&2 2>/dev/null || true
-            die "$name did not answer $url within ${BENCH_READY_TIMEOUT:-180} s"
-        fi
-        sleep 0.05
-    done
-}
-
 # start_process NAME CPU COMMAND...: runs COMMAND pinned to CPU in the background, output in
 # $WORK/NAME.log; stopped on exit. Its PID is left in LAST_PID (for wait_ready).
 start_process() {
@@ -223,44 +203,6 @@ target_ticks() {
 # start_nginx NAME CPU CONF: nginx in the foreground (daemon off) of a background job.
 start_nginx() {
     start_process "$1" "$2" "$NGINX" -p "$WORK/$1/" -c "$3" -e "$WORK/$1/error.log"
-}
-
-# nginx_conf NAME PORT SERVER_BODY [HTTP_EXTRA]: a self-contained config under $WORK/NAME.
-nginx_conf() {
-    local name=$1 port=$2 body=$3 extra=${4:-} dir="$WORK/$1" user_line=""
-    mkdir -p "$dir"
-    if [[ $(id -u) -eq 0 ]]; then
-        # nginx started as root drops its workers to this user, which must read $WORK.
-        user_line="user nobody $(id -gn nobody 2>/dev/null || echo nogroup);"
-    fi
-    cat >"$dir/nginx.conf" <<EOF
-$user_line
-worker_processes 1;
-daemon off;
-master_process on;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events {
-    worker_connections 4096;
-}
-http {
-    access_log off;
-    client_body_temp_path $dir/client_body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    default_type application/json;
-    keepalive_requests 1000000;
-    keepalive_timeout 65s;
-    $extra
-    server {
-        listen 127.0.0.1:$port;
-        $body
-    }
-}
-EOF
-    echo "$dir/nginx.conf"
 }
 
 # --- cases --------------------------------------------------------------------------------------
