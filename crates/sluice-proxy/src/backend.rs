@@ -29,8 +29,78 @@ pub enum Answer {
         /// Whether it is the whole answer (false for `return_error_details` answers).
         complete: bool,
     },
+    /// Data kept as the JSON text its render writes ([`sluice_transform::decode::json_text`]):
+    /// what an endpoint that changes nothing in the data reads, without building values.
+    Json {
+        /// An object: keys sorted, strings with Go's escapes.
+        text: Bytes,
+        /// The backend's `group`: the data is `{group: text}`.
+        group: Option<Arc<str>>,
+        /// As for [`Answer::Data`].
+        complete: bool,
+    },
     /// A `no-op` backend's answer, passed on as it came.
     Raw(http::Response<Body>),
+}
+
+impl Answer {
+    /// Whether it is the whole answer (a no-op answer always is).
+    pub fn is_complete(&self) -> bool {
+        match self {
+            Answer::Data { complete, .. } | Answer::Json { complete, .. } => *complete,
+            Answer::Raw(_) => true,
+        }
+    }
+
+    /// The answer with its data as values, for a stage that changes them.
+    pub(crate) fn into_data(self) -> Answer {
+        match self {
+            Answer::Json {
+                text,
+                group,
+                complete,
+            } => Answer::Data {
+                data: sluice_transform::decode::json_text_data(group.as_deref(), &text),
+                complete,
+            },
+            other => other,
+        }
+    }
+}
+
+/// The data answers of several backends, merged in the order they arrived (shallow, the later
+/// key winning): as JSON text while every one is text, as values otherwise.
+pub(crate) fn merge(parts: Vec<Answer>, complete: bool) -> Option<Answer> {
+    if parts.iter().all(|part| matches!(part, Answer::Json { .. })) {
+        return match parts.as_slice() {
+            [] => None,
+            [Answer::Json { text, group, .. }] => Some(Answer::Json {
+                text: text.clone(),
+                group: group.clone(),
+                complete,
+            }),
+            _ => Some(Answer::Json {
+                text: Bytes::from(sluice_transform::merge::merge_json_texts(
+                    parts.iter().filter_map(|part| match part {
+                        Answer::Json { text, group, .. } => Some((group.as_deref(), &text[..])),
+                        _ => None,
+                    }),
+                )),
+                group: None,
+                complete,
+            }),
+        };
+    }
+    let mut merged = Map::new();
+    for part in parts {
+        if let Answer::Data { data, .. } = part.into_data() {
+            sluice_transform::merge::merge_into(&mut merged, data);
+        }
+    }
+    Some(Answer::Data {
+        data: merged,
+        complete,
+    })
 }
 
 /// One backend of an endpoint, compiled at start-up.
@@ -41,6 +111,9 @@ pub(crate) struct BackendStage {
     encoding: Encoding,
     is_collection: bool,
     formatter: EntityFormatter,
+    /// Set when nothing after this backend changes the data: a JSON answer is kept as the
+    /// text its render writes (under the backend's `group`, if any) instead of values.
+    json_text: Option<Option<Arc<str>>>,
     return_error_code: bool,
     return_error_details: Option<String>,
     /// Plugin answers carry no request, so status errors print an empty URL (as KrakenD's).
@@ -74,6 +147,7 @@ impl BackendStage {
             encoding: backend.encoding,
             is_collection: backend.is_collection,
             formatter: EntityFormatter::for_backend(backend),
+            json_text: None,
             return_error_code: backend.http.return_error_code,
             return_error_details: backend.http.return_error_details.clone(),
             answers_from_plugin: backend.plugin.is_some(),
@@ -84,6 +158,18 @@ impl BackendStage {
             endpoint: endpoint.label().into(),
             url_pattern: backend.url_pattern.as_str().into(),
             telemetry: BackendTelemetry::default(),
+        }
+    }
+
+    /// Keeps this backend's JSON answers as text ([`Answer::Json`]) when its own manipulations
+    /// allow it (none but `group`): for an endpoint where nothing after the backends changes
+    /// the data.
+    pub(crate) fn keep_json_text(&mut self) {
+        if self.encoding == Encoding::Json && !self.is_collection {
+            self.json_text = self
+                .formatter
+                .grouping_only()
+                .map(|group| group.map(Arc::from));
         }
     }
 
@@ -112,10 +198,7 @@ impl BackendStage {
                 trace.as_ref().or(parent),
             )
             .await;
-        let complete = matches!(
-            result,
-            Ok(Answer::Data { complete: true, .. }) | Ok(Answer::Raw(_))
-        );
+        let complete = result.as_ref().is_ok_and(Answer::is_complete);
         timer.finish(result.is_err(), complete);
         if let Some(span) = span {
             end_stage(span, result.as_ref().err(), complete);
@@ -158,7 +241,7 @@ impl BackendStage {
         let mut last = Err(ProxyError::Timeout);
         while let Some(result) = calls.next().await {
             match result {
-                Ok(Answer::Data { complete: true, .. }) | Ok(Answer::Raw(_)) => return result,
+                Ok(answer) if answer.is_complete() => return Ok(answer),
                 other => last = other,
             }
         }
@@ -310,6 +393,16 @@ impl BackendStage {
                 status,
                 body,
                 content_type,
+            });
+        }
+        if decoded.is_none()
+            && let Some(group) = &self.json_text
+            && let Some(text) = sluice_transform::decode::json_text(&body)
+        {
+            return Ok(Answer::Json {
+                text: Bytes::from(text),
+                group: group.clone(),
+                complete: true,
             });
         }
         let data = match decoded {

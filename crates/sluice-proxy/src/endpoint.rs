@@ -68,11 +68,8 @@ impl EndpointPipeline {
             _ => None,
         };
         let outcome = self.run(request).await;
-        let complete = match &outcome.answer {
-            Some(Answer::Data { complete, .. }) => *complete && outcome.error.is_none(),
-            Some(Answer::Raw(_)) => outcome.error.is_none(),
-            None => false,
-        };
+        let complete =
+            outcome.error.is_none() && outcome.answer.as_ref().is_some_and(Answer::is_complete);
         timer.finish(outcome.error.is_some(), complete);
         if let Some(span) = span {
             crate::telemetry::end_stage(span, outcome.error.as_ref(), complete);
@@ -116,13 +113,16 @@ impl EndpointPipeline {
 
     /// Static data and the endpoint flatmap, on whatever the backends produced.
     fn finish(&self, mut outcome: Outcome) -> Outcome {
+        if self.flatmap.is_empty() && self.static_response.is_none() {
+            return outcome;
+        }
+        outcome.answer = outcome.answer.map(Answer::into_data);
         if let Some(Answer::Data { data, .. }) = outcome.answer.as_mut() {
             self.flatmap.apply(data);
         }
         if let Some(stat) = &self.static_response {
             let (has_response, complete) = match &outcome.answer {
-                Some(Answer::Data { complete, .. }) => (true, *complete),
-                Some(Answer::Raw(_)) => (true, true),
+                Some(answer) => (true, answer.is_complete()),
                 None => (false, false),
             };
             if sluice_transform::merge::static_applies(
@@ -135,7 +135,7 @@ impl EndpointPipeline {
                     Some(Answer::Data { data, .. }) => {
                         sluice_transform::merge::apply_static(data, &stat.data)
                     }
-                    Some(Answer::Raw(_)) => {}
+                    Some(Answer::Json { .. } | Answer::Raw(_)) => {}
                     None => {
                         outcome.answer = Some(Answer::Data {
                             data: stat.data.clone(),
@@ -250,20 +250,17 @@ impl Fanout {
             // where a box takes one).
             .map(|stage| Box::pin(stage.call(request, &[], shared.as_ref(), deadline)))
             .collect();
-        let mut merged: Option<Map<String, Value>> = None;
+        let mut parts = Vec::with_capacity(self.stages.len());
         let mut complete = true;
         let mut errors = Vec::new();
         while let Some(result) = calls.next().await {
             match result {
-                Ok(Answer::Data { data, complete: c }) => {
-                    complete &= c;
-                    match merged.as_mut() {
-                        Some(base) => sluice_transform::merge::merge_into(base, data),
-                        None => merged = Some(data),
-                    }
-                }
                 // Config validation forbids no-op in multi-backend parallel endpoints.
                 Ok(Answer::Raw(_)) => complete = false,
+                Ok(answer) => {
+                    complete &= answer.is_complete();
+                    parts.push(answer);
+                }
                 Err(e) => {
                     complete = false;
                     errors.push(e);
@@ -271,7 +268,7 @@ impl Fanout {
             }
         }
         Outcome {
-            answer: merged.map(|data| Answer::Data { data, complete }),
+            answer: crate::backend::merge(parts, complete),
             error: combine(errors),
         }
     }
@@ -284,7 +281,10 @@ impl Fanout {
             match stage
                 .call(request, &responses, shared.as_ref(), deadline)
                 .await
+                .map(Answer::into_data)
             {
+                // Made values above.
+                Ok(Answer::Json { .. }) => {}
                 Ok(Answer::Data { data, complete }) => {
                     responses.push(Earlier::Data(data.clone()));
                     match merged.as_mut() {
@@ -486,6 +486,13 @@ pub async fn build_pipelines_with(
             }
         };
         let sequential = endpoint.proxy.sequential;
+        // Nothing after the backends changes the data: they keep JSON answers as text.
+        if !sequential
+            && endpoint.proxy.flatmap_filter.is_empty()
+            && endpoint.proxy.static_response.is_none()
+        {
+            stages.iter_mut().for_each(BackendStage::keep_json_text);
+        }
         let shadow = (!shadows.is_empty()).then(|| {
             Arc::new(Shadow::new(
                 Arc::clone(&shared),

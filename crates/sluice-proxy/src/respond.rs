@@ -45,30 +45,46 @@ pub fn render(
     options: &RenderOptions,
 ) -> Response<Body> {
     let Outcome { answer, error } = outcome;
-    match answer {
-        Some(Answer::Raw(backend)) => no_op(backend, options),
-        Some(Answer::Data { data, complete }) => {
-            let completed = complete && error.is_none() && !data.is_empty();
-            let mut response = encode(pipeline, data, accept);
-            let headers = response.headers_mut();
-            headers.insert(COMPLETED.clone(), if completed { TRUE } else { FALSE });
-            // Lura: on whenever the TTL is not zero, the age in whole seconds (so a sub-second
-            // TTL says `max-age=0`).
-            let ttl = pipeline.endpoint.cache_ttl;
-            if completed && !ttl.is_zero() {
-                let value = format!("public, max-age={}", ttl.as_secs());
-                if let Ok(v) = HeaderValue::from_str(&value) {
-                    headers.insert(header::CACHE_CONTROL, v);
+    let (mut response, complete) = match answer {
+        Some(Answer::Raw(backend)) => return no_op(backend, options),
+        Some(Answer::Json {
+            text,
+            group,
+            complete,
+        }) => {
+            // A group always holds data.
+            let empty = group.is_none() && &text[..] == b"{}";
+            let text = match group {
+                Some(group) => {
+                    sluice_transform::merge::merge_json_texts([(Some(&*group), &text[..])]).into()
                 }
-            }
-            headers.insert(VERSION_HEADER.clone(), options.version.clone());
-            response
+                None => text,
+            };
+            (encode_text(pipeline, text, accept), complete && !empty)
+        }
+        Some(Answer::Data { data, complete }) => {
+            let empty = data.is_empty();
+            (encode(pipeline, data, accept), complete && !empty)
         }
         None => {
             let error = error.unwrap_or(crate::error::ProxyError::Timeout);
-            error_response(error.status(), &error, options)
+            return error_response(error.status(), &error, options);
+        }
+    };
+    let completed = complete && error.is_none();
+    let headers = response.headers_mut();
+    headers.insert(COMPLETED.clone(), if completed { TRUE } else { FALSE });
+    // Lura: on whenever the TTL is not zero, the age in whole seconds (so a sub-second TTL
+    // says `max-age=0`).
+    let ttl = pipeline.endpoint.cache_ttl;
+    if completed && !ttl.is_zero() {
+        let value = format!("public, max-age={}", ttl.as_secs());
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(header::CACHE_CONTROL, v);
         }
     }
+    headers.insert(VERSION_HEADER.clone(), options.version.clone());
+    response
 }
 
 /// A response for a pipeline error: the status, and the message only with `return_error_msg`.
@@ -193,6 +209,28 @@ fn no_op(backend: Response<Body>, options: &RenderOptions) -> Response<Body> {
         .headers
         .insert(VERSION_HEADER.clone(), options.version.clone());
     Response::from_parts(parts, body)
+}
+
+/// [`encode`] for data kept as JSON text: the text itself when the answer is JSON.
+fn encode_text(
+    pipeline: &EndpointPipeline,
+    text: Bytes,
+    accept: Option<&HeaderValue>,
+) -> Response<Body> {
+    let json = match pipeline.output_encoding() {
+        OutputEncoding::Json | OutputEncoding::NoOp => true,
+        OutputEncoding::Negotiate => {
+            render::negotiate(accept.and_then(|v| v.to_str().ok())) == Negotiated::Json
+        }
+        _ => false,
+    };
+    if !json {
+        let data = sluice_transform::decode::json_text_data(None, &text);
+        return encode(pipeline, data, accept);
+    }
+    let mut response = Response::new(full(text));
+    response.headers_mut().insert(header::CONTENT_TYPE, JSON);
+    response
 }
 
 fn encode(

@@ -260,8 +260,7 @@ mod tests {
     }
 
     fn is_complete(outcome: &crate::Outcome) -> bool {
-        matches!(outcome.answer, Some(Answer::Data { complete: true, .. }))
-            && outcome.error.is_none()
+        outcome.answer.as_ref().is_some_and(Answer::is_complete) && outcome.error.is_none()
     }
 
     #[tokio::test]

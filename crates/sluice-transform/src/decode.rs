@@ -154,6 +154,29 @@ pub fn decode_value(
     }
 }
 
+/// The JSON text that [`decode`] of `body` as `json` (without `is_collection`), then
+/// [`crate::render::to_json`], would write, written straight from the body without building
+/// values: for a pipeline that changes nothing in the data, the answer's bytes. `None` when the
+/// body needs the full decode (not an object at the top, invalid JSON or UTF-8, a key written
+/// with an escape, anything the one-pass reader leaves to serde_json): [`decode`] decides it,
+/// with its errors.
+pub fn json_text(body: &[u8]) -> Option<Vec<u8>> {
+    json::canonical(std::str::from_utf8(body).ok()?)
+}
+
+/// The data of a [`json_text`] (or [`crate::merge::merge_json_texts`]) text, under `group` if
+/// there is one, for a stage that needs it as values.
+pub fn json_text_data(group: Option<&str>, text: &[u8]) -> Map<String, Value> {
+    // The text is an object this crate wrote: it always reads.
+    let data = decode_json(false, text).unwrap_or_default();
+    match group {
+        Some(group) => single(group, Value::Object(data)),
+        None => data,
+    }
+}
+
+pub(crate) use json::merge_canonical;
+
 fn single(key: &str, value: Value) -> Map<String, Value> {
     let mut map = Map::new();
     map.insert(key.to_owned(), value);

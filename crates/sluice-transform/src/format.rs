@@ -103,6 +103,16 @@ impl EntityFormatter {
             && self.group.is_none()
     }
 
+    /// `Some(group)` when the only manipulation is `group` (or none, `Some(None)`): the
+    /// answer's JSON text can be written straight from the body
+    /// ([`crate::decode::json_text`]).
+    pub fn grouping_only(&self) -> Option<Option<&str>> {
+        let only = self.target.is_empty()
+            && matches!(self.filter, Filter::None)
+            && self.mapping.is_empty();
+        only.then_some(self.group.as_deref())
+    }
+
     /// Applies the manipulations to one answer.
     pub fn format(&self, mut data: Map<String, Value>) -> Map<String, Value> {
         if !self.target.is_empty() {

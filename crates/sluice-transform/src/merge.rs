@@ -14,6 +14,14 @@ pub fn merge_into(base: &mut Map<String, Value>, other: Map<String, Value>) {
     }
 }
 
+/// [`merge_into`] for data kept as JSON text ([`crate::decode::json_text`]), each under its
+/// group if it has one: the parts in the order they arrived, merged into one text.
+pub fn merge_json_texts<'a>(
+    parts: impl IntoIterator<Item = (Option<&'a str>, &'a [u8])>,
+) -> Vec<u8> {
+    crate::decode::merge_canonical(parts)
+}
+
 /// Puts the static data on top of the response data, overwriting keys with the same name.
 pub fn apply_static(data: &mut Map<String, Value>, static_data: &Map<String, Value>) {
     for (key, value) in static_data {
@@ -67,6 +75,50 @@ mod tests {
         let mut empty = Map::new();
         merge_into(&mut empty, obj(json!({"a": 1})));
         assert_eq!(Value::Object(empty), json!({"a": 1}));
+    }
+
+    /// Merging JSON texts writes what merging the maps and rendering them writes.
+    #[test]
+    fn json_texts_merge_as_maps_do() {
+        let parts = [
+            json!({"a": 1, "n": {"x": 1, "y": 2}, "keep": true, "<": "&"}),
+            json!({}),
+            json!({"a": 2, "n": {"z": 3}, "new": null, "\"q\"": [1, {"b": 2}]}),
+            json!({"a": 3, "\u{2028}": "x"}),
+        ];
+        let texts: Vec<Vec<u8>> = parts
+            .iter()
+            .map(|part| crate::render::to_json(&obj(part.clone())))
+            .collect();
+        for n in 0..=texts.len() {
+            let mut merged = Map::new();
+            for part in &parts[..n] {
+                merge_into(&mut merged, obj(part.clone()));
+            }
+            assert_eq!(
+                String::from_utf8(merge_json_texts(
+                    texts[..n].iter().map(|text| (None, text.as_slice()))
+                ))
+                .unwrap(),
+                String::from_utf8(crate::render::to_json(&merged)).unwrap()
+            );
+        }
+        // Under groups (a group is one member), beside and over ungrouped members.
+        let grouped = merge_json_texts([
+            (Some("z"), texts[1].as_slice()),
+            (None, texts[0].as_slice()),
+            (Some("<"), texts[3].as_slice()),
+            (Some("a"), texts[0].as_slice()),
+        ]);
+        let mut merged = Map::new();
+        merge_into(&mut merged, obj(json!({"z": {}})));
+        merge_into(&mut merged, obj(parts[0].clone()));
+        merge_into(&mut merged, obj(json!({"<": parts[3].clone()})));
+        merge_into(&mut merged, obj(json!({"a": parts[0].clone()})));
+        assert_eq!(
+            String::from_utf8(grouped).unwrap(),
+            String::from_utf8(crate::render::to_json(&merged)).unwrap()
+        );
     }
 
     #[test]

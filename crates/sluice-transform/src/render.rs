@@ -132,7 +132,8 @@ fn next_special(bytes: &[u8], from: usize) -> usize {
     swar::position_from(bytes, from, special_marks, |b| SPECIAL[usize::from(b)])
 }
 
-fn write_str(out: &mut Vec<u8>, text: &str) {
+/// `text` as a JSON string, with Go's escapes (see [`SPECIAL`]).
+pub(crate) fn write_str(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');

@@ -10,11 +10,16 @@
 //! whose values, errors and edge cases stay the reference. A test compares the two on
 //! generated documents.
 
+mod text;
+
+use std::borrow::Cow;
 use std::str::FromStr;
 
 use serde_json::{Map, Number, Value};
 
 use crate::swar;
+
+pub(crate) use text::{canonical, merge_canonical};
 
 /// Deeper than this, serde_json decides (it refuses nesting at 128).
 const MAX_DEPTH: usize = 100;
@@ -23,12 +28,7 @@ const MAX_DEPTH: usize = 100;
 /// reader reads exactly as serde_json would; what follows it is not looked at (as Go's
 /// `json.Decoder.Decode` and serde_json's stream reader leave it).
 pub(super) fn read(text: &str) -> Option<Value> {
-    let mut reader = Reader {
-        text,
-        bytes: text.as_bytes(),
-        pos: 0,
-        depth: 0,
-    };
+    let mut reader = Reader::new(text);
     reader.skip_whitespace();
     match reader.peek()? {
         b'{' | b'[' => reader.value(),
@@ -43,7 +43,16 @@ struct Reader<'a> {
     depth: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    fn new(text: &'a str) -> Self {
+        Reader {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            depth: 0,
+        }
+    }
+
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
@@ -65,10 +74,10 @@ impl Reader<'_> {
         match self.peek()? {
             b'{' => self.object(),
             b'[' => self.array(),
-            b'"' => self.string().map(Value::String),
-            b't' => self.literal(b"true", Value::Bool(true)),
-            b'f' => self.literal(b"false", Value::Bool(false)),
-            b'n' => self.literal(b"null", Value::Null),
+            b'"' => self.string().map(|text| Value::String(text.into_owned())),
+            b't' => self.literal(b"true").map(|()| Value::Bool(true)),
+            b'f' => self.literal(b"false").map(|()| Value::Bool(false)),
+            b'n' => self.literal(b"null").map(|()| Value::Null),
             b'-' | b'0'..=b'9' => self.number(),
             _ => None,
         }
@@ -77,21 +86,27 @@ impl Reader<'_> {
     fn object(&mut self) -> Option<Value> {
         let mut map = Map::new();
         self.items(b'}', |reader| {
-            if reader.peek()? != b'"' {
-                return None;
-            }
-            let key = reader.string()?;
-            // serde_json reads an object whose first key is its private number token as a
-            // number: leave such a document to it.
-            if key.starts_with("$serde_json::private::") {
-                return None;
-            }
-            reader.eat(b':')?;
+            let key = reader.key()?.into_owned();
             let value = reader.value()?;
             map.insert(key, value);
             Some(())
         })?;
         Some(Value::Object(map))
+    }
+
+    /// An object's key (at it, whitespace skipped) and the `:` after it.
+    fn key(&mut self) -> Option<Cow<'a, str>> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let key = self.string()?;
+        // serde_json reads an object whose first key is its private number token as a
+        // number: leave such a document to it.
+        if key.starts_with("$serde_json::private::") {
+            return None;
+        }
+        self.eat(b':')?;
+        Some(key)
     }
 
     fn array(&mut self) -> Option<Value> {
@@ -132,19 +147,40 @@ impl Reader<'_> {
         Some(())
     }
 
-    fn literal(&mut self, word: &[u8], value: Value) -> Option<Value> {
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
         let end = self.pos + word.len();
-        (self.bytes.get(self.pos..end)? == word).then(|| {
-            self.pos = end;
-            value
-        })
+        (self.bytes.get(self.pos..end)? == word).then(|| self.pos = end)
     }
 
     /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, kept as written.
     fn number(&mut self) -> Option<Value> {
         let start = self.pos;
-        let negative = self.peek() == Some(b'-');
-        if negative {
+        let integer = self.skip_number()?;
+        // Most numbers are short integers: their value, which `From` writes back as the same
+        // text (18 digits cannot overflow; `-0` stays text in serde_json, so it goes below).
+        if let Some(integer) = integer
+            && self.pos - integer <= 18
+        {
+            let magnitude = self.bytes[integer..self.pos]
+                .iter()
+                .fold(0u64, |n, digit| n * 10 + u64::from(digit - b'0'));
+            match (integer > start, i64::try_from(magnitude)) {
+                (false, _) => return Some(Value::Number(magnitude.into())),
+                (true, Ok(magnitude)) if magnitude != 0 => {
+                    return Some(Value::Number((-magnitude).into()));
+                }
+                _ => {}
+            }
+        }
+        // The text is a JSON number, so this cannot fail; `FromStr` keeps it as written.
+        Number::from_str(&self.text[start..self.pos])
+            .ok()
+            .map(Value::Number)
+    }
+
+    /// Steps over a number; for an integer (no fraction, no exponent), where its digits start.
+    fn skip_number(&mut self) -> Option<Option<usize>> {
+        if self.peek() == Some(b'-') {
             self.pos += 1;
         }
         let integer = self.pos;
@@ -153,19 +189,8 @@ impl Reader<'_> {
             b'1'..=b'9' => self.digits(),
             _ => return None,
         }
-        // Most numbers are short integers: their value, which `From` writes back as the same
-        // text (18 digits cannot overflow; `-0` stays text in serde_json, so it goes below).
-        if !matches!(self.peek(), Some(b'.' | b'e' | b'E')) && self.pos - integer <= 18 {
-            let magnitude = self.bytes[integer..self.pos]
-                .iter()
-                .fold(0u64, |n, digit| n * 10 + u64::from(digit - b'0'));
-            match (negative, i64::try_from(magnitude)) {
-                (false, _) => return Some(Value::Number(magnitude.into())),
-                (true, Ok(magnitude)) if magnitude != 0 => {
-                    return Some(Value::Number((-magnitude).into()));
-                }
-                _ => {}
-            }
+        if !matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+            return Some(Some(integer));
         }
         if self.peek() == Some(b'.') {
             self.pos += 1;
@@ -178,10 +203,7 @@ impl Reader<'_> {
             }
             self.at_least_one_digit()?;
         }
-        // The text is a JSON number, so this cannot fail; `FromStr` keeps it as written.
-        Number::from_str(&self.text[start..self.pos])
-            .ok()
-            .map(Value::Number)
+        Some(None)
     }
 
     fn digits(&mut self) {
@@ -198,16 +220,16 @@ impl Reader<'_> {
 
     /// A string at `"`. Escapes other than `\uXXXX` surrogate pairs are read here; a surrogate
     /// alone (which serde_json refuses) ends the fast path.
-    fn string(&mut self) -> Option<String> {
+    fn string(&mut self) -> Option<Cow<'a, str>> {
         self.pos += 1;
         let start = self.pos;
-        // The common case: no escape, one copy.
+        // The common case: no escape, the text as it is.
         self.skip_plain();
         match self.peek()? {
             b'"' => {
-                let text = self.text[start..self.pos].to_owned();
+                let text = &self.text[start..self.pos];
                 self.pos += 1;
-                return Some(text);
+                return Some(Cow::Borrowed(text));
             }
             b'\\' => {}
             _ => return None,
@@ -236,7 +258,7 @@ impl Reader<'_> {
             match self.peek()? {
                 b'"' => {
                     self.pos += 1;
-                    return Some(out);
+                    return Some(Cow::Owned(out));
                 }
                 b'\\' => {}
                 _ => return None,
@@ -303,12 +325,71 @@ mod tests {
     /// The fast reader never disagrees with serde_json: what it reads, serde_json reads the
     /// same; what it leaves, serde_json decides.
     fn agrees(text: &str) -> bool {
+        writes_what_decoding_and_rendering_write(text);
         match read(text) {
             Some(value) => {
                 assert_eq!(Some(&value), reference(text).as_ref(), "{text:?}");
                 true
             }
             None => false,
+        }
+    }
+
+    /// `canonical` writes what `read` then the JSON render write, alone and under a group, and
+    /// leaves what `read` leaves (and any top level but an object, and keys with escapes).
+    fn writes_what_decoding_and_rendering_write(text: &str) {
+        let data = match read(text) {
+            Some(Value::Object(map)) => Some(map),
+            _ => None,
+        };
+        if canonical(text).is_none() && data.is_some() {
+            assert!(escaped_key(text), "{text:?} left to values");
+            return;
+        }
+        let rendered = data.as_ref().map(crate::render::to_json);
+        assert_eq!(
+            canonical(text).map(String::from_utf8),
+            rendered.map(String::from_utf8),
+            "{text:?}"
+        );
+    }
+
+    /// Whether some object key in `text` (valid JSON) is written with an escape.
+    fn escaped_key(text: &str) -> bool {
+        fn any(value: &Value) -> bool {
+            match value {
+                Value::Object(map) => map.iter().any(|(key, value)| {
+                    key.chars().any(|c| c.is_control() || c == '"' || c == '\\') || any(value)
+                }),
+                Value::Array(items) => items.iter().any(any),
+                _ => false,
+            }
+        }
+        // Escapes that do not show in the decoded key (`\u0061`) need the text itself.
+        text.contains("\\") && (text.contains("\\u") || read(text).is_some_and(|v| any(&v)))
+    }
+
+    #[test]
+    fn writes_repeated_keys_and_nested_objects_as_a_map_would() {
+        for text in [
+            r#"{"b":{"y":1,"x":2},"a":[{"k":1,"k":2},{}],"b":{"z":3,"a":[]}}"#,
+            r#"{"z":1,"y":2,"x":3,"w":4,"v":5,"u":6,"t":7,"s":8,"r":9,"q":10,"p":11,"o":12}"#,
+            r#"{"é":1,"e":2,"€":3,"😀":4,"\u2028":"\u2028<>&"}"#,
+            "{}",
+            "{\"a\":{}}",
+        ] {
+            assert!(agrees(text), "fast path not taken for {text:?}");
+        }
+        // What the top level must be, and keys with escapes: left to values.
+        for text in [
+            "[1]",
+            "null",
+            "1",
+            "\"s\"",
+            r#"{"\u0062":1,"a":2}"#,
+            r#"{"a":{"\n":1}}"#,
+        ] {
+            assert_eq!(canonical(text), None, "{text:?}");
         }
     }
 
@@ -434,7 +515,13 @@ mod tests {
         // Valid documents built from the same pieces: every one read, every one the same.
         for _ in 0..2_000 {
             let value = generate(&mut next, 0);
-            let text = serde_json::to_string(&Value::Array(vec![value])).unwrap();
+            let text = serde_json::to_string(&Value::Array(vec![value.clone()])).unwrap();
+            assert!(agrees(&text), "fast path not taken for {text:?}");
+            // And at the top of an object, beside itself in an array, for `canonical`.
+            let text = format!(
+                r#"{{"v": {text}, "k": {}}}"#,
+                serde_json::to_string(&value).unwrap()
+            );
             assert!(agrees(&text), "fast path not taken for {text:?}");
         }
     }
@@ -445,6 +532,9 @@ mod tests {
             "-1",
             "3.25",
             "1e-7",
+            "1E7",
+            "2.5E-3",
+            "-1e+0",
             "12345678901234567890123",
             "-0.0",
             "-0",
@@ -456,7 +546,9 @@ mod tests {
         match next() % if depth > 4 { 4 } else { 6 } {
             0 => Value::Null,
             1 => Value::Bool(next().is_multiple_of(2)),
-            2 => Value::Number(Number::from_str(numbers[(next() % 8) as usize]).unwrap()),
+            2 => Value::Number(
+                Number::from_str(numbers[(next() % numbers.len() as u64) as usize]).unwrap(),
+            ),
             3 => Value::String(strings[(next() % 9) as usize].to_owned()),
             4 => Value::Array((0..next() % 4).map(|_| generate(next, depth + 1)).collect()),
             _ => Value::Object(

@@ -21,6 +21,7 @@ mod harness;
 mod http_cache;
 mod json_numbers;
 mod json_schema;
+mod json_text;
 mod jwt;
 mod krakend_headers;
 mod plugins;
