@@ -128,7 +128,7 @@ fn special_marks(word: u64) -> u64 {
 }
 
 /// The index of the first byte from `from` that [`SPECIAL`] marks, or the length.
-fn next_special(bytes: &[u8], from: usize) -> usize {
+pub(crate) fn next_special(bytes: &[u8], from: usize) -> usize {
     swar::position_from(bytes, from, special_marks, |b| SPECIAL[usize::from(b)])
 }
 

@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 
 use super::Reader;
-use crate::render::write_str;
+use crate::render::{next_special, write_str};
 use crate::swar;
 
 /// The JSON text [`crate::render::to_json`] writes for the object [`super::read`] reads from
@@ -158,8 +158,11 @@ enum Node {
     Verbatim(u32, u32),
     /// A number with a fraction or an exponent.
     Number(u32, u32),
-    /// A string without escapes: its text between the quotes.
+    /// A string written as it was read: its text between the quotes.
     Plain(u32, u32),
+    /// A string without escapes whose render escapes some character (`<`, `>`, `&`, U+2028,
+    /// U+2029): its text between the quotes.
+    Special(u32, u32),
     /// A string with escapes, quotes included: decoded again when written.
     Escaped(u32, u32),
     Array(u32, u32),
@@ -173,7 +176,50 @@ enum Node {
 struct Member {
     prefix: u64,
     key: (u32, u32),
+    /// The key is written as it was read.
+    key_plain: bool,
     node: Node,
+}
+
+/// What a string holds, as its render sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Nothing the render escapes: written as read.
+    Plain,
+    /// No escape, but a character the render escapes.
+    Special,
+    /// An escape: read again when written.
+    Escaped,
+}
+
+/// Steps over the string at `"` (the reader's grammar) in one scan for the bytes both the
+/// reader and the render look at: where its text is (between the quotes, or from the opening
+/// quote to past the closing one when it has escapes) and what it holds.
+fn scan_string(reader: &mut Reader<'_>) -> Option<(usize, usize, Kind)> {
+    let start = reader.pos + 1;
+    let bytes = reader.bytes;
+    let mut at = start;
+    let mut kind = Kind::Plain;
+    loop {
+        at = next_special(bytes, at);
+        match *bytes.get(at)? {
+            b'"' => {
+                reader.pos = at + 1;
+                return Some((start, at, kind));
+            }
+            b'\\' => {
+                reader.pos = start - 1;
+                reader.string()?;
+                return Some((start - 1, reader.pos, Kind::Escaped));
+            }
+            // JSON forbids control characters in a string.
+            byte if byte < 0x20 => return None,
+            _ => {
+                kind = Kind::Special;
+                at += 1;
+            }
+        }
+    }
 }
 
 fn prefix(key: &[u8]) -> u64 {
@@ -211,11 +257,13 @@ impl<'a> Tree<'a> {
             b'{' => {
                 let base = self.open.len();
                 reader.items(b'}', |reader| {
-                    let key = reader.pos + 1;
-                    if reader.peek()? != b'"' || !matches!(reader.string()?, Cow::Borrowed(_)) {
+                    if reader.peek()? != b'"' {
                         return None;
                     }
-                    let key = span(key, reader.pos - 1);
+                    let (key, key_kind) = match scan_string(reader)? {
+                        (_, _, Kind::Escaped) => return None,
+                        (a, b, kind) => (span(a, b), kind),
+                    };
                     // What serde_json reads as a number (see `Reader::key`).
                     if self.slice(key).starts_with("$serde_json::private::") {
                         return None;
@@ -223,7 +271,12 @@ impl<'a> Tree<'a> {
                     reader.eat(b':')?;
                     let node = self.node(reader)?;
                     let prefix = prefix(self.slice(key).as_bytes());
-                    self.open.push(Member { prefix, key, node });
+                    self.open.push(Member {
+                        prefix,
+                        key,
+                        key_plain: key_kind == Kind::Plain,
+                        node,
+                    });
                     Some(())
                 })?;
                 let text = self.text.as_bytes();
@@ -252,6 +305,7 @@ impl<'a> Tree<'a> {
                     self.open.push(Member {
                         prefix: 0,
                         key: (0, 0),
+                        key_plain: true,
                         node,
                     });
                     Some(())
@@ -261,13 +315,12 @@ impl<'a> Tree<'a> {
                 Some(Node::Array(first as u32, self.closed.len() as u32))
             }
             b'"' => {
-                let plain = matches!(reader.string()?, Cow::Borrowed(_));
-                Some(if plain {
-                    let (a, b) = span(start + 1, reader.pos - 1);
-                    Node::Plain(a, b)
-                } else {
-                    let (a, b) = span(start, reader.pos);
-                    Node::Escaped(a, b)
+                let (a, b, kind) = scan_string(reader)?;
+                let (a, b) = span(a, b);
+                Some(match kind {
+                    Kind::Plain => Node::Plain(a, b),
+                    Kind::Special => Node::Special(a, b),
+                    Kind::Escaped => Node::Escaped(a, b),
                 })
             }
             b't' => reader
@@ -300,7 +353,12 @@ impl<'a> Tree<'a> {
         match node {
             Node::Verbatim(a, b) => out.extend_from_slice(self.slice((a, b)).as_bytes()),
             Node::Number(a, b) => write_number(out, self.slice((a, b))),
-            Node::Plain(a, b) => write_str(out, self.slice((a, b))),
+            Node::Plain(a, b) => {
+                out.push(b'"');
+                out.extend_from_slice(self.slice((a, b)).as_bytes());
+                out.push(b'"');
+            }
+            Node::Special(a, b) => write_str(out, self.slice((a, b))),
             Node::Escaped(a, b) => {
                 // Read before, so it reads again.
                 if let Some(text) = Reader::new(self.slice((a, b))).string() {
@@ -323,8 +381,14 @@ impl<'a> Tree<'a> {
                     if i > 0 {
                         out.push(b',');
                     }
-                    write_str(out, self.slice(member.key));
-                    out.push(b':');
+                    if member.key_plain {
+                        out.push(b'"');
+                        out.extend_from_slice(self.slice(member.key).as_bytes());
+                        out.extend_from_slice(b"\":");
+                    } else {
+                        write_str(out, self.slice(member.key));
+                        out.push(b':');
+                    }
                     self.write(out, member.node);
                 }
                 out.push(b'}');
