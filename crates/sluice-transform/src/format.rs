@@ -97,10 +97,7 @@ impl EntityFormatter {
 
     /// True when formatting leaves every answer unchanged (the pipeline can skip it).
     pub fn is_identity(&self) -> bool {
-        self.target.is_empty()
-            && matches!(self.filter, Filter::None)
-            && self.mapping.is_empty()
-            && self.group.is_none()
+        self.grouping_only() == Some(None)
     }
 
     /// `Some(group)` when the only manipulation is `group` (or none, `Some(None)`): the

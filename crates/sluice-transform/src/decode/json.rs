@@ -21,6 +21,10 @@ use crate::swar;
 
 pub(crate) use text::{canonical, merge_canonical};
 
+/// serde_json reads an object whose first key starts so as its private number token, a number:
+/// such a document is left to it.
+const SERDE_PRIVATE_KEY: &str = "$serde_json::private::";
+
 /// Deeper than this, serde_json decides (it refuses nesting at 128).
 const MAX_DEPTH: usize = 100;
 
@@ -100,9 +104,7 @@ impl<'a> Reader<'a> {
             return None;
         }
         let key = self.string()?;
-        // serde_json reads an object whose first key is its private number token as a
-        // number: leave such a document to it.
-        if key.starts_with("$serde_json::private::") {
+        if key.starts_with(SERDE_PRIVATE_KEY) {
             return None;
         }
         self.eat(b':')?;
@@ -335,8 +337,8 @@ mod tests {
         }
     }
 
-    /// `canonical` writes what `read` then the JSON render write, alone and under a group, and
-    /// leaves what `read` leaves (and any top level but an object, and keys with escapes).
+    /// `canonical` writes what `read` then the JSON render write, and leaves what `read`
+    /// leaves (and any top level but an object, and keys with escapes).
     fn writes_what_decoding_and_rendering_write(text: &str) {
         let data = match read(text) {
             Some(Value::Object(map)) => Some(map),

@@ -10,14 +10,13 @@
 
 use std::borrow::Cow;
 
-use super::Reader;
+use super::{Reader, SERDE_PRIVATE_KEY};
 use crate::render::{next_special, write_str};
 use crate::swar;
 
 /// The JSON text [`crate::render::to_json`] writes for the object [`super::read`] reads from
-/// `text`: keys sorted (of a repeated key the
-/// last kept, as a map keeps it), strings with Go's escapes, numbers as serde_json keeps them,
-/// no whitespace. `None` where `read` would answer `None`, for a top level that is not an
+/// `text`: keys sorted (of a repeated key the last kept, as a map keeps it), strings with Go's
+/// escapes, numbers as serde_json keeps them, no whitespace. `None` where `read` would answer `None`, for a top level that is not an
 /// object, and for a key written with an escape.
 pub(crate) fn canonical(text: &str) -> Option<Vec<u8>> {
     // Spans are kept as `u32` pairs: a member is 20 bytes, moved and sorted as such.
@@ -54,15 +53,14 @@ pub(crate) fn merge_canonical<'a>(
             members.push((Cow::Borrowed(group), None, part));
             continue;
         }
-        top_level_members(part, |key, value| {
-            let compared = match std::str::from_utf8(key) {
-                Ok(plain) if !key.contains(&b'\\') => Cow::Borrowed(plain),
-                // A key written with an escape compares by its text.
-                _ => {
-                    let quoted = &part[key.as_ptr() as usize - part.as_ptr() as usize - 1..];
-                    let text = std::str::from_utf8(quoted).unwrap_or_default();
-                    Reader::new(text).string().unwrap_or_default()
-                }
+        top_level_members(part, |quoted, value| {
+            let key = &quoted[1..quoted.len() - 1];
+            // Our own text, so UTF-8; a key written with an escape compares by its text.
+            let text = std::str::from_utf8(quoted).unwrap_or_default();
+            let compared = if key.contains(&b'\\') {
+                Reader::new(text).string().unwrap_or_default()
+            } else {
+                Cow::Borrowed(&text[1..text.len() - 1])
             };
             members.push((compared, Some(key), value));
         });
@@ -100,14 +98,14 @@ pub(crate) fn merge_canonical<'a>(
 type TopMember<'a> = (Cow<'a, str>, Option<&'a [u8]>, &'a [u8]);
 
 /// Calls `member` with each top-level member of an object [`canonical`] wrote: its key as
-/// written (between the quotes) and its value as written.
+/// written (quotes included) and its value as written.
 fn top_level_members<'a>(text: &'a [u8], mut member: impl FnMut(&'a [u8], &'a [u8])) {
     let mut at = 1;
     while text.get(at) == Some(&b'"') {
         let key_end = string_end(text, at);
         let value_start = key_end + 1;
         let value_end = value_end(text, value_start);
-        member(&text[at + 1..key_end - 1], &text[value_start..value_end]);
+        member(&text[at..key_end], &text[value_start..value_end]);
         // At `,` or the object's `}`.
         at = value_end + 1;
     }
@@ -158,13 +156,8 @@ enum Node {
     Verbatim(u32, u32),
     /// A number with a fraction or an exponent.
     Number(u32, u32),
-    /// A string written as it was read: its text between the quotes.
-    Plain(u32, u32),
-    /// A string without escapes whose render escapes some character (`<`, `>`, `&`, U+2028,
-    /// U+2029): its text between the quotes.
-    Special(u32, u32),
-    /// A string with escapes, quotes included: decoded again when written.
-    Escaped(u32, u32),
+    /// A string: its text between the quotes, or with its quotes when it has escapes.
+    Str(u32, u32, Kind),
     Array(u32, u32),
     Object(u32, u32),
 }
@@ -176,8 +169,8 @@ enum Node {
 struct Member {
     prefix: u64,
     key: (u32, u32),
-    /// The key is written as it was read.
-    key_plain: bool,
+    /// `Plain` or `Special` (a key with an escape is not taken).
+    key_kind: Kind,
     node: Node,
 }
 
@@ -264,8 +257,7 @@ impl<'a> Tree<'a> {
                         (_, _, Kind::Escaped) => return None,
                         (a, b, kind) => (span(a, b), kind),
                     };
-                    // What serde_json reads as a number (see `Reader::key`).
-                    if self.slice(key).starts_with("$serde_json::private::") {
+                    if self.slice(key).starts_with(SERDE_PRIVATE_KEY) {
                         return None;
                     }
                     reader.eat(b':')?;
@@ -274,7 +266,7 @@ impl<'a> Tree<'a> {
                     self.open.push(Member {
                         prefix,
                         key,
-                        key_plain: key_kind == Kind::Plain,
+                        key_kind,
                         node,
                     });
                     Some(())
@@ -305,7 +297,7 @@ impl<'a> Tree<'a> {
                     self.open.push(Member {
                         prefix: 0,
                         key: (0, 0),
-                        key_plain: true,
+                        key_kind: Kind::Plain,
                         node,
                     });
                     Some(())
@@ -317,11 +309,7 @@ impl<'a> Tree<'a> {
             b'"' => {
                 let (a, b, kind) = scan_string(reader)?;
                 let (a, b) = span(a, b);
-                Some(match kind {
-                    Kind::Plain => Node::Plain(a, b),
-                    Kind::Special => Node::Special(a, b),
-                    Kind::Escaped => Node::Escaped(a, b),
-                })
+                Some(Node::Str(a, b, kind))
             }
             b't' => reader
                 .literal(b"true")
@@ -353,18 +341,7 @@ impl<'a> Tree<'a> {
         match node {
             Node::Verbatim(a, b) => out.extend_from_slice(self.slice((a, b)).as_bytes()),
             Node::Number(a, b) => write_number(out, self.slice((a, b))),
-            Node::Plain(a, b) => {
-                out.push(b'"');
-                out.extend_from_slice(self.slice((a, b)).as_bytes());
-                out.push(b'"');
-            }
-            Node::Special(a, b) => write_str(out, self.slice((a, b))),
-            Node::Escaped(a, b) => {
-                // Read before, so it reads again.
-                if let Some(text) = Reader::new(self.slice((a, b))).string() {
-                    write_str(out, &text);
-                }
-            }
+            Node::Str(a, b, kind) => write_string(out, self.slice((a, b)), kind),
             Node::Array(a, b) => {
                 out.push(b'[');
                 for (i, member) in self.closed[a as usize..b as usize].iter().enumerate() {
@@ -381,17 +358,29 @@ impl<'a> Tree<'a> {
                     if i > 0 {
                         out.push(b',');
                     }
-                    if member.key_plain {
-                        out.push(b'"');
-                        out.extend_from_slice(self.slice(member.key).as_bytes());
-                        out.extend_from_slice(b"\":");
-                    } else {
-                        write_str(out, self.slice(member.key));
-                        out.push(b':');
-                    }
+                    write_string(out, self.slice(member.key), member.key_kind);
+                    out.push(b':');
                     self.write(out, member.node);
                 }
                 out.push(b'}');
+            }
+        }
+    }
+}
+
+/// A string [`scan_string`] read, as the render writes it.
+fn write_string(out: &mut Vec<u8>, text: &str, kind: Kind) {
+    match kind {
+        Kind::Plain => {
+            out.push(b'"');
+            out.extend_from_slice(text.as_bytes());
+            out.push(b'"');
+        }
+        Kind::Special => write_str(out, text),
+        // Read before, so it reads again.
+        Kind::Escaped => {
+            if let Some(text) = Reader::new(text).string() {
+                write_str(out, &text);
             }
         }
     }
