@@ -486,10 +486,15 @@ pub async fn build_pipelines_with(
             }
         };
         let sequential = endpoint.proxy.sequential;
-        // Nothing after the backends changes the data: they keep JSON answers as text.
+        // Nothing after the backends changes the data, and the answer is (mostly) JSON: they
+        // keep JSON answers as text. Another render would read the text back into values.
         if !sequential
             && endpoint.proxy.flatmap_filter.is_empty()
             && endpoint.proxy.static_response.is_none()
+            && matches!(
+                endpoint.output_encoding,
+                OutputEncoding::Json | OutputEncoding::NoOp | OutputEncoding::Negotiate
+            )
         {
             stages.iter_mut().for_each(BackendStage::keep_json_text);
         }
