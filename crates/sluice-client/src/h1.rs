@@ -17,6 +17,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
 use hyper::body::Frame;
+use sluice_plugin::AnswerHeaders;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -190,7 +191,8 @@ impl Conn {
     }
 
     /// Writes the request: the origin form of `url`, `Host` from its authority unless
-    /// `headers` has one, `headers` without `Transfer-Encoding` or `Content-Length`, and a
+    /// `headers` has one, `headers` without `Transfer-Encoding` or `Content-Length` (then
+    /// `accept-encoding: gzip` when `ask_for_gzip`), and a
     /// `Content-Length` for a non-empty body, or an empty one of a POST, PUT or PATCH (Go's
     /// rule). On an error, also whether nothing of the request had gone out.
     pub(crate) async fn write_request(
@@ -198,6 +200,7 @@ impl Conn {
         method: &Method,
         url: &Uri,
         headers: &HeaderMap,
+        ask_for_gzip: bool,
         body: &Bytes,
     ) -> Result<(), (H1Error, bool)> {
         let out = &mut self.out;
@@ -209,7 +212,7 @@ impl Conn {
             _ => out.push(b'/'),
         }
         out.extend_from_slice(b" HTTP/1.1\r\n");
-        if !headers.contains_key(header::HOST)
+        if !headers.keys().any(|name| name == header::HOST)
             && let Some(authority) = url.authority()
         {
             out.extend_from_slice(b"host: ");
@@ -224,6 +227,9 @@ impl Conn {
             out.extend_from_slice(b": ");
             out.extend_from_slice(value.as_bytes());
             out.extend_from_slice(b"\r\n");
+        }
+        if ask_for_gzip {
+            out.extend_from_slice(b"accept-encoding: gzip\r\n");
         }
         if !body.is_empty() || matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
             out.extend_from_slice(b"content-length: ");
@@ -245,12 +251,17 @@ impl Conn {
     }
 
     /// Reads the answer's head (past any 1xx but a 101).
-    pub(crate) async fn read_head(&mut self, method: &Method) -> Result<Head, H1Error> {
+    /// Only the headers `keep` names are kept (framing is decided by all of them).
+    pub(crate) async fn read_head(
+        &mut self,
+        method: &Method,
+        keep: AnswerHeaders,
+    ) -> Result<Head, H1Error> {
         let mut received = false;
         loop {
             if !self.buf.is_empty() {
                 received = true;
-                if let Some(head) = parse_head(&mut self.buf, method, &mut self.names)? {
+                if let Some(head) = parse_head(&mut self.buf, method, &mut self.names, keep)? {
                     return Ok(head);
                 }
                 if self.buf.len() >= MAX_HEAD_BYTES {
@@ -353,9 +364,14 @@ pub fn read_answer(
     method: &Method,
 ) -> Result<(StatusCode, Vec<u8>, Option<HeaderMap>, bool), String> {
     let mut buf = BytesMut::from(bytes);
-    let head = parse_head(&mut buf, method, &mut NameCache::default())
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| H1Error::new(H1ErrorKind::ClosedBeforeHead).to_string())?;
+    let head = parse_head(
+        &mut buf,
+        method,
+        &mut NameCache::default(),
+        AnswerHeaders::All,
+    )
+    .map_err(|e| e.to_string())?
+    .ok_or_else(|| H1Error::new(H1ErrorKind::ClosedBeforeHead).to_string())?;
     let (mut framing, mut body, mut trailers) = (head.framing, Vec::new(), None);
     loop {
         match step(&mut buf, &mut framing).map_err(|e| e.to_string())? {
@@ -500,11 +516,13 @@ impl FramingHeaders {
 }
 
 /// The head at the start of `buf` if it is complete (taken out of `buf`), `None` if more is
-/// needed. A 1xx answer other than 101 is dropped and the next head parsed.
+/// needed. A 1xx answer other than 101 is dropped and the next head parsed. Every header is
+/// checked and decides the framing; only those `keep` names are put in the head's map.
 fn parse_head(
     buf: &mut BytesMut,
     method: &Method,
     cache: &mut NameCache,
+    keep: AnswerHeaders,
 ) -> Result<Option<Head>, H1Error> {
     loop {
         // Not initialised first: httparse writes the ones it uses (a hundred empty headers
@@ -538,13 +556,18 @@ fn parse_head(
         }
         let base = buf.as_ptr() as usize;
         let mut found = FramingHeaders::default();
-        let mut spans = Vec::with_capacity(response.headers.len());
+        // A map of a few headers is cheap; one of every header a backend sends is not (an
+        // insert, a value and a drop each), and a decoded answer's are never read.
+        let all = keep == AnswerHeaders::All;
+        let mut spans = Vec::with_capacity(if all { response.headers.len() } else { 0 });
         for (at, h) in response.headers.iter().enumerate() {
             let name = cache
                 .name(at, h.name.as_bytes())
                 .map_err(|_| H1Error::new(H1ErrorKind::Head("an invalid header name")))?;
             found.see(&name, h.value)?;
-            spans.push((name, h.value.as_ptr() as usize - base, h.value.len()));
+            if all || keep.keeps(&name) {
+                spans.push((name, h.value.as_ptr() as usize - base, h.value.len()));
+            }
         }
         let head = buf.split_to(len).freeze();
         let mut headers = HeaderMap::with_capacity(spans.len());
@@ -781,7 +804,12 @@ mod tests {
                 head.extend_from_slice(&value);
                 head.extend_from_slice(b"\r\n\r\n");
                 let mut buf = BytesMut::from(&head[..]);
-                let parsed = parse_head(&mut buf, &Method::GET, &mut NameCache::default());
+                let parsed = parse_head(
+                    &mut buf,
+                    &Method::GET,
+                    &mut NameCache::default(),
+                    AnswerHeaders::All,
+                );
                 // httparse trims a value's leading and trailing blanks, so those positions
                 // hold only bytes both accept.
                 let allowed = HeaderValue::from_bytes(&value).is_ok();
@@ -871,6 +899,7 @@ mod tests {
             &mut BytesMut::from(input),
             method,
             &mut NameCache::default(),
+            AnswerHeaders::All,
         )
     }
 
@@ -938,6 +967,38 @@ mod tests {
     }
 
     #[test]
+    fn a_decoded_answers_head_keeps_its_content_headers_and_is_framed_by_all() {
+        let input = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: application/json\r\n\
+            Set-Cookie: a=1\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\
+            Connection: close\r\nLocation: /next\r\nContent-Length: 3\r\nX-Custom: y\r\n\r\n";
+        let h = parse_head(
+            &mut BytesMut::from(&input[..]),
+            &Method::GET,
+            &mut NameCache::default(),
+            AnswerHeaders::Content,
+        )
+        .unwrap()
+        .unwrap();
+        let names: Vec<_> = h.headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "content-type",
+                "content-encoding",
+                "location",
+                "content-length"
+            ]
+        );
+        assert_eq!(h.headers["content-type"], "application/json");
+        // Transfer-Encoding and Connection, left out of the map, still decide the framing.
+        assert!(matches!(h.framing, Framing::Chunked(_)) && !h.keep_alive);
+        // The same head in full.
+        let all = head(input, &Method::GET).unwrap().unwrap();
+        assert_eq!(all.headers.len(), 9);
+        assert_eq!(all.headers["x-custom"], "y");
+    }
+
+    #[test]
     fn rejects_broken_heads() {
         let get = Method::GET;
         for (input, what) in [
@@ -987,10 +1048,15 @@ mod tests {
     fn a_connections_names_are_matched_by_position_and_bytes() {
         let mut cache = NameCache::default();
         let mut parse = |input: &[u8]| {
-            parse_head(&mut BytesMut::from(input), &Method::GET, &mut cache)
-                .unwrap()
-                .unwrap()
-                .headers
+            parse_head(
+                &mut BytesMut::from(input),
+                &Method::GET,
+                &mut cache,
+                AnswerHeaders::All,
+            )
+            .unwrap()
+            .unwrap()
+            .headers
         };
         let first =
             parse(b"HTTP/1.1 200 OK\r\nContent-Type: a\r\nX-One: 1\r\nContent-Length: 0\r\n\r\n");

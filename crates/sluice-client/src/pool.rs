@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{Method, Response, Uri};
 use hyper::body::{Body, Frame, SizeHint};
-use sluice_plugin::BackendRequest;
+use sluice_plugin::{AnswerHeaders, BackendRequest};
 use tower_service::Service;
 
 use crate::Connector;
@@ -39,6 +39,16 @@ struct Idle {
     since: Instant,
     /// Its host's key, made once per connection (not per request).
     key: Arc<str>,
+}
+
+/// What a call adds to its request, and keeps of its answer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SendOptions {
+    /// Send `accept-encoding: gzip` (the request has no `Accept-Encoding`): written with the
+    /// head rather than inserted in the request's map first.
+    pub(crate) ask_for_gzip: bool,
+    /// The answer's headers built ([`Head::headers`]).
+    pub(crate) answer_headers: AnswerHeaders,
 }
 
 /// Why a request failed: before anything was sent (the dial) or after.
@@ -99,13 +109,14 @@ impl Http1Pool {
     pub(crate) async fn send(
         &self,
         request: &BackendRequest,
+        options: SendOptions,
     ) -> Result<Response<PooledBody>, PoolError> {
         let key = request.url.authority().map_or("", |a| a.as_str());
         for _ in 0..REUSED_ATTEMPTS {
             let Some(idle) = self.checkout(key) else {
                 break;
             };
-            match exchange(idle.conn, request).await {
+            match exchange(idle.conn, request, options).await {
                 Ok((head, conn)) => return Ok(self.track(head, conn, idle.key)),
                 Err(failed) if failed.closed && (failed.nothing_written || replayable(request)) => {
                 }
@@ -115,7 +126,7 @@ impl Http1Pool {
         // Boxed: the dial is the cold path, and kept inline it would make every call's future
         // (moved several times on the way) larger.
         let conn = Box::pin(self.dial(&request.url)).await?;
-        match exchange(conn, request).await {
+        match exchange(conn, request, options).await {
             Ok((head, conn)) => Ok(self.track(head, conn, key.into())),
             Err(failed) => Err(PoolError::Send(failed.error)),
         }
@@ -175,12 +186,17 @@ impl Http1Pool {
 }
 
 /// Writes `request` on `conn` and reads its answer's head.
-async fn exchange(mut conn: Conn, request: &BackendRequest) -> Result<(Head, Conn), Failed> {
+async fn exchange(
+    mut conn: Conn,
+    request: &BackendRequest,
+    options: SendOptions,
+) -> Result<(Head, Conn), Failed> {
     if let Err((error, nothing_written)) = conn
         .write_request(
             &request.method,
             &request.url,
             &request.headers,
+            options.ask_for_gzip,
             &request.body,
         )
         .await
@@ -191,7 +207,10 @@ async fn exchange(mut conn: Conn, request: &BackendRequest) -> Result<(Head, Con
             nothing_written,
         });
     }
-    match conn.read_head(&request.method).await {
+    match conn
+        .read_head(&request.method, options.answer_headers)
+        .await
+    {
         Ok(head) => Ok((head, conn)),
         Err(error) => Err(Failed {
             closed: error.is_closed(),

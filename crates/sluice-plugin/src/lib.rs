@@ -55,6 +55,29 @@ pub type BackendResponse = http::Response<Body>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decoded(pub serde_json::Value);
 
+/// Which of an answer's headers the caller reads ([`CallContext::answer_headers`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AnswerHeaders {
+    /// Every header, as the backend sent it.
+    #[default]
+    All,
+    /// Only `Content-Type`, `Content-Length`, `Content-Encoding` and `Location`: what the
+    /// proxy's backend stage reads of an answer it decodes (KrakenD hands no other header of
+    /// it on). An executor may leave the others out and save building them; it need not.
+    Content,
+}
+
+impl AnswerHeaders {
+    /// Whether a header named `name` is kept.
+    pub fn keeps(self, name: &http::HeaderName) -> bool {
+        self == Self::All
+            || *name == http::header::CONTENT_TYPE
+            || *name == http::header::CONTENT_LENGTH
+            || *name == http::header::CONTENT_ENCODING
+            || *name == http::header::LOCATION
+    }
+}
+
 /// What an executor knows about the call beyond the request itself.
 #[derive(Debug, Clone)]
 pub struct CallContext {
@@ -82,6 +105,9 @@ pub struct CallContext {
     /// it (each costs a registration in tokio's timer wheel). A call made from a task that
     /// outlives the caller's wait must not carry it.
     pub caller_enforces_deadline: bool,
+    /// The answer's headers the caller reads: set to [`AnswerHeaders::Content`] only for an
+    /// executor that says it reads no other itself ([`Executor::reads_only_content_headers`]).
+    pub answer_headers: AnswerHeaders,
 }
 
 impl CallContext {
@@ -96,6 +122,7 @@ impl CallContext {
             trace: None,
             params: Vec::new(),
             caller_enforces_deadline: false,
+            answer_headers: AnswerHeaders::All,
         }
     }
 
@@ -129,6 +156,15 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     /// when the pipeline is built. An HTTP backend gets them through its `url_pattern` already;
     /// a gRPC backend maps them into its input message.
     fn needs_route_params(&self) -> bool {
+        false
+    }
+
+    /// Whether the executor, and everything it hands the call to, reads no header of the answer
+    /// but those [`AnswerHeaders::Content`] keeps: then a caller that reads no other either may
+    /// ask for those alone, and the default client builds no other. Asked once, when the
+    /// pipeline is built; `false` (the default) for anything that may look at the answer's
+    /// headers (a plugin, a cache).
+    fn reads_only_content_headers(&self) -> bool {
         false
     }
 

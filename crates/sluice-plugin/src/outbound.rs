@@ -373,6 +373,8 @@ impl OutboundClient {
         let ctx = CallContext {
             allowed_hosts: Some(Arc::clone(&self.allowed)),
             trace: None,
+            // The plugin reads its answers' headers, whatever its own caller reads.
+            answer_headers: crate::AnswerHeaders::All,
             ..ctx.clone()
         };
         let result = self.inner.execute(request, &ctx).await.map_err(|e| {

@@ -11,7 +11,7 @@ use http::StatusCode;
 use http::header::{self, HeaderMap, HeaderValue};
 use serde_json::{Map, Value};
 use sluice_config::Encoding;
-use sluice_plugin::{Body, CallContext, Instant, SharedExecutor};
+use sluice_plugin::{AnswerHeaders, Body, CallContext, Instant, SharedExecutor};
 use sluice_transform::format::EntityFormatter;
 use tokio::time::Sleep;
 
@@ -125,6 +125,8 @@ pub(crate) struct BackendStage {
     shadow: bool,
     /// The executor reads the endpoint's `{params}` (a gRPC backend's input message).
     route_params: bool,
+    /// The answer's headers this stage reads (all for `no-op`, which hands them on).
+    answer_headers: AnswerHeaders,
     /// `METHOD /path` of the endpoint and the backend's url_pattern, for the failure log.
     endpoint: Arc<str>,
     url_pattern: Arc<str>,
@@ -143,6 +145,13 @@ impl BackendStage {
         Self {
             builder: RequestBuilder::new(endpoint, backend, user_agent),
             route_params: executor.needs_route_params(),
+            answer_headers: if backend.encoding != Encoding::NoOp
+                && executor.reads_only_content_headers()
+            {
+                AnswerHeaders::Content
+            } else {
+                AnswerHeaders::All
+            },
             executor,
             encoding: backend.encoding,
             is_collection: backend.is_collection,
@@ -298,6 +307,7 @@ impl BackendStage {
                 Vec::new()
             },
             caller_enforces_deadline: true,
+            answer_headers: self.answer_headers,
             ..CallContext::new(deadline, self.max_body_bytes)
         };
         let round_trip = RoundTripTimer::start(

@@ -410,6 +410,11 @@ impl Executor for BreakerExecutor {
             result
         })
     }
+
+    /// It reads the answer's status only.
+    fn reads_only_content_headers(&self) -> bool {
+        self.inner.reads_only_content_headers()
+    }
 }
 
 #[cfg(test)]

@@ -191,6 +191,11 @@ impl Executor for BackendLimit {
         }
         self.inner.execute(request, ctx)
     }
+
+    /// It reads nothing of the answer.
+    fn reads_only_content_headers(&self) -> bool {
+        self.inner.reads_only_content_headers()
+    }
 }
 
 #[cfg(test)]

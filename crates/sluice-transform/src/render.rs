@@ -134,7 +134,11 @@ pub(crate) fn next_special(bytes: &[u8], from: usize) -> usize {
 
 /// `text` as a JSON string, with Go's escapes (see [`SPECIAL`]).
 pub(crate) fn write_str(out: &mut Vec<u8>, text: &str) {
-    let bytes = text.as_bytes();
+    write_escaped(out, text.as_bytes());
+}
+
+/// [`write_str`] of UTF-8 held as bytes.
+pub(crate) fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut start = 0;

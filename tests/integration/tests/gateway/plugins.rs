@@ -262,6 +262,44 @@ impl Executor for RecorderExecutor {
     }
 }
 
+/// Calls the backend through its outbound client and answers with every header name of the
+/// backend's answer: the gateway builds only a decoded answer's content headers for itself,
+/// never for a plugin, which may read any.
+#[derive(Debug)]
+struct HeaderNames;
+
+impl ClientPlugin for HeaderNames {
+    fn origin(&self) -> String {
+        "test".to_owned()
+    }
+    fn build(&self, ctx: PluginContext<'_>) -> Result<SharedExecutor, String> {
+        Ok(Arc::new(HeaderNamesExecutor(ctx.client)))
+    }
+}
+
+#[derive(Debug)]
+struct HeaderNamesExecutor(Arc<sluice_plugin::OutboundClient>);
+
+impl Executor for HeaderNamesExecutor {
+    fn execute<'a>(
+        &'a self,
+        request: BackendRequest,
+        ctx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
+        Box::pin(async move {
+            let answer = self.0.execute(request, ctx).await?;
+            let mut names: Vec<&str> = answer.headers().keys().map(|n| n.as_str()).collect();
+            names.sort_unstable();
+            let mut response = BackendResponse::new(full(json!({ "names": names }).to_string()));
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            Ok(response)
+        })
+    }
+}
+
 /// Ignores the deadline: waits `delay` whatever the context says, then answers `200 {}`
 /// (spec case 13's Go plugin that never looks at `ctx`). `/fine` answers at once.
 #[derive(Debug)]
@@ -1305,4 +1343,63 @@ async fn faults_in_a_row_leave_the_backend_usable() {
 
 async fn get_fine(gw: &Gateway) -> Response {
     get(&gw.url("/fault/fine")).await
+}
+
+/// A decoded answer's headers are not built past its content headers when nothing but the
+/// backend stage reads them; a plugin on the same kind of backend, and a `no-op` endpoint, still
+/// get every one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_and_a_no_op_endpoint_see_every_header_of_the_answer() {
+    let origin = Backend::start_sync(|_| {
+        Reply::json(200, &json!({"a": 1}))
+            .header("x-custom", "y")
+            .header("set-cookie", "c=1")
+    })
+    .await;
+    let mut plugins = registry();
+    plugins
+        .register("header-names", Arc::new(HeaderNames))
+        .unwrap();
+    let gw = start_gateway_with_registry(
+        service(json!([
+            endpoint(
+                "/plugin",
+                json!([backend(
+                    &origin.url(),
+                    "/x",
+                    with_plugin("header-names", Value::Null)
+                )]),
+                Value::Null
+            ),
+            endpoint(
+                "/decoded",
+                json!([backend(&origin.url(), "/x", Value::Null)]),
+                Value::Null
+            ),
+            endpoint(
+                "/raw",
+                json!([backend(&origin.url(), "/x", json!({"encoding": "no-op"}))]),
+                json!({"output_encoding": "no-op"})
+            ),
+        ])),
+        plugins,
+    )
+    .await;
+
+    let resp = get(&gw.url("/plugin")).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let names = resp.json()["names"].clone();
+    for name in ["content-type", "set-cookie", "x-custom"] {
+        assert!(
+            names.as_array().unwrap().contains(&json!(name)),
+            "{name} in {names}"
+        );
+    }
+    let resp = get(&gw.url("/decoded")).await;
+    assert_json(&resp, &json!({"a": 1}));
+    assert_eq!(resp.header("x-custom"), None);
+    let resp = get(&gw.url("/raw")).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("x-custom"), Some("y"));
+    assert_eq!(resp.header("set-cookie"), Some("c=1"));
 }

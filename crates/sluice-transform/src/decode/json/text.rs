@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 
 use super::{Reader, SERDE_PRIVATE_KEY};
-use crate::render::{next_special, write_str};
+use crate::render::{next_special, write_escaped, write_str};
 use crate::swar;
 
 /// The JSON text [`crate::render::to_json`] writes for the object [`super::read`] reads from
@@ -27,7 +27,7 @@ pub(crate) fn canonical(text: &str) -> Option<Vec<u8>> {
         return None;
     }
     let mut tree = Tree {
-        text,
+        text: text.as_bytes(),
         open: Vec::with_capacity(16),
         closed: Vec::with_capacity(64),
     };
@@ -227,7 +227,9 @@ fn prefix(key: &[u8]) -> u64 {
 /// their final order when the container ends.
 #[derive(Debug)]
 struct Tree<'a> {
-    text: &'a str,
+    /// The body, valid UTF-8: every span starts and ends at an ASCII byte, so its slices are
+    /// too (and are sliced as bytes, without the boundary checks of `str`).
+    text: &'a [u8],
     open: Vec<Member>,
     closed: Vec<Member>,
 }
@@ -238,7 +240,7 @@ fn span(a: usize, b: usize) -> (u32, u32) {
 }
 
 impl<'a> Tree<'a> {
-    fn slice(&self, (a, b): (u32, u32)) -> &'a str {
+    fn slice(&self, (a, b): (u32, u32)) -> &'a [u8] {
         &self.text[a as usize..b as usize]
     }
 
@@ -257,12 +259,12 @@ impl<'a> Tree<'a> {
                         (_, _, Kind::Escaped) => return None,
                         (a, b, kind) => (span(a, b), kind),
                     };
-                    if self.slice(key).starts_with(SERDE_PRIVATE_KEY) {
+                    if self.slice(key).starts_with(SERDE_PRIVATE_KEY.as_bytes()) {
                         return None;
                     }
                     reader.eat(b':')?;
                     let node = self.node(reader)?;
-                    let prefix = prefix(self.slice(key).as_bytes());
+                    let prefix = prefix(self.slice(key));
                     self.open.push(Member {
                         prefix,
                         key,
@@ -271,7 +273,7 @@ impl<'a> Tree<'a> {
                     });
                     Some(())
                 })?;
-                let text = self.text.as_bytes();
+                let text = self.text;
                 let key = |member: &Member| &text[member.key.0 as usize..member.key.1 as usize];
                 // Stable, so of a repeated key the last is kept (as a map's `insert` keeps it).
                 self.open[base..]
@@ -339,7 +341,7 @@ impl<'a> Tree<'a> {
 
     fn write(&self, out: &mut Vec<u8>, node: Node) {
         match node {
-            Node::Verbatim(a, b) => out.extend_from_slice(self.slice((a, b)).as_bytes()),
+            Node::Verbatim(a, b) => out.extend_from_slice(self.slice((a, b))),
             Node::Number(a, b) => write_number(out, self.slice((a, b))),
             Node::Str(a, b, kind) => write_string(out, self.slice((a, b)), kind),
             Node::Array(a, b) => {
@@ -369,17 +371,20 @@ impl<'a> Tree<'a> {
 }
 
 /// A string [`scan_string`] read, as the render writes it.
-fn write_string(out: &mut Vec<u8>, text: &str, kind: Kind) {
+fn write_string(out: &mut Vec<u8>, text: &[u8], kind: Kind) {
     match kind {
         Kind::Plain => {
             out.push(b'"');
-            out.extend_from_slice(text.as_bytes());
+            out.extend_from_slice(text);
             out.push(b'"');
         }
-        Kind::Special => write_str(out, text),
-        // Read before, so it reads again.
+        Kind::Special => write_escaped(out, text),
+        // Read before, so it reads again (and a slice of UTF-8 at ASCII bytes is UTF-8).
         Kind::Escaped => {
-            if let Some(text) = Reader::new(text).string() {
+            if let Some(text) = std::str::from_utf8(text)
+                .ok()
+                .and_then(|text| Reader::new(text).string())
+            {
                 write_str(out, &text);
             }
         }
@@ -388,16 +393,16 @@ fn write_string(out: &mut Vec<u8>, text: &str, kind: Kind) {
 
 /// A number with a fraction or an exponent as serde_json keeps it: as written, but for the
 /// exponent, which it writes as `e` and a sign (`1E5` becomes `1e+5`).
-fn write_number(out: &mut Vec<u8>, number: &str) {
-    let Some(at) = number.find(['e', 'E']) else {
-        out.extend_from_slice(number.as_bytes());
+fn write_number(out: &mut Vec<u8>, number: &[u8]) {
+    let Some(at) = number.iter().position(|&b| b == b'e' || b == b'E') else {
+        out.extend_from_slice(number);
         return;
     };
-    out.extend_from_slice(&number.as_bytes()[..at]);
+    out.extend_from_slice(&number[..at]);
     out.push(b'e');
     let exponent = &number[at + 1..];
-    if !exponent.starts_with(['+', '-']) {
+    if !matches!(exponent.first(), Some(b'+' | b'-')) {
         out.push(b'+');
     }
-    out.extend_from_slice(exponent.as_bytes());
+    out.extend_from_slice(exponent);
 }
