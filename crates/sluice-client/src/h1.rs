@@ -558,14 +558,18 @@ fn parse_head(
         let mut found = FramingHeaders::default();
         // A map of a few headers is cheap; one of every header a backend sends is not (an
         // insert, a value and a drop each), and a decoded answer's are never read.
-        let all = keep == AnswerHeaders::All;
-        let mut spans = Vec::with_capacity(if all { response.headers.len() } else { 0 });
+        let room = if keep == AnswerHeaders::All {
+            response.headers.len()
+        } else {
+            0
+        };
+        let mut spans = Vec::with_capacity(room);
         for (at, h) in response.headers.iter().enumerate() {
             let name = cache
                 .name(at, h.name.as_bytes())
                 .map_err(|_| H1Error::new(H1ErrorKind::Head("an invalid header name")))?;
             found.see(&name, h.value)?;
-            if all || keep.keeps(&name) {
+            if keep.keeps(&name) {
                 spans.push((name, h.value.as_ptr() as usize - base, h.value.len()));
             }
         }
