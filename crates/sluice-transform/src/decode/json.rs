@@ -57,6 +57,14 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A reader of `text` from `pos`, at nesting depth zero.
+    fn at(text: &'a str, pos: usize) -> Self {
+        Reader {
+            pos,
+            ..Reader::new(text)
+        }
+    }
+
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }

@@ -2,15 +2,19 @@
 //! pipeline that changes nothing in the data, where building values only to write them again
 //! costs a `String` per key and string, a tree node per few keys, and their drop.
 //!
-//! The body is read with the same [`Reader`] grammar as [`super::read`], into spans of the body
-//! (no value is built); each object's members are then sorted by key, as a map keeps them, and
-//! written with the render's string escapes. What the span reader does not take (a key with
-//! an escape, a top level that is not an object, anything `read` leaves to serde_json) is left
-//! to the values path, which decides it.
+//! The body is read in one loop over its bytes with the grammar of [`Reader`] (as
+//! [`super::read`] reads it), into spans of the body (no value is built). A value or container
+//! whose text is already what the render writes (a plain string, an integer, an object with
+//! its keys in order and no whitespace) stays one span, copied as it is; the other objects'
+//! members are sorted by key, as a map keeps them, and written with the render's string
+//! escapes. What the span reader does not take (a key with an escape, a top level that is not
+//! an object, anything `read` leaves to serde_json) is left to the values path, which decides
+//! it.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
-use super::{Reader, SERDE_PRIVATE_KEY};
+use super::{MAX_DEPTH, Reader, SERDE_PRIVATE_KEY};
 use crate::render::{next_special, write_escaped, write_str};
 use crate::swar;
 
@@ -19,22 +23,206 @@ use crate::swar;
 /// escapes, numbers as serde_json keeps them, no whitespace. `None` where `read` would answer `None`, for a top level that is not an
 /// object, and for a key written with an escape.
 pub(crate) fn canonical(text: &str) -> Option<Vec<u8>> {
-    // Spans are kept as `u32` pairs: a member is 20 bytes, moved and sorted as such.
+    // Spans are kept as `u32` pairs: a member is 40 bytes, moved and sorted as such.
     u32::try_from(text.len()).ok()?;
-    let mut reader = Reader::new(text);
-    reader.skip_whitespace();
-    if reader.peek()? != b'{' {
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => {
+            let out = canonical_in(&mut scratch, text);
+            scratch.clear();
+            out
+        }
+        Err(_) => canonical_in(&mut Scratch::default(), text),
+    })
+}
+
+/// The vectors a text is read with, kept from one answer to the next on each thread (three
+/// allocations and frees an answer fewer), up to a bound.
+#[derive(Default)]
+struct Scratch {
+    open: Vec<Member>,
+    closed: Vec<Member>,
+    stack: Vec<Frame>,
+}
+
+/// The members a thread's [`Scratch`] keeps room for: ~40 KiB; a larger document's are freed.
+const SCRATCH_MEMBERS: usize = 1024;
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
+}
+
+impl Scratch {
+    fn clear(&mut self) {
+        for members in [&mut self.open, &mut self.closed] {
+            members.clear();
+            members.shrink_to(SCRATCH_MEMBERS);
+        }
+        self.stack.clear();
+    }
+}
+
+fn canonical_in(scratch: &mut Scratch, text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    let mut tree = Tree {
+        text: bytes,
+        open: &mut scratch.open,
+        closed: &mut scratch.closed,
+    };
+    // The containers being read, innermost last: one loop over the text, no call per value.
+    let stack = &mut scratch.stack;
+    let mut pos = skip_whitespace(bytes, 0);
+    if bytes.get(pos) != Some(&b'{') {
         return None;
     }
-    let mut tree = Tree {
-        text: text.as_bytes(),
-        open: Vec::with_capacity(16),
-        closed: Vec::with_capacity(64),
+    let root = 'value: loop {
+        // At a value, whitespace skipped.
+        let start = pos;
+        let mut node = match *bytes.get(pos)? {
+            opening @ (b'{' | b'[') => {
+                // The reader's limit: the containers open, this one included.
+                if stack.len() >= MAX_DEPTH {
+                    return None;
+                }
+                let mut frame = Frame {
+                    start: start as u32,
+                    base: tree.open.len() as u32,
+                    object: opening == b'{',
+                    key: Key::NONE,
+                };
+                pos = skip_whitespace(bytes, pos + 1);
+                let closing = if frame.object { b'}' } else { b']' };
+                if *bytes.get(pos)? == closing {
+                    pos += 1;
+                    tree.close(&frame, pos)
+                } else {
+                    if frame.object {
+                        (frame.key, pos) = read_key(text, pos)?;
+                    }
+                    stack.push(frame);
+                    continue 'value;
+                }
+            }
+            b'"' => {
+                let (a, b, kind, next) = scan_string(text, pos)?;
+                pos = next;
+                match kind {
+                    // With its quotes, as it is written.
+                    Kind::Plain => verbatim(a - 1, b + 1),
+                    kind => {
+                        let (a, b) = span(a, b);
+                        Node::Str(a, b, kind)
+                    }
+                }
+            }
+            b't' => {
+                pos = literal(bytes, pos, b"true")?;
+                verbatim(start, pos)
+            }
+            b'f' => {
+                pos = literal(bytes, pos, b"false")?;
+                verbatim(start, pos)
+            }
+            b'n' => {
+                pos = literal(bytes, pos, b"null")?;
+                verbatim(start, pos)
+            }
+            b'-' | b'0'..=b'9' => {
+                let mut reader = Reader::at(text, pos);
+                let integer = reader.skip_number()?;
+                pos = reader.pos;
+                if integer.is_some() || number_as_written(&bytes[start..pos]) {
+                    verbatim(start, pos)
+                } else {
+                    let (a, b) = span(start, pos);
+                    Node::Number(a, b)
+                }
+            }
+            _ => return None,
+        };
+        // A value read: a member of the innermost container, which may end with it (and its
+        // parent with that, and so on).
+        loop {
+            let Some(frame) = stack.last_mut() else {
+                break 'value node;
+            };
+            tree.open.push(Member {
+                key: frame.key,
+                node,
+            });
+            pos = skip_whitespace(bytes, pos);
+            let separator = *bytes.get(pos)?;
+            pos += 1;
+            match (separator, frame.object) {
+                (b',', object) => {
+                    pos = skip_whitespace(bytes, pos);
+                    if object {
+                        (frame.key, pos) = read_key(text, pos)?;
+                    }
+                    continue 'value;
+                }
+                (b'}', true) | (b']', false) => {
+                    let frame = stack.pop()?;
+                    node = tree.close(&frame, pos);
+                }
+                _ => return None,
+            }
+        }
     };
-    let root = tree.node(&mut reader)?;
     let mut out = Vec::with_capacity(text.len());
     tree.write(&mut out, root);
     Some(out)
+}
+
+/// A container being read: where it starts, where its members start on [`Tree::open`], and
+/// for an object the key of the member being read.
+struct Frame {
+    start: u32,
+    base: u32,
+    object: bool,
+    key: Key,
+}
+
+/// An object's key at `"` (whitespace skipped), and the `:` after it: the key, and where its
+/// value is (whitespace skipped). A key with an escape is not taken, nor serde_json's private
+/// one.
+#[inline(always)]
+fn read_key(text: &str, pos: usize) -> Option<(Key, usize)> {
+    let bytes = text.as_bytes();
+    if bytes.get(pos) != Some(&b'"') {
+        return None;
+    }
+    let (a, b, kind, pos) = match scan_string(text, pos)? {
+        (_, _, Kind::Escaped, _) => return None,
+        found => found,
+    };
+    if bytes[a..b].starts_with(SERDE_PRIVATE_KEY.as_bytes()) {
+        return None;
+    }
+    let pos = skip_whitespace(bytes, pos);
+    if bytes.get(pos) != Some(&b':') {
+        return None;
+    }
+    let key = Key {
+        prefix: prefix(bytes, a, b),
+        span: span(a, b),
+        kind,
+    };
+    Some((key, skip_whitespace(bytes, pos + 1)))
+}
+
+/// Past JSON's whitespace from `at`.
+#[inline(always)]
+fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(at) {
+        at += 1;
+    }
+    at
+}
+
+/// Past `word` at `at`, if it is there.
+fn literal(bytes: &[u8], at: usize, word: &[u8]) -> Option<usize> {
+    let end = at + word.len();
+    (bytes.get(at..end)? == word).then_some(end)
 }
 
 /// Shallow merge of objects in the text [`canonical`] writes, as
@@ -152,26 +340,43 @@ fn value_end(text: &[u8], mut at: usize) -> usize {
 /// A value read by [`Tree::node`]: spans of the text, or of [`Tree::closed`] for containers.
 #[derive(Debug, Clone, Copy)]
 enum Node {
-    /// An integer or a literal, written as it was read.
+    /// Written as it was read: an integer, a literal, a number or string that needs no
+    /// change (a string with its quotes), a container whose text is already what is written.
     Verbatim(u32, u32),
     /// A number with a fraction or an exponent.
     Number(u32, u32),
-    /// A string: its text between the quotes, or with its quotes when it has escapes.
+    /// A string the render changes: its text between the quotes when the render only escapes
+    /// some of its characters, with its quotes when it has escapes (read again).
     Str(u32, u32, Kind),
     Array(u32, u32),
     Object(u32, u32),
 }
 
-/// A member of a container: its key between the quotes (empty for an array's items), and the
-/// key's first eight bytes as a number that orders as they do (zeros after a shorter key, which
-/// holds no zero byte: a key with an escape is not taken), so most comparisons of a sort are one.
+/// A member of a container: its key (none for an array's items) and its value.
 #[derive(Debug, Clone, Copy)]
 struct Member {
-    prefix: u64,
-    key: (u32, u32),
-    /// `Plain` or `Special` (a key with an escape is not taken).
-    key_kind: Kind,
+    key: Key,
     node: Node,
+}
+
+/// An object's key: its text between the quotes, and its first eight bytes as a number that
+/// orders as they do (zeros after a shorter key, which holds no zero byte: a key with an escape
+/// is not taken), so most comparisons of a sort are one.
+#[derive(Debug, Clone, Copy)]
+struct Key {
+    prefix: u64,
+    span: (u32, u32),
+    /// `Plain` or `Special` (a key with an escape is not taken).
+    kind: Kind,
+}
+
+impl Key {
+    /// An array item's.
+    const NONE: Key = Key {
+        prefix: 0,
+        span: (0, 0),
+        kind: Kind::Plain,
+    };
 }
 
 /// What a string holds, as its render sees it.
@@ -185,25 +390,24 @@ enum Kind {
     Escaped,
 }
 
-/// Steps over the string at `"` (the reader's grammar) in one scan for the bytes both the
-/// reader and the render look at: where its text is (between the quotes, or from the opening
-/// quote to past the closing one when it has escapes) and what it holds.
-fn scan_string(reader: &mut Reader<'_>) -> Option<(usize, usize, Kind)> {
-    let start = reader.pos + 1;
-    let bytes = reader.bytes;
+/// Steps over the string at `"` at `pos` (the reader's grammar) in one scan for the bytes
+/// both the reader and the render look at: where its text is (between the quotes, or from the
+/// opening quote to past the closing one when it has escapes), what it holds, and where it
+/// ends.
+#[inline(always)]
+fn scan_string(text: &str, pos: usize) -> Option<(usize, usize, Kind, usize)> {
+    let bytes = text.as_bytes();
+    let start = pos + 1;
     let mut at = start;
     let mut kind = Kind::Plain;
     loop {
         at = next_special(bytes, at);
         match *bytes.get(at)? {
-            b'"' => {
-                reader.pos = at + 1;
-                return Some((start, at, kind));
-            }
+            b'"' => return Some((start, at, kind, at + 1)),
             b'\\' => {
-                reader.pos = start - 1;
+                let mut reader = Reader::at(text, pos);
                 reader.string()?;
-                return Some((start - 1, reader.pos, Kind::Escaped));
+                return Some((pos, reader.pos, Kind::Escaped, reader.pos));
             }
             // JSON forbids control characters in a string.
             byte if byte < 0x20 => return None,
@@ -215,11 +419,29 @@ fn scan_string(reader: &mut Reader<'_>) -> Option<(usize, usize, Kind)> {
     }
 }
 
-fn prefix(key: &[u8]) -> u64 {
-    let mut bytes = [0; 8];
-    let n = key.len().min(8);
-    bytes[..n].copy_from_slice(&key[..n]);
-    u64::from_be_bytes(bytes)
+/// The first eight bytes of the key `bytes[a..b]` as a big-endian number, zeros after its end.
+fn prefix(bytes: &[u8], a: usize, b: usize) -> u64 {
+    let len = b - a;
+    // A key is followed by at least `":` and a value, so its first eight bytes are most often
+    // one load; what is past the key is masked off.
+    if let Some(word) = swar::word_at(bytes, a) {
+        let word = if len < 8 {
+            word & ((1 << (8 * len)) - 1)
+        } else {
+            word
+        };
+        return word.swap_bytes();
+    }
+    let mut first = [0; 8];
+    let n = len.min(8);
+    first[..n].copy_from_slice(&bytes[a..a + n]);
+    u64::from_be_bytes(first)
+}
+
+/// `a..b` as the node written as it was read.
+fn verbatim(a: usize, b: usize) -> Node {
+    let (a, b) = span(a, b);
+    Node::Verbatim(a, b)
 }
 
 /// The members of the containers read so far: those of open containers on `open` (a nested
@@ -230,8 +452,8 @@ struct Tree<'a> {
     /// The body, valid UTF-8: every span starts and ends at an ASCII byte, so its slices are
     /// too (and are sliced as bytes, without the boundary checks of `str`).
     text: &'a [u8],
-    open: Vec<Member>,
-    closed: Vec<Member>,
+    open: &'a mut Vec<Member>,
+    closed: &'a mut Vec<Member>,
 }
 
 /// `a..b` as the `u32` pair the tree keeps (the text's length was checked to fit).
@@ -244,99 +466,83 @@ impl<'a> Tree<'a> {
         &self.text[a as usize..b as usize]
     }
 
-    /// [`Reader::value`]'s grammar, into spans.
-    fn node(&mut self, reader: &mut Reader<'a>) -> Option<Node> {
-        reader.skip_whitespace();
-        let start = reader.pos;
-        match reader.peek()? {
-            b'{' => {
-                let base = self.open.len();
-                reader.items(b'}', |reader| {
-                    if reader.peek()? != b'"' {
-                        return None;
-                    }
-                    let (key, key_kind) = match scan_string(reader)? {
-                        (_, _, Kind::Escaped) => return None,
-                        (a, b, kind) => (span(a, b), kind),
-                    };
-                    if self.slice(key).starts_with(SERDE_PRIVATE_KEY.as_bytes()) {
-                        return None;
-                    }
-                    reader.eat(b':')?;
-                    let node = self.node(reader)?;
-                    let prefix = prefix(self.slice(key));
-                    self.open.push(Member {
-                        prefix,
-                        key,
-                        key_kind,
-                        node,
-                    });
-                    Some(())
-                })?;
-                let text = self.text;
-                let key = |member: &Member| &text[member.key.0 as usize..member.key.1 as usize];
-                // Stable, so of a repeated key the last is kept (as a map's `insert` keeps it).
-                self.open[base..]
-                    .sort_by(|a, b| a.prefix.cmp(&b.prefix).then_with(|| key(a).cmp(key(b))));
-                let first = self.closed.len();
-                for i in base..self.open.len() {
-                    let member = self.open[i];
-                    if self
-                        .open
-                        .get(i + 1)
-                        .is_none_or(|next| key(next) != key(&member))
-                    {
-                        self.closed.push(member);
-                    }
+    /// The node of the container `frame` that ends before `end`, its members (on `open`)
+    /// taken off: one [`Node::Verbatim`] when it is written as read, else an object's members
+    /// sorted by key (of a repeated key the last kept, as a map keeps it) or an array's items,
+    /// moved to `closed`.
+    fn close(&mut self, frame: &Frame, end: usize) -> Node {
+        let (start, base) = (frame.start as usize, frame.base as usize);
+        if self.written_as_read(start, end, base, frame.object) {
+            self.open.truncate(base);
+            return verbatim(start, end);
+        }
+        let first = self.closed.len();
+        if frame.object {
+            let text = self.text;
+            let key =
+                |member: &Member| &text[member.key.span.0 as usize..member.key.span.1 as usize];
+            // Stable, so of a repeated key the last is the last.
+            self.open[base..].sort_by(|a, b| {
+                a.key
+                    .prefix
+                    .cmp(&b.key.prefix)
+                    .then_with(|| key(a).cmp(key(b)))
+            });
+            for i in base..self.open.len() {
+                let member = self.open[i];
+                if self
+                    .open
+                    .get(i + 1)
+                    .is_none_or(|next| key(next) != key(&member))
+                {
+                    self.closed.push(member);
                 }
-                self.open.truncate(base);
-                Some(Node::Object(first as u32, self.closed.len() as u32))
             }
-            b'[' => {
-                let base = self.open.len();
-                reader.items(b']', |reader| {
-                    let node = self.node(reader)?;
-                    self.open.push(Member {
-                        prefix: 0,
-                        key: (0, 0),
-                        key_kind: Kind::Plain,
-                        node,
-                    });
-                    Some(())
-                })?;
-                let first = self.closed.len();
-                self.closed.extend(self.open.drain(base..));
-                Some(Node::Array(first as u32, self.closed.len() as u32))
-            }
-            b'"' => {
-                let (a, b, kind) = scan_string(reader)?;
-                let (a, b) = span(a, b);
-                Some(Node::Str(a, b, kind))
-            }
-            b't' => reader
-                .literal(b"true")
-                .map(|()| self.verbatim(start, reader.pos)),
-            b'f' => reader
-                .literal(b"false")
-                .map(|()| self.verbatim(start, reader.pos)),
-            b'n' => reader
-                .literal(b"null")
-                .map(|()| self.verbatim(start, reader.pos)),
-            b'-' | b'0'..=b'9' => {
-                let integer = reader.skip_number()?;
-                let (a, b) = span(start, reader.pos);
-                Some(match integer {
-                    Some(_) => Node::Verbatim(a, b),
-                    None => Node::Number(a, b),
-                })
-            }
-            _ => None,
+            self.open.truncate(base);
+            Node::Object(first as u32, self.closed.len() as u32)
+        } else {
+            self.closed.extend(self.open.drain(base..));
+            Node::Array(first as u32, self.closed.len() as u32)
         }
     }
 
-    fn verbatim(&self, a: usize, b: usize) -> Node {
-        let (a, b) = span(a, b);
-        Node::Verbatim(a, b)
+    /// Whether the container `text[start..end]`, whose members are `open[base..]` in the
+    /// order read, is written as it was read: every member written as read, nothing between
+    /// them but their separators, and an object's keys in order, each once. Then it is one
+    /// [`Node::Verbatim`], and its members are not kept: most of a backend's nested objects
+    /// and arrays of scalars are written by a single copy.
+    fn written_as_read(&self, start: usize, end: usize, base: usize, object: bool) -> bool {
+        let members = &self.open[base..];
+        if members.is_empty() {
+            return end == start + 2;
+        }
+        // Where the next member must start: just past the opening bracket or a separator.
+        let mut at = start + 1;
+        let mut previous: Option<&Member> = None;
+        for member in members {
+            let Node::Verbatim(a, b) = member.node else {
+                return false;
+            };
+            if object {
+                // `"key":value`, with the key's text between the quotes.
+                let key = member.key;
+                if key.kind != Kind::Plain || key.span.0 as usize != at + 1 || a != key.span.1 + 2 {
+                    return false;
+                }
+                if let Some(previous) = previous
+                    && (previous.key.prefix, self.slice(previous.key.span))
+                        >= (key.prefix, self.slice(key.span))
+                {
+                    return false;
+                }
+                previous = Some(member);
+            } else if a as usize != at {
+                return false;
+            }
+            at = b as usize + 1;
+        }
+        // The last member's separator is the closing bracket.
+        at == end
     }
 
     fn write(&self, out: &mut Vec<u8>, node: Node) {
@@ -360,9 +566,19 @@ impl<'a> Tree<'a> {
                     if i > 0 {
                         out.push(b',');
                     }
-                    write_string(out, self.slice(member.key), member.key_kind);
-                    out.push(b':');
-                    self.write(out, member.node);
+                    match member.node {
+                        // `"key":value` as read, in one copy.
+                        Node::Verbatim(a, b)
+                            if member.key.kind == Kind::Plain && a == member.key.span.1 + 2 =>
+                        {
+                            out.extend_from_slice(self.slice((member.key.span.0 - 1, b)));
+                        }
+                        node => {
+                            write_string(out, self.slice(member.key.span), member.key.kind);
+                            out.push(b':');
+                            self.write(out, node);
+                        }
+                    }
                 }
                 out.push(b'}');
             }
@@ -388,6 +604,15 @@ fn write_string(out: &mut Vec<u8>, text: &[u8], kind: Kind) {
                 write_str(out, &text);
             }
         }
+    }
+}
+
+/// Whether [`write_number`] writes `number` as it is: no exponent, or one written `e` and a
+/// sign.
+fn number_as_written(number: &[u8]) -> bool {
+    match number.iter().position(|&b| b == b'e' || b == b'E') {
+        None => true,
+        Some(at) => number[at] == b'e' && matches!(number.get(at + 1), Some(b'+' | b'-')),
     }
 }
 
