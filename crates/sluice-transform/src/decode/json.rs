@@ -403,6 +403,30 @@ mod tests {
         }
     }
 
+    /// What is already written as the render writes it is copied as one span; anything else
+    /// in or around it (a repeated key, whitespace, an escape the render writes otherwise, an
+    /// exponent it rewrites) is not.
+    #[test]
+    fn copies_only_what_is_already_written_as_the_render_writes_it() {
+        for text in [
+            r#"{"a":{"b":[1,"x",true,null,{"c":-0.5e+3}],"d":{}},"e":[]}"#,
+            r#"{"a":1,"a":2}"#,
+            r#"{"a":{"k":1,"k":2},"b":[{"k":1,"k":2}]}"#,
+            r#"{"a": 1,"b":2}"#,
+            r#"{"a":1 ,"b":2}"#,
+            r#"{"a":[1, 2],"b":{ },"c":[ ]}"#,
+            r#"{"a":"<b>","b":"A","c":"\/"}"#,
+            r#"{"a":[1E5,1e5,1e-5,1.5E+2]}"#,
+            r#"{"b":1,"a":{"d":1,"c":2}}"#,
+            r#"{"a<":1,"a":{"<":"&"}}"#,
+        ] {
+            assert!(agrees(text), "fast path not taken for {text:?}");
+        }
+        // The written text of the first, copied whole.
+        let text = r#"{"a":{"b":[1,"x",true,null,{"c":-0.5e+3}],"d":{}},"e":[]}"#;
+        assert_eq!(canonical(text).as_deref(), Some(text.as_bytes()));
+    }
+
     #[test]
     fn reads_what_backends_answer() {
         for text in [
