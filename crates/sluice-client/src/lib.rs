@@ -180,9 +180,11 @@ impl DefaultClient {
         })
     }
 
+    /// Borrows `request`: an `async fn` keeps a parameter it owns twice in its state
+    /// (rust-lang/rust#62958), and this one is moved with every call.
     async fn send_following_redirects(
         &self,
-        mut request: BackendRequest,
+        request: &BackendRequest,
         ctx: &CallContext,
     ) -> Result<BackendResponse, ExecError> {
         // Go's transport asks for gzip only when the request chose no encoding, is not a HEAD
@@ -200,55 +202,44 @@ impl DefaultClient {
             answer_headers: ctx.answer_headers,
         };
         ctx.check_host(&request.url)?;
-        for _ in 0..=MAX_REDIRECTS {
-            let response = self.send_once(&request, options).await?;
-            let status = response.status();
-            let location = redirect_target(status, &response, &request.url)
-                // Go's client does not replay a body it cannot rewind: KrakenD hands a 307/308
-                // to a request with a body back as it came unless `send_body_on_redirect`.
-                .filter(|_| {
-                    ctx.send_body_on_redirect
-                        || request.body.is_empty()
-                        || !matches!(
-                            status,
-                            StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
-                        )
-                });
-            let Some(location) = location else {
-                return if we_asked_for_gzip {
-                    decode_gzip(response, ctx.max_body_bytes).await
-                } else {
-                    Ok(response)
-                };
-            };
-            // Every hop of a plugin's call stays within its allowed hosts.
-            ctx.check_host(&location).map_err(|e| ExecError {
-                message: format!("redirect refused: {}", e.message),
-                ..e
-            })?;
-            // Go's client switches to GET (and drops the body) for 301/302/303 unless the
-            // method was HEAD; 307/308 resend as they were.
-            if matches!(
-                status,
-                StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND | StatusCode::SEE_OTHER
-            ) && request.method != Method::HEAD
-            {
-                request.method = Method::GET;
-                request.body = Bytes::new();
-                request.headers.remove(header::CONTENT_TYPE);
-                request.headers.remove(header::CONTENT_LENGTH);
+        let response = self.send_once(request, options).await?;
+        // Redirects and gzip are followed and decoded in futures of their own, boxed when they
+        // happen: kept inline they would make every call's future, moved on its way up, larger.
+        let response = match redirect_to(&response, request, ctx) {
+            None => response,
+            Some(location) => {
+                let request = request.clone();
+                Box::pin(self.follow_redirects(request, response, location, options, ctx)).await?
             }
-            // Credentials go only to the same host or its subdomains (Go's rule, so KrakenD's).
-            if !same_or_subdomain(location.host(), request.url.host()) {
-                for name in CREDENTIAL_HEADERS {
-                    request.headers.remove(name);
-                }
-            }
-            if let Ok(referer) = HeaderValue::from_str(&request.url.to_string()) {
-                request.headers.insert(header::REFERER, referer);
-            }
-            request.url = location;
+        };
+        if we_asked_for_gzip
+            && sluice_plugin::ContentCoding::of(response.headers())
+                == sluice_plugin::ContentCoding::Gzip
+        {
+            return Box::pin(decode_gzip(response, ctx.max_body_bytes)).await;
         }
+        Ok(response)
+    }
+
+    /// Follows the redirect `response` (to `location`) answered to `request`, and those after
+    /// it, up to [`MAX_REDIRECTS`]: the final answer.
+    async fn follow_redirects(
+        &self,
+        mut request: BackendRequest,
+        mut response: BackendResponse,
+        mut location: Uri,
+        options: pool::SendOptions,
+        ctx: &CallContext,
+    ) -> Result<BackendResponse, ExecError> {
+        for _ in 0..MAX_REDIRECTS {
+            redirect(&mut request, response.status(), location, ctx)?;
+            response = self.send_once(&request, options).await?;
+            match redirect_to(&response, &request, ctx) {
+                None => return Ok(response),
+                Some(next) => location = next,
+            }
+        }
+        check_redirect_host(&location, ctx)?;
         Err(ExecError::upstream(
             ErrorKind::Protocol,
             format!("stopped after {MAX_REDIRECTS} redirects"),
@@ -271,9 +262,18 @@ impl DefaultClient {
                 .is_some_and(|a| !a.as_str().contains('@'))
                 || request.headers.contains_key(header::HOST))
         {
-            return Ok(self
-                .within_header_timeout(self.plain.send(request, options))
-                .await?
+            // Without a header timeout (the default) the pool's future is awaited as it is,
+            // not wrapped: it is the largest part of every call's future.
+            let sent = match self.response_header_timeout {
+                None => self.plain.send(request, options).await,
+                Some(limit) => Box::pin(tokio::time::timeout(
+                    limit,
+                    self.plain.send(request, options),
+                ))
+                .await
+                .map_err(|_| ExecError::timeout())?,
+            };
+            return Ok(sent
                 .map_err(|e| classify_pooled(e, &request.url))?
                 .map(boxed));
         }
@@ -345,10 +345,10 @@ impl Executor for DefaultClient {
         ctx: &'a CallContext,
     ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
         if ctx.caller_enforces_deadline {
-            return Box::pin(self.send_following_redirects(request, ctx));
+            return Box::pin(async move { self.send_following_redirects(&request, ctx).await });
         }
         Box::pin(async move {
-            tokio::time::timeout_at(ctx.deadline, self.send_following_redirects(request, ctx))
+            tokio::time::timeout_at(ctx.deadline, self.send_following_redirects(&request, ctx))
                 .await
                 .unwrap_or_else(|_| Err(ExecError::timeout()))
         })
@@ -433,6 +433,67 @@ fn same_or_subdomain(to: Option<&str>, from: Option<&str>) -> bool {
             && to.len() > from.len() + 1
             && to.ends_with(&from)
             && to.as_bytes()[to.len() - from.len() - 1] == b'.')
+}
+
+/// Where `response` to `request` redirects to, if it is a redirect to follow: Go's client does
+/// not replay a body it cannot rewind, so KrakenD hands a 307/308 to a request with a body back
+/// as it came unless `send_body_on_redirect`.
+fn redirect_to(
+    response: &BackendResponse,
+    request: &BackendRequest,
+    ctx: &CallContext,
+) -> Option<Uri> {
+    let status = response.status();
+    redirect_target(status, response, &request.url).filter(|_| {
+        ctx.send_body_on_redirect
+            || request.body.is_empty()
+            || !matches!(
+                status,
+                StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
+            )
+    })
+}
+
+/// Every hop of a plugin's call stays within its allowed hosts.
+fn check_redirect_host(location: &Uri, ctx: &CallContext) -> Result<(), ExecError> {
+    ctx.check_host(location).map_err(|e| ExecError {
+        message: format!("redirect refused: {}", e.message),
+        ..e
+    })
+}
+
+/// `request` made the request a `status` redirect to `location` asks for, as Go's client
+/// makes it.
+fn redirect(
+    request: &mut BackendRequest,
+    status: StatusCode,
+    location: Uri,
+    ctx: &CallContext,
+) -> Result<(), ExecError> {
+    check_redirect_host(&location, ctx)?;
+    // Go's client switches to GET (and drops the body) for 301/302/303 unless the method was
+    // HEAD; 307/308 resend as they were.
+    if matches!(
+        status,
+        StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND | StatusCode::SEE_OTHER
+    ) && request.method != Method::HEAD
+    {
+        request.method = Method::GET;
+        request.body = Bytes::new();
+        request.headers.remove(header::CONTENT_TYPE);
+        request.headers.remove(header::CONTENT_LENGTH);
+    }
+    // Credentials go only to the same host or its subdomains (Go's rule, so KrakenD's).
+    if !same_or_subdomain(location.host(), request.url.host()) {
+        for name in CREDENTIAL_HEADERS {
+            request.headers.remove(name);
+        }
+    }
+    if let Ok(referer) = HeaderValue::from_str(&request.url.to_string()) {
+        request.headers.insert(header::REFERER, referer);
+    }
+    request.url = location;
+    Ok(())
 }
 
 fn redirect_target(status: StatusCode, response: &BackendResponse, base: &Uri) -> Option<Uri> {

@@ -113,11 +113,11 @@ impl Http1Pool {
     ) -> Result<Response<PooledBody>, PoolError> {
         let key = request.url.authority().map_or("", |a| a.as_str());
         for _ in 0..REUSED_ATTEMPTS {
-            let Some(idle) = self.checkout(key) else {
+            let Some(mut idle) = self.checkout(key) else {
                 break;
             };
-            match exchange(idle.conn, request, options).await {
-                Ok((head, conn)) => return Ok(self.track(head, conn, idle.key)),
+            match exchange(&mut idle.conn, request, options).await {
+                Ok(head) => return Ok(self.track(head, idle.conn, idle.key)),
                 Err(failed) if failed.closed && (failed.nothing_written || replayable(request)) => {
                 }
                 Err(failed) => return Err(PoolError::Send(failed.error)),
@@ -125,9 +125,9 @@ impl Http1Pool {
         }
         // Boxed: the dial is the cold path, and kept inline it would make every call's future
         // (moved several times on the way) larger.
-        let conn = Box::pin(self.dial(&request.url)).await?;
-        match exchange(conn, request, options).await {
-            Ok((head, conn)) => Ok(self.track(head, conn, key.into())),
+        let mut conn = Box::pin(self.dial(&request.url)).await?;
+        match exchange(&mut conn, request, options).await {
+            Ok(head) => Ok(self.track(head, conn, key.into())),
             Err(failed) => Err(PoolError::Send(failed.error)),
         }
     }
@@ -187,10 +187,10 @@ impl Http1Pool {
 
 /// Writes `request` on `conn` and reads its answer's head.
 async fn exchange(
-    mut conn: Conn,
+    conn: &mut Conn,
     request: &BackendRequest,
     options: SendOptions,
-) -> Result<(Head, Conn), Failed> {
+) -> Result<Head, Failed> {
     if let Err((error, nothing_written)) = conn
         .write_request(
             &request.method,
@@ -211,7 +211,7 @@ async fn exchange(
         .read_head(&request.method, options.answer_headers)
         .await
     {
-        Ok(head) => Ok((head, conn)),
+        Ok(head) => Ok(head),
         Err(error) => Err(Failed {
             closed: error.is_closed(),
             error,

@@ -265,79 +265,92 @@ impl BackendStage {
         deadline: Instant,
         trace: Option<&sluice_telemetry::TraceParent>,
     ) -> Result<Answer, ProxyError> {
-        let mut built = self
-            .builder
-            .build(request, responses, shared_headers)
-            .map_err(ProxyError::Request)?;
-        // The call's own span: the plugin's, or the round trip's (krakend-otel's client span).
-        let mut call_span = trace.and_then(|parent| {
-            let stage = self
-                .telemetry
-                .plugin_trace
-                .as_ref()
-                .or(self.telemetry.round_trip_trace.as_ref())?;
-            let mut span = stage.start(parent, Some(&built.headers));
-            if span.is_recording() && self.telemetry.plugin_trace.is_none() {
-                span.set_uri("url.full", &built.url);
-                if let Some(host) = built.url.authority() {
-                    span.set("server.address", host.as_str());
-                }
-                span.set("http.request.body.size", built.body.len() as i64);
-            }
-            Some(span)
-        });
-        let call_trace = call_span.as_ref().map(|s| s.as_parent());
-        if self.telemetry.propagate
-            && let Some(context) = call_trace.as_ref().or(trace)
-        {
-            context.inject(&mut built.headers);
-        }
-        // Kept for status errors only; formatting it on every call costs an allocation.
-        let url = built.url.clone();
-        let ctx = CallContext {
-            send_body_on_redirect: self.send_body_on_redirect,
-            trace: if self.telemetry.plugin_trace.is_some() {
-                call_trace
-            } else {
-                None
-            },
-            params: if self.route_params {
-                request.params.clone()
-            } else {
-                Vec::new()
-            },
-            caller_enforces_deadline: true,
-            answer_headers: self.answer_headers,
-            ..CallContext::new(deadline, self.max_body_bytes)
-        };
-        let round_trip = RoundTripTimer::start(
-            self.telemetry.round_trip.as_deref(),
-            &built,
-            self.telemetry.plugin.is_some(),
-        );
         // One timer bounds the call and the body read: registered once in tokio's wheel, on the
         // first poll that waits.
         let mut timer = std::pin::pin!(tokio::time::sleep_until(deadline));
-        let result = before(timer.as_mut(), self.executor.execute(built, &ctx)).await;
-        if let Some(plugin) = &self.telemetry.plugin {
-            plugin.record(plugin_outcome(&result), round_trip.elapsed());
-        }
-        let round_trip_ended = round_trip.finish(&result);
-        if let Some(span) = &mut call_span {
-            match &result {
-                Ok(Ok(response)) => {
-                    span.set(
-                        "http.response.status_code",
-                        i64::from(response.status().as_u16()),
-                    );
-                    span.set_status(sluice_telemetry::Status::Ok);
+        // The call, up to the answer's head, in a block of its own: what only it needs (the
+        // request, the context, the span) is then not kept in this future's state while the
+        // body is read, and the whole future, moved on its way into the fan-out, is smaller.
+        let (mut response, url, round_trip_ended) = {
+            let mut built = self
+                .builder
+                .build(request, responses, shared_headers)
+                .map_err(ProxyError::Request)?;
+            // The call's own span: the plugin's, or the round trip's (krakend-otel's client span).
+            let mut call_span = trace.and_then(|parent| {
+                let stage = self
+                    .telemetry
+                    .plugin_trace
+                    .as_ref()
+                    .or(self.telemetry.round_trip_trace.as_ref())?;
+                let mut span = stage.start(parent, Some(&built.headers));
+                if span.is_recording() && self.telemetry.plugin_trace.is_none() {
+                    span.set_uri("url.full", &built.url);
+                    if let Some(host) = built.url.authority() {
+                        span.set("server.address", host.as_str());
+                    }
+                    span.set("http.request.body.size", built.body.len() as i64);
                 }
-                Ok(Err(e)) => span.set_status(sluice_telemetry::Status::Error(e.message.clone())),
-                Err(_) => span.set_status(sluice_telemetry::Status::Error("timeout".to_owned())),
+                Some(span)
+            });
+            let call_trace = call_span.as_ref().map(|s| s.as_parent());
+            if self.telemetry.propagate
+                && let Some(context) = call_trace.as_ref().or(trace)
+            {
+                context.inject(&mut built.headers);
             }
-        }
-        drop(call_span);
-        let mut response = result.map_err(|_| ProxyError::Timeout)??;
+            // Kept for status errors only; formatting it on every call costs an allocation.
+            let url = built.url.clone();
+            let ctx = CallContext {
+                send_body_on_redirect: self.send_body_on_redirect,
+                trace: if self.telemetry.plugin_trace.is_some() {
+                    call_trace
+                } else {
+                    None
+                },
+                params: if self.route_params {
+                    request.params.clone()
+                } else {
+                    Vec::new()
+                },
+                caller_enforces_deadline: true,
+                answer_headers: self.answer_headers,
+                ..CallContext::new(deadline, self.max_body_bytes)
+            };
+            let round_trip = RoundTripTimer::start(
+                self.telemetry.round_trip.as_deref(),
+                &built,
+                self.telemetry.plugin.is_some(),
+            );
+            let result = before(timer.as_mut(), self.executor.execute(built, &ctx)).await;
+            if let Some(plugin) = &self.telemetry.plugin {
+                plugin.record(plugin_outcome(&result), round_trip.elapsed());
+            }
+            let round_trip_ended = round_trip.finish(&result);
+            if let Some(span) = &mut call_span {
+                match &result {
+                    Ok(Ok(response)) => {
+                        span.set(
+                            "http.response.status_code",
+                            i64::from(response.status().as_u16()),
+                        );
+                        span.set_status(sluice_telemetry::Status::Ok);
+                    }
+                    Ok(Err(e)) => {
+                        span.set_status(sluice_telemetry::Status::Error(e.message.clone()))
+                    }
+                    Err(_) => {
+                        span.set_status(sluice_telemetry::Status::Error("timeout".to_owned()))
+                    }
+                }
+            }
+            drop(call_span);
+            (
+                result.map_err(|_| ProxyError::Timeout)??,
+                url,
+                round_trip_ended,
+            )
+        };
 
         // An answer the executor decoded itself (a gRPC backend's messages): the data as is
         // for the JSON encodings, its JSON text for the others.
