@@ -565,6 +565,9 @@ fn parse_head(
         };
         let mut spans = Vec::with_capacity(room);
         for (at, h) in response.headers.iter().enumerate() {
+            if !needs_name(keep, h.name.as_bytes()) {
+                continue;
+            }
             let name = cache
                 .name(at, h.name.as_bytes())
                 .map_err(|_| H1Error::new(H1ErrorKind::Head("an invalid header name")))?;
@@ -587,6 +590,27 @@ fn parse_head(
             keep_alive,
         }));
     }
+}
+
+/// Whether a field named `raw` needs its `HeaderName` in a head read for `keep`: every field
+/// for `All`; for `Content`, those [`AnswerHeaders::keeps`] and those that decide the framing
+/// ([`FramingHeaders::see`]). Told by the name's length and bytes, so a decoded answer's other
+/// fields cost no name (httparse has already checked that every name is a token, as
+/// `HeaderName` would).
+fn needs_name(keep: AnswerHeaders, raw: &[u8]) -> bool {
+    if keep == AnswerHeaders::All {
+        return true;
+    }
+    let name: &[u8] = match raw.len() {
+        8 => b"location",
+        10 => b"connection",
+        12 => b"content-type",
+        14 => b"content-length",
+        16 => b"content-encoding",
+        17 => b"transfer-encoding",
+        _ => return false,
+    };
+    raw.eq_ignore_ascii_case(name)
 }
 
 /// A header value httparse accepted, taken as it is: httparse allows in a value exactly the
@@ -1000,6 +1024,68 @@ mod tests {
         let all = head(input, &Method::GET).unwrap().unwrap();
         assert_eq!(all.headers.len(), 9);
         assert_eq!(all.headers["x-custom"], "y");
+    }
+
+    /// A decoded answer's head builds a name only for the fields it keeps or is framed by,
+    /// told by the name's bytes in any case.
+    #[test]
+    fn a_decoded_answer_names_only_the_fields_it_keeps_or_is_framed_by() {
+        let framing = [
+            header::CONTENT_LENGTH,
+            header::TRANSFER_ENCODING,
+            header::CONNECTION,
+        ];
+        for name in [
+            "Content-Type",
+            "content-length",
+            "CONTENT-ENCODING",
+            "Location",
+            "Transfer-Encoding",
+            "connection",
+            "Server",
+            "Date",
+            "Set-Cookie",
+            "Content-Language",
+            "Content-Location",
+            "Last-Modified",
+            "Accept-Ranges",
+            "X-Content-Type-Options",
+            "Locations",
+            "Connections",
+            "Keep-Alive",
+        ] {
+            let parsed = HeaderName::from_bytes(name.as_bytes()).unwrap();
+            assert_eq!(
+                needs_name(AnswerHeaders::Content, name.as_bytes()),
+                AnswerHeaders::Content.keeps(&parsed) || framing.contains(&parsed),
+                "{name}"
+            );
+            assert!(needs_name(AnswerHeaders::All, name.as_bytes()));
+        }
+    }
+
+    /// The premise of leaving names unbuilt: httparse accepts a field name exactly when
+    /// `HeaderName` does, for every byte value at its start, middle and end.
+    #[test]
+    fn httparse_and_header_name_agree_on_names() {
+        for byte in 0..=255u8 {
+            for at in 0..3 {
+                let mut name = b"ab".to_vec();
+                name.insert(at, byte);
+                let mut input = b"HTTP/1.1 200 OK\r\n".to_vec();
+                input.extend_from_slice(&name);
+                input.extend_from_slice(b": v\r\nContent-Length: 0\r\n\r\n");
+                let mut slots = [httparse::EMPTY_HEADER; 4];
+                let mut response = httparse::Response::new(&mut slots);
+                let accepted = matches!(response.parse(&input), Ok(httparse::Status::Complete(_)))
+                    && response.headers.first().map(|h| h.name.as_bytes()) == Some(&name[..]);
+                assert_eq!(
+                    accepted,
+                    HeaderName::from_bytes(&name).is_ok(),
+                    "{byte:#04x} at {at}"
+                );
+            }
+        }
     }
 
     #[test]
