@@ -614,7 +614,27 @@ fn needs_name(keep: AnswerHeaders, raw: &[u8]) -> bool {
         17 => b"transfer-encoding",
         _ => return false,
     };
-    raw.eq_ignore_ascii_case(name)
+    is_lower_name(raw, name)
+}
+
+/// Whether the field name `raw` (a token: httparse checked it) is the lower-case `name` of the
+/// same length, 8 to 24 bytes, in any case. Compared eight bytes at a time (the first, the last
+/// and the middle eight), each of `raw`'s with its 0x20 bit set: that lower-cases a letter and
+/// leaves `-`, and turns no other token byte into a letter or `-` (`eq_ignore_ascii_case`,
+/// a byte at a time, cost ~25 instructions a byte here).
+fn is_lower_name(raw: &[u8], name: &[u8]) -> bool {
+    const CASE: u64 = 0x2020_2020_2020_2020;
+    let word = |bytes: &[u8], at: usize| {
+        bytes
+            .get(at..)
+            .and_then(<[u8]>::first_chunk::<8>)
+            .map(|w| u64::from_le_bytes(*w))
+    };
+    raw.len() == name.len()
+        && name.len() >= 8
+        && [0, 8, name.len() - 8]
+            .into_iter()
+            .all(|at| word(raw, at).map(|w| w | CASE) == word(name, at))
 }
 
 /// A header value httparse accepted, taken as it is: httparse allows in a value exactly the
@@ -1071,6 +1091,15 @@ mod tests {
             "Locations",
             "Connections",
             "Keep-Alive",
+            "LOCATION",
+            "cOnNeCtIoN",
+            "Content_Type",
+            "Content-Lengtg",
+            "Content~Encoding",
+            "Transfer-Encodin^",
+            "Transfer-encoding",
+            "Location",
+            "Locatio_",
         ] {
             let parsed = HeaderName::from_bytes(name.as_bytes()).unwrap();
             assert_eq!(
