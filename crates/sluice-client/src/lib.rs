@@ -462,8 +462,8 @@ fn check_redirect_host(location: &Uri, ctx: &CallContext) -> Result<(), ExecErro
     })
 }
 
-/// `request` made the request a `status` redirect to `location` asks for, as Go's client
-/// makes it.
+/// Makes `request` the one a `status` redirect to `location` asks for, as Go's client does
+/// (refused when `location` is outside the call's allowed hosts).
 fn redirect(
     request: &mut BackendRequest,
     status: StatusCode,

@@ -44,7 +44,8 @@ struct Scratch {
     stack: Vec<Frame>,
 }
 
-/// The members a thread's [`Scratch`] keeps room for: ~40 KiB; a larger document's are freed.
+/// The members each of a thread's [`Scratch`] vectors keeps room for (40 KiB); a larger
+/// document's room is freed.
 const SCRATCH_MEMBERS: usize = 1024;
 
 thread_local! {
