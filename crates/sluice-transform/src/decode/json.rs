@@ -47,6 +47,21 @@ struct Reader<'a> {
     depth: usize,
 }
 
+/// Past JSON's whitespace from `at` (the reader's, and the text path's in its own loop).
+#[inline(always)]
+fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(at) {
+        at += 1;
+    }
+    at
+}
+
+/// Past `word` at `at`, if it is there.
+fn literal(bytes: &[u8], at: usize, word: &[u8]) -> Option<usize> {
+    let end = at + word.len();
+    (bytes.get(at..end)? == word).then_some(end)
+}
+
 impl<'a> Reader<'a> {
     fn new(text: &'a str) -> Self {
         Reader {
@@ -70,9 +85,7 @@ impl<'a> Reader<'a> {
     }
 
     fn skip_whitespace(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
-            self.pos += 1;
-        }
+        self.pos = skip_whitespace(self.bytes, self.pos);
     }
 
     /// Consumes `byte` after any whitespace.
@@ -158,8 +171,8 @@ impl<'a> Reader<'a> {
     }
 
     fn literal(&mut self, word: &[u8]) -> Option<()> {
-        let end = self.pos + word.len();
-        (self.bytes.get(self.pos..end)? == word).then(|| self.pos = end)
+        self.pos = literal(self.bytes, self.pos, word)?;
+        Some(())
     }
 
     /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, kept as written.
@@ -415,7 +428,7 @@ mod tests {
             r#"{"a": 1,"b":2}"#,
             r#"{"a":1 ,"b":2}"#,
             r#"{"a":[1, 2],"b":{ },"c":[ ]}"#,
-            r#"{"a":"<b>","b":"A","c":"\/"}"#,
+            r#"{"a":"<b>","b":"\u0041","c":"\/"}"#,
             r#"{"a":[1E5,1e5,1e-5,1.5E+2]}"#,
             r#"{"b":1,"a":{"d":1,"c":2}}"#,
             r#"{"a<":1,"a":{"<":"&"}}"#,

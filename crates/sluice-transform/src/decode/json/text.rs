@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 
-use super::{MAX_DEPTH, Reader, SERDE_PRIVATE_KEY};
+use super::{MAX_DEPTH, Reader, SERDE_PRIVATE_KEY, literal, skip_whitespace};
 use crate::render::{next_special, write_escaped, write_str};
 use crate::swar;
 
@@ -209,21 +209,6 @@ fn read_key(text: &str, pos: usize) -> Option<(Key, usize)> {
         kind,
     };
     Some((key, skip_whitespace(bytes, pos + 1)))
-}
-
-/// Past JSON's whitespace from `at`.
-#[inline(always)]
-fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
-    while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(at) {
-        at += 1;
-    }
-    at
-}
-
-/// Past `word` at `at`, if it is there.
-fn literal(bytes: &[u8], at: usize, word: &[u8]) -> Option<usize> {
-    let end = at + word.len();
-    (bytes.get(at..end)? == word).then_some(end)
 }
 
 /// Shallow merge of objects in the text [`canonical`] writes, as
