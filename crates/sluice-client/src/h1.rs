@@ -17,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
 use hyper::body::Frame;
-use sluice_plugin::AnswerHeaders;
+use sluice_plugin::{AnswerHeaders, ForwardedFields};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -145,6 +145,8 @@ pub(crate) struct Head {
     pub(crate) status: StatusCode,
     pub(crate) version: Version,
     pub(crate) headers: HeaderMap,
+    /// The fields handed on unread, for [`AnswerHeaders::Forward`].
+    pub(crate) forwarded: Option<ForwardedFields>,
     pub(crate) framing: Framing,
     pub(crate) keep_alive: bool,
 }
@@ -564,11 +566,26 @@ fn parse_head(
             0
         };
         let mut spans = Vec::with_capacity(room);
+        // A field handed on unread stays where it is in the head.
+        let mut forwarded =
+            (keep == AnswerHeaders::Forward).then(|| ForwardedFields::new(response.headers.len()));
+        let forward = |forwarded: &mut Option<ForwardedFields>, h: &httparse::Header<'_>| {
+            if let Some(fields) = forwarded {
+                let name = h.name.as_ptr() as usize - base;
+                let value = h.value.as_ptr() as usize - base;
+                fields.push(
+                    &buf[..len],
+                    name..name + h.name.len(),
+                    value..value + h.value.len(),
+                );
+            }
+        };
         // The cache is indexed by the names looked up, not the fields read: a decoded answer
         // skips most fields, and its few names keep their places from one answer to the next.
         let mut named = 0;
         for h in response.headers.iter() {
             if !needs_name(keep, h.name.as_bytes()) {
+                forward(&mut forwarded, h);
                 continue;
             }
             let name = cache
@@ -578,6 +595,10 @@ fn parse_head(
             found.see(&name, h.value)?;
             if keep.keeps(&name) {
                 spans.push((name, h.value.as_ptr() as usize - base, h.value.len()));
+            } else {
+                // `Connection` and `Transfer-Encoding`: read for the framing, and handed on
+                // for the one who hands the answer on to drop (with what `Connection` names).
+                forward(&mut forwarded, h);
             }
         }
         let head = buf.split_to(len).freeze();
@@ -590,6 +611,7 @@ fn parse_head(
             status,
             version,
             headers,
+            forwarded: forwarded.map(|fields| fields.with_head(head)),
             framing,
             keep_alive,
         }));
@@ -597,10 +619,10 @@ fn parse_head(
 }
 
 /// Whether a field named `raw` needs its `HeaderName` in a head read for `keep`: every field
-/// for `All`; for `Content`, those [`AnswerHeaders::keeps`] and those that decide the framing
-/// ([`FramingHeaders::see`]). Told by the name's length and bytes, so a decoded answer's other
-/// fields cost no name (httparse has already checked that every name is a token, as
-/// `HeaderName` would).
+/// for `All`; for `Content` and `Forward`, those [`AnswerHeaders::keeps`] and those that
+/// decide the framing ([`FramingHeaders::see`]). Told by the name's length and bytes, so a
+/// decoded or forwarded answer's other fields cost no name (httparse has already checked that
+/// every name is a token, as `HeaderName` would).
 fn needs_name(keep: AnswerHeaders, raw: &[u8]) -> bool {
     if keep == AnswerHeaders::All {
         return true;
@@ -1062,6 +1084,50 @@ mod tests {
         let all = head(input, &Method::GET).unwrap().unwrap();
         assert_eq!(all.headers.len(), 9);
         assert_eq!(all.headers["x-custom"], "y");
+    }
+
+    /// A forwarded answer's head: what `Content` keeps in the map, every other field (those
+    /// that frame it too) as the backend wrote it, for whoever hands the answer on.
+    #[test]
+    fn a_forwarded_answers_head_keeps_its_other_fields_as_written() {
+        let input = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: application/json\r\n\
+            Set-Cookie: a=1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\
+            x-custom:y\r\n\r\nbody";
+        let mut buf = BytesMut::from(&input[..]);
+        let h = parse_head(
+            &mut buf,
+            &Method::GET,
+            &mut NameCache::default(),
+            AnswerHeaders::Forward,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(&buf[..], b"body");
+        let names: Vec<_> = h.headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["content-type"]);
+        let forwarded = h.forwarded.expect("the other fields");
+        let fields: Vec<_> = forwarded.iter().collect();
+        assert_eq!(
+            fields,
+            [
+                (&b"Server"[..], &b"nginx"[..]),
+                (b"Set-Cookie", b"a=1"),
+                (b"Transfer-Encoding", b"chunked"),
+                (b"Connection", b"close"),
+                (b"x-custom", b"y"),
+            ]
+        );
+        let mut out = Vec::new();
+        forwarded.write(&mut out);
+        assert_eq!(
+            out,
+            b"Server: nginx\r\nSet-Cookie: a=1\r\nTransfer-Encoding: chunked\r\n\
+              Connection: close\r\nx-custom: y\r\n"
+        );
+        assert!(matches!(h.framing, Framing::Chunked(_)) && !h.keep_alive);
+        // Nothing forwarded unless asked for.
+        let all = head(input, &Method::GET).unwrap().unwrap();
+        assert!(all.forwarded.is_none());
     }
 
     /// A decoded answer's head builds a name only for the fields it keeps or is framed by,

@@ -181,6 +181,9 @@ impl Http1Pool {
         *response.status_mut() = head.status;
         *response.version_mut() = head.version;
         *response.headers_mut() = head.headers;
+        if let Some(fields) = head.forwarded {
+            response.extensions_mut().insert(fields);
+        }
         response
     }
 }

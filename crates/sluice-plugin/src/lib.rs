@@ -10,6 +10,7 @@ mod body;
 mod chain;
 mod coding;
 mod error;
+mod forwarded;
 mod outbound;
 mod registry;
 
@@ -23,6 +24,7 @@ pub use body::{
 pub use chain::{Chain, ChainLink, Flow, Hooks, not_hooks_message};
 pub use coding::{ContentCoding, decode_content, gunzip};
 pub use error::{ErrorKind, ErrorSource, ExecError};
+pub use forwarded::ForwardedFields;
 pub use outbound::{AllowedHosts, Origin, OutboundClient, error_outcome};
 pub use registry::{ClientPlugin, PluginContext, PluginError, Registry, RegistryError};
 
@@ -65,10 +67,14 @@ pub enum AnswerHeaders {
     /// proxy's backend stage reads of an answer it decodes (KrakenD hands no other header of
     /// it on). An executor may leave the others out and save building them; it need not.
     Content,
+    /// What `Content` keeps in the map, and every other field as the backend wrote it, in a
+    /// [`ForwardedFields`] among the response's extensions: for an answer handed on to the
+    /// client unread (`no-op`). An executor may put them in the map instead; it need not.
+    Forward,
 }
 
 impl AnswerHeaders {
-    /// Whether a header named `name` is kept.
+    /// Whether a header named `name` is kept in the map.
     pub fn keeps(self, name: &http::HeaderName) -> bool {
         self == Self::All
             || *name == http::header::CONTENT_TYPE

@@ -125,7 +125,8 @@ pub(crate) struct BackendStage {
     shadow: bool,
     /// The executor reads the endpoint's `{params}` (a gRPC backend's input message).
     route_params: bool,
-    /// The answer's headers this stage reads (all for `no-op`, which hands them on).
+    /// The answer's headers this stage reads (all for `no-op`, which hands them on: those it
+    /// does not read as they came, when the executor allows).
     answer_headers: AnswerHeaders,
     /// `METHOD /path` of the endpoint and the backend's url_pattern, for the failure log.
     endpoint: Arc<str>,
@@ -145,12 +146,14 @@ impl BackendStage {
         Self {
             builder: RequestBuilder::new(endpoint, backend, user_agent),
             route_params: executor.needs_route_params(),
-            answer_headers: if backend.encoding != Encoding::NoOp
-                && executor.reads_only_content_headers()
-            {
-                AnswerHeaders::Content
-            } else {
-                AnswerHeaders::All
+            // A `no-op` answer's other fields are handed on to the client unread.
+            answer_headers: match (
+                backend.encoding == Encoding::NoOp,
+                executor.reads_only_content_headers(),
+            ) {
+                (false, true) => AnswerHeaders::Content,
+                (true, true) => AnswerHeaders::Forward,
+                (_, false) => AnswerHeaders::All,
             },
             executor,
             encoding: backend.encoding,

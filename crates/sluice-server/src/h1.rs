@@ -27,7 +27,7 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Body as _;
 use sluice_client::NameCache;
-use sluice_plugin::Body;
+use sluice_plugin::{Body, ForwardedFields};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -300,12 +300,16 @@ fn encode_head(
     let http::response::Parts {
         mut status,
         mut headers,
+        extensions,
         ..
     } = parts;
+    // A backend's fields handed on as it wrote them (a `no-op` answer), beside the map.
+    let mut forwarded = extensions.get::<ForwardedFields>();
     // A service cannot answer 1xx (hyper answers 500 instead); the gateway never does.
     if status.is_informational() {
         status = StatusCode::INTERNAL_SERVER_ERROR;
         headers.clear();
+        forwarded = None;
     }
     let mut last = !keep_alive;
     if status == StatusCode::OK {
@@ -328,7 +332,12 @@ fn encode_head(
         Some(body.size_hint().exact())
     };
     let mut encoding = None;
+    // Handed on without hop-by-hop or framing fields (`respond.rs`): only a `Date` matters.
     let mut wrote_date = false;
+    if let Some(fields) = forwarded {
+        fields.write(out);
+        wrote_date = fields.contains("date");
+    }
     let mut wrote_close = false;
     let mut name: Option<&HeaderName> = None;
     for (field, value) in &headers {

@@ -30,7 +30,7 @@ use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use sluice_config::Config;
-use sluice_plugin::{Body, Registry};
+use sluice_plugin::{Body, ForwardedFields, Registry};
 use sluice_proxy::respond::{self, RenderOptions};
 use sluice_proxy::{ProxyRequest, build_pipelines_with};
 use sluice_stage::{Components, RequestHead, ResponseContext, SharedStage};
@@ -630,7 +630,8 @@ async fn accept_loop(
             let io = conn::Timed::new(guarded, state, settings.idle_timeout);
             let service = hyper::service::service_fn(move |request| {
                 let answer = requests.serve(request);
-                async move { Ok::<_, Infallible>(answer.await) }
+                // hyper writes the map alone.
+                async move { Ok::<_, Infallible>(forwarded_into_map(answer.await)) }
             });
             let connection = builder.serve_connection(TokioIo::new(io), service);
             if let Err(e) = watcher.watch(connection).await {
@@ -650,6 +651,17 @@ async fn accept_loop(
             "shutdown: in-flight requests still running, stopping anyway"
         );
     }
+}
+
+/// `response` with the backend's fields it hands on as they came ([`ForwardedFields`]) put in
+/// its map: for whatever reads or writes the map alone.
+fn forwarded_into_map(response: Response<Body>) -> Response<Body> {
+    if response.extensions().get::<ForwardedFields>().is_none() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    ForwardedFields::into_map(&mut parts.extensions, &mut parts.headers);
+    Response::from_parts(parts, body)
 }
 
 /// What every request of one connection needs, whichever server (h1.rs or hyper) reads it.
@@ -682,7 +694,10 @@ impl Requests {
             // Telemetry: one call here and one at the end (telemetry.rs).
             let mut scope = gateway.telemetry.begin(&request, peer, access.is_some());
             let method = request.method().clone();
-            let response = handle(&gateway, request, peer, &mut scope).await;
+            let mut response = handle(&gateway, request, peer, &mut scope).await;
+            if gateway.telemetry.reports_headers() {
+                response = forwarded_into_map(response);
+            }
             gateway.telemetry.end(&mut scope, &method, &response);
             if let Some(uri) = access {
                 tracing::info!(
@@ -825,6 +840,8 @@ impl SeenRequest {
             request_headers: &self.headers,
         };
         let (mut parts, body) = response.into_parts();
+        // The stages see (and may change) every field.
+        ForwardedFields::into_map(&mut parts.extensions, &mut parts.headers);
         sluice_stage::run_on_response(stages, &context, &mut parts);
         Response::from_parts(parts, body)
     }

@@ -102,6 +102,13 @@ impl ServerTelemetry {
         )
     }
 
+    /// Whether request spans carry the answer's headers (`report_headers`).
+    pub(crate) fn reports_headers(&self) -> bool {
+        self.telemetry
+            .settings()
+            .is_some_and(|s| s.global.report_headers)
+    }
+
     /// At its end: the status and the body size as far as known.
     pub(crate) fn end(
         &self,

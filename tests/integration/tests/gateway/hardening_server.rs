@@ -404,6 +404,97 @@ async fn hop_by_hop_headers_are_removed_both_ways() {
     assert_eq!(got.header("x-kept"), Some("1"));
 }
 
+/// A `no-op` answer's fields reach the client as the backend wrote them (repeats in order, odd
+/// spacing, its own `Date`), without hop-by-hop fields, those `Connection` names or forged
+/// gateway headers, whichever server writes the answer (the gateway's own loop for a bodiless
+/// request, hyper for one with a body) and with a stage that acts on answers (CORS) between:
+/// the fields handed on unread (`ForwardedFields`) and those put in a map agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_op_fields_reach_the_client_as_the_backend_wrote_them() {
+    const ANSWER: &str = "HTTP/1.1 203 Non-Authoritative Information\r\n\
+        Server: raw\r\nSet-Cookie: a=1\r\nConnection: close, X-Hop\r\nX-Hop: secret\r\n\
+        x-mixed-CASE:\tspaced  \r\nSet-Cookie: b=2\nDate: Tue, 01 Dec 2026 10:00:00 GMT\r\n\
+        X-Sluice: forged\r\nX-KrakenD-Completed: true\r\nKeep-Alive: timeout=5\r\n\
+        Proxy-Authenticate: Basic\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi";
+    let b = RawBackend::start(RawBehaviour::Write(Bytes::from_static(ANSWER.as_bytes()))).await;
+    let endpoints = json!([
+        endpoint(
+            "/raw",
+            json!([backend(&b.url(), "/", json!({"encoding": "no-op"}))]),
+            json!({"output_encoding": "no-op"})
+        ),
+        endpoint(
+            "/raw",
+            json!([backend(&b.url(), "/", json!({"encoding": "no-op"}))]),
+            json!({"method": "POST", "output_encoding": "no-op"})
+        ),
+    ]);
+    let plain = start_gateway(service(endpoints.clone())).await;
+    let mut with_cors = service(endpoints);
+    with_cors["extra_config"]["security/cors"] = json!({"allow_origins": ["*"]});
+    let cors = sluice_stage::Components::new().with(sluice_security::cors::Cors);
+    let with_cors =
+        try_start_gateway_with_components(with_cors, sluice_plugin::Registry::new(), &cors)
+            .await
+            .unwrap();
+
+    for (gw, origin) in [(&plain, ""), (&with_cors, "Origin: http://a.example\r\n")] {
+        for (method, body) in [("GET", ""), ("POST", "x")] {
+            let request = format!(
+                "{method} /raw HTTP/1.1\r\nHost: {}\r\n{origin}Content-Length: {}\r\n\r\n{body}",
+                gw.authority(),
+                body.len()
+            );
+            let request = if body.is_empty() {
+                request.replace("Content-Length: 0\r\n", "")
+            } else {
+                request
+            };
+            let resp = raw_request(gw.addr, request.as_bytes()).await.unwrap();
+            let case = format!("{method} {origin:?}: {resp:?}");
+            assert_eq!(resp.status, 203, "{case}");
+            assert_eq!(resp.body, b"hi", "{case}");
+            let mut fields: Vec<(String, String)> = resp
+                .headers
+                .iter()
+                .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
+                .filter(|(name, _)| !name.starts_with("access-control-") && name != "vary")
+                .filter(|(name, _)| name != "x-sluice")
+                .collect();
+            fields.sort_by(|a, b| a.0.cmp(&b.0));
+            let expected = [
+                ("content-length", "2"),
+                ("content-type", "text/plain"),
+                ("date", "Tue, 01 Dec 2026 10:00:00 GMT"),
+                ("server", "raw"),
+                ("set-cookie", "a=1"),
+                ("set-cookie", "b=2"),
+                ("x-krakend-completed", "false"),
+                ("x-mixed-case", "spaced"),
+            ];
+            let expected: Vec<(String, String)> = expected
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect();
+            assert_eq!(fields, expected, "{case}");
+            let versions: Vec<_> = resp
+                .headers
+                .iter()
+                .filter(|(name, _)| name.eq_ignore_ascii_case("x-sluice"))
+                .collect();
+            assert_eq!(versions.len(), 1, "{case}");
+            assert_ne!(versions[0].1, "forged", "{case}");
+            if !origin.is_empty() {
+                assert_eq!(
+                    resp.header("access-control-allow-origin"),
+                    Some("*"),
+                    "{case}"
+                );
+            }
+        }
+    }
+}
+
 /// Item 5: behind a trusted proxy, `X-Forwarded-For: 6.6.6.6, junk` does not make 6.6.6.6 the
 /// client: the walk stops at the junk and the peer is the client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -455,3 +455,44 @@ async fn disable_propagation_neither_reads_nor_sends_trace_context() {
     );
     gw.shutdown().await;
 }
+
+/// `report_headers`: the request span carries the answer's headers, a `no-op` answer's own
+/// among them (the gateway hands those on unread, beside the answer's map, and puts them in the
+/// map when something reads it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reported_headers_include_a_no_op_answers_backend_fields() {
+    let (addr, collector) = grpc_collector().await;
+    let a =
+        Backend::start_sync(|_| Reply::new(200).header("x-from-backend", "kept").body("hi")).await;
+    let mut config = service(json!([endpoint(
+        "/raw",
+        json!([backend(&a.url(), "/", json!({"encoding": "no-op"}))]),
+        json!({"output_encoding": "no-op"})
+    )]));
+    config["extra_config"]["telemetry/opentelemetry"] = json!({
+        "service_name": "traced",
+        "exporters": {"otlp": [{"name": "grpc", "host": "127.0.0.1", "port": addr.port(),
+                                "disable_metrics": true}]},
+        "layers": {"global": {"report_headers": true}}
+    });
+    let gw = try_start_gateway_with(config, registry(), |_| {})
+        .await
+        .unwrap();
+    let sampled = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    let resp = request(
+        http::Method::GET,
+        &gw.url("/raw"),
+        &[("traceparent", sampled.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("x-from-backend"), Some("kept"));
+    let spans = collector.spans(3).await;
+    let request_span = spans.iter().find(|s| s.kind == 2).unwrap();
+    let reported = attr(request_span, "http.response.header.x-from-backend");
+    assert!(
+        reported.as_deref().is_some_and(|v| v.contains("kept")),
+        "{reported:?} in {request_span:#?}"
+    );
+}
