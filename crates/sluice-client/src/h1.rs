@@ -455,6 +455,9 @@ struct FramingHeaders {
     chunked_last: bool,
     close: bool,
     keep_alive: bool,
+    /// `Connection` lists a name other than `keep-alive` (`close` included, as Go's proxy
+    /// reads it): a forwarded answer's fields of that name are left out too.
+    lists_names: bool,
 }
 
 impl FramingHeaders {
@@ -475,8 +478,10 @@ impl FramingHeaders {
             self.chunked_last = ends_in_chunked(value);
         } else if *name == header::CONNECTION {
             for token in value.split(|&b| b == b',').map(trim) {
+                let keep_alive = token.eq_ignore_ascii_case(b"keep-alive");
                 self.close |= token.eq_ignore_ascii_case(b"close");
-                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                self.keep_alive |= keep_alive;
+                self.lists_names |= !keep_alive && !token.is_empty();
             }
         }
         Ok(())
@@ -566,43 +571,52 @@ fn parse_head(
             0
         };
         let mut spans = Vec::with_capacity(room);
-        // A field handed on unread stays where it is in the head.
+        // A field handed on unread stays where it is in the head; a hop-by-hop one is left out
+        // (`Connection` and `Transfer-Encoding` are read for the framing below).
         let mut forwarded =
             (keep == AnswerHeaders::Forward).then(|| ForwardedFields::new(response.headers.len()));
-        let forward = |forwarded: &mut Option<ForwardedFields>, h: &httparse::Header<'_>| {
-            if let Some(fields) = forwarded {
-                let name = h.name.as_ptr() as usize - base;
-                let value = h.value.as_ptr() as usize - base;
-                fields.push(
-                    &buf[..len],
-                    name..name + h.name.len(),
-                    value..value + h.value.len(),
-                );
-            }
-        };
         // The cache is indexed by the names looked up, not the fields read: a decoded answer
         // skips most fields, and its few names keep their places from one answer to the next.
         let mut named = 0;
         for h in response.headers.iter() {
-            if !needs_name(keep, h.name.as_bytes()) {
-                forward(&mut forwarded, h);
+            let raw = h.name.as_bytes();
+            if !needs_name(keep, raw) {
+                if let Some(fields) = &mut forwarded
+                    && sluice_plugin::hop_by_hop_index(raw).is_none()
+                {
+                    let name = raw.as_ptr() as usize - base;
+                    let value = h.value.as_ptr() as usize - base;
+                    let (name, value) = (name..name + raw.len(), value..value + h.value.len());
+                    fields.push(&buf[..len], name, value);
+                }
                 continue;
             }
             let name = cache
-                .name(named, h.name.as_bytes())
+                .name(named, raw)
                 .map_err(|_| H1Error::new(H1ErrorKind::Head("an invalid header name")))?;
             named += 1;
             found.see(&name, h.value)?;
             if keep.keeps(&name) {
                 spans.push((name, h.value.as_ptr() as usize - base, h.value.len()));
-            } else {
-                // `Connection` and `Transfer-Encoding`: read for the framing, and handed on
-                // for the one who hands the answer on to drop (with what `Connection` names).
-                forward(&mut forwarded, h);
             }
         }
+        // The names `Connection` lists (rare: most say `keep-alive` or nothing), while the
+        // head is at hand: their fields are left out too.
+        let listed: Vec<Vec<u8>> = if forwarded.is_some() && found.lists_names {
+            response
+                .headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+                .flat_map(|h| h.value.split(|&b| b == b',').map(|t| trim(t).to_vec()))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let head = buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(spans.len());
+        // A forwarded answer's map gets the render's own two fields (`X-KrakenD-Completed`,
+        // `X-Sluice`) without growing.
+        let room = spans.len() + if forwarded.is_some() { 2 } else { 0 };
+        let mut headers = HeaderMap::with_capacity(room);
         for (name, start, len) in spans {
             headers.append(name, parsed_value(head.slice(start..start + len)));
         }
@@ -611,7 +625,14 @@ fn parse_head(
             status,
             version,
             headers,
-            forwarded: forwarded.map(|fields| fields.with_head(head)),
+            forwarded: forwarded.map(|fields| {
+                let mut fields = fields.with_head(head);
+                if !listed.is_empty() {
+                    let listed: Vec<&[u8]> = listed.iter().map(Vec::as_slice).collect();
+                    fields.remove_named(&listed);
+                }
+                fields
+            }),
             framing,
             keep_alive,
         }));
@@ -1086,13 +1107,14 @@ mod tests {
         assert_eq!(all.headers["x-custom"], "y");
     }
 
-    /// A forwarded answer's head: what `Content` keeps in the map, every other field (those
-    /// that frame it too) as the backend wrote it, for whoever hands the answer on.
+    /// A forwarded answer's head: what `Content` keeps in the map, every other field as the
+    /// backend wrote it, but the hop-by-hop ones and those `Connection` lists (which still
+    /// frame it).
     #[test]
     fn a_forwarded_answers_head_keeps_its_other_fields_as_written() {
         let input = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: application/json\r\n\
-            Set-Cookie: a=1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\
-            x-custom:y\r\n\r\nbody";
+            Set-Cookie: a=1\r\nTransfer-Encoding: chunked\r\nConnection: close, X-Hop\r\n\
+            x-custom:y\r\nx-hop: 1\r\nKEEP-ALIVE: 5\r\nTE: x\r\nX-Kept: 2\r\n\r\nbody";
         let mut buf = BytesMut::from(&input[..]);
         let h = parse_head(
             &mut buf,
@@ -1112,19 +1134,32 @@ mod tests {
             [
                 (&b"Server"[..], &b"nginx"[..]),
                 (b"Set-Cookie", b"a=1"),
-                (b"Transfer-Encoding", b"chunked"),
-                (b"Connection", b"close"),
                 (b"x-custom", b"y"),
+                (b"X-Kept", b"2"),
             ]
         );
         let mut out = Vec::new();
         forwarded.write(&mut out);
         assert_eq!(
             out,
-            b"Server: nginx\r\nSet-Cookie: a=1\r\nTransfer-Encoding: chunked\r\n\
-              Connection: close\r\nx-custom: y\r\n"
+            b"Server: nginx\r\nSet-Cookie: a=1\r\nx-custom: y\r\nX-Kept: 2\r\n"
         );
         assert!(matches!(h.framing, Framing::Chunked(_)) && !h.keep_alive);
+        // Without a name listed, `Connection` and the rest are simply left out.
+        let input = b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nX-A: 1\r\n\
+            Content-Length: 0\r\nProxy-Authenticate: b\r\nX-B: 2\r\n\r\n";
+        let h = parse_head(
+            &mut BytesMut::from(&input[..]),
+            &Method::GET,
+            &mut NameCache::default(),
+            AnswerHeaders::Forward,
+        )
+        .unwrap()
+        .unwrap();
+        let mut out = Vec::new();
+        h.forwarded.expect("the other fields").write(&mut out);
+        assert_eq!(out, b"X-A: 1\r\nX-B: 2\r\n");
+        assert!(h.keep_alive);
         // Nothing forwarded unless asked for.
         let all = head(input, &Method::GET).unwrap().unwrap();
         assert!(all.forwarded.is_none());

@@ -5,8 +5,43 @@ use std::ops::Range;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+/// The hop-by-hop field names (RFC 9110 §7.6.1): they describe one connection, so a gateway
+/// drops them both ways, whatever `Connection` says (Go's `httputil.ReverseProxy` list),
+/// lower-case.
+pub const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+];
+
+/// Where the field name `name`, in any case, is in [`HOP_BY_HOP`]: its length picks the one or
+/// two names it is compared with (most names have no hop-by-hop name's length).
+pub fn hop_by_hop_index(name: &[u8]) -> Option<usize> {
+    let candidates: &[usize] = match name.len() {
+        2 => &[3],
+        7 => &[4, 6],
+        10 => &[0, 1],
+        16 => &[2],
+        17 => &[5],
+        18 => &[7],
+        19 => &[8],
+        _ => return None,
+    };
+    candidates
+        .iter()
+        .copied()
+        .find(|&i| name.eq_ignore_ascii_case(HOP_BY_HOP[i].as_bytes()))
+}
+
 /// The fields of a backend's answer that a `no-op` endpoint hands on to its client without
-/// reading them, kept as spans of the answer's head ([`crate::AnswerHeaders::Forward`]).
+/// reading them, kept as spans of the answer's head ([`crate::AnswerHeaders::Forward`]), its
+/// hop-by-hop fields left out.
 /// Parsing each into a `HeaderMap` (a name, a value and an insert each) and writing it back
 /// cost more than the rest of such an answer; these are written back as the bytes they were,
 /// a run of lines in one copy.
@@ -117,6 +152,20 @@ impl ForwardedFields {
         self.fields.retain(|f| keep(f.name(head), f.value(head)));
     }
 
+    /// Removes the fields named any of `names`, in any case: those `Connection` lists, those
+    /// the one who hands the answer on sets itself.
+    pub fn remove_named(&mut self, names: &[&[u8]]) {
+        // Told by their lengths first: most answers have none of them.
+        let named = |name: &[u8]| {
+            names
+                .iter()
+                .any(|n| n.len() == name.len() && name.eq_ignore_ascii_case(n))
+        };
+        if self.iter().any(|(name, _)| named(name)) {
+            self.retain(|name, _| !named(name));
+        }
+    }
+
     /// Writes the fields as HTTP/1.1 header lines: lines the backend wrote as `name: value`
     /// and that follow each other in its head are copied together.
     pub fn write(&self, out: &mut Vec<u8>) {
@@ -225,6 +274,36 @@ mod tests {
         fields.retain(|_, _| false);
         assert!(fields.is_empty());
         assert_eq!(written(&fields), "");
+    }
+
+    #[test]
+    fn hop_by_hop_names_in_any_case_and_nothing_else() {
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_by_hop_index(name.as_bytes()), Some(i), "{name}");
+            let upper = name.to_ascii_uppercase();
+            assert_eq!(hop_by_hop_index(upper.as_bytes()), Some(i), "{upper}");
+        }
+        for other in [
+            "",
+            "t",
+            "tf",
+            "trailers",
+            "user-agent",
+            "content-length",
+            "x-connection",
+        ] {
+            assert_eq!(hop_by_hop_index(other.as_bytes()), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn the_named_fields_are_removed_in_any_case() {
+        let mut fields =
+            parsed(b"HTTP/1.1 200 OK\r\nX-Sluice: a\r\nX-Kept: 1\r\nx-sluice: b\r\n\r\n");
+        fields.remove_named(&[b"x-other", b"X-SLUICE"]);
+        assert_eq!(written(&fields), "X-Kept: 1\r\n");
+        fields.remove_named(&[b"x-sluice"]);
+        assert_eq!(fields.len(), 1);
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub use body::{
 pub use chain::{Chain, ChainLink, Flow, Hooks, not_hooks_message};
 pub use coding::{ContentCoding, decode_content, gunzip};
 pub use error::{ErrorKind, ErrorSource, ExecError};
-pub use forwarded::ForwardedFields;
+pub use forwarded::{ForwardedFields, HOP_BY_HOP, hop_by_hop_index};
 pub use outbound::{AllowedHosts, Origin, OutboundClient, error_outcome};
 pub use registry::{ClientPlugin, PluginContext, PluginError, Registry, RegistryError};
 
@@ -67,9 +67,10 @@ pub enum AnswerHeaders {
     /// proxy's backend stage reads of an answer it decodes (KrakenD hands no other header of
     /// it on). An executor may leave the others out and save building them; it need not.
     Content,
-    /// What `Content` keeps in the map, and every other field as the backend wrote it, in a
-    /// [`ForwardedFields`] among the response's extensions: for an answer handed on to the
-    /// client unread (`no-op`). An executor may put them in the map instead; it need not.
+    /// What `Content` keeps in the map, and every other field but the hop-by-hop ones as the
+    /// backend wrote it, in a [`ForwardedFields`] among the response's extensions: for an
+    /// answer handed on to the client unread (`no-op`). An executor may put them in the map
+    /// instead (all of them, as for `All`); it need not.
     Forward,
 }
 

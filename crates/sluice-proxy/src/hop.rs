@@ -2,47 +2,23 @@
 //! both ways, from requests sent to backends and from answers sent to clients.
 
 use http::header::{self, HeaderMap, HeaderName};
-use sluice_plugin::ForwardedFields;
 
-/// Always hop-by-hop, whatever `Connection` says (Go's `httputil.ReverseProxy` list). A
-/// `static`: a `const` array of names is built and dropped again wherever it is used.
-static HOP_BY_HOP: [HeaderName; 9] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-];
-
-/// Where `name` is in [`HOP_BY_HOP`]: a match on the name's text (a length switch, then one
-/// compare), cheaper than comparing it with nine `HeaderName`s.
-fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
-    Some(match name.as_str() {
-        "connection" => 0,
-        "keep-alive" => 1,
-        "proxy-connection" => 2,
-        "te" => 3,
-        "trailer" => 4,
-        "transfer-encoding" => 5,
-        "upgrade" => 6,
-        "proxy-authenticate" => 7,
-        "proxy-authorization" => 8,
-        _ => return None,
-    })
-}
-
-/// Whether a name as a backend wrote it (in any case) is in [`HOP_BY_HOP`].
-fn is_hop_by_hop_raw(name: &[u8]) -> bool {
-    // Most names have no hop-by-hop name's length, and are not compared at all.
-    matches!(name.len(), 2 | 7 | 10 | 16..=19)
-        && HOP_BY_HOP
-            .iter()
-            .any(|hop| name.eq_ignore_ascii_case(hop.as_str().as_bytes()))
-}
+/// [`sluice_plugin::HOP_BY_HOP`] as names to remove. A `static`: a `const` array of names is
+/// built and dropped again wherever it is used.
+static HOP_BY_HOP: [HeaderName; 9] = {
+    let names = sluice_plugin::HOP_BY_HOP;
+    [
+        HeaderName::from_static(names[0]),
+        HeaderName::from_static(names[1]),
+        HeaderName::from_static(names[2]),
+        HeaderName::from_static(names[3]),
+        HeaderName::from_static(names[4]),
+        HeaderName::from_static(names[5]),
+        HeaderName::from_static(names[6]),
+        HeaderName::from_static(names[7]),
+        HeaderName::from_static(names[8]),
+    ]
+};
 
 /// The names a `Connection` value lists (but `keep-alive`, in the list already).
 fn connection_names(value: &[u8], named: &mut Vec<HeaderName>) {
@@ -58,28 +34,13 @@ fn connection_names(value: &[u8], named: &mut Vec<HeaderName>) {
     }
 }
 
-/// [`strip_hop_by_hop`] for the fields an answer hands on as the backend wrote them; those
-/// named `also` (the ones the gateway sets itself) are removed too.
-pub(crate) fn strip_forwarded(fields: &mut ForwardedFields, also: &[&HeaderName]) {
-    let mut named: Vec<HeaderName> = Vec::new();
-    for (name, value) in fields.iter() {
-        if name.eq_ignore_ascii_case(b"connection") {
-            connection_names(value, &mut named);
-        }
-    }
-    fields.retain(|name, _| {
-        let is = |other: &&HeaderName| name.eq_ignore_ascii_case(other.as_str().as_bytes());
-        !(is_hop_by_hop_raw(name) || also.iter().any(is) || named.iter().any(|n| is(&n)))
-    });
-}
-
 /// Removes the hop-by-hop headers and every header `Connection` names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the (few) names present, then removes only for those found: a remove
     // hashes its name, and nine of them cost more than the whole scan.
     let mut present = 0u16;
     for name in headers.keys() {
-        if let Some(i) = hop_by_hop_index(name) {
+        if let Some(i) = sluice_plugin::hop_by_hop_index(name.as_str().as_bytes()) {
             present |= 1 << i;
         }
     }
@@ -111,11 +72,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_index_table_matches_the_list() {
+    fn the_names_are_the_list() {
         for (i, name) in HOP_BY_HOP.iter().enumerate() {
-            assert_eq!(hop_by_hop_index(name), Some(i), "{name}");
+            assert_eq!(name.as_str(), sluice_plugin::HOP_BY_HOP[i]);
         }
-        assert_eq!(hop_by_hop_index(&header::CONTENT_TYPE), None);
     }
 
     #[test]
@@ -144,36 +104,6 @@ mod tests {
         let mut names: Vec<_> = headers.keys().map(HeaderName::as_str).collect();
         names.sort_unstable();
         assert_eq!(names, ["content-type", "x-kept"]);
-    }
-
-    /// `lines` (`Name: value`, each ended by CRLF) as forwarded fields.
-    fn forwarded(lines: &'static str) -> ForwardedFields {
-        let mut fields = ForwardedFields::new(8);
-        let mut at = 0;
-        for line in lines.split_terminator("\r\n") {
-            let colon = line.find(": ").expect("a field line");
-            fields.push(
-                lines.as_bytes(),
-                at..at + colon,
-                at + colon + 2..at + line.len(),
-            );
-            at += line.len() + 2;
-        }
-        fields.with_head(bytes::Bytes::from_static(lines.as_bytes()))
-    }
-
-    #[test]
-    fn strips_forwarded_hop_by_hop_connection_named_and_the_gateways_own_fields() {
-        let mut fields = forwarded(
-            "Connection: keep-alive, X-Secret\r\nX-SECRET: 1\r\nKeep-Alive: t\r\n\
-             proxy-connection: x\r\nTE: trailers\r\nTrailer: a\r\nUpgrade: h2c\r\n\
-             Transfer-Encoding: chunked\r\nProxy-Authenticate: Basic\r\n\
-             Proxy-Authorization: Basic\r\nX-Sluice: forged\r\nX-Kept: 1\r\n\
-             Server: s\r\nTe-Not: 1\r\n",
-        );
-        strip_forwarded(&mut fields, &[&HeaderName::from_static("x-sluice")]);
-        let names: Vec<_> = fields.iter().map(|(name, _)| name).collect();
-        assert_eq!(names, [&b"X-Kept"[..], b"Server", b"Te-Not"]);
     }
 
     #[test]

@@ -204,9 +204,13 @@ pub fn text(status: StatusCode, message: &'static str) -> Response<Body> {
 fn no_op(backend: Response<Body>, options: &RenderOptions) -> Response<Body> {
     let (mut parts, body) = backend.into_parts();
     crate::hop::strip_hop_by_hop(&mut parts.headers);
-    // The fields handed on as the backend wrote them: the gateway's own two are set below.
+    // The fields handed on as the backend wrote them (without hop-by-hop ones): the gateway's
+    // own two are set below.
     if let Some(fields) = parts.extensions.get_mut::<sluice_plugin::ForwardedFields>() {
-        crate::hop::strip_forwarded(fields, &[&COMPLETED, &VERSION_HEADER]);
+        fields.remove_named(&[
+            COMPLETED.as_str().as_bytes(),
+            VERSION_HEADER.as_str().as_bytes(),
+        ]);
     }
     parts.headers.insert(COMPLETED.clone(), FALSE);
     parts
