@@ -336,7 +336,7 @@ fn encode_head(
     let mut wrote_date = false;
     if let Some(fields) = forwarded {
         fields.write(out);
-        wrote_date = fields.contains("date");
+        wrote_date = fields.has_date();
     }
     let mut wrote_close = false;
     let mut name: Option<&HeaderName> = None;
