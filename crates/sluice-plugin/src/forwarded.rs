@@ -56,6 +56,15 @@ pub struct ForwardedFields {
     fields: Vec<Field>,
     /// A field is named `Date` (a writer adds one only when none came).
     has_date: bool,
+    /// Bit `n` set: a field pushed had a name `n` bytes long (31: longer; a removal leaves the
+    /// bit, so it means "maybe"), so most names [`ForwardedFields::remove_named`] is asked for
+    /// are known absent without a look at the fields.
+    lengths: u32,
+}
+
+/// A name's length as a bit of [`ForwardedFields::lengths`].
+fn length_bit(len: usize) -> u32 {
+    1 << len.min(31)
 }
 
 /// One field: offsets into the head.
@@ -86,6 +95,7 @@ impl ForwardedFields {
             head: Bytes::new(),
             fields: Vec::with_capacity(capacity),
             has_date: false,
+            lengths: 0,
         }
     }
 
@@ -94,12 +104,16 @@ impl ForwardedFields {
     /// them). The caller has checked them as an HTTP/1 parser does (httparse): the name is a
     /// token, the value holds only the bytes a `HeaderValue` allows. A head over 4 GiB is not
     /// kept whole.
+    #[inline]
     pub fn push(&mut self, head: &[u8], name: Range<usize>, value: Range<usize>) {
-        let canonical = head.get(name.end..value.start) == Some(b": ")
+        let canonical = value.start == name.end + 2
+            && head.get(name.end..value.start) == Some(b": ")
             && head.get(value.end..value.end + 2) == Some(b"\r\n");
         debug_assert!(HeaderName::from_bytes(&head[name.clone()]).is_ok());
         debug_assert!(HeaderValue::from_bytes(&head[value.clone()]).is_ok());
-        self.has_date |= name.len() == 4 && head[name.clone()].eq_ignore_ascii_case(b"date");
+        let len = name.len();
+        self.lengths |= length_bit(len);
+        self.has_date |= len == 4 && head[name.clone()].eq_ignore_ascii_case(b"date");
         let offset = |at: usize| u32::try_from(at).unwrap_or(u32::MAX);
         self.fields.push(Field {
             start: offset(name.start),
@@ -152,8 +166,14 @@ impl ForwardedFields {
     /// Removes the fields named any of `names`, in any case: those `Connection` lists, those
     /// the one who hands the answer on sets itself.
     pub fn remove_named(&mut self, names: &[&[u8]]) {
+        if !names
+            .iter()
+            .any(|n| self.lengths & length_bit(n.len()) != 0)
+        {
+            return;
+        }
         let head = &self.head[..];
-        // Told by their lengths first (no slicing): most answers have none of them.
+        // Told by their lengths first (no slicing).
         let named = |field: &Field| {
             let len = (field.name_end - field.start) as usize;
             names
