@@ -128,8 +128,60 @@ fn special_marks(word: u64) -> u64 {
 }
 
 /// The index of the first byte from `from` that [`SPECIAL`] marks, or the length.
+#[allow(
+    unsafe_code,
+    reason = "a call of the SSE2 search, which every x86-64 CPU runs"
+)]
 pub(crate) fn next_special(bytes: &[u8], from: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE2 is part of the x86-64 baseline: every CPU this code runs on has it.
+    let from = match unsafe { special_16(bytes, from) } {
+        Ok(at) => return at,
+        Err(rest) => rest,
+    };
     swar::position_from(bytes, from, special_marks, |b| SPECIAL[usize::from(b)])
+}
+
+/// [`SPECIAL`] sixteen bytes at a time with SSE2 (every x86-64 has it): most strings end within
+/// the first sixteen bytes, where the word-at-a-time test took ~55 instructions a string. `Ok`:
+/// the first marked byte; `Err`: where fewer than sixteen bytes are left, none marked before.
+#[cfg(target_arch = "x86_64")]
+#[allow(
+    unsafe_code,
+    reason = "an unaligned 16-byte load of bytes the slice holds"
+)]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn special_16(bytes: &[u8], mut from: usize) -> Result<usize, usize> {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    #[target_feature(enable = "sse2")]
+    fn splat(byte: u8) -> __m128i {
+        _mm_set1_epi8(i8::from_ne_bytes([byte]))
+    }
+    while let Some(chunk) = bytes.get(from..).and_then(<[u8]>::first_chunk::<16>) {
+        // SAFETY: `chunk` is sixteen readable bytes, and `_mm_loadu_si128` needs no alignment.
+        let v = unsafe { _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>()) };
+        // A byte below 0x20 is one that the unsigned max with 0x1F leaves at 0x1F; `<` and `>`
+        // (`"` and `&`) differ in one bit, set in both before one comparison.
+        let control = _mm_cmpeq_epi8(_mm_max_epu8(v, splat(0x1F)), splat(0x1F));
+        let angle = _mm_cmpeq_epi8(_mm_or_si128(v, splat(0x02)), splat(b'>'));
+        let quote = _mm_cmpeq_epi8(_mm_or_si128(v, splat(0x04)), splat(b'&'));
+        let backslash = _mm_cmpeq_epi8(v, splat(b'\\'));
+        let separator = _mm_cmpeq_epi8(v, splat(0xE2));
+        let marks = _mm_or_si128(
+            _mm_or_si128(control, angle),
+            _mm_or_si128(_mm_or_si128(quote, backslash), separator),
+        );
+        let mask = _mm_movemask_epi8(marks).cast_unsigned();
+        if mask != 0 {
+            return Ok(from + mask.trailing_zeros() as usize);
+        }
+        from += 16;
+    }
+    Err(from)
 }
 
 /// `text` as a JSON string, with Go's escapes (see [`SPECIAL`]).
@@ -391,6 +443,27 @@ mod tests {
                 text(reference_json(value)),
                 "{value:?}"
             );
+        }
+    }
+
+    /// The sixteen- and eight-at-a-time searches find exactly the bytes the table marks, the
+    /// first of two, at every offset, from every start before it.
+    #[test]
+    fn next_special_finds_the_first_marked_byte_of_a_longer_text() {
+        for byte in 0..=255u8 {
+            for at in 0..40 {
+                let mut bytes = vec![b'a'; 41];
+                bytes[40] = b'"';
+                bytes[at] = byte;
+                let expected = if SPECIAL[usize::from(byte)] { at } else { 40 };
+                for from in 0..=at {
+                    assert_eq!(
+                        next_special(&bytes, from),
+                        expected,
+                        "{byte:#04x} at {at} from {from}"
+                    );
+                }
+            }
         }
     }
 
