@@ -607,7 +607,7 @@ fn parse_head(
                 .headers
                 .iter()
                 .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-                .flat_map(|h| h.value.split(|&b| b == b',').map(|t| trim(t).to_vec()))
+                .flat_map(|h| sluice_plugin::connection_listed(h.value).map(<[u8]>::to_vec))
                 .collect()
         } else {
             Vec::new()

@@ -39,6 +39,15 @@ pub fn hop_by_hop_index(name: &[u8]) -> Option<usize> {
         .find(|&i| name.eq_ignore_ascii_case(HOP_BY_HOP[i].as_bytes()))
 }
 
+/// The names a `Connection` value lists beside [`HOP_BY_HOP`] (every token but `keep-alive`,
+/// in the list already): their fields are hop-by-hop too.
+pub fn connection_listed(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|token| !token.is_empty() && !token.eq_ignore_ascii_case(b"keep-alive"))
+}
+
 /// The fields of a backend's answer that a `no-op` endpoint hands on to its client without
 /// reading them, kept as spans of the answer's head ([`crate::AnswerHeaders::Forward`]), its
 /// hop-by-hop fields left out.
@@ -314,6 +323,13 @@ mod tests {
         ] {
             assert_eq!(hop_by_hop_index(other.as_bytes()), None, "{other}");
         }
+    }
+
+    #[test]
+    fn connection_lists_its_tokens_but_keep_alive() {
+        let listed: Vec<_> = connection_listed(b" close,, Keep-Alive ,X-A\t, x-b").collect();
+        assert_eq!(listed, [&b"close"[..], b"X-A", b"x-b"]);
+        assert_eq!(connection_listed(b"keep-alive").count(), 0);
     }
 
     #[test]

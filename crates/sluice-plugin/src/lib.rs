@@ -24,7 +24,7 @@ pub use body::{
 pub use chain::{Chain, ChainLink, Flow, Hooks, not_hooks_message};
 pub use coding::{ContentCoding, decode_content, gunzip};
 pub use error::{ErrorKind, ErrorSource, ExecError};
-pub use forwarded::{ForwardedFields, HOP_BY_HOP, hop_by_hop_index};
+pub use forwarded::{ForwardedFields, HOP_BY_HOP, connection_listed, hop_by_hop_index};
 pub use outbound::{AllowedHosts, Origin, OutboundClient, error_outcome};
 pub use registry::{ClientPlugin, PluginContext, PluginError, Registry, RegistryError};
 

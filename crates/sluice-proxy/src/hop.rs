@@ -20,20 +20,6 @@ static HOP_BY_HOP: [HeaderName; 9] = {
     ]
 };
 
-/// The names a `Connection` value lists (but `keep-alive`, in the list already).
-fn connection_names(value: &[u8], named: &mut Vec<HeaderName>) {
-    for token in value.split(|&b| b == b',') {
-        let token = token.trim_ascii();
-        if token.is_empty() || token.eq_ignore_ascii_case(b"keep-alive") {
-            continue;
-        }
-        // A token that is no header name names nothing to remove.
-        if let Ok(name) = HeaderName::from_bytes(token) {
-            named.push(name);
-        }
-    }
-}
-
 /// Removes the hop-by-hop headers and every header `Connection` names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the (few) names present, then removes only for those found: a remove
@@ -52,7 +38,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if present & 1 != 0 {
         let mut named: Vec<HeaderName> = Vec::new();
         for value in headers.get_all(header::CONNECTION) {
-            connection_names(value.as_bytes(), &mut named);
+            // A token that is no header name names nothing to remove.
+            let names = sluice_plugin::connection_listed(value.as_bytes())
+                .filter_map(|token| HeaderName::from_bytes(token).ok());
+            named.extend(names);
         }
         for name in named {
             headers.remove(name);
