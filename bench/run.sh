@@ -499,6 +499,8 @@ report() {
     cpu_target "(f) hooks capacity >= 0.92x (d)" "$d" "(f) wasm sluice-world hooks" ">=" 0.92
     cpu_target "(f') handle + send capacity >= 0.85x (d)" "$d" "(f') wasm sluice-world handle" ">=" 0.85
     cpu_target "(h) wasi:http capacity >= 0.5x (d)" "$d" "(h) wasm wasi:http" ">=" 0.5
+    cpu_target "(h-lean) the same, raw wasi:http bindings, >= 0.5x (d)" "$d" \
+        "(h-lean) wasm wasi:http, raw bindings" ">=" 0.5
     echo "- idle RSS < 20 MiB: $(mib "$IDLE_RSS_KB") MiB -> $(verdict holds "$IDLE_RSS_KB" "<" 20480)"
     if [[ -n ${US_PER_REQ["(c0) base no-op"]:-}${US_PER_REQ["(d0) base json"]:-} ]]; then
         echo

@@ -3,12 +3,12 @@
 # behind a pass-through client plugin of each kind. Sourced by run.sh after the core cases.
 
 plugins_dist="$ROOT/plugins/dist"
-if [[ ! -f $plugins_dist/header-rewrite.wasm || ! -f $plugins_dist/wasi-passthrough.wasm ]]; then
+if [[ ! -f $plugins_dist/header-rewrite.wasm || ! -f $plugins_dist/wasi-lean-passthrough.wasm ]]; then
     log "building the example plugins (plugins/build.sh)"
     "$ROOT/plugins/build.sh" >&2
 fi
 mkdir -p "$WORK/plugins"
-cp "$plugins_dist"/{header-rewrite,client-example,wasi-passthrough}.wasm "$WORK/plugins/"
+cp "$plugins_dist"/{header-rewrite,client-example,wasi-passthrough,wasi-lean-passthrough}.wasm "$WORK/plugins/"
 sluice_root plugin "{\"folder\": \"$WORK/plugins\", \"pattern\": \".wasm\"}"
 sluice_env "SLUICE_CACHE_DIR=$WORK/wasm-cache"
 
@@ -34,6 +34,12 @@ bench_case "(g) native plugin" "$SLUICE_URL/plugin-native"
 sluice_endpoint '{"endpoint": "/plugin-wasi", "backend": [{"url_pattern": "/data.json",
     "extra_config": {"plugin/http-client": {"name": "wasi-passthrough", "max_instances": 64}}}]}'
 bench_case "(h) wasm wasi:http" "$SLUICE_URL/plugin-wasi"
+
+# (h-lean) the same pass-through on the raw wasi:http bindings: headers copied and bodies
+# spliced host-side, about two thirds of the host calls of (h)'s wstd guest.
+sluice_endpoint '{"endpoint": "/plugin-wasi-lean", "backend": [{"url_pattern": "/data.json",
+    "extra_config": {"plugin/http-client": {"name": "wasi-lean-passthrough", "max_instances": 64}}}]}'
+bench_case "(h-lean) wasm wasi:http, raw bindings" "$SLUICE_URL/plugin-wasi-lean"
 
 # (f-py), (f-js) the hooks-mode pass-through of (f) written in Python and JavaScript on their
 # SDKs (plugins/sdk-python, plugins/sdk-js). Built when missing; skipped, with a line saying

@@ -200,6 +200,7 @@ fn plugin_test_accepts_every_example() {
         "hmac-signer",
         "static-answer",
         "wasi-passthrough",
+        "wasi-lean-passthrough",
     ]
     .iter()
     .map(|name| dist().join(format!("{name}.wasm")))
@@ -215,9 +216,9 @@ fn plugin_test_accepts_every_example() {
         .iter()
         .filter(|l| l.starts_with("[OK] /"))
         .count();
-    assert_eq!(ok_lines, 6, "{out}");
+    assert_eq!(ok_lines, 7, "{out}");
     assert!(
-        out.last_line().starts_with("[OK] 6 tested plugin(s) in"),
+        out.last_line().starts_with("[OK] 7 tested plugin(s) in"),
         "{out}"
     );
 }

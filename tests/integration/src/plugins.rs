@@ -16,7 +16,7 @@ use sluice_plugin::Registry;
 use sluice_wasm::{WasmHost, WasmHostOptions};
 
 /// The components `plugins/build.sh` produces, by registered name (the file stem).
-pub const EXAMPLE_PLUGINS: [&str; 7] = [
+pub const EXAMPLE_PLUGINS: [&str; 8] = [
     "client-example",
     "fan-out",
     "fault",
@@ -24,6 +24,7 @@ pub const EXAMPLE_PLUGINS: [&str; 7] = [
     "hmac-signer",
     "static-answer",
     "wasi-passthrough",
+    "wasi-lean-passthrough",
 ];
 
 /// The compiled-in twins `sluice_builtin_plugins::register_all` provides.
