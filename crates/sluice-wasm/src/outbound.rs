@@ -9,6 +9,7 @@ use sluice_plugin::{
 };
 
 use crate::plugin::Backend;
+use crate::sandbox::Race;
 use crate::stats::Counter;
 
 /// Refuses hosts outside the allow-list (logged by the outbound client, counted here).
@@ -19,15 +20,12 @@ pub(crate) fn check_allowed(backend: &Backend, uri: &http::Uri) -> Result<(), Ex
 }
 
 /// Executes `request` through the plugin's outbound client (the allow-list holds on every hop);
-/// the response body may still stream. `own_timer: false` is for a caller that races the call
-/// against `deadline` itself (the backend stage, around a hooks-mode plugin that leaves the
-/// answer alone): a second timer would only fire at the same instant, and a timer costs its
-/// registration and removal per call.
+/// the response body may still stream.
 pub(crate) async fn execute(
     backend: &Backend,
     request: BackendRequest,
     deadline: Instant,
-    own_timer: bool,
+    race: Race,
     max_body_bytes: usize,
     trace: Option<&sluice_telemetry::TraceParent>,
 ) -> Result<BackendResponse, ExecError> {
@@ -37,14 +35,7 @@ pub(crate) async fn execute(
         ..CallContext::new(deadline, max_body_bytes)
     };
     let call = backend.client.execute(request, &ctx);
-    let result = if own_timer {
-        match tokio::time::timeout_at(deadline, call).await {
-            Ok(result) => result,
-            Err(_elapsed) => Err(ExecError::timeout()),
-        }
-    } else {
-        call.await
-    };
+    let result = within(deadline, race, call).await;
     if let Err(e) = &result
         && e.kind == ErrorKind::HostNotAllowed
     {
@@ -58,12 +49,13 @@ pub(crate) async fn send_buffered(
     backend: &Backend,
     request: BackendRequest,
     deadline: Instant,
+    race: Race,
     max_body_bytes: usize,
     trace: Option<&sluice_telemetry::TraceParent>,
 ) -> Result<(http::response::Parts, Bytes), ExecError> {
-    let response = execute(backend, request, deadline, true, max_body_bytes, trace).await?;
+    let response = execute(backend, request, deadline, race, max_body_bytes, trace).await?;
     let (parts, body) = response.into_parts();
-    let body = collect_body(body, deadline, max_body_bytes).await?;
+    let body = collect_body(body, deadline, race, max_body_bytes).await?;
     Ok((parts, body))
 }
 
@@ -74,6 +66,7 @@ pub(crate) async fn send_http2(
     backend: &Backend,
     request: BackendRequest,
     deadline: Instant,
+    race: Race,
     max_body_bytes: usize,
 ) -> Result<(http::response::Parts, Bytes, http::HeaderMap), ExecError> {
     check_allowed(backend, &request.url)?;
@@ -111,16 +104,14 @@ pub(crate) async fn send_http2(
         }
         Ok((parts, data.finish(), trailers))
     };
-    match tokio::time::timeout_at(deadline, call).await {
-        Ok(result) => result,
-        Err(_elapsed) => Err(ExecError::timeout()),
-    }
+    within(deadline, race, call).await
 }
 
 /// Reads a body to the end, bounded in size and time.
 pub(crate) async fn collect_body<B>(
     body: B,
     deadline: Instant,
+    race: Race,
     max_body_bytes: usize,
 ) -> Result<Bytes, ExecError>
 where
@@ -150,8 +141,20 @@ where
         }
         Ok(whole.finish())
     };
-    match tokio::time::timeout_at(deadline, read).await {
-        Ok(result) => result,
-        Err(_elapsed) => Err(ExecError::timeout()),
+    within(deadline, race, read).await
+}
+
+/// `call`, cut with a timeout error at `deadline` when the race is run [`Race::Here`].
+async fn within<T>(
+    deadline: Instant,
+    race: Race,
+    call: impl Future<Output = Result<T, ExecError>>,
+) -> Result<T, ExecError> {
+    match race {
+        Race::Here => match tokio::time::timeout_at(deadline, call).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(ExecError::timeout()),
+        },
+        Race::Caller => call.await,
     }
 }

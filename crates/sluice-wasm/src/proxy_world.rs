@@ -27,7 +27,7 @@ use wasmtime_wasi_http::{
 
 use crate::executor::{Instance, PluginExecutor, World};
 use crate::plugin::Backend;
-use crate::sandbox::{self, Fault, MemoryLimiter, STDERR_CAPACITY};
+use crate::sandbox::{self, Fault, MemoryLimiter, Race, STDERR_CAPACITY};
 use crate::{headers, outbound};
 
 /// Resource-table entries an idle instance may hold (stdio streams and the like); more means
@@ -122,7 +122,7 @@ impl WasiHttpHooks for Hooks {
         }
         Box::new(async move {
             let (parts, body) = request.into_parts();
-            let body = outbound::collect_body(body, deadline, max_body_bytes)
+            let body = outbound::collect_body(body, deadline, Race::Here, max_body_bytes)
                 .await
                 .map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.message)))?;
             let request = BackendRequest {
@@ -135,7 +135,7 @@ impl WasiHttpHooks for Hooks {
                 &backend,
                 request,
                 deadline,
-                true,
+                Race::Here,
                 max_body_bytes,
                 trace.as_ref(),
             )
@@ -333,7 +333,7 @@ impl World for ProxyWorld {
                 Ok(Ok(response)) => {
                     let (parts, body) = response.into_parts();
                     headers::check(|| format!("the answer of plugin {plugin}"), &parts.headers)?;
-                    let body = outbound::collect_body(body, deadline, max_body).await?;
+                    let body = outbound::collect_body(body, deadline, Race::Here, max_body).await?;
                     Ok((parts, body))
                 }
                 Ok(Err(code)) => Err(error_code_to_exec(&code)),
@@ -368,7 +368,8 @@ impl World for ProxyWorld {
         // instance's table, so nothing resolves it after a trap: waiting for both (as `join!`
         // would) holds the request until its deadline.
         let instance = &mut leased.instance;
-        let outcome = sandbox::within(deadline, async {
+        let race = Race::of(ctx, deadline);
+        let outcome = sandbox::within_race(backend, deadline, race, async {
             let call = instance.guest.wasi_http_incoming_handler().call_handle(
                 &mut instance.store,
                 incoming,

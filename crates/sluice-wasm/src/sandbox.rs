@@ -76,6 +76,72 @@ pub(crate) fn new_store<T: Send + 'static>(
     store
 }
 
+/// Who races a call against its deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Race {
+    /// The function called arms a timer of its own.
+    Here,
+    /// A caller already races the same deadline: the backend stage (around a hooks-mode
+    /// plugin), or the guest call a `send` runs in (cut at its deadline, `send` and all). A
+    /// second timer would only fire at the same instant, and a timer costs its registration
+    /// and removal per call.
+    Caller,
+}
+
+impl Race {
+    /// The race for a call of `ctx` that ends at `deadline`: the caller's, when it races that
+    /// very deadline itself; a plugin `timeout` that ends earlier keeps its own timer.
+    pub(crate) fn of(ctx: &sluice_plugin::CallContext, deadline: Instant) -> Race {
+        if ctx.caller_enforces_deadline && deadline == ctx.deadline {
+            Race::Caller
+        } else {
+            Race::Here
+        }
+    }
+}
+
+/// [`within`] for a call of `race`: with [`Race::Caller`] no timer is armed, since the caller
+/// drops the call at that very deadline; the cut is then reported when the call is dropped
+/// (logged and counted as [`cut_at_deadline`] and the executor count a cut made here, the
+/// request's error included, since the executor's future never ends to count it).
+pub(crate) async fn within_race<F: Future>(
+    backend: &Backend,
+    deadline: Instant,
+    race: Race,
+    call: F,
+) -> Option<F::Output> {
+    match race {
+        Race::Here => within(deadline, call).await,
+        Race::Caller => {
+            let mut unfinished = CutReport {
+                backend,
+                deadline,
+                armed: true,
+            };
+            let output = call.await;
+            unfinished.armed = false;
+            Some(output)
+        }
+    }
+}
+
+/// Reports a call dropped unfinished at its deadline as cut there.
+struct CutReport<'a> {
+    backend: &'a Backend,
+    deadline: Instant,
+    armed: bool,
+}
+
+impl Drop for CutReport<'_> {
+    fn drop(&mut self) {
+        // Dropped before its deadline, the call was given up (the client went away): no cut.
+        if self.armed && Instant::now() >= self.deadline {
+            drop(cut_at_deadline(self.backend));
+            self.backend.stats.bump(Counter::Errors);
+        }
+    }
+}
+
 /// `call`'s output, or `None` when `deadline` passes first. Polled in tokio's `Timeout` order
 /// (an answer that is ready wins), but the timer is armed only when the call has to wait: a
 /// guest call that runs through without awaiting the host (every hook that does not `send`)

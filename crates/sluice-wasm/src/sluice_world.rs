@@ -19,7 +19,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::executor::{Instance, PluginExecutor, World};
 use crate::plugin::Backend;
-use crate::sandbox::{self, Fault, MemoryLimiter, STDERR_CAPACITY};
+use crate::sandbox::{self, Fault, MemoryLimiter, Race, STDERR_CAPACITY};
 use crate::stats::Counter;
 use crate::{headers, outbound};
 
@@ -119,10 +119,12 @@ impl bindings::sluice::plugin::host::Host for State {
             None => from_wit_request(request),
         }
         .map_err(exec_to_wit)?;
+        // The guest call this `send` runs in is cut at the same deadline (`call_guest`).
         let (parts, body) = outbound::send_buffered(
             &self.backend,
             request,
             self.deadline,
+            Race::Caller,
             max_body_bytes,
             self.trace.as_ref(),
         )
@@ -150,10 +152,15 @@ impl bindings::sluice::plugin::host::Host for State {
             });
         };
         let request = from_wit_request(request).map_err(exec_to_wit)?;
-        let (parts, body, trailers) =
-            outbound::send_http2(&self.backend, request, self.deadline, max_body_bytes)
-                .await
-                .map_err(exec_to_wit)?;
+        let (parts, body, trailers) = outbound::send_http2(
+            &self.backend,
+            request,
+            self.deadline,
+            Race::Caller,
+            max_body_bytes,
+        )
+        .await
+        .map_err(exec_to_wit)?;
         Ok(Http2Response {
             status: parts.status.as_u16(),
             headers: headers::encode(&parts.headers),
@@ -429,9 +436,9 @@ impl SluiceExecutor {
         call: Call<'_>,
         handed: Option<Handed>,
         deadline: Instant,
-        max_body_bytes: usize,
-        trace: Option<&sluice_telemetry::TraceParent>,
+        ctx: &CallContext,
     ) -> Result<Answer, ExecError> {
+        let (max_body_bytes, trace) = (ctx.max_body_bytes, ctx.trace.as_ref());
         let mut leased = self.checkout(deadline).await?;
         let state = leased.instance.store.data_mut();
         state.deadline = deadline;
@@ -444,7 +451,9 @@ impl SluiceExecutor {
         };
         // Boxed: wasmtime's call future is most of this one's size, and the futures that await
         // this one (the hooks, `run`, the executor's box) would each carry and move a copy.
-        let outcome = sandbox::within(deadline, Box::pin(invoke(&mut leased.instance, call))).await;
+        let call = Box::pin(invoke(&mut leased.instance, call));
+        let race = Race::of(ctx, deadline);
+        let outcome = sandbox::within_race(&self.backend, deadline, race, call).await;
         self.settle(leased, outcome, |store, answer| {
             let state = store.data_mut();
             state.max_body_bytes = None;
@@ -483,7 +492,8 @@ impl SluiceExecutor {
         }
         let deadline = self.backend.deadline(ctx);
         let (parts, body) = response.into_parts();
-        let body = outbound::collect_body(body, deadline, ctx.max_body_bytes).await?;
+        let race = Race::of(ctx, deadline);
+        let body = outbound::collect_body(body, deadline, race, ctx.max_body_bytes).await?;
         self.on_response(parts, body, deadline, ctx).await
     }
 
@@ -502,8 +512,7 @@ impl SluiceExecutor {
                 Call::OnRequest(request_param(&request, &url, &headers)),
                 None,
                 deadline,
-                ctx.max_body_bytes,
-                ctx.trace.as_ref(),
+                ctx,
             )
             .await?;
         match answer {
@@ -534,13 +543,7 @@ impl SluiceExecutor {
             body: &body,
         };
         let Answer::Response(answer, _) = self
-            .call_guest(
-                Call::OnResponse(response),
-                None,
-                deadline,
-                ctx.max_body_bytes,
-                ctx.trace.as_ref(),
-            )
+            .call_guest(Call::OnResponse(response), None, deadline, ctx)
             .await?
         else {
             return Err(unexpected_answer());
@@ -584,8 +587,7 @@ impl SluiceExecutor {
                     Call::Handle(param),
                     Some((Arc::clone(&handed), url, headers)),
                     deadline,
-                    max_body,
-                    ctx.trace.as_ref(),
+                    ctx,
                 )
                 .await?
             else {
@@ -601,15 +603,13 @@ impl SluiceExecutor {
         } else {
             request
         };
+        let race = Race::of(ctx, deadline);
         if !self.world.hooks.contains(HookSet::ON_RESPONSE) {
-            // The caller's own deadline is raced by the caller: no second timer for it. A
-            // plugin `timeout` that ends earlier keeps its own.
-            let own_timer = !(ctx.caller_enforces_deadline && deadline == ctx.deadline);
             return outbound::execute(
                 &self.backend,
                 request,
                 deadline,
-                own_timer,
+                race,
                 max_body,
                 ctx.trace.as_ref(),
             )
@@ -619,6 +619,7 @@ impl SluiceExecutor {
             &self.backend,
             request,
             deadline,
+            race,
             max_body,
             ctx.trace.as_ref(),
         )

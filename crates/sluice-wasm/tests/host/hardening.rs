@@ -10,7 +10,7 @@ use std::time::{Duration, Instant as StdInstant};
 use crate::common::*;
 use bytes::Bytes;
 use serde_json::json;
-use sluice_plugin::{ClientPlugin, ErrorKind, ErrorSource, SharedExecutor};
+use sluice_plugin::{CallContext, ClientPlugin, ErrorKind, ErrorSource, Instant, SharedExecutor};
 use sluice_wasm::{WasmHost, WasmHostOptions};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -439,4 +439,56 @@ async fn untrusted_cache_directory_is_not_used() {
         .await
         .expect("answer");
     assert_eq!(&body[..], b"genuine");
+}
+
+/// A caller that races the call's own deadline (as the backend stage does) makes the plugin
+/// arm no timer of its own; dropped there, the call still counts as cut (a timeout and an
+/// error, its instance discarded) and the next call gets a fresh instance. Given up before
+/// its deadline (the client went away), it counts as nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_its_caller_drops_at_the_deadline_counts_as_cut() {
+    let plugin = load_as(host(), "fault", "fault-raced");
+    let backend = start_backend().await;
+    let hang_url = format!("{}/hang", backend.url);
+    let exec = build(
+        &plugin,
+        json!({"name": "fault-raced", "max_instances": 1, "fault-raced": {"hang_url": hang_url}}),
+        &backend.url,
+    )
+    .expect("build");
+    let raced = |deadline| CallContext {
+        caller_enforces_deadline: true,
+        ..CallContext::new(deadline, 1 << 20)
+    };
+    let hang = || request("GET", &format!("{}/f/hang", backend.url));
+
+    let ctx = raced(Instant::now() + 10 * SECOND);
+    let early = tokio::time::timeout(Duration::from_millis(200), exec.execute(hang(), &ctx)).await;
+    assert!(
+        early.is_err(),
+        "the plugin answered a call to a backend that hangs: {early:?}"
+    );
+    let s = stats(host(), "fault-raced");
+    assert_eq!((s.timeouts, s.errors), (0, 0), "{s:?}");
+
+    let deadline = Instant::now() + Duration::from_millis(300);
+    let ctx = raced(deadline);
+    let cut = tokio::time::timeout_at(deadline, exec.execute(hang(), &ctx)).await;
+    assert!(
+        cut.is_err(),
+        "the plugin answered a call to a backend that hangs: {cut:?}"
+    );
+    let s = stats(host(), "fault-raced");
+    assert_eq!((s.timeouts, s.errors), (1, 1), "{s:?}");
+    assert_eq!(s.instances_discarded, 1, "{s:?}");
+
+    let (status, _, body) = call(
+        &exec,
+        request("GET", &format!("{}/f/fine", backend.url)),
+        SECOND,
+    )
+    .await
+    .expect("a healthy call");
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["served"], json!(1), "a fresh instance");
 }

@@ -213,17 +213,23 @@ impl Executor for TestClient {
             *req.method_mut() = request.method;
             *req.uri_mut() = request.url;
             *req.headers_mut() = request.headers;
-            let response = tokio::time::timeout_at(ctx.deadline, self.client.request(req))
-                .await
-                .map_err(|_| ExecError::timeout())?
-                .map_err(|e| {
-                    let kind = if e.is_connect() {
-                        ErrorKind::Connect
-                    } else {
-                        ErrorKind::Protocol
-                    };
-                    ExecError::upstream(kind, e.to_string())
-                })?;
+            // As the gateway's client: no timer of its own when the caller races the deadline.
+            let call = self.client.request(req);
+            let response = if ctx.caller_enforces_deadline {
+                call.await
+            } else {
+                tokio::time::timeout_at(ctx.deadline, call)
+                    .await
+                    .map_err(|_| ExecError::timeout())?
+            }
+            .map_err(|e| {
+                let kind = if e.is_connect() {
+                    ErrorKind::Connect
+                } else {
+                    ErrorKind::Protocol
+                };
+                ExecError::upstream(kind, e.to_string())
+            })?;
             Ok(response.map(|body: Incoming| {
                 body.map_err(|e| Box::new(e) as sluice_plugin::BoxError)
                     .boxed_unsync()
