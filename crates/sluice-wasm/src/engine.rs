@@ -54,6 +54,29 @@ impl Default for WasmHostOptions {
     }
 }
 
+impl WasmHostOptions {
+    /// The defaults, with the pooling allocator as `SLUICE_WASM_POOLING` says: `on` (the
+    /// default) or `off`, for a process that cannot reserve the pool's address space up front
+    /// (a `ulimit -v`, or valgrind); instances are then allocated one by one, at instantiation
+    /// only, since Sluice keeps its own pool of them. Any other value is an error.
+    pub fn from_env() -> Result<WasmHostOptions, String> {
+        let mut options = WasmHostOptions::default();
+        match std::env::var("SLUICE_WASM_POOLING").as_deref() {
+            Err(std::env::VarError::NotPresent) | Ok("" | "on") => {}
+            Ok("off") => options.pooling = false,
+            Ok(other) => {
+                return Err(format!(
+                    "SLUICE_WASM_POOLING is {other:?}: expected \"on\" or \"off\""
+                ));
+            }
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err("SLUICE_WASM_POOLING is not UTF-8: expected \"on\" or \"off\"".into());
+            }
+        }
+        Ok(options)
+    }
+}
+
 /// Advances the engine's epoch every tick until dropped.
 struct Ticker {
     stop: Arc<AtomicBool>,

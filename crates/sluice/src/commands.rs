@@ -159,7 +159,8 @@ fn plugins(config: &Config) -> Result<Plugins, Vec<String>> {
     }
     if let Some(folder) = &config.plugin {
         let started = std::time::Instant::now();
-        let host = sluice_wasm::WasmHost::new(sluice_wasm::WasmHostOptions::default())
+        let host = sluice_wasm::WasmHostOptions::from_env()
+            .and_then(sluice_wasm::WasmHost::new)
             .map_err(|e| vec![format!("cannot start the WebAssembly host: {e}")])?;
         collector = Some(host.collector());
         let (plugins, load_errors) = host.load_folder(folder);

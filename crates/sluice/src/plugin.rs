@@ -264,7 +264,7 @@ pub(crate) fn test(files: &[PathBuf], config: Option<&Path>, url: Option<&str>) 
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
-    let host = match sluice_wasm::WasmHost::new(sluice_wasm::WasmHostOptions::default()) {
+    let host = match sluice_wasm::WasmHostOptions::from_env().and_then(sluice_wasm::WasmHost::new) {
         Ok(host) => host,
         Err(e) => {
             eprintln!("cannot start the WebAssembly host: {e}");

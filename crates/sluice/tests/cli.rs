@@ -778,6 +778,33 @@ fn one_bad_plugin_file_is_one_error() {
     );
 }
 
+/// `SLUICE_WASM_POOLING=off` starts the plugin host without the pooling allocator (the
+/// folder's plugins are then loaded and checked as ever); any value but `on` or `off` is an
+/// error that names the variable.
+#[test]
+fn the_plugin_host_runs_without_its_pool_and_refuses_an_unknown_setting() {
+    let path = write_config(
+        "pooling-off",
+        r#"{"version": 3, "plugin": {"folder": "./plugins", "pattern": ".wasm"},
+            "endpoints": [{"endpoint": "/a", "backend": [{"host": ["http://127.0.0.1:9000"], "url_pattern": "/a"}]}]}"#,
+    );
+    let folder = path.parent().unwrap().join("plugins");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("greeter.wasm"), "not a component").unwrap();
+    let (code, _, stderr) = check_with_env(&path, &[("SLUICE_WASM_POOLING", "off")]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("greeter.wasm: not a WebAssembly file"),
+        "the host started and loaded the folder: {stderr}"
+    );
+    let (code, _, stderr) = check_with_env(&path, &[("SLUICE_WASM_POOLING", "no")]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(r#"SLUICE_WASM_POOLING is "no": expected "on" or "off""#),
+        "{stderr}"
+    );
+}
+
 /// `text` written as `file` in a folder of its own, named after `name`.
 fn write_file(name: &str, file: &str, text: &str) -> TempFile {
     let folder = TempFolder::new(&format!("sluice-cli-{name}-"));
