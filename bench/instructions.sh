@@ -4,6 +4,7 @@
 #
 #   bench/instructions.sh                 /noop /json /merge
 #   bench/instructions.sh /json           one path
+#   bench/instructions.sh /plugin-handle  the (f') plugin path (/plugin-hooks: (f)'s)
 #
 # The count repeats within ~1-2% from run to run whatever else the machine does, where CPU time
 # on a shared VM swings by 10-50%: it is the measure for a change of a few percent. Run it on
@@ -103,13 +104,40 @@ cat >"$WORK/sluice.json" <<EOF
  ]}
 EOF
 
+# The plugin paths, only when asked for (the plugin host's epoch ticker would otherwise count
+# in the other paths' figures): the bench's (f) and (f') plugins on the json endpoint. valgrind
+# cannot map the pooling allocator's reservation, so the host runs without it; each instance
+# then reserves its own (~4 GiB of address space), hence 8 instances, not the bench's 64.
+PLUGIN_ENV=()
+if printf '%s\n' "${PATHS[@]}" | grep -q '^/plugin-'; then
+    dist="$ROOT/plugins/dist"
+    [[ -f $dist/header-rewrite.wasm && -f $dist/client-example.wasm ]] || "$ROOT/plugins/build.sh" >&2
+    mkdir -p "$WORK/plugins"
+    cp "$dist"/{header-rewrite,client-example}.wasm "$WORK/plugins/"
+    python3 - "$WORK/sluice.json" "$WORK/plugins" <<'PY'
+import json, sys
+path, folder = sys.argv[1], sys.argv[2]
+config = json.load(open(path))
+config["plugin"] = {"folder": folder, "pattern": ".wasm"}
+def plugin(name, settings):
+    client = {"name": name, "max_instances": 8, name: settings}
+    return {"url_pattern": "/data.json", "extra_config": {"plugin/http-client": client}}
+config["endpoints"] += [
+    {"endpoint": "/plugin-hooks", "backend": [plugin("header-rewrite", {})]},
+    {"endpoint": "/plugin-handle", "backend": [plugin("client-example", {"path": "/never"})]},
+]
+json.dump(config, open(path, "w"))
+PY
+    PLUGIN_ENV=(SLUICE_WASM_POOLING=off "SLUICE_CACHE_DIR=$WORK/wasm-cache")
+fi
+
 echo "| path | requests | instructions | per request |"
 echo "|---|---:|---:|---:|"
 for path in "${PATHS[@]}"; do
     name=$(printf '%s' "$path" | tr -c 'A-Za-z0-9' '_')
     profile="$WORK/callgrind$name.out"
-    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$profile" \
-        "$SLUICE" run --log warn -c "$WORK/sluice.json" >"$WORK/sluice$name.log" 2>&1 &
+    env "${PLUGIN_ENV[@]}" valgrind --tool=callgrind --instr-atstart=no \
+        --callgrind-out-file="$profile" "$SLUICE" run --log warn -c "$WORK/sluice.json" >"$WORK/sluice$name.log" 2>&1 &
     gateway=$!
     PIDS+=("$gateway")
     url="http://127.0.0.1:$GATEWAY_PORT$path"
