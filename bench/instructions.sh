@@ -136,8 +136,8 @@ echo "|---|---:|---:|---:|"
 for path in "${PATHS[@]}"; do
     name=$(printf '%s' "$path" | tr -c 'A-Za-z0-9' '_')
     profile="$WORK/callgrind$name.out"
-    env "${PLUGIN_ENV[@]}" valgrind --tool=callgrind --instr-atstart=no \
-        --callgrind-out-file="$profile" "$SLUICE" run --log warn -c "$WORK/sluice.json" >"$WORK/sluice$name.log" 2>&1 &
+    env "${PLUGIN_ENV[@]}" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$profile" \
+        "$SLUICE" run --log warn -c "$WORK/sluice.json" >"$WORK/sluice$name.log" 2>&1 &
     gateway=$!
     PIDS+=("$gateway")
     url="http://127.0.0.1:$GATEWAY_PORT$path"

@@ -9,7 +9,7 @@ use sluice_plugin::{
 };
 
 use crate::plugin::Backend;
-use crate::sandbox::Race;
+use crate::sandbox::{self, Race};
 use crate::stats::Counter;
 
 /// Refuses hosts outside the allow-list (logged by the outbound client, counted here).
@@ -144,17 +144,17 @@ where
     within(deadline, race, read).await
 }
 
-/// `call`, cut with a timeout error at `deadline` when the race is run [`Race::Here`].
+/// `call`, cut with a timeout error at `deadline` when the race is run [`Race::Here`] (by the
+/// guest calls' own [`sandbox::within`]); with [`Race::Caller`], as it is.
 async fn within<T>(
     deadline: Instant,
     race: Race,
     call: impl Future<Output = Result<T, ExecError>>,
 ) -> Result<T, ExecError> {
     match race {
-        Race::Here => match tokio::time::timeout_at(deadline, call).await {
-            Ok(result) => result,
-            Err(_elapsed) => Err(ExecError::timeout()),
-        },
+        Race::Here => sandbox::within(deadline, call)
+            .await
+            .unwrap_or_else(|| Err(ExecError::timeout())),
         Race::Caller => call.await,
     }
 }

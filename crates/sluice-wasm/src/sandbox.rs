@@ -100,10 +100,11 @@ impl Race {
     }
 }
 
-/// [`within`] for a call of `race`: with [`Race::Caller`] no timer is armed, since the caller
-/// drops the call at that very deadline; the cut is then reported when the call is dropped
-/// (logged and counted as [`cut_at_deadline`] and the executor count a cut made here, the
-/// request's error included, since the executor's future never ends to count it).
+/// [`within`] for a guest call of `race`. With [`Race::Caller`] no timer is armed: the caller
+/// drops the call at that very deadline, and a guard reports the cut as it is dropped, as
+/// [`cut_at_deadline`] would (logged; a timeout and a discarded instance), and counts the
+/// request's error too, which the executor counts for a call that returns but never sees for
+/// one that is dropped.
 pub(crate) async fn within_race<F: Future>(
     backend: &Backend,
     deadline: Instant,
