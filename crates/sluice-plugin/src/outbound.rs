@@ -298,10 +298,27 @@ impl OutboundClient {
 }
 
 impl Executor for OutboundClient {
+    /// A call the plugin makes: it reads the answer, so every header is asked for whatever
+    /// its own caller reads.
     fn execute<'a>(
         &'a self,
         request: BackendRequest,
         ctx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
+        self.execute_reading(request, ctx, crate::AnswerHeaders::All)
+    }
+}
+
+impl OutboundClient {
+    /// A call whose answer's headers are read as `reads` says: [`crate::AnswerHeaders::All`]
+    /// when the plugin reads the answer, the caller's own `ctx.answer_headers` when the host
+    /// hands the answer on to the caller unread (a hooks-mode plugin without `on-response`),
+    /// which spares building headers nobody reads.
+    pub fn execute_reading<'a>(
+        &'a self,
+        request: BackendRequest,
+        ctx: &'a CallContext,
+        reads: crate::AnswerHeaders,
     ) -> BoxFuture<'a, Result<BackendResponse, ExecError>> {
         Box::pin(async move {
             let started = self.metrics.as_ref().map(|_| crate::Instant::now());
@@ -309,7 +326,7 @@ impl Executor for OutboundClient {
                 .metrics
                 .as_ref()
                 .and_then(|_| self.origin_index(&request.url));
-            let result = self.call(request, ctx).await;
+            let result = self.call(request, ctx, reads).await;
             if let (Some(metrics), Some(started)) = (&self.metrics, started) {
                 let outcome = match &result {
                     Ok(_) => 0,
@@ -341,6 +358,7 @@ impl OutboundClient {
         &self,
         mut request: BackendRequest,
         ctx: &CallContext,
+        reads: crate::AnswerHeaders,
     ) -> Result<BackendResponse, ExecError> {
         self.check(&request.url)?;
         // The URL's authority is the virtual host; a plugin's own `Host` never goes out.
@@ -373,8 +391,7 @@ impl OutboundClient {
         let ctx = CallContext {
             allowed_hosts: Some(Arc::clone(&self.allowed)),
             trace: None,
-            // The plugin reads its answers' headers, whatever its own caller reads.
-            answer_headers: crate::AnswerHeaders::All,
+            answer_headers: reads,
             ..ctx.clone()
         };
         let result = self.inner.execute(request, &ctx).await.map_err(|e| {

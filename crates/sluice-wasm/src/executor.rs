@@ -70,13 +70,21 @@ pub(crate) trait World: Send + Sync + Sized + 'static {
     fn hooks(_executor: &PluginExecutor<Self>) -> Option<&dyn Hooks> {
         None
     }
+
+    /// Whether nothing of the answer but its content headers is read on the way through
+    /// ([`Executor::reads_only_content_headers`]); `false`, the safe answer, by default.
+    fn reads_only_content_headers(_executor: &PluginExecutor<Self>) -> bool {
+        false
+    }
 }
 
 /// The executor of one backend whose plugin is a component of world `W`.
 pub(crate) struct PluginExecutor<W: World> {
     pub(crate) backend: Arc<Backend>,
     pub(crate) world: W,
-    pool: Arc<Pool<Instance<W>>>,
+    /// Instances are boxed: one is moved in and out of the pool on every call, and a box
+    /// moves as a pointer where the store and the guest's exports are a few hundred bytes.
+    pool: Arc<Pool<Box<Instance<W>>>>,
 }
 
 impl<W: World> std::fmt::Debug for PluginExecutor<W> {
@@ -100,7 +108,7 @@ impl<W: World> PluginExecutor<W> {
             limits.instance_idle_timeout,
             Arc::clone(&backend.stats),
         ));
-        pool.put_idle(first);
+        pool.put_idle(Box::new(first));
         let sweep: std::sync::Weak<dyn Sweep> = Arc::downgrade(&pool) as _;
         backend.engine.register_pool(sweep);
         PluginExecutor {
@@ -119,7 +127,7 @@ impl<W: World> PluginExecutor<W> {
             Some(instance) => instance,
             // Boxed: making an instance (instantiation and `init`) is a large future and a rare
             // one; inline, every call's future would carry its size.
-            None => Box::pin(self.world.instantiate(&self.backend, deadline)).await?,
+            None => Box::new(Box::pin(self.world.instantiate(&self.backend, deadline)).await?),
         };
         instance.store.set_epoch_deadline(1);
         Ok(Leased { lease, instance })
@@ -167,8 +175,8 @@ impl<W: World> PluginExecutor<W> {
 
 /// An instance checked out for one call.
 pub(crate) struct Leased<W: World> {
-    lease: Lease<Instance<W>>,
-    pub(crate) instance: Instance<W>,
+    lease: Lease<Box<Instance<W>>>,
+    pub(crate) instance: Box<Instance<W>>,
 }
 
 impl<W: World> Executor for PluginExecutor<W> {
@@ -189,5 +197,9 @@ impl<W: World> Executor for PluginExecutor<W> {
 
     fn hooks(&self) -> Option<&dyn Hooks> {
         W::hooks(self)
+    }
+
+    fn reads_only_content_headers(&self) -> bool {
+        W::reads_only_content_headers(self)
     }
 }

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use sluice_plugin::{
-    BackendRequest, BackendResponse, BodyBuffer, CallContext, ErrorKind, ExecError, Executor,
+    AnswerHeaders, BackendRequest, BackendResponse, BodyBuffer, CallContext, ErrorKind, ExecError,
     Instant,
 };
 
@@ -20,7 +20,8 @@ pub(crate) fn check_allowed(backend: &Backend, uri: &http::Uri) -> Result<(), Ex
 }
 
 /// Executes `request` through the plugin's outbound client (the allow-list holds on every hop);
-/// the response body may still stream.
+/// the response body may still stream. `reads`: the answer's headers that are read, all of
+/// them when the plugin reads the answer, the caller's choice when it goes back unread.
 pub(crate) async fn execute(
     backend: &Backend,
     request: BackendRequest,
@@ -28,13 +29,14 @@ pub(crate) async fn execute(
     race: Race,
     max_body_bytes: usize,
     trace: Option<&sluice_telemetry::TraceParent>,
+    reads: AnswerHeaders,
 ) -> Result<BackendResponse, ExecError> {
     let ctx = CallContext {
         trace: trace.cloned(),
         caller_enforces_deadline: true,
         ..CallContext::new(deadline, max_body_bytes)
     };
-    let call = backend.client.execute(request, &ctx);
+    let call = backend.client.execute_reading(request, &ctx, reads);
     let result = within(deadline, race, call).await;
     if let Err(e) = &result
         && e.kind == ErrorKind::HostNotAllowed
@@ -53,7 +55,16 @@ pub(crate) async fn send_buffered(
     max_body_bytes: usize,
     trace: Option<&sluice_telemetry::TraceParent>,
 ) -> Result<(http::response::Parts, Bytes), ExecError> {
-    let response = execute(backend, request, deadline, race, max_body_bytes, trace).await?;
+    let response = execute(
+        backend,
+        request,
+        deadline,
+        race,
+        max_body_bytes,
+        trace,
+        AnswerHeaders::All,
+    )
+    .await?;
     let (parts, body) = response.into_parts();
     let body = collect_body(body, deadline, race, max_body_bytes).await?;
     Ok((parts, body))

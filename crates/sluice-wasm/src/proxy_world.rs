@@ -138,6 +138,7 @@ impl WasiHttpHooks for Hooks {
                 Race::Here,
                 max_body_bytes,
                 trace.as_ref(),
+                sluice_plugin::AnswerHeaders::All,
             )
             .await
             .map_err(|e| match e.kind {

@@ -427,6 +427,13 @@ impl World for SluiceWorld {
     fn hooks(executor: &SluiceExecutor) -> Option<&dyn Hooks> {
         (executor.world.hooks != HookSet::empty()).then_some(executor as &dyn Hooks)
     }
+
+    /// A hooks-mode plugin without `on-response` never sees the backend's answer: the host
+    /// hands it back unread (and an answer the plugin makes itself carries all its headers).
+    fn reads_only_content_headers(executor: &SluiceExecutor) -> bool {
+        let hooks = executor.world.hooks;
+        hooks != HookSet::empty() && !hooks.contains(HookSet::ON_RESPONSE)
+    }
 }
 
 impl SluiceExecutor {
@@ -605,6 +612,7 @@ impl SluiceExecutor {
         };
         let race = Race::of(ctx, deadline);
         if !self.world.hooks.contains(HookSet::ON_RESPONSE) {
+            // The answer goes back to the caller unread: only the headers it reads are built.
             return outbound::execute(
                 &self.backend,
                 request,
@@ -612,6 +620,7 @@ impl SluiceExecutor {
                 race,
                 max_body,
                 ctx.trace.as_ref(),
+                ctx.answer_headers,
             )
             .await;
         }

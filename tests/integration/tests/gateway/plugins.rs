@@ -1493,3 +1493,43 @@ async fn a_plugin_and_a_no_op_endpoint_see_every_header_of_the_answer() {
     assert_eq!(resp.header("x-custom"), Some("y"));
     assert_eq!(resp.header("set-cookie"), Some("c=1"));
 }
+
+/// A hooks-mode component without `on-response` hands the backend's answer back unread, so the
+/// answer is read as the endpoint reads it: a decoded endpoint gets its body, a `no-op` one every
+/// header the backend sent, exactly as without the plugin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_hook_hands_the_answer_on_as_its_endpoint_reads_it() {
+    let origin = Backend::start_sync(|req| {
+        Reply::json(200, &json!({"a": 1, "rw": req.header("x-rw")}))
+            .header("x-custom", "y")
+            .header("set-cookie", "c=1")
+    })
+    .await;
+    let rewrite = || with_plugin("header-rewrite", json!({"request": {"set": {"x-rw": "1"}}}));
+    let gw = gateway(service(json!([
+        endpoint(
+            "/decoded",
+            json!([backend(&origin.url(), "/x", rewrite())]),
+            Value::Null
+        ),
+        endpoint(
+            "/raw",
+            json!([backend(
+                &origin.url(),
+                "/x",
+                and(rewrite(), "encoding", json!("no-op"))
+            )]),
+            json!({"output_encoding": "no-op"})
+        ),
+    ])))
+    .await;
+
+    let resp = get(&gw.url("/decoded")).await;
+    assert_json(&resp, &json!({"a": 1, "rw": "1"}));
+    assert_eq!(resp.header("x-custom"), None);
+    let resp = get(&gw.url("/raw")).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.json(), json!({"a": 1, "rw": "1"}));
+    assert_eq!(resp.header("x-custom"), Some("y"));
+    assert_eq!(resp.header("set-cookie"), Some("c=1"));
+}
