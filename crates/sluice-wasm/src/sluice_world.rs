@@ -111,6 +111,7 @@ impl bindings::sluice::plugin::host::Host for State {
                 request,
                 &handed.url,
                 &handed.headers,
+                handed.body.len(),
                 Sent::Handed {
                     method: &handed.method,
                     parts: &mut self.handed_parts,
@@ -523,9 +524,16 @@ impl SluiceExecutor {
             )
             .await?;
         match answer {
-            Answer::Flow(Ok(RequestOrResponse::Request(r))) => Ok(Flow::Request(
-                from_wit_request_reusing(r, &url, &headers, Sent::Owned(request))?,
-            )),
+            Answer::Flow(Ok(RequestOrResponse::Request(r))) => {
+                let body_len = request.body.len();
+                Ok(Flow::Request(from_wit_request_reusing(
+                    r,
+                    &url,
+                    &headers,
+                    body_len,
+                    Sent::Owned(request),
+                )?))
+            }
             Answer::Flow(Ok(RequestOrResponse::Response(r))) => {
                 to_backend_response(&self.backend, Ok(r), None).map(Flow::Response)
             }
@@ -727,12 +735,14 @@ enum Sent<'a> {
 
 /// The request a guest handed back (`on-request`'s answer, or what it `send`s), given one
 /// the host handed it (`sent`, whose URL and headers as the guest was given them are
-/// `sent_url` and `sent_headers`). Each part the guest left as it was keeps the host's parsed
-/// value (checked when it was made) instead of being parsed again from the guest's text.
+/// `sent_url` and `sent_headers`, and whose body was `sent_body_len` bytes). Each part the
+/// guest left as it was keeps the host's parsed value (checked when it was made) instead of
+/// being parsed again from the guest's text.
 fn from_wit_request_reusing(
     request: WitRequest,
     sent_url: &str,
     sent_headers: &[u8],
+    sent_body_len: usize,
     sent: Sent<'_>,
 ) -> Result<BackendRequest, ExecError> {
     let sent_method = match &sent {
@@ -774,10 +784,21 @@ fn from_wit_request_reusing(
         Some(url) => url,
         None => parse_url(&request.url)?,
     };
+    // The host's own headers framed the host's own body: with both lengths the same, the
+    // framing is already right (the common pass-through), and nothing needs fixing.
+    let framed = same_headers && request.body.len() == sent_body_len;
     let headers = match headers {
         Some(headers) => headers,
         None => headers::from_guest(|| "the plugin's request".into(), request.headers)?,
     };
+    if framed {
+        return Ok(BackendRequest {
+            method,
+            url,
+            headers,
+            body: Bytes::from(request.body),
+        });
+    }
     Ok(backend_request(method, url, headers, request.body))
 }
 
