@@ -784,32 +784,25 @@ fn from_wit_request_reusing(
         Some(url) => url,
         None => parse_url(&request.url)?,
     };
-    // The host's own headers framed the host's own body: with both lengths the same, the
-    // framing is already right (the common pass-through), and nothing needs fixing.
-    let framed = same_headers && request.body.len() == sent_body_len;
-    let headers = match headers {
+    let mut headers = match headers {
         Some(headers) => headers,
         None => headers::from_guest(|| "the plugin's request".into(), request.headers)?,
     };
-    if framed {
-        return Ok(BackendRequest {
-            method,
-            url,
-            headers,
-            body: Bytes::from(request.body),
-        });
+    // The host's own headers framed the host's own body: with both lengths the same, the
+    // framing is already right (the common pass-through), and nothing needs fixing.
+    if !(same_headers && request.body.len() == sent_body_len) {
+        fix_framing(&mut headers, request.body.len());
     }
     Ok(backend_request(method, url, headers, request.body))
 }
 
-/// A guest's request from its checked parts, its framing fixed for the body it carries.
+/// A guest's request from its checked parts (its framing already fixed for its body).
 fn backend_request(
     method: http::Method,
     url: http::Uri,
-    mut headers: http::HeaderMap,
+    headers: http::HeaderMap,
     body: Vec<u8>,
 ) -> BackendRequest {
-    fix_framing(&mut headers, body.len());
     BackendRequest {
         method,
         url,
@@ -836,7 +829,8 @@ fn parse_url(text: &str) -> Result<http::Uri, ExecError> {
 fn from_wit_request(request: WitRequest) -> Result<BackendRequest, ExecError> {
     let method = parse_method(&request.method)?;
     let url = parse_url(&request.url)?;
-    let headers = headers::from_guest(|| "the plugin's request".into(), request.headers)?;
+    let mut headers = headers::from_guest(|| "the plugin's request".into(), request.headers)?;
+    fix_framing(&mut headers, request.body.len());
     Ok(backend_request(method, url, headers, request.body))
 }
 
