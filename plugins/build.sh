@@ -14,7 +14,7 @@ cargo build --release --target wasm32-wasip2 "$@"
 target_dir="${CARGO_TARGET_DIR:-$here/../target}"
 out="$target_dir/wasm32-wasip2/release"
 mkdir -p dist
-plugins=(client-example hmac-signer static-answer fan-out header-rewrite fault wasi-passthrough wasi-lean-passthrough wasi-fault grpc-caller)
+plugins=(client-example hmac-signer static-answer fan-out header-rewrite fault message-edits wasi-passthrough wasi-lean-passthrough wasi-fault grpc-caller)
 for name in "${plugins[@]}"; do
     cp -f "$out/${name//-/_}.wasm" "dist/$name.wasm"
 done

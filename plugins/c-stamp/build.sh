@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds plugins/c-stamp (a Sluice-world plugin in C) into ../dist/c-stamp.wasm:
 #
-# 1. `wit-bindgen c` writes the bindings of ../sdk/wit/plugin.wit (sluice:plugin@0.2.0, world
+# 1. `wit-bindgen c` writes the bindings of ../sdk/wit/0.2/plugin.wit (sluice:plugin@0.2.0, world
 #    http-client): http_client.{c,h} and the component type as an object file;
 # 2. clang compiles them with plugin.c into a core module for wasm32-wasi (a reactor: no
 #    `main`, the exports are the entry points), against wasi-libc;
@@ -50,7 +50,7 @@ else
     component_new=("$jco" new)
 fi
 
-inputs=("$here/plugin.c" "$plugins/sdk/wit/plugin.wit" "$here/build.sh")
+inputs=("$here/plugin.c" "$plugins/sdk/wit/0.2/plugin.wit" "$here/build.sh")
 if [ "$force" = no ] && [ -f "$out" ]; then
     newer=no
     for input in "${inputs[@]}"; do
@@ -61,7 +61,7 @@ fi
 
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
-log="$(wit-bindgen c "$plugins/sdk/wit/plugin.wit" --world http-client --out-dir "$stage" 2>&1)" ||
+log="$(wit-bindgen c "$plugins/sdk/wit/0.2/plugin.wit" --world http-client --out-dir "$stage" 2>&1)" ||
     fail "wit-bindgen could not write the bindings: $log"
 clang --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra -Werror \
     -Wl,--strip-debug -I"$stage" \

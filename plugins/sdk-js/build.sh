@@ -5,7 +5,7 @@
 # - Installs the pinned npm packages of package-lock.json (componentize-js and what it needs)
 #   into ./node_modules with `npm ci` when they are missing or the lock file changed
 #   (node_modules is git-ignored).
-# - Targets the WIT the SDK targets: ../sdk/wit/plugin.wit (sluice:plugin@0.2.0, world
+# - Targets the WIT the SDK targets: ../sdk/wit/0.2/plugin.wit (sluice:plugin@0.2.0, world
 #   http-client), without wasi:http (`--disable http fetch-event`): a plugin calls hosts through
 #   the gateway's `send`.
 # - Writes each component atomically (a temporary file renamed into place), and only when an
@@ -58,7 +58,7 @@ for name in "${examples[@]}"; do
     inputs="$(
         {
             echo "componentize-js $componentize_version"
-            cat "${BASH_SOURCE[0]}" "$here/package-lock.json" "$here/sluice.js" "$plugins/sdk/wit/plugin.wit"
+            cat "${BASH_SOURCE[0]}" "$here/package-lock.json" "$here/sluice.js" "$plugins/sdk/wit/0.2/plugin.wit"
             find "$src" -maxdepth 1 -name '*.js' -print0 | LC_ALL=C sort -z | xargs -0 cat
         } | sha256sum | cut -d" " -f1
     )"
@@ -73,7 +73,7 @@ for name in "${examples[@]}"; do
     mkdir -p "$stage/src" "$stage/wit"
     cp "$src"/*.js "$stage/src/"
     cp "$here/sluice.js" "$stage/src/"
-    cp "$plugins/sdk/wit/plugin.wit" "$stage/wit/"
+    cp "$plugins/sdk/wit/0.2/plugin.wit" "$stage/wit/"
     "$here/node_modules/.bin/componentize-js" "$stage/src/plugin.js" \
         --wit "$stage/wit" --world-name http-client --disable http fetch-event \
         -o "$stage/$name.wasm" >"$stage/log" 2>&1 ||

@@ -27,7 +27,7 @@
 // Build: componentize-js plugin.js --wit <dir with plugin.wit> --world-name http-client
 //        --disable http fetch-event -o NAME.wasm     (what `sluice plugin build` runs)
 //
-// The WIT this targets is plugins/sdk/wit/plugin.wit (sluice:plugin@0.2.0): header fields cross
+// The WIT this targets is plugins/sdk/wit/0.2/plugin.wit (sluice:plugin@0.2.0): header fields cross
 // the boundary as one byte list, `name:value\n` each (see `decodeHeaders`).
 
 import { send as hostSend, log as hostLog } from 'sluice:plugin/host@0.2.0';

@@ -10,7 +10,7 @@
 #   version: `$PYTHON -m pip install --quiet componentize-py==VERSION` (PYTHON defaults to
 #   python3; point it at a virtualenv's python to keep the install there).
 # - The component is built from a copy of the plugin's *.py files plus this folder's
-#   sluice_plugin.py, against ../sdk/wit/plugin.wit (the 0.2.0 contract the SDKs target:
+#   sluice_plugin.py, against ../sdk/wit/0.2/plugin.wit (the 0.2.0 contract the SDKs target:
 #   headers as one encoded byte list).
 # - Writes each component atomically (a temporary file renamed into place), and only when an
 #   input changed (dist/<name>.inputs records them): componentize-py never writes the same
@@ -25,7 +25,7 @@ EXAMPLES=(py-hmac-signer py-header-rewrite)
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 plugins="$(cd "$here/.." && pwd)"
 dist="$plugins/dist"
-wit="$plugins/sdk/wit"
+wit="$plugins/sdk/wit/0.2"
 py="${PYTHON:-python3}"
 
 fail() {

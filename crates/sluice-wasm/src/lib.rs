@@ -1,9 +1,10 @@
 //! The wasmtime host for Sluice's WebAssembly client plugins.
 //!
 //! Two kinds of component are accepted, each registered under its file stem:
-//! - the Sluice world `sluice:plugin/http-client@0.2.0` (see `wit/plugin.wit`), the fast path:
-//!   plain records cross the boundary, instances are long-lived and pooled per backend;
-//!   components built on 0.1.x (`wit/0.1/plugin.wit`) are served through an adapter;
+//! - the Sluice world `sluice:plugin/http-client@0.3.0` (see `wit/plugin.wit`), the fast path:
+//!   plain records cross the boundary, a hook works in place on the message the host holds,
+//!   instances are long-lived and pooled per backend; components built on 0.2.x and 0.1.x
+//!   (`wit/0.2/`, `wit/0.1/`) are served through adapters;
 //! - standard `wasi:http/proxy` components (exporting `wasi:http/incoming-handler`), the
 //!   any-toolchain path: the backend request is presented as an incoming request, outgoing
 //!   requests go through the gateway's client. Settings reach them through `wasi:config/store`.

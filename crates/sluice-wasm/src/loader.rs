@@ -113,7 +113,7 @@ impl WasmHost {
                     file,
                     format!(
                         "the component exports {handler}, a version of the Sluice world this host \
-                         does not serve (it serves sluice:plugin 0.1.x and 0.2.x): build it with an \
+                         does not serve (it serves sluice:plugin 0.1.x, 0.2.x and 0.3.x): build it with an \
                          SDK of one of those, or upgrade Sluice"
                     ),
                 ));
@@ -127,7 +127,7 @@ impl WasmHost {
                 return Err(LoadError::new(
                     file,
                     format!(
-                        "the component exports neither sluice:plugin/handler@0.2.x (world sluice:plugin/http-client) \
+                        "the component exports neither sluice:plugin/handler@0.3.x (world sluice:plugin/http-client) \
                          nor wasi:http/incoming-handler@0.2 (world wasi:http/proxy); it exports [{}]",
                         exports.join(", ")
                     ),
@@ -258,7 +258,9 @@ mod tests {
             ("sluice:plugin/handler@0.2.7", Some(Version::V0_2)),
             ("sluice:plugin/handler@0.1.0", Some(Version::V0_1)),
             ("sluice:plugin/handler@0.1.1", Some(Version::V0_1)),
-            ("sluice:plugin/handler@0.3.0", None),
+            ("sluice:plugin/handler@0.3.0", Some(Version::V0_3)),
+            ("sluice:plugin/handler@0.3.2", Some(Version::V0_3)),
+            ("sluice:plugin/handler@0.4.0", None),
             ("sluice:plugin/handler@1.0.0", None),
             ("sluice:plugin/handler@0.20.0", None),
             ("sluice:plugin/other@0.2.0", None),

@@ -1,9 +1,13 @@
-//! Components of the Sluice world (`sluice:plugin/http-client@0.2.0`): the fast path.
+//! Components of the Sluice world (`sluice:plugin/http-client@0.3.0`): the fast path.
 //!
-//! Components built on 0.1.x (header fields as pairs) are served too, through the adapter in
-//! [`v0_1`]: the executor below speaks 0.2 and the adapter converts at the boundary.
+//! The executor below speaks 0.3: a hook works on the message the store holds ([`Held`],
+//! through [`messages`]). Components built on 0.2.x (whole records handed to the hooks) and
+//! 0.1.x (header fields as pairs) are served through the adapters in [`v0_2`] and [`v0_1`],
+//! which hand their guests the held message as a record and put the answer back.
 
+mod messages;
 mod v0_1;
+mod v0_2;
 
 use std::sync::Arc;
 
@@ -22,25 +26,36 @@ use crate::plugin::Backend;
 use crate::sandbox::{self, Fault, MemoryLimiter, Race, STDERR_CAPACITY};
 use crate::stats::Counter;
 use crate::{headers, outbound};
+use messages::{Changes, Held};
 
 mod bindings {
     wasmtime::component::bindgen!({
         path: "../../wit",
-        world: "sluice:plugin/http-client@0.2.0",
+        world: "sluice:plugin/http-client@0.3.0",
         imports: { "sluice:plugin/host.send": async, "sluice:plugin/host.send-http2": async },
         exports: { default: async },
-        // What the host hands a guest export (a request, a response for `on-response`) is
-        // borrowed: it is lowered into guest memory straight from the host's own header map
-        // and body, with no owned copy made first.
+        // What the host hands a guest export (the request `handle` gets) is borrowed: it is
+        // lowered into guest memory straight from the host's own header map and body, with no
+        // owned copy made first.
         ownership: Borrowing { duplicate_if_necessary: true },
+        with: {
+            "sluice:plugin/messages.outgoing-request": crate::sluice_world::messages::OutgoingRequest,
+            "sluice:plugin/messages.incoming-response": crate::sluice_world::messages::IncomingResponse,
+        },
     });
 }
 
 use bindings::HttpClient;
 use bindings::sluice::plugin::types::{
-    Error as WitError, ErrorKind as WitErrorKind, HookSet, Http2Response, Level, RequestOrResponse,
-    RequestParam, RequestResult as WitRequest, ResponseParam, ResponseResult as WitResponse,
+    Error as WitError, ErrorKind as WitErrorKind, HookSet, Http2Response, Level, RequestParam,
+    RequestResult as WitRequest, Response as WitResponse,
 };
+
+/// What a whole-record `on-request` (0.2, 0.1) answers: the request to send, or an answer.
+enum Flow02 {
+    Request(WitRequest),
+    Response(WitResponse),
+}
 
 /// Per-instance host state.
 pub(crate) struct State {
@@ -64,6 +79,10 @@ pub(crate) struct State {
     /// The handed request's URL and header map as the host parsed them: the first `send` that
     /// repeats both takes them (moved, not cloned); a `send` that repeats one clones it.
     handed_parts: Option<(http::Uri, http::HeaderMap)>,
+    /// The message the current hook call works on (`on-request`, `on-response`).
+    held: Held,
+    /// What the current hook call changed in `held`.
+    changes: Changes,
 }
 
 /// A request handed to `handle`: what the guest was given (the URL and headers as text).
@@ -78,9 +97,9 @@ struct HandedRequest {
 /// parameters) and the host's parsed URL and headers.
 type Handed = (Arc<HandedRequest>, http::Uri, http::HeaderMap);
 
-/// A status and headers the host gave a guest (an answer of `send`, the response handed to
-/// `on-response`), kept so an answer that repeats them is not parsed again: `encoded` is
-/// the list the guest was given, which a pass-through hands back byte for byte.
+/// A status and headers the host gave a guest (an answer of `send`), kept so a `handle` answer
+/// that repeats them is not parsed again: `encoded` is the list the guest was given, which a
+/// pass-through hands back byte for byte.
 struct Given {
     status: u16,
     headers: http::HeaderMap,
@@ -188,6 +207,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<State>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     HttpClient::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
+    v0_2::add_to_linker(&mut linker)?;
     v0_1::add_to_linker(&mut linker)?;
     Ok(linker)
 }
@@ -199,6 +219,8 @@ pub(crate) enum Version {
     V0_1,
     /// `sluice:plugin@0.2.x`: header fields as one encoded list.
     V0_2,
+    /// `sluice:plugin@0.3.x`: the hooks work on the message the host holds.
+    V0_3,
 }
 
 impl std::fmt::Display for Version {
@@ -206,6 +228,7 @@ impl std::fmt::Display for Version {
         f.write_str(match self {
             Version::V0_1 => "0.1",
             Version::V0_2 => "0.2",
+            Version::V0_3 => "0.3",
         })
     }
 }
@@ -215,6 +238,7 @@ impl Version {
     /// is one the host serves; matched by semver, so 0.1.0 and 0.1.1 are both 0.1.
     pub(crate) fn of_export(name: &str) -> Option<Version> {
         match name.strip_prefix(EXPORT_PREFIX)? {
+            v if v.starts_with("0.3.") => Some(Version::V0_3),
             v if v.starts_with("0.2.") => Some(Version::V0_2),
             v if v.starts_with("0.1.") => Some(Version::V0_1),
             _ => None,
@@ -233,7 +257,8 @@ pub(crate) struct Loaded {
 
 #[derive(Clone)]
 enum Pre {
-    V0_2(bindings::HttpClientPre<State>),
+    V0_3(bindings::HttpClientPre<State>),
+    V0_2(v0_2::HttpClientPre<State>),
     V0_1(v0_1::HttpClientPre<State>),
 }
 
@@ -249,7 +274,8 @@ impl Loaded {
         let not_ours =
             |e: wasmtime::Error| format!("not a sluice:plugin/http-client component: {e:#}");
         let pre = match version {
-            Version::V0_2 => Pre::V0_2(bindings::HttpClientPre::new(pre).map_err(not_ours)?),
+            Version::V0_3 => Pre::V0_3(bindings::HttpClientPre::new(pre).map_err(not_ours)?),
+            Version::V0_2 => Pre::V0_2(v0_2::HttpClientPre::new(pre).map_err(not_ours)?),
             Version::V0_1 => Pre::V0_1(v0_1::HttpClientPre::new(pre).map_err(not_ours)?),
         };
         Ok(Loaded { pre, version })
@@ -263,7 +289,8 @@ impl Loaded {
 
 /// An instance of either version.
 pub(crate) enum Guest {
-    V0_2(HttpClient),
+    V0_3(HttpClient),
+    V0_2(v0_2::HttpClient),
     V0_1(v0_1::HttpClient),
 }
 
@@ -286,12 +313,13 @@ pub(crate) async fn build(
         .await
         .map_err(|e| e.message)?;
     let hooks = match &instance.guest {
-        Guest::V0_2(plugin) => {
+        Guest::V0_3(plugin) => {
             plugin
                 .sluice_plugin_handler()
                 .call_hooks(&mut instance.store)
                 .await
         }
+        Guest::V0_2(plugin) => v0_2::hooks(plugin, &mut instance.store).await,
         Guest::V0_1(plugin) => v0_1::hooks(plugin, &mut instance.store).await,
     };
     let hooks = hooks.map_err(|e| SluiceWorld::classify(&backend, &instance.store, &e).message)?;
@@ -309,6 +337,7 @@ async fn new_instance(
     deadline: Instant,
 ) -> Result<Instance<SluiceWorld>, ExecError> {
     let engine = match pre {
+        Pre::V0_3(pre) => pre.engine(),
         Pre::V0_2(pre) => pre.engine(),
         Pre::V0_1(pre) => pre.engine(),
     };
@@ -329,10 +358,20 @@ async fn new_instance(
         sent_back: None,
         handed: None,
         handed_parts: None,
+        held: Held::Nothing,
+        changes: Changes::default(),
     };
     let mut store = sandbox::new_store(engine, state, |s| &mut s.limiter, |s| s.deadline);
     let run = async {
         Ok::<_, wasmtime::Error>(match pre {
+            Pre::V0_3(pre) => {
+                let plugin = pre.instantiate_async(&mut store).await?;
+                let init = plugin
+                    .sluice_plugin_handler()
+                    .call_init(&mut store, &backend.settings)
+                    .await?;
+                (Guest::V0_3(plugin), init)
+            }
             Pre::V0_2(pre) => {
                 let plugin = pre.instantiate_async(&mut store).await?;
                 let init = plugin
@@ -368,27 +407,109 @@ async fn new_instance(
 
 enum Call<'a> {
     Handle(RequestParam<'a>),
-    OnRequest(RequestParam<'a>),
-    OnResponse(ResponseParam<'a>),
+    /// `on-request` on the request the store holds.
+    OnRequest,
+    /// `on-response` on the answer the store holds.
+    OnResponse,
 }
 
 enum Answer {
-    /// The answer, with the last `send` answer of the call (see [`State::sent_back`]).
+    /// `handle`'s answer, with the last `send` answer of the call (see [`State::sent_back`]).
     Response(Result<WitResponse, WitError>, Option<Given>),
-    Flow(Result<RequestOrResponse, WitError>),
+    /// `on-request`'s: the plugin's own answer, or `None` to send the held request.
+    Request(Result<Option<WitResponse>, WitError>),
+    /// `on-response`'s: the held answer is the one to pass on.
+    Edited(Result<(), WitError>),
 }
 
 async fn invoke(instance: &mut Instance<SluiceWorld>, call: Call<'_>) -> wasmtime::Result<Answer> {
     let store = &mut instance.store;
     let handler = match &instance.guest {
-        Guest::V0_2(plugin) => plugin.sluice_plugin_handler(),
+        Guest::V0_3(plugin) => plugin.sluice_plugin_handler(),
+        Guest::V0_2(plugin) => return v0_2::invoke(plugin, store, call).await,
         Guest::V0_1(plugin) => return v0_1::invoke(plugin, store, call).await,
     };
     Ok(match call {
         Call::Handle(r) => Answer::Response(handler.call_handle(store, r).await?, None),
-        Call::OnRequest(r) => Answer::Flow(handler.call_on_request(store, r).await?),
-        Call::OnResponse(r) => Answer::Response(handler.call_on_response(store, r).await?, None),
+        Call::OnRequest => Answer::Request(handler.call_on_request(store, messages::lend()).await?),
+        Call::OnResponse => {
+            Answer::Edited(handler.call_on_response(store, messages::lend()).await?)
+        }
     })
+}
+
+/// The request the store holds, taken for an adapter that hands it over whole.
+fn take_request(state: &mut State) -> wasmtime::Result<BackendRequest> {
+    match std::mem::take(&mut state.held) {
+        Held::Request(request) => Ok(request),
+        _ => Err(wasmtime::format_err!("no request is held for on-request")),
+    }
+}
+
+/// The answer the store holds, taken for an adapter that hands it over whole.
+fn take_response(state: &mut State) -> wasmtime::Result<(http::response::Parts, Bytes)> {
+    match std::mem::take(&mut state.held) {
+        Held::Response(parts, body) => Ok((parts, body)),
+        _ => Err(wasmtime::format_err!("no answer is held for on-response")),
+    }
+}
+
+/// A whole-record `on-request` answer (0.2, 0.1) put back as 0.3's: a request replaces the
+/// held one (`sent`, handed over as `url` and `encoded` headers), keeping the host's parsed
+/// parts the guest left as they were.
+fn request_answered(
+    state: &mut State,
+    sent: BackendRequest,
+    url: &str,
+    encoded: &[u8],
+    flow: Result<Flow02, WitError>,
+) -> Answer {
+    let body_len = sent.body.len();
+    Answer::Request(match flow {
+        Ok(Flow02::Request(r)) => {
+            match from_wit_request_reusing(r, url, encoded, body_len, Sent::Owned(sent)) {
+                Ok(request) => {
+                    state.held = Held::Request(request);
+                    Ok(None)
+                }
+                Err(e) => Err(exec_to_wit(e)),
+            }
+        }
+        Ok(Flow02::Response(r)) => Ok(Some(r)),
+        Err(e) => Err(e),
+    })
+}
+
+/// A whole-record `on-response` answer (0.2, 0.1) put back as 0.3's: it replaces the held
+/// answer (`parts` and `body`, handed over with `encoded` headers), keeping the host's parsed
+/// headers when the guest answered them unchanged.
+fn response_answered(
+    state: &mut State,
+    mut parts: http::response::Parts,
+    encoded: &[u8],
+    answer: Result<WitResponse, WitError>,
+) -> Answer {
+    let r = match answer {
+        Ok(r) => r,
+        Err(e) => return Answer::Edited(Err(e)),
+    };
+    let Ok(status) = http::StatusCode::from_u16(r.status) else {
+        return Answer::Edited(Err(exec_to_wit(plugin_error(format!(
+            "plugin {} answered an invalid status {}",
+            state.backend.plugin, r.status
+        )))));
+    };
+    if !(status == parts.status && r.headers == encoded) {
+        let what = || format!("the answer of plugin {}", state.backend.plugin);
+        match headers::from_guest(what, r.headers) {
+            Ok(headers) => parts.headers = headers,
+            Err(e) => return Answer::Edited(Err(exec_to_wit(e))),
+        }
+    }
+    parts.status = status;
+    state.held = Held::Response(parts, Bytes::from(r.body));
+    state.changes.framing = true;
+    Answer::Edited(Ok(()))
 }
 
 impl World for SluiceWorld {
@@ -443,9 +564,10 @@ impl SluiceExecutor {
         &self,
         call: Call<'_>,
         handed: Option<Handed>,
+        held: Held,
         deadline: Instant,
         ctx: &CallContext,
-    ) -> Result<Answer, ExecError> {
+    ) -> Result<(Answer, Held, Changes), ExecError> {
         let (max_body_bytes, trace) = (ctx.max_body_bytes, ctx.trace.as_ref());
         let mut leased = self.checkout(deadline).await?;
         let state = leased.instance.store.data_mut();
@@ -457,9 +579,14 @@ impl SluiceExecutor {
             Some((shared, url, headers)) => (Some(shared), Some((url, headers))),
             None => (None, None),
         };
+        state.held = held;
+        state.changes = Changes::default();
         // Boxed: wasmtime's call future is most of this one's size, and the futures that await
         // this one (the hooks, `run`, the executor's box) would each carry and move a copy.
-        let call = Box::pin(invoke(&mut leased.instance, call));
+        let call = Box::pin(async {
+            let answer = invoke(&mut leased.instance, call).await?;
+            Ok((answer, Held::Nothing, Changes::default()))
+        });
         let race = Race::of(ctx, deadline);
         let outcome = sandbox::within_race(&self.backend, deadline, race, call).await;
         self.settle(leased, outcome, |store, answer| {
@@ -469,9 +596,11 @@ impl SluiceExecutor {
             state.handed = None;
             state.handed_parts = None;
             let sent_back = state.sent_back.take();
-            if let Answer::Response(_, slot) = answer {
+            if let (Answer::Response(_, slot), _, _) = answer {
                 *slot = sent_back;
             }
+            answer.1 = std::mem::take(&mut state.held);
+            answer.2 = std::mem::take(&mut state.changes);
             true
         })
     }
@@ -505,45 +634,36 @@ impl SluiceExecutor {
         self.on_response(parts, body, deadline, ctx).await
     }
 
-    /// Calls `on-request`: the request to send on (the host's parsed parts kept for what the
-    /// guest left unchanged), or the guest's own answer.
+    /// Calls `on-request` on `request`, held in the store: the request to send on (its
+    /// framing checked again if the hook changed its headers or body), or the guest's own
+    /// answer.
     async fn on_request(
         &self,
         request: BackendRequest,
         deadline: Instant,
         ctx: &CallContext,
     ) -> Result<Flow, ExecError> {
-        let url = url_text(&request.url);
-        let headers = headers::encode(&request.headers);
+        let held = Held::Request(request);
         let answer = self
-            .call_guest(
-                Call::OnRequest(request_param(&request, &url, &headers)),
-                None,
-                deadline,
-                ctx,
-            )
+            .call_guest(Call::OnRequest, None, held, deadline, ctx)
             .await?;
         match answer {
-            Answer::Flow(Ok(RequestOrResponse::Request(r))) => {
-                let body_len = request.body.len();
-                Ok(Flow::Request(from_wit_request_reusing(
-                    r,
-                    &url,
-                    &headers,
-                    body_len,
-                    Sent::Owned(request),
-                )?))
+            (Answer::Request(Ok(None)), Held::Request(mut request), changes) => {
+                if changes.framing {
+                    fix_framing(&mut request.headers, request.body.len());
+                }
+                Ok(Flow::Request(request))
             }
-            Answer::Flow(Ok(RequestOrResponse::Response(r))) => {
+            (Answer::Request(Ok(Some(r))), ..) => {
                 to_backend_response(&self.backend, Ok(r), None).map(Flow::Response)
             }
-            Answer::Flow(Err(e)) => Err(wit_to_exec(&self.backend, e)),
-            Answer::Response(..) => Err(unexpected_answer()),
+            (Answer::Request(Err(e)), ..) => Err(wit_to_exec(&self.backend, e)),
+            _ => Err(unexpected_answer()),
         }
     }
 
-    /// Calls `on-response` with a buffered answer (the host's parsed headers kept when the
-    /// guest answers with them unchanged).
+    /// Calls `on-response` on a buffered answer, held in the store (its framing checked again
+    /// if the hook changed its headers or body).
     async fn on_response(
         &self,
         parts: http::response::Parts,
@@ -551,24 +671,20 @@ impl SluiceExecutor {
         deadline: Instant,
         ctx: &CallContext,
     ) -> Result<BackendResponse, ExecError> {
-        let headers = headers::encode(&parts.headers);
-        let response = ResponseParam {
-            status: parts.status.as_u16(),
-            headers: &headers,
-            body: &body,
-        };
-        let Answer::Response(answer, _) = self
-            .call_guest(Call::OnResponse(response), None, deadline, ctx)
-            .await?
-        else {
-            return Err(unexpected_answer());
-        };
-        let given = Given {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            encoded: headers,
-        };
-        to_backend_response(&self.backend, answer, Some(given))
+        let held = Held::Response(parts, body);
+        let answer = self
+            .call_guest(Call::OnResponse, None, held, deadline, ctx)
+            .await?;
+        match answer {
+            (Answer::Edited(Ok(())), Held::Response(mut parts, body), changes) => {
+                if changes.framing {
+                    fix_framing(&mut parts.headers, body.len());
+                }
+                Ok(http::Response::from_parts(parts, sluice_plugin::full(body)))
+            }
+            (Answer::Edited(Err(e)), ..) => Err(wit_to_exec(&self.backend, e)),
+            _ => Err(unexpected_answer()),
+        }
     }
 
     async fn run(
@@ -597,10 +713,11 @@ impl SluiceExecutor {
                 headers: &handed.headers,
                 body: &handed.body,
             };
-            let Answer::Response(answer, sent_back) = self
+            let (Answer::Response(answer, sent_back), ..) = self
                 .call_guest(
                     Call::Handle(param),
                     Some((Arc::clone(&handed), url, headers)),
+                    Held::Nothing,
                     deadline,
                     ctx,
                 )
@@ -699,20 +816,6 @@ fn url_text(url: &http::Uri) -> String {
         text.push_str(query);
     }
     text
-}
-
-/// The guest's view of `request`, borrowed (`url` is the request's URL as text).
-fn request_param<'a>(
-    request: &'a BackendRequest,
-    url: &'a str,
-    headers: &'a [u8],
-) -> RequestParam<'a> {
-    RequestParam {
-        method: request.method.as_str(),
-        url,
-        headers,
-        body: &request.body,
-    }
 }
 
 fn plugin_error(message: String) -> ExecError {

@@ -22,8 +22,10 @@ const SDK_CARGO: &str = include_str!("../templates/sdk.Cargo.toml.tmpl");
 const SDK_LIB: &str = include_str!("../../../plugins/sdk/src/lib.rs");
 const SDK_HTTP: &str = include_str!("../../../plugins/sdk/src/http.rs");
 const SDK_LOG: &str = include_str!("../../../plugins/sdk/src/log.rs");
-// The contract the SDK targets (0.2.0): components built on it load on every 0.2.x host.
+// The contract the Rust SDK targets (0.3.0): components built on it load on every 0.3.x host.
 const WIT: &str = include_str!("../../../plugins/sdk/wit/plugin.wit");
+// The contract the Python and JavaScript SDKs target (0.2.0), served beside 0.3.
+const WIT_0_2: &str = include_str!("../../../plugins/sdk/wit/0.2/plugin.wit");
 
 /// The language `sluice plugin new` scaffolds in (`--lang`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]

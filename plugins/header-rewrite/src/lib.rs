@@ -10,7 +10,9 @@
 //! answer through when there is nothing to change on it.
 
 use serde::Deserialize;
-use sluice_plugin_sdk::{Error, Flow, Hooks, Plugin, Request, Response, export_plugin};
+use sluice_plugin_sdk::{
+    Error, Hooks, IncomingResponse, OutgoingRequest, Plugin, Response, export_plugin,
+};
 
 #[derive(Debug, Default)]
 struct Rules {
@@ -77,26 +79,27 @@ impl Plugin for HeaderRewrite {
         }
     }
 
-    fn on_request(&self, mut request: Request) -> Result<Flow, Error> {
+    // In place: the gateway keeps the message and only the named headers cross.
+    fn edit_request(&self, request: &OutgoingRequest) -> Result<Option<Response>, Error> {
         for name in &self.request.remove {
             request.remove_header(name);
         }
         for (name, value) in &self.request.set {
-            request.set_header(name, value.as_bytes());
+            request.set_header(name, value.as_bytes())?;
         }
-        Ok(Flow::Request(request))
+        Ok(None)
     }
 
-    fn on_response(&self, mut response: Response) -> Result<Response, Error> {
+    fn edit_response(&self, response: &IncomingResponse) -> Result<(), Error> {
         if let Some(rules) = &self.response {
             for name in &rules.remove {
                 response.remove_header(name);
             }
             for (name, value) in &rules.set {
-                response.set_header(name, value.as_bytes());
+                response.set_header(name, value.as_bytes())?;
             }
         }
-        Ok(response)
+        Ok(())
     }
 }
 

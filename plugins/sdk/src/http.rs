@@ -3,7 +3,7 @@
 use crate::{Request, Response};
 
 /// Header fields as they cross the boundary: one byte list, each field `name:value\n`, in
-/// order; names may repeat (`sluice:plugin@0.2`). The helpers below read and change it in
+/// order; names may repeat (`sluice:plugin@0.2` and later). The helpers below read and change it in
 /// place, so a plugin that leaves headers alone hands back the very bytes it was given.
 pub type Headers = Vec<u8>;
 

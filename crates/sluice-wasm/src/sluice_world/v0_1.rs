@@ -9,8 +9,9 @@ use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::{
-    Answer, Call, RequestOrResponse as Flow02, RequestParam as RequestParam02, State, WitError,
-    WitErrorKind, WitRequest, WitResponse,
+    Answer, Call, Flow02, RequestParam as RequestParam02, State, WitError, WitErrorKind,
+    WitRequest, WitResponse, request_answered, response_answered, take_request, take_response,
+    url_text,
 };
 use crate::headers;
 
@@ -63,26 +64,36 @@ pub(super) async fn invoke(
                 None,
             )
         }
-        Call::OnRequest(r) => {
-            let pairs = pairs(r.headers);
-            let answer = handler.call_on_request(store, request(&r, &pairs)).await?;
-            Answer::Flow(answer.map_err(error_from_v1).and_then(|flow| match flow {
+        Call::OnRequest => {
+            let request = take_request(store.data_mut())?;
+            let url = url_text(&request.url);
+            let encoded = headers::encode(&request.headers);
+            let pairs = pairs(&encoded);
+            let param = v1::RequestParam {
+                method: request.method.as_str(),
+                url: &url,
+                headers: &pairs,
+                body: &request.body,
+            };
+            let answer = handler.call_on_request(&mut *store, param).await?;
+            let flow = answer.map_err(error_from_v1).and_then(|flow| match flow {
                 v1::RequestOrResponse::Request(r) => request_from_v1(r).map(Flow02::Request),
                 v1::RequestOrResponse::Response(r) => response_from_v1(r).map(Flow02::Response),
-            }))
+            });
+            request_answered(store.data_mut(), request, &url, &encoded, flow)
         }
-        Call::OnResponse(r) => {
-            let pairs = pairs(r.headers);
-            let response = v1::ResponseParam {
-                status: r.status,
+        Call::OnResponse => {
+            let (parts, body) = take_response(store.data_mut())?;
+            let encoded = headers::encode(&parts.headers);
+            let pairs = pairs(&encoded);
+            let param = v1::ResponseParam {
+                status: parts.status.as_u16(),
                 headers: &pairs,
-                body: r.body,
+                body: &body,
             };
-            let answer = handler.call_on_response(store, response).await?;
-            Answer::Response(
-                answer.map_err(error_from_v1).and_then(response_from_v1),
-                None,
-            )
+            let answer = handler.call_on_response(&mut *store, param).await?;
+            let answer = answer.map_err(error_from_v1).and_then(response_from_v1);
+            response_answered(store.data_mut(), parts, &encoded, answer)
         }
     })
 }

@@ -22,7 +22,7 @@ const SDK_TEST_REGISTER: &str = include_str!("../../../../plugins/sdk-js/test/re
 const SDK_PACKAGE: &str = include_str!("../../../../plugins/sdk-js/package.json");
 const SDK_LOCK: &str = include_str!("../../../../plugins/sdk-js/package-lock.json");
 const SDK_NAME: &str = "sluice-plugin-sdk-js";
-const WIT: &str = include_str!("../../../../plugins/sdk/wit/plugin.wit");
+const WIT: &str = include_str!("../../../../plugins/sdk/wit/0.2/plugin.wit");
 
 /// The lowest Node.js major version componentize-js runs on.
 const NODE_MAJOR: u32 = 20;

@@ -37,7 +37,7 @@ pub(super) fn files(name: &str, hooks: bool) -> Vec<(&'static str, String)> {
         ("README.md", fill(TEMPLATE_README)),
         (".gitignore", TEMPLATE_GITIGNORE.to_owned()),
         ("sluice_plugin.py", SDK.to_owned()),
-        ("wit/plugin.wit", super::WIT.to_owned()),
+        ("wit/plugin.wit", super::WIT_0_2.to_owned()),
     ]
 }
 

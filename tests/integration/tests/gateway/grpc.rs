@@ -720,14 +720,14 @@ async fn a_gateway_without_a_catalog_refuses_grpc_backends() {
 async fn a_wasm_plugin_calls_a_grpc_method_with_send_http2() {
     // plugins/grpc-caller targets sluice:plugin@0.1.1 (header pairs, host.send-http2) and
     // runs through the host's 0.1 adapter; the other example plugins are built on the SDK's
-    // 0.2.0 contract and load beside it on the same host.
+    // 0.3.0 contract and load beside it on the same host.
     let grpc_caller =
         std::fs::read(sluice_integration::plugins::plugin_file("grpc-caller")).unwrap();
     let contains = |bytes: &[u8], needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
     assert!(contains(&grpc_caller, b"sluice:plugin/host@0.1.1"));
     let static_answer =
         std::fs::read(sluice_integration::plugins::plugin_file("static-answer")).unwrap();
-    assert!(contains(&static_answer, b"sluice:plugin/handler@0.2.0"));
+    assert!(contains(&static_answer, b"sluice:plugin/handler@0.3.0"));
 
     let pool = pool();
     let answer_pool = pool.clone();

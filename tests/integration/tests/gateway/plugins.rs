@@ -1533,3 +1533,126 @@ async fn a_request_hook_hands_the_answer_on_as_its_endpoint_reads_it() {
     assert_eq!(resp.header("x-custom"), Some("y"));
     assert_eq!(resp.header("set-cookie"), Some("c=1"));
 }
+
+/// `sluice:plugin@0.3`: a hook changes the message the gateway holds, in place, part by part
+/// (`plugins/message-edits`). Every setter reaches the backend or the client; the framing
+/// follows a changed body; a setter's refusal is the hook's error; a hook may answer alone.
+#[tokio::test]
+async fn a_hook_edits_the_held_message_in_place() {
+    let origin = Backend::start_sync(|req| {
+        Reply::json(200, &json!({"from": "origin", "path": req.path})).header("x-origin", "1")
+    })
+    .await;
+    let moved = format!("{}/moved?q=1", origin.url());
+    let edits = |request: Value, response: Value| {
+        with_plugin(
+            "message-edits",
+            json!({"request": request, "response": response}),
+        )
+    };
+    let raw = |extra: Value| and(extra, "encoding", json!("no-op"));
+    let raw_endpoint = |path: &str, extra: Value| {
+        endpoint(
+            path,
+            json!([backend(&origin.url(), "/x", raw(extra))]),
+            json!({"output_encoding": "no-op"}),
+        )
+    };
+    let request_ops = json!([
+        "method=PUT",
+        format!("url={moved}"),
+        "body=hello",
+        "append=x-a:1",
+        "append=x-a:2",
+        "set=x-b:b",
+        "remove=x-forwarded-for",
+        "seen"
+    ]);
+    let gw = gateway(service(json!([
+        endpoint(
+            "/edits",
+            json!([backend(
+                &origin.url(),
+                "/x",
+                edits(
+                    request_ops.clone(),
+                    json!(["body={\"edited\":true}", "seen"])
+                )
+            )]),
+            Value::Null
+        ),
+        raw_endpoint(
+            "/edits-raw",
+            edits(
+                json!(["seen"]),
+                json!(["status=201", "set=x-r:1", "remove=x-origin", "seen"])
+            )
+        ),
+        raw_endpoint("/answer", edits(json!(["answer=203"]), Value::Null)),
+        raw_endpoint("/bad", edits(json!(["set=bad name:v"]), Value::Null)),
+        raw_endpoint(
+            "/replace",
+            edits(json!(["headers=x-only:1"]), json!(["headers=x-h:2;x-h:3"]))
+        ),
+    ])))
+    .await;
+
+    // Every part of the request changed in place; the answer's body replaced.
+    let resp = get(&gw.url("/edits")).await;
+    assert_json(&resp, &json!({"edited": true}));
+    let sent = origin.last();
+    assert_eq!(sent.method, Method::PUT);
+    assert_eq!(
+        (sent.path.as_str(), sent.query.as_deref()),
+        ("/moved", Some("q=1"))
+    );
+    assert_eq!(&sent.body[..], b"hello");
+    assert_eq!(sent.header("content-length"), Some("5"));
+    assert_eq!(sent.header_all("x-a"), ["1", "2"]);
+    assert_eq!(sent.header("x-b"), Some("b"));
+    assert_eq!(sent.header("x-forwarded-for"), None);
+    assert_eq!(
+        sent.header("x-seen"),
+        Some(format!("PUT {moved} 5").as_str())
+    );
+
+    // The answer's status and headers, as a no-op endpoint passes them on; what the hook read.
+    let resp = get(&gw.url("/edits-raw")).await;
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    assert_eq!(resp.header("x-r"), Some("1"));
+    assert_eq!(resp.header("x-origin"), None);
+    let body_len = resp.text().len();
+    assert_eq!(
+        resp.header("x-seen"),
+        Some(format!("201 {body_len}").as_str())
+    );
+    let sent = origin.last();
+    let url = format!("{}/x", origin.url());
+    assert_eq!(sent.header("x-seen"), Some(format!("GET {url} 0").as_str()));
+
+    // An answer of the hook's own: the origin is not called.
+    let calls = origin.count();
+    let resp = get(&gw.url("/answer")).await;
+    assert_eq!(resp.status, 203, "{}", resp.text());
+    assert_eq!(resp.text(), "answered");
+    assert_eq!(origin.count(), calls);
+
+    // A setter refuses what HTTP does not allow: the hook's error, the origin not called.
+    let resp = get(&gw.url("/bad")).await;
+    assert_eq!(resp.status, 500, "{}", resp.text());
+    assert!(
+        resp.text().contains("invalid header name \"bad name\""),
+        "{}",
+        resp.text()
+    );
+    assert_eq!(origin.count(), calls);
+
+    // Every field replaced, both ways (the host still owns `host` and the framing).
+    let resp = get(&gw.url("/replace")).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.header_all("x-h"), ["2", "3"]);
+    let sent = origin.last();
+    assert_eq!(sent.header("x-only"), Some("1"));
+    assert_eq!(sent.header("x-forwarded-for"), None);
+    assert_eq!(sent.header("host"), Some(origin.authority().as_str()));
+}

@@ -1,0 +1,309 @@
+//! The host side of 0.3's `messages`: the request or answer a hook works on stays in the
+//! store ([`Held`]), and the guest reads and changes it part by part. What the hook never
+//! touches never crosses the boundary, and a hook that changes nothing hands nothing back.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use sluice_plugin::BackendRequest;
+use wasmtime::component::Resource;
+
+use super::bindings::sluice::plugin::messages::{HostIncomingResponse, HostOutgoingRequest};
+use super::{State, WitError, WitErrorKind, parse_method, parse_url, url_text};
+use crate::headers;
+
+/// The rep of `outgoing-request`: the one the store holds (there is one per call).
+#[allow(
+    unreachable_pub,
+    reason = "bindgen's generated module re-exports it as `pub`"
+)]
+pub enum OutgoingRequest {}
+
+/// The rep of `incoming-response`: the one the store holds.
+#[allow(
+    unreachable_pub,
+    reason = "bindgen's generated module re-exports it as `pub`"
+)]
+pub enum IncomingResponse {}
+
+/// The message a hook call works on, in the store for the length of the call.
+#[derive(Default)]
+pub(crate) enum Held {
+    #[default]
+    Nothing,
+    Request(BackendRequest),
+    Response(http::response::Parts, Bytes),
+}
+
+/// What the hook did to the held message.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub(crate) struct Changes {
+    /// The headers or the body changed: the framing must be checked again.
+    pub(crate) framing: bool,
+}
+
+/// The borrow handed to a hook. Its rep is unused: a store holds one message at a time.
+pub(crate) fn lend<T: 'static>() -> Resource<T> {
+    Resource::new_borrow(0)
+}
+
+fn plugin_error(message: String) -> WitError {
+    WitError {
+        kind: WitErrorKind::Plugin,
+        message,
+    }
+}
+
+fn name(name: &str) -> Result<HeaderName, WitError> {
+    HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| plugin_error(format!("invalid header name {name:?}")))
+}
+
+fn value(name: &str, value: Vec<u8>) -> Result<HeaderValue, WitError> {
+    HeaderValue::from_maybe_shared(Bytes::from(value))
+        .map_err(|_| plugin_error(format!("invalid value for header {name:?}")))
+}
+
+fn first(headers: &HeaderMap, name: &str) -> Option<Vec<u8>> {
+    headers.get(name).map(|v| v.as_bytes().to_vec())
+}
+
+fn set(
+    headers: &mut HeaderMap,
+    changes: &mut Changes,
+    field: &str,
+    v: Vec<u8>,
+    append: bool,
+) -> Result<(), WitError> {
+    let (n, v) = (name(field)?, value(field, v)?);
+    if append {
+        headers.append(n, v);
+    } else {
+        headers.insert(n, v);
+    }
+    changes.framing = true;
+    Ok(())
+}
+
+fn remove(headers: &mut HeaderMap, changes: &mut Changes, field: &str) {
+    // A name HTTP does not allow names no field: there is nothing to remove.
+    if let Ok(n) = HeaderName::from_bytes(field.as_bytes())
+        && headers.remove(n).is_some()
+    {
+        changes.framing = true;
+    }
+}
+
+fn replace_all(
+    headers: &mut HeaderMap,
+    changes: &mut Changes,
+    what: &'static str,
+    list: Vec<u8>,
+) -> Result<(), WitError> {
+    *headers = headers::from_guest(|| what.into(), list).map_err(|e| plugin_error(e.message))?;
+    changes.framing = true;
+    Ok(())
+}
+
+impl State {
+    fn held_request(&mut self) -> Option<&mut BackendRequest> {
+        match &mut self.held {
+            Held::Request(request) => Some(request),
+            _ => None,
+        }
+    }
+
+    fn held_response(&mut self) -> Option<(&mut http::response::Parts, &mut Bytes)> {
+        match &mut self.held {
+            Held::Response(parts, body) => Some((parts, body)),
+            _ => None,
+        }
+    }
+
+    /// The held request's headers, with the call's changes beside them.
+    fn request_headers(&mut self) -> Result<(&mut HeaderMap, &mut Changes), WitError> {
+        match &mut self.held {
+            Held::Request(request) => Ok((&mut request.headers, &mut self.changes)),
+            _ => Err(gone()),
+        }
+    }
+
+    /// The held answer's headers, with the call's changes beside them.
+    fn response_headers(&mut self) -> Result<(&mut HeaderMap, &mut Changes), WitError> {
+        match &mut self.held {
+            Held::Response(parts, _) => Ok((&mut parts.headers, &mut self.changes)),
+            _ => Err(gone()),
+        }
+    }
+}
+
+/// A handle used outside its hook call: the component model ends a borrow with the call, so
+/// only a host bug gets here.
+fn gone() -> WitError {
+    WitError {
+        kind: WitErrorKind::Other,
+        message: "the message is no longer held".into(),
+    }
+}
+
+impl super::bindings::sluice::plugin::messages::Host for State {}
+
+impl HostOutgoingRequest for State {
+    fn method(&mut self, _: Resource<OutgoingRequest>) -> String {
+        self.held_request()
+            .map(|r| r.method.as_str().to_owned())
+            .unwrap_or_default()
+    }
+
+    fn set_method(&mut self, _: Resource<OutgoingRequest>, method: String) -> Result<(), WitError> {
+        let parsed = parse_method(&method).map_err(|e| plugin_error(e.message))?;
+        self.held_request().ok_or_else(gone)?.method = parsed;
+        Ok(())
+    }
+
+    fn url(&mut self, _: Resource<OutgoingRequest>) -> String {
+        self.held_request()
+            .map(|r| url_text(&r.url))
+            .unwrap_or_default()
+    }
+
+    fn set_url(&mut self, _: Resource<OutgoingRequest>, url: String) -> Result<(), WitError> {
+        let parsed = parse_url(&url).map_err(|e| plugin_error(e.message))?;
+        self.held_request().ok_or_else(gone)?.url = parsed;
+        Ok(())
+    }
+
+    fn header(&mut self, _: Resource<OutgoingRequest>, name: String) -> Option<Vec<u8>> {
+        first(&self.held_request()?.headers, &name)
+    }
+
+    fn headers(&mut self, _: Resource<OutgoingRequest>) -> Vec<u8> {
+        self.held_request()
+            .map(|r| headers::encode(&r.headers))
+            .unwrap_or_default()
+    }
+
+    fn set_header(
+        &mut self,
+        _: Resource<OutgoingRequest>,
+        field: String,
+        v: Vec<u8>,
+    ) -> Result<(), WitError> {
+        let (headers, changes) = self.request_headers()?;
+        set(headers, changes, &field, v, false)
+    }
+
+    fn append_header(
+        &mut self,
+        _: Resource<OutgoingRequest>,
+        field: String,
+        v: Vec<u8>,
+    ) -> Result<(), WitError> {
+        let (headers, changes) = self.request_headers()?;
+        set(headers, changes, &field, v, true)
+    }
+
+    fn remove_header(&mut self, _: Resource<OutgoingRequest>, field: String) {
+        if let Ok((headers, changes)) = self.request_headers() {
+            remove(headers, changes, &field);
+        }
+    }
+
+    fn set_headers(&mut self, _: Resource<OutgoingRequest>, list: Vec<u8>) -> Result<(), WitError> {
+        let (headers, changes) = self.request_headers()?;
+        replace_all(headers, changes, "the plugin's request", list)
+    }
+
+    fn body(&mut self, _: Resource<OutgoingRequest>) -> Vec<u8> {
+        self.held_request()
+            .map(|r| r.body.to_vec())
+            .unwrap_or_default()
+    }
+
+    fn set_body(&mut self, _: Resource<OutgoingRequest>, body: Vec<u8>) {
+        if let Held::Request(request) = &mut self.held {
+            request.body = Bytes::from(body);
+            self.changes.framing = true;
+        }
+    }
+
+    fn drop(&mut self, _: Resource<OutgoingRequest>) -> wasmtime::Result<()> {
+        // Only borrows are handed out; the store owns the message.
+        Ok(())
+    }
+}
+
+impl HostIncomingResponse for State {
+    fn status(&mut self, _: Resource<IncomingResponse>) -> u16 {
+        self.held_response()
+            .map_or(0, |(parts, _)| parts.status.as_u16())
+    }
+
+    fn set_status(&mut self, _: Resource<IncomingResponse>, status: u16) -> Result<(), WitError> {
+        let status = http::StatusCode::from_u16(status)
+            .map_err(|_| plugin_error(format!("invalid status {status}")))?;
+        self.held_response().ok_or_else(gone)?.0.status = status;
+        Ok(())
+    }
+
+    fn header(&mut self, _: Resource<IncomingResponse>, name: String) -> Option<Vec<u8>> {
+        first(&self.held_response()?.0.headers, &name)
+    }
+
+    fn headers(&mut self, _: Resource<IncomingResponse>) -> Vec<u8> {
+        self.held_response()
+            .map(|(parts, _)| headers::encode(&parts.headers))
+            .unwrap_or_default()
+    }
+
+    fn set_header(
+        &mut self,
+        _: Resource<IncomingResponse>,
+        field: String,
+        v: Vec<u8>,
+    ) -> Result<(), WitError> {
+        let (headers, changes) = self.response_headers()?;
+        set(headers, changes, &field, v, false)
+    }
+
+    fn append_header(
+        &mut self,
+        _: Resource<IncomingResponse>,
+        field: String,
+        v: Vec<u8>,
+    ) -> Result<(), WitError> {
+        let (headers, changes) = self.response_headers()?;
+        set(headers, changes, &field, v, true)
+    }
+
+    fn remove_header(&mut self, _: Resource<IncomingResponse>, field: String) {
+        if let Ok((headers, changes)) = self.response_headers() {
+            remove(headers, changes, &field);
+        }
+    }
+
+    fn set_headers(
+        &mut self,
+        _: Resource<IncomingResponse>,
+        list: Vec<u8>,
+    ) -> Result<(), WitError> {
+        let (headers, changes) = self.response_headers()?;
+        replace_all(headers, changes, "the plugin's answer", list)
+    }
+
+    fn body(&mut self, _: Resource<IncomingResponse>) -> Vec<u8> {
+        self.held_response()
+            .map(|(_, body)| body.to_vec())
+            .unwrap_or_default()
+    }
+
+    fn set_body(&mut self, _: Resource<IncomingResponse>, body: Vec<u8>) {
+        if let Held::Response(_, held) = &mut self.held {
+            *held = Bytes::from(body);
+            self.changes.framing = true;
+        }
+    }
+
+    fn drop(&mut self, _: Resource<IncomingResponse>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+//! `message-edits`: applies the edits its settings list to the message the gateway holds, in
+//! place, in order. It exercises every part of `sluice:plugin@0.3`'s `messages` for the
+//! gateway's tests; not for production.
+//!
+//! Settings: `{"request": ["op", ...], "response": ["op", ...]}`, both optional (a hook runs only
+//! for a part given). An op is `verb` or `verb=argument`:
+//! - `method=PUT`, `url=http://host:port/path`, `body=text`, `status=201` (response only);
+//! - `set=name:value`, `append=name:value`, `remove=name`;
+//! - `headers=name:value;name:value`: replaces every field (`;` separates fields);
+//! - `seen`: adds `x-seen: <what the hook read>`: the method, URL and body length on the way in,
+//!   the status and body length on the way back;
+//! - `answer=203`: answers at once with that status and body `answered` (request only).
+//!
+//! A setter's error (a header name HTTP does not allow, say) is the hook's error.
+
+use sluice_plugin_sdk::{
+    Error, Hooks, IncomingResponse, OutgoingRequest, Plugin, Response, export_plugin,
+};
+
+/// The plugin: the ops of each hook.
+#[derive(Debug)]
+pub struct MessageEdits {
+    request: Option<Vec<String>>,
+    response: Option<Vec<String>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    request: Option<Vec<String>>,
+    response: Option<Vec<String>>,
+}
+
+fn split(op: &str) -> (&str, &str) {
+    op.split_once('=').unwrap_or((op, ""))
+}
+
+fn field(argument: &str) -> Result<(&str, &str), Error> {
+    argument
+        .split_once(':')
+        .ok_or_else(|| Error::plugin(format!("message-edits: {argument:?} is not name:value")))
+}
+
+fn encoded(fields: &str) -> Vec<u8> {
+    let mut list = Vec::new();
+    for field in fields.split(';').filter(|f| !f.is_empty()) {
+        list.extend_from_slice(field.as_bytes());
+        list.push(b'\n');
+    }
+    list
+}
+
+impl Plugin for MessageEdits {
+    fn init(settings: &str) -> Result<Self, String> {
+        let s: Settings = sluice_plugin_sdk::parse_settings(settings)?;
+        Ok(MessageEdits {
+            request: s.request,
+            response: s.response,
+        })
+    }
+
+    fn hooks(&self) -> Hooks {
+        let mut hooks = Hooks::empty();
+        if self.request.is_some() {
+            hooks |= Hooks::ON_REQUEST;
+        }
+        if self.response.is_some() {
+            hooks |= Hooks::ON_RESPONSE;
+        }
+        hooks
+    }
+
+    fn edit_request(&self, request: &OutgoingRequest) -> Result<Option<Response>, Error> {
+        for op in self.request.iter().flatten() {
+            match split(op) {
+                ("method", m) => request.set_method(m)?,
+                ("url", u) => request.set_url(u)?,
+                ("body", b) => request.set_body(b.as_bytes()),
+                ("set", f) => field(f).and_then(|(n, v)| request.set_header(n, v.as_bytes()))?,
+                ("append", f) => {
+                    field(f).and_then(|(n, v)| request.append_header(n, v.as_bytes()))?;
+                }
+                ("remove", n) => request.remove_header(n),
+                ("headers", f) => request.set_headers(&encoded(f))?,
+                ("seen", _) => {
+                    let seen = format!(
+                        "{} {} {}",
+                        request.method(),
+                        request.url(),
+                        request.body().len()
+                    );
+                    request.set_header("x-seen", seen.as_bytes())?;
+                }
+                ("answer", status) => {
+                    let status = status.parse().unwrap_or(200);
+                    return Ok(Some(Response::new(status).with_body(b"answered")));
+                }
+                _ => return Err(Error::plugin(format!("message-edits: unknown op {op:?}"))),
+            }
+        }
+        Ok(None)
+    }
+
+    fn edit_response(&self, response: &IncomingResponse) -> Result<(), Error> {
+        for op in self.response.iter().flatten() {
+            match split(op) {
+                ("status", s) => response.set_status(s.parse().unwrap_or(0))?,
+                ("body", b) => response.set_body(b.as_bytes()),
+                ("set", f) => field(f).and_then(|(n, v)| response.set_header(n, v.as_bytes()))?,
+                ("append", f) => {
+                    field(f).and_then(|(n, v)| response.append_header(n, v.as_bytes()))?;
+                }
+                ("remove", n) => response.remove_header(n),
+                ("headers", f) => response.set_headers(&encoded(f))?,
+                ("seen", _) => {
+                    let seen = format!("{} {}", response.status(), response.body().len());
+                    response.set_header("x-seen", seen.as_bytes())?;
+                }
+                _ => return Err(Error::plugin(format!("message-edits: unknown op {op:?}"))),
+            }
+        }
+        Ok(())
+    }
+}
+
+export_plugin!(MessageEdits);
