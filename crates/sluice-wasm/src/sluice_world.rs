@@ -455,8 +455,7 @@ fn take_response(state: &mut State) -> wasmtime::Result<(http::response::Parts, 
 }
 
 /// A whole-record `on-request` answer (0.2, 0.1) put back as 0.3's: a request replaces the
-/// held one (`sent`, handed over as `url` and `encoded` headers), keeping the host's parsed
-/// parts the guest left as they were.
+/// held one (see [`replace_request`]).
 fn request_answered(
     state: &mut State,
     sent: BackendRequest,
@@ -464,52 +463,64 @@ fn request_answered(
     encoded: &[u8],
     flow: Result<Flow02, WitError>,
 ) -> Answer {
-    let body_len = sent.body.len();
     Answer::Request(match flow {
-        Ok(Flow02::Request(r)) => {
-            match from_wit_request_reusing(r, url, encoded, body_len, Sent::Owned(sent)) {
-                Ok(request) => {
-                    state.held = Held::Request(request);
-                    Ok(None)
-                }
-                Err(e) => Err(exec_to_wit(e)),
-            }
-        }
+        Ok(Flow02::Request(r)) => replace_request(state, sent, url, encoded, r).map(|()| None),
         Ok(Flow02::Response(r)) => Ok(Some(r)),
         Err(e) => Err(e),
     })
 }
 
-/// A whole-record `on-response` answer (0.2, 0.1) put back as 0.3's: it replaces the held
-/// answer (`parts` and `body`, handed over with `encoded` headers), keeping the host's parsed
-/// headers when the guest answered them unchanged.
+/// Replaces the held request (`sent`, handed over as `url` and `encoded` headers) with a whole
+/// record from the guest, keeping the host's parsed parts the guest left as they were. On an
+/// error nothing is held any more: the hook's call fails.
+fn replace_request(
+    state: &mut State,
+    sent: BackendRequest,
+    url: &str,
+    encoded: &[u8],
+    request: WitRequest,
+) -> Result<(), WitError> {
+    let body_len = sent.body.len();
+    let request = from_wit_request_reusing(request, url, encoded, body_len, Sent::Owned(sent))
+        .map_err(exec_to_wit)?;
+    state.held = Held::Request(request);
+    Ok(())
+}
+
+/// A whole-record `on-response` answer (0.2, 0.1) put back as 0.3's (see
+/// [`replace_response`]).
 fn response_answered(
     state: &mut State,
-    mut parts: http::response::Parts,
+    parts: http::response::Parts,
     encoded: &[u8],
     answer: Result<WitResponse, WitError>,
 ) -> Answer {
-    let r = match answer {
-        Ok(r) => r,
-        Err(e) => return Answer::Edited(Err(e)),
-    };
+    Answer::Edited(answer.and_then(|r| replace_response(state, parts, encoded, r)))
+}
+
+/// Replaces the held answer (`parts`, its headers handed over as `encoded`) with a whole
+/// record from the guest, keeping the host's parsed headers when the guest left them as they
+/// were. On an error nothing is held any more: the hook's call fails.
+fn replace_response(
+    state: &mut State,
+    mut parts: http::response::Parts,
+    encoded: &[u8],
+    r: WitResponse,
+) -> Result<(), WitError> {
     let Ok(status) = http::StatusCode::from_u16(r.status) else {
-        return Answer::Edited(Err(exec_to_wit(plugin_error(format!(
+        return Err(exec_to_wit(plugin_error(format!(
             "plugin {} answered an invalid status {}",
             state.backend.plugin, r.status
-        )))));
+        ))));
     };
     if !(status == parts.status && r.headers == encoded) {
         let what = || format!("the answer of plugin {}", state.backend.plugin);
-        match headers::from_guest(what, r.headers) {
-            Ok(headers) => parts.headers = headers,
-            Err(e) => return Answer::Edited(Err(exec_to_wit(e))),
-        }
+        parts.headers = headers::from_guest(what, r.headers).map_err(exec_to_wit)?;
     }
     parts.status = status;
     state.held = Held::Response(parts, Bytes::from(r.body));
     state.changes.framing = true;
-    Answer::Edited(Ok(()))
+    Ok(())
 }
 
 impl World for SluiceWorld {
@@ -658,6 +669,7 @@ impl SluiceExecutor {
                 to_backend_response(&self.backend, Ok(r), None).map(Flow::Response)
             }
             (Answer::Request(Err(e)), ..) => Err(wit_to_exec(&self.backend, e)),
+            (Answer::Request(Ok(None)), Held::Nothing, _) => Err(lost(&self.backend)),
             _ => Err(unexpected_answer()),
         }
     }
@@ -683,6 +695,7 @@ impl SluiceExecutor {
                 Ok(http::Response::from_parts(parts, sluice_plugin::full(body)))
             }
             (Answer::Edited(Err(e)), ..) => Err(wit_to_exec(&self.backend, e)),
+            (Answer::Edited(Ok(())), Held::Nothing, _) => Err(lost(&self.backend)),
             _ => Err(unexpected_answer()),
         }
     }
@@ -760,6 +773,15 @@ impl SluiceExecutor {
         .await?;
         self.on_response(parts, body, deadline, ctx).await
     }
+}
+
+/// A hook that went on after the host refused its `replace`: the message it replaced is gone,
+/// so the call fails rather than send half of it.
+fn lost(backend: &Backend) -> ExecError {
+    plugin_error(format!(
+        "plugin {}: its hook returned after the host refused the message it handed back",
+        backend.plugin
+    ))
 }
 
 /// An export answered with the other export's kind of answer: the host's own mistake.

@@ -477,6 +477,14 @@ fn plugin_new_hooks_build_and_test_round_trip() {
     assert_sample_answered(&out, &url);
     assert!(out.lines()[0].contains("hooks-demo"), "{out}");
     assert_eq!(*backend.paths.lock().unwrap(), ["/__debug/x"]);
+    // `on_request` changed a copy of the request, which the SDK handed back whole.
+    let heads = backend.heads.lock().unwrap();
+    assert!(
+        heads[0]
+            .to_ascii_lowercase()
+            .contains("\r\nx-hello: world\r\n"),
+        "{heads:?}"
+    );
 }
 
 /// A config with one backend on `backend_url` naming `name` with `{"header": "X-Hello",

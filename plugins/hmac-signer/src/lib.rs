@@ -12,7 +12,7 @@
 pub mod sign;
 
 use serde::Deserialize;
-use sluice_plugin_sdk::{Error, Flow, Hooks, Plugin, Request, export_plugin};
+use sluice_plugin_sdk::{Error, Hooks, OutgoingRequest, Plugin, Response, export_plugin};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,24 +66,26 @@ impl Plugin for HmacSigner {
         })
     }
 
-    fn on_request(&self, mut request: Request) -> Result<Flow, Error> {
+    // In place: only the method, URL and body cross in, and the signature's headers out.
+    fn edit_request(&self, request: &OutgoingRequest) -> Result<Option<Response>, Error> {
         let timestamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_err(|_| Error::plugin("hmac-signer: the clock is before 1970"))?
             .as_secs();
+        let url = request.url();
         let sts = sign::string_to_sign(
-            &request.method,
-            request.path_and_query(),
+            &request.method(),
+            sluice_plugin_sdk::path_and_query(&url),
             timestamp,
-            &request.body,
+            &request.body(),
         );
         let signature = sign::signature(&self.secret, &sts);
-        request.set_header(&self.headers.timestamp, timestamp.to_string());
-        request.set_header(&self.headers.signature, signature);
+        request.set_header(&self.headers.timestamp, timestamp.to_string().as_bytes())?;
+        request.set_header(&self.headers.signature, signature.as_bytes())?;
         if let Some(key_id) = &self.key_id {
-            request.set_header(&self.headers.key_id, key_id.as_bytes());
+            request.set_header(&self.headers.key_id, key_id.as_bytes())?;
         }
-        Ok(Flow::Request(request))
+        Ok(None)
     }
 }
 

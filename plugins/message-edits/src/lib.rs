@@ -7,6 +7,8 @@
 //! - `method=PUT`, `url=http://host:port/path`, `body=text`, `status=201` (response only);
 //! - `set=name:value`, `append=name:value`, `remove=name`;
 //! - `headers=name:value;name:value`: replaces every field (`;` separates fields);
+//! - `whole=name:value`: sets that header on a `copy` of the whole message and hands it back
+//!   with `replace`;
 //! - `seen`: adds `x-seen: <what the hook read>`: the method, URL and body length on the way in,
 //!   the status and body length on the way back;
 //! - `answer=203`: answers at once with that status and body `answered` (request only).
@@ -82,6 +84,12 @@ impl Plugin for MessageEdits {
                 }
                 ("remove", n) => request.remove_header(n),
                 ("headers", f) => request.set_headers(&encoded(f))?,
+                ("whole", f) => {
+                    let (name, value) = field(f)?;
+                    let mut whole = request.copy();
+                    whole.set_header(name, value.as_bytes());
+                    request.replace(&whole)?;
+                }
                 ("seen", _) => {
                     let seen = format!(
                         "{} {} {}",
@@ -112,6 +120,12 @@ impl Plugin for MessageEdits {
                 }
                 ("remove", n) => response.remove_header(n),
                 ("headers", f) => response.set_headers(&encoded(f))?,
+                ("whole", f) => {
+                    let (name, value) = field(f)?;
+                    let mut whole = response.copy();
+                    whole.set_header(name, value.as_bytes());
+                    response.replace(&whole)?;
+                }
                 ("seen", _) => {
                     let seen = format!("{} {}", response.status(), response.body().len());
                     response.set_header("x-seen", seen.as_bytes())?;

@@ -127,9 +127,7 @@ impl Request {
 
     /// The path and query of the URL (`/` if the path is empty).
     pub fn path_and_query(&self) -> &str {
-        let rest = split_url(&self.url).1;
-        let rest = rest.split('#').next().unwrap_or(rest);
-        if rest.is_empty() { "/" } else { rest }
+        path_and_query(&self.url)
     }
 
     /// The path of the URL, without the query (`/` if empty).
@@ -166,6 +164,14 @@ impl Response {
 }
 
 /// Splits an absolute URL into (`scheme://authority`, rest starting at the path).
+/// The path and query of an absolute URL (`/` if the path is empty), as
+/// [`Request::path_and_query`] reads it: for a hook that reads `OutgoingRequest::url`.
+pub fn path_and_query(url: &str) -> &str {
+    let rest = split_url(url).1;
+    let rest = rest.split('#').next().unwrap_or(rest);
+    if rest.is_empty() { "/" } else { rest }
+}
+
 fn split_url(url: &str) -> (&str, &str) {
     let Some(scheme_end) = url.find("://") else {
         return ("", url);

@@ -39,7 +39,8 @@
 //! [`Plugin::edit_response`] read and change it in place, so only the parts a hook touches
 //! cross into the plugin, and a hook that changes nothing hands nothing back: the fastest
 //! plugins there are. Their defaults hand [`Plugin::on_request`] and [`Plugin::on_response`] a
-//! copy of the whole message and write back the parts that changed.
+//! copy of the whole message (`copy`) and hand it back whole (`replace`): the gateway keeps the
+//! parts left as they were.
 //!
 //! Build with `cargo build --release --target wasm32-wasip2`; the `.wasm` file's stem is the
 //! name the gateway registers the plugin under.
@@ -67,7 +68,7 @@ pub mod log;
 
 pub use bindings::sluice::plugin::messages::{IncomingResponse, OutgoingRequest};
 pub use bindings::sluice::plugin::types::{Error, ErrorKind, HookSet as Hooks, Request, Response};
-pub use http::Headers;
+pub use http::{Headers, path_and_query};
 
 /// What [`Plugin::on_request`] decides: send this (possibly changed) request to the backend,
 /// or answer the client right away.
@@ -145,14 +146,14 @@ pub trait Plugin: Sized + 'static {
     /// (`Ok(Some(response))`). What the gateway calls when [`Plugin::HOOKS`] has `ON_REQUEST`:
     /// only the parts read (`request.header("x-api-key")`) and changed
     /// (`request.set_header("x-api-key", b"k")?`) cross into the plugin. The default hands
-    /// [`Plugin::on_request`] a copy of the whole request and writes back what it changed.
+    /// [`Plugin::on_request`] a copy of the whole request and hands it back whole.
     fn edit_request(&self, request: &OutgoingRequest) -> Result<Option<Response>, Error> {
         __private::edit_whole_request(self, request)
     }
 
     /// Changes, in place, the backend's answer. What the gateway calls when
     /// [`Plugin::HOOKS`] has `ON_RESPONSE`. The default hands [`Plugin::on_response`] a copy
-    /// of the whole answer and writes back what it changed.
+    /// of the whole answer and hands it back whole.
     fn edit_response(&self, response: &IncomingResponse) -> Result<(), Error> {
         __private::edit_whole_response(self, response)
     }
@@ -238,61 +239,27 @@ pub mod __private {
 
     use std::sync::OnceLock;
 
-    use crate::{Error, Flow, IncomingResponse, OutgoingRequest, Plugin, Request, Response};
+    use crate::{Error, Flow, IncomingResponse, OutgoingRequest, Plugin, Response};
 
     /// [`Plugin::edit_request`]'s default: [`Plugin::on_request`] on a copy of the whole
-    /// request, the parts it changed written back.
+    /// request, handed back whole (the gateway keeps what it left as it was).
     pub fn edit_whole_request<P: Plugin>(
         plugin: &P,
         request: &OutgoingRequest,
     ) -> Result<Option<Response>, Error> {
-        let given = Request {
-            method: request.method(),
-            url: request.url(),
-            headers: request.headers(),
-            body: request.body(),
-        };
-        let changed = match plugin.on_request(given.clone())? {
-            Flow::Response(response) => return Ok(Some(response)),
-            Flow::Request(changed) => changed,
-        };
-        if changed.method != given.method {
-            request.set_method(&changed.method)?;
+        match plugin.on_request(request.copy())? {
+            Flow::Response(response) => Ok(Some(response)),
+            Flow::Request(changed) => request.replace(&changed).map(|()| None),
         }
-        if changed.url != given.url {
-            request.set_url(&changed.url)?;
-        }
-        if changed.headers != given.headers {
-            request.set_headers(&changed.headers)?;
-        }
-        if changed.body != given.body {
-            request.set_body(&changed.body);
-        }
-        Ok(None)
     }
 
     /// [`Plugin::edit_response`]'s default: [`Plugin::on_response`] on a copy of the whole
-    /// answer, the parts it changed written back.
+    /// answer, handed back whole.
     pub fn edit_whole_response<P: Plugin>(
         plugin: &P,
         response: &IncomingResponse,
     ) -> Result<(), Error> {
-        let given = Response {
-            status: response.status(),
-            headers: response.headers(),
-            body: response.body(),
-        };
-        let changed = plugin.on_response(given.clone())?;
-        if changed.status != given.status {
-            response.set_status(changed.status)?;
-        }
-        if changed.headers != given.headers {
-            response.set_headers(&changed.headers)?;
-        }
-        if changed.body != given.body {
-            response.set_body(&changed.body);
-        }
-        Ok(())
+        response.replace(&plugin.on_response(response.copy())?)
     }
 
     /// Where `export_plugin!` keeps the instance's plugin value.

@@ -5,7 +5,7 @@
 //! JSON with `content-type: application/json` (unless `headers` sets one).
 
 use serde::Deserialize;
-use sluice_plugin_sdk::{Error, Flow, Hooks, Plugin, Request, Response, export_plugin};
+use sluice_plugin_sdk::{Error, Hooks, OutgoingRequest, Plugin, Response, export_plugin};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,8 +60,9 @@ impl Plugin for StaticAnswer {
         Ok(StaticAnswer { response })
     }
 
-    fn on_request(&self, _request: Request) -> Result<Flow, Error> {
-        Ok(Flow::Response(self.response.clone()))
+    // Reads nothing of the request: nothing of it crosses into the plugin.
+    fn edit_request(&self, _request: &OutgoingRequest) -> Result<Option<Response>, Error> {
+        Ok(Some(self.response.clone()))
     }
 }
 

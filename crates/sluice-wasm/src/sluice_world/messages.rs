@@ -8,7 +8,10 @@ use sluice_plugin::BackendRequest;
 use wasmtime::component::Resource;
 
 use super::bindings::sluice::plugin::messages::{HostIncomingResponse, HostOutgoingRequest};
-use super::{State, WitError, WitErrorKind, parse_method, parse_url, url_text};
+use super::{
+    State, WitError, WitErrorKind, WitRequest, WitResponse, parse_method, parse_url,
+    replace_request, replace_response, url_text,
+};
 use crate::headers;
 
 /// The rep of `outgoing-request`: the one the store holds (there is one per call).
@@ -148,6 +151,41 @@ fn gone() -> WitError {
 impl super::bindings::sluice::plugin::messages::Host for State {}
 
 impl HostOutgoingRequest for State {
+    fn copy(&mut self, _: Resource<OutgoingRequest>) -> WitRequest {
+        match self.held_request() {
+            Some(r) => WitRequest {
+                method: r.method.as_str().to_owned(),
+                url: url_text(&r.url),
+                headers: headers::encode(&r.headers),
+                body: r.body.to_vec(),
+            },
+            None => WitRequest {
+                method: String::new(),
+                url: String::new(),
+                headers: Vec::new(),
+                body: Vec::new(),
+            },
+        }
+    }
+
+    fn replace(
+        &mut self,
+        _: Resource<OutgoingRequest>,
+        request: WitRequest,
+    ) -> Result<(), WitError> {
+        let held = match std::mem::take(&mut self.held) {
+            Held::Request(held) => held,
+            other => {
+                self.held = other;
+                return Err(gone());
+            }
+        };
+        // What `copy` handed out, to tell the parts the guest left as they were.
+        let url = url_text(&held.url);
+        let encoded = headers::encode(&held.headers);
+        replace_request(self, held, &url, &encoded, request)
+    }
+
     fn method(&mut self, _: Resource<OutgoingRequest>) -> String {
         self.held_request()
             .map(|r| r.method.as_str().to_owned())
@@ -233,6 +271,37 @@ impl HostOutgoingRequest for State {
 }
 
 impl HostIncomingResponse for State {
+    fn copy(&mut self, _: Resource<IncomingResponse>) -> WitResponse {
+        match self.held_response() {
+            Some((parts, body)) => WitResponse {
+                status: parts.status.as_u16(),
+                headers: headers::encode(&parts.headers),
+                body: body.to_vec(),
+            },
+            None => WitResponse {
+                status: 0,
+                headers: Vec::new(),
+                body: Vec::new(),
+            },
+        }
+    }
+
+    fn replace(
+        &mut self,
+        _: Resource<IncomingResponse>,
+        response: WitResponse,
+    ) -> Result<(), WitError> {
+        let (parts, _) = match std::mem::take(&mut self.held) {
+            Held::Response(parts, body) => (parts, body),
+            other => {
+                self.held = other;
+                return Err(gone());
+            }
+        };
+        let encoded = headers::encode(&parts.headers);
+        replace_response(self, parts, &encoded, response)
+    }
+
     fn status(&mut self, _: Resource<IncomingResponse>) -> u16 {
         self.held_response()
             .map_or(0, |(parts, _)| parts.status.as_u16())

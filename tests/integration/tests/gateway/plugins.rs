@@ -1584,8 +1584,14 @@ async fn a_hook_edits_the_held_message_in_place() {
         raw_endpoint(
             "/edits-raw",
             edits(
-                json!(["seen"]),
-                json!(["status=201", "set=x-r:1", "remove=x-origin", "seen"])
+                json!(["seen", "whole=x-w:1"]),
+                json!([
+                    "status=201",
+                    "set=x-r:1",
+                    "remove=x-origin",
+                    "whole=x-w:2",
+                    "seen"
+                ])
             )
         ),
         raw_endpoint("/answer", edits(json!(["answer=203"]), Value::Null)),
@@ -1621,6 +1627,7 @@ async fn a_hook_edits_the_held_message_in_place() {
     assert_eq!(resp.status, 201, "{}", resp.text());
     assert_eq!(resp.header("x-r"), Some("1"));
     assert_eq!(resp.header("x-origin"), None);
+    assert_eq!(resp.header("x-w"), Some("2"));
     let body_len = resp.text().len();
     assert_eq!(
         resp.header("x-seen"),
@@ -1629,6 +1636,7 @@ async fn a_hook_edits_the_held_message_in_place() {
     let sent = origin.last();
     let url = format!("{}/x", origin.url());
     assert_eq!(sent.header("x-seen"), Some(format!("GET {url} 0").as_str()));
+    assert_eq!(sent.header("x-w"), Some("1"));
 
     // An answer of the hook's own: the origin is not called.
     let calls = origin.count();
