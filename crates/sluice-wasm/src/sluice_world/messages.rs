@@ -148,9 +148,58 @@ fn gone() -> WitError {
     }
 }
 
+/// The header methods both resources share, on the held message's headers (`$headers`: the
+/// `State` method that lends them with the call's changes).
+macro_rules! header_methods {
+    ($rep:ty, $headers:ident, $what:literal) => {
+        fn header(&mut self, _: Resource<$rep>, name: String) -> Option<Vec<u8>> {
+            first(self.$headers().ok()?.0, &name)
+        }
+
+        fn headers(&mut self, _: Resource<$rep>) -> Vec<u8> {
+            self.$headers()
+                .map(|(headers, _)| headers::encode(headers))
+                .unwrap_or_default()
+        }
+
+        fn set_header(
+            &mut self,
+            _: Resource<$rep>,
+            field: String,
+            v: Vec<u8>,
+        ) -> Result<(), WitError> {
+            let (headers, changes) = self.$headers()?;
+            set(headers, changes, &field, v, false)
+        }
+
+        fn append_header(
+            &mut self,
+            _: Resource<$rep>,
+            field: String,
+            v: Vec<u8>,
+        ) -> Result<(), WitError> {
+            let (headers, changes) = self.$headers()?;
+            set(headers, changes, &field, v, true)
+        }
+
+        fn remove_header(&mut self, _: Resource<$rep>, field: String) {
+            if let Ok((headers, changes)) = self.$headers() {
+                remove(headers, changes, &field);
+            }
+        }
+
+        fn set_headers(&mut self, _: Resource<$rep>, list: Vec<u8>) -> Result<(), WitError> {
+            let (headers, changes) = self.$headers()?;
+            replace_all(headers, changes, $what, list)
+        }
+    };
+}
+
 impl super::bindings::sluice::plugin::messages::Host for State {}
 
 impl HostOutgoingRequest for State {
+    header_methods!(OutgoingRequest, request_headers, "the plugin's request");
+
     fn copy(&mut self, _: Resource<OutgoingRequest>) -> WitRequest {
         match self.held_request() {
             Some(r) => WitRequest {
@@ -210,47 +259,6 @@ impl HostOutgoingRequest for State {
         Ok(())
     }
 
-    fn header(&mut self, _: Resource<OutgoingRequest>, name: String) -> Option<Vec<u8>> {
-        first(&self.held_request()?.headers, &name)
-    }
-
-    fn headers(&mut self, _: Resource<OutgoingRequest>) -> Vec<u8> {
-        self.held_request()
-            .map(|r| headers::encode(&r.headers))
-            .unwrap_or_default()
-    }
-
-    fn set_header(
-        &mut self,
-        _: Resource<OutgoingRequest>,
-        field: String,
-        v: Vec<u8>,
-    ) -> Result<(), WitError> {
-        let (headers, changes) = self.request_headers()?;
-        set(headers, changes, &field, v, false)
-    }
-
-    fn append_header(
-        &mut self,
-        _: Resource<OutgoingRequest>,
-        field: String,
-        v: Vec<u8>,
-    ) -> Result<(), WitError> {
-        let (headers, changes) = self.request_headers()?;
-        set(headers, changes, &field, v, true)
-    }
-
-    fn remove_header(&mut self, _: Resource<OutgoingRequest>, field: String) {
-        if let Ok((headers, changes)) = self.request_headers() {
-            remove(headers, changes, &field);
-        }
-    }
-
-    fn set_headers(&mut self, _: Resource<OutgoingRequest>, list: Vec<u8>) -> Result<(), WitError> {
-        let (headers, changes) = self.request_headers()?;
-        replace_all(headers, changes, "the plugin's request", list)
-    }
-
     fn body(&mut self, _: Resource<OutgoingRequest>) -> Vec<u8> {
         self.held_request()
             .map(|r| r.body.to_vec())
@@ -271,6 +279,8 @@ impl HostOutgoingRequest for State {
 }
 
 impl HostIncomingResponse for State {
+    header_methods!(IncomingResponse, response_headers, "the plugin's answer");
+
     fn copy(&mut self, _: Resource<IncomingResponse>) -> WitResponse {
         match self.held_response() {
             Some((parts, body)) => WitResponse {
@@ -312,51 +322,6 @@ impl HostIncomingResponse for State {
             .map_err(|_| plugin_error(format!("invalid status {status}")))?;
         self.held_response().ok_or_else(gone)?.0.status = status;
         Ok(())
-    }
-
-    fn header(&mut self, _: Resource<IncomingResponse>, name: String) -> Option<Vec<u8>> {
-        first(&self.held_response()?.0.headers, &name)
-    }
-
-    fn headers(&mut self, _: Resource<IncomingResponse>) -> Vec<u8> {
-        self.held_response()
-            .map(|(parts, _)| headers::encode(&parts.headers))
-            .unwrap_or_default()
-    }
-
-    fn set_header(
-        &mut self,
-        _: Resource<IncomingResponse>,
-        field: String,
-        v: Vec<u8>,
-    ) -> Result<(), WitError> {
-        let (headers, changes) = self.response_headers()?;
-        set(headers, changes, &field, v, false)
-    }
-
-    fn append_header(
-        &mut self,
-        _: Resource<IncomingResponse>,
-        field: String,
-        v: Vec<u8>,
-    ) -> Result<(), WitError> {
-        let (headers, changes) = self.response_headers()?;
-        set(headers, changes, &field, v, true)
-    }
-
-    fn remove_header(&mut self, _: Resource<IncomingResponse>, field: String) {
-        if let Ok((headers, changes)) = self.response_headers() {
-            remove(headers, changes, &field);
-        }
-    }
-
-    fn set_headers(
-        &mut self,
-        _: Resource<IncomingResponse>,
-        list: Vec<u8>,
-    ) -> Result<(), WitError> {
-        let (headers, changes) = self.response_headers()?;
-        replace_all(headers, changes, "the plugin's answer", list)
     }
 
     fn body(&mut self, _: Resource<IncomingResponse>) -> Vec<u8> {
