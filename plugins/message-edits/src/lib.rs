@@ -11,7 +11,9 @@
 //!   with `replace`;
 //! - `seen`: adds `x-seen: <what the hook read>`: the method, URL and body length on the way in,
 //!   the status and body length on the way back;
-//! - `answer=203`: answers at once with that status and body `answered` (request only).
+//! - `answer=203`: answers at once with that status and body `answered` (request only);
+//! - `lose`: `replace`s the request with one whose method HTTP does not allow, ignores the
+//!   error and carries on (request only): the host must fail the call, not send half of it.
 //!
 //! A setter's error (a header name HTTP does not allow, say) is the hook's error.
 
@@ -98,6 +100,11 @@ impl Plugin for MessageEdits {
                         request.body().len()
                     );
                     request.set_header("x-seen", seen.as_bytes())?;
+                }
+                ("lose", _) => {
+                    let mut whole = request.copy();
+                    whole.method = "NOT A METHOD".into();
+                    let _ignored = request.replace(&whole);
                 }
                 ("answer", status) => {
                     let status = status.parse().unwrap_or(200);

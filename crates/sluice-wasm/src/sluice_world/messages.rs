@@ -139,13 +139,14 @@ impl State {
     }
 }
 
-/// A handle used outside its hook call: the component model ends a borrow with the call, so
-/// only a host bug gets here.
+/// A call on a message the store no longer holds: a `replace` the host refused took it (a
+/// borrow cannot outlive its hook call, so nothing else empties the store mid-call).
 fn gone() -> WitError {
-    WitError {
-        kind: WitErrorKind::Other,
-        message: "the message is no longer held".into(),
-    }
+    plugin_error(
+        "the message is gone: the host refused what `replace` handed back, and nothing is \
+         sent"
+            .into(),
+    )
 }
 
 /// The header methods both resources share, on the held message's headers (`$headers`: the

@@ -1596,6 +1596,11 @@ async fn a_hook_edits_the_held_message_in_place() {
         ),
         raw_endpoint("/answer", edits(json!(["answer=203"]), Value::Null)),
         raw_endpoint("/bad", edits(json!(["set=bad name:v"]), Value::Null)),
+        raw_endpoint("/lost", edits(json!(["lose"]), Value::Null)),
+        raw_endpoint(
+            "/lost-then-set",
+            edits(json!(["lose", "set=x-after:1"]), Value::Null)
+        ),
         raw_endpoint(
             "/replace",
             edits(json!(["headers=x-only:1"]), json!(["headers=x-h:2;x-h:3"]))
@@ -1650,6 +1655,25 @@ async fn a_hook_edits_the_held_message_in_place() {
     assert_eq!(resp.status, 500, "{}", resp.text());
     assert!(
         resp.text().contains("invalid header name \"bad name\""),
+        "{}",
+        resp.text()
+    );
+    assert_eq!(origin.count(), calls);
+
+    // A hook that goes on after the host refused the whole request it handed back: the request
+    // is gone, so the call fails and nothing is sent; a setter called after it says why.
+    let resp = get(&gw.url("/lost")).await;
+    assert_eq!(resp.status, 500, "{}", resp.text());
+    assert!(
+        resp.text().contains("refused the message it handed back"),
+        "{}",
+        resp.text()
+    );
+    let resp = get(&gw.url("/lost-then-set")).await;
+    assert_eq!(resp.status, 500, "{}", resp.text());
+    assert!(
+        resp.text()
+            .contains("the host refused what `replace` handed back"),
         "{}",
         resp.text()
     );
