@@ -13,8 +13,9 @@
 #   BENCH_WARMUP      seconds of warm-up per case (default 2; --quick: 1)
 #   BENCH_CONNECTIONS wrk connections (default 50)
 #   BENCH_READY_TIMEOUT seconds a server may take to answer after start (default 180)
-#   BENCH_RUNS        rounds of every case (default 3; --quick: 1): the table shows each
-#                     figure's median over the rounds, and each round's CPU µs/req
+#   BENCH_RUNS        rounds of every case (default 3; --quick: 1), every other one in reverse
+#                     order: the table shows each figure's median over the rounds, and each
+#                     round's CPU µs/req
 #   BENCH_ONLY        extended regex: run only the cases whose name matches (the ratio
 #                     columns need the (a) and (b) cases to be among them)
 #   BENCH_CASES_DIR   extra case files to source (default bench/cases.d), see "Cases" below
@@ -638,17 +639,15 @@ main() {
     for ((round = 1; round <= RUNS; round++)); do
         [[ $RUNS -eq 1 ]] || log "round $round of $RUNS"
         order=("${!CASE_NAMES[@]}")
-        # With a base build, every other round measures it before its counterpart (new-base,
-        # then base-new): a drift of the host's speed within a round then favours neither.
+        # Every other round runs the cases in reverse order: a drift of the host's speed
+        # within a round then favours neither case of a ratio (nginx before Sluice, then after;
+        # a base build before its counterpart, then after).
         if ((round % 2 == 0)); then
-            for ((i = 1; i < ${#order[@]}; i++)); do
-                if [[ ${CASE_NAMES[${order[$i]}]} == "(c0) base no-op" && ${CASE_NAMES[${order[$((i - 1))]}]} == "(c) sluice no-op" ]] ||
-                    [[ ${CASE_NAMES[${order[$i]}]} == "(d0) base json" && ${CASE_NAMES[${order[$((i - 1))]}]} == "(d) sluice json" ]]; then
-                    local first=${order[$((i - 1))]}
-                    order[i - 1]=${order[$i]}
-                    order[i]=$first
-                fi
+            local reversed=()
+            for ((i = ${#order[@]} - 1; i >= 0; i--)); do
+                reversed+=("${order[$i]}")
             done
+            order=("${reversed[@]}")
         fi
         for i in "${order[@]}"; do
             name=${CASE_NAMES[$i]}
