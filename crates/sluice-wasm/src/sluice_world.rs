@@ -5,6 +5,70 @@
 //! 0.1.x (header fields as pairs) are served through the adapters in [`v0_2`] and [`v0_1`],
 //! which hand their guests the held message as a record and put the answer back.
 
+/// What each older version's adapter converts the same way between its generated types (the
+/// module `$v`) and the executor's: the hook flags it answers, errors both ways, log levels.
+macro_rules! older_version_conversions {
+    ($v:ident) => {
+        /// The hooks the component serves, as the executor's flags.
+        pub(super) async fn hooks(
+            plugin: &HttpClient,
+            store: &mut Store<State>,
+        ) -> wasmtime::Result<super::HookSet> {
+            let hooks = plugin.sluice_plugin_handler().call_hooks(store).await?;
+            let mut out = super::HookSet::empty();
+            if hooks.contains($v::HookSet::ON_REQUEST) {
+                out |= super::HookSet::ON_REQUEST;
+            }
+            if hooks.contains($v::HookSet::ON_RESPONSE) {
+                out |= super::HookSet::ON_RESPONSE;
+            }
+            Ok(out)
+        }
+
+        fn error_from_guest(e: $v::Error) -> WitError {
+            let kind = match e.kind {
+                $v::ErrorKind::Connect => WitErrorKind::Connect,
+                $v::ErrorKind::Timeout => WitErrorKind::Timeout,
+                $v::ErrorKind::Protocol => WitErrorKind::Protocol,
+                $v::ErrorKind::BodyTooLarge => WitErrorKind::BodyTooLarge,
+                $v::ErrorKind::HostNotAllowed => WitErrorKind::HostNotAllowed,
+                $v::ErrorKind::Plugin => WitErrorKind::Plugin,
+                $v::ErrorKind::Other => WitErrorKind::Other,
+            };
+            WitError {
+                kind,
+                message: e.message,
+            }
+        }
+
+        fn error_to_guest(e: WitError) -> $v::Error {
+            let kind = match e.kind {
+                WitErrorKind::Connect => $v::ErrorKind::Connect,
+                WitErrorKind::Timeout => $v::ErrorKind::Timeout,
+                WitErrorKind::Protocol => $v::ErrorKind::Protocol,
+                WitErrorKind::BodyTooLarge => $v::ErrorKind::BodyTooLarge,
+                WitErrorKind::HostNotAllowed => $v::ErrorKind::HostNotAllowed,
+                WitErrorKind::Plugin => $v::ErrorKind::Plugin,
+                WitErrorKind::Other => $v::ErrorKind::Other,
+            };
+            $v::Error {
+                kind,
+                message: e.message,
+            }
+        }
+
+        fn level_from_guest(level: $v::Level) -> super::Level {
+            match level {
+                $v::Level::Trace => super::Level::Trace,
+                $v::Level::Debug => super::Level::Debug,
+                $v::Level::Info => super::Level::Info,
+                $v::Level::Warn => super::Level::Warn,
+                $v::Level::Error => super::Level::Error,
+            }
+        }
+    };
+}
+
 mod messages;
 mod v0_1;
 mod v0_2;

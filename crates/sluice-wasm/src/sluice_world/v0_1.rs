@@ -1,9 +1,9 @@
 //! Components built on `sluice:plugin@0.1.x`, which carried header fields as name/value pairs.
 //!
-//! The executor speaks 0.2; this adapter converts at the boundary: the header list the host
-//! encoded is handed to a 0.1 guest as pairs borrowed from it, and what the guest answers (or
-//! sends) is encoded into a 0.2 list, refusing a pair the encoding cannot carry. A 0.1 plugin
-//! pays the pairs' cost it always paid; nothing else differs.
+//! The executor speaks 0.3; this adapter converts at the boundary: a hook is handed the held
+//! message as a record, and the header list the host encoded is handed to a 0.1 guest as pairs
+//! borrowed from it; what the guest answers (or sends) is encoded into one list, refusing a
+//! pair the encoding cannot carry. A 0.1 plugin pays the pairs' cost it always paid.
 
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker};
@@ -28,27 +28,14 @@ mod bindings {
 use bindings::sluice::plugin::types as v1;
 pub(super) use bindings::{HttpClient, HttpClientPre};
 
-/// Adds the 0.1 `host` interface (`sluice:plugin/host@0.1.1`) beside 0.2's.
+older_version_conversions!(v1);
+
+/// Adds the 0.1 `host` interface (`sluice:plugin/host@0.1.1`) beside the newer ones.
 pub(super) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
     HttpClient::add_to_linker::<State, HasSelf<State>>(linker, |s| s)
 }
 
-pub(super) async fn hooks(
-    plugin: &HttpClient,
-    store: &mut Store<State>,
-) -> wasmtime::Result<super::HookSet> {
-    let hooks = plugin.sluice_plugin_handler().call_hooks(store).await?;
-    let mut out = super::HookSet::empty();
-    if hooks.contains(v1::HookSet::ON_REQUEST) {
-        out |= super::HookSet::ON_REQUEST;
-    }
-    if hooks.contains(v1::HookSet::ON_RESPONSE) {
-        out |= super::HookSet::ON_RESPONSE;
-    }
-    Ok(out)
-}
-
-/// Calls a 0.1 export with a 0.2 call's arguments; answers as 0.2.
+/// Calls a 0.1 export with the executor's call; answers as the executor does.
 pub(super) async fn invoke(
     plugin: &HttpClient,
     store: &mut Store<State>,
@@ -60,7 +47,7 @@ pub(super) async fn invoke(
             let pairs = pairs(r.headers);
             let answer = handler.call_handle(store, request(&r, &pairs)).await?;
             Answer::Response(
-                answer.map_err(error_from_v1).and_then(response_from_v1),
+                answer.map_err(error_from_guest).and_then(response_from_v1),
                 None,
             )
         }
@@ -76,10 +63,12 @@ pub(super) async fn invoke(
                 body: &request.body,
             };
             let answer = handler.call_on_request(&mut *store, param).await?;
-            let flow = answer.map_err(error_from_v1).and_then(|flow| match flow {
-                v1::RequestOrResponse::Request(r) => request_from_v1(r).map(Flow02::Request),
-                v1::RequestOrResponse::Response(r) => response_from_v1(r).map(Flow02::Response),
-            });
+            let flow = answer
+                .map_err(error_from_guest)
+                .and_then(|flow| match flow {
+                    v1::RequestOrResponse::Request(r) => request_from_v1(r).map(Flow02::Request),
+                    v1::RequestOrResponse::Response(r) => response_from_v1(r).map(Flow02::Response),
+                });
             request_answered(store.data_mut(), request, &url, &encoded, flow)
         }
         Call::OnResponse => {
@@ -92,7 +81,7 @@ pub(super) async fn invoke(
                 body: &body,
             };
             let answer = handler.call_on_response(&mut *store, param).await?;
-            let answer = answer.map_err(error_from_v1).and_then(response_from_v1);
+            let answer = answer.map_err(error_from_guest).and_then(response_from_v1);
             response_answered(store.data_mut(), parts, &encoded, answer)
         }
     })
@@ -120,7 +109,7 @@ fn request<'a>(r: &RequestParam02<'a>, pairs: &'a [(&'a str, &'a [u8])]) -> v1::
     }
 }
 
-/// A guest's header pairs as a 0.2 list; a pair the encoding cannot carry (nor HTTP) is the
+/// A guest's header pairs as one encoded list; a pair the encoding cannot carry (nor HTTP) is the
 /// plugin's error.
 fn encode(what: &str, pairs: Vec<(String, Vec<u8>)>) -> Result<Vec<u8>, WitError> {
     headers::encode_pairs(|| what.to_owned(), pairs).map_err(|e| WitError {
@@ -146,47 +135,15 @@ fn response_from_v1(r: v1::ResponseResult) -> Result<WitResponse, WitError> {
     })
 }
 
-fn error_from_v1(e: v1::Error) -> WitError {
-    let kind = match e.kind {
-        v1::ErrorKind::Connect => WitErrorKind::Connect,
-        v1::ErrorKind::Timeout => WitErrorKind::Timeout,
-        v1::ErrorKind::Protocol => WitErrorKind::Protocol,
-        v1::ErrorKind::BodyTooLarge => WitErrorKind::BodyTooLarge,
-        v1::ErrorKind::HostNotAllowed => WitErrorKind::HostNotAllowed,
-        v1::ErrorKind::Plugin => WitErrorKind::Plugin,
-        v1::ErrorKind::Other => WitErrorKind::Other,
-    };
-    WitError {
-        kind,
-        message: e.message,
-    }
-}
-
-fn error_to_v1(e: WitError) -> v1::Error {
-    let kind = match e.kind {
-        WitErrorKind::Connect => v1::ErrorKind::Connect,
-        WitErrorKind::Timeout => v1::ErrorKind::Timeout,
-        WitErrorKind::Protocol => v1::ErrorKind::Protocol,
-        WitErrorKind::BodyTooLarge => v1::ErrorKind::BodyTooLarge,
-        WitErrorKind::HostNotAllowed => v1::ErrorKind::HostNotAllowed,
-        WitErrorKind::Plugin => v1::ErrorKind::Plugin,
-        WitErrorKind::Other => v1::ErrorKind::Other,
-    };
-    v1::Error {
-        kind,
-        message: e.message,
-    }
-}
-
 impl v1::Host for State {}
 
-/// 0.1's imports: the request is encoded and handed to 0.2's, the answer decoded back.
+/// 0.1's imports: the request is encoded and handed to the current version's, the answer decoded back.
 impl bindings::sluice::plugin::host::Host for State {
     async fn send(&mut self, request: v1::RequestResult) -> Result<v1::ResponseResult, v1::Error> {
-        let request = request_from_v1(request).map_err(error_to_v1)?;
+        let request = request_from_v1(request).map_err(error_to_guest)?;
         let response = super::bindings::sluice::plugin::host::Host::send(self, request)
             .await
-            .map_err(error_to_v1)?;
+            .map_err(error_to_guest)?;
         Ok(v1::ResponseResult {
             status: response.status,
             headers: pairs_owned(&response.headers),
@@ -198,10 +155,10 @@ impl bindings::sluice::plugin::host::Host for State {
         &mut self,
         request: v1::RequestResult,
     ) -> Result<v1::Http2Response, v1::Error> {
-        let request = request_from_v1(request).map_err(error_to_v1)?;
+        let request = request_from_v1(request).map_err(error_to_guest)?;
         let response = super::bindings::sluice::plugin::host::Host::send_http2(self, request)
             .await
-            .map_err(error_to_v1)?;
+            .map_err(error_to_guest)?;
         Ok(v1::Http2Response {
             status: response.status,
             headers: pairs_owned(&response.headers),
@@ -211,13 +168,7 @@ impl bindings::sluice::plugin::host::Host for State {
     }
 
     fn log(&mut self, level: v1::Level, message: String) {
-        let level = match level {
-            v1::Level::Trace => super::Level::Trace,
-            v1::Level::Debug => super::Level::Debug,
-            v1::Level::Info => super::Level::Info,
-            v1::Level::Warn => super::Level::Warn,
-            v1::Level::Error => super::Level::Error,
-        };
+        let level = level_from_guest(level);
         super::bindings::sluice::plugin::host::Host::log(self, level, message);
     }
 }

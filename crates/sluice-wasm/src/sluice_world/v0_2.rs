@@ -9,7 +9,7 @@ use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::{
-    Answer, Call, HookSet, State, WitError, WitErrorKind, WitRequest, WitResponse, headers,
+    Answer, Call, State, WitError, WitErrorKind, WitRequest, WitResponse, headers,
     request_answered, response_answered, take_request, take_response, url_text,
 };
 
@@ -26,24 +26,11 @@ mod bindings {
 use bindings::sluice::plugin::types as v2;
 pub(super) use bindings::{HttpClient, HttpClientPre};
 
+older_version_conversions!(v2);
+
 /// Adds the 0.2 `host` interface (`sluice:plugin/host@0.2.0`) beside 0.3's.
 pub(super) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
     HttpClient::add_to_linker::<State, HasSelf<State>>(linker, |s| s)
-}
-
-pub(super) async fn hooks(
-    plugin: &HttpClient,
-    store: &mut Store<State>,
-) -> wasmtime::Result<HookSet> {
-    let hooks = plugin.sluice_plugin_handler().call_hooks(store).await?;
-    let mut out = HookSet::empty();
-    if hooks.contains(v2::HookSet::ON_REQUEST) {
-        out |= HookSet::ON_REQUEST;
-    }
-    if hooks.contains(v2::HookSet::ON_RESPONSE) {
-        out |= HookSet::ON_RESPONSE;
-    }
-    Ok(out)
 }
 
 /// Calls a 0.2 export with a 0.3 call; answers as 0.3.
@@ -62,7 +49,7 @@ pub(super) async fn invoke(
                 body: r.body,
             };
             let answer = handler.call_handle(&mut *store, param).await?;
-            Answer::Response(answer.map(response).map_err(error), None)
+            Answer::Response(answer.map(response).map_err(error_from_guest), None)
         }
         Call::OnRequest => {
             let request = take_request(store.data_mut())?;
@@ -75,7 +62,7 @@ pub(super) async fn invoke(
                 body: &request.body,
             };
             let flow = handler.call_on_request(&mut *store, param).await?;
-            let flow = flow.map_err(error).map(|flow| match flow {
+            let flow = flow.map_err(error_from_guest).map(|flow| match flow {
                 v2::RequestOrResponse::Request(r) => super::Flow02::Request(WitRequest {
                     method: r.method,
                     url: r.url,
@@ -95,7 +82,7 @@ pub(super) async fn invoke(
                 body: &body,
             };
             let answer = handler.call_on_response(&mut *store, param).await?;
-            let answer = answer.map(response).map_err(error);
+            let answer = answer.map(response).map_err(error_from_guest);
             response_answered(store.data_mut(), parts, &encoded, answer)
         }
     })
@@ -106,38 +93,6 @@ fn response(r: v2::ResponseResult) -> WitResponse {
         status: r.status,
         headers: r.headers,
         body: r.body,
-    }
-}
-
-fn error(e: v2::Error) -> WitError {
-    let kind = match e.kind {
-        v2::ErrorKind::Connect => WitErrorKind::Connect,
-        v2::ErrorKind::Timeout => WitErrorKind::Timeout,
-        v2::ErrorKind::Protocol => WitErrorKind::Protocol,
-        v2::ErrorKind::BodyTooLarge => WitErrorKind::BodyTooLarge,
-        v2::ErrorKind::HostNotAllowed => WitErrorKind::HostNotAllowed,
-        v2::ErrorKind::Plugin => WitErrorKind::Plugin,
-        v2::ErrorKind::Other => WitErrorKind::Other,
-    };
-    WitError {
-        kind,
-        message: e.message,
-    }
-}
-
-fn error_to_v2(e: WitError) -> v2::Error {
-    let kind = match e.kind {
-        WitErrorKind::Connect => v2::ErrorKind::Connect,
-        WitErrorKind::Timeout => v2::ErrorKind::Timeout,
-        WitErrorKind::Protocol => v2::ErrorKind::Protocol,
-        WitErrorKind::BodyTooLarge => v2::ErrorKind::BodyTooLarge,
-        WitErrorKind::HostNotAllowed => v2::ErrorKind::HostNotAllowed,
-        WitErrorKind::Plugin => v2::ErrorKind::Plugin,
-        WitErrorKind::Other => v2::ErrorKind::Other,
-    };
-    v2::Error {
-        kind,
-        message: e.message,
     }
 }
 
@@ -158,7 +113,7 @@ impl bindings::sluice::plugin::host::Host for State {
         let response =
             super::bindings::sluice::plugin::host::Host::send(self, request_from_v2(request))
                 .await
-                .map_err(error_to_v2)?;
+                .map_err(error_to_guest)?;
         Ok(v2::ResponseResult {
             status: response.status,
             headers: response.headers,
@@ -173,7 +128,7 @@ impl bindings::sluice::plugin::host::Host for State {
         let response =
             super::bindings::sluice::plugin::host::Host::send_http2(self, request_from_v2(request))
                 .await
-                .map_err(error_to_v2)?;
+                .map_err(error_to_guest)?;
         Ok(v2::Http2Response {
             status: response.status,
             headers: response.headers,
@@ -183,13 +138,7 @@ impl bindings::sluice::plugin::host::Host for State {
     }
 
     fn log(&mut self, level: v2::Level, message: String) {
-        let level = match level {
-            v2::Level::Trace => super::Level::Trace,
-            v2::Level::Debug => super::Level::Debug,
-            v2::Level::Info => super::Level::Info,
-            v2::Level::Warn => super::Level::Warn,
-            v2::Level::Error => super::Level::Error,
-        };
+        let level = level_from_guest(level);
         super::bindings::sluice::plugin::host::Host::log(self, level, message);
     }
 }
