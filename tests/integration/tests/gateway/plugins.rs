@@ -1596,6 +1596,10 @@ async fn a_hook_edits_the_held_message_in_place() {
         ),
         raw_endpoint("/answer", edits(json!(["answer=203"]), Value::Null)),
         raw_endpoint("/bad", edits(json!(["set=bad name:v"]), Value::Null)),
+        raw_endpoint(
+            "/elsewhere",
+            edits(json!([format!("url={NOWHERE}/x")]), Value::Null)
+        ),
         raw_endpoint("/lost", edits(json!(["lose"]), Value::Null)),
         raw_endpoint(
             "/lost-then-set",
@@ -1678,6 +1682,15 @@ async fn a_hook_edits_the_held_message_in_place() {
         resp.text()
     );
     assert_eq!(origin.count(), calls);
+
+    // A URL the plugin may not call: the host's call on its behalf is refused like a `send`.
+    let resp = get(&gw.url("/elsewhere")).await;
+    assert_eq!(resp.status, 500, "{}", resp.text());
+    assert!(
+        resp.text().contains("is not in the plugin's allowed_hosts"),
+        "{}",
+        resp.text()
+    );
 
     // Every field replaced, both ways (the host still owns `host` and the framing).
     let resp = get(&gw.url("/replace")).await;
