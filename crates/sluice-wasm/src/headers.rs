@@ -158,6 +158,52 @@ pub(crate) fn encode_pairs(
     Ok(out)
 }
 
+/// Sets one field a guest names on `headers` (with `append`, adds it after the name's other
+/// values), within [`from_guest`]'s bounds as the map would stand after it: a name or value
+/// HTTP does not allow, or one field too many or too large, is the plugin's error and leaves
+/// the map as it was (past its capacity, `HeaderMap` would panic).
+pub(crate) fn set_from_guest(
+    what: impl FnOnce() -> String,
+    headers: &mut http::HeaderMap,
+    name: &str,
+    value: Vec<u8>,
+    append: bool,
+) -> Result<(), ExecError> {
+    let name =
+        http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad_name(name.as_bytes()))?;
+    let value = http::HeaderValue::from_maybe_shared(bytes::Bytes::from(value))
+        .map_err(|_| bad_value(name.as_str()))?;
+    let field_bytes = |n: &http::HeaderName, v: &http::HeaderValue| n.as_str().len() + v.len();
+    // What the field replaces, when it replaces: the name's current values.
+    let (replaced, replaced_bytes) = if append {
+        (0, 0)
+    } else {
+        headers
+            .get_all(&name)
+            .iter()
+            .fold((0, 0), |(n, b), v| (n + 1, b + field_bytes(&name, v)))
+    };
+    let count = headers.len() - replaced + 1;
+    if count > MAX_HEADERS {
+        return Err(too_many(what(), count));
+    }
+    let bytes = headers
+        .iter()
+        .map(|(n, v)| field_bytes(n, v))
+        .sum::<usize>()
+        - replaced_bytes
+        + field_bytes(&name, &value);
+    if bytes > MAX_HEADER_BYTES {
+        return Err(too_big(what(), bytes));
+    }
+    if append {
+        headers.append(name, value);
+    } else {
+        headers.insert(name, value);
+    }
+    Ok(())
+}
+
 /// Checks a header map a wasi:http guest built (its size is bounded as it is built).
 pub(crate) fn check(
     what: impl FnOnce() -> String,
@@ -181,6 +227,32 @@ mod tests {
             out.push(b'\n');
         }
         out
+    }
+
+    #[test]
+    fn a_field_set_by_a_guest_stays_within_the_bounds() {
+        let mut map = from_guest(|| "t".into(), list(MAX_HEADERS - 1, 1)).expect("under");
+        set_from_guest(|| "t".into(), &mut map, "x-last", b"v".to_vec(), true).expect("the last");
+        let err = set_from_guest(
+            || "the request".into(),
+            &mut map,
+            "x-more",
+            b"v".to_vec(),
+            true,
+        )
+        .expect_err("one too many");
+        assert!(err.message.contains("1001 headers"), "{err}");
+        assert_eq!(map.len(), MAX_HEADERS);
+        // Replacing a name's values counts what it drops: still within the bound.
+        set_from_guest(|| "t".into(), &mut map, "x-last", b"w".to_vec(), false).expect("replace");
+        assert_eq!(map.get("x-last").map(|v| v.as_bytes()), Some(&b"w"[..]));
+        let big = vec![b'v'; MAX_HEADER_BYTES];
+        let err = set_from_guest(|| "t".into(), &mut map, "x-last", big, false).expect_err("big");
+        assert!(err.message.contains("bytes of headers"), "{err}");
+        let err = set_from_guest(|| "t".into(), &mut map, "bad name", b"v".to_vec(), false)
+            .expect_err("name");
+        assert_eq!(err.message, "invalid header name \"bad name\"");
+        assert_eq!(map.len(), MAX_HEADERS);
     }
 
     #[test]

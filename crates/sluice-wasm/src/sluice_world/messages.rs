@@ -3,7 +3,7 @@
 //! touches never crosses the boundary, and a hook that changes nothing hands nothing back.
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName};
 use sluice_plugin::BackendRequest;
 use wasmtime::component::Resource;
 
@@ -56,16 +56,6 @@ fn plugin_error(message: String) -> WitError {
     }
 }
 
-fn name(name: &str) -> Result<HeaderName, WitError> {
-    HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| plugin_error(format!("invalid header name {name:?}")))
-}
-
-fn value(name: &str, value: Vec<u8>) -> Result<HeaderValue, WitError> {
-    HeaderValue::from_maybe_shared(Bytes::from(value))
-        .map_err(|_| plugin_error(format!("invalid value for header {name:?}")))
-}
-
 fn first(headers: &HeaderMap, name: &str) -> Option<Vec<u8>> {
     headers.get(name).map(|v| v.as_bytes().to_vec())
 }
@@ -73,16 +63,13 @@ fn first(headers: &HeaderMap, name: &str) -> Option<Vec<u8>> {
 fn set(
     headers: &mut HeaderMap,
     changes: &mut Changes,
+    what: &'static str,
     field: &str,
     v: Vec<u8>,
     append: bool,
 ) -> Result<(), WitError> {
-    let (n, v) = (name(field)?, value(field, v)?);
-    if append {
-        headers.append(n, v);
-    } else {
-        headers.insert(n, v);
-    }
+    headers::set_from_guest(|| what.into(), headers, field, v, append)
+        .map_err(|e| plugin_error(e.message))?;
     changes.framing = true;
     Ok(())
 }
@@ -170,7 +157,7 @@ macro_rules! header_methods {
             v: Vec<u8>,
         ) -> Result<(), WitError> {
             let (headers, changes) = self.$headers()?;
-            set(headers, changes, &field, v, false)
+            set(headers, changes, $what, &field, v, false)
         }
 
         fn append_header(
@@ -180,7 +167,7 @@ macro_rules! header_methods {
             v: Vec<u8>,
         ) -> Result<(), WitError> {
             let (headers, changes) = self.$headers()?;
-            set(headers, changes, &field, v, true)
+            set(headers, changes, $what, &field, v, true)
         }
 
         fn remove_header(&mut self, _: Resource<$rep>, field: String) {
