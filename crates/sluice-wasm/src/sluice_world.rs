@@ -161,9 +161,9 @@ struct HandedRequest {
 /// parameters) and the host's parsed URL and headers.
 type Handed = (Arc<HandedRequest>, http::Uri, http::HeaderMap);
 
-/// A status and headers the host gave a guest (an answer of `send`), kept so a `handle` answer
-/// that repeats them is not parsed again: `encoded` is the list the guest was given, which a
-/// pass-through hands back byte for byte.
+/// A status and headers the host gave a guest (an answer of `send`, a held answer handed over
+/// whole), kept so an answer that repeats them is not parsed again: `encoded` is the list the
+/// guest was given, which a pass-through hands back byte for byte.
 struct Given {
     status: u16,
     headers: http::HeaderMap,
@@ -556,7 +556,7 @@ fn replace_request(
 fn response_answered(
     state: &mut State,
     parts: http::response::Parts,
-    encoded: &[u8],
+    encoded: Vec<u8>,
     answer: Result<WitResponse, WitError>,
 ) -> Answer {
     Answer::Edited(answer.and_then(|r| replace_response(state, parts, encoded, r)))
@@ -568,20 +568,18 @@ fn response_answered(
 fn replace_response(
     state: &mut State,
     mut parts: http::response::Parts,
-    encoded: &[u8],
+    encoded: Vec<u8>,
     r: WitResponse,
 ) -> Result<(), WitError> {
-    let Ok(status) = http::StatusCode::from_u16(r.status) else {
-        return Err(exec_to_wit(plugin_error(format!(
-            "plugin {} answered an invalid status {}",
-            state.backend.plugin, r.status
-        ))));
+    let given = Given {
+        status: parts.status.as_u16(),
+        headers: std::mem::take(&mut parts.headers),
+        encoded,
     };
-    if !(status == parts.status && r.headers == encoded) {
-        let what = || format!("the answer of plugin {}", state.backend.plugin);
-        parts.headers = headers::from_guest(what, r.headers).map_err(exec_to_wit)?;
-    }
+    let (status, headers) =
+        answer_head(&state.backend, r.status, r.headers, Some(given)).map_err(exec_to_wit)?;
     parts.status = status;
+    parts.headers = headers;
     state.held = Held::Response(parts, Bytes::from(r.body));
     state.changes.framing = true;
     Ok(())
@@ -1032,26 +1030,37 @@ fn to_backend_response(
     given: Option<Given>,
 ) -> Result<BackendResponse, ExecError> {
     let response = answer.map_err(|e| wit_to_exec(backend, e))?;
-    let status = http::StatusCode::from_u16(response.status).map_err(|_| {
-        plugin_error(format!(
-            "plugin {} answered an invalid status {}",
-            backend.plugin, response.status
-        ))
-    })?;
-    let mut headers = match given {
-        Some(given) if given.status == response.status && response.headers == given.encoded => {
-            given.headers
-        }
-        _ => headers::from_guest(
-            || format!("the answer of plugin {}", backend.plugin),
-            response.headers,
-        )?,
-    };
+    let (status, mut headers) = answer_head(backend, response.status, response.headers, given)?;
     fix_framing(&mut headers, response.body.len());
     let mut out = http::Response::new(sluice_plugin::full(Bytes::from(response.body)));
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     Ok(out)
+}
+
+/// The status and headers of a guest's answer (its headers as it encoded them). `given` is a
+/// status and headers the host handed the guest: when the answer repeats them, the host's
+/// parsed headers are kept instead of parsing the guest's copy.
+fn answer_head(
+    backend: &Backend,
+    status: u16,
+    encoded: Vec<u8>,
+    given: Option<Given>,
+) -> Result<(http::StatusCode, http::HeaderMap), ExecError> {
+    let code = http::StatusCode::from_u16(status).map_err(|_| {
+        plugin_error(format!(
+            "plugin {} answered an invalid status {status}",
+            backend.plugin
+        ))
+    })?;
+    let headers = match given {
+        Some(given) if given.status == status && encoded == given.encoded => given.headers,
+        _ => headers::from_guest(
+            || format!("the answer of plugin {}", backend.plugin),
+            encoded,
+        )?,
+    };
+    Ok((code, headers))
 }
 
 /// Plugins hand over whole bodies: drop `transfer-encoding` and keep a `content-length` only if

@@ -297,7 +297,7 @@ impl HostIncomingResponse for State {
             }
         };
         let encoded = headers::encode(&parts.headers);
-        replace_response(self, parts, &encoded, response)
+        replace_response(self, parts, encoded, response)
     }
 
     fn status(&mut self, _: Resource<IncomingResponse>) -> u16 {

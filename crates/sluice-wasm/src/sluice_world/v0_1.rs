@@ -82,7 +82,7 @@ pub(super) async fn invoke(
             };
             let answer = handler.call_on_response(&mut *store, param).await?;
             let answer = answer.map_err(error_from_guest).and_then(response_from_v1);
-            response_answered(store.data_mut(), parts, &encoded, answer)
+            response_answered(store.data_mut(), parts, encoded, answer)
         }
     })
 }

@@ -83,7 +83,7 @@ pub(super) async fn invoke(
             };
             let answer = handler.call_on_response(&mut *store, param).await?;
             let answer = answer.map(response).map_err(error_from_guest);
-            response_answered(store.data_mut(), parts, &encoded, answer)
+            response_answered(store.data_mut(), parts, encoded, answer)
         }
     })
 }
