@@ -656,26 +656,25 @@ impl SluiceExecutor {
         state.changes = Changes::default();
         // Boxed: wasmtime's call future is most of this one's size, and the futures that await
         // this one (the hooks, `run`, the executor's box) would each carry and move a copy.
-        let call = Box::pin(async {
-            let answer = invoke(&mut leased.instance, call).await?;
-            Ok((answer, Held::Nothing, Changes::default()))
-        });
+        let call = Box::pin(invoke(&mut leased.instance, call));
         let race = Race::of(ctx, deadline);
         let outcome = sandbox::within_race(&self.backend, deadline, race, call).await;
-        self.settle(leased, outcome, |store, answer| {
+        let (mut held, mut changes) = (Held::Nothing, Changes::default());
+        let answer = self.settle(leased, outcome, |store, answer| {
             let state = store.data_mut();
             state.max_body_bytes = None;
             state.trace = None;
             state.handed = None;
             state.handed_parts = None;
             let sent_back = state.sent_back.take();
-            if let (Answer::Response(_, slot), _, _) = answer {
+            if let Answer::Response(_, slot) = answer {
                 *slot = sent_back;
             }
-            answer.1 = std::mem::take(&mut state.held);
-            answer.2 = std::mem::take(&mut state.changes);
+            held = std::mem::take(&mut state.held);
+            changes = std::mem::take(&mut state.changes);
             true
-        })
+        })?;
+        Ok((answer, held, changes))
     }
 
     /// `on-request` alone, for a chain (the request passes through without the flag).
