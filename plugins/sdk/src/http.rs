@@ -3,8 +3,8 @@
 use crate::{Request, Response};
 
 /// Header fields as they cross the boundary: one byte list, each field `name:value\n`, in
-/// order; names may repeat (`sluice:plugin@0.2` and later). The helpers below read and change it in
-/// place, so a plugin that leaves headers alone hands back the very bytes it was given.
+/// order; names may repeat (`sluice:plugin@0.2` and later). The helpers below read and change
+/// it in place, so a plugin that leaves headers alone hands back the very bytes it was given.
 pub type Headers = Vec<u8>;
 
 /// The `(name, value)` fields of an encoded list.
@@ -163,7 +163,6 @@ impl Response {
     header_methods!();
 }
 
-/// Splits an absolute URL into (`scheme://authority`, rest starting at the path).
 /// The path and query of an absolute URL (`/` if the path is empty), as
 /// [`Request::path_and_query`] reads it: for a hook that reads `OutgoingRequest::url`.
 pub fn path_and_query(url: &str) -> &str {
@@ -172,6 +171,7 @@ pub fn path_and_query(url: &str) -> &str {
     if rest.is_empty() { "/" } else { rest }
 }
 
+/// Splits an absolute URL into (`scheme://authority`, rest starting at the path).
 fn split_url(url: &str) -> (&str, &str) {
     let Some(scheme_end) = url.find("://") else {
         return ("", url);
