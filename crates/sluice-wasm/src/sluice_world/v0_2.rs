@@ -49,7 +49,7 @@ pub(super) async fn invoke(
                 body: r.body,
             };
             let answer = handler.call_handle(&mut *store, param).await?;
-            Answer::Response(answer.map(response).map_err(error_from_guest), None)
+            Answer::Response(answer.map(response_from_v2).map_err(error_from_guest), None)
         }
         Call::OnRequest => {
             let request = take_request(store.data_mut())?;
@@ -63,13 +63,8 @@ pub(super) async fn invoke(
             };
             let flow = handler.call_on_request(&mut *store, param).await?;
             let flow = flow.map_err(error_from_guest).map(|flow| match flow {
-                v2::RequestOrResponse::Request(r) => super::Flow02::Request(WitRequest {
-                    method: r.method,
-                    url: r.url,
-                    headers: r.headers,
-                    body: r.body,
-                }),
-                v2::RequestOrResponse::Response(r) => super::Flow02::Response(response(r)),
+                v2::RequestOrResponse::Request(r) => super::Flow02::Request(request_from_v2(r)),
+                v2::RequestOrResponse::Response(r) => super::Flow02::Response(response_from_v2(r)),
             });
             request_answered(store.data_mut(), request, &url, &encoded, flow)
         }
@@ -82,13 +77,13 @@ pub(super) async fn invoke(
                 body: &body,
             };
             let answer = handler.call_on_response(&mut *store, param).await?;
-            let answer = answer.map(response).map_err(error_from_guest);
+            let answer = answer.map(response_from_v2).map_err(error_from_guest);
             response_answered(store.data_mut(), parts, encoded, answer)
         }
     })
 }
 
-fn response(r: v2::ResponseResult) -> WitResponse {
+fn response_from_v2(r: v2::ResponseResult) -> WitResponse {
     WitResponse {
         status: r.status,
         headers: r.headers,
