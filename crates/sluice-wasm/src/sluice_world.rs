@@ -1,7 +1,7 @@
 //! Components of the Sluice world (`sluice:plugin/http-client@0.3.0`): the fast path.
 //!
-//! The executor below speaks 0.3: a hook works on the message the store holds ([`Held`],
-//! through [`messages`]). Components built on 0.2.x (whole records handed to the hooks) and
+//! The executor below speaks 0.3: `handle` and the hooks work on the message the store holds
+//! ([`Held`], through [`messages`]). Components built on 0.2.x (whole records handed to the hooks) and
 //! 0.1.x (header fields as pairs) are served through the adapters in [`v0_2`] and [`v0_1`],
 //! which hand their guests the held message as a record and put the answer back.
 
@@ -96,12 +96,12 @@ mod bindings {
     wasmtime::component::bindgen!({
         path: "../../wit",
         world: "sluice:plugin/http-client@0.3.0",
-        imports: { "sluice:plugin/host.send": async, "sluice:plugin/host.send-http2": async },
+        imports: {
+            "sluice:plugin/host.send": async,
+            "sluice:plugin/host.send-http2": async,
+            "sluice:plugin/messages.[method]outgoing-request.forward": async,
+        },
         exports: { default: async },
-        // What the host hands a guest export (the request `handle` gets) is borrowed: it is
-        // lowered into guest memory straight from the host's own header map and body, with no
-        // owned copy made first.
-        ownership: Borrowing { duplicate_if_necessary: true },
         with: {
             "sluice:plugin/messages.outgoing-request": crate::sluice_world::messages::OutgoingRequest,
             "sluice:plugin/messages.incoming-response": crate::sluice_world::messages::IncomingResponse,
@@ -110,9 +110,10 @@ mod bindings {
 }
 
 use bindings::HttpClient;
+use bindings::exports::sluice::plugin::handler::Answer as WitAnswer;
 use bindings::sluice::plugin::types::{
-    Error as WitError, ErrorKind as WitErrorKind, HookSet, Http2Response, Level, RequestParam,
-    RequestResult as WitRequest, Response as WitResponse,
+    Error as WitError, ErrorKind as WitErrorKind, HookSet, Http2Response, Level,
+    Request as WitRequest, Response as WitResponse,
 };
 
 /// What a whole-record `on-request` (0.2, 0.1) answers: the request to send, or an answer.
@@ -143,23 +144,24 @@ pub(crate) struct State {
     /// The handed request's URL and header map as the host parsed them: the first `send` that
     /// repeats both takes them (moved, not cloned); a `send` that repeats one clones it.
     handed_parts: Option<(http::Uri, http::HeaderMap)>,
-    /// The message the current hook call works on (`on-request`, `on-response`).
+    /// The message the current call works on.
     held: Held,
-    /// What the current hook call changed in `held`.
+    /// What the current call changed in `held`.
     changes: Changes,
+    /// The current call is `handle`'s (the one `forward` serves).
+    handling: bool,
+    /// The current call's number: the rep of the messages it lends (see [`messages`]).
+    call: u32,
 }
 
-/// A request handed to `handle`: what the guest was given (the URL and headers as text).
+/// A request handed to `handle` as a record: what the guest was given (the URL and headers as
+/// text).
 struct HandedRequest {
     method: http::Method,
     body: Bytes,
     url: String,
     headers: Vec<u8>,
 }
-
-/// The request a `handle` call is handed: the part the guest sees (shared with the call's
-/// parameters) and the host's parsed URL and headers.
-type Handed = (Arc<HandedRequest>, http::Uri, http::HeaderMap);
 
 /// A status and headers the host gave a guest (an answer of `send`, a held answer handed over
 /// whole), kept so an answer that repeats them is not parsed again: `encoded` is the list the
@@ -424,6 +426,8 @@ async fn new_instance(
         handed_parts: None,
         held: Held::Nothing,
         changes: Changes::default(),
+        handling: false,
+        call: 0,
     };
     let mut store = sandbox::new_store(engine, state, |s| &mut s.limiter, |s| s.deadline);
     let run = async {
@@ -469,37 +473,92 @@ async fn new_instance(
     }
 }
 
-enum Call<'a> {
-    Handle(RequestParam<'a>),
+enum Call {
+    /// `handle` on the request the store holds.
+    Handle,
     /// `on-request` on the request the store holds.
     OnRequest,
     /// `on-response` on the answer the store holds.
     OnResponse,
 }
 
+/// What `handle` answered.
+enum Handled {
+    /// An answer of the plugin's own.
+    Response(WitResponse),
+    /// The answer `forward` made, which the store holds.
+    Forwarded,
+}
+
 enum Answer {
     /// `handle`'s answer, with the last `send` answer of the call (see [`State::sent_back`]).
-    Response(Result<WitResponse, WitError>, Option<Given>),
+    Response(Result<Handled, WitError>, Option<Given>),
     /// `on-request`'s: the plugin's own answer, or `None` to send the held request.
     Request(Result<Option<WitResponse>, WitError>),
     /// `on-response`'s: the held answer is the one to pass on.
     Edited(Result<(), WitError>),
 }
 
-async fn invoke(instance: &mut Instance<SluiceWorld>, call: Call<'_>) -> wasmtime::Result<Answer> {
+async fn invoke(instance: &mut Instance<SluiceWorld>, call: Call) -> wasmtime::Result<Answer> {
     let store = &mut instance.store;
     let handler = match &instance.guest {
         Guest::V0_3(plugin) => plugin.sluice_plugin_handler(),
         Guest::V0_2(plugin) => return v0_2::invoke(plugin, store, call).await,
         Guest::V0_1(plugin) => return v0_1::invoke(plugin, store, call).await,
     };
+    let number = store.data().call;
     Ok(match call {
-        Call::Handle(r) => Answer::Response(handler.call_handle(store, r).await?, None),
-        Call::OnRequest => Answer::Request(handler.call_on_request(store, messages::lend()).await?),
-        Call::OnResponse => {
-            Answer::Edited(handler.call_on_response(store, messages::lend()).await?)
+        Call::Handle => {
+            let answer = handler
+                .call_handle(&mut *store, messages::lend(number))
+                .await?;
+            Answer::Response(
+                answer.and_then(|answer| match answer {
+                    WitAnswer::Response(r) => Ok(Handled::Response(r)),
+                    WitAnswer::Forwarded(r) if r.rep() == number => Ok(Handled::Forwarded),
+                    WitAnswer::Forwarded(_) => Err(WitError {
+                        kind: WitErrorKind::Plugin,
+                        message: "handle answered with a response from an earlier call".into(),
+                    }),
+                }),
+                None,
+            )
         }
+        Call::OnRequest => Answer::Request(
+            handler
+                .call_on_request(store, messages::lend(number))
+                .await?,
+        ),
+        Call::OnResponse => Answer::Edited(
+            handler
+                .call_on_response(store, messages::lend(number))
+                .await?,
+        ),
     })
+}
+
+/// The request the store holds, handed to an older version's `handle` as a record: the
+/// record's text is kept beside the host's parsed URL and headers, so a `send` of it
+/// unchanged (a pass-through) reuses them (see [`State::handed`]).
+fn hand_over(state: &mut State) -> wasmtime::Result<Arc<HandedRequest>> {
+    let Held::Request(BackendRequest {
+        method,
+        url,
+        headers,
+        body,
+    }) = std::mem::take(&mut state.held)
+    else {
+        return Err(wasmtime::format_err!("no request is held for handle"));
+    };
+    let handed = Arc::new(HandedRequest {
+        url: url_text(&url),
+        headers: headers::encode(&headers),
+        method,
+        body,
+    });
+    state.handed = Some(Arc::clone(&handed));
+    state.handed_parts = Some((url, headers));
+    Ok(handed)
 }
 
 /// The request the store holds, taken for an adapter that hands it over whole.
@@ -635,8 +694,7 @@ impl SluiceExecutor {
     /// Calls one export on a pooled instance, with the call's state set in its store.
     async fn call_guest(
         &self,
-        call: Call<'_>,
-        handed: Option<Handed>,
+        call: Call,
         held: Held,
         deadline: Instant,
         ctx: &CallContext,
@@ -648,12 +706,10 @@ impl SluiceExecutor {
         state.max_body_bytes = Some(max_body_bytes);
         state.trace = trace.cloned();
         state.sent_back = None;
-        (state.handed, state.handed_parts) = match handed {
-            Some((shared, url, headers)) => (Some(shared), Some((url, headers))),
-            None => (None, None),
-        };
         state.held = held;
         state.changes = Changes::default();
+        state.handling = matches!(call, Call::Handle);
+        state.call = state.call.wrapping_add(1);
         // Boxed: wasmtime's call future is most of this one's size, and the futures that await
         // this one (the hooks, `run`, the executor's box) would each carry and move a copy.
         let call = Box::pin(invoke(&mut leased.instance, call));
@@ -666,6 +722,7 @@ impl SluiceExecutor {
             state.trace = None;
             state.handed = None;
             state.handed_parts = None;
+            state.handling = false;
             let sent_back = state.sent_back.take();
             if let Answer::Response(_, slot) = answer {
                 *slot = sent_back;
@@ -706,6 +763,36 @@ impl SluiceExecutor {
         self.on_response(parts, body, deadline, ctx).await
     }
 
+    /// Calls `handle` on `request`, held in the store: the plugin's own answer, or the one
+    /// `forward` made (its framing checked again if the plugin changed its headers or body).
+    async fn handle(
+        &self,
+        request: BackendRequest,
+        deadline: Instant,
+        ctx: &CallContext,
+    ) -> Result<BackendResponse, ExecError> {
+        let held = Held::Request(request);
+        let answer = self.call_guest(Call::Handle, held, deadline, ctx).await?;
+        match answer {
+            (Answer::Response(Ok(Handled::Response(r)), sent_back), ..) => {
+                to_backend_response(&self.backend, Ok(r), sent_back)
+            }
+            (
+                Answer::Response(Ok(Handled::Forwarded), _),
+                Held::Response(mut parts, body),
+                changes,
+            ) => {
+                if changes.framing {
+                    fix_framing(&mut parts.headers, body.len());
+                }
+                Ok(http::Response::from_parts(parts, sluice_plugin::full(body)))
+            }
+            (Answer::Response(Ok(Handled::Forwarded), _), ..) => Err(lost(&self.backend)),
+            (Answer::Response(Err(e), _), ..) => Err(wit_to_exec(&self.backend, e)),
+            _ => Err(unexpected_answer()),
+        }
+    }
+
     /// Calls `on-request` on `request`, held in the store: the request to send on (its
     /// framing checked again if the hook changed its headers or body), or the guest's own
     /// answer.
@@ -717,7 +804,7 @@ impl SluiceExecutor {
     ) -> Result<Flow, ExecError> {
         let held = Held::Request(request);
         let answer = self
-            .call_guest(Call::OnRequest, None, held, deadline, ctx)
+            .call_guest(Call::OnRequest, held, deadline, ctx)
             .await?;
         match answer {
             (Answer::Request(Ok(None)), Held::Request(mut request), changes) => {
@@ -746,7 +833,7 @@ impl SluiceExecutor {
     ) -> Result<BackendResponse, ExecError> {
         let held = Held::Response(parts, body);
         let answer = self
-            .call_guest(Call::OnResponse, None, held, deadline, ctx)
+            .call_guest(Call::OnResponse, held, deadline, ctx)
             .await?;
         match answer {
             (Answer::Edited(Ok(())), Held::Response(mut parts, body), changes) => {
@@ -769,37 +856,7 @@ impl SluiceExecutor {
         let deadline = self.backend.deadline(ctx);
         let max_body = ctx.max_body_bytes;
         if self.world.hooks == HookSet::empty() {
-            let BackendRequest {
-                method,
-                url,
-                headers,
-                body,
-            } = request;
-            let handed = Arc::new(HandedRequest {
-                url: url_text(&url),
-                headers: headers::encode(&headers),
-                method,
-                body,
-            });
-            let param = RequestParam {
-                method: handed.method.as_str(),
-                url: &handed.url,
-                headers: &handed.headers,
-                body: &handed.body,
-            };
-            let (Answer::Response(answer, sent_back), ..) = self
-                .call_guest(
-                    Call::Handle(param),
-                    Some((Arc::clone(&handed), url, headers)),
-                    Held::Nothing,
-                    deadline,
-                    ctx,
-                )
-                .await?
-            else {
-                return Err(unexpected_answer());
-            };
-            return to_backend_response(&self.backend, answer, sent_back);
+            return self.handle(request, deadline, ctx).await;
         }
         let request = if self.world.hooks.contains(HookSet::ON_REQUEST) {
             match self.on_request(request, deadline, ctx).await? {

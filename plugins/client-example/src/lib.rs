@@ -2,9 +2,14 @@
 //!
 //! Settings: `{"path": "/__debug/hijack-me"}`. A backend request whose path equals `path` is
 //! answered by the plugin itself with `200 application/json {"message":"<path>"}`; every other
-//! request is passed to its backend through the gateway (`send`) and the answer returned as is.
+//! request is passed on to its backend (`forward`) and the answer returned as is.
+//!
+//! It works on the request the gateway holds (`serve`): it reads the URL alone, and neither the
+//! request nor the answer crosses into the plugin.
 
-use sluice_plugin_sdk::{Error, Plugin, Request, Response, export_plugin, log, send};
+use sluice_plugin_sdk::{
+    Answer, Error, OutgoingRequest, Plugin, Response, export_plugin, log, url_path,
+};
 
 /// The plugin: the path it answers itself.
 #[derive(Debug)]
@@ -28,15 +33,15 @@ impl Plugin for ClientExample {
         }
     }
 
-    fn handle(&self, request: Request) -> Result<Response, Error> {
-        if request.path() == self.path {
+    fn serve(&self, request: &OutgoingRequest) -> Result<Answer, Error> {
+        if url_path(&request.url()) == self.path {
             log::debug(&format!("client-example: answering {}", self.path));
-            return Ok(Response::json(
+            return Ok(Answer::Response(Response::json(
                 200,
                 &serde_json::json!({ "message": self.path }),
-            ));
+            )));
         }
-        send(request)
+        request.forward().map(Answer::Forwarded)
     }
 }
 

@@ -2,8 +2,11 @@
 //! place, in order. It exercises every part of `sluice:plugin@0.3`'s `messages` for the
 //! gateway's tests; not for production.
 //!
-//! Settings: `{"request": ["op", ...], "response": ["op", ...]}`, both optional (a hook runs only
-//! for a part given). An op is `verb` or `verb=argument`:
+//! Settings: `{"request": ["op", ...], "response": ["op", ...], "handle": false}`, all optional.
+//! In hooks mode (the default) a hook runs only for a part given. With `"handle": true` the
+//! plugin serves in handle mode: `handle` applies the request ops, `forward`s the request (unless
+//! an op answered or forwarded it already), applies the response ops to the answer `forward`
+//! made and passes it on. An op is `verb` or `verb=argument`:
 //! - `method=PUT`, `url=http://host:port/path`, `body=text`, `status=201` (response only);
 //! - `set=name:value`, `append=name:value`, `remove=name`;
 //! - `headers=name:value;name:value`: replaces every field (`;` separates fields);
@@ -14,11 +17,22 @@
 //! - `answer=203`: answers at once with that status and body `answered` (request only);
 //! - `lose`: `replace`s the request with one whose method HTTP does not allow, ignores the
 //!   error and carries on (request only): the host must fail the call, not send half of it.
+//! - `forward` (request only): forwards the request there and then; the ops after it work on a
+//!   spent request (and in hooks mode the host refuses it);
+//! - `own=202` (response only, handle mode): drops the answer `forward` made and answers with
+//!   that status and body `own`;
+//! - `keep` (response only, handle mode): on an instance's first request, keeps the answer's
+//!   handle past the call and answers with a copy of it; on the next, sets a header on the
+//!   kept handle (a handle from an earlier call: the host refuses it);
+//! - `keep-return` (response only, handle mode): the same, but the next request answers with
+//!   the kept handle itself.
 //!
 //! A setter's error (a header name HTTP does not allow, say) is the hook's error.
 
+use std::cell::RefCell;
+
 use sluice_plugin_sdk::{
-    Error, Hooks, IncomingResponse, OutgoingRequest, Plugin, Response, export_plugin,
+    Answer, Error, Hooks, IncomingResponse, OutgoingRequest, Plugin, Response, export_plugin,
 };
 
 /// The plugin: the ops of each hook.
@@ -26,6 +40,7 @@ use sluice_plugin_sdk::{
 pub struct MessageEdits {
     request: Option<Vec<String>>,
     response: Option<Vec<String>>,
+    handle: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -33,6 +48,21 @@ pub struct MessageEdits {
 struct Settings {
     request: Option<Vec<String>>,
     response: Option<Vec<String>>,
+    #[serde(default)]
+    handle: bool,
+}
+
+thread_local! {
+    /// An answer's handle kept past its call (`keep`): an instance runs one call at a time.
+    static KEPT: RefCell<Option<IncomingResponse>> = const { RefCell::new(None) };
+}
+
+/// Where the request ops left the request.
+enum Step {
+    /// An op answered it.
+    Answer(Response),
+    /// Send it on (`forward` already did, with this answer).
+    Go(Option<IncomingResponse>),
 }
 
 fn split(op: &str) -> (&str, &str) {
@@ -60,11 +90,15 @@ impl Plugin for MessageEdits {
         Ok(MessageEdits {
             request: s.request,
             response: s.response,
+            handle: s.handle,
         })
     }
 
     fn hooks(&self) -> Hooks {
         let mut hooks = Hooks::empty();
+        if self.handle {
+            return hooks;
+        }
         if self.request.is_some() {
             hooks |= Hooks::ON_REQUEST;
         }
@@ -74,7 +108,80 @@ impl Plugin for MessageEdits {
         hooks
     }
 
+    fn serve(&self, request: &OutgoingRequest) -> Result<Answer, Error> {
+        let response = match self.apply_request(request)? {
+            Step::Answer(response) => return Ok(Answer::Response(response)),
+            Step::Go(Some(response)) => response,
+            Step::Go(None) => request.forward()?,
+        };
+        for op in self.response.iter().flatten() {
+            match split(op) {
+                ("own", status) => {
+                    drop(response);
+                    let status = status.parse().unwrap_or(200);
+                    return Ok(Answer::Response(Response::new(status).with_body(b"own")));
+                }
+                ("keep" | "keep-return", _) => return keep(op == "keep-return", response),
+                _ => {}
+            }
+        }
+        self.edit_response(&response)?;
+        Ok(Answer::Forwarded(response))
+    }
+
     fn edit_request(&self, request: &OutgoingRequest) -> Result<Option<Response>, Error> {
+        match self.apply_request(request)? {
+            Step::Answer(response) => Ok(Some(response)),
+            Step::Go(_) => Ok(None),
+        }
+    }
+
+    fn edit_response(&self, response: &IncomingResponse) -> Result<(), Error> {
+        for op in self.response.iter().flatten() {
+            match split(op) {
+                ("status", s) => response.set_status(s.parse().unwrap_or(0))?,
+                ("body", b) => response.set_body(b.as_bytes()),
+                ("set", f) => field(f).and_then(|(n, v)| response.set_header(n, v.as_bytes()))?,
+                ("append", f) => {
+                    field(f).and_then(|(n, v)| response.append_header(n, v.as_bytes()))?;
+                }
+                ("remove", n) => response.remove_header(n),
+                ("headers", f) => response.set_headers(&encoded(f))?,
+                ("whole", f) => {
+                    let (name, value) = field(f)?;
+                    let mut whole = response.copy();
+                    whole.set_header(name, value.as_bytes());
+                    response.replace(&whole)?;
+                }
+                ("seen", _) => {
+                    let seen = format!("{} {}", response.status(), response.body().len());
+                    response.set_header("x-seen", seen.as_bytes())?;
+                }
+                _ => return Err(Error::plugin(format!("message-edits: unknown op {op:?}"))),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `keep`: on the first request, keeps `response`'s handle and answers with a copy; on the
+/// next, uses the kept handle (`give_back`: as the answer itself; otherwise to set a header).
+fn keep(give_back: bool, response: IncomingResponse) -> Result<Answer, Error> {
+    let Some(kept) = KEPT.with(|k| k.borrow_mut().take()) else {
+        let copy = response.copy();
+        KEPT.with(|k| *k.borrow_mut() = Some(response));
+        return Ok(Answer::Response(copy));
+    };
+    if give_back {
+        return Ok(Answer::Forwarded(kept));
+    }
+    kept.set_header("x-kept", b"1")?;
+    Ok(Answer::Forwarded(response))
+}
+
+impl MessageEdits {
+    fn apply_request(&self, request: &OutgoingRequest) -> Result<Step, Error> {
+        let mut forwarded = None;
         for op in self.request.iter().flatten() {
             match split(op) {
                 ("method", m) => request.set_method(m)?,
@@ -108,39 +215,13 @@ impl Plugin for MessageEdits {
                 }
                 ("answer", status) => {
                     let status = status.parse().unwrap_or(200);
-                    return Ok(Some(Response::new(status).with_body(b"answered")));
+                    return Ok(Step::Answer(Response::new(status).with_body(b"answered")));
                 }
+                ("forward", _) => forwarded = Some(request.forward()?),
                 _ => return Err(Error::plugin(format!("message-edits: unknown op {op:?}"))),
             }
         }
-        Ok(None)
-    }
-
-    fn edit_response(&self, response: &IncomingResponse) -> Result<(), Error> {
-        for op in self.response.iter().flatten() {
-            match split(op) {
-                ("status", s) => response.set_status(s.parse().unwrap_or(0))?,
-                ("body", b) => response.set_body(b.as_bytes()),
-                ("set", f) => field(f).and_then(|(n, v)| response.set_header(n, v.as_bytes()))?,
-                ("append", f) => {
-                    field(f).and_then(|(n, v)| response.append_header(n, v.as_bytes()))?;
-                }
-                ("remove", n) => response.remove_header(n),
-                ("headers", f) => response.set_headers(&encoded(f))?,
-                ("whole", f) => {
-                    let (name, value) = field(f)?;
-                    let mut whole = response.copy();
-                    whole.set_header(name, value.as_bytes());
-                    response.replace(&whole)?;
-                }
-                ("seen", _) => {
-                    let seen = format!("{} {}", response.status(), response.body().len());
-                    response.set_header("x-seen", seen.as_bytes())?;
-                }
-                _ => return Err(Error::plugin(format!("message-edits: unknown op {op:?}"))),
-            }
-        }
-        Ok(())
+        Ok(Step::Go(forwarded))
     }
 }
 

@@ -132,9 +132,7 @@ impl Request {
 
     /// The path of the URL, without the query (`/` if empty).
     pub fn path(&self) -> &str {
-        let pq = self.path_and_query();
-        let path = pq.split('?').next().unwrap_or(pq);
-        if path.is_empty() { "/" } else { path }
+        url_path(&self.url)
     }
 
     /// The query of the URL, without `?`, if any.
@@ -169,6 +167,14 @@ pub fn path_and_query(url: &str) -> &str {
     let rest = split_url(url).1;
     let rest = rest.split('#').next().unwrap_or(rest);
     if rest.is_empty() { "/" } else { rest }
+}
+
+/// The path of an absolute URL, without the query (`/` if empty), as [`Request::path`] reads
+/// it: for a plugin that reads `OutgoingRequest::url`.
+pub fn url_path(url: &str) -> &str {
+    let pq = path_and_query(url);
+    let path = pq.split('?').next().unwrap_or(pq);
+    if path.is_empty() { "/" } else { path }
 }
 
 /// Splits an absolute URL into (`scheme://authority`, rest starting at the path).

@@ -30,6 +30,9 @@
 //! Two ways to serve a request:
 //! - **handle** (the default): [`Plugin::handle`] runs for the whole request and makes any
 //!   calls itself with [`send`]; the gateway holds one instance per request in flight.
+//!   [`Plugin::serve`] is the same on the request the gateway holds: it reads only what it
+//!   needs, and [`OutgoingRequest::forward`] sends it on and hands back the answer, also held
+//!   by the gateway, so a pass-through moves neither message into the plugin.
 //! - **hooks**: set [`Plugin::HOOKS`] and implement [`Plugin::on_request`] and/or
 //!   [`Plugin::on_response`]; the gateway makes the backend call itself between the two, with no
 //!   instance held while it waits. Best for "change what goes and what comes back" plugins.
@@ -66,9 +69,10 @@ pub mod bindings {
 mod http;
 pub mod log;
 
+pub use bindings::exports::sluice::plugin::handler::Answer;
 pub use bindings::sluice::plugin::messages::{IncomingResponse, OutgoingRequest};
 pub use bindings::sluice::plugin::types::{Error, ErrorKind, HookSet as Hooks, Request, Response};
-pub use http::{Headers, path_and_query};
+pub use http::{Headers, path_and_query, url_path};
 
 /// What [`Plugin::on_request`] decides: send this (possibly changed) request to the backend,
 /// or answer the client right away.
@@ -129,6 +133,37 @@ pub trait Plugin: Sized + 'static {
             Flow::Request(request) => self.on_response(send(request)?),
             Flow::Response(response) => Ok(response),
         }
+    }
+
+    /// Answers one backend request, working on the request the gateway holds: what the
+    /// gateway calls when [`Plugin::HOOKS`] is empty. Only the parts read
+    /// (`request.url()`) cross into the plugin; `request.forward()?` sends the request as it
+    /// stands and answers with the backend's response, held by the gateway too, which
+    /// `Answer::Forwarded` passes on (changed in place or not). `Answer::Response` is an
+    /// answer of the plugin's own. The default hands [`Plugin::handle`] a copy of the whole
+    /// request.
+    ///
+    /// ```
+    /// use sluice_plugin_sdk::{Answer, Error, OutgoingRequest, Plugin, Response};
+    ///
+    /// struct Teapot;
+    ///
+    /// impl Plugin for Teapot {
+    ///     fn init(_settings: &str) -> Result<Self, String> {
+    ///         Ok(Teapot)
+    ///     }
+    ///     fn serve(&self, request: &OutgoingRequest) -> Result<Answer, Error> {
+    ///         if request.method() == "BREW" {
+    ///             return Ok(Answer::Response(Response::new(418)));
+    ///         }
+    ///         let response = request.forward()?;
+    ///         response.set_header("x-served-by", b"teapot")?;
+    ///         Ok(Answer::Forwarded(response))
+    ///     }
+    /// }
+    /// ```
+    fn serve(&self, request: &OutgoingRequest) -> Result<Answer, Error> {
+        self.handle(request.copy()).map(Answer::Response)
     }
 
     /// Changes the request before the gateway sends it, or answers it directly
@@ -194,7 +229,7 @@ macro_rules! export_plugin {
         const _: () = {
             use $crate::__private::exports::Guest;
             use $crate::__private::{Slot, String};
-            use $crate::{Error, Hooks, IncomingResponse, OutgoingRequest, Plugin, Request, Response};
+            use $crate::{Answer, Error, Hooks, IncomingResponse, OutgoingRequest, Plugin, Response};
 
             static PLUGIN: Slot<$plugin> = Slot::new();
 
@@ -208,8 +243,8 @@ macro_rules! export_plugin {
                 fn hooks() -> Hooks {
                     PLUGIN.get().map_or(<$plugin as Plugin>::HOOKS, Plugin::hooks)
                 }
-                fn handle(request: Request) -> Result<Response, Error> {
-                    Plugin::handle(PLUGIN.get()?, request)
+                fn handle(request: &OutgoingRequest) -> Result<Answer, Error> {
+                    Plugin::serve(PLUGIN.get()?, request)
                 }
                 fn on_request(request: &OutgoingRequest) -> Result<Option<Response>, Error> {
                     Plugin::edit_request(PLUGIN.get()?, request)

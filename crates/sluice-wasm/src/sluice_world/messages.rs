@@ -1,6 +1,10 @@
-//! The host side of 0.3's `messages`: the request or answer a hook works on stays in the
-//! store ([`Held`]), and the guest reads and changes it part by part. What the hook never
-//! touches never crosses the boundary, and a hook that changes nothing hands nothing back.
+//! The host side of 0.3's `messages`: the request or answer a call works on stays in the
+//! store ([`Held`]), and the guest reads and changes it part by part. What the plugin never
+//! touches never crosses the boundary, a hook that changes nothing hands nothing back, and a
+//! `handle` that `forward`s the request and passes the answer on moves neither.
+//!
+//! Each call lends its message under a rep of its own ([`State::call`]): a handle a guest kept
+//! from an earlier call (an answer `forward` made) reaches nothing of a later one.
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName};
@@ -9,10 +13,11 @@ use wasmtime::component::Resource;
 
 use super::bindings::sluice::plugin::messages::{HostIncomingResponse, HostOutgoingRequest};
 use super::{
-    State, WitError, WitErrorKind, WitRequest, WitResponse, parse_method, parse_url,
-    replace_request, replace_response, url_text,
+    HandedRequest, State, WitError, WitErrorKind, WitRequest, WitResponse, exec_to_wit,
+    fix_framing, parse_method, parse_url, replace_request, replace_response, url_text,
 };
-use crate::headers;
+use crate::sandbox::Race;
+use crate::{headers, outbound};
 
 /// The rep of `outgoing-request`: the one the store holds (there is one per call).
 #[allow(
@@ -28,13 +33,16 @@ pub enum OutgoingRequest {}
 )]
 pub enum IncomingResponse {}
 
-/// The message a hook call works on, in the store for the length of the call.
+/// The message a call works on, in the store for the length of the call.
 #[derive(Default)]
 pub(crate) enum Held {
     #[default]
     Nothing,
     Request(BackendRequest),
     Response(http::response::Parts, Bytes),
+    /// A `forward` that failed took the request: nothing is held, and the request's methods
+    /// say why.
+    Forwarded,
 }
 
 /// What the hook did to the held message.
@@ -44,9 +52,9 @@ pub(crate) struct Changes {
     pub(crate) framing: bool,
 }
 
-/// The borrow handed to a hook. Its rep is unused: a store holds one message at a time.
-pub(crate) fn lend<T: 'static>() -> Resource<T> {
-    Resource::new_borrow(0)
+/// The borrow handed to a call: its rep is the call's, as a store holds one message at a time.
+pub(crate) fn lend<T: 'static>(call: u32) -> Resource<T> {
+    Resource::new_borrow(call)
 }
 
 fn plugin_error(message: String) -> WitError {
@@ -95,89 +103,135 @@ fn replace_all(
 }
 
 impl State {
-    fn held_request(&mut self) -> Option<&mut BackendRequest> {
-        match &mut self.held {
-            Held::Request(request) => Some(request),
-            _ => None,
+    /// Whether `handle` is this call's (its rep is the call's).
+    fn ours<T>(&self, handle: &Resource<T>) -> Result<(), WitError> {
+        if handle.rep() == self.call {
+            Ok(())
+        } else {
+            Err(stale())
         }
     }
 
-    fn held_response(&mut self) -> Option<(&mut http::response::Parts, &mut Bytes)> {
+    /// The held request, if `handle` is this call's and the store still holds it.
+    fn held_request<T>(&mut self, handle: &Resource<T>) -> Result<&mut BackendRequest, WitError> {
+        self.ours(handle)?;
         match &mut self.held {
-            Held::Response(parts, body) => Some((parts, body)),
-            _ => None,
+            Held::Request(request) => Ok(request),
+            held => Err(gone(held)),
+        }
+    }
+
+    fn held_response<T>(
+        &mut self,
+        handle: &Resource<T>,
+    ) -> Result<(&mut http::response::Parts, &mut Bytes), WitError> {
+        self.ours(handle)?;
+        match &mut self.held {
+            Held::Response(parts, body) => Ok((parts, body)),
+            held => Err(gone(held)),
         }
     }
 
     /// The held request's headers, with the call's changes beside them.
-    fn request_headers(&mut self) -> Result<(&mut HeaderMap, &mut Changes), WitError> {
+    fn request_headers<T>(
+        &mut self,
+        handle: &Resource<T>,
+    ) -> Result<(&mut HeaderMap, &mut Changes), WitError> {
+        self.ours(handle)?;
         match &mut self.held {
             Held::Request(request) => Ok((&mut request.headers, &mut self.changes)),
-            _ => Err(gone()),
+            held => Err(gone(held)),
         }
     }
 
     /// The held answer's headers, with the call's changes beside them.
-    fn response_headers(&mut self) -> Result<(&mut HeaderMap, &mut Changes), WitError> {
+    fn response_headers<T>(
+        &mut self,
+        handle: &Resource<T>,
+    ) -> Result<(&mut HeaderMap, &mut Changes), WitError> {
+        self.ours(handle)?;
         match &mut self.held {
             Held::Response(parts, _) => Ok((&mut parts.headers, &mut self.changes)),
-            _ => Err(gone()),
+            held => Err(gone(held)),
+        }
+    }
+
+    /// Takes the held request, leaving `Held::Nothing` (or the store as it was, with the
+    /// error, when it holds none).
+    fn take_held_request<T>(&mut self, handle: &Resource<T>) -> Result<BackendRequest, WitError> {
+        self.ours(handle)?;
+        match std::mem::take(&mut self.held) {
+            Held::Request(held) => Ok(held),
+            other => {
+                let error = gone(&other);
+                self.held = other;
+                Err(error)
+            }
         }
     }
 }
 
-/// A call on a message the store no longer holds: a `replace` the host refused took it (a
-/// borrow cannot outlive its hook call, so nothing else empties the store mid-call).
-fn gone() -> WitError {
-    plugin_error(
-        "the message is gone: the host refused what `replace` handed back, and nothing is \
-         sent"
+/// A call on a message the store no longer holds: `forward` sent it, or a `replace` the host
+/// refused took it (a borrow cannot outlive its call, so nothing else empties the store
+/// mid-call).
+fn gone(held: &Held) -> WitError {
+    plugin_error(match held {
+        Held::Response(..) | Held::Forwarded => {
+            "the request was forwarded: `copy` it before `forward` to send it again".into()
+        }
+        _ => "the message is gone: the host refused what `replace` handed back, and nothing is \
+              sent"
             .into(),
-    )
+    })
+}
+
+/// A message handle a guest kept from an earlier call.
+fn stale() -> WitError {
+    plugin_error("a message handle from an earlier call: a handle is only valid in its own".into())
 }
 
 /// The header methods both resources share, on the held message's headers (`$headers`: the
 /// `State` method that lends them with the call's changes).
 macro_rules! header_methods {
     ($rep:ty, $headers:ident, $what:literal) => {
-        fn header(&mut self, _: Resource<$rep>, name: String) -> Option<Vec<u8>> {
-            first(self.$headers().ok()?.0, &name)
+        fn header(&mut self, h: Resource<$rep>, name: String) -> Option<Vec<u8>> {
+            first(self.$headers(&h).ok()?.0, &name)
         }
 
-        fn headers(&mut self, _: Resource<$rep>) -> Vec<u8> {
-            self.$headers()
+        fn headers(&mut self, h: Resource<$rep>) -> Vec<u8> {
+            self.$headers(&h)
                 .map(|(headers, _)| headers::encode(headers))
                 .unwrap_or_default()
         }
 
         fn set_header(
             &mut self,
-            _: Resource<$rep>,
+            h: Resource<$rep>,
             field: String,
             v: Vec<u8>,
         ) -> Result<(), WitError> {
-            let (headers, changes) = self.$headers()?;
+            let (headers, changes) = self.$headers(&h)?;
             set(headers, changes, $what, &field, v, false)
         }
 
         fn append_header(
             &mut self,
-            _: Resource<$rep>,
+            h: Resource<$rep>,
             field: String,
             v: Vec<u8>,
         ) -> Result<(), WitError> {
-            let (headers, changes) = self.$headers()?;
+            let (headers, changes) = self.$headers(&h)?;
             set(headers, changes, $what, &field, v, true)
         }
 
-        fn remove_header(&mut self, _: Resource<$rep>, field: String) {
-            if let Ok((headers, changes)) = self.$headers() {
+        fn remove_header(&mut self, h: Resource<$rep>, field: String) {
+            if let Ok((headers, changes)) = self.$headers(&h) {
                 remove(headers, changes, &field);
             }
         }
 
-        fn set_headers(&mut self, _: Resource<$rep>, list: Vec<u8>) -> Result<(), WitError> {
-            let (headers, changes) = self.$headers()?;
+        fn set_headers(&mut self, h: Resource<$rep>, list: Vec<u8>) -> Result<(), WitError> {
+            let (headers, changes) = self.$headers(&h)?;
             replace_all(headers, changes, $what, list)
         }
     };
@@ -188,76 +242,119 @@ impl super::bindings::sluice::plugin::messages::Host for State {}
 impl HostOutgoingRequest for State {
     header_methods!(OutgoingRequest, request_headers, "the plugin's request");
 
-    fn copy(&mut self, _: Resource<OutgoingRequest>) -> WitRequest {
-        match self.held_request() {
-            Some(r) => WitRequest {
-                method: r.method.as_str().to_owned(),
-                url: url_text(&r.url),
-                headers: headers::encode(&r.headers),
-                body: r.body.to_vec(),
-            },
-            None => WitRequest {
+    fn copy(&mut self, h: Resource<OutgoingRequest>) -> WitRequest {
+        let handling = self.handling && self.handed.is_none();
+        let Ok(r) = self.held_request(&h) else {
+            return WitRequest {
                 method: String::new(),
                 url: String::new(),
                 headers: Vec::new(),
                 body: Vec::new(),
-            },
+            };
+        };
+        let copy = WitRequest {
+            method: r.method.as_str().to_owned(),
+            url: url_text(&r.url),
+            headers: headers::encode(&r.headers),
+            body: r.body.to_vec(),
+        };
+        if handling {
+            // `handle` working on a copy (the SDK's default): a `send` of it unchanged (a
+            // pass-through) reuses the host's parsed URL and headers instead of parsing the
+            // guest's text again.
+            let parts = (r.url.clone(), r.headers.clone());
+            self.handed = Some(std::sync::Arc::new(HandedRequest {
+                method: r.method.clone(),
+                body: r.body.clone(),
+                url: copy.url.clone(),
+                headers: copy.headers.clone(),
+            }));
+            self.handed_parts = Some(parts);
         }
+        copy
     }
 
     fn replace(
         &mut self,
-        _: Resource<OutgoingRequest>,
+        h: Resource<OutgoingRequest>,
         request: WitRequest,
     ) -> Result<(), WitError> {
-        let held = match std::mem::take(&mut self.held) {
-            Held::Request(held) => held,
-            other => {
-                self.held = other;
-                return Err(gone());
-            }
-        };
+        let held = self.take_held_request(&h)?;
         // What `copy` handed out, to tell the parts the guest left as they were.
         let url = url_text(&held.url);
         let encoded = headers::encode(&held.headers);
         replace_request(self, held, &url, &encoded, request)
     }
 
-    fn method(&mut self, _: Resource<OutgoingRequest>) -> String {
-        self.held_request()
+    fn method(&mut self, h: Resource<OutgoingRequest>) -> String {
+        self.held_request(&h)
             .map(|r| r.method.as_str().to_owned())
             .unwrap_or_default()
     }
 
-    fn set_method(&mut self, _: Resource<OutgoingRequest>, method: String) -> Result<(), WitError> {
+    fn set_method(&mut self, h: Resource<OutgoingRequest>, method: String) -> Result<(), WitError> {
         let parsed = parse_method(&method).map_err(|e| plugin_error(e.message))?;
-        self.held_request().ok_or_else(gone)?.method = parsed;
+        self.held_request(&h)?.method = parsed;
         Ok(())
     }
 
-    fn url(&mut self, _: Resource<OutgoingRequest>) -> String {
-        self.held_request()
+    fn url(&mut self, h: Resource<OutgoingRequest>) -> String {
+        self.held_request(&h)
             .map(|r| url_text(&r.url))
             .unwrap_or_default()
     }
 
-    fn set_url(&mut self, _: Resource<OutgoingRequest>, url: String) -> Result<(), WitError> {
+    fn set_url(&mut self, h: Resource<OutgoingRequest>, url: String) -> Result<(), WitError> {
         let parsed = parse_url(&url).map_err(|e| plugin_error(e.message))?;
-        self.held_request().ok_or_else(gone)?.url = parsed;
+        self.held_request(&h)?.url = parsed;
         Ok(())
     }
 
-    fn body(&mut self, _: Resource<OutgoingRequest>) -> Vec<u8> {
-        self.held_request()
+    fn body(&mut self, h: Resource<OutgoingRequest>) -> Vec<u8> {
+        self.held_request(&h)
             .map(|r| r.body.to_vec())
             .unwrap_or_default()
     }
 
-    fn set_body(&mut self, _: Resource<OutgoingRequest>, body: Vec<u8>) {
-        if let Held::Request(request) = &mut self.held {
+    fn set_body(&mut self, h: Resource<OutgoingRequest>, body: Vec<u8>) {
+        if let Ok(request) = self.held_request(&h) {
             request.body = Bytes::from(body);
             self.changes.framing = true;
         }
+    }
+
+    async fn forward(
+        &mut self,
+        h: Resource<OutgoingRequest>,
+    ) -> Result<Resource<IncomingResponse>, WitError> {
+        if !self.handling {
+            return Err(plugin_error(
+                "forward is for `handle`: an `on-request` hook answers `none` to have the host \
+                 send the request"
+                    .into(),
+            ));
+        }
+        let Some(max_body_bytes) = self.max_body_bytes else {
+            return Err(plugin_error("forward is not available during init".into()));
+        };
+        let mut request = self.take_held_request(&h)?;
+        self.held = Held::Forwarded;
+        if std::mem::take(&mut self.changes.framing) {
+            fix_framing(&mut request.headers, request.body.len());
+        }
+        // The guest call this runs in is cut at the same deadline (`call_guest`).
+        let (parts, body) = outbound::send_buffered(
+            &self.backend,
+            request,
+            self.deadline,
+            Race::Caller,
+            max_body_bytes,
+            self.trace.as_ref(),
+        )
+        .await
+        .map_err(exec_to_wit)?;
+        self.held = Held::Response(parts, body);
+        Ok(Resource::new_own(self.call))
     }
 
     fn drop(&mut self, _: Resource<OutgoingRequest>) -> wasmtime::Result<()> {
@@ -269,14 +366,14 @@ impl HostOutgoingRequest for State {
 impl HostIncomingResponse for State {
     header_methods!(IncomingResponse, response_headers, "the plugin's answer");
 
-    fn copy(&mut self, _: Resource<IncomingResponse>) -> WitResponse {
-        match self.held_response() {
-            Some((parts, body)) => WitResponse {
+    fn copy(&mut self, h: Resource<IncomingResponse>) -> WitResponse {
+        match self.held_response(&h) {
+            Ok((parts, body)) => WitResponse {
                 status: parts.status.as_u16(),
                 headers: headers::encode(&parts.headers),
                 body: body.to_vec(),
             },
-            None => WitResponse {
+            Err(_) => WitResponse {
                 status: 0,
                 headers: Vec::new(),
                 body: Vec::new(),
@@ -286,46 +383,50 @@ impl HostIncomingResponse for State {
 
     fn replace(
         &mut self,
-        _: Resource<IncomingResponse>,
+        h: Resource<IncomingResponse>,
         response: WitResponse,
     ) -> Result<(), WitError> {
-        let (parts, _) = match std::mem::take(&mut self.held) {
-            Held::Response(parts, body) => (parts, body),
+        self.ours(&h)?;
+        let parts = match std::mem::take(&mut self.held) {
+            Held::Response(parts, _) => parts,
             other => {
+                let error = gone(&other);
                 self.held = other;
-                return Err(gone());
+                return Err(error);
             }
         };
         let encoded = headers::encode(&parts.headers);
         replace_response(self, parts, encoded, response)
     }
 
-    fn status(&mut self, _: Resource<IncomingResponse>) -> u16 {
-        self.held_response()
+    fn status(&mut self, h: Resource<IncomingResponse>) -> u16 {
+        self.held_response(&h)
             .map_or(0, |(parts, _)| parts.status.as_u16())
     }
 
-    fn set_status(&mut self, _: Resource<IncomingResponse>, status: u16) -> Result<(), WitError> {
+    fn set_status(&mut self, h: Resource<IncomingResponse>, status: u16) -> Result<(), WitError> {
         let status = http::StatusCode::from_u16(status)
             .map_err(|_| plugin_error(format!("invalid status {status}")))?;
-        self.held_response().ok_or_else(gone)?.0.status = status;
+        self.held_response(&h)?.0.status = status;
         Ok(())
     }
 
-    fn body(&mut self, _: Resource<IncomingResponse>) -> Vec<u8> {
-        self.held_response()
+    fn body(&mut self, h: Resource<IncomingResponse>) -> Vec<u8> {
+        self.held_response(&h)
             .map(|(_, body)| body.to_vec())
             .unwrap_or_default()
     }
 
-    fn set_body(&mut self, _: Resource<IncomingResponse>, body: Vec<u8>) {
-        if let Held::Response(_, held) = &mut self.held {
+    fn set_body(&mut self, h: Resource<IncomingResponse>, body: Vec<u8>) {
+        if let Ok((_, held)) = self.held_response(&h) {
             *held = Bytes::from(body);
             self.changes.framing = true;
         }
     }
 
     fn drop(&mut self, _: Resource<IncomingResponse>) -> wasmtime::Result<()> {
+        // The store owns the answer: a guest that drops the one `forward` made may still
+        // answer with its own.
         Ok(())
     }
 }

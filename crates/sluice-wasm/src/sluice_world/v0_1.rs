@@ -9,9 +9,8 @@ use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::{
-    Answer, Call, Flow02, RequestParam as RequestParam02, State, WitError, WitErrorKind,
-    WitRequest, WitResponse, request_answered, response_answered, take_request, take_response,
-    url_text,
+    Answer, Call, Flow02, Handled, State, WitError, WitErrorKind, WitRequest, WitResponse,
+    hand_over, request_answered, response_answered, take_request, take_response, url_text,
 };
 use crate::headers;
 
@@ -39,17 +38,22 @@ pub(super) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> 
 pub(super) async fn invoke(
     plugin: &HttpClient,
     store: &mut Store<State>,
-    call: Call<'_>,
+    call: Call,
 ) -> wasmtime::Result<Answer> {
     let handler = plugin.sluice_plugin_handler();
     Ok(match call {
-        Call::Handle(r) => {
-            let pairs = pairs(r.headers);
-            let answer = handler.call_handle(store, request(&r, &pairs)).await?;
-            Answer::Response(
-                answer.map_err(error_from_guest).and_then(response_from_v1),
-                None,
-            )
+        Call::Handle => {
+            let handed = hand_over(store.data_mut())?;
+            let pairs = pairs(&handed.headers);
+            let param = v1::RequestParam {
+                method: handed.method.as_str(),
+                url: &handed.url,
+                headers: &pairs,
+                body: &handed.body,
+            };
+            let answer = handler.call_handle(store, param).await?;
+            let answer = answer.map_err(error_from_guest).and_then(response_from_v1);
+            Answer::Response(answer.map(Handled::Response), None)
         }
         Call::OnRequest => {
             let request = take_request(store.data_mut())?;
@@ -98,15 +102,6 @@ fn pairs_owned(encoded: &[u8]) -> Vec<(String, Vec<u8>)> {
     headers::fields(encoded)
         .map(|(name, value)| (String::from_utf8_lossy(name).into_owned(), value.to_vec()))
         .collect()
-}
-
-fn request<'a>(r: &RequestParam02<'a>, pairs: &'a [(&'a str, &'a [u8])]) -> v1::RequestParam<'a> {
-    v1::RequestParam {
-        method: r.method,
-        url: r.url,
-        headers: pairs,
-        body: r.body,
-    }
 }
 
 /// A guest's header pairs as one encoded list; a pair the encoding cannot carry (nor HTTP) is the

@@ -2,15 +2,16 @@
 //!
 //! The executor speaks 0.3; this adapter hands a 0.2 hook the held message as a record (its
 //! URL as text, its headers encoded) and puts the record it answers back in the store,
-//! keeping the host's parsed parts the guest left as they were. `handle` and the imports
-//! carry the same records in both versions: they pass through field by field.
+//! keeping the host's parsed parts the guest left as they were. `handle` is handed the held
+//! request as a record the same way; the imports carry the same records in both versions:
+//! they pass through field by field.
 
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::{
-    Answer, Call, State, WitError, WitErrorKind, WitRequest, WitResponse, headers,
-    request_answered, response_answered, take_request, take_response, url_text,
+    Answer, Call, Handled, State, WitError, WitErrorKind, WitRequest, WitResponse, hand_over,
+    headers, request_answered, response_answered, take_request, take_response, url_text,
 };
 
 mod bindings {
@@ -37,19 +38,21 @@ pub(super) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> 
 pub(super) async fn invoke(
     plugin: &HttpClient,
     store: &mut Store<State>,
-    call: Call<'_>,
+    call: Call,
 ) -> wasmtime::Result<Answer> {
     let handler = plugin.sluice_plugin_handler();
     Ok(match call {
-        Call::Handle(r) => {
+        Call::Handle => {
+            let handed = hand_over(store.data_mut())?;
             let param = v2::RequestParam {
-                method: r.method,
-                url: r.url,
-                headers: r.headers,
-                body: r.body,
+                method: handed.method.as_str(),
+                url: &handed.url,
+                headers: &handed.headers,
+                body: &handed.body,
             };
             let answer = handler.call_handle(&mut *store, param).await?;
-            Answer::Response(answer.map(response_from_v2).map_err(error_from_guest), None)
+            let answer = answer.map(|r| Handled::Response(response_from_v2(r)));
+            Answer::Response(answer.map_err(error_from_guest), None)
         }
         Call::OnRequest => {
             let request = take_request(store.data_mut())?;

@@ -1701,3 +1701,179 @@ async fn a_hook_edits_the_held_message_in_place() {
     assert_eq!(sent.header("x-forwarded-for"), None);
     assert_eq!(sent.header("host"), Some(origin.authority().as_str()));
 }
+
+/// `sluice:plugin@0.3`'s `handle` works on the request the gateway holds: `forward` sends it as
+/// the plugin left it and hands back the answer, held too, which the plugin may change and pass
+/// on. The request is spent by it; a hook may not forward; a handle kept past its call reaches
+/// nothing of a later one.
+#[tokio::test]
+async fn handle_forwards_the_held_request() {
+    let origin = Backend::start_sync(|req| {
+        Reply::json(200, &json!({"from": "origin", "path": req.path})).header("x-origin", "1")
+    })
+    .await;
+    let serve = |request: Value, response: Value| {
+        with_plugin(
+            "message-edits",
+            json!({"handle": true, "request": request, "response": response}),
+        )
+    };
+    let raw_endpoint = |path: &str, extra: Value| {
+        endpoint(
+            path,
+            json!([backend(
+                &origin.url(),
+                "/x",
+                and(extra, "encoding", json!("no-op"))
+            )]),
+            json!({"output_encoding": "no-op"}),
+        )
+    };
+    let one_instance = |ops: Value| {
+        with_plugin_and(
+            "message-edits",
+            json!({"handle": true, "response": ops}),
+            json!({"max_instances": 1}),
+        )
+    };
+    let gw = gateway(service(json!([
+        raw_endpoint("/pass", serve(Value::Null, Value::Null)),
+        raw_endpoint(
+            "/edit",
+            serve(
+                json!(["method=POST", "body=hello", "set=x-b:b", "seen"]),
+                json!([
+                    "status=201",
+                    "set=x-r:1",
+                    "remove=x-origin",
+                    "body=edited",
+                    "seen"
+                ])
+            )
+        ),
+        endpoint(
+            "/decoded",
+            json!([backend(
+                &origin.url(),
+                "/x",
+                serve(json!(["set=x-b:b"]), Value::Null)
+            )]),
+            Value::Null
+        ),
+        raw_endpoint("/own", serve(Value::Null, json!(["own=202"]))),
+        raw_endpoint("/answer", serve(json!(["answer=203"]), Value::Null)),
+        raw_endpoint(
+            "/spent",
+            serve(json!(["forward", "set=x-after:1"]), Value::Null)
+        ),
+        raw_endpoint("/twice", serve(json!(["forward", "forward"]), Value::Null)),
+        raw_endpoint(
+            "/elsewhere",
+            serve(json!([format!("url={NOWHERE}/x")]), Value::Null)
+        ),
+        raw_endpoint(
+            "/hook",
+            with_plugin("message-edits", json!({"request": ["forward"]}))
+        ),
+        raw_endpoint("/keep", one_instance(json!(["keep"]))),
+        raw_endpoint("/keep-return", one_instance(json!(["keep-return"]))),
+    ])))
+    .await;
+
+    // A pass-through: the answer as the origin gave it, the request as the gateway built it.
+    let calls = origin.count();
+    let resp = get(&gw.url("/pass")).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.header("x-origin"), Some("1"));
+    assert_json(&resp, &json!({"from": "origin", "path": "/x"}));
+    assert_eq!(origin.count(), calls + 1);
+    assert!(origin.last().header("x-forwarded-for").is_some());
+
+    // Both messages changed in place: what the origin got, what the client got.
+    let resp = get(&gw.url("/edit")).await;
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    assert_eq!(resp.text(), "edited");
+    assert_eq!(resp.header("content-length"), Some("6"));
+    assert_eq!(resp.header("x-r"), Some("1"));
+    assert_eq!(resp.header("x-origin"), None);
+    assert_eq!(resp.header("x-seen"), Some("201 6"));
+    let sent = origin.last();
+    assert_eq!(sent.method, Method::POST);
+    assert_eq!(&sent.body[..], b"hello");
+    assert_eq!(sent.header("content-length"), Some("5"));
+    assert_eq!(sent.header("x-b"), Some("b"));
+    let url = format!("{}/x", origin.url());
+    assert_eq!(
+        sent.header("x-seen"),
+        Some(format!("POST {url} 5").as_str())
+    );
+
+    // A forwarded answer is decoded and filtered like any backend's.
+    let resp = get(&gw.url("/decoded")).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_json(&resp, &json!({"from": "origin", "path": "/x"}));
+    assert_eq!(origin.last().header("x-b"), Some("b"));
+
+    // The plugin drops the forwarded answer for one of its own, or answers without a call.
+    let resp = get(&gw.url("/own")).await;
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    assert_eq!(resp.text(), "own");
+    let calls = origin.count();
+    let resp = get(&gw.url("/answer")).await;
+    assert_eq!(resp.status, 203, "{}", resp.text());
+    assert_eq!(resp.text(), "answered");
+    assert_eq!(origin.count(), calls);
+
+    // `forward` spends the request: a setter after it, or a second `forward`, says so.
+    for path in ["/spent", "/twice"] {
+        let resp = get(&gw.url(path)).await;
+        assert_eq!(resp.status, 500, "{path}: {}", resp.text());
+        assert!(
+            resp.text().contains("the request was forwarded"),
+            "{path}: {}",
+            resp.text()
+        );
+    }
+    assert_eq!(origin.count(), calls + 2);
+
+    // `forward` keeps `send`'s rules: a host outside `allowed_hosts` is refused.
+    let resp = get(&gw.url("/elsewhere")).await;
+    assert_eq!(resp.status, 500, "{}", resp.text());
+    assert!(
+        resp.text().contains("is not in the plugin's allowed_hosts"),
+        "{}",
+        resp.text()
+    );
+
+    // A hook may not forward: the host sends the request when the hook answers `none`.
+    let resp = get(&gw.url("/hook")).await;
+    assert_eq!(resp.status, 500, "{}", resp.text());
+    assert!(
+        resp.text().contains("forward is for `handle`"),
+        "{}",
+        resp.text()
+    );
+    assert_eq!(origin.count(), calls + 2);
+
+    // A handle kept past its call reaches nothing of the next call: a setter on it is refused,
+    // and so is answering with it.
+    let resp = get(&gw.url("/keep")).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let resp = get(&gw.url("/keep")).await;
+    assert_eq!(resp.status, 500, "{}", resp.text());
+    assert!(
+        resp.text()
+            .contains("a message handle from an earlier call"),
+        "{}",
+        resp.text()
+    );
+    let resp = get(&gw.url("/keep-return")).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let resp = get(&gw.url("/keep-return")).await;
+    assert_eq!(resp.status, 500, "{}", resp.text());
+    assert!(
+        resp.text().contains("a response from an earlier call"),
+        "{}",
+        resp.text()
+    );
+}
