@@ -47,6 +47,9 @@ pub(crate) async fn execute(
 }
 
 /// Executes `request` and reads the whole body (at most `max_body_bytes`) before the deadline.
+/// `reads` as for [`execute`]: with [`AnswerHeaders::Forward`], the fields beyond the content
+/// ones stay unparsed in the parts' extensions until something reads them
+/// ([`sluice_plugin::ForwardedFields::into_map`]).
 pub(crate) async fn send_buffered(
     backend: &Backend,
     request: BackendRequest,
@@ -54,6 +57,7 @@ pub(crate) async fn send_buffered(
     race: Race,
     max_body_bytes: usize,
     trace: Option<&sluice_telemetry::TraceParent>,
+    reads: AnswerHeaders,
 ) -> Result<(http::response::Parts, Bytes), ExecError> {
     let response = execute(
         backend,
@@ -62,7 +66,7 @@ pub(crate) async fn send_buffered(
         race,
         max_body_bytes,
         trace,
-        AnswerHeaders::All,
+        reads,
     )
     .await?;
     let (parts, body) = response.into_parts();

@@ -77,8 +77,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use sluice_plugin::{
-    BackendRequest, BackendResponse, BoxFuture, CallContext, ErrorKind, ErrorSource, ExecError,
-    Flow, Hooks, Instant, SharedExecutor,
+    AnswerHeaders, BackendRequest, BackendResponse, BoxFuture, CallContext, ErrorKind, ErrorSource,
+    ExecError, Flow, ForwardedFields, Hooks, Instant, SharedExecutor,
 };
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
@@ -213,6 +213,7 @@ impl bindings::sluice::plugin::host::Host for State {
             Race::Caller,
             max_body_bytes,
             self.trace.as_ref(),
+            AnswerHeaders::All,
         )
         .await
         .map_err(exec_to_wit)?;
@@ -569,10 +570,14 @@ fn take_request(state: &mut State) -> wasmtime::Result<BackendRequest> {
     }
 }
 
-/// The answer the store holds, taken for an adapter that hands it over whole.
+/// The answer the store holds, taken for an adapter that hands it over whole (every header
+/// field in its map).
 fn take_response(state: &mut State) -> wasmtime::Result<(http::response::Parts, Bytes)> {
     match std::mem::take(&mut state.held) {
-        Held::Response(parts, body) => Ok((parts, body)),
+        Held::Response(mut parts, body) => {
+            ForwardedFields::into_map(&mut parts.extensions, &mut parts.headers);
+            Ok((parts, body))
+        }
         _ => Err(wasmtime::format_err!("no answer is held for on-response")),
     }
 }
@@ -682,11 +687,12 @@ impl World for SluiceWorld {
         (executor.world.hooks != HookSet::empty()).then_some(executor as &dyn Hooks)
     }
 
-    /// A hooks-mode plugin without `on-response` never sees the backend's answer: the host
-    /// hands it back unread (and an answer the plugin makes itself carries all its headers).
-    fn reads_only_content_headers(executor: &SluiceExecutor) -> bool {
-        let hooks = executor.world.hooks;
-        hooks != HookSet::empty() && !hooks.contains(HookSet::ON_RESPONSE)
+    /// The host reads no header of the backend's answer itself: a hook or `handle` that
+    /// reads the answer `forward` made (or the one the host sent for it) gets every field, the
+    /// ones beyond the content fields parsed only then (see [`hand_on`]); an answer the plugin
+    /// makes itself carries all its headers.
+    fn reads_only_content_headers(_executor: &SluiceExecutor) -> bool {
+        true
     }
 }
 
@@ -777,15 +783,8 @@ impl SluiceExecutor {
             (Answer::Response(Ok(Handled::Response(r)), sent_back), ..) => {
                 to_backend_response(&self.backend, Ok(r), sent_back)
             }
-            (
-                Answer::Response(Ok(Handled::Forwarded), _),
-                Held::Response(mut parts, body),
-                changes,
-            ) => {
-                if changes.framing {
-                    fix_framing(&mut parts.headers, body.len());
-                }
-                Ok(http::Response::from_parts(parts, sluice_plugin::full(body)))
+            (Answer::Response(Ok(Handled::Forwarded), _), Held::Response(parts, body), changes) => {
+                Ok(hand_on(parts, body, changes, ctx))
             }
             (Answer::Response(Ok(Handled::Forwarded), _), ..) => Err(lost(&self.backend)),
             (Answer::Response(Err(e), _), ..) => Err(wit_to_exec(&self.backend, e)),
@@ -836,11 +835,8 @@ impl SluiceExecutor {
             .call_guest(Call::OnResponse, held, deadline, ctx)
             .await?;
         match answer {
-            (Answer::Edited(Ok(())), Held::Response(mut parts, body), changes) => {
-                if changes.framing {
-                    fix_framing(&mut parts.headers, body.len());
-                }
-                Ok(http::Response::from_parts(parts, sluice_plugin::full(body)))
+            (Answer::Edited(Ok(())), Held::Response(parts, body), changes) => {
+                Ok(hand_on(parts, body, changes, ctx))
             }
             (Answer::Edited(Err(e)), ..) => Err(wit_to_exec(&self.backend, e)),
             (Answer::Edited(Ok(())), Held::Nothing, _) => Err(lost(&self.backend)),
@@ -880,6 +876,7 @@ impl SluiceExecutor {
             )
             .await;
         }
+        // The fields the hook does not read stay unparsed (see `messages`).
         let (parts, body) = outbound::send_buffered(
             &self.backend,
             request,
@@ -887,10 +884,29 @@ impl SluiceExecutor {
             race,
             max_body,
             ctx.trace.as_ref(),
+            AnswerHeaders::Forward,
         )
         .await?;
         self.on_response(parts, body, deadline, ctx).await
     }
+}
+
+/// A buffered answer the store held, handed on: its framing checked again if the plugin changed
+/// its headers or body, and the fields left unparsed ([`ForwardedFields`]) put in the map for a
+/// caller that reads every header (one that reads fewer hands them on, or skips them).
+fn hand_on(
+    mut parts: http::response::Parts,
+    body: Bytes,
+    changes: Changes,
+    ctx: &CallContext,
+) -> BackendResponse {
+    if changes.framing {
+        fix_framing(&mut parts.headers, body.len());
+    }
+    if ctx.answer_headers == AnswerHeaders::All {
+        ForwardedFields::into_map(&mut parts.extensions, &mut parts.headers);
+    }
+    http::Response::from_parts(parts, sluice_plugin::full(body))
 }
 
 /// A hook that went on after the host refused its `replace`: the message it replaced is gone,

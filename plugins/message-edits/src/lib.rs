@@ -12,6 +12,7 @@
 //! - `headers=name:value;name:value`: replaces every field (`;` separates fields);
 //! - `whole=name:value`: sets that header on a `copy` of the whole message and hands it back
 //!   with `replace`;
+//! - `echo=name` (response only): sets `x-echo` to the first value of header `name`;
 //! - `seen`: adds `x-seen: <what the hook read>`: the method, URL and body length on the way in,
 //!   the status and body length on the way back;
 //! - `answer=203`: answers at once with that status and body `answered` (request only);
@@ -152,6 +153,10 @@ impl Plugin for MessageEdits {
                     let mut whole = response.copy();
                     whole.set_header(name, value.as_bytes());
                     response.replace(&whole)?;
+                }
+                ("echo", n) => {
+                    let value = response.header(n).unwrap_or_default();
+                    response.set_header("x-echo", &value)?;
                 }
                 ("seen", _) => {
                     let seen = format!("{} {}", response.status(), response.body().len());

@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName};
-use sluice_plugin::BackendRequest;
+use sluice_plugin::{AnswerHeaders, BackendRequest, ForwardedFields};
 use wasmtime::component::Resource;
 
 use super::bindings::sluice::plugin::messages::{HostIncomingResponse, HostOutgoingRequest};
@@ -121,6 +121,7 @@ impl State {
         }
     }
 
+    /// The held answer, if `handle` is this call's and the store still holds it.
     fn held_response<T>(
         &mut self,
         handle: &Resource<T>,
@@ -130,6 +131,18 @@ impl State {
             Held::Response(parts, body) => Ok((parts, body)),
             held => Err(gone(held)),
         }
+    }
+
+    /// [`State::held_response`] with every header field in the map: the fields the client
+    /// left unparsed are parsed on the first look at the headers (a plugin that never looks
+    /// never pays for them).
+    fn held_response_headers<T>(
+        &mut self,
+        handle: &Resource<T>,
+    ) -> Result<(&mut http::response::Parts, &mut Bytes), WitError> {
+        let (parts, body) = self.held_response(handle)?;
+        ForwardedFields::into_map(&mut parts.extensions, &mut parts.headers);
+        Ok((parts, body))
     }
 
     /// The held request's headers, with the call's changes beside them.
@@ -149,7 +162,7 @@ impl State {
         &mut self,
         handle: &Resource<T>,
     ) -> Result<(&mut HeaderMap, &mut Changes), WitError> {
-        self.ours(handle)?;
+        self.held_response_headers(handle)?;
         match &mut self.held {
             Held::Response(parts, _) => Ok((&mut parts.headers, &mut self.changes)),
             held => Err(gone(held)),
@@ -343,6 +356,7 @@ impl HostOutgoingRequest for State {
             fix_framing(&mut request.headers, request.body.len());
         }
         // The guest call this runs in is cut at the same deadline (`call_guest`).
+        // The fields beyond the content ones are parsed only if the plugin reads them.
         let (parts, body) = outbound::send_buffered(
             &self.backend,
             request,
@@ -350,6 +364,7 @@ impl HostOutgoingRequest for State {
             Race::Caller,
             max_body_bytes,
             self.trace.as_ref(),
+            AnswerHeaders::Forward,
         )
         .await
         .map_err(exec_to_wit)?;
@@ -367,7 +382,7 @@ impl HostIncomingResponse for State {
     header_methods!(IncomingResponse, response_headers, "the plugin's answer");
 
     fn copy(&mut self, h: Resource<IncomingResponse>) -> WitResponse {
-        match self.held_response(&h) {
+        match self.held_response_headers(&h) {
             Ok((parts, body)) => WitResponse {
                 status: parts.status.as_u16(),
                 headers: headers::encode(&parts.headers),
@@ -386,7 +401,7 @@ impl HostIncomingResponse for State {
         h: Resource<IncomingResponse>,
         response: WitResponse,
     ) -> Result<(), WitError> {
-        self.ours(&h)?;
+        self.held_response_headers(&h)?;
         let parts = match std::mem::take(&mut self.held) {
             Held::Response(parts, _) => parts,
             other => {

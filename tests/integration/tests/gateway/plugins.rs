@@ -1744,6 +1744,7 @@ async fn handle_forwards_the_held_request() {
                 json!(["method=POST", "body=hello", "set=x-b:b", "seen"]),
                 json!([
                     "status=201",
+                    "echo=x-origin",
                     "set=x-r:1",
                     "remove=x-origin",
                     "body=edited",
@@ -1795,6 +1796,7 @@ async fn handle_forwards_the_held_request() {
     assert_eq!(resp.text(), "edited");
     assert_eq!(resp.header("content-length"), Some("6"));
     assert_eq!(resp.header("x-r"), Some("1"));
+    assert_eq!(resp.header("x-echo"), Some("1"));
     assert_eq!(resp.header("x-origin"), None);
     assert_eq!(resp.header("x-seen"), Some("201 6"));
     let sent = origin.last();
