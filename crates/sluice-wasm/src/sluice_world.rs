@@ -489,6 +489,8 @@ enum Handled {
     Response(WitResponse),
     /// The answer `forward` made, which the store holds.
     Forwarded,
+    /// Send the request the store holds, now that the instance is free.
+    Forward,
 }
 
 enum Answer {
@@ -516,6 +518,7 @@ async fn invoke(instance: &mut Instance<SluiceWorld>, call: Call) -> wasmtime::R
             Answer::Response(
                 answer.and_then(|answer| match answer {
                     WitAnswer::Response(r) => Ok(Handled::Response(r)),
+                    WitAnswer::Forward => Ok(Handled::Forward),
                     WitAnswer::Forwarded(r) if r.rep() == number => Ok(Handled::Forwarded),
                     WitAnswer::Forwarded(_) => Err(WitError {
                         kind: WitErrorKind::Plugin,
@@ -787,6 +790,30 @@ impl SluiceExecutor {
                 Ok(hand_on(parts, body, changes, ctx))
             }
             (Answer::Response(Ok(Handled::Forwarded), _), ..) => Err(lost(&self.backend)),
+            // The instance is back in the pool: the backend call holds none.
+            (Answer::Response(Ok(Handled::Forward), _), Held::Request(mut request), changes) => {
+                if changes.framing {
+                    fix_framing(&mut request.headers, request.body.len());
+                }
+                let race = Race::of(ctx, deadline);
+                outbound::execute(
+                    &self.backend,
+                    request,
+                    deadline,
+                    race,
+                    ctx.max_body_bytes,
+                    ctx.trace.as_ref(),
+                    ctx.answer_headers,
+                )
+                .await
+            }
+            (Answer::Response(Ok(Handled::Forward), _), Held::Nothing, _) => {
+                Err(lost(&self.backend))
+            }
+            (Answer::Response(Ok(Handled::Forward), _), ..) => Err(plugin_error(format!(
+                "plugin {}: handle answered `forward` after forwarding the request itself",
+                self.backend.plugin
+            ))),
             (Answer::Response(Err(e), _), ..) => Err(wit_to_exec(&self.backend, e)),
             _ => Err(unexpected_answer()),
         }

@@ -2,10 +2,11 @@
 //!
 //! Settings: `{"path": "/__debug/hijack-me"}`. A backend request whose path equals `path` is
 //! answered by the plugin itself with `200 application/json {"message":"<path>"}`; every other
-//! request is passed on to its backend (`forward`) and the answer returned as is.
+//! request is passed on to its backend and the answer returned as is.
 //!
 //! It works on the request the gateway holds (`serve`): it reads the URL alone, and neither the
-//! request nor the answer crosses into the plugin.
+//! request nor the answer crosses into the plugin. `Answer::Forward` has the gateway send the
+//! request once `serve` has returned, so no instance waits on the backend.
 
 use sluice_plugin_sdk::{
     Answer, Error, OutgoingRequest, Plugin, Response, export_plugin, log, url_path,
@@ -41,7 +42,7 @@ impl Plugin for ClientExample {
                 &serde_json::json!({ "message": self.path }),
             )));
         }
-        request.forward().map(Answer::Forwarded)
+        Ok(Answer::Forward)
     }
 }
 

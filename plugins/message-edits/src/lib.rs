@@ -20,6 +20,8 @@
 //!   error and carries on (request only): the host must fail the call, not send half of it.
 //! - `forward` (request only): forwards the request there and then; the ops after it work on a
 //!   spent request (and in hooks mode the host refuses it);
+//! - `pass` (request only, handle mode): answers `forward` at once: the gateway sends the
+//!   request as it now stands and passes the answer on unread;
 //! - `own=202` (response only, handle mode): drops the answer `forward` made and answers with
 //!   that status and body `own`;
 //! - `keep` (response only, handle mode): on an instance's first request, keeps the answer's
@@ -64,6 +66,8 @@ enum Step {
     Answer(Response),
     /// Send it on (`forward` already did, with this answer).
     Go(Option<IncomingResponse>),
+    /// Have the gateway send it after the call (`pass`).
+    Pass,
 }
 
 fn split(op: &str) -> (&str, &str) {
@@ -112,6 +116,7 @@ impl Plugin for MessageEdits {
     fn serve(&self, request: &OutgoingRequest) -> Result<Answer, Error> {
         let response = match self.apply_request(request)? {
             Step::Answer(response) => return Ok(Answer::Response(response)),
+            Step::Pass => return Ok(Answer::Forward),
             Step::Go(Some(response)) => response,
             Step::Go(None) => request.forward()?,
         };
@@ -133,7 +138,7 @@ impl Plugin for MessageEdits {
     fn edit_request(&self, request: &OutgoingRequest) -> Result<Option<Response>, Error> {
         match self.apply_request(request)? {
             Step::Answer(response) => Ok(Some(response)),
-            Step::Go(_) => Ok(None),
+            Step::Go(_) | Step::Pass => Ok(None),
         }
     }
 
@@ -223,6 +228,7 @@ impl MessageEdits {
                     return Ok(Step::Answer(Response::new(status).with_body(b"answered")));
                 }
                 ("forward", _) => forwarded = Some(request.forward()?),
+                ("pass", _) => return Ok(Step::Pass),
                 _ => return Err(Error::plugin(format!("message-edits: unknown op {op:?}"))),
             }
         }

@@ -137,8 +137,10 @@ pub trait Plugin: Sized + 'static {
 
     /// Answers one backend request, working on the request the gateway holds: what the
     /// gateway calls when [`Plugin::HOOKS`] is empty. Only the parts read
-    /// (`request.url()`) cross into the plugin; `request.forward()?` sends the request as it
-    /// stands and answers with the backend's response, held by the gateway too, which
+    /// (`request.url()`) cross into the plugin. `Answer::Forward` has the gateway send the
+    /// request as it now stands once `serve` has returned and pass the answer on unread (the
+    /// cheapest pass-through: no instance waits on the backend). `request.forward()?` sends it
+    /// there and then and answers with the backend's response, held by the gateway too, which
     /// `Answer::Forwarded` passes on (changed in place or not). `Answer::Response` is an
     /// answer of the plugin's own. The default hands [`Plugin::handle`] a copy of the whole
     /// request.
@@ -155,6 +157,9 @@ pub trait Plugin: Sized + 'static {
     ///     fn serve(&self, request: &OutgoingRequest) -> Result<Answer, Error> {
     ///         if request.method() == "BREW" {
     ///             return Ok(Answer::Response(Response::new(418)));
+    ///         }
+    ///         if request.header("x-raw").is_some() {
+    ///             return Ok(Answer::Forward); // sent on, its answer passed on unread
     ///         }
     ///         let response = request.forward()?;
     ///         response.set_header("x-served-by", b"teapot")?;

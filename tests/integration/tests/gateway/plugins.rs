@@ -1762,6 +1762,11 @@ async fn handle_forwards_the_held_request() {
             Value::Null
         ),
         raw_endpoint("/own", serve(Value::Null, json!(["own=202"]))),
+        raw_endpoint("/tail", serve(json!(["set=x-b:tail", "pass"]), Value::Null)),
+        raw_endpoint(
+            "/forward-pass",
+            serve(json!(["forward", "pass"]), Value::Null)
+        ),
         raw_endpoint("/answer", serve(json!(["answer=203"]), Value::Null)),
         raw_endpoint(
             "/spent",
@@ -1815,6 +1820,22 @@ async fn handle_forwards_the_held_request() {
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_json(&resp, &json!({"from": "origin", "path": "/x"}));
     assert_eq!(origin.last().header("x-b"), Some("b"));
+
+    // `forward` as the answer: the gateway sends the request as the plugin left it, once the
+    // call has returned, and passes the answer on unread; not after the plugin forwarded it.
+    let resp = get(&gw.url("/tail")).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.header("x-origin"), Some("1"));
+    assert_json(&resp, &json!({"from": "origin", "path": "/x"}));
+    assert_eq!(origin.last().header("x-b"), Some("tail"));
+    let resp = get(&gw.url("/forward-pass")).await;
+    assert_eq!(resp.status, 500, "{}", resp.text());
+    assert!(
+        resp.text()
+            .contains("answered `forward` after forwarding the request itself"),
+        "{}",
+        resp.text()
+    );
 
     // The plugin drops the forwarded answer for one of its own, or answers without a call.
     let resp = get(&gw.url("/own")).await;
