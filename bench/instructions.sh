@@ -4,7 +4,8 @@
 #
 #   bench/instructions.sh                 /noop /json /merge
 #   bench/instructions.sh /json           one path
-#   bench/instructions.sh /plugin-handle  the (f') plugin path (/plugin-hooks: (f)'s)
+#   bench/instructions.sh /plugin-handle  the (f') plugin path (/plugin-hooks: (f)'s,
+#                                         /plugin-held: (f'-held)'s)
 #
 # The count repeats within ~1-2% from run to run whatever else the machine does, where CPU time
 # on a shared VM swings by 10-50%: it is the measure for a change of a few percent. Run it on
@@ -111,9 +112,10 @@ EOF
 PLUGIN_ENV=()
 if printf '%s\n' "${PATHS[@]}" | grep -q '^/plugin-'; then
     dist="$ROOT/plugins/dist"
-    [[ -f $dist/header-rewrite.wasm && -f $dist/client-example.wasm ]] || "$ROOT/plugins/build.sh" >&2
+    [[ -f $dist/header-rewrite.wasm && -f $dist/client-example.wasm && -f $dist/message-edits.wasm ]] ||
+        "$ROOT/plugins/build.sh" >&2
     mkdir -p "$WORK/plugins"
-    cp "$dist"/{header-rewrite,client-example}.wasm "$WORK/plugins/"
+    cp "$dist"/{header-rewrite,client-example,message-edits}.wasm "$WORK/plugins/"
     python3 - "$WORK/sluice.json" "$WORK/plugins" <<'PY'
 import json, sys
 path, folder = sys.argv[1], sys.argv[2]
@@ -125,6 +127,7 @@ def plugin(name, settings):
 config["endpoints"] += [
     {"endpoint": "/plugin-hooks", "backend": [plugin("header-rewrite", {})]},
     {"endpoint": "/plugin-handle", "backend": [plugin("client-example", {"path": "/never"})]},
+    {"endpoint": "/plugin-held", "backend": [plugin("message-edits", {"handle": True})]},
 ]
 json.dump(config, open(path, "w"))
 PY

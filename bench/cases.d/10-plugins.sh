@@ -8,7 +8,7 @@ if [[ ! -f $plugins_dist/header-rewrite.wasm || ! -f $plugins_dist/wasi-lean-pas
     "$ROOT/plugins/build.sh" >&2
 fi
 mkdir -p "$WORK/plugins"
-cp "$plugins_dist"/{header-rewrite,client-example,wasi-passthrough,wasi-lean-passthrough}.wasm "$WORK/plugins/"
+cp "$plugins_dist"/{header-rewrite,client-example,message-edits,wasi-passthrough,wasi-lean-passthrough}.wasm "$WORK/plugins/"
 sluice_root plugin "{\"folder\": \"$WORK/plugins\", \"pattern\": \".wasm\"}"
 sluice_env "SLUICE_CACHE_DIR=$WORK/wasm-cache"
 
@@ -18,11 +18,21 @@ sluice_endpoint '{"endpoint": "/plugin-wasm", "backend": [{"url_pattern": "/data
     "extra_config": {"plugin/http-client": {"name": "header-rewrite", "header-rewrite": {}}}}]}'
 bench_case "(f) wasm sluice-world hooks" "$SLUICE_URL/plugin-wasm"
 
-# (f') the Sluice world, handle mode: the plugin calls `send` and holds an instance per request.
+# (f') the Sluice world, handle mode: KrakenD's client-example, which reads the request's URL
+# and answers it itself or passes it on (`Answer::Forward`: the host sends it once `handle` has
+# returned, so no instance waits on the backend).
 sluice_endpoint '{"endpoint": "/plugin-wasm-handle", "backend": [{"url_pattern": "/data.json",
     "extra_config": {"plugin/http-client": {"name": "client-example", "max_instances": 64,
         "client-example": {"path": "/never"}}}}]}'
 bench_case "(f') wasm sluice-world handle" "$SLUICE_URL/plugin-wasm-handle"
+
+# (f'-held) handle mode holding its instance while the backend answers: `forward()` in the
+# plugin, the answer it hands back passed on (what a plugin that reads or changes the answer
+# does; message-edits with no ops).
+sluice_endpoint '{"endpoint": "/plugin-wasm-held", "backend": [{"url_pattern": "/data.json",
+    "extra_config": {"plugin/http-client": {"name": "message-edits", "max_instances": 64,
+        "message-edits": {"handle": true}}}}]}'
+bench_case "(f'-held) wasm sluice-world handle, forward held" "$SLUICE_URL/plugin-wasm-held"
 
 # (g) the compiled-in twin.
 sluice_endpoint '{"endpoint": "/plugin-native", "backend": [{"url_pattern": "/data.json",

@@ -3,9 +3,13 @@
 //! Settings: `{"urls": ["http://host-a/x", "http://host-b/y"]}`. Both must answer 2xx JSON.
 //! Each host must be allowed (`allowed_hosts`, by default the backend's own hosts): a call to
 //! any other host fails the request with `host-not-allowed`.
+//!
+//! It reads one header of the request the gateway holds (`serve`), and nothing else of it.
 
 use serde::Deserialize;
-use sluice_plugin_sdk::{Error, ErrorKind, Plugin, Request, Response, export_plugin, send};
+use sluice_plugin_sdk::{
+    Answer, Error, ErrorKind, OutgoingRequest, Plugin, Request, Response, export_plugin, send,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,11 +41,12 @@ impl Plugin for FanOut {
         Ok(FanOut { urls })
     }
 
-    fn handle(&self, request: Request) -> Result<Response, Error> {
+    fn serve(&self, request: &OutgoingRequest) -> Result<Answer, Error> {
+        let user_agent = request.header("user-agent");
         let mut parts = Vec::with_capacity(2);
         for url in &self.urls {
             let mut call = Request::new("GET", url.as_str());
-            if let Some(ua) = request.header("user-agent") {
+            if let Some(ua) = &user_agent {
                 call.set_header("user-agent", ua);
             }
             call.set_header("accept", "application/json");
@@ -58,7 +63,10 @@ impl Plugin for FanOut {
         }
         let b = parts.pop().unwrap_or_default();
         let a = parts.pop().unwrap_or_default();
-        Ok(Response::json(200, &serde_json::json!({ "a": a, "b": b })))
+        Ok(Answer::Response(Response::json(
+            200,
+            &serde_json::json!({ "a": a, "b": b }),
+        )))
     }
 }
 
