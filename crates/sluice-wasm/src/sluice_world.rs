@@ -172,6 +172,29 @@ struct Given {
     encoded: Vec<u8>,
 }
 
+impl State {
+    /// A call the guest makes (`send`, `forward`), its answer read whole. The guest call it
+    /// runs in is cut at the same deadline (`call_guest`), so it arms no timer of its own.
+    async fn call_out(
+        &mut self,
+        request: BackendRequest,
+        max_body_bytes: usize,
+        reads: AnswerHeaders,
+    ) -> Result<(http::response::Parts, Bytes), WitError> {
+        outbound::send_buffered(
+            &self.backend,
+            request,
+            self.deadline,
+            Race::Caller,
+            max_body_bytes,
+            self.trace.as_ref(),
+            reads,
+        )
+        .await
+        .map_err(exec_to_wit)
+    }
+}
+
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
@@ -205,18 +228,9 @@ impl bindings::sluice::plugin::host::Host for State {
             None => from_wit_request(request),
         }
         .map_err(exec_to_wit)?;
-        // The guest call this `send` runs in is cut at the same deadline (`call_guest`).
-        let (parts, body) = outbound::send_buffered(
-            &self.backend,
-            request,
-            self.deadline,
-            Race::Caller,
-            max_body_bytes,
-            self.trace.as_ref(),
-            AnswerHeaders::All,
-        )
-        .await
-        .map_err(exec_to_wit)?;
+        let (parts, body) = self
+            .call_out(request, max_body_bytes, AnswerHeaders::All)
+            .await?;
         let encoded = headers::encode(&parts.headers);
         let response = WitResponse {
             status: parts.status.as_u16(),

@@ -13,11 +13,10 @@ use wasmtime::component::Resource;
 
 use super::bindings::sluice::plugin::messages::{HostIncomingResponse, HostOutgoingRequest};
 use super::{
-    HandedRequest, State, WitError, WitErrorKind, WitRequest, WitResponse, exec_to_wit,
-    fix_framing, parse_method, parse_url, replace_request, replace_response, url_text,
+    HandedRequest, State, WitError, WitErrorKind, WitRequest, WitResponse, fix_framing,
+    parse_method, parse_url, replace_request, replace_response, url_text,
 };
-use crate::sandbox::Race;
-use crate::{headers, outbound};
+use crate::headers;
 
 /// The rep of `outgoing-request`: the one the store holds (there is one per call).
 #[allow(
@@ -355,19 +354,10 @@ impl HostOutgoingRequest for State {
         if std::mem::take(&mut self.changes.framing) {
             fix_framing(&mut request.headers, request.body.len());
         }
-        // The guest call this runs in is cut at the same deadline (`call_guest`).
         // The fields beyond the content ones are parsed only if the plugin reads them.
-        let (parts, body) = outbound::send_buffered(
-            &self.backend,
-            request,
-            self.deadline,
-            Race::Caller,
-            max_body_bytes,
-            self.trace.as_ref(),
-            AnswerHeaders::Forward,
-        )
-        .await
-        .map_err(exec_to_wit)?;
+        let (parts, body) = self
+            .call_out(request, max_body_bytes, AnswerHeaders::Forward)
+            .await?;
         self.held = Held::Response(parts, body);
         Ok(Resource::new_own(self.call))
     }
