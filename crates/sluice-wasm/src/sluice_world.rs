@@ -1,9 +1,9 @@
 //! Components of the Sluice world (`sluice:plugin/http-client@0.3.0`): the fast path.
 //!
 //! The executor below speaks 0.3: `handle` and the hooks work on the message the store holds
-//! ([`Held`], through [`messages`]). Components built on 0.2.x (whole records handed to the hooks) and
-//! 0.1.x (header fields as pairs) are served through the adapters in [`v0_2`] and [`v0_1`],
-//! which hand their guests the held message as a record and put the answer back.
+//! ([`Held`], through [`messages`]). Components built on 0.2.x (whole records handed to the
+//! exports) and 0.1.x (header fields as pairs) are served through the adapters in [`v0_2`] and
+//! [`v0_1`], which hand their guests the held message as a record and put the answer back.
 
 /// What each older version's adapter converts the same way between its generated types (the
 /// module `$v`) and the executor's: the hook flags it answers, errors both ways, log levels.
@@ -786,8 +786,10 @@ impl SluiceExecutor {
         self.on_response(parts, body, deadline, ctx).await
     }
 
-    /// Calls `handle` on `request`, held in the store: the plugin's own answer, or the one
-    /// `forward` made (its framing checked again if the plugin changed its headers or body).
+    /// Calls `handle` on `request`, held in the store: the plugin's own answer, the one
+    /// `forward` made (its framing checked again if the plugin changed its headers or body),
+    /// or, for the answer `forward`, the backend's to the request as the plugin left it, sent
+    /// once the instance is back in the pool.
     async fn handle(
         &self,
         request: BackendRequest,
