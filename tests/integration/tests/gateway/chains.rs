@@ -267,6 +267,61 @@ async fn chain_runs_requests_in_order_and_answers_in_reverse() {
     );
 }
 
+/// A 0.3 `handle` last in a chain, on the request the gateway holds: the answer it `forward()`s
+/// and passes on, and the one the gateway gets for its answer `forward`, reach the hooks
+/// before it with every header (the fields a plugin backend leaves unparsed are put in the map
+/// for a chain, which reads them all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_ends_with_a_handle_on_the_held_request() {
+    let real = origin().await;
+    let with = |edits: Value| {
+        let mut settings = settings();
+        settings["message-edits"] = edits;
+        settings
+    };
+    let names = json!(["header-rewrite", "message-edits"]);
+    let gw = gateway(service(json!([
+        no_op_endpoint(
+            "/held",
+            chain_backend(
+                &real.url(),
+                "/plain",
+                names.clone(),
+                with(json!({"handle": true, "response": ["echo=x-origin-secret"]}))
+            )
+        ),
+        no_op_endpoint(
+            "/tail",
+            chain_backend(
+                &real.url(),
+                "/plain",
+                names,
+                with(json!({"handle": true, "request": ["set=x-tail:1", "pass"]}))
+            )
+        ),
+    ])))
+    .await;
+
+    for path in ["/held", "/tail"] {
+        let resp = get(&gw.url(path)).await;
+        assert_status(&resp, 200);
+        assert_eq!(resp.header("x-rw-back"), Some("1"), "{path}");
+        assert_eq!(
+            resp.header("x-origin-secret"),
+            None,
+            "{path}: header-rewrite removed it"
+        );
+        assert_eq!(real.last().header("x-rw"), Some("1"), "{path}");
+    }
+    assert_eq!(real.last().header("x-tail"), Some("1"));
+    let resp = get(&gw.url("/held")).await;
+    assert_eq!(
+        resp.header("x-echo"),
+        Some("s"),
+        "message-edits read the forwarded answer's header"
+    );
+}
+
 /// The last plugin may be in handle mode, a compiled-in one after components: `native/hmac-signer`
 /// signs what `header-rewrite` and `tag-a` changed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
