@@ -807,21 +807,9 @@ impl SluiceExecutor {
             }
             (Answer::Response(Ok(Handled::Forwarded), _), ..) => Err(lost(&self.backend)),
             // The instance is back in the pool: the backend call holds none.
-            (Answer::Response(Ok(Handled::Forward), _), Held::Request(mut request), changes) => {
-                if changes.framing {
-                    fix_framing(&mut request.headers, request.body.len());
-                }
-                let race = Race::of(ctx, deadline);
-                outbound::execute(
-                    &self.backend,
-                    request,
-                    deadline,
-                    race,
-                    ctx.max_body_bytes,
-                    ctx.trace.as_ref(),
-                    ctx.answer_headers,
-                )
-                .await
+            (Answer::Response(Ok(Handled::Forward), _), Held::Request(request), changes) => {
+                self.send_unread(as_left(request, changes), deadline, ctx)
+                    .await
             }
             (Answer::Response(Ok(Handled::Forward), _), Held::Nothing, _) => {
                 Err(lost(&self.backend))
@@ -849,11 +837,8 @@ impl SluiceExecutor {
             .call_guest(Call::OnRequest, held, deadline, ctx)
             .await?;
         match answer {
-            (Answer::Request(Ok(None)), Held::Request(mut request), changes) => {
-                if changes.framing {
-                    fix_framing(&mut request.headers, request.body.len());
-                }
-                Ok(Flow::Request(request))
+            (Answer::Request(Ok(None)), Held::Request(request), changes) => {
+                Ok(Flow::Request(as_left(request, changes)))
             }
             (Answer::Request(Ok(Some(r))), ..) => {
                 to_backend_response(&self.backend, Ok(r), None).map(Flow::Response)
@@ -887,6 +872,27 @@ impl SluiceExecutor {
         }
     }
 
+    /// Sends the request a call left (`on-request`'s `none`, `handle`'s `forward`) with no
+    /// instance held, and hands the answer back unread: only the headers the caller reads are
+    /// built.
+    async fn send_unread(
+        &self,
+        request: BackendRequest,
+        deadline: Instant,
+        ctx: &CallContext,
+    ) -> Result<BackendResponse, ExecError> {
+        outbound::execute(
+            &self.backend,
+            request,
+            deadline,
+            Race::of(ctx, deadline),
+            ctx.max_body_bytes,
+            ctx.trace.as_ref(),
+            ctx.answer_headers,
+        )
+        .await
+    }
+
     async fn run(
         &self,
         request: BackendRequest,
@@ -905,26 +911,15 @@ impl SluiceExecutor {
         } else {
             request
         };
-        let race = Race::of(ctx, deadline);
         if !self.world.hooks.contains(HookSet::ON_RESPONSE) {
-            // The answer goes back to the caller unread: only the headers it reads are built.
-            return outbound::execute(
-                &self.backend,
-                request,
-                deadline,
-                race,
-                max_body,
-                ctx.trace.as_ref(),
-                ctx.answer_headers,
-            )
-            .await;
+            return self.send_unread(request, deadline, ctx).await;
         }
         // The fields the hook does not read stay unparsed (see `messages`).
         let (parts, body) = outbound::send_buffered(
             &self.backend,
             request,
             deadline,
-            race,
+            Race::of(ctx, deadline),
             max_body,
             ctx.trace.as_ref(),
             AnswerHeaders::Forward,
@@ -932,6 +927,15 @@ impl SluiceExecutor {
         .await?;
         self.on_response(parts, body, deadline, ctx).await
     }
+}
+
+/// The request the store held, as the call left it: its framing checked again if the plugin
+/// changed its headers or body.
+fn as_left(mut request: BackendRequest, changes: Changes) -> BackendRequest {
+    if changes.framing {
+        fix_framing(&mut request.headers, request.body.len());
+    }
+    request
 }
 
 /// A buffered answer the store held, handed on: its framing checked again if the plugin changed

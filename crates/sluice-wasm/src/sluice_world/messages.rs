@@ -13,8 +13,8 @@ use wasmtime::component::Resource;
 
 use super::bindings::sluice::plugin::messages::{HostIncomingResponse, HostOutgoingRequest};
 use super::{
-    HandedRequest, State, WitError, WitErrorKind, WitRequest, WitResponse, fix_framing,
-    parse_method, parse_url, replace_request, replace_response, url_text,
+    HandedRequest, State, WitError, WitErrorKind, WitRequest, WitResponse, as_left, parse_method,
+    parse_url, replace_request, replace_response, url_text,
 };
 use crate::headers;
 
@@ -156,14 +156,18 @@ impl State {
         }
     }
 
-    /// The held answer's headers, with the call's changes beside them.
+    /// The held answer's headers (every field in the map, as [`State::held_response_headers`]
+    /// puts them), with the call's changes beside them.
     fn response_headers<T>(
         &mut self,
         handle: &Resource<T>,
     ) -> Result<(&mut HeaderMap, &mut Changes), WitError> {
-        self.held_response_headers(handle)?;
+        self.ours(handle)?;
         match &mut self.held {
-            Held::Response(parts, _) => Ok((&mut parts.headers, &mut self.changes)),
+            Held::Response(parts, _) => {
+                ForwardedFields::into_map(&mut parts.extensions, &mut parts.headers);
+                Ok((&mut parts.headers, &mut self.changes))
+            }
             held => Err(gone(held)),
         }
     }
@@ -339,21 +343,19 @@ impl HostOutgoingRequest for State {
         &mut self,
         h: Resource<OutgoingRequest>,
     ) -> Result<Resource<IncomingResponse>, WitError> {
-        if !self.handling {
+        // `handling` is set only in a request's `handle` call, where the body limit is too.
+        let (true, Some(max_body_bytes)) = (self.handling, self.max_body_bytes) else {
             return Err(plugin_error(
                 "forward is for `handle`: an `on-request` hook answers `none` to have the host \
                  send the request"
                     .into(),
             ));
-        }
-        let Some(max_body_bytes) = self.max_body_bytes else {
-            return Err(plugin_error("forward is not available during init".into()));
         };
-        let mut request = self.take_held_request(&h)?;
+        let request = as_left(
+            self.take_held_request(&h)?,
+            std::mem::take(&mut self.changes),
+        );
         self.held = Held::Forwarded;
-        if std::mem::take(&mut self.changes.framing) {
-            fix_framing(&mut request.headers, request.body.len());
-        }
         // The fields beyond the content ones are parsed only if the plugin reads them.
         let (parts, body) = self
             .call_out(request, max_body_bytes, AnswerHeaders::Forward)
