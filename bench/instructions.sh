@@ -6,6 +6,9 @@
 #   bench/instructions.sh /json           one path
 #   bench/instructions.sh /plugin-handle  the (f') plugin path (/plugin-hooks: (f)'s,
 #                                         /plugin-held: (f'-held)'s)
+#   bench/instructions.sh nginx /noop     nginx's proxy_pass (the bench's case (b)) in front of
+#                                         the same backend, counted the same way: the
+#                                         reference #13's no-op and json targets compare with
 #
 # The count repeats within ~1-2% from run to run whatever else the machine does, where CPU time
 # on a shared VM swings by 10-50%: it is the measure for a change of a few percent. Run it on
@@ -134,24 +137,45 @@ PY
     PLUGIN_ENV=(SLUICE_WASM_POOLING=off "SLUICE_CACHE_DIR=$WORK/wasm-cache")
 fi
 
+# nginx's proxy, as the bench's case (b) runs it, but one process (no master): callgrind then
+# counts the worker that serves.
+if printf '%s\n' "${PATHS[@]}" | grep -qx nginx; then
+    conf=$(nginx_conf proxy "$GATEWAY_PORT" \
+        'location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }' \
+        "upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 64; keepalive_requests 1000000; }")
+    sed -i -e 's/^master_process on;/master_process off;/' -e '/^user /d' "$conf"
+fi
+
 echo "| path | requests | instructions | per request |"
 echo "|---|---:|---:|---:|"
 for path in "${PATHS[@]}"; do
     name=$(printf '%s' "$path" | tr -c 'A-Za-z0-9' '_')
     profile="$WORK/callgrind$name.out"
-    env "${PLUGIN_ENV[@]}" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$profile" \
-        "$SLUICE" run --log warn -c "$WORK/sluice.json" >"$WORK/sluice$name.log" 2>&1 &
+    if [[ $path == nginx ]]; then
+        valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$profile" \
+            "$NGINX" -p "$WORK/proxy/" -c "$WORK/proxy/nginx.conf" -e "$WORK/proxy/error.log" \
+            >"$WORK/nginx-proxy.log" 2>&1 &
+        url="http://127.0.0.1:$GATEWAY_PORT/data.json"
+    else
+        env "${PLUGIN_ENV[@]}" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$profile" \
+            "$SLUICE" run --log warn -c "$WORK/sluice.json" >"$WORK/sluice$name.log" 2>&1 &
+        url="http://127.0.0.1:$GATEWAY_PORT$path"
+    fi
     gateway=$!
     PIDS+=("$gateway")
-    url="http://127.0.0.1:$GATEWAY_PORT$path"
-    wait_ready "sluice$name" "$url" "$gateway"
+    wait_ready "$path" "$url" "$gateway"
     log "$path: warm-up 5 s, then ${SECONDS_MEASURED} s counted"
     wrk -t1 -c"$CONNECTIONS" -d5s "$url" >/dev/null
     callgrind_control -i on "$gateway" >/dev/null 2>&1
     requests=$(wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_MEASURED}s" "$url" | awk '/ requests in / { print $1 }')
     callgrind_control -i off "$gateway" >/dev/null 2>&1
     callgrind_control -d "$gateway" >/dev/null 2>&1
-    kill -INT "$gateway"
+    # SIGQUIT: nginx's graceful stop (its SIGINT is a fast one); Sluice drains on SIGINT.
+    kill "-$([[ $path == nginx ]] && echo QUIT || echo INT)" "$gateway"
     wait "$gateway" || true
     # The dump asked for above is the first part; the exit writes the rest (nothing counted).
     instructions=$(callgrind_annotate "$profile.1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
