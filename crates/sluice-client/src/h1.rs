@@ -350,7 +350,7 @@ fn step(buf: &mut BytesMut, framing: &mut Framing) -> Result<Step, H1Error> {
             None if chunked.is_done() => {
                 let trailers = chunked.trailers.take();
                 *framing = Framing::Done;
-                Ok(trailers.map_or(Step::End, |t| Step::Frame(Frame::trailers(t))))
+                Ok(trailers.map_or(Step::End, |t| Step::Frame(Frame::trailers(*t))))
             }
             None => Ok(Step::Read(READ_ROOM)),
         },
@@ -744,7 +744,9 @@ pub fn parse_decimal(digits: &[u8]) -> Option<u64> {
 pub(crate) struct Chunked {
     state: ChunkState,
     trailer_bytes: usize,
-    trailers: Option<HeaderMap>,
+    /// Boxed: rare, and inline it would make every answer's framing (moved with its head and
+    /// body on the way up) a map larger.
+    trailers: Option<Box<HeaderMap>>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -818,7 +820,7 @@ impl Chunked {
                     } else {
                         let (name, value) = trailer_field(&line)?;
                         self.trailers
-                            .get_or_insert_with(HeaderMap::new)
+                            .get_or_insert_with(Box::default)
                             .append(name, value);
                     }
                 }
@@ -928,7 +930,7 @@ mod tests {
         while let Some(data) = decoder.decode(&mut buf)? {
             out.extend_from_slice(&data);
         }
-        Ok((out, decoder.is_done(), decoder.trailers))
+        Ok((out, decoder.is_done(), decoder.trailers.map(|t| *t)))
     }
 
     #[test]

@@ -35,7 +35,9 @@ type Hosts = HashMap<Arc<str>, Vec<Idle>, foldhash::fast::RandomState>;
 
 #[derive(Debug)]
 struct Idle {
-    conn: Conn,
+    /// Boxed once, when dialled: a connection is moved as a pointer from the pool to the call,
+    /// its answer's body and back.
+    conn: Box<Conn>,
     since: Instant,
     /// Its host's key, made once per connection (not per request).
     key: Arc<str>,
@@ -145,7 +147,7 @@ impl Http1Pool {
         }
     }
 
-    async fn dial(&self, url: &Uri) -> Result<Conn, PoolError> {
+    async fn dial(&self, url: &Uri) -> Result<Box<Conn>, PoolError> {
         // HttpConnector is always ready: no `poll_ready` to wait on.
         let stream = self
             .inner
@@ -155,7 +157,7 @@ impl Http1Pool {
             .await
             .map_err(PoolError::Connect)?;
         match stream {
-            hyper_rustls::MaybeHttpsStream::Http(io) => Ok(Conn::new(io.into_inner())),
+            hyper_rustls::MaybeHttpsStream::Http(io) => Ok(Box::new(Conn::new(io.into_inner()))),
             hyper_rustls::MaybeHttpsStream::Https(_) => Err(PoolError::Connect(
                 "a TLS connection for a plain-http URL".into(),
             )),
@@ -163,7 +165,7 @@ impl Http1Pool {
     }
 
     /// The answer, its body handing the connection back when it ends.
-    fn track(&self, head: Head, conn: Conn, key: Arc<str>) -> Response<PooledBody> {
+    fn track(&self, head: Head, conn: Box<Conn>, key: Arc<str>) -> Response<PooledBody> {
         let keep = head.keep_alive && self.inner.max_idle_per_host > 0;
         let mut body = PooledBody {
             conn: Some(conn),
@@ -239,7 +241,7 @@ impl Inner {
             .is_some_and(|limit| now.saturating_duration_since(idle.since) >= limit)
     }
 
-    fn checkin(self: &Arc<Self>, key: Arc<str>, conn: Conn) {
+    fn checkin(self: &Arc<Self>, key: Arc<str>, conn: Box<Conn>) {
         {
             let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
             let idle = hosts.entry(Arc::clone(&key)).or_default();
@@ -303,7 +305,7 @@ struct Back {
 /// it); dropped before its end, the connection is closed with it (its rest is unread).
 #[derive(Debug)]
 pub(crate) struct PooledBody {
-    conn: Option<Conn>,
+    conn: Option<Box<Conn>>,
     framing: Framing,
     back: Option<Back>,
 }
