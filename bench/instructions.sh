@@ -25,6 +25,9 @@
 #   INSTR_CONNECTIONS   wrk connections (default 50)
 #   INSTR_PORT_BASE     backend port; the gateway listens on the next one (default 18191)
 #   INSTR_KEEP=1        keep the work directory (configs, logs, callgrind profiles)
+#   INSTR_CPU           the core the gateway is pinned to, as the bench pins it (default: the
+#                       last one); on one core Sluice runs tokio's single-threaded runtime, the
+#                       one the bench measures
 # Needs valgrind, wrk, curl and nginx. Everything listens on 127.0.0.1; every process it starts
 # is stopped on exit.
 set -euo pipefail
@@ -48,6 +51,8 @@ for tool in valgrind callgrind_control callgrind_annotate wrk curl; do
 done
 NGINX=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null) || die "nginx is not installed"
 [[ $SECONDS_MEASURED =~ ^[1-9][0-9]*$ ]] || die "INSTR_SECONDS must be a positive integer"
+GATEWAY_CPU=${INSTR_CPU:-$(($(nproc) - 1))}
+command -v taskset >/dev/null || die "taskset is not installed (Debian: apt-get install util-linux)"
 
 # port_in_use, wait_ready (at most 120 s here: valgrind starts slowly), nginx_conf.
 # shellcheck source=bench/lib.sh
@@ -156,12 +161,12 @@ for path in "${PATHS[@]}"; do
     name=$(printf '%s' "$path" | tr -c 'A-Za-z0-9' '_')
     profile="$WORK/callgrind$name.out"
     if [[ $path == nginx ]]; then
-        valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$profile" \
+        taskset -c "$GATEWAY_CPU" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$profile" \
             "$NGINX" -p "$WORK/proxy/" -c "$WORK/proxy/nginx.conf" -e "$WORK/proxy/error.log" \
             >"$WORK/nginx-proxy.log" 2>&1 &
         url="http://127.0.0.1:$GATEWAY_PORT/data.json"
     else
-        env "${PLUGIN_ENV[@]}" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$profile" \
+        taskset -c "$GATEWAY_CPU" env "${PLUGIN_ENV[@]}" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$profile" \
             "$SLUICE" run --log warn -c "$WORK/sluice.json" >"$WORK/sluice$name.log" 2>&1 &
         url="http://127.0.0.1:$GATEWAY_PORT$path"
     fi
