@@ -399,15 +399,22 @@ impl RequestBuilder {
     /// hop-by-hop ones, with `X-Forwarded-*`, the `User-Agent` and the request id.
     pub(crate) fn headers(&self, request: &ProxyRequest) -> HeaderMap {
         let mut headers = HeaderMap::with_capacity(8);
+        // The client's first `Host` (what `get` answers), seen on the way: no lookup after.
+        let mut host = None;
         for (name, value) in &request.headers {
+            // `Host` is the backend's, set by the client.
+            if name == header::HOST {
+                host.get_or_insert(value);
+                continue;
+            }
             // `Connection` is copied whatever the lists say, so the strip below sees the headers
-            // it names; the strip then removes it too. `Host` is the backend's, set by the client.
+            // it names; the strip then removes it too.
             let allowed = self.endpoint_headers.allows(name)
                 && self
                     .backend_headers
                     .as_ref()
                     .is_none_or(|list| list.allows(name));
-            if (allowed || name == header::CONNECTION) && name != header::HOST {
+            if allowed || name == header::CONNECTION {
                 headers.append(name.clone(), value.clone());
             }
         }
@@ -415,7 +422,7 @@ impl RequestBuilder {
         if let Some(ip) = ip_header_value(request.client_ip) {
             headers.insert(X_FORWARDED_FOR, ip);
         }
-        if let Some(host) = request.headers.get(header::HOST) {
+        if let Some(host) = host {
             headers.insert(X_FORWARDED_HOST, host.clone());
         }
         if headers.contains_key(header::USER_AGENT) {

@@ -960,7 +960,10 @@ async fn call<B: ClientBody>(
     {
         return respond::early(answer);
     }
-    let accept = parts.headers.get(header::ACCEPT).cloned();
+    // Read only where the render negotiates (a lookup each request otherwise).
+    let accept = (pipeline.output_encoding() == sluice_config::OutputEncoding::Negotiate)
+        .then(|| parts.headers.get(header::ACCEPT).cloned())
+        .flatten();
     let request = ProxyRequest {
         method: parts.method,
         params,

@@ -74,15 +74,22 @@ impl RequestScope {
         logged: bool,
     ) -> Self {
         let path = uri.path();
-        let request_id = headers
-            .get(REQUEST_ID_HEADER)
-            .filter(|v| {
-                let b = v.as_bytes();
-                !b.is_empty() && b.len() <= MAX_REQUEST_ID && b.iter().all(|c| c.is_ascii_graphic())
-            })
-            .cloned()
-            .or_else(|| (forward_id || logged).then(new_request_id))
-            .unwrap_or_else(|| HeaderValue::from_static(""));
+        // Only the backends (`forward_id`) and the access log (`logged`) read it: otherwise
+        // the client's is not looked up either.
+        let request_id = if forward_id || logged {
+            headers
+                .get(REQUEST_ID_HEADER)
+                .filter(|v| {
+                    let b = v.as_bytes();
+                    !b.is_empty()
+                        && b.len() <= MAX_REQUEST_ID
+                        && b.iter().all(|c| c.is_ascii_graphic())
+                })
+                .cloned()
+                .unwrap_or_else(new_request_id)
+        } else {
+            HeaderValue::from_static("")
+        };
         let skipped = telemetry.skips(path);
         let (span, trace) = match (telemetry.tracer(), telemetry.settings()) {
             (Some(tracer), Some(settings)) if !skipped => {
