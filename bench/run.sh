@@ -22,6 +22,8 @@
 #   BENCH_KEEP=1      keep the temporary directory (configs, logs, raw wrk output)
 #   CARGO_TARGET_DIR  honoured for the build and to find the binary
 #   SLUICE_BIN        use this sluice binary instead of building (to compare two builds)
+#   BENCH_PGO=1       build with deploy/build-pgo.sh (profile-guided; ~25 min on 2 cores, and
+#                     it needs llvm-profdata of rustc's LLVM) instead of `cargo build --release`
 #   SLUICE_BASE_BIN   a second sluice binary (e.g. a build of main before a change): it serves
 #                     the same config on BENCH_PORT_BASE+4, also pinned to core 1,
 #                     and the cases "(c0) base no-op" and "(d0) base json" measure its no-op
@@ -532,6 +534,12 @@ main() {
     if [[ -n ${SLUICE_BIN:-} ]]; then
         sluice=$SLUICE_BIN
         log "using $sluice (SLUICE_BIN), not building"
+    elif [[ ${BENCH_PGO:-} == 1 ]]; then
+        log "building sluice with deploy/build-pgo.sh (profile-guided)"
+        local target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
+        [[ $target_dir == /* ]] || target_dir="$ROOT/$target_dir"
+        sluice="$target_dir/pgo/sluice"
+        "$ROOT/deploy/build-pgo.sh" "$sluice"
     else
         log "building sluice (release)"
         (cd "$ROOT" && cargo build --release -p sluice)

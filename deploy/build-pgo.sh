@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# A profile-guided (PGO) release build of Sluice: the same code as `cargo build --release -p
+# sluice`, laid out by where a proxied request's time goes.
+#
+#   deploy/build-pgo.sh              writes target/pgo/sluice
+#   deploy/build-pgo.sh OUT          writes OUT
+#
+# Three steps: an instrumented build, a training run (the bench's shapes: no-op, json, a merge
+# of three, a hooks plugin and a handle plugin, each under wrk for PGO_SECONDS in front of an
+# nginx backend on 127.0.0.1, which the script starts), and the build that uses the profile.
+# A request's code is then packed together and its branches ordered by what the training saw:
+# most of what Sluice spends above nginx in user space is instruction-cache misses (callgrind's
+# cache simulation counts twice nginx's per proxied request), which this halves
+# (bench/README.md, "A profile-guided build"). Paths the training does not exercise are laid
+# out as cold, not removed: they behave the same and may cost a little more.
+#
+# Environment:
+#   CARGO_TARGET_DIR  where the two builds go, under pgo-generate/ and pgo-use/ (default: target/)
+#   PGO_SECONDS       seconds of load per path (default 8)
+#   PGO_PORT_BASE     backend port; the gateway listens on the next one (default 18291)
+#   LLVM_PROFDATA     the llvm-profdata to merge the profiles with; it must be of rustc's LLVM
+#                     major version (found as llvm-profdata-N, /usr/lib/llvm-N/bin or rustup's
+#                     llvm-tools; Debian: apt-get install llvm-N)
+# Needs nginx, wrk and curl. Everything listens on 127.0.0.1; every process it starts is
+# stopped on exit.
+set -euo pipefail
+
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+OUT=${1:-$ROOT/target/pgo/sluice}
+SECONDS_EACH=${PGO_SECONDS:-8}
+BACKEND_PORT=${PGO_PORT_BASE:-18291}
+GATEWAY_PORT=$((BACKEND_PORT + 1))
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+[[ $TARGET == /* ]] || TARGET="$ROOT/$TARGET"
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() {
+    printf 'build-pgo.sh: %s\n' "$*" >&2
+    exit 1
+}
+
+for tool in wrk curl cargo rustc; do
+    command -v "$tool" >/dev/null || die "$tool is not installed"
+done
+NGINX=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null) || die "nginx is not installed"
+[[ $SECONDS_EACH =~ ^[1-9][0-9]*$ ]] || die "PGO_SECONDS must be a positive integer"
+
+# llvm-profdata of rustc's LLVM major version: a profile written by one major version is not
+# read by another.
+llvm_major=$(rustc -vV | awk '/^LLVM version:/ { split($3, v, "."); print v[1] }')
+[[ -n $llvm_major ]] || die "cannot read rustc's LLVM version (rustc -vV)"
+if [[ -z ${LLVM_PROFDATA:-} ]]; then
+    sysroot=$(rustc --print sysroot)
+    host=$(rustc -vV | awk '/^host:/ { print $2 }')
+    for candidate in "llvm-profdata-$llvm_major" "/usr/lib/llvm-$llvm_major/bin/llvm-profdata" \
+        "$sysroot/lib/rustlib/$host/bin/llvm-profdata"; do
+        if command -v "$candidate" >/dev/null 2>&1; then
+            LLVM_PROFDATA=$(command -v "$candidate")
+            break
+        fi
+    done
+fi
+[[ -n ${LLVM_PROFDATA:-} ]] ||
+    die "no llvm-profdata for LLVM $llvm_major (Debian: apt-get install llvm-$llvm_major; or rustup component add llvm-tools; or set LLVM_PROFDATA)"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/sluice-pgo.XXXXXX")
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+# port_in_use, wait_ready, nginx_conf.
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+for port in "$BACKEND_PORT" "$GATEWAY_PORT"; do
+    ! port_in_use "$port" || die "port $port on 127.0.0.1 is taken (set PGO_PORT_BASE)"
+done
+
+# 1. The instrumented build (its own target directory: other flags, every crate rebuilt; the
+# flags name no path of this run's, so a second run reuses it).
+profiles="$WORK/profiles"
+mkdir -p "$profiles"
+log "instrumented build (into $TARGET/pgo-generate)"
+(cd "$ROOT" && RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-generate=$TARGET/pgo-generate/profiles" \
+    CARGO_TARGET_DIR="$TARGET/pgo-generate" cargo build --release --locked -p sluice)
+instrumented="$TARGET/pgo-generate/release/sluice"
+
+# 2. Training: the bench's shapes in front of an nginx backend.
+chmod 755 "$WORK"
+mkdir -p "$WORK/www"
+cp "$ROOT/bench/data.json" "$WORK/www/data.json"
+chmod -R a+rX "$WORK/www"
+conf=$(nginx_conf backend "$BACKEND_PORT" "location / { root $WORK/www; }")
+"$NGINX" -p "$WORK/backend/" -c "$conf" -e "$WORK/backend/error.log" >"$WORK/backend.log" 2>&1 &
+PIDS+=($!)
+wait_ready backend "http://127.0.0.1:$BACKEND_PORT/data.json" "$!"
+
+dist="$ROOT/plugins/dist"
+[[ -f $dist/header-rewrite.wasm && -f $dist/client-example.wasm ]] || "$ROOT/plugins/build.sh" >&2
+mkdir -p "$WORK/plugins"
+cp "$dist"/{header-rewrite,client-example}.wasm "$WORK/plugins/"
+cat >"$WORK/sluice.json" <<EOF
+{"version": 3, "name": "pgo training", "port": $GATEWAY_PORT, "listen_ip": "127.0.0.1",
+ "timeout": "3s", "host": ["http://127.0.0.1:$BACKEND_PORT"],
+ "plugin": {"folder": "$WORK/plugins", "pattern": ".wasm"},
+ "endpoints": [
+  {"endpoint": "/noop", "output_encoding": "no-op",
+   "backend": [{"url_pattern": "/data.json", "encoding": "no-op"}]},
+  {"endpoint": "/json", "backend": [{"url_pattern": "/data.json"}]},
+  {"endpoint": "/merge", "backend": [{"url_pattern": "/data.json", "group": "a"},
+   {"url_pattern": "/data.json", "group": "b"}, {"url_pattern": "/data.json", "group": "c"}]},
+  {"endpoint": "/plugin-hooks", "backend": [{"url_pattern": "/data.json",
+   "extra_config": {"plugin/http-client": {"name": "header-rewrite", "header-rewrite": {}}}}]},
+  {"endpoint": "/plugin-handle", "backend": [{"url_pattern": "/data.json",
+   "extra_config": {"plugin/http-client": {"name": "client-example",
+    "client-example": {"path": "/never"}}}}]}
+ ]}
+EOF
+# The profile is written when the process exits: a drained stop (SIGINT), not a kill.
+LLVM_PROFILE_FILE="$profiles/sluice-%p-%m.profraw" SLUICE_CACHE_DIR="$WORK/cache" \
+    "$instrumented" run --log warn -c "$WORK/sluice.json" >"$WORK/sluice.log" 2>&1 &
+gateway=$!
+PIDS+=("$gateway")
+for path in /noop /json /merge /plugin-hooks /plugin-handle; do
+    url="http://127.0.0.1:$GATEWAY_PORT$path"
+    wait_ready sluice "$url" "$gateway"
+    log "training on $path for ${SECONDS_EACH} s"
+    wrk -t1 -c50 -d"${SECONDS_EACH}s" "$url" | awk '/ requests in /'
+done
+kill -INT "$gateway"
+wait "$gateway" || die "the instrumented gateway did not stop cleanly (see its log: $WORK/sluice.log)"
+compgen -G "$profiles/*.profraw" >/dev/null || die "the training wrote no profile"
+"$LLVM_PROFDATA" merge -o "$WORK/sluice.profdata" "$profiles"/*.profraw
+
+# 3. The build that uses the profile, named by its digest: cargo rebuilds when the flags
+# change, and a new profile is a new name.
+profile="$TARGET/pgo-use/sluice-$(sha256sum "$WORK/sluice.profdata" | cut -c1-16).profdata"
+mkdir -p "$TARGET/pgo-use"
+cp "$WORK/sluice.profdata" "$profile"
+log "optimised build (into $TARGET/pgo-use)"
+(cd "$ROOT" && RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-use=$profile" \
+    CARGO_TARGET_DIR="$TARGET/pgo-use" cargo build --release --locked -p sluice)
+mkdir -p "$(dirname -- "$OUT")"
+cp "$TARGET/pgo-use/release/sluice" "$OUT"
+log "wrote $OUT"
