@@ -145,13 +145,7 @@ fi
 # nginx's proxy, as the bench's case (b) runs it, but one process (no master): callgrind then
 # counts the worker that serves.
 if printf '%s\n' "${PATHS[@]}" | grep -qx nginx; then
-    conf=$(nginx_conf proxy "$GATEWAY_PORT" \
-        'location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }' \
-        "upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 64; keepalive_requests 1000000; }")
+    conf=$(nginx_proxy_conf proxy "$GATEWAY_PORT" "$BACKEND_PORT")
     sed -i -e 's/^master_process on;/master_process off;/' -e '/^user /d' "$conf"
 fi
 

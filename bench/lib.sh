@@ -64,3 +64,15 @@ http {
 EOF
     echo "$dir/nginx.conf"
 }
+
+# nginx_proxy_conf NAME PORT BACKEND_PORT: the bench's case (b), nginx's proxy_pass to the backend
+# with upstream keepalive (bench/instructions.sh counts the same config).
+nginx_proxy_conf() {
+    nginx_conf "$1" "$2" \
+        'location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }' \
+        "upstream backend { server 127.0.0.1:$3; keepalive 64; keepalive_requests 1000000; }"
+}

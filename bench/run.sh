@@ -588,13 +588,7 @@ main() {
     start_nginx direct "$TARGET_CPU" "$conf"
     wait_ready direct "$DIRECT_URL/data.json" "$LAST_PID"
 
-    conf=$(nginx_conf proxy "$PROXY_PORT" \
-        'location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }' \
-        "upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 64; keepalive_requests 1000000; }")
+    conf=$(nginx_proxy_conf proxy "$PROXY_PORT" "$BACKEND_PORT")
     start_nginx proxy "$TARGET_CPU" "$conf"
     wait_ready proxy "$PROXY_URL/data.json" "$LAST_PID"
 
