@@ -91,14 +91,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 # The backend: nginx serving the bench's document, bench/data.json.
-chmod 755 "$WORK"
-mkdir -p "$WORK/www"
-cp "$ROOT/bench/data.json" "$WORK/www/data.json"
-chmod -R a+rX "$WORK/www"
-conf=$(nginx_conf backend "$BACKEND_PORT" "location / { root $WORK/www; }")
-"$NGINX" -p "$WORK/backend/" -c "$conf" -e "$WORK/backend/error.log" >"$WORK/backend.log" 2>&1 &
-PIDS+=($!)
-wait_ready backend "http://127.0.0.1:$BACKEND_PORT/data.json" "$!"
+start_document_backend "$BACKEND_PORT"
 
 # The gateway's config: the bench's three endpoints.
 cat >"$WORK/sluice.json" <<EOF

@@ -76,3 +76,17 @@ nginx_proxy_conf() {
         }' \
         "upstream backend { server 127.0.0.1:$3; keepalive 64; keepalive_requests 1000000; }"
 }
+
+# start_document_backend PORT: nginx serving the bench's document (bench/data.json, as
+# /data.json) on PORT, its pid added to PIDS (the caller stops them). Needs ROOT and NGINX.
+start_document_backend() {
+    local port=$1 conf
+    chmod 755 "$WORK"
+    mkdir -p "$WORK/www"
+    cp "$ROOT/bench/data.json" "$WORK/www/data.json"
+    chmod -R a+rX "$WORK/www"
+    conf=$(nginx_conf backend "$port" "location / { root $WORK/www; }")
+    "$NGINX" -p "$WORK/backend/" -c "$conf" -e "$WORK/backend/error.log" >"$WORK/backend.log" 2>&1 &
+    PIDS+=($!)
+    wait_ready backend "http://127.0.0.1:$port/data.json" "$!"
+}

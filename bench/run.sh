@@ -530,21 +530,18 @@ cpu_compare() {
 main() {
     ensure_tools
 
-    local sluice
+    local sluice target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
+    [[ $target_dir == /* ]] || target_dir="$ROOT/$target_dir"
     if [[ -n ${SLUICE_BIN:-} ]]; then
         sluice=$SLUICE_BIN
         log "using $sluice (SLUICE_BIN), not building"
     elif [[ ${BENCH_PGO:-} == 1 ]]; then
         log "building sluice with deploy/build-pgo.sh (profile-guided)"
-        local target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
-        [[ $target_dir == /* ]] || target_dir="$ROOT/$target_dir"
         sluice="$target_dir/pgo/sluice"
         "$ROOT/deploy/build-pgo.sh" "$sluice"
     else
         log "building sluice (release)"
         (cd "$ROOT" && cargo build --release -p sluice)
-        local target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
-        [[ $target_dir == /* ]] || target_dir="$ROOT/$target_dir"
         sluice="$target_dir/release/sluice"
     fi
     [[ -x $sluice ]] || die "no binary at $sluice"

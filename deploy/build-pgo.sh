@@ -56,16 +56,20 @@ NGINX=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null) || die "nginx is not
 # read by another.
 llvm_major=$(rustc -vV | awk '/^LLVM version:/ { split($3, v, "."); print v[1] }')
 [[ -n $llvm_major ]] || die "cannot read rustc's LLVM version (rustc -vV)"
+# first_command CANDIDATE...: the path of the first that runs, or nothing.
+first_command() {
+    local candidate
+    for candidate in "$@"; do
+        if command -v "$candidate" 2>/dev/null; then
+            return
+        fi
+    done
+}
 if [[ -z ${LLVM_PROFDATA:-} ]]; then
     sysroot=$(rustc --print sysroot)
     host=$(rustc -vV | awk '/^host:/ { print $2 }')
-    for candidate in "llvm-profdata-$llvm_major" "/usr/lib/llvm-$llvm_major/bin/llvm-profdata" \
-        "$sysroot/lib/rustlib/$host/bin/llvm-profdata"; do
-        if command -v "$candidate" >/dev/null 2>&1; then
-            LLVM_PROFDATA=$(command -v "$candidate")
-            break
-        fi
-    done
+    LLVM_PROFDATA=$(first_command "llvm-profdata-$llvm_major" \
+        "/usr/lib/llvm-$llvm_major/bin/llvm-profdata" "$sysroot/lib/rustlib/$host/bin/llvm-profdata")
 fi
 [[ -n ${LLVM_PROFDATA:-} ]] ||
     die "no llvm-profdata for LLVM $llvm_major (Debian: apt-get install llvm-$llvm_major; or rustup component add llvm-tools; or set LLVM_PROFDATA)"
@@ -73,13 +77,8 @@ fi
 if [[ ${PGO_BOLT:-0} != 1 ]]; then
     LLVM_BOLT=""
 elif [[ -z ${LLVM_BOLT:-} ]]; then
-    for candidate in "llvm-bolt-$llvm_major" "/usr/lib/llvm-$llvm_major/bin/llvm-bolt"; do
-        if command -v "$candidate" >/dev/null 2>&1; then
-            LLVM_BOLT=$(command -v "$candidate")
-            break
-        fi
-    done
-    [[ -n ${LLVM_BOLT:-} ]] ||
+    LLVM_BOLT=$(first_command "llvm-bolt-$llvm_major" "/usr/lib/llvm-$llvm_major/bin/llvm-bolt")
+    [[ -n $LLVM_BOLT ]] ||
         die "PGO_BOLT=1, but there is no llvm-bolt for LLVM $llvm_major (Debian: apt-get install bolt-$llvm_major; or set LLVM_BOLT)"
 fi
 
@@ -97,7 +96,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# port_in_use, wait_ready, nginx_conf.
+# port_in_use, wait_ready, start_document_backend.
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 for port in "$BACKEND_PORT" "$GATEWAY_PORT"; do
@@ -114,14 +113,7 @@ log "instrumented build (into $TARGET/pgo-generate)"
 instrumented="$TARGET/pgo-generate/release/sluice"
 
 # 2. Training: the bench's shapes in front of an nginx backend.
-chmod 755 "$WORK"
-mkdir -p "$WORK/www"
-cp "$ROOT/bench/data.json" "$WORK/www/data.json"
-chmod -R a+rX "$WORK/www"
-conf=$(nginx_conf backend "$BACKEND_PORT" "location / { root $WORK/www; }")
-"$NGINX" -p "$WORK/backend/" -c "$conf" -e "$WORK/backend/error.log" >"$WORK/backend.log" 2>&1 &
-PIDS+=($!)
-wait_ready backend "http://127.0.0.1:$BACKEND_PORT/data.json" "$!"
+start_document_backend "$BACKEND_PORT"
 
 dist="$ROOT/plugins/dist"
 [[ -f $dist/header-rewrite.wasm && -f $dist/client-example.wasm ]] || "$ROOT/plugins/build.sh" >&2
