@@ -693,8 +693,12 @@ impl Requests {
             .then(|| request.uri().clone());
             // Telemetry: one call here and one at the end (telemetry.rs).
             let mut scope = gateway.telemetry.begin(&request, peer, access.is_some());
-            let method = request.method().clone();
-            let mut response = handle(&gateway, request, peer, &mut scope).await;
+            // The head stays here for the request's life; the stages below borrow it. Moved
+            // through each `async fn` it would be copied twice a level (argument, then
+            // local), into state that is cold by the time a request comes back to it.
+            let (mut parts, body) = request.into_parts();
+            let mut response = handle(&gateway, &mut parts, body, peer, &mut scope).await;
+            let method = parts.method;
             if gateway.telemetry.reports_headers() {
                 response = forwarded_into_map(response);
             }
@@ -786,11 +790,11 @@ impl<B: hyper::body::Body<Data = Bytes> + Send + Unpin> ClientBody for B {}
 
 async fn handle<B: ClientBody>(
     gateway: &Gateway,
-    request: Request<B>,
+    parts: &mut http::request::Parts,
+    body: B,
     peer: SocketAddr,
     scope: &mut RequestScope,
 ) -> Response<Body> {
-    let (mut parts, body) = request.into_parts();
     let client_ip = gateway.client_ip.resolve(&parts.headers, peer.ip());
     if gateway.service_stages.is_empty() {
         return route(gateway, parts, body, client_ip, scope).await;
@@ -798,7 +802,7 @@ async fn handle<B: ClientBody>(
     // The components' service stages (CORS preflight, bot detector...) see every request,
     // before routing, and every answer on its way out.
     let seen =
-        sluice_stage::any_on_response(&gateway.service_stages).then(|| SeenRequest::of(&parts));
+        sluice_stage::any_on_response(&gateway.service_stages).then(|| SeenRequest::of(parts));
     let mut no_params = Vec::new();
     let mut head = RequestHead {
         method: &parts.method,
@@ -849,7 +853,7 @@ impl SeenRequest {
 
 async fn route<B: ClientBody>(
     gateway: &Gateway,
-    parts: http::request::Parts,
+    parts: &mut http::request::Parts,
     body: B,
     client_ip: IpAddr,
     scope: &mut RequestScope,
@@ -868,14 +872,14 @@ async fn route<B: ClientBody>(
             Err(response) => return response,
         };
         return if builtin::is_debug(path) {
-            builtin::debug(&parts, &body)
+            builtin::debug(parts, &body)
         } else {
-            builtin::echo(&parts, &body)
+            builtin::echo(parts, &body)
         };
     }
     let (routes, raw_params) = match gateway.router.lookup(path) {
         Lookup::Found(routes, params) => (routes, params),
-        Lookup::Redirect(location) => return redirect(&parts, &location),
+        Lookup::Redirect(location) => return redirect(parts, &location),
         Lookup::NotFound => return gateway.error_bodies.answer(StatusCode::NOT_FOUND),
     };
     let Some(pipeline) = routes.get(&parts.method) else {
@@ -901,7 +905,7 @@ async fn route<B: ClientBody>(
     }
     scope.set_route(pipeline.telemetry.server.as_ref());
     // The request is kept for the stages' `on_response` only when one of them acts on it.
-    let seen = sluice_stage::any_on_response(&pipeline.stages).then(|| SeenRequest::of(&parts));
+    let seen = sluice_stage::any_on_response(&pipeline.stages).then(|| SeenRequest::of(parts));
     let response = call(
         gateway,
         pipeline,
@@ -927,7 +931,7 @@ async fn route<B: ClientBody>(
 async fn call<B: ClientBody>(
     gateway: &Gateway,
     pipeline: &sluice_proxy::EndpointPipeline,
-    mut parts: http::request::Parts,
+    parts: &mut http::request::Parts,
     mut params: Vec<(String, String)>,
     body: B,
     body_deadline: Instant,
@@ -965,10 +969,11 @@ async fn call<B: ClientBody>(
         .then(|| parts.headers.get(header::ACCEPT).cloned())
         .flatten();
     let request = ProxyRequest {
-        method: parts.method,
+        method: parts.method.clone(),
         params,
         query: parts.uri.query().map(str::to_owned),
-        headers: parts.headers,
+        // Only the answer's side reads the head after this (its method).
+        headers: std::mem::take(&mut parts.headers),
         body,
         client_ip,
         telemetry: scope.context().clone(),
