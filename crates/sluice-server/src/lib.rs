@@ -686,17 +686,18 @@ impl Requests {
             .tracked
             .then(|| (self.state.start_request(), Arc::clone(&self.state)));
         let peer = self.peer;
+        // Only what the line needs, and only when someone reads it.
+        let access = (gateway.access_log
+            && tracing::enabled!(target: "sluice::access", tracing::Level::INFO))
+        .then(|| request.uri().clone());
+        // Telemetry: one call here and one at the end (telemetry.rs).
+        let mut scope = gateway.telemetry.begin(&request, peer, access.is_some());
+        // The head is split before the future is made, which then holds it for the request's
+        // life and lends it to the stages below. Moved into it and down through each `async
+        // fn`, it was copied twice a level (argument, then local) into state that is cold by
+        // the time a request comes back to it.
+        let (mut parts, body) = request.into_parts();
         async move {
-            // Only what the line needs, and only when someone reads it.
-            let access = (gateway.access_log
-                && tracing::enabled!(target: "sluice::access", tracing::Level::INFO))
-            .then(|| request.uri().clone());
-            // Telemetry: one call here and one at the end (telemetry.rs).
-            let mut scope = gateway.telemetry.begin(&request, peer, access.is_some());
-            // The head stays here for the request's life; the stages below borrow it. Moved
-            // through each `async fn` it would be copied twice a level (argument, then
-            // local), into state that is cold by the time a request comes back to it.
-            let (mut parts, body) = request.into_parts();
             let mut response = handle(&gateway, &mut parts, body, peer, &mut scope).await;
             let method = parts.method;
             if gateway.telemetry.reports_headers() {
