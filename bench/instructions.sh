@@ -28,6 +28,9 @@
 #   INSTR_CPU           the core the gateway is pinned to, as the bench pins it (default: the
 #                       last one); on one core Sluice runs tokio's single-threaded runtime, the
 #                       one the bench measures
+#   INSTR_CACHE=1       also simulate the caches (`--cache-sim=yes --branch-sim=yes`, ~2x
+#                       slower): instruction- and data-cache misses and mispredicted indirect
+#                       branches a request, in extra columns (L1: 32 KiB, 8-way, 64-byte lines)
 # Needs valgrind, wrk, curl and nginx. Everything listens on 127.0.0.1; every process it starts
 # is stopped on exit.
 set -euo pipefail
@@ -142,18 +145,25 @@ if printf '%s\n' "${PATHS[@]}" | grep -qx nginx; then
     sed -i -e 's/^master_process on;/master_process off;/' -e '/^user /d' "$conf"
 fi
 
-echo "| path | requests | instructions | per request |"
-echo "|---|---:|---:|---:|"
+CALLGRIND=(valgrind --tool=callgrind --instr-atstart=no)
+if [[ ${INSTR_CACHE:-0} == 1 ]]; then
+    CALLGRIND+=(--cache-sim=yes --branch-sim=yes)
+    echo "| path | requests | instructions | per request | I1 misses | D1 read misses | D1 write misses | indirect mispredicted |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+else
+    echo "| path | requests | instructions | per request |"
+    echo "|---|---:|---:|---:|"
+fi
 for path in "${PATHS[@]}"; do
     name=$(printf '%s' "$path" | tr -c 'A-Za-z0-9' '_')
     profile="$WORK/callgrind$name.out"
     if [[ $path == nginx ]]; then
-        taskset -c "$GATEWAY_CPU" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$profile" \
+        taskset -c "$GATEWAY_CPU" "${CALLGRIND[@]}" --callgrind-out-file="$profile" \
             "$NGINX" -p "$WORK/proxy/" -c "$WORK/proxy/nginx.conf" -e "$WORK/proxy/error.log" \
             >"$WORK/nginx-proxy.log" 2>&1 &
         url="http://127.0.0.1:$GATEWAY_PORT/data.json"
     else
-        taskset -c "$GATEWAY_CPU" env "${PLUGIN_ENV[@]}" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$profile" \
+        taskset -c "$GATEWAY_CPU" env "${PLUGIN_ENV[@]}" "${CALLGRIND[@]}" --callgrind-out-file="$profile" \
             "$SLUICE" run --log warn -c "$WORK/sluice.json" >"$WORK/sluice$name.log" 2>&1 &
         url="http://127.0.0.1:$GATEWAY_PORT$path"
     fi
@@ -170,8 +180,18 @@ for path in "${PATHS[@]}"; do
     kill "-$([[ $path == nginx ]] && echo QUIT || echo INT)" "$gateway"
     wait "$gateway" || true
     # The dump asked for above is the first part; the exit writes the rest (nothing counted).
-    instructions=$(callgrind_annotate "$profile.1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
+    # The totals line: Ir first, then (with the cache simulation) Dr Dw I1mr D1mr D1mw ILmr DLmr
+    # DLmw Bc Bcm Bi Bim.
+    read -r -a totals < <(callgrind_annotate "$profile.1" 2>/dev/null |
+        awk '/PROGRAM TOTALS/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9,]+$/) { gsub(",", "", $i); printf "%s ", $i } } END { print "" }')
+    instructions=${totals[0]:-}
     [[ -n $requests && $requests -gt 0 && -n $instructions ]] ||
         die "$path: no count (wrk requests: ${requests:-none}; see $WORK/sluice$name.log, INSTR_KEEP=1)"
-    printf '| %s | %s | %s | %s |\n' "$path" "$requests" "$instructions" "$((instructions / requests))"
+    if [[ ${INSTR_CACHE:-0} == 1 ]]; then
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$path" "$requests" "$instructions" \
+            "$((instructions / requests))" "$((totals[3] / requests))" "$((totals[4] / requests))" \
+            "$((totals[5] / requests))" "$((totals[12] / requests))"
+    else
+        printf '| %s | %s | %s | %s |\n' "$path" "$requests" "$instructions" "$((instructions / requests))"
+    fi
 done
