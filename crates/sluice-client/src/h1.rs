@@ -18,6 +18,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
 use hyper::body::Frame;
 use sluice_plugin::{AnswerHeaders, ForwardedFields};
+use smallvec::SmallVec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -570,7 +571,8 @@ fn parse_head(
         } else {
             0
         };
-        let mut spans = Vec::with_capacity(room);
+        // On the stack for a decoded or forwarded answer's few kept fields.
+        let mut spans: SmallVec<[(HeaderName, usize, usize); 6]> = SmallVec::with_capacity(room);
         // A field handed on unread stays where it is in the head; a hop-by-hop one is left out
         // (`Connection` and `Transfer-Encoding` are read for the framing below).
         let mut forwarded =
@@ -617,7 +619,7 @@ fn parse_head(
         // `X-Sluice`) without growing.
         let room = spans.len() + if forwarded.is_some() { 2 } else { 0 };
         let mut headers = HeaderMap::with_capacity(room);
-        for (name, start, len) in spans {
+        for (name, start, len) in spans.drain(..) {
             headers.append(name, parsed_value(head.slice(start..start + len)));
         }
         let (framing, keep_alive) = found.framing(status, version, method);

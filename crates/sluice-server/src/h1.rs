@@ -28,6 +28,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Body as _;
 use sluice_client::NameCache;
 use sluice_plugin::{Body, ForwardedFields};
+use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -231,7 +232,9 @@ fn parse(buf: &mut BytesMut, names: &mut NameCache) -> Parsed {
     let path_at = path.as_ptr() as usize - base;
     let path_len = path.len();
     let mut keep_alive = true;
-    let mut spans: Vec<(HeaderName, usize, usize)> = Vec::with_capacity(parsed.headers.len());
+    // On the stack for a usual request's fields (an allocation a request otherwise).
+    let mut spans: SmallVec<[(HeaderName, usize, usize); 16]> =
+        SmallVec::with_capacity(parsed.headers.len());
     for (at, field) in parsed.headers.iter().enumerate() {
         let Ok(name) = names.name(at, field.name.as_bytes()) else {
             return Parsed::Other;
@@ -256,7 +259,7 @@ fn parse(buf: &mut BytesMut, names: &mut NameCache) -> Parsed {
     let built = (|| {
         let uri = Uri::from_maybe_shared(head.slice(path_at..path_at + path_len)).ok()?;
         let mut headers = HeaderMap::with_capacity(spans.len());
-        for (name, at, len) in spans {
+        for (name, at, len) in spans.drain(..) {
             headers.append(name, sluice_client::parsed_value(head.slice(at..at + len)));
         }
         Some((uri, headers))
