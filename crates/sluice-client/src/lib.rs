@@ -182,7 +182,9 @@ impl DefaultClient {
 
     /// Borrows `request`: an `async fn` keeps a parameter it owns twice in its state
     /// (rust-lang/rust#62958), and this one is moved with every call.
-    async fn send_following_redirects(
+    /// The call [`Executor::execute`] makes, for a caller that bounds it by `ctx.deadline`
+    /// itself and awaits it in place (no box): redirects followed, gzip decoded.
+    pub async fn send_following_redirects(
         &self,
         request: &BackendRequest,
         ctx: &CallContext,
@@ -357,6 +359,10 @@ impl Executor for DefaultClient {
     /// It reads `Location` (a redirect) and `Content-Encoding` (the gzip it asked for) only.
     fn reads_only_content_headers(&self) -> bool {
         true
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 }
 

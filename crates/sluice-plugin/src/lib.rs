@@ -182,6 +182,13 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     fn hooks(&self) -> Option<&dyn Hooks> {
         None
     }
+
+    /// The executor as `Any`, for a caller with a path of its own for a concrete executor
+    /// (the backend stage awaits the built-in client's call in place, not boxed); `None`
+    /// (the default) for any other.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// A shared executor, as held by each backend stage.

@@ -325,7 +325,22 @@ impl BackendStage {
                 &built,
                 self.telemetry.plugin.is_some(),
             );
-            let result = before(timer.as_mut(), self.executor.execute(built, &ctx)).await;
+            // The built-in client's call is awaited in place: through the trait it is boxed,
+            // its ~900 bytes built on the stack and copied into a new allocation every call.
+            let default_client = self
+                .executor
+                .as_any()
+                .and_then(|any| any.downcast_ref::<sluice_client::DefaultClient>());
+            let result = match default_client {
+                Some(client) => {
+                    before(
+                        timer.as_mut(),
+                        client.send_following_redirects(&built, &ctx),
+                    )
+                    .await
+                }
+                None => before(timer.as_mut(), self.executor.execute(built, &ctx)).await,
+            };
             if let Some(plugin) = &self.telemetry.plugin {
                 plugin.record(plugin_outcome(&result), round_trip.elapsed());
             }
@@ -449,17 +464,32 @@ impl BackendStage {
 #[derive(Debug)]
 pub(crate) struct TimedOut;
 
-/// `future`'s output, unless `timer` fires first. Polled in that order, as tokio's `Timeout`:
-/// an answer that is ready wins over a deadline that has just passed.
-async fn before<F: Future>(mut timer: Pin<&mut Sleep>, future: F) -> Result<F::Output, TimedOut> {
-    let mut future = std::pin::pin!(future);
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+pin_project_lite::pin_project! {
+    /// What [`before`] makes: the future held once, where it was built (an `async fn` would
+    /// keep its argument and then move it into a local, a copy of the whole call's state).
+    struct Before<'t, F> {
+        timer: Pin<&'t mut Sleep>,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for Before<'_, F> {
+    type Output = Result<F::Output, TimedOut>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(output) = this.future.poll(cx) {
             return Poll::Ready(Ok(output));
         }
-        timer.as_mut().poll(cx).map(|()| Err(TimedOut))
-    })
-    .await
+        this.timer.as_mut().poll(cx).map(|()| Err(TimedOut))
+    }
+}
+
+/// `future`'s output, unless `timer` fires first. Polled in that order, as tokio's `Timeout`:
+/// an answer that is ready wins over a deadline that has just passed.
+fn before<F: Future>(timer: Pin<&mut Sleep>, future: F) -> Before<'_, F> {
+    Before { timer, future }
 }
 
 /// Reads a no-op answer's body whole (for `{Resp<N>}`), bounded like any backend body.
