@@ -180,10 +180,11 @@ impl DefaultClient {
         })
     }
 
-    /// Borrows `request`: an `async fn` keeps a parameter it owns twice in its state
-    /// (rust-lang/rust#62958), and this one is moved with every call.
     /// The call [`Executor::execute`] makes, for a caller that bounds it by `ctx.deadline`
     /// itself and awaits it in place (no box): redirects followed, gzip decoded.
+    ///
+    /// Borrows `request`: an `async fn` keeps a parameter it owns twice in its state
+    /// (rust-lang/rust#62958), and this one is moved with every call.
     pub async fn send_following_redirects(
         &self,
         request: &BackendRequest,
