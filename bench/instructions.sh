@@ -5,7 +5,8 @@
 #   bench/instructions.sh                 /noop /json /merge
 #   bench/instructions.sh /json           one path
 #   bench/instructions.sh /plugin-handle  the (f') plugin path (/plugin-hooks: (f)'s,
-#                                         /plugin-held: (f'-held)'s)
+#                                         /plugin-held: (f'-held)'s, /plugin-wasi: (h)'s,
+#                                         /plugin-wasi-lean: (h-lean)'s)
 #   bench/instructions.sh nginx /noop     nginx's proxy_pass (the bench's case (b)) in front of
 #                                         the same backend, counted the same way: the
 #                                         reference #13's no-op and json targets compare with
@@ -110,16 +111,19 @@ cat >"$WORK/sluice.json" <<EOF
 EOF
 
 # The plugin paths, only when asked for (the plugin host's epoch ticker would otherwise count
-# in the other paths' figures): the bench's (f) and (f') plugins on the json endpoint. valgrind
+# in the other paths' figures): the bench's (f), (f') and (h) plugins on the json endpoint. valgrind
 # cannot map the pooling allocator's reservation, so the host runs without it; each instance
 # then reserves its own (~4 GiB of address space), hence 8 instances, not the bench's 64.
 PLUGIN_ENV=()
 if printf '%s\n' "${PATHS[@]}" | grep -q '^/plugin-'; then
     dist="$ROOT/plugins/dist"
-    [[ -f $dist/header-rewrite.wasm && -f $dist/client-example.wasm && -f $dist/message-edits.wasm ]] ||
-        "$ROOT/plugins/build.sh" >&2
+    plugins=(header-rewrite client-example message-edits wasi-passthrough wasi-lean-passthrough)
+    for plugin in "${plugins[@]}"; do
+        [[ -f $dist/$plugin.wasm ]] || missing=1
+    done
+    [[ -z ${missing:-} ]] || "$ROOT/plugins/build.sh" >&2
     mkdir -p "$WORK/plugins"
-    cp "$dist"/{header-rewrite,client-example,message-edits}.wasm "$WORK/plugins/"
+    for plugin in "${plugins[@]}"; do cp "$dist/$plugin.wasm" "$WORK/plugins/"; done
     python3 - "$WORK/sluice.json" "$WORK/plugins" <<'PY'
 import json, sys
 path, folder = sys.argv[1], sys.argv[2]
@@ -132,6 +136,8 @@ config["endpoints"] += [
     {"endpoint": "/plugin-hooks", "backend": [plugin("header-rewrite", {})]},
     {"endpoint": "/plugin-handle", "backend": [plugin("client-example", {"path": "/never"})]},
     {"endpoint": "/plugin-held", "backend": [plugin("message-edits", {"handle": True})]},
+    {"endpoint": "/plugin-wasi", "backend": [plugin("wasi-passthrough", {})]},
+    {"endpoint": "/plugin-wasi-lean", "backend": [plugin("wasi-lean-passthrough", {})]},
 ]
 json.dump(config, open(path, "w"))
 PY
