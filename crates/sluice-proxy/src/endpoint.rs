@@ -4,9 +4,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use http::HeaderMap;
 use http::HeaderValue;
 use serde_json::{Map, Value};
@@ -243,17 +243,23 @@ impl Fanout {
 
     async fn parallel(&self, request: &ProxyRequest, deadline: Instant) -> Outcome {
         let shared = self.shared_headers(request);
-        let mut calls: FuturesUnordered<_> = self
-            .stages
-            .iter()
-            // Boxed: the set moves each future into its task (three copies of a large future
-            // where a box takes one).
-            .map(|stage| Box::pin(stage.call(request, &[], shared.as_ref(), deadline)))
-            .collect();
+        // The merge is last-arrival-wins, as KrakenD's: each call notes when it ended.
+        // Joined in place (one allocation for all the calls, one waker), not as a set of
+        // tasks, each its own box, allocation and waker.
+        let arrivals = AtomicUsize::new(0);
+        let calls = self.stages.iter().map(|stage| {
+            let (arrivals, shared) = (&arrivals, shared.as_ref());
+            async move {
+                let result = stage.call(request, &[], shared, deadline).await;
+                (arrivals.fetch_add(1, Ordering::Relaxed), result)
+            }
+        });
+        let mut results = futures_util::future::join_all(calls).await;
+        results.sort_unstable_by_key(|(arrival, _)| *arrival);
         let mut parts = Vec::with_capacity(self.stages.len());
         let mut complete = true;
         let mut errors = Vec::new();
-        while let Some(result) = calls.next().await {
+        for (_, result) in results {
             match result {
                 // Config validation forbids no-op in multi-backend parallel endpoints.
                 Ok(Answer::Raw(_)) => complete = false,

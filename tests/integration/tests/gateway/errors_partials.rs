@@ -2,6 +2,7 @@
 //! the router, config rejections, load balancing and concurrent calls (cases 42-67).
 #![allow(clippy::unwrap_used)]
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::Method;
@@ -222,6 +223,57 @@ async fn case_48_merge_with_timeout_ungrouped() {
     assert_partial_json(&resp);
     assert_eq!(resp.text(), r#"{"email":"some@email.com","name":"a"}"#);
     assert_elapsed_below(start, Duration::from_millis(750));
+}
+
+/// A parallel merge is shallow and last-arrival-wins, as KrakenD's: of two backends that
+/// answer the same key, the one whose answer arrives last sets it, whatever their order in the
+/// config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parallel_merge_keeps_the_value_that_arrived_last() {
+    let asked = Arc::new(tokio::sync::Notify::new());
+    let slow = {
+        let asked = Arc::clone(&asked);
+        Backend::start(move |_| {
+            let asked = Arc::clone(&asked);
+            async move {
+                // Answers once the other backend has answered, and a while after.
+                asked.notified().await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Reply::json(200, &json!({"who": "slow", "slow": true}))
+            }
+        })
+        .await
+    };
+    let fast = {
+        let asked = Arc::clone(&asked);
+        Backend::start(move |_| {
+            let asked = Arc::clone(&asked);
+            async move {
+                let reply = Reply::json(200, &json!({"who": "fast", "fast": true}));
+                asked.notify_one();
+                reply
+            }
+        })
+        .await
+    };
+    let gw = start_gateway(service(json!([endpoint(
+        "/merged",
+        // The slow backend first: the config's order would let the fast one win.
+        json!([
+            backend(&slow.url(), "/", Value::Null),
+            backend(&fast.url(), "/", Value::Null)
+        ]),
+        Value::Null
+    )])))
+    .await;
+
+    let resp = get(&gw.url("/merged")).await;
+
+    assert_complete_json(&resp, CACHE_TTL);
+    assert_eq!(
+        resp.json(),
+        json!({"who": "slow", "slow": true, "fast": true})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
