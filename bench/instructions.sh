@@ -111,9 +111,10 @@ cat >"$WORK/sluice.json" <<EOF
 EOF
 
 # The plugin paths, only when asked for (the plugin host's epoch ticker would otherwise count
-# in the other paths' figures): the bench's (f), (f') and (h) plugins on the json endpoint. valgrind
-# cannot map the pooling allocator's reservation, so the host runs without it; each instance
-# then reserves its own (~4 GiB of address space), hence 8 instances, not the bench's 64.
+# in the other paths' figures): the bench's (f), (f') and (h) plugins on the json endpoint.
+# valgrind cannot map the pooling allocator's reservation, so the host runs without it; each
+# instance then reserves its own (~4 GiB of address space), hence 8 instances, not the
+# bench's 64.
 PLUGIN_ENV=()
 if printf '%s\n' "${PATHS[@]}" | grep -q '^/plugin-'; then
     dist="$ROOT/plugins/dist"
