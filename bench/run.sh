@@ -16,6 +16,12 @@
 #   BENCH_RUNS        rounds of every case (default 3; --quick: 1), every other one in reverse
 #                     order: the table shows each figure's median over the rounds, and each
 #                     round's CPU µs/req
+#   BENCH_PAIRS       pairs of short slices per target (default 15; --quick: 0; 0: none): after
+#                     the rounds, each target's two cases are measured again in turns,
+#                     BENCH_SLICE seconds each (default 2), A then B, then B then A; a target is
+#                     judged on the median of the pairs' own ratios. This host's speed moves
+#                     by ±10% within seconds, so one 10 s figure of each case, a minute apart,
+#                     cannot tell 1.00x from 0.95x; 15 pairs 4 s apart can (quartiles ±2%)
 #   BENCH_ONLY        extended regex: run only the cases whose name matches (the ratio
 #                     columns need the (a) and (b) cases to be among them)
 #   BENCH_CASES_DIR   extra case files to source (default bench/cases.d), see "Cases" below
@@ -59,6 +65,8 @@ RESULTS_DIR="$ROOT/bench/results"
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
 RUNS=${BENCH_RUNS:-3}
+PAIRS=${BENCH_PAIRS:-15}
+SLICE=${BENCH_SLICE:-2}
 CONNECTIONS=${BENCH_CONNECTIONS:-50}
 CASES_DIR=${BENCH_CASES_DIR:-$ROOT/bench/cases.d}
 PORT_BASE=${BENCH_PORT_BASE:-18081}
@@ -69,6 +77,7 @@ for arg in "$@"; do
             DURATION=2
             WARMUP=${BENCH_WARMUP:-1}
             RUNS=${BENCH_RUNS:-1}
+            PAIRS=${BENCH_PAIRS:-0}
             ;;
         -h | --help)
             sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
@@ -432,20 +441,121 @@ round_ratios() {
         print out }'
 }
 
+# quartiles VALUE...: the first quartile, the median and the third quartile (interpolated
+# between the sorted values, as numpy's default), %.2f each.
+quartiles() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "- - -"; exit }
+        for (q = 1; q <= 3; q++) {
+            pos = (NR - 1) * q / 4; lo = int(pos); f = pos - lo
+            x = v[lo + 1] + (lo + 1 < NR ? f * (v[lo + 2] - v[lo + 1]) : 0)
+            printf "%.2f%s", x, q < 3 ? " " : "\n"
+        } }'
+}
+
 # cpu_target LABEL A B OP LIMIT: one target line for CPU µs/req of case A over case B's (OP is
-# <= or >=), judged on the median of the rounds' own ratios; nothing when a case did not run.
+# <= or >=); nothing when a case did not run. Judged on the median of the pairs' own ratios
+# when the pairs ran (BENCH_PAIRS), else on the median of the rounds' own ratios.
 cpu_target() {
-    local label=$1 a=$2 b=$3 op=$4 limit=$5 rounds median_of_rounds met
+    local label=$1 a=$2 b=$3 op=$4 limit=$5 rounds median_of_rounds judged paired="" met q1 q2 q3
     [[ -n ${US_PER_REQ[$a]:-} && -n ${US_PER_REQ[$b]:-} ]] || return 0
     rounds=$(round_ratios "$a" "$b")
     # shellcheck disable=SC2086 # the rounds' ratios, one word each
     median_of_rounds=$(MEDIAN_FORMAT=%.2f median ${rounds//\// })
-    if [[ $op == "<=" ]]; then
-        met=$(verdict holds "$limit" ">=" "$median_of_rounds")
-    else
-        met=$(verdict holds "$median_of_rounds" ">=" "$limit")
+    judged=$median_of_rounds
+    if [[ -n ${PAIRED["$a|$b"]:-} ]]; then
+        # shellcheck disable=SC2086 # the pairs' ratios, one word each
+        read -r q1 q2 q3 < <(quartiles ${PAIRED["$a|$b"]})
+        judged=$q2
+        paired="; in $(wc -w <<<"${PAIRED["$a|$b"]}") pairs: **median $q2**, quartiles $q1-$q3"
     fi
-    echo "- $label: $(ratio "${US_PER_REQ[$a]}" "${US_PER_REQ[$b]}"); per round $rounds, median $median_of_rounds -> $met"
+    if [[ $op == "<=" ]]; then
+        met=$(verdict holds "$limit" ">=" "$judged")
+    else
+        met=$(verdict holds "$judged" ">=" "$limit")
+    fi
+    echo "- $label: rounds $(ratio "${US_PER_REQ[$a]}" "${US_PER_REQ[$b]}") by the medians, per round $rounds, median $median_of_rounds$paired -> $met"
+}
+
+# target_list: the targets (issues #13 and #10), one a line, LABEL|A|B|OP|LIMIT: case A's CPU
+# µs/req over case B's, at most (<=) or at least (>=) LIMIT. A plugin case's capacity against
+# (d) is (d)'s CPU over the case's.
+target_list() {
+    local c="(c) sluice no-op" d="(d) sluice json"
+    printf '%s\n' \
+        "(c) no-op CPU <= 1.0x nginx (b)|$c|$REF_PROXY|<=|1.0" \
+        "(d) json CPU <= 1.1x nginx (b)|$d|$REF_PROXY|<=|1.1" \
+        "(e) merge of three CPU <= 2.5x (c)|(e) sluice merge x3|$c|<=|2.5" \
+        "(f) hooks capacity >= 0.92x (d)|$d|(f) wasm sluice-world hooks|>=|0.92" \
+        "(f') handle capacity >= 0.85x (d)|$d|(f') wasm sluice-world handle|>=|0.85" \
+        "(f'-held) the same, forward() held, >= 0.85x (d)|$d|(f'-held) wasm sluice-world handle, forward held|>=|0.85" \
+        "(h) wasi:http capacity >= 0.5x (d)|$d|(h) wasm wasi:http|>=|0.5" \
+        "(h-lean) the same, raw wasi:http bindings, >= 0.5x (d)|$d|(h-lean) wasm wasi:http, raw bindings|>=|0.5"
+}
+
+# --- pairs --------------------------------------------------------------------------------------
+
+declare -A PAIRED=() PAIRED_P99=()
+PAIR_LOG=()
+SLICE_RESULT=""
+
+# case_url NAME: the URL case NAME measures.
+case_url() {
+    local i
+    for i in "${!CASE_NAMES[@]}"; do
+        [[ ${CASE_NAMES[$i]} != "$1" ]] || {
+            echo "${CASE_URLS[$i]}"
+            return 0
+        }
+    done
+    return 1
+}
+
+# slice_case NAME URL: one slice of load, BENCH_SLICE seconds with no warm-up (the rounds have
+# warmed every pool); SLICE_RESULT is "ticks requests p99-ms".
+slice_case() {
+    local name=$1 url=$2 out="$WORK/slice.txt" own0 own1 requests p99
+    local header=()
+    [[ -z ${CASE_HEADER[$name]:-} ]] || header=(-H "${CASE_HEADER[$name]}")
+    own0=$(target_ticks)
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${SLICE}s" --latency "${header[@]}" "$url" >"$out"
+    own1=$(target_ticks)
+    requests=$(awk '/ requests in / { print $1 }' "$out")
+    p99=$(awk '$1 == "99%" { print $2 }' "$out")
+    [[ -n $requests && -n $p99 && $requests -gt 0 ]] || {
+        cat "$out" >&2
+        die "$name: a slice answered no request (wrk's output above)"
+    }
+    SLICE_RESULT="$((own1 - own0)) $requests $(to_ms "$p99")"
+}
+
+# run_pairs A B: BENCH_PAIRS pairs of slices, A then B, then B then A, and so on; PAIRED["A|B"]
+# gets each pair's ratio of CPU µs/req (A's over B's), PAIRED_P99["A|B"] its ratio of p99.
+run_pairs() {
+    local a=$1 b=$2 key="$1|$2" k ua ub ra rb ratios="" p99s=""
+    [[ -z ${PAIRED[$key]:-} ]] || return 0
+    ua=$(case_url "$a") && ub=$(case_url "$b") || return 0
+    log "pairs: $a against $b, $PAIRS x ${SLICE}s each"
+    for ((k = 1; k <= PAIRS; k++)); do
+        if ((k % 2)); then
+            slice_case "$a" "$ua" && ra=$SLICE_RESULT
+            slice_case "$b" "$ub" && rb=$SLICE_RESULT
+        else
+            slice_case "$b" "$ub" && rb=$SLICE_RESULT
+            slice_case "$a" "$ua" && ra=$SLICE_RESULT
+        fi
+        PAIR_LOG+=("$a | $b | pair $k | $ra | $rb")
+        # A slice of no ticks (a case far below a tick a request) gives no ratio.
+        read -r cpu p99 < <(awk -v x="$ra" -v y="$rb" 'BEGIN {
+            split(x, a, " "); split(y, b, " ")
+            cpu = (a[1] > 0 && b[1] > 0) ? sprintf("%.3f", (a[1] / a[2]) / (b[1] / b[2])) : "-"
+            p99 = (b[3] > 0) ? sprintf("%.3f", a[3] / b[3]) : "-"
+            print cpu, p99 }')
+        [[ $cpu == - ]] || ratios+=" $cpu"
+        [[ $p99 == - ]] || p99s+=" $p99"
+    done
+    PAIRED[$key]=${ratios# }
+    PAIRED_P99[$key]=${p99s# }
 }
 
 report() {
@@ -486,26 +596,26 @@ report() {
     fi
     echo "peak $(mib "$PEAK_RSS_KB") MiB (VmHWM after the runs)."
     echo
-    echo "Targets (issues #13 and #10), in CPU µs per request: the ratio of the medians, then each"
-    echo "round's own ratio (the two cases measured in the same round, so a slow spell of the host"
-    echo "that spans the round weighs on both) and their median:"
-    local c="(c) sluice no-op" d="(d) sluice json"
-    cpu_target "(c) no-op CPU <= 1.0x nginx (b)" "$c" "$REF_PROXY" "<=" 1.0
-    if [[ -n ${P99[$c]:-} && -n $p99_b ]]; then
-        local pc
-        pc=$(ratio "${P99[$c]}" "$p99_b")
-        echo "- (c) no-op p99 <= 1.0x nginx (b) p99: $pc -> $(verdict holds 1.0 ">=" "$pc")"
-    fi
-    cpu_target "(d) json CPU <= 1.1x nginx (b)" "$d" "$REF_PROXY" "<=" 1.1
-    cpu_target "(e) merge of three CPU <= 2.5x (c)" "(e) sluice merge x3" "$c" "<=" 2.5
-    # The plugin cases' capacity against (d): (d)'s CPU over the case's.
-    cpu_target "(f) hooks capacity >= 0.92x (d)" "$d" "(f) wasm sluice-world hooks" ">=" 0.92
-    cpu_target "(f') handle capacity >= 0.85x (d)" "$d" "(f') wasm sluice-world handle" ">=" 0.85
-    cpu_target "(f'-held) the same, forward() held, >= 0.85x (d)" "$d" \
-        "(f'-held) wasm sluice-world handle, forward held" ">=" 0.85
-    cpu_target "(h) wasi:http capacity >= 0.5x (d)" "$d" "(h) wasm wasi:http" ">=" 0.5
-    cpu_target "(h-lean) the same, raw wasi:http bindings, >= 0.5x (d)" "$d" \
-        "(h-lean) wasm wasi:http, raw bindings" ">=" 0.5
+    echo "Targets (issues #13 and #10), in CPU µs per request: the ratio of the rounds' medians, each"
+    echo "round's own ratio (the two cases measured in the same round) and their median; then, when"
+    echo "the pairs ran (BENCH_PAIRS), the median and quartiles of the pairs' own ratios, on which"
+    echo "the target is judged (two slices seconds apart share the host's speed; two rounds do not):"
+    local c="(c) sluice no-op" label a b op limit
+    while IFS='|' read -r label a b op limit; do
+        cpu_target "$label" "$a" "$b" "$op" "$limit"
+        if [[ $a == "$c" && $b == "$REF_PROXY" && -n ${P99[$c]:-} && -n $p99_b ]]; then
+            local pc judged paired="" q1 q2 q3
+            pc=$(ratio "${P99[$c]}" "$p99_b")
+            judged=$pc
+            if [[ -n ${PAIRED_P99["$c|$REF_PROXY"]:-} ]]; then
+                # shellcheck disable=SC2086 # the pairs' ratios, one word each
+                read -r q1 q2 q3 < <(quartiles ${PAIRED_P99["$c|$REF_PROXY"]})
+                judged=$q2
+                paired="; in pairs: **median $q2**, quartiles $q1-$q3"
+            fi
+            echo "- (c) no-op p99 <= 1.0x nginx (b) p99: rounds $pc by the medians$paired -> $(verdict holds 1.0 ">=" "$judged")"
+        fi
+    done < <(target_list)
     echo "- idle RSS < 20 MiB: $(mib "$IDLE_RSS_KB") MiB -> $(verdict holds "$IDLE_RSS_KB" "<" 20480)"
     if [[ -n ${US_PER_REQ["(c0) base no-op"]:-}${US_PER_REQ["(d0) base json"]:-} ]]; then
         echo
@@ -636,6 +746,8 @@ main() {
     # Rounds of every case in turn (not one case N times in a row), so a slow spell of the
     # machine lands on every case alike; each figure is the median over the rounds.
     [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not \"$RUNS\""
+    [[ $PAIRS =~ ^[0-9]+$ ]] || die "BENCH_PAIRS must be 0 or a positive integer, not \"$PAIRS\""
+    [[ $SLICE =~ ^[1-9][0-9]*$ ]] || die "BENCH_SLICE must be a positive integer, not \"$SLICE\""
     local i round name order
     for ((round = 1; round <= RUNS; round++)); do
         [[ $RUNS -eq 1 ]] || log "round $round of $RUNS"
@@ -675,6 +787,14 @@ main() {
         OTHER[$name]=$(median ${ALL_OTHER[$name]})
         ERRORS[$name]=${ALL_ERRORS[$name]:-}
     done
+    if ((PAIRS > 0)); then
+        local label a b op limit
+        while IFS='|' read -r label a b op limit; do
+            [[ -n ${US_PER_REQ[$a]:-} && -n ${US_PER_REQ[$b]:-} ]] || continue
+            [[ -z ${CASE_DURING[$a]:-}${CASE_DURING[$b]:-} ]] || continue
+            run_pairs "$a" "$b"
+        done < <(target_list)
+    fi
     PEAK_RSS_KB=$(proc_kb "$sluice_pid" VmHWM)
     kill -0 "$sluice_pid" 2>/dev/null || die "sluice died during the run (see $WORK/sluice.log)"
     if [[ -s $WORK/sluice.log ]]; then
@@ -692,12 +812,23 @@ main() {
         echo
         echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)," \
             "$(nproc --all) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(uname -r)."
-        echo "wrk 1 thread, $CONNECTIONS connections, ${WARMUP}s warm-up then ${DURATION}s per case;" \
+        echo "wrk 1 thread, $CONNECTIONS connections, ${WARMUP}s warm-up then ${DURATION}s per case," \
+            "$RUNS round(s), then $PAIRS pair(s) of ${SLICE}s slices per target;" \
             "wrk and the backend nginx on core $LOAD_CPU, the thing under test on core $TARGET_CPU;" \
             "$("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), body $(wc -c <"$WORK/www/data.json") B."
         echo
         echo "$table"
         echo
+        if ((${#PAIR_LOG[@]} > 0)); then
+            echo "## Pairs"
+            echo
+            echo "Each slice: CPU ticks of the processes under test (1/$(getconf CLK_TCK) s), requests, p99 ms."
+            echo
+            echo "| A | B | pair | A's slice | B's slice |"
+            echo "| --- | --- | --- | --- | --- |"
+            printf '| %s |\n' "${PAIR_LOG[@]}"
+            echo
+        fi
         echo "## Raw wrk output"
         for i in "${!CASE_NAMES[@]}"; do
             for ((round = 1; round <= RUNS; round++)); do
