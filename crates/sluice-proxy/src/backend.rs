@@ -3,6 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 
 use bytes::Bytes;
@@ -192,7 +193,7 @@ impl BackendStage {
         request: &ProxyRequest,
         responses: &[Earlier],
         shared_headers: Option<&HeaderMap>,
-        deadline: Instant,
+        limit: Limit<'_>,
     ) -> Result<Answer, ProxyError> {
         let timer = StageTimer::start(self.telemetry.stage.as_deref());
         let parent = request.telemetry.parent();
@@ -206,7 +207,7 @@ impl BackendStage {
                 request,
                 responses,
                 shared_headers,
-                deadline,
+                limit,
                 trace.as_ref().or(parent),
             )
             .await;
@@ -238,17 +239,17 @@ impl BackendStage {
         request: &ProxyRequest,
         responses: &[Earlier],
         shared_headers: Option<&HeaderMap>,
-        deadline: Instant,
+        limit: Limit<'_>,
         trace: Option<&sluice_telemetry::TraceParent>,
     ) -> Result<Answer, ProxyError> {
         if self.concurrent_calls <= 1 {
             return self
-                .call_once(request, responses, shared_headers, deadline, trace)
+                .call_once(request, responses, shared_headers, limit, trace)
                 .await;
         }
         // The first complete answer wins; the others are dropped (cancelled).
         let mut calls: FuturesUnordered<_> = (0..self.concurrent_calls)
-            .map(|_| self.call_once(request, responses, shared_headers, deadline, trace))
+            .map(|_| self.call_once(request, responses, shared_headers, limit, trace))
             .collect();
         let mut last = Err(ProxyError::Timeout);
         while let Some(result) = calls.next().await {
@@ -265,12 +266,20 @@ impl BackendStage {
         request: &ProxyRequest,
         responses: &[Earlier],
         shared_headers: Option<&HeaderMap>,
-        deadline: Instant,
+        limit: Limit<'_>,
         trace: Option<&sluice_telemetry::TraceParent>,
     ) -> Result<Answer, ProxyError> {
+        let (deadline, expired) = match limit {
+            Limit::Own(deadline) => (deadline, None),
+            Limit::Shared { deadline, expired } => (deadline, Some(expired)),
+        };
         // One timer bounds the call and the body read: registered once in tokio's wheel, on the
-        // first poll that waits.
-        let mut timer = std::pin::pin!(tokio::time::sleep_until(deadline));
+        // first poll that waits. None where the caller keeps the deadline for several calls.
+        let mut timer = std::pin::pin!(
+            expired
+                .is_none()
+                .then(|| tokio::time::sleep_until(deadline))
+        );
         // The call, up to the answer's head, in a block of its own: what only it needs (the
         // request, the context, the span) is then not kept in this future's state while the
         // body is read, and the whole future, moved on its way into the fan-out, is smaller.
@@ -334,12 +343,20 @@ impl BackendStage {
             let result = match default_client {
                 Some(client) => {
                     before(
-                        timer.as_mut(),
+                        timer.as_mut().as_pin_mut(),
+                        expired,
                         client.send_following_redirects(&built, &ctx),
                     )
                     .await
                 }
-                None => before(timer.as_mut(), self.executor.execute(built, &ctx)).await,
+                None => {
+                    before(
+                        timer.as_mut().as_pin_mut(),
+                        expired,
+                        self.executor.execute(built, &ctx),
+                    )
+                    .await
+                }
             };
             if let Some(plugin) = &self.telemetry.plugin {
                 plugin.record(plugin_outcome(&result), round_trip.elapsed());
@@ -407,7 +424,13 @@ impl BackendStage {
             .read
             .as_ref()
             .map(|_| round_trip_ended.unwrap_or_else(Instant::now));
-        let body = match before(timer, sluice_plugin::collect(body, self.max_body_bytes)).await {
+        let body = match before(
+            timer.as_pin_mut(),
+            expired,
+            sluice_plugin::collect(body, self.max_body_bytes),
+        )
+        .await
+        {
             Err(TimedOut) => Err(ProxyError::Timeout),
             Ok(result) => result.map_err(|e| ProxyError::Exec(e.into())),
         };
@@ -464,11 +487,24 @@ impl BackendStage {
 #[derive(Debug)]
 pub(crate) struct TimedOut;
 
+/// What bounds a backend call: a deadline the call keeps with a timer of its own, or one its
+/// caller keeps for several calls at once ([`expire_at`]: one timer, not one a call).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Limit<'a> {
+    Own(Instant),
+    /// `expired` is set when `deadline` passes; the calls still waiting then end, timed out.
+    Shared {
+        deadline: Instant,
+        expired: &'a AtomicBool,
+    },
+}
+
 pin_project_lite::pin_project! {
     /// What [`before`] makes: the future held once, where it was built (an `async fn` would
     /// keep its argument and then move it into a local, a copy of the whole call's state).
     struct Before<'t, F> {
-        timer: Pin<&'t mut Sleep>,
+        timer: Option<Pin<&'t mut Sleep>>,
+        expired: Option<&'t AtomicBool>,
         #[pin]
         future: F,
     }
@@ -482,14 +518,74 @@ impl<F: Future> Future for Before<'_, F> {
         if let Poll::Ready(output) = this.future.poll(cx) {
             return Poll::Ready(Ok(output));
         }
-        this.timer.as_mut().poll(cx).map(|()| Err(TimedOut))
+        if this
+            .expired
+            .is_some_and(|expired| expired.load(Ordering::Relaxed))
+        {
+            return Poll::Ready(Err(TimedOut));
+        }
+        match this.timer {
+            Some(timer) => timer.as_mut().poll(cx).map(|()| Err(TimedOut)),
+            None => Poll::Pending,
+        }
     }
 }
 
-/// `future`'s output, unless `timer` fires first. Polled in that order, as tokio's `Timeout`:
-/// an answer that is ready wins over a deadline that has just passed.
-fn before<F: Future>(timer: Pin<&mut Sleep>, future: F) -> Before<'_, F> {
-    Before { timer, future }
+/// `future`'s output, unless the deadline passes first: `timer` fires, or `expired` is set by
+/// the caller that keeps the deadline (and polls this again then). Polled in that order, as
+/// tokio's `Timeout`: an answer that is ready wins over a deadline that has just passed.
+fn before<'t, F: Future>(
+    timer: Option<Pin<&'t mut Sleep>>,
+    expired: Option<&'t AtomicBool>,
+    future: F,
+) -> Before<'t, F> {
+    Before {
+        timer,
+        expired,
+        future,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// What [`expire_at`] makes.
+    pub(crate) struct ExpireAt<'a, F> {
+        #[pin]
+        future: F,
+        #[pin]
+        timer: Sleep,
+        expired: &'a AtomicBool,
+    }
+}
+
+impl<F: Future> Future for ExpireAt<'_, F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Poll::Ready(output) = this.future.as_mut().poll(cx) {
+            return Poll::Ready(output);
+        }
+        if this.timer.poll(cx).is_ready() && !this.expired.swap(true, Ordering::Relaxed) {
+            // The calls still waiting see `expired` and end, timed out; those that ended keep
+            // their answers. `Relaxed`: this task sets it and polls them all.
+            return this.future.poll(cx);
+        }
+        Poll::Pending
+    }
+}
+
+/// Runs `future`, calls made with [`Limit::Shared`] on `expired`, under one timer for all of
+/// them: when `deadline` passes, `expired` is set and `future` polled once more.
+pub(crate) fn expire_at<F: Future>(
+    deadline: Instant,
+    expired: &AtomicBool,
+    future: F,
+) -> ExpireAt<'_, F> {
+    ExpireAt {
+        future,
+        timer: tokio::time::sleep_until(deadline),
+        expired,
+    }
 }
 
 /// Reads a no-op answer's body whole (for `{Resp<N>}`), bounded like any backend body.

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::HeaderMap;
@@ -16,7 +16,7 @@ use sluice_stage::{Components, SharedStage};
 use sluice_transform::flatmap::FlatmapFilter;
 use tokio::sync::Semaphore;
 
-use crate::backend::{Answer, BackendStage, read_raw_body};
+use crate::backend::{Answer, BackendStage, Limit, expire_at, read_raw_body};
 use crate::error::ProxyError;
 use crate::request::{Earlier, ProxyRequest};
 use crate::shadow::{MAX_SHADOW_CALLS_PER_ENDPOINT, Shadow};
@@ -209,7 +209,10 @@ impl Fanout {
                 } else {
                     limit
                 };
-                match single.call(request, &[], None, stage_deadline).await {
+                match single
+                    .call(request, &[], None, Limit::Own(stage_deadline))
+                    .await
+                {
                     Ok(answer) => Outcome {
                         answer: Some(answer),
                         error: None,
@@ -247,14 +250,21 @@ impl Fanout {
         // Joined in place (one allocation for all the calls, one waker), not as a set of
         // tasks, each its own box, allocation and waker.
         let arrivals = AtomicUsize::new(0);
+        // One timer for all the calls (they share the deadline), not one each.
+        let expired = AtomicBool::new(false);
+        let limit = Limit::Shared {
+            deadline,
+            expired: &expired,
+        };
         let calls = self.stages.iter().map(|stage| {
             let (arrivals, shared) = (&arrivals, shared.as_ref());
             async move {
-                let result = stage.call(request, &[], shared, deadline).await;
+                let result = stage.call(request, &[], shared, limit).await;
                 (arrivals.fetch_add(1, Ordering::Relaxed), result)
             }
         });
-        let mut results = futures_util::future::join_all(calls).await;
+        let mut results =
+            expire_at(deadline, &expired, futures_util::future::join_all(calls)).await;
         results.sort_unstable_by_key(|(arrival, _)| *arrival);
         let mut parts = Vec::with_capacity(self.stages.len());
         let mut complete = true;
@@ -285,7 +295,7 @@ impl Fanout {
         let shared = self.shared_headers(request);
         for (index, stage) in self.stages.iter().enumerate() {
             match stage
-                .call(request, &responses, shared.as_ref(), deadline)
+                .call(request, &responses, shared.as_ref(), Limit::Own(deadline))
                 .await
                 .map(Answer::into_data)
             {

@@ -225,6 +225,39 @@ async fn case_48_merge_with_timeout_ungrouped() {
     assert_elapsed_below(start, Duration::from_millis(750));
 }
 
+/// A merge's calls share one deadline (one timer for all of them): a backend whose answer's
+/// head came but whose body stalls is cut at it like one that never answers, and the data of
+/// the others is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_cuts_a_stalled_body_at_the_shared_deadline() {
+    let good = lura::fixed(200, json!({"foo": "bar"})).await;
+    let stall = misbehaving::stall_body().await;
+    let hang = misbehaving::hang().await;
+    let gw = start_gateway(service(json!([endpoint(
+        "/stalled",
+        json!([
+            backend(&good.url(), "/", Value::Null),
+            backend(&stall.url(), "/", Value::Null),
+            backend(&hang.url(), "/", Value::Null)
+        ]),
+        json!({"timeout": "300ms"})
+    )])))
+    .await;
+
+    let start = Instant::now();
+    let resp = get(&gw.url("/stalled")).await;
+    assert_partial_json(&resp);
+    assert_eq!(resp.text(), r#"{"foo":"bar"}"#);
+    // The merge's share of the timeout is 85%: 255 ms, neither much earlier nor much later.
+    assert!(
+        start.elapsed() >= Duration::from_millis(200),
+        "cut after {:?}, before the deadline",
+        start.elapsed()
+    );
+    assert_elapsed_below(start, Duration::from_millis(450));
+    assert_eq!(hang.count(), 1);
+}
+
 /// A parallel merge is shallow and last-arrival-wins, as KrakenD's: of two backends that
 /// answer the same key, the one whose answer arrives last sets it, whatever their order in the
 /// config.
