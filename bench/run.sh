@@ -6,7 +6,7 @@
 #
 # Layout (2 cores): the load generator (wrk, 1 thread, 50 connections) runs on core 0 together
 # with the backend nginx; the thing under test (an nginx, or Sluice) runs alone on core 1.
-# Everything listens on 127.0.0.1 only, on fixed ports (BENCH_PORT_BASE .. +3, default 18081).
+# Everything listens on 127.0.0.1 only, on fixed ports (BENCH_PORT_BASE .. +5, default 18081).
 #
 # Environment:
 #   BENCH_DURATION    seconds measured per case (default 10; --quick: 2)
@@ -95,6 +95,7 @@ DIRECT_PORT=$((PORT_BASE + 1))
 PROXY_PORT=$((PORT_BASE + 2))
 SLUICE_PORT=$((PORT_BASE + 3))
 BASE_PORT=$((PORT_BASE + 4))
+WIRE_PORT=$((PORT_BASE + 5))
 BACKEND_URL="http://127.0.0.1:$BACKEND_PORT"
 DIRECT_URL="http://127.0.0.1:$DIRECT_PORT"
 PROXY_URL="http://127.0.0.1:$PROXY_PORT"
@@ -217,6 +218,29 @@ start_nginx() {
     start_process "$1" "$2" "$NGINX" -p "$WORK/$1/" -c "$3" -e "$WORK/$1/error.log"
 }
 
+# nginx_wire_conf NAME PORT BACKEND_PORT VERSION: case (b'), nginx's proxy_pass as in (b), sending
+# the backend the fields Sluice's no-op sends (KrakenD's: the backend's host, X-Forwarded-For and
+# -Host, its User-Agent, the gzip ask) and the client the two it adds (X-Krakend-Completed's and
+# the version's), so the load generator and the backend on core 0 parse what they parse behind
+# Sluice. VERSION is `sluice --version`'s line. nginx still adds its `Connection: keep-alive`.
+nginx_wire_conf() {
+    local version=${4##* }
+    nginx_conf "$1" "$2" \
+        "location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_set_header Host 127.0.0.1:$3;
+            proxy_set_header X-Forwarded-For \$remote_addr;
+            proxy_set_header X-Forwarded-Host \$http_host;
+            proxy_set_header User-Agent \"Sluice Version $version\";
+            proxy_set_header Accept-Encoding gzip;
+            add_header X-Krakend-Completed false;
+            add_header X-Sluice \"Version $version\";
+        }" \
+        "upstream backend { server 127.0.0.1:$3; keepalive 64; keepalive_requests 1000000; }"
+}
+
 # --- cases --------------------------------------------------------------------------------------
 
 CASE_NAMES=()
@@ -265,10 +289,13 @@ sluice_env() {
 # The reference cases the ratio columns divide by.
 REF_DIRECT="(a) nginx direct"
 REF_PROXY="(b) nginx proxy"
+# nginx's proxy putting on the wire what Sluice's no-op puts there (not a target's reference).
+REF_WIRE="(b') nginx proxy, Sluice's headers"
 
 declare_cases() {
     bench_case "$REF_DIRECT" "$DIRECT_URL/data.json"
     bench_case "$REF_PROXY" "$PROXY_URL/data.json"
+    bench_case "$REF_WIRE" "http://127.0.0.1:$WIRE_PORT/data.json"
 
     sluice_endpoint '{"endpoint": "/noop", "output_encoding": "no-op",
         "backend": [{"url_pattern": "/data.json", "encoding": "no-op"}]}'
@@ -617,6 +644,14 @@ report() {
         fi
     done < <(target_list)
     echo "- idle RSS < 20 MiB: $(mib "$IDLE_RSS_KB") MiB -> $(verdict holds "$IDLE_RSS_KB" "<" 20480)"
+    if [[ -n ${US_PER_REQ[$c]:-} && -n ${US_PER_REQ[$REF_WIRE]:-} ]]; then
+        echo
+        echo "Not a target: the no-op against $REF_WIRE, which sends the backend and the client"
+        echo "the fields Sluice sends (the load generator and the backend on core 0 parse the same"
+        echo "bytes behind both):"
+        wire_line "CPU µs/req" "$c" "$REF_WIRE" US_PER_REQ PAIRED
+        wire_line "p99" "$c" "$REF_WIRE" P99 PAIRED_P99
+    fi
     if [[ -n ${US_PER_REQ["(c0) base no-op"]:-}${US_PER_REQ["(d0) base json"]:-} ]]; then
         echo
         echo "This build against the base build (SLUICE_BASE_BIN), CPU µs/req, measured next to each"
@@ -624,6 +659,19 @@ report() {
         cpu_compare "(c) no-op against (c0)" "$c" "(c0) base no-op"
         cpu_compare "(d) json against (d0)" "$d" "(d0) base json"
     fi
+}
+
+# wire_line LABEL A B FIGURES PAIRS: case A's figure over case B's (FIGURES names the array of
+# the rounds' medians), and the pairs' median and quartiles from the array PAIRS named.
+wire_line() {
+    local label=$1 a=$2 b=$3 q1 q2 q3 paired=""
+    local -n figures=$4 pairs=$5
+    if [[ -n ${pairs["$a|$b"]:-} ]]; then
+        # shellcheck disable=SC2086 # the pairs' ratios, one word each
+        read -r q1 q2 q3 < <(quartiles ${pairs["$a|$b"]})
+        paired="; in pairs: median $q2, quartiles $q1-$q3"
+    fi
+    echo "- $label: rounds $(ratio "${figures[$a]}" "${figures[$b]}") by the medians$paired"
 }
 
 # cpu_compare LABEL A B: case A's CPU µs/req over case B's, the rounds' own ratios and their median.
@@ -698,6 +746,13 @@ main() {
     conf=$(nginx_proxy_conf proxy "$PROXY_PORT" "$BACKEND_PORT")
     start_nginx proxy "$TARGET_CPU" "$conf"
     wait_ready proxy "$PROXY_URL/data.json" "$LAST_PID"
+
+    if case_url "$REF_WIRE" >/dev/null; then
+        ! port_in_use "$WIRE_PORT" || die "port $WIRE_PORT on 127.0.0.1 is taken (set BENCH_PORT_BASE)"
+        conf=$(nginx_wire_conf wire "$WIRE_PORT" "$BACKEND_PORT" "$("$sluice" --version)")
+        start_nginx wire "$TARGET_CPU" "$conf"
+        wait_ready wire "http://127.0.0.1:$WIRE_PORT/data.json" "$LAST_PID"
+    fi
 
     # Idle RSS of the built-in cases' config alone: a Sluice started, measured and stopped.
     write_sluice_config "$WORK/sluice-core.json" core
@@ -794,6 +849,10 @@ main() {
             [[ -z ${CASE_DURING[$a]:-}${CASE_DURING[$b]:-} ]] || continue
             run_pairs "$a" "$b"
         done < <(target_list)
+        # Not a target: the no-op against nginx putting the same fields on the wire.
+        if [[ -n ${US_PER_REQ["(c) sluice no-op"]:-} && -n ${US_PER_REQ[$REF_WIRE]:-} ]]; then
+            run_pairs "(c) sluice no-op" "$REF_WIRE"
+        fi
     fi
     PEAK_RSS_KB=$(proc_kb "$sluice_pid" VmHWM)
     kill -0 "$sluice_pid" 2>/dev/null || die "sluice died during the run (see $WORK/sluice.log)"
