@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use http::HeaderMap;
@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 
 use crate::backend::{Answer, BackendStage, Limit, expire_at, read_raw_body};
 use crate::error::ProxyError;
+use crate::join::join_in_arrival_order;
 use crate::request::{Earlier, ProxyRequest};
 use crate::shadow::{MAX_SHADOW_CALLS_PER_ENDPOINT, Shadow};
 use crate::telemetry::{BackendTelemetry, EndpointTelemetry, StageTimer};
@@ -246,30 +247,24 @@ impl Fanout {
 
     async fn parallel(&self, request: &ProxyRequest, deadline: Instant) -> Outcome {
         let shared = self.shared_headers(request);
-        // The merge is last-arrival-wins, as KrakenD's: each call notes when it ended.
-        // Joined in place (one allocation for all the calls, one waker), not as a set of
-        // tasks, each its own box, allocation and waker.
-        let arrivals = AtomicUsize::new(0);
         // One timer for all the calls (they share the deadline), not one each.
         let expired = AtomicBool::new(false);
         let limit = Limit::Shared {
             deadline,
             expired: &expired,
         };
-        let calls = self.stages.iter().map(|stage| {
-            let (arrivals, shared) = (&arrivals, shared.as_ref());
-            async move {
-                let result = stage.call(request, &[], shared, limit).await;
-                (arrivals.fetch_add(1, Ordering::Relaxed), result)
-            }
-        });
-        let mut results =
-            expire_at(deadline, &expired, futures_util::future::join_all(calls)).await;
-        results.sort_unstable_by_key(|(arrival, _)| *arrival);
+        let calls = self
+            .stages
+            .iter()
+            .map(|stage| stage.call(request, &[], shared.as_ref(), limit));
+        // Joined in place (one allocation for all the calls, one waker), not as a set of
+        // tasks, each its own box, allocation and waker; the answers in the order they came,
+        // as KrakenD's merge is last-arrival-wins.
+        let results = expire_at(deadline, &expired, join_in_arrival_order(calls)).await;
         let mut parts = Vec::with_capacity(self.stages.len());
         let mut complete = true;
         let mut errors = Vec::new();
-        for (_, result) in results {
+        for result in results {
             match result {
                 // Config validation forbids no-op in multi-backend parallel endpoints.
                 Ok(Answer::Raw(_)) => complete = false,

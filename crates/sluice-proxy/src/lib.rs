@@ -15,6 +15,7 @@ mod backend;
 mod endpoint;
 mod error;
 mod hop;
+mod join;
 mod plugins;
 mod request;
 pub mod respond;
