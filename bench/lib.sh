@@ -65,15 +65,17 @@ EOF
     echo "$dir/nginx.conf"
 }
 
-# nginx_proxy_conf NAME PORT BACKEND_PORT: the bench's case (b), nginx's proxy_pass to the backend
-# with upstream keepalive (bench/instructions.sh counts the same config).
+# nginx_proxy_conf NAME PORT BACKEND_PORT [DIRECTIVES]: the bench's case (b), nginx's proxy_pass
+# to the backend with upstream keepalive (bench/instructions.sh counts the same config);
+# DIRECTIVES, more of the location's after its own (case (b')'s fields).
 nginx_proxy_conf() {
     nginx_conf "$1" "$2" \
-        'location / {
+        "location / {
             proxy_pass http://backend;
             proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }' \
+            proxy_set_header Connection \"\";
+            ${4:-}
+        }" \
         "upstream backend { server 127.0.0.1:$3; keepalive 64; keepalive_requests 1000000; }"
 }
 

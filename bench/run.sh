@@ -218,27 +218,21 @@ start_nginx() {
     start_process "$1" "$2" "$NGINX" -p "$WORK/$1/" -c "$3" -e "$WORK/$1/error.log"
 }
 
-# nginx_wire_conf NAME PORT BACKEND_PORT VERSION: case (b'), nginx's proxy_pass as in (b), sending
+# nginx_wire_conf NAME PORT BACKEND_PORT VERSION: case (b'), nginx's proxy_pass of (b), sending
 # the backend the fields Sluice's no-op sends (KrakenD's: the backend's host, X-Forwarded-For and
 # -Host, its User-Agent, the gzip ask) and the client the two it adds (X-Krakend-Completed's and
 # the version's), so the load generator and the backend on core 0 parse what they parse behind
 # Sluice. VERSION is `sluice --version`'s line. nginx still adds its `Connection: keep-alive`.
 nginx_wire_conf() {
     local version=${4##* }
-    nginx_conf "$1" "$2" \
-        "location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection \"\";
-            proxy_set_header Host 127.0.0.1:$3;
+    nginx_proxy_conf "$1" "$2" "$3" \
+        "proxy_set_header Host 127.0.0.1:$3;
             proxy_set_header X-Forwarded-For \$remote_addr;
             proxy_set_header X-Forwarded-Host \$http_host;
             proxy_set_header User-Agent \"Sluice Version $version\";
             proxy_set_header Accept-Encoding gzip;
             add_header X-Krakend-Completed false;
-            add_header X-Sluice \"Version $version\";
-        }" \
-        "upstream backend { server 127.0.0.1:$3; keepalive 64; keepalive_requests 1000000; }"
+            add_header X-Sluice \"Version $version\";"
 }
 
 # --- cases --------------------------------------------------------------------------------------
