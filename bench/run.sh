@@ -200,17 +200,29 @@ start_process() {
     [[ $cpu != "$TARGET_CPU" ]] || TARGET_PIDS+=("$LAST_PID")
 }
 
-# CPU ticks (user + system) used so far by the processes started on the target core and their
-# children (nginx workers): divided by the requests, what one request costs the thing under
-# test, whatever else the machine was doing.
-target_ticks() {
-    local pid child total=0
+# What the processes started on the target core and their children (nginx workers) have used
+# so far: CPU ticks (user + system), of which user, and voluntary context switches (each a
+# sleep: the process had nothing to do and waited for an event). Divided by the requests, what
+# one request costs the thing under test, whatever else the machine was doing.
+target_counts() {
+    local pid child ticks=0 user=0 sleeps=0 t u task
     for pid in "${TARGET_PIDS[@]}"; do
         for child in $pid $(cat "/proc/$pid/task/"*/children 2>/dev/null); do
-            total=$((total + $(awk '{ print $14 + $15 }' "/proc/$child/stat" 2>/dev/null || echo 0)))
+            read -r t u < <(awk '{ print $14 + $15, $14 }' "/proc/$child/stat" 2>/dev/null || echo 0 0)
+            ticks=$((ticks + t)) user=$((user + u))
+            for task in "/proc/$child/task/"*/status; do
+                sleeps=$((sleeps + $(awk '$1 == "voluntary_ctxt_switches:" { print $2 }' "$task" 2>/dev/null || echo 0)))
+            done
         done
     done
-    echo "$total"
+    echo "$ticks $user $sleeps"
+}
+
+# target_ticks: the CPU ticks of target_counts alone.
+target_ticks() {
+    local counts
+    read -r -a counts < <(target_counts)
+    echo "${counts[0]}"
 }
 
 # start_nginx NAME CPU CONF: nginx in the foreground (daemon off) of a background job.
@@ -375,10 +387,13 @@ to_ms() {
 }
 
 declare -A RPS=() P50=() P99=() CPU_TARGET=() CPU_LOAD=() ERRORS=() BYTES=() US_PER_REQ=() OTHER=()
+declare -A USER_PER_REQ=() SLEEPS=()
 declare -A ALL_RPS=() ALL_P50=() ALL_P99=() ALL_US=() ALL_TARGET=() ALL_LOAD=() ALL_OTHER=() ALL_ERRORS=()
+declare -A ALL_USER=() ALL_SLEEPS=()
 
 run_case() {
-    local name=$1 url=$2 out size b0 t0 b1 t1 l0 lt0 l1 lt1 own0 own1 requests rps p50 p99 non2xx sockerr
+    local name=$1 url=$2 out size b0 t0 b1 t1 l0 lt0 l1 lt1 own0 own1 user0 user1 sleeps0 sleeps1
+    local requests rps p50 p99 non2xx sockerr
     out="$WORK/wrk-$(printf '%s' "$name" | tr -c 'A-Za-z0-9' '_').txt"
     # A case must answer 200 before it is measured.
     local header=()
@@ -391,7 +406,7 @@ run_case() {
     taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "${header[@]}" "$url" >/dev/null
     read -r b0 t0 < <(cpu_jiffies "$TARGET_CPU")
     read -r l0 lt0 < <(cpu_jiffies "$LOAD_CPU")
-    own0=$(target_ticks)
+    read -r own0 user0 sleeps0 < <(target_counts)
     local during=""
     if [[ -n ${CASE_DURING[$name]:-} ]]; then
         "${CASE_DURING[$name]}" &
@@ -402,7 +417,7 @@ run_case() {
         kill "$during" 2>/dev/null || true
         wait "$during" 2>/dev/null || true
     fi
-    own1=$(target_ticks)
+    read -r own1 user1 sleeps1 < <(target_counts)
     read -r b1 t1 < <(cpu_jiffies "$TARGET_CPU")
     read -r l1 lt1 < <(cpu_jiffies "$LOAD_CPU")
     rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
@@ -417,6 +432,10 @@ run_case() {
     requests=$(awk '/ requests in / { print $1 }' "$out")
     US_PER_REQ[$name]=$(awk -v t="$((own1 - own0))" -v hz="$(getconf CLK_TCK)" -v n="$requests" \
         'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "-" }')
+    USER_PER_REQ[$name]=$(awk -v t="$((user1 - user0))" -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+        'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "-" }')
+    SLEEPS[$name]=$(awk -v s="$((sleeps1 - sleeps0))" -v n="$requests" \
+        'BEGIN { if (n > 0) printf "%.2f", s / n; else print "-" }')
     # Core 1 time not spent by our processes: other work (or interrupts) stealing the core.
     OTHER[$name]=$(awk -v b="$((b1 - b0))" -v o="$((own1 - own0))" -v t="$((t1 - t0))" \
         'BEGIN { v = t ? 100 * (b - o) / t : 0; printf "%.0f", v < 0 ? 0 : v }')
@@ -584,19 +603,20 @@ report() {
     rps_a=${RPS[$REF_DIRECT]:-}
     rps_b=${RPS[$REF_PROXY]:-}
     p99_b=${P99[$REF_PROXY]:-}
-    echo "| case | req/s | p50 ms | p99 ms | req/s vs (a) | req/s vs (b) | p99 vs (b) | CPU µs/req (core 1) | per run | core 1 busy | of which not ours | core 0 busy | limit | body B | errors |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | --- |"
+    echo "| case | req/s | p50 ms | p99 ms | req/s vs (a) | req/s vs (b) | p99 vs (b) | CPU µs/req (core 1) | per run | of which user | sleeps/req | core 1 busy | of which not ours | core 0 busy | limit | body B | errors |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |"
     local limit
     for name in "${CASE_NAMES[@]}"; do
         [[ -n ${RPS[$name]:-} ]] || continue
         # Which side held the rate back: the load generator's core when it was (nearly) full.
         limit="core 1"
         holds "${CPU_LOAD[$name]}" ">=" 95 && limit="**load generator**"
-        printf '| %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s%% | %s%% | %s%% | %s | %s | %s |\n' \
+        printf '| %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s%% | %s%% | %s | %s | %s |\n' \
             "$name" "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}" \
             "$(ratio "${RPS[$name]}" "$rps_a")" "$(ratio "${RPS[$name]}" "$rps_b")" \
             "$(ratio "${P99[$name]}" "$p99_b")" "${US_PER_REQ[$name]}" \
-            "$(echo ${ALL_US[$name]:-} | tr ' ' '/')" "${CPU_TARGET[$name]}" \
+            "$(echo ${ALL_US[$name]:-} | tr ' ' '/')" "${USER_PER_REQ[$name]:--}" "${SLEEPS[$name]:--}" \
+            "${CPU_TARGET[$name]}" \
             "${OTHER[$name]}" "${CPU_LOAD[$name]}" "$limit" "${BYTES[$name]}" "${ERRORS[$name]:-}"
     done
     echo
@@ -605,7 +625,11 @@ report() {
     echo "thing under test, set the rate: compare such cases by CPU µs/req, not req/s."
     echo
     echo "CPU µs/req: user + system time of the thing under test (core 1) per request: its"
-    echo "capacity, which other work on the machine disturbs less than req/s and latency."
+    echo "capacity, which other work on the machine disturbs less than req/s and latency. \"of which"
+    echo "user\": the part spent outside the kernel (the rest is system calls, loopback TCP, waking)."
+    echo "sleeps/req: voluntary context switches of the thing under test a request, each a wait for"
+    echo "an event with nothing else to do and a wake-up after it (what idling between a merge's"
+    echo "answers costs on a core the load does not keep busy)."
     echo "\"of which not ours\": core 1 time not spent by the processes under test (interrupts,"
     echo "or other work on the machine); above ~10% the case was disturbed."
     echo
@@ -820,6 +844,8 @@ main() {
             ALL_P50[$name]+=" ${P50[$name]}"
             ALL_P99[$name]+=" ${P99[$name]}"
             ALL_US[$name]+=" ${US_PER_REQ[$name]}"
+            ALL_USER[$name]+=" ${USER_PER_REQ[$name]}"
+            ALL_SLEEPS[$name]+=" ${SLEEPS[$name]}"
             ALL_TARGET[$name]+=" ${CPU_TARGET[$name]}"
             ALL_LOAD[$name]+=" ${CPU_LOAD[$name]}"
             ALL_OTHER[$name]+=" ${OTHER[$name]}"
@@ -831,6 +857,8 @@ main() {
         P50[$name]=$(median ${ALL_P50[$name]})
         P99[$name]=$(median ${ALL_P99[$name]})
         US_PER_REQ[$name]=$(median ${ALL_US[$name]})
+        USER_PER_REQ[$name]=$(median ${ALL_USER[$name]})
+        SLEEPS[$name]=$(MEDIAN_FORMAT=%.2f median ${ALL_SLEEPS[$name]})
         CPU_TARGET[$name]=$(median ${ALL_TARGET[$name]})
         CPU_LOAD[$name]=$(median ${ALL_LOAD[$name]})
         OTHER[$name]=$(median ${ALL_OTHER[$name]})
