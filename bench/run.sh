@@ -205,14 +205,13 @@ start_process() {
 # sleep: the process had nothing to do and waited for an event). Divided by the requests, what
 # one request costs the thing under test, whatever else the machine was doing.
 target_counts() {
-    local pid child ticks=0 user=0 sleeps=0 t u task
+    local pid child ticks=0 user=0 sleeps=0 t u s
     for pid in "${TARGET_PIDS[@]}"; do
         for child in $pid $(cat "/proc/$pid/task/"*/children 2>/dev/null); do
             read -r t u < <(awk '{ print $14 + $15, $14 }' "/proc/$child/stat" 2>/dev/null || echo 0 0)
-            ticks=$((ticks + t)) user=$((user + u))
-            for task in "/proc/$child/task/"*/status; do
-                sleeps=$((sleeps + $(awk '$1 == "voluntary_ctxt_switches:" { print $2 }' "$task" 2>/dev/null || echo 0)))
-            done
+            s=$(awk '$1 == "voluntary_ctxt_switches:" { n += $2 } END { print n + 0 }' \
+                "/proc/$child/task/"*/status 2>/dev/null || echo 0)
+            ticks=$((ticks + t)) user=$((user + u)) sleeps=$((sleeps + s))
         done
     done
     echo "$ticks $user $sleeps"
@@ -391,6 +390,12 @@ declare -A USER_PER_REQ=() SLEEPS=()
 declare -A ALL_RPS=() ALL_P50=() ALL_P99=() ALL_US=() ALL_TARGET=() ALL_LOAD=() ALL_OTHER=() ALL_ERRORS=()
 declare -A ALL_USER=() ALL_SLEEPS=()
 
+# us_per_request TICKS REQUESTS: CPU ticks as microseconds a request ("-" for no request).
+us_per_request() {
+    awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$2" \
+        'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "-" }'
+}
+
 run_case() {
     local name=$1 url=$2 out size b0 t0 b1 t1 l0 lt0 l1 lt1 own0 own1 user0 user1 sleeps0 sleeps1
     local requests rps p50 p99 non2xx sockerr
@@ -430,10 +435,8 @@ run_case() {
     non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
     sockerr=$(awk '/Socket errors:/ { sub(/.*Socket errors: /, ""); print }' "$out")
     requests=$(awk '/ requests in / { print $1 }' "$out")
-    US_PER_REQ[$name]=$(awk -v t="$((own1 - own0))" -v hz="$(getconf CLK_TCK)" -v n="$requests" \
-        'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "-" }')
-    USER_PER_REQ[$name]=$(awk -v t="$((user1 - user0))" -v hz="$(getconf CLK_TCK)" -v n="$requests" \
-        'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "-" }')
+    US_PER_REQ[$name]=$(us_per_request "$((own1 - own0))" "$requests")
+    USER_PER_REQ[$name]=$(us_per_request "$((user1 - user0))" "$requests")
     SLEEPS[$name]=$(awk -v s="$((sleeps1 - sleeps0))" -v n="$requests" \
         'BEGIN { if (n > 0) printf "%.2f", s / n; else print "-" }')
     # Core 1 time not spent by our processes: other work (or interrupts) stealing the core.
